@@ -1,0 +1,112 @@
+"""One exception tree for the whole tool; each class carries its exit code and a hint.
+
+Exit codes (ARCHITECTURE.md): 0 success, 1 operation failed or an alert fires, 2 bad input or
+config, 3 partial success, 4 upstream unavailable, 75 another run holds the lock.
+The CLI root is the only place that turns these into exit codes and printed lines.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+EXIT_PARTIAL = 3
+EXIT_UPSTREAM = 4
+EXIT_LOCKED = 75
+
+
+class BestStagError(Exception):
+    """Base of every error the tool reports to a user (never shown with a traceback)."""
+
+    exit_code: int = EXIT_FAILED
+    hint: str = ""
+    #: machine-readable name used in --json error objects and webhook answers
+    kind: str = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if hint is not None:
+            self.hint = hint
+
+    def to_dict(self) -> dict[str, str]:
+        return {"type": self.kind, "message": self.message, "hint": self.hint}
+
+
+class OperationFailed(BestStagError):
+    """An operation ran and failed (verification failed, a restore could not finish)."""
+
+    exit_code = EXIT_FAILED
+    kind = "operation_failed"
+
+
+class BadInput(BestStagError):
+    """The user gave something we cannot use: a malformed filter, an unknown table, a bad id."""
+
+    exit_code = EXIT_BAD_INPUT
+    kind = "bad_input"
+
+
+class ConfigError(BadInput):
+    """The configuration file or an environment override is invalid."""
+
+    kind = "config_error"
+    hint = "fix the file named above, or run `beststag doctor`"
+
+
+class UnknownTable(BadInput):
+    kind = "unknown_table"
+
+
+class UnknownField(BadInput):
+    kind = "unknown_field"
+
+
+class FilterError(BadInput):
+    kind = "filter_error"
+    hint = "see README, section 'Filters', for the filter syntax"
+
+
+class NotFound(BadInput):
+    """A named object (backup, record) does not exist."""
+
+    kind = "not_found"
+
+
+class PartialSuccess(BestStagError):
+    """Some parts of a batch job failed; the good parts were kept."""
+
+    exit_code = EXIT_PARTIAL
+    kind = "partial"
+
+
+class UpstreamUnavailable(BestStagError):
+    """Airtable (or the sandbox) could not be reached or kept failing after retries."""
+
+    exit_code = EXIT_UPSTREAM
+    kind = "upstream_unavailable"
+    hint = "check the network and AIRTABLE_TOKEN, then retry; `beststag doctor` tells more"
+
+
+class UpstreamAuthError(UpstreamUnavailable):
+    kind = "upstream_auth"
+    hint = "check AIRTABLE_TOKEN and that the token has access to AIRTABLE_BASE_ID"
+
+
+class LockHeld(BestStagError):
+    """Another run holds the lock for this job."""
+
+    exit_code = EXIT_LOCKED
+    kind = "lock_held"
+    hint = "another run is in progress; cron will try again at the next slot"
+
+
+def all_error_classes() -> list[type[BestStagError]]:
+    """Every class of the tree, for docs and for the test that checks the exit-code table."""
+    out: list[type[BestStagError]] = []
+    todo: list[type[BestStagError]] = [BestStagError]
+    while todo:
+        cls = todo.pop()
+        out.append(cls)
+        todo.extend(cls.__subclasses__())
+    return out
