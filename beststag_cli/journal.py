@@ -1,0 +1,518 @@
+"""The journal: one SQLite file that every beststag process appends to.
+
+Every upstream request, cache event, backup and restore run and record-count snapshot lands
+here; the metrics are computed from it. Several processes (the CLI, cron jobs, the webhook
+server) write at once, so the file runs in WAL mode with a busy timeout, each append is one
+INSERT in autocommit mode, and a write that still meets ``database is locked`` is retried.
+
+The schema is versioned llm-style: ordered ``mNNN_name`` functions, the applied names kept in
+``_migrations``, and :func:`migrate` is idempotent (safe to run from many processes at once).
+
+>>> j = Journal(tmp / "journal.sqlite")            # doctest: +SKIP
+>>> j.record_request(base="app...", table_name="Tarefas", method="GET", operation="list",
+...                  status=200, duration_ms=112.5, records=100)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from beststag_cli import clock
+from beststag_cli.fsutil import ensure_private_dir, touch_private
+
+BUSY_TIMEOUT_MS = 5000
+#: give up retrying a locked write after this long (the busy timeout already waited per try)
+LOCKED_RETRY_TOTAL_S = 60.0
+
+CACHE_EVENTS = ("hit", "miss", "stale", "set", "invalidate", "evict", "write_applied")
+
+T = TypeVar("T")
+
+# --------------------------------------------------------------------------------------------
+# migrations
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register a migration; they run in the order they are defined, each exactly once."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def _run(conn: sqlite3.Connection, script: str) -> None:
+    # Statement by statement (not executescript, which commits) so a migration is one transaction.
+    for stmt in script.split(";"):
+        if stmt.strip():
+            conn.execute(stmt)
+
+
+@migration
+def m001_initial(conn: sqlite3.Connection) -> None:
+    _run(
+        conn,
+        """
+        CREATE TABLE requests (
+            ts REAL NOT NULL,
+            base TEXT,
+            table_name TEXT,
+            method TEXT NOT NULL,
+            operation TEXT,
+            status INTEGER,
+            duration_ms REAL,
+            records INTEGER NOT NULL DEFAULT 0,
+            bytes INTEGER NOT NULL DEFAULT 0,
+            error_type TEXT,
+            retries INTEGER NOT NULL DEFAULT 0,
+            source TEXT
+        );
+        CREATE INDEX idx_requests_ts ON requests (ts, base, table_name);
+
+        CREATE TABLE cache_events (
+            ts REAL NOT NULL,
+            base TEXT,
+            table_name TEXT,
+            event TEXT NOT NULL,
+            "key" TEXT,
+            bytes INTEGER,
+            age_s REAL
+        );
+        CREATE INDEX idx_cache_events_ts ON cache_events (ts, table_name, event);
+
+        CREATE TABLE backup_runs (
+            id TEXT PRIMARY KEY,
+            type TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started REAL NOT NULL,
+            finished REAL,
+            duration_s REAL,
+            records INTEGER NOT NULL DEFAULT 0,
+            bytes INTEGER NOT NULL DEFAULT 0,
+            tables_json TEXT,
+            error TEXT
+        );
+        CREATE INDEX idx_backup_runs_started ON backup_runs (started, type);
+        CREATE INDEX idx_backup_runs_type ON backup_runs (type, started);
+
+        CREATE TABLE restore_runs (
+            id TEXT PRIMARY KEY,
+            backup_id TEXT NOT NULL,
+            started REAL NOT NULL,
+            finished REAL,
+            duration_s REAL,
+            records INTEGER NOT NULL DEFAULT 0,
+            status TEXT NOT NULL,
+            progress_json TEXT
+        );
+        CREATE INDEX idx_restore_runs_started ON restore_runs (started);
+
+        CREATE TABLE count_snapshots (
+            ts REAL NOT NULL,
+            base TEXT,
+            table_name TEXT NOT NULL,
+            records INTEGER NOT NULL
+        );
+        CREATE INDEX idx_count_snapshots_ts ON count_snapshots (ts, base, table_name);
+        CREATE INDEX idx_count_snapshots_table ON count_snapshots (table_name, ts);
+
+        CREATE TABLE alert_state (
+            name TEXT PRIMARY KEY,
+            firing INTEGER NOT NULL DEFAULT 0,
+            since REAL,
+            last_notified REAL,
+            value REAL
+        );
+
+        CREATE TABLE kv (
+            "key" TEXT PRIMARY KEY,
+            value TEXT
+        )
+        """,
+    )
+
+
+def applied_migrations(conn: sqlite3.Connection) -> list[str]:
+    """Names of the migrations applied to this database, in the order they ran."""
+    try:
+        rows = conn.execute("SELECT name FROM _migrations ORDER BY applied_at, rowid").fetchall()
+    except sqlite3.OperationalError:
+        return []
+    return [r[0] for r in rows]
+
+
+def migrate(conn: sqlite3.Connection) -> list[str]:
+    """Apply every pending migration; return the names applied now (empty when up to date).
+
+    Each migration runs in its own ``BEGIN IMMEDIATE`` transaction together with the row that
+    records it, so two processes migrating at once cannot both apply one.
+    """
+    _locked_retry(
+        lambda: conn.execute(
+            "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
+        )
+    )
+    done: list[str] = []
+    for fn in MIGRATIONS:
+        name = fn.__name__
+        if name in applied_migrations(conn):
+            continue
+
+        def apply(fn: Migration = fn, name: str = name) -> bool:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
+                    conn.execute("COMMIT")
+                    return False
+                fn(conn)
+                conn.execute(
+                    "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, clock.timestamp())
+                )
+                conn.execute("COMMIT")
+                return True
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        if _locked_retry(apply):
+            done.append(name)
+    return done
+
+
+# --------------------------------------------------------------------------------------------
+# connections
+
+
+def _is_locked(exc: sqlite3.OperationalError) -> bool:
+    msg = str(exc).lower()
+    return "locked" in msg or "busy" in msg
+
+
+def _locked_retry(fn: Callable[[], T], total_s: float = LOCKED_RETRY_TOTAL_S) -> T:
+    """Run ``fn``, retrying while SQLite says the database is locked or busy.
+
+    The busy timeout already waits inside SQLite; this covers the cases where SQLite returns
+    SQLITE_BUSY at once (a read transaction that cannot be upgraded, WAL recovery at start).
+    """
+    deadline = time.monotonic() + total_s
+    delay = 0.005
+    while True:
+        try:
+            return fn()
+        except sqlite3.OperationalError as exc:
+            if not _is_locked(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 0.25)
+
+
+def connect(path: str | Path) -> sqlite3.Connection:
+    """Open ``path`` (creating it 0600 and its folder 0700) with the journal's pragmas.
+
+    Autocommit mode (``isolation_level=None``): each statement outside an explicit BEGIN is its
+    own short transaction. WAL and SHM files inherit the main file's permissions.
+    """
+    p = Path(path)
+    ensure_private_dir(p.parent)
+    touch_private(p)
+    conn = sqlite3.connect(
+        p, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+    )
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    _locked_retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+class Journal:
+    """Append-mostly store of requests, cache events, backup runs and snapshots.
+
+    Thread-safe: each thread gets its own connection, opened on first use. Fork-safe: a child
+    process opens fresh connections instead of sharing its parent's. The schema is migrated
+    once, when the first connection opens.
+
+    :param path: the SQLite file (``settings.paths.journal``).
+    :param source: default ``source`` of recorded requests (cli, webhook, cron...).
+    """
+
+    def __init__(self, path: str | Path, *, source: str = "cli") -> None:
+        self.path = Path(path)
+        self.source = source
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: list[sqlite3.Connection] = []
+        self._migrated = False
+        self._pid = os.getpid()
+        self._closed = False
+
+    # ---- connection handling
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        """This thread's connection (opened, and the schema migrated, on first use)."""
+        if self._pid != os.getpid():
+            # forked: the parent's connections must not be used (or closed) here
+            self._local = threading.local()
+            self._conns = []
+            self._lock = threading.Lock()
+            self._migrated = False
+            self._pid = os.getpid()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.path)
+            with self._lock:
+                self._closed = False
+                self._conns.append(conn)
+                if not self._migrated:
+                    migrate(conn)
+                    self._migrated = True
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close every connection this object opened (in this process)."""
+        with self._lock:
+            conns, self._conns = self._conns, []
+            self._local = threading.local()
+            self._closed = True
+        if self._pid != os.getpid():
+            return
+        for c in conns:
+            try:
+                c.close()
+            except sqlite3.ProgrammingError:
+                pass
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _write(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> None:
+        conn = self.conn
+        _locked_retry(lambda: conn.execute(sql, params))
+
+    def _write_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        conn = self.conn
+        rows = list(rows)
+
+        def run() -> None:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        _locked_retry(run)
+
+    # ---- appends
+
+    def record_request(
+        self,
+        *,
+        base: str | None,
+        table_name: str | None,
+        method: str,
+        operation: str | None = None,
+        status: int | None,
+        duration_ms: float | None,
+        records: int = 0,
+        bytes: int = 0,
+        error_type: str | None = None,
+        retries: int = 0,
+        source: str | None = None,
+        ts: float | None = None,
+    ) -> None:
+        """Record one upstream HTTP request (``status`` None: no answer, e.g. a network error)."""
+        self._write(
+            "INSERT INTO requests (ts, base, table_name, method, operation, status, duration_ms,"
+            " records, bytes, error_type, retries, source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                clock.timestamp() if ts is None else ts,
+                base,
+                table_name,
+                method,
+                operation,
+                status,
+                duration_ms,
+                records,
+                bytes,
+                error_type,
+                retries,
+                source or self.source,
+            ),
+        )
+
+    def record_cache_event(
+        self,
+        *,
+        event: str,
+        table_name: str | None,
+        base: str | None = None,
+        key: str | None = None,
+        bytes: int | None = None,
+        age_s: float | None = None,
+        ts: float | None = None,
+    ) -> None:
+        """Record a cache event: one of :data:`CACHE_EVENTS`.
+
+        :raises ValueError: for an unknown event name.
+        """
+        if event not in CACHE_EVENTS:
+            raise ValueError(f"unknown cache event {event!r} (expected one of {', '.join(CACHE_EVENTS)})")
+        self._write(
+            'INSERT INTO cache_events (ts, base, table_name, event, "key", bytes, age_s)'
+            " VALUES (?,?,?,?,?,?,?)",
+            (clock.timestamp() if ts is None else ts, base, table_name, event, key, bytes, age_s),
+        )
+
+    def record_backup_run(
+        self,
+        *,
+        id: str,
+        type: str,
+        status: str,
+        started: float,
+        finished: float | None = None,
+        duration_s: float | None = None,
+        records: int = 0,
+        bytes: int = 0,
+        tables: Mapping[str, Any] | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Insert or replace a backup run (call at start with status running, again at the end)."""
+        if duration_s is None and finished is not None:
+            duration_s = finished - started
+        self._write(
+            "INSERT OR REPLACE INTO backup_runs (id, type, status, started, finished, duration_s,"
+            " records, bytes, tables_json, error) VALUES (?,?,?,?,?,?,?,?,?,?)",
+            (
+                id,
+                type,
+                status,
+                started,
+                finished,
+                duration_s,
+                records,
+                bytes,
+                None if tables is None else json.dumps(tables, ensure_ascii=False, sort_keys=True),
+                error,
+            ),
+        )
+
+    def record_restore_run(
+        self,
+        *,
+        id: str,
+        backup_id: str,
+        status: str,
+        started: float,
+        finished: float | None = None,
+        duration_s: float | None = None,
+        records: int = 0,
+        progress: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Insert or replace a restore run (``progress``: per-table state, kept as JSON)."""
+        if duration_s is None and finished is not None:
+            duration_s = finished - started
+        self._write(
+            "INSERT OR REPLACE INTO restore_runs (id, backup_id, started, finished, duration_s,"
+            " records, status, progress_json) VALUES (?,?,?,?,?,?,?,?)",
+            (
+                id,
+                backup_id,
+                started,
+                finished,
+                duration_s,
+                records,
+                status,
+                None if progress is None else json.dumps(progress, ensure_ascii=False, sort_keys=True),
+            ),
+        )
+
+    def add_count_snapshot(
+        self, *, table_name: str, records: int, base: str | None = None, ts: float | None = None
+    ) -> None:
+        """Record how many records a table held at ``ts`` (now by default)."""
+        self._write(
+            "INSERT INTO count_snapshots (ts, base, table_name, records) VALUES (?,?,?,?)",
+            (clock.timestamp() if ts is None else ts, base, table_name, records),
+        )
+
+    def add_count_snapshots(
+        self, counts: Mapping[str, int], *, base: str | None = None, ts: float | None = None
+    ) -> None:
+        """Record several tables' counts in one transaction, all with the same ``ts``."""
+        when = clock.timestamp() if ts is None else ts
+        self._write_many(
+            "INSERT INTO count_snapshots (ts, base, table_name, records) VALUES (?,?,?,?)",
+            [(when, base, name, n) for name, n in counts.items()],
+        )
+
+    # ---- alert state and key/value
+
+    def get_alert_state(self, name: str) -> dict[str, Any] | None:
+        rows = self.query("SELECT * FROM alert_state WHERE name = ?", (name,))
+        return rows[0] if rows else None
+
+    def set_alert_state(
+        self,
+        name: str,
+        *,
+        firing: bool,
+        value: float | None,
+        since: float | None = None,
+        last_notified: float | None = None,
+    ) -> None:
+        self._write(
+            "INSERT OR REPLACE INTO alert_state (name, firing, since, last_notified, value)"
+            " VALUES (?,?,?,?,?)",
+            (name, int(firing), since, last_notified, value),
+        )
+
+    def kv_get(self, key: str, default: str | None = None) -> str | None:
+        rows = self.query('SELECT value FROM kv WHERE "key" = ?', (key,))
+        return rows[0]["value"] if rows else default
+
+    def kv_set(self, key: str, value: str | None) -> None:
+        self._write('INSERT OR REPLACE INTO kv ("key", value) VALUES (?, ?)', (key, value))
+
+    # ---- reading and housekeeping
+
+    def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[dict[str, Any]]:
+        """Run a read query and return its rows as dicts (column name -> value)."""
+        conn = self.conn
+        rows = _locked_retry(lambda: conn.execute(sql, params).fetchall())
+        return [dict(r) for r in rows]
+
+    def prune(self, before_ts: float) -> dict[str, int]:
+        """Delete request, cache-event and snapshot rows older than ``before_ts``; counts per table.
+
+        Backup and restore runs are kept: they are few and backups may outlive the window.
+        """
+        deleted: dict[str, int] = {}
+        conn = self.conn
+        for table in ("requests", "cache_events", "count_snapshots"):
+            cur = _locked_retry(lambda t=table: conn.execute(f"DELETE FROM {t} WHERE ts < ?", (before_ts,)))
+            deleted[table] = cur.rowcount
+        return deleted
+
+    def checkpoint(self) -> None:
+        """Fold the WAL back into the main file (cheap; useful after a big prune)."""
+        conn = self.conn
+        _locked_retry(lambda: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
