@@ -1,0 +1,316 @@
+"""Logging: JSON lines to the data dir, a human console on stderr, secrets redacted everywhere.
+
+- Always: JSON lines to ``<data_dir>/logs/beststag.jsonl`` (file 0600, folder 0700), rotated by
+  size (``logging.max_bytes``, ``logging.backups``). Several processes write the same file;
+  each write and rotation happens under a ``flock`` on a sidecar lock file, and a process that
+  finds the file rotated by another one reopens it.
+- Console (stderr): Rich on a terminal at INFO (DEBUG with ``-v``); only errors under
+  ``--quiet`` or when stderr is not a terminal (cron mails whatever reaches stderr). With
+  ``--json`` the console lines are JSON too, since stdout then carries machine output.
+- Redaction: every handler installed here starts with :class:`RedactingFilter`, which rewrites
+  the record (message, args, exception text, structured fields) before any handler formats it.
+  It replaces the configured secrets (Airtable token, webhook secret), anything shaped like an
+  Airtable personal access token, and ``Bearer <anything>``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import logging.handlers
+import os
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, TextIO
+
+from beststag_cli import clock
+from beststag_cli.fsutil import ensure_private_dir, private_open, touch_private
+
+if TYPE_CHECKING:
+    from beststag_cli.config import Settings
+
+try:
+    import fcntl
+
+    _HAVE_FCNTL = True
+except ImportError:  # pragma: no cover - Windows
+    _HAVE_FCNTL = False
+
+LOGGER_NAME = "beststag"
+EVENT_LOGGER_NAME = "beststag.event"
+MASK = "***"
+#: secrets shorter than this are not redacted (masking "ab" would mangle every line)
+MIN_SECRET_LEN = 4
+
+_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"pat[A-Za-z0-9]{14}\.[a-f0-9]{64}"), MASK),
+    (re.compile(r"(Bearer\s+)\S+", re.IGNORECASE), r"\g<1>" + MASK),
+)
+
+# attributes every LogRecord has; anything else was passed with `extra=`
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class Redactor:
+    """Replaces secrets and token-shaped strings with ``***``."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        uniq = {s for s in secrets if s and len(s) >= MIN_SECRET_LEN}
+        # longest first, so a secret containing another is masked whole
+        ordered = sorted(uniq, key=len, reverse=True)
+        self._secrets = re.compile("|".join(re.escape(s) for s in ordered)) if ordered else None
+
+    def redact(self, text: str) -> str:
+        if self._secrets is not None:
+            text = self._secrets.sub(MASK, text)
+        for pattern, repl in _PATTERNS:
+            text = pattern.sub(repl, text)
+        return text
+
+    def redact_value(self, value: Any) -> Any:
+        """Redact strings inside ``value`` (dicts, lists and tuples are walked)."""
+        if isinstance(value, str):
+            return self.redact(value)
+        if isinstance(value, Mapping):
+            return {k: self.redact_value(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.redact_value(v) for v in value]
+        return value
+
+
+_redactor = Redactor()
+
+
+def get_redactor() -> Redactor:
+    """The redactor installed by the last :func:`setup_logging` (token patterns only before)."""
+    return _redactor
+
+
+def redact(text: str) -> str:
+    """Mask secrets in ``text`` (for messages printed outside logging, e.g. error output)."""
+    return _redactor.redact(text)
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites a record so no handler can see a secret: message, args, exception, extras.
+
+    The message is formatted once here (``msg % args``) and the args dropped; exception and
+    stack text are pre-rendered into ``exc_text`` and ``stack_info``, which formatters reuse.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "_bs_redacted", False):
+            return True
+        r = self.redactor
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string must not lose the record (or leak its args)
+            message = f"{record.msg!s} (unformattable args)"
+        record.msg = r.redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = r.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = r.redact(record.stack_info)
+        for key, value in list(vars(record).items()):
+            if key not in _RECORD_ATTRS and not key.startswith("_"):
+                setattr(record, key, r.redact_value(value))
+        record._bs_redacted = True
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: ts, level, logger, msg, pid, then event fields and extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": clock.now().isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "pid": record.process,
+        }
+        event = getattr(record, "event", None)
+        if event:
+            out["event"] = event
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, Mapping):
+            for k, v in fields.items():
+                out.setdefault(str(k), v)
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRS and key not in ("event", "fields") and not key.startswith("_"):
+                out.setdefault(key, value)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            out["exc"] = record.exc_text
+        if record.stack_info:
+            out["stack"] = record.stack_info
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """RotatingFileHandler safe for several processes appending to one file, creating it 0600.
+
+    Each emit takes a ``flock`` on ``<file>.lock``; inside it, a file rotated away by another
+    process is reopened before the size check, so only one process rotates and nobody keeps
+    writing into a renamed file.
+    """
+
+    def __init__(self, filename: str | Path, max_bytes: int, backup_count: int) -> None:
+        self._lock_path = str(filename) + ".lock"
+        self._lock_fd: int | None = None
+        super().__init__(filename, mode="a", maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
+
+    def _open(self) -> IO[Any]:  # type: ignore[override]
+        return private_open(self.baseFilename, "a", encoding="utf-8")
+
+    def _reopen_if_rotated(self) -> None:
+        if self.stream is None:
+            return
+        try:
+            on_disk = os.stat(self.baseFilename)
+        except FileNotFoundError:
+            on_disk = None
+        mine = os.fstat(self.stream.fileno())
+        if on_disk is None or (on_disk.st_ino, on_disk.st_dev) != (mine.st_ino, mine.st_dev):
+            self.stream.close()
+            self.stream = self._open()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not _HAVE_FCNTL:  # pragma: no cover
+            super().emit(record)
+            return
+        try:
+            if self._lock_fd is None:
+                touch_private(self._lock_path)
+                self._lock_fd = os.open(self._lock_path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        except OSError:
+            self.handleError(record)
+            return
+        try:
+            self._reopen_if_rotated()
+            super().emit(record)
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        super().close()
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock_fd)
+            self._lock_fd = None
+
+
+def _console_handler(
+    stream: TextIO, *, level: int, json_mode: bool, rich: bool
+) -> logging.Handler:
+    if json_mode:
+        h: logging.Handler = logging.StreamHandler(stream)
+        h.setFormatter(JsonFormatter())
+    elif rich:
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        console = Console(file=stream, stderr=stream is sys.stderr, force_terminal=True, soft_wrap=True)
+        # rich_tracebacks would render from exc_info and bypass the redacted exc_text
+        h = RichHandler(console=console, show_path=False, rich_tracebacks=False, markup=False)
+        h.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        h = logging.StreamHandler(stream)
+        h.setFormatter(logging.Formatter("beststag: %(levelname)s: %(message)s"))
+    h.setLevel(level)
+    return h
+
+
+def setup_logging(
+    settings: Settings,
+    *,
+    quiet: bool = False,
+    verbose: bool = False,
+    json_mode: bool = False,
+    stream: TextIO | None = None,
+    tty: bool | None = None,
+) -> Path | None:
+    """Install the file and console handlers on the root logger (replacing earlier ones).
+
+    :param stream: console stream (default ``sys.stderr``, looked up at call time).
+    :param tty: treat the console as a terminal or not (default: ``stream.isatty()``).
+    :return: the JSON-lines log file, or None when it could not be opened (a warning says why).
+    """
+    global _redactor
+    _redactor = Redactor(settings.secrets())
+    redacting = RedactingFilter(_redactor)
+
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_beststag", False):
+            root.removeHandler(h)
+            h.close()
+
+    stream = sys.stderr if stream is None else stream
+    is_tty = stream.isatty() if tty is None else tty
+    if quiet:
+        console_level = logging.ERROR
+    elif verbose:
+        console_level = logging.DEBUG
+    elif is_tty:
+        console_level = logging.INFO
+    else:
+        console_level = logging.ERROR
+    file_level = logging.DEBUG if verbose else logging.getLevelName(settings.logging.level)
+
+    handlers: list[logging.Handler] = []
+    console = _console_handler(stream, level=console_level, json_mode=json_mode, rich=is_tty)
+    handlers.append(console)
+
+    log_file: Path | None = settings.paths.log_file
+    problem: str | None = None
+    try:
+        ensure_private_dir(settings.paths.logs)
+        fh: logging.Handler = SharedRotatingFileHandler(
+            settings.paths.log_file, settings.logging.max_bytes, settings.logging.backups
+        )
+        fh.setFormatter(JsonFormatter())
+        fh.setLevel(file_level)
+        handlers.append(fh)
+    except OSError as exc:
+        problem = f"cannot write the log file {settings.paths.log_file}: {exc.strerror or exc}"
+        log_file = None
+
+    for h in handlers:
+        h.addFilter(redacting)
+        h._beststag = True  # type: ignore[attr-defined]
+        root.addHandler(h)
+    root.setLevel(min(h.level for h in handlers))
+    logging.captureWarnings(True)
+    if problem:
+        logging.getLogger(LOGGER_NAME).warning(problem)
+    return log_file
+
+
+def teardown_logging() -> None:
+    """Remove and close the handlers :func:`setup_logging` installed (tests, long-lived hosts)."""
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_beststag", False):
+            root.removeHandler(h)
+            h.close()
+
+
+def log_event(name: str, /, *, _level: int = logging.INFO, **fields: Any) -> None:
+    """Write one structured event: a JSON line with ``event`` = ``name`` and the given fields.
+
+    >>> log_event("backup.finished", backup_id="2025-01-01T00-00-00Z", records=120)  # doctest: +SKIP
+    """
+    logging.getLogger(EVENT_LOGGER_NAME).log(_level, name, extra={"event": name, "fields": fields})
