@@ -197,6 +197,12 @@ class TableSettings(_Model):
     #: critical tables are backed up by the `critical` backup and get stricter alerts
     critical: bool = False
 
+    @field_validator("cache_mode", mode="before")
+    @classmethod
+    def _bare_off(cls, v: Any) -> Any:
+        # YAML 1.1 reads a bare `off` as false; take it as meant
+        return "off" if v is False else v
+
     @field_validator("id", mode="after")
     @classmethod
     def _check_id(cls, v: str | None) -> str | None:
