@@ -21,6 +21,7 @@ import random
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -215,6 +216,10 @@ def _locked_retry(fn: Callable[[], T], total_s: float = LOCKED_RETRY_TOTAL_S) ->
         delay = min(delay * 2, 0.25)
 
 
+class _Connection(sqlite3.Connection):
+    """A plain connection that can be weakly referenced (the C type cannot)."""
+
+
 def connect(path: str | Path) -> sqlite3.Connection:
     """Open ``path`` (creating it 0600 and its folder 0700) with the journal's pragmas.
 
@@ -225,7 +230,11 @@ def connect(path: str | Path) -> sqlite3.Connection:
     ensure_private_dir(p.parent)
     touch_private(p)
     conn = sqlite3.connect(
-        p, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None, check_same_thread=False
+        p,
+        timeout=BUSY_TIMEOUT_MS / 1000,
+        isolation_level=None,
+        check_same_thread=False,
+        factory=_Connection,
     )
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -250,7 +259,9 @@ class Journal:
         self.source = source
         self._local = threading.local()
         self._lock = threading.Lock()
-        self._conns: list[sqlite3.Connection] = []
+        # Weak: a thread's connection lives in its thread-local slot and is closed when the thread
+        # ends; this set only lets close() reach the ones still open.
+        self._conns: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
         self._migrated = False
         self._pid = os.getpid()
         self._closed = False
@@ -263,7 +274,7 @@ class Journal:
         if self._pid != os.getpid():
             # forked: the parent's connections must not be used (or closed) here
             self._local = threading.local()
-            self._conns = []
+            self._conns = weakref.WeakSet()
             self._lock = threading.Lock()
             self._migrated = False
             self._pid = os.getpid()
@@ -272,7 +283,7 @@ class Journal:
             conn = connect(self.path)
             with self._lock:
                 self._closed = False
-                self._conns.append(conn)
+                self._conns.add(conn)
                 if not self._migrated:
                     migrate(conn)
                     self._migrated = True
@@ -282,7 +293,7 @@ class Journal:
     def close(self) -> None:
         """Close every connection this object opened (in this process)."""
         with self._lock:
-            conns, self._conns = self._conns, []
+            conns, self._conns = list(self._conns), weakref.WeakSet()
             self._local = threading.local()
             self._closed = True
         if self._pid != os.getpid():
