@@ -597,3 +597,11 @@ def test_formula_value_error_is_not_an_exception() -> None:
     assert isinstance(value, FormulaValueError)
     assert not isinstance(value, BaseException)
     assert str(evaluate("ERROR()")) == "#ERROR!"
+
+
+def test_now_dependent_subexpressions_follow_each_context() -> None:
+    compiled = compile_formula("IS_AFTER({d}, DATEADD(NOW(), -7, 'days'))", name_resolver(["d"]))
+    record = {"d": D("2024-03-10")}
+    assert compiled.matches(SimpleContext(record, now=D("2024-03-15"))) is True
+    assert compiled.matches(SimpleContext(record, now=D("2024-04-15"))) is False
+    assert compiled.matches(SimpleContext(record, now=D("2024-03-15"))) is True

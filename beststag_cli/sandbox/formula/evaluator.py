@@ -128,6 +128,8 @@ class _Compiler:
         self.resolve_field = resolve_field
         self.keys: dict[str, Hashable] = {}
         self.field_keys: set[Hashable] = set()
+        # closures whose value depends only on ctx.now (NOW(), DATEADD(NOW(), -7, 'days'), ...)
+        self.now_only: set[int] = set()
 
     # -- pre-pass: unknown fields and functions, all at once
     def check_names(self, tree: lark.Tree) -> None:
@@ -265,7 +267,13 @@ class _Compiler:
                 return self._const(_call_values(spec, None, values))
             except NeedsContext:
                 pass
-        return _make_call(spec, fns), False, None
+        fn = _make_call(spec, fns)
+        if name in _NOW_FUNCTIONS:
+            self.now_only.add(id(fn))
+        elif spec.kind in ("strict", "lenient") and all(c[1] or id(c[0]) in self.now_only for c in compiled):
+            fn = _memo_by_now(fn)
+            self.now_only.add(id(fn))
+        return fn, False, None
 
     def _lazy_if(self, args: list[lark.Tree]) -> tuple[Fn, bool, Any]:
         cond, cc, cv = self.compile(args[0])
@@ -328,6 +336,26 @@ class _Compiler:
                 return ERROR
 
         return fn, False, None
+
+
+_NOW_FUNCTIONS = frozenset({"NOW", "TODAY"})
+_UNSET = object()
+
+
+def _memo_by_now(inner: Fn) -> Fn:
+    """Cache a closure that only depends on ``ctx.now`` (one scan shares one ``now``)."""
+    cache: list[tuple[Any, Any]] = [(_UNSET, None)]
+
+    def memo(ctx: Any) -> Any:
+        now = ctx.now
+        entry = cache[0]  # read once: the (now, value) pair is replaced atomically
+        if entry[0] is now or entry[0] == now:
+            return entry[1]
+        value = inner(ctx)
+        cache[0] = (now, value)
+        return value
+
+    return memo
 
 
 def _tokens_in_order(tree: lark.Tree) -> list[lark.Token]:
