@@ -10,9 +10,8 @@ import math
 import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Any
-
-from dateutil import parser as _dateutil_parser
 
 
 class FormulaValueError:
@@ -194,6 +193,7 @@ _ISO_DT_RE = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)
 def parse_datetime_text(s: str) -> datetime | None:
     """Parse an ISO date/datetime (or a common human format). Naive results are taken as UTC."""
     s = s.strip()
@@ -215,8 +215,10 @@ def parse_datetime_text(s: str) -> datetime | None:
         return dt.replace(tzinfo=UTC)
     if not any(c.isdigit() for c in s):
         return None
+    from dateutil import parser as dateutil_parser  # lazy: only for non-ISO text
+
     try:
-        dt = _dateutil_parser.parse(s, default=datetime(2000, 1, 1))
+        dt = dateutil_parser.parse(s, default=datetime(2000, 1, 1))
     except (ValueError, OverflowError, TypeError):
         return None
     if dt.tzinfo is None:
