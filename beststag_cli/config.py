@@ -563,8 +563,10 @@ class Settings(_Model):
 
 
 def _unknown_table_message(name: str, known: list[str]) -> str:
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    from beststag_cli.names import suggest
+
+    close = suggest(name, known)
+    hint = f"; did you mean {close!r}?" if close else ""
     return f"unknown table {name!r} (known: {', '.join(known)}){hint}"
 
 

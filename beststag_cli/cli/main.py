@@ -1,0 +1,93 @@
+"""The root command: global options, sub-command groups, and the one error → exit code mapping."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from .. import __version__
+from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, BestStagError
+from . import render
+from .state import STATE
+
+root = typer.Typer(
+    name="beststag",
+    help="Cache, query optimizer, backups and metrics for the BestStag Airtable base.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"beststag {__version__}")
+        raise typer.Exit(0)
+
+
+@root.callback()
+def _globals(
+    config: Annotated[Path | None, typer.Option("--config", help="Config file (default: $BESTSTAG_CONFIG, "
+                                                 "then ./config/beststag.yaml).")] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr (cron).")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs, tracebacks on errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    STATE.config = config
+    STATE.json = json_out
+    STATE.quiet = quiet
+    STATE.verbose = verbose
+
+
+def _register() -> None:
+    from . import doctor, sandbox
+
+    root.add_typer(sandbox.app, name="sandbox")
+    root.command("doctor")(doctor.doctor)
+
+
+_register()
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI; every failure becomes one line and its exit code (ARCHITECTURE.md)."""
+    STATE.reset()
+    try:
+        rv = root(args=argv, prog_name="beststag", standalone_mode=False)
+        return rv if isinstance(rv, int) else 0
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        render.error("aborted", "aborted")
+        return 130
+    except click.ClickException as e:
+        if STATE.json:
+            render.error("usage", e.format_message(), "see --help")
+        else:
+            e.show()
+        return EXIT_BAD_INPUT
+    except BestStagError as e:
+        render.error(e.kind, e.message, e.hint)
+        logging.getLogger("beststag").debug("error", exc_info=True)
+        if STATE.verbose:
+            traceback.print_exc()
+        return e.exit_code
+    except KeyboardInterrupt:
+        render.error("interrupted", "interrupted")
+        return 130
+    except Exception as e:  # a bug: one line, the traceback only with -v
+        render.error("internal_error", f"{type(e).__name__}: {e}",
+                     "this is a bug; run again with -v for the traceback and report it")
+        if STATE.verbose:
+            traceback.print_exc()
+        return EXIT_FAILED
+    finally:
+        STATE.close()

@@ -1,0 +1,58 @@
+"""Output: machine JSON on stdout with --json, rich tables otherwise; messages on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from .state import STATE
+
+
+def _console(stderr: bool = False) -> Any:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
+    t = Table(title=title, show_lines=False, title_justify="left")
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    for r in rows:
+        t.add_row(*["" if v is None else str(v) for v in r])
+    _console().print(t)
+
+
+def line(text: str) -> None:
+    """A human line on stdout (not shown with --json)."""
+    if not STATE.json:
+        _console().print(text)
+
+
+def note(text: str) -> None:
+    """An informational line on stderr (hidden by --quiet)."""
+    if not STATE.quiet:
+        _console(stderr=True).print(text)
+
+
+def error(kind: str, message: str, hint: str = "") -> None:
+    from ..logs import redact
+
+    message, hint = redact(message), redact(hint)
+    if STATE.json:
+        emit_json({"error": {"type": kind, "message": message, "hint": hint}})
+        return
+    from rich.markup import escape
+
+    text = f"[bold red]error:[/] {escape(message)}"
+    if hint:
+        text += f" [dim]({escape(hint)})[/]"
+    _console(stderr=True).print(text)

@@ -1,0 +1,115 @@
+"""`beststag sandbox …`: the local Airtable-compatible emulator."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from ..errors import BadInput
+from . import render
+from .state import STATE
+
+app = typer.Typer(help="The local Airtable-compatible sandbox (used when no AIRTABLE_TOKEN is set).",
+                  no_args_is_help=True)
+
+
+def _open():  # type: ignore[no-untyped-def]
+    from ..sandbox.admin import open_sandbox
+
+    return open_sandbox(STATE.settings.paths.sandbox_db)
+
+
+@app.command()
+def info() -> None:
+    """Show the sandbox base id, token and tables with record counts.
+
+    Example: beststag --json sandbox info
+    """
+    from ..sandbox.admin import info as core_info
+
+    sb = _open()
+    sb.ensure_sample()
+    data = core_info(sb)
+    if STATE.json:
+        render.emit_json(data)
+        return
+    render.line(f"base [bold]{data['base_id']}[/]  token [bold]{data['token']}[/]  file {data['path']}")
+    render.table(None, ["table", "id", "records"], [[t["name"], t["id"], t["records"]] for t in data["tables"]])
+
+
+@app.command()
+def reset(yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False) -> None:
+    """Delete every sandbox base and record.
+
+    Example: beststag sandbox reset --yes
+    """
+    from ..sandbox.admin import reset as core_reset
+
+    if not yes and not typer.confirm("Delete all sandbox data?", default=False):
+        raise BadInput("nothing deleted", hint="pass --yes to skip the question")
+    core_reset(_open())
+    render.note("sandbox reset")
+
+
+@app.command()
+def seed(
+    scale: Annotated[float, typer.Option(help="1 ≈ 2,000 records; 50 ≈ 100,000.", min=0.01, max=500)] = 1.0,
+    seed_: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 42,
+) -> None:
+    """(Re)create the sample BestStag base, deterministic from --seed.
+
+    Example: beststag sandbox seed --scale 50
+    """
+    from ..sandbox.admin import seed as core_seed
+
+    counts = core_seed(_open(), scale=scale, seed=seed_)
+    if STATE.json:
+        render.emit_json({"base_id": "appBestStagSandbx", "tables": counts})
+    else:
+        render.table("sample base seeded", ["table", "records"], [[k, v] for k, v in counts.items()])
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8765,
+    token: Annotated[str | None, typer.Option(help="Token to accept (default $BESTSTAG_SANDBOX_TOKEN "
+                                                   "or 'sandbox').")] = None,
+    latency_ms: Annotated[float, typer.Option(help="Latency added to every request.", min=0)] = 0.0,
+    rate_limit: Annotated[bool, typer.Option("--rate-limit", help="Enforce 5 req/s per base and the "
+                                             "30 s penalty, like Airtable.")] = False,
+    penalty_s: Annotated[float, typer.Option(help="Penalty after a 429 (with --rate-limit).", min=0)] = 30.0,
+    fault_rate: Annotated[float, typer.Option(help="Share of requests answered 429/500/503 (split evenly).",
+                                              min=0, max=1)] = 0.0,
+    fault_seed: Annotated[int, typer.Option(help="Seed of the fault sequence.")] = 0,
+) -> None:
+    """Serve the sandbox over HTTP, so curl, airtable.js or n8n can use it.
+
+    Example: beststag sandbox serve --port 8765 --rate-limit
+    """
+    from ..sandbox import FaultConfig, LimitConfig
+    from ..sandbox.server import make_server
+
+    sb = _open()
+    if token:
+        sb.app.tokens = {token}
+    sb.ensure_sample()
+    sb.app.set_limits(LimitConfig(per_second=5 if rate_limit else None, penalty_s=penalty_s))
+    share = fault_rate / 3
+    sb.app.set_faults(FaultConfig(seed=fault_seed, latency_ms=latency_ms, rate_429=share, rate_500=share,
+                                  rate_503=share))
+    try:
+        server = make_server(sb.app, host, port)
+    except OSError as e:
+        raise BadInput(f"cannot listen on {host}:{port}: {e.strerror}", hint="choose another --port") from None
+    url = f"http://{host}:{server.server_port}"
+    tok = next(iter(sb.app.tokens))
+    print(f"sandbox serving {url}  base appBestStagSandbx  token {tok}", flush=True)
+    render.note(f"pyairtable: Api('{tok}', endpoint_url='{url}'); airtable.js: endpointUrl '{url}'. Ctrl-C stops.")
+    try:
+        server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()

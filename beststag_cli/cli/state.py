@@ -1,0 +1,50 @@
+"""Global options and the lazily-built objects every command shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..gateway.api import Gateway
+
+
+@dataclass
+class State:
+    config: Path | None = None
+    json: bool = False
+    quiet: bool = False
+    verbose: bool = False
+    _settings: Settings | None = None
+    _gateway: Gateway | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            from ..config import load_config
+            from ..logs import setup_logging
+
+            self._settings = load_config(self.config)
+            setup_logging(self._settings, quiet=self.quiet, verbose=self.verbose, json_mode=self.json)
+        return self._settings
+
+    @property
+    def gateway(self) -> Gateway:
+        if self._gateway is None:
+            from ..gateway.api import Gateway
+
+            self._gateway = Gateway(self.settings, source="cli")
+        return self._gateway
+
+    def reset(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def close(self) -> None:
+        if self._gateway is not None:
+            self._gateway.close()
+
+
+STATE = State()

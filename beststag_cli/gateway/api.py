@@ -1,0 +1,311 @@
+"""The only code that talks to Airtable (or the sandbox): pyairtable plus our own policies.
+
+`Gateway` builds pyairtable's `Api` lazily (importing pyairtable costs ~280 ms, so commands that
+never reach Airtable never pay it) and routes every HTTP call through `_PolicyApi.request`:
+the shared 5 req/s limiter, retries with backoff and jitter on 429 (honouring Airtable's 30 s
+penalty), 5xx and connection errors, and one journal row per attempt. Errors leave this module
+as `BestStagError`s; tokens never appear in them.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
+
+from .. import errors
+from ..config import SANDBOX_ENDPOINT_URL, Settings
+from ..logs import redact
+
+if TYPE_CHECKING:
+    import requests
+    from pyairtable import Api
+
+    from ..journal import Journal
+    from ..sandbox import Sandbox
+    from .ratelimit import RateLimiter
+
+IDEMPOTENT = frozenset({"GET", "PATCH", "PUT", "DELETE", "HEAD"})
+# Airtable answers that say the request was not applied and may be sent again.
+RETRY_ANY_METHOD = frozenset({429, 503})
+RETRY_IDEMPOTENT = frozenset({500, 502, 504})
+
+
+@dataclass
+class RequestInfo:
+    """What one HTTP call was, for the journal and for error messages."""
+
+    method: str
+    operation: str
+    table: str | None
+
+
+def describe(method: str, url: str) -> RequestInfo:
+    path = [unquote(p) for p in urlsplit(url).path.split("/")[1:]]
+    if path[:1] == ["v0"]:
+        path = path[1:]
+    if path[:1] == ["meta"]:
+        return RequestInfo(method, "meta", None)
+    if len(path) == 4 and path[-1] == "uploadAttachment":
+        return RequestInfo(method, "upload", None)
+    table = path[1] if len(path) > 1 else None
+    if len(path) >= 3 and path[2] == "listRecords":
+        return RequestInfo(method, "list", table)
+    single = len(path) >= 3
+    op = {"GET": "get" if single else "list", "POST": "create", "PATCH": "update", "PUT": "update",
+          "DELETE": "delete"}.get(method, method.lower())
+    return RequestInfo(method, op, table)
+
+
+def _error_type(resp: requests.Response | None) -> str | None:
+    if resp is None:
+        return None
+    try:
+        err = resp.json().get("error")
+    except ValueError:
+        return None
+    if isinstance(err, dict):
+        return str(err.get("type"))
+    return str(err) if err else None
+
+
+def _error_message(resp: requests.Response) -> str:
+    try:
+        err = resp.json().get("error")
+    except ValueError:
+        return resp.reason or ""
+    if isinstance(err, dict):
+        return str(err.get("message") or err.get("type") or "")
+    return str(err or resp.reason)
+
+
+class Gateway:
+    """One per process and config. Thread-safe (pyairtable's session is shared by threads)."""
+
+    def __init__(self, settings: Settings, *, journal: Journal | None = None, source: str = "cli",
+                 limiter: RateLimiter | None = None, sandbox: Sandbox | None = None) -> None:
+        self.settings = settings
+        self.source = source
+        self._journal = journal
+        self._limiter = limiter
+        self._sandbox = sandbox
+        self._api: Api | None = None
+        self._rng = random.Random()
+        self._tls = threading.local()
+        self.sleep: Callable[[float], None] = time.sleep
+
+    # ---------------------------------------------------------------- wiring
+    @property
+    def base_id(self) -> str:
+        assert self.settings.base_id is not None
+        return self.settings.base_id
+
+    @property
+    def in_process_sandbox(self) -> bool:
+        return self.settings.endpoint_url.rstrip("/") == SANDBOX_ENDPOINT_URL
+
+    @property
+    def sandbox(self) -> Sandbox | None:
+        """The in-process sandbox (created and seeded on first use), or None when talking HTTP."""
+        if not self.in_process_sandbox:
+            return None
+        if self._sandbox is None:
+            from ..fsutil import ensure_private_dir
+            from ..sandbox import get_sandbox
+
+            ensure_private_dir(self.settings.paths.sandbox_dir)
+            self._sandbox = get_sandbox(self.settings.paths.sandbox_db)
+        if self.settings.base_id and not self._sandbox.store.has_base(self.settings.base_id):
+            self._sandbox.ensure_sample()
+        return self._sandbox
+
+    @property
+    def journal(self) -> Journal | None:
+        if self._journal is None:
+            from ..journal import Journal
+
+            self._journal = Journal(self.settings.paths.journal, source=self.source)
+        return self._journal
+
+    @property
+    def limiter(self) -> RateLimiter | None:
+        sb = self.sandbox
+        if sb is not None and not sb.app.limits.per_second:
+            return None  # the in-process sandbox has no limit unless one was configured
+        if self._limiter is None:
+            from .ratelimit import RateLimiter
+
+            self._limiter = RateLimiter(self.settings.paths.locks, per_second=self.settings.airtable.rate_limit_per_s)
+        return self._limiter
+
+    @property
+    def api(self) -> Api:
+        if self._api is None:
+            self._api = self._build_api()
+        return self._api
+
+    def _build_api(self) -> Api:
+        from pyairtable import Api
+
+        gateway = self
+
+        class _PolicyApi(Api):
+            def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+                return gateway._send(lambda: Api.request(self, method, url, *args, **kwargs), method, url)
+
+        timeout = (min(10.0, self.settings.airtable.timeout_s), self.settings.airtable.timeout_s)
+        api = _PolicyApi(self.settings.api_token(), timeout=timeout, retry_strategy=None,
+                         endpoint_url=self.settings.endpoint_url)
+        sb = self.sandbox
+        if sb is not None:
+            sb.mount(api.session, self.settings.endpoint_url)
+        api.session.hooks["response"].append(self._remember_size)
+        return api
+
+    def _remember_size(self, resp: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._tls.size = len(resp.content)
+
+    def table(self, name: str) -> Any:
+        return self.api.table(self.base_id, name)
+
+    # ---------------------------------------------------------------- policy
+    def _send(self, call: Callable[[], Any], method: str, url: str) -> Any:
+        import requests
+
+        info = describe(method.upper(), url)
+        cfg = self.settings.airtable
+        attempt = 0
+        while True:
+            limiter = self.limiter
+            if limiter is not None:
+                limiter.acquire(self.base_id)
+            t0 = time.perf_counter()
+            resp: requests.Response | None = None
+            try:
+                result = call()
+                self._record(info, 200, t0, result, None, attempt)
+                return result
+            except requests.HTTPError as e:
+                resp = e.response
+                status = resp.status_code if resp is not None else None
+                etype = _error_type(resp)
+                self._record(info, status, t0, None, etype, attempt, resp)
+                if status == 429 and limiter is not None:
+                    limiter.penalize(self.base_id, cfg.backoff.penalty_s)
+                retryable = status in RETRY_ANY_METHOD or (status in RETRY_IDEMPOTENT and self._idempotent(info))
+                if not retryable or attempt >= cfg.max_retries:
+                    raise self._translate(e, info, attempt) from None
+            except (requests.ConnectionError, requests.Timeout) as e:
+                self._record(info, None, t0, None, type(e).__name__, attempt)
+                if not self._idempotent(info) or attempt >= cfg.max_retries:
+                    raise errors.UpstreamUnavailable(
+                        f"Airtable did not answer {info.operation} on {info.table or 'the base'} "
+                        f"after {attempt + 1} attempt(s): {redact(str(e))[:200]}"
+                    ) from None
+            attempt += 1
+            self.sleep(self._backoff(attempt, resp))
+
+    @staticmethod
+    def _idempotent(info: RequestInfo) -> bool:
+        return info.method in IDEMPOTENT or info.operation == "list"
+
+    def _backoff(self, attempt: int, resp: requests.Response | None) -> float:
+        b = self.settings.airtable.backoff
+        if resp is not None and resp.status_code == 429 and self._limiter is None:
+            return b.penalty_s  # no shared limiter to wait it out for us
+        delay = min(b.max_s, b.base_s * (b.factor ** (attempt - 1)))
+        if resp is not None and resp.headers.get("Retry-After", "").isdigit():
+            delay = max(delay, float(resp.headers["Retry-After"]))
+        return delay * (1 + self._rng.uniform(-b.jitter, b.jitter))
+
+    def _record(self, info: RequestInfo, status: int | None, t0: float, result: Any, etype: str | None,
+                attempt: int, resp: requests.Response | None = None) -> None:
+        j = self.journal
+        if j is None:
+            return
+        records = 0
+        if isinstance(result, dict):
+            recs = result.get("records")
+            records = len(recs) if isinstance(recs, list) else (1 if "id" in result else 0)
+        size = len(resp.content) if resp is not None else getattr(self._tls, "size", 0)
+        self._tls.size = 0
+        try:
+            j.record_request(base=self.settings.base_id, table_name=info.table, method=info.method,
+                             operation=info.operation, status=status, duration_ms=(time.perf_counter() - t0) * 1000,
+                             records=records, bytes=size, error_type=etype, retries=attempt, source=self.source)
+        except Exception:  # the journal must never fail a request
+            pass
+
+    def _translate(self, e: requests.HTTPError, info: RequestInfo, attempt: int) -> errors.BestStagError:
+        resp = e.response
+        status = resp.status_code
+        etype = _error_type(resp) or str(status)
+        msg = redact(_error_message(resp))
+        where = f"{info.operation} on {info.table}" if info.table else info.operation
+        if status == 401:
+            return errors.UpstreamAuthError(f"Airtable refused the token ({etype}) for {where}")
+        if status == 403:
+            return errors.UpstreamAuthError(
+                f"Airtable answered {etype} for {where}: the token has no access to base {self.base_id}, "
+                "or the table does not exist",
+                hint="check AIRTABLE_BASE_ID and the token's scopes; `beststag doctor` lists the tables")
+        if status == 404:
+            return errors.NotFound(f"{where}: not found on Airtable ({etype})")
+        if status == 422:
+            return errors.BadInput(f"Airtable refused {where}: {etype}: {msg}")
+        if status == 429:
+            return errors.UpstreamUnavailable(f"Airtable kept rate-limiting {where} after {attempt + 1} attempt(s)")
+        return errors.UpstreamUnavailable(f"Airtable answered {status} {etype} for {where} "
+                                          f"after {attempt + 1} attempt(s)")
+
+    # ---------------------------------------------------------------- operations
+    def schema(self) -> dict[str, Any]:
+        """The base schema as Airtable's JSON (`{"tables": [...]}`)."""
+        return self.api.request("get", self.api.build_url(f"meta/bases/{self.base_id}/tables"))
+
+    def iterate(self, table: str, **options: Any) -> Iterator[list[dict[str, Any]]]:
+        """Pages of records; restarts (skipping what was yielded) if Airtable's iterator expires."""
+        seen: set[str] = set()
+        restarts = 0
+        while True:
+            try:
+                for page in self.table(table).iterate(**options):
+                    fresh = [r for r in page if r["id"] not in seen]
+                    seen.update(r["id"] for r in fresh)
+                    if fresh:
+                        yield fresh
+                return
+            except errors.BadInput as e:
+                if "LIST_RECORDS_ITERATOR_NOT_AVAILABLE" not in e.message or restarts >= 3:
+                    raise
+                restarts += 1
+
+    def all(self, table: str, **options: Any) -> list[dict[str, Any]]:
+        return [r for page in self.iterate(table, **options) for r in page]
+
+    def get(self, table: str, record_id: str) -> dict[str, Any]:
+        return self.table(table).get(record_id)
+
+    def create(self, table: str, records: list[dict[str, Any]], *, typecast: bool = False) -> list[dict[str, Any]]:
+        return self.table(table).batch_create(records, typecast=typecast)
+
+    def update(self, table: str, records: list[dict[str, Any]], *, replace: bool = False,
+               typecast: bool = False) -> list[dict[str, Any]]:
+        return self.table(table).batch_update(records, replace=replace, typecast=typecast)
+
+    def upsert(self, table: str, records: list[dict[str, Any]], merge_on: list[str], *,
+               typecast: bool = False) -> dict[str, Any]:
+        return dict(self.table(table).batch_upsert(records, key_fields=merge_on, typecast=typecast))
+
+    def delete(self, table: str, ids: list[str]) -> list[dict[str, Any]]:
+        return self.table(table).batch_delete(ids)
+
+    def close(self) -> None:
+        if self._api is not None:
+            self._api.session.close()
+        if self._journal is not None:
+            self._journal.close()

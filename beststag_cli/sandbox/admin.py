@@ -1,0 +1,37 @@
+"""Operations behind `beststag sandbox info|reset|seed|serve`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from . import SANDBOX_BASE_ID, Sandbox, sandbox_tokens
+
+
+def info(sb: Sandbox, base_id: str = SANDBOX_BASE_ID) -> dict[str, Any]:
+    tables = []
+    if sb.store.has_base(base_id):
+        for t in sb.store.base_schema(base_id)["tables"]:
+            tables.append({"id": t["id"], "name": t["name"], "records": sb.store.count(base_id, t["id"])})
+    return {"base_id": base_id, "token": sandbox_tokens()[0], "path": str(sb.path), "tables": tables}
+
+
+def reset(sb: Sandbox) -> None:
+    sb.store.reset()
+
+
+def seed(sb: Sandbox, *, scale: float = 1.0, seed: int = 42, replace: bool = True) -> dict[str, int]:
+    from .seed import load_sample
+
+    if sb.store.has_base(SANDBOX_BASE_ID):
+        if not replace:
+            return {}
+        sb.store.drop_base(SANDBOX_BASE_ID)
+    return load_sample(sb.store, seed=seed, scale=scale)
+
+
+def open_sandbox(path: Path) -> Sandbox:
+    from ..fsutil import ensure_private_dir
+
+    ensure_private_dir(path.parent)
+    return Sandbox.from_env(path)
