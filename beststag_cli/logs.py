@@ -7,10 +7,11 @@
 - Console (stderr): Rich on a terminal at INFO (DEBUG with ``-v``); only errors under
   ``--quiet`` or when stderr is not a terminal (cron mails whatever reaches stderr). With
   ``--json`` the console lines are JSON too, since stdout then carries machine output.
-- Redaction: every handler installed here starts with :class:`RedactingFilter`, which rewrites
-  the record (message, args, exception text, structured fields) before any handler formats it.
-  It replaces the configured secrets (Airtable token, webhook secret), anything shaped like an
-  Airtable personal access token, and ``Bearer <anything>``.
+- Redaction: a log-record factory masks message, args and exception text as each record is
+  created, before any handler (ours or anyone's) sees it; :class:`RedactingFilter`, first on
+  each of our handlers, also masks ``extra=`` fields and ``log_event`` fields. Both replace the
+  configured secrets (Airtable token, webhook secret), anything shaped like an Airtable personal
+  access token, and ``Bearer <anything>``.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import logging.handlers
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TextIO
 
@@ -94,11 +95,29 @@ def redact(text: str) -> str:
     return _redactor.redact(text)
 
 
+def _redact_record(record: logging.LogRecord, r: Redactor) -> None:
+    """Format the message once, mask it, drop the args; pre-render and mask exception text."""
+    try:
+        message = record.getMessage()
+    except Exception:  # a bad format string must not lose the record (or leak its args)
+        message = f"{record.msg!s} (unformattable args)"
+    record.msg = r.redact(message)
+    record.args = None
+    if record.exc_info and not record.exc_text:
+        record.exc_text = logging.Formatter().formatException(record.exc_info)
+    if record.exc_text:
+        record.exc_text = r.redact(record.exc_text)
+    if record.stack_info:
+        record.stack_info = r.redact(record.stack_info)
+
+
 class RedactingFilter(logging.Filter):
     """Rewrites a record so no handler can see a secret: message, args, exception, extras.
 
-    The message is formatted once here (``msg % args``) and the args dropped; exception and
-    stack text are pre-rendered into ``exc_text`` and ``stack_info``, which formatters reuse.
+    Message, args and exception are already masked when the record is created (see
+    :func:`setup_logging`, which installs a record factory, so even handlers that others add
+    to the root logger, such as pytest's, see masked records). ``extra=`` fields are attached
+    after creation, so this filter, first on each of our handlers, masks them.
     """
 
     def __init__(self, redactor: Redactor) -> None:
@@ -106,26 +125,39 @@ class RedactingFilter(logging.Filter):
         self.redactor = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if getattr(record, "_bs_redacted", False):
-            return True
         r = self.redactor
-        try:
-            message = record.getMessage()
-        except Exception:  # a bad format string must not lose the record (or leak its args)
-            message = f"{record.msg!s} (unformattable args)"
-        record.msg = r.redact(message)
-        record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = r.redact(record.exc_text)
-        if record.stack_info:
-            record.stack_info = r.redact(record.stack_info)
+        if record.args or (record.exc_info and not record.exc_text):
+            _redact_record(record, r)
+        else:
+            record.msg = r.redact(str(record.msg))
         for key, value in list(vars(record).items()):
             if key not in _RECORD_ATTRS and not key.startswith("_"):
                 setattr(record, key, r.redact_value(value))
-        record._bs_redacted = True
         return True
+
+
+_base_factory: Callable[..., logging.LogRecord] | None = None
+
+
+def _redacting_factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    assert _base_factory is not None
+    record = _base_factory(*args, **kwargs)
+    _redact_record(record, _redactor)
+    return record
+
+
+def _install_record_factory() -> None:
+    global _base_factory
+    if _base_factory is None:
+        _base_factory = logging.getLogRecordFactory()
+        logging.setLogRecordFactory(_redacting_factory)
+
+
+def _remove_record_factory() -> None:
+    global _base_factory
+    if _base_factory is not None and logging.getLogRecordFactory() is _redacting_factory:
+        logging.setLogRecordFactory(_base_factory)
+    _base_factory = None
 
 
 class JsonFormatter(logging.Formatter):
@@ -251,6 +283,7 @@ def setup_logging(
     global _redactor
     _redactor = Redactor(settings.secrets())
     redacting = RedactingFilter(_redactor)
+    _install_record_factory()
 
     root = logging.getLogger()
     for h in list(root.handlers):
@@ -300,7 +333,8 @@ def setup_logging(
 
 
 def teardown_logging() -> None:
-    """Remove and close the handlers :func:`setup_logging` installed (tests, long-lived hosts)."""
+    """Undo :func:`setup_logging`: remove its handlers and its record factory."""
+    _remove_record_factory()
     root = logging.getLogger()
     for h in list(root.handlers):
         if getattr(h, "_beststag", False):
