@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 from socketserver import ThreadingMixIn
@@ -19,7 +20,7 @@ class _Handler(WSGIRequestHandler):
 
     def get_environ(self) -> dict[str, Any]:
         env = super().get_environ()
-        env["REQUEST_URI"] = self.path
+        env["REQUEST_URI"] = re.sub(r"^([^?]*[^/?])/+(?=\?|$)", r"\1", self.path)  # airtable.js: POST /Tbl/
         return env
 
     def handle_one_request(self) -> None:
