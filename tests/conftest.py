@@ -58,3 +58,58 @@ def sandbox(_sample_db: Path, tmp_path: Path):  # type: ignore[no-untyped-def]
 def api(sandbox):  # type: ignore[no-untyped-def]
     """pyairtable 3.5 Api served by the sandbox, without pyairtable's own 429 retries."""
     return sandbox.api(retry_strategy=None)
+
+
+@pytest.fixture
+def settings(clean_env: Path):  # type: ignore[no-untyped-def]
+    """Settings from the repo's config/beststag.yaml with the data dir in tmp (sandbox mode)."""
+    from beststag_cli.config import load_config
+
+    return load_config()
+
+
+@pytest.fixture
+def gateway(settings, sandbox):  # type: ignore[no-untyped-def]
+    """The real Gateway wired to the test's private sandbox copy."""
+    from beststag_cli.gateway.api import Gateway
+
+    gw = Gateway(settings, sandbox=sandbox, source="test")
+    yield gw
+    gw.close()
+
+
+class CliResult:
+    def __init__(self, exit_code: int, stdout: str, stderr: str) -> None:
+        self.exit_code = exit_code
+        self.stdout = stdout
+        self.stderr = stderr
+
+    def json(self):  # type: ignore[no-untyped-def]
+        import json
+
+        return json.loads(self.stdout)
+
+    def __repr__(self) -> str:
+        return f"CliResult({self.exit_code}, stdout={self.stdout[-800:]!r}, stderr={self.stderr[-800:]!r})"
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str], sandbox, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Run `beststag ARGS` in-process against the test's sandbox copy; returns a CliResult."""
+    import beststag_cli.sandbox as sbmod
+    from beststag_cli.cli.main import run
+
+    monkeypatch.setattr(sbmod, "get_sandbox", lambda path: sandbox)
+
+    def invoke(*args: str, input: str | None = None) -> CliResult:
+        if input is not None:
+            import io
+            import sys
+
+            monkeypatch.setattr(sys, "stdin", io.StringIO(input))
+        capsys.readouterr()
+        code = run(list(args))
+        out, err = capsys.readouterr()
+        return CliResult(code, out, err)
+
+    return invoke

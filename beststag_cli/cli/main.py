@@ -7,8 +7,12 @@ import traceback
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
+
+try:  # typer >= 0.20 vendors click
+    from typer._click import exceptions as click_exc  # type: ignore[import-not-found]
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_exc
 
 from .. import __version__
 from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, BestStagError
@@ -63,12 +67,12 @@ def run(argv: list[str] | None = None) -> int:
     try:
         rv = root(args=argv, prog_name="beststag", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
-    except click.exceptions.Exit as e:
+    except typer.Exit as e:
         return e.exit_code
-    except click.exceptions.Abort:
+    except typer.Abort:
         render.error("aborted", "aborted")
         return 130
-    except click.ClickException as e:
+    except click_exc.ClickException as e:
         if STATE.json:
             render.error("usage", e.format_message(), "see --help")
         else:

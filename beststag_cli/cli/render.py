@@ -12,10 +12,12 @@ from .state import STATE
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    # soft_wrap: a message stays one line, however narrow the terminal (cron mails, log scrapers)
+    return Console(stderr=stderr, highlight=False, soft_wrap=stderr)
 
 
 def emit_json(data: Any) -> None:
+    STATE.emitted = True
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
     sys.stdout.flush()
 
@@ -47,7 +49,7 @@ def error(kind: str, message: str, hint: str = "") -> None:
     from ..logs import redact
 
     message, hint = redact(message), redact(hint)
-    if STATE.json:
+    if STATE.json and not STATE.emitted:  # stdout holds one JSON document, never two
         emit_json({"error": {"type": kind, "message": message, "hint": hint}})
         return
     from rich.markup import escape

@@ -17,6 +17,7 @@ class State:
     json: bool = False
     quiet: bool = False
     verbose: bool = False
+    emitted: bool = False  # machine output already written to stdout
     _settings: Settings | None = None
     _gateway: Gateway | None = None
     extra: dict[str, Any] = field(default_factory=dict)

@@ -299,7 +299,7 @@ def formula_value(field: FieldDef, stored: Any) -> Any:
     """Formula value of a stored (non-link, non-lookup) cell, per the formula engine's value model."""
     t = field.type
     if stored is None:
-        return False if t == "checkbox" else None
+        return None  # an unchecked checkbox is blank too
     if t == "date":
         return datetime.fromisoformat(stored).replace(tzinfo=UTC)
     if t in ("dateTime", "createdTime", "lastModifiedTime"):

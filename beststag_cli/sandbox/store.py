@@ -429,7 +429,7 @@ class SandboxStore:
 
             return lm
         if f.type == "checkbox":
-            return lambda r: bool(r.fields.get(fid))
+            return lambda r: True if r.fields.get(fid) else None  # unchecked reads as blank
         if f.type in ("date", "dateTime", "multipleAttachments", "multipleSelects"):
             return lambda r: formula_value(f, r.fields.get(fid))
         return lambda r: r.fields.get(fid)
