@@ -477,6 +477,13 @@ class Settings(_Model):
 
     _source: Path | None = PrivateAttr(default=None)
 
+    @field_validator("data_dir", mode="before")
+    @classmethod
+    def _data_dir_not_empty(cls, v: Any) -> Any:
+        if isinstance(v, str) and not v.strip():
+            raise ValueError("expected a folder path, got an empty value")
+        return v
+
     @field_validator("tables", mode="after")
     @classmethod
     def _tables_not_empty(cls, v: dict[str, TableSettings]) -> dict[str, TableSettings]:
@@ -493,9 +500,7 @@ class Settings(_Model):
         for btype in BACKUP_TYPES:
             for i, name in enumerate(self.backup.of(btype).tables):
                 if name not in self.tables:
-                    raise _KeyProblem(
-                        ("backup", "types", btype, "tables", i), _unknown_table_message(name, known)
-                    )
+                    raise _KeyProblem(("backup", "types", btype, "tables", i), _unknown_table_message(name, known))
         if self.metrics.table not in self.tables:
             raise _KeyProblem(("metrics", "table"), _unknown_table_message(self.metrics.table, known))
         # Identity defaults depend on sandbox mode; filling them here keeps `Settings()` usable.
@@ -530,9 +535,7 @@ class Settings(_Model):
 
     @property
     def endpoint_url(self) -> str:
-        return self.airtable.endpoint_url or (
-            SANDBOX_ENDPOINT_URL if self.sandbox_mode else AIRTABLE_ENDPOINT_URL
-        )
+        return self.airtable.endpoint_url or (SANDBOX_ENDPOINT_URL if self.sandbox_mode else AIRTABLE_ENDPOINT_URL)
 
     def api_token(self) -> str:
         """The bearer token to send: the Airtable token, or the sandbox token in sandbox mode."""
@@ -578,17 +581,13 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """SafeLoader that rejects a key written twice in one mapping (YAML would keep the last)."""
 
 
-def _construct_mapping(
-    loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False
-) -> dict[Any, Any]:
+def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     loader.flatten_mapping(node)
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
         if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"duplicate key {key!r}", key_node.start_mark
-            )
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         seen.add(key)
     return loader.construct_mapping(node, deep=deep)
 
@@ -733,8 +732,7 @@ def _set_in(raw: dict[str, Any], loc: tuple[str, ...], value: str, source_name: 
             nxt = cur[key] = {}
         if not isinstance(nxt, dict):
             raise ConfigError(
-                f"{source_name}: {_dotted(loc[: i + 1])}: expected a mapping (key: value lines), "
-                f"got {_kind(nxt)}"
+                f"{source_name}: {_dotted(loc[: i + 1])}: expected a mapping (key: value lines), got {_kind(nxt)}"
             )
         cur = nxt
     cur[loc[-1]] = value
@@ -855,9 +853,7 @@ def _expectation(err: Mapping[str, Any]) -> str:
     return str(err.get("msg", "invalid value")).removeprefix("Value error, ")
 
 
-def _format_validation_error(
-    exc: ValidationError, source_name: str, env_locs: Mapping[tuple[str, ...], str]
-) -> str:
+def _format_validation_error(exc: ValidationError, source_name: str, env_locs: Mapping[tuple[str, ...], str]) -> str:
     errors = exc.errors(include_url=False)
     err = errors[0]
     loc: tuple[str | int, ...] = tuple(err["loc"])

@@ -158,9 +158,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
     records it, so two processes migrating at once cannot both apply one.
     """
     _locked_retry(
-        lambda: conn.execute(
-            "CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)"
-        )
+        lambda: conn.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at REAL NOT NULL)")
     )
     done: list[str] = []
     for fn in MIGRATIONS:
@@ -175,9 +173,7 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
                     conn.execute("COMMIT")
                     return False
                 fn(conn)
-                conn.execute(
-                    "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, clock.timestamp())
-                )
+                conn.execute("INSERT INTO _migrations (name, applied_at) VALUES (?, ?)", (name, clock.timestamp()))
                 conn.execute("COMMIT")
                 return True
             except BaseException:
@@ -387,8 +383,7 @@ class Journal:
         if event not in CACHE_EVENTS:
             raise ValueError(f"unknown cache event {event!r} (expected one of {', '.join(CACHE_EVENTS)})")
         self._write(
-            'INSERT INTO cache_events (ts, base, table_name, event, "key", bytes, age_s)'
-            " VALUES (?,?,?,?,?,?,?)",
+            'INSERT INTO cache_events (ts, base, table_name, event, "key", bytes, age_s) VALUES (?,?,?,?,?,?,?)',
             (clock.timestamp() if ts is None else ts, base, table_name, event, key, bytes, age_s),
         )
 
@@ -491,8 +486,7 @@ class Journal:
         last_notified: float | None = None,
     ) -> None:
         self._write(
-            "INSERT OR REPLACE INTO alert_state (name, firing, since, last_notified, value)"
-            " VALUES (?,?,?,?,?)",
+            "INSERT OR REPLACE INTO alert_state (name, firing, since, last_notified, value) VALUES (?,?,?,?,?)",
             (name, int(firing), since, last_notified, value),
         )
 

@@ -244,9 +244,7 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
             self._lock_fd = None
 
 
-def _console_handler(
-    stream: TextIO, *, level: int, json_mode: bool, rich: bool
-) -> logging.Handler:
+def _console_handler(stream: TextIO, *, level: int, json_mode: bool, rich: bool) -> logging.Handler:
     if json_mode:
         h: logging.Handler = logging.StreamHandler(stream)
         h.setFormatter(JsonFormatter())

@@ -301,6 +301,7 @@ def test_a_bad_token_type_is_not_echoed(cwd: Path) -> None:
         ),
         ("tables: {}\n", "tables", "expected at least one table"),
         ("logging:\n  level: LOUD\n", "logging.level", "expected one of"),
+        ("data_dir: ''\n", "data_dir", "expected a folder path"),
     ],
 )
 def test_bad_config_names_file_and_key(cwd: Path, text: str, key: str, expected: str) -> None:

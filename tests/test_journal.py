@@ -94,9 +94,7 @@ def test_a_failing_migration_leaves_nothing_behind(tmp_path: Path, monkeypatch: 
 
 def test_time_range_indexes_start_with_ts(journal: Journal) -> None:
     for table in ("requests", "cache_events", "count_snapshots"):
-        plan = journal.query(
-            f"EXPLAIN QUERY PLAN SELECT count(*) FROM {table} WHERE ts >= ? AND ts < ?", (0, 1)
-        )
+        plan = journal.query(f"EXPLAIN QUERY PLAN SELECT count(*) FROM {table} WHERE ts >= ? AND ts < ?", (0, 1))
         assert any("USING" in row["detail"] and "INDEX" in row["detail"] for row in plan), plan
 
 
@@ -170,7 +168,7 @@ def test_default_source(jpath: Path) -> None:
 def test_cache_events(journal: Journal) -> None:
     journal.record_cache_event(event="hit", table_name="Usuários", key="k1", bytes=10, age_s=3.5)
     journal.record_cache_event(event="miss", table_name="Usuários", key="k2")
-    rows = journal.query("SELECT event, \"key\", age_s FROM cache_events ORDER BY rowid")
+    rows = journal.query('SELECT event, "key", age_s FROM cache_events ORDER BY rowid')
     assert rows == [{"event": "hit", "key": "k1", "age_s": 3.5}, {"event": "miss", "key": "k2", "age_s": None}]
     with pytest.raises(ValueError, match="unknown cache event"):
         journal.record_cache_event(event="bogus", table_name="T")
@@ -192,8 +190,9 @@ def test_backup_and_restore_runs_upsert(journal: Journal) -> None:
     assert row["status"] == "ok"
     assert row["duration_s"] == 12.5
     assert row["tables_json"] == '{"Usuários": {"records": 40}}'
-    journal.record_restore_run(id="r1", backup_id="b1", status="done", started=1.0, finished=3.0, records=4,
-                               progress={"Usuários": "done"})
+    journal.record_restore_run(
+        id="r1", backup_id="b1", status="done", started=1.0, finished=3.0, records=4, progress={"Usuários": "done"}
+    )
     (r,) = journal.query("SELECT * FROM restore_runs")
     assert (r["duration_s"], r["progress_json"]) == (2.0, '{"Usuários": "done"}')
 

@@ -193,7 +193,9 @@ def test_two_writers_sharing_one_file_lose_no_line(tmp_path: Path) -> None:
     a.close()
     b.close()
     got = sorted(
-        line for f in path.parent.glob("shared.jsonl*") if not f.name.endswith(".lock")
+        line
+        for f in path.parent.glob("shared.jsonl*")
+        if not f.name.endswith(".lock")
         for line in f.read_text().splitlines()
     )
     assert got == sorted(f"line {i:04d} " + "y" * 30 for i in range(120))
