@@ -146,6 +146,8 @@ class SandboxApp:
             else:
                 path = environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8", errors="replace")
                 segments = path.split("/")[1:]
+            if len(segments) > 1 and segments[-1] == "":
+                segments.pop()  # airtable.js posts creates to `/v0/{base}/{table}/`
             route = _route_name(method, segments)
             if segments[:1] == ["_sandbox"]:
                 status, headers, body = self._sandbox_route(method, segments, environ)
@@ -362,6 +364,12 @@ class SandboxApp:
             return 200, [("Content-Type", ctype)], data
         if seg[1:] == ["health"]:
             return 200, [("Content-Type", JSON_TYPE)], b'{"ok":true}'
+        if seg[1:] == ["stats"]:  # for tests and benchmarks driving a served sandbox
+            with self._stats_lock:
+                st = {"requests": self.stats.requests, "by_route": self.stats.by_route,
+                      "statuses": {str(k): v for k, v in self.stats.statuses.items()},
+                      "rate_limited": self.stats.rate_limited}
+            return 200, [("Content-Type", JSON_TYPE)], json.dumps(st).encode()
         return 404, [("Content-Type", JSON_TYPE)], json.dumps(not_found().body()).encode()
 
 

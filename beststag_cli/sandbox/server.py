@@ -4,12 +4,26 @@ from __future__ import annotations
 
 import re
 import socket
+import sys
 import threading
 from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from .app import DropConnection
+
+
+class _ServerHandler(ServerHandler):
+    def handle_error(self) -> None:
+        # wsgiref answers 500 for any exception; a fault-injected drop must close the socket instead
+        if isinstance(sys.exc_info()[1], DropConnection):
+            raise DropConnection()
+        super().handle_error()
+
+    def close(self) -> None:
+        if self.status is None:  # dropped before any answer: nothing to log as a status
+            self.status = "000 Dropped"
+        super().close()
 
 
 class _Handler(WSGIRequestHandler):
@@ -33,7 +47,7 @@ class _Handler(WSGIRequestHandler):
             return
         if not self.parse_request():
             return
-        handler = ServerHandler(self.rfile, self.wfile, self.get_stderr(), self.get_environ(),
+        handler = _ServerHandler(self.rfile, self.wfile, self.get_stderr(), self.get_environ(),
                                 multithread=True)
         handler.request_handler = self  # type: ignore[attr-defined]
         handler.http_version = "1.1"

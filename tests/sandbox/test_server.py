@@ -195,8 +195,6 @@ def test_trailing_slash_on_table_path_as_airtable_js_sends_it(live: Live, sessio
     assert r.status_code == 200 and len(r.json()["records"]) == 2
 
 
-@pytest.mark.xfail(strict=True, reason="sandbox bug: app.py routes `/v0/{base}/{table}/` (trailing slash) to a 404; "
-                   "server.py strips the slash, the in-process adapter does not")
 def test_trailing_slash_in_process(sandbox: Sandbox) -> None:
     s = requests.Session()
     sandbox.mount(s)
@@ -242,9 +240,6 @@ def test_keep_alive_serves_many_requests_on_one_connection(live: Live, session: 
     assert len(live.connections) == 2
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
-                   reason="sandbox bug: wsgiref's ServerHandler.run catches DropConnection and answers 500 "
-                   "'A server error occurred.' instead of letting server.py drop the connection")
 def test_dropped_connection_surfaces_as_connection_error(live: Live, session: requests.Session) -> None:
     api = live.api()
     live.sandbox.app.set_faults(FaultConfig(rate_drop=1.0))

@@ -67,7 +67,7 @@ def is_truthy(value: Any) -> bool:
     if t is float:
         return value != 0.0 and value == value
     if t is list:
-        return any(x is not None and x != "" and x != [] for x in flatten(value))
+        return any(is_truthy(x) for x in flatten(value))  # consistent with AND()/OR() flattening
     if t is FormulaValueError:
         return False
     if isinstance(value, datetime):
