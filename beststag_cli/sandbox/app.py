@@ -166,7 +166,7 @@ class SandboxApp:
             body = json.dumps(result, ensure_ascii=False, separators=(",", ":")).encode()
             status, headers = 200, [("Content-Type", JSON_TYPE)]
         except ApiError as e:
-            status, body = e.status, json.dumps(e.body(), ensure_ascii=False).encode()
+            status, body = e.status, json.dumps(e.body(), ensure_ascii=False, separators=(",", ":")).encode()
             headers = [("Content-Type", JSON_TYPE), *e.headers.items()]
             if e.status == 429:
                 with self._stats_lock:
