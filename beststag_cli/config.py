@@ -30,7 +30,6 @@ import re
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -48,6 +47,7 @@ from pydantic import (
 )
 
 from beststag_cli.errors import BadInput, ConfigError
+from beststag_cli.paths import Paths
 
 # --------------------------------------------------------------------------------------------
 # constants shared with other modules
@@ -428,42 +428,6 @@ class LoggingSettings(_Model):
     backups: Annotated[int, Field(ge=0)] = 5
 
 
-@dataclass(frozen=True)
-class Paths:
-    """Where things live under the data dir (see ARCHITECTURE.md, 'Data directory')."""
-
-    data_dir: Path
-    cache_dir: Path
-    journal: Path
-    backups: Path
-    backups_partial: Path
-    logs: Path
-    log_file: Path
-    metrics: Path
-    prom_file: Path
-    locks: Path
-    sandbox_dir: Path
-    sandbox_db: Path
-
-    @classmethod
-    def from_data_dir(cls, data_dir: Path, backups: Path | None = None) -> Paths:
-        b = backups if backups is not None else data_dir / "backups"
-        return cls(
-            data_dir=data_dir,
-            cache_dir=data_dir / "cache",
-            journal=data_dir / "journal.sqlite",
-            backups=b,
-            backups_partial=b / ".partial",
-            logs=data_dir / "logs",
-            log_file=data_dir / "logs" / "beststag.jsonl",
-            metrics=data_dir / "metrics",
-            prom_file=data_dir / "metrics" / "beststag.prom",
-            locks=data_dir / "locks",
-            sandbox_dir=data_dir / "sandbox",
-            sandbox_db=data_dir / "sandbox" / "base.sqlite",
-        )
-
-
 class Settings(_Model):
     airtable: AirtableSettings = Field(default_factory=AirtableSettings)
     data_dir: Path = Path("var")
@@ -676,6 +640,9 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
     except _KeyProblem as exc:  # pragma: no cover - pydantic wraps these; kept as a safety net
         raise ConfigError(f"{source_name}: {_dotted(exc.loc)}: {exc.message}") from None
     settings._source = file.resolve() if file is not None else None
+    from beststag_cli import fastconfig
+
+    fastconfig.save_snapshot(settings, file, env)
     return settings
 
 

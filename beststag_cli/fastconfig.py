@@ -1,0 +1,161 @@
+"""Settings for the cache-hit path without pydantic (importing the config models costs ~70 ms).
+
+`load_config` (the full, validating loader) saves a snapshot of the validated settings, without
+secrets, to `<data_dir>/settings.snapshot.json` together with a fingerprint of everything it was
+built from: the package version, the working directory, the config file's path and bytes, and the
+environment overrides (secrets enter only as part of a SHA-256 digest). `fast_settings()` rebuilds
+the same fingerprint cheaply and returns the snapshot only when it matches; any doubt returns
+None and the caller falls back to `load_config`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+from .paths import Paths
+
+if TYPE_CHECKING:
+    from .config import Settings
+
+SNAPSHOT_NAME = "settings.snapshot.json"
+_ENV_KEYS = ("AIRTABLE_API_KEY", "AIRTABLE_TOKEN", "AIRTABLE_BASE_ID", "AIRTABLE_ENDPOINT_URL",
+             "BESTSTAG_DATA_DIR", "BESTSTAG_WEBHOOK_SECRET", "BESTSTAG_SANDBOX_TOKEN", "BESTSTAG_CONFIG")
+_SECRET_PATHS = (("airtable", "token"), ("airtable", "sandbox_token"), ("webhook", "secret"))
+
+
+def _config_file(path: str | Path | None, env: Mapping[str, str]) -> Path | bool | None:
+    """Same search order as config.find_config_file; False when the full loader must decide."""
+    if path is not None and str(path) != "":
+        p = Path(path).expanduser()
+        return p if p.is_file() else False
+    if env.get("BESTSTAG_CONFIG"):
+        p = Path(env["BESTSTAG_CONFIG"]).expanduser()
+        return p if p.is_file() else False
+    p = Path.cwd() / "config" / "beststag.yaml"
+    return p if p.is_file() else None
+
+
+def _fingerprint(file: Path | None, body: bytes, env: Mapping[str, str]) -> str:
+    h = hashlib.sha256()
+    h.update(__version__.encode())
+    h.update(b"\0" + str(Path.cwd()).encode())
+    h.update(b"\0" + (str(file.resolve()) if file else "").encode() + b"\0" + body)
+    for k in _ENV_KEYS:
+        h.update(b"\0" + k.encode() + b"=" + env.get(k, "").strip().encode())
+    return h.hexdigest()
+
+
+def _data_dir(file: Path | None, body: bytes, env: Mapping[str, str]) -> Path | None:
+    """Where the full loader puts data_dir (env, else the file's value, else ./var)."""
+    def norm(p: Path) -> Path:
+        return Path(os.path.normpath(p))
+
+    if env.get("BESTSTAG_DATA_DIR", "").strip():
+        p = Path(env["BESTSTAG_DATA_DIR"].strip()).expanduser()
+        return norm(p if p.is_absolute() else Path.cwd() / p)
+    if file is None:
+        return norm(Path.cwd() / "var")
+    import yaml
+
+    try:
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        raw = yaml.load(body, Loader=loader)
+    except yaml.YAMLError:
+        return None
+    value = raw.get("data_dir") if isinstance(raw, dict) else None
+    if value is None:
+        return norm(Path.cwd() / "var")
+    if not isinstance(value, str) or not value:
+        return None
+    p = Path(value).expanduser()
+    return norm(p if p.is_absolute() else file.resolve().parent / p)
+
+
+class _Section:
+    """Attribute access over a dict snapshot."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            v = self._data[name]
+        except KeyError:
+            raise AttributeError(name) from None
+        return _Section(v) if isinstance(v, dict) else v
+
+
+class FastSettings(_Section):
+    """The subset of `Settings` the cache-hit path reads, from a snapshot."""
+
+    def __init__(self, data: dict[str, Any]) -> None:
+        super().__init__(data)
+        self.paths = Paths.from_data_dir(Path(data["data_dir"]),
+                                         Path(data["backup"]["dir"]) if data["backup"].get("dir") else None)
+
+    @property
+    def base_id(self) -> str | None:
+        return self._data["airtable"]["base_id"]
+
+    @property
+    def sandbox_mode(self) -> bool:
+        return bool(self._data["_sandbox_mode"])
+
+    @property
+    def tables(self) -> dict[str, Any]:
+        return {k: _Section(v) for k, v in self._data["tables"].items()}
+
+    def ttl_for(self, table: str) -> int:
+        t = self._data["tables"].get(table)
+        if t is not None and t.get("ttl_s") is not None:
+            return int(t["ttl_s"])
+        return int(self._data["cache"]["default_ttl_s"])
+
+
+def fast_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> FastSettings | None:
+    env = os.environ if env is None else env
+    try:
+        file = _config_file(path, env)
+        if file is False:
+            return None
+        assert not isinstance(file, bool)
+        body = file.read_bytes() if file is not None else b""
+        data_dir = _data_dir(file, body, env)
+        if data_dir is None:
+            return None
+        snap = json.loads((data_dir / SNAPSHOT_NAME).read_bytes())
+        if snap.get("fingerprint") != _fingerprint(file, body, env):
+            return None
+        return FastSettings(snap["settings"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def save_snapshot(settings: Settings, file: Path | None, env: Mapping[str, str]) -> None:
+    """Best effort: a failure to write the snapshot only costs the next hit its fast path."""
+    from .fsutil import write_private_file
+
+    try:
+        body = file.read_bytes() if file is not None else b""
+        fp = _fingerprint(file, body, env)
+        target = settings.paths.data_dir / SNAPSHOT_NAME
+        try:
+            if json.loads(target.read_bytes()).get("fingerprint") == fp:
+                return
+        except (OSError, ValueError):
+            pass
+        if not settings.paths.data_dir.is_dir():
+            return  # never create the data dir as a side effect of reading config
+        data = settings.model_dump(mode="json")
+        for a, b in _SECRET_PATHS:
+            data.get(a, {}).pop(b, None)
+        data["_sandbox_mode"] = settings.sandbox_mode
+        write_private_file(target, json.dumps({"fingerprint": fp, "settings": data}, ensure_ascii=False))
+    except Exception:  # never let a cache of the config break loading it
+        return

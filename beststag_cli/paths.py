@@ -1,0 +1,42 @@
+"""Where things live under the data dir (ARCHITECTURE.md, 'Data directory'). Import-light."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Where things live under the data dir (see ARCHITECTURE.md, 'Data directory')."""
+
+    data_dir: Path
+    cache_dir: Path
+    journal: Path
+    backups: Path
+    backups_partial: Path
+    logs: Path
+    log_file: Path
+    metrics: Path
+    prom_file: Path
+    locks: Path
+    sandbox_dir: Path
+    sandbox_db: Path
+
+    @classmethod
+    def from_data_dir(cls, data_dir: Path, backups: Path | None = None) -> Paths:
+        b = backups if backups is not None else data_dir / "backups"
+        return cls(
+            data_dir=data_dir,
+            cache_dir=data_dir / "cache",
+            journal=data_dir / "journal.sqlite",
+            backups=b,
+            backups_partial=b / ".partial",
+            logs=data_dir / "logs",
+            log_file=data_dir / "logs" / "beststag.jsonl",
+            metrics=data_dir / "metrics",
+            prom_file=data_dir / "metrics" / "beststag.prom",
+            locks=data_dir / "locks",
+            sandbox_dir=data_dir / "sandbox",
+            sandbox_db=data_dir / "sandbox" / "base.sqlite",
+        )
