@@ -1,0 +1,1 @@
+"""Backups of the Airtable base: run, list, verify, restore, cleanup (issue 7)."""

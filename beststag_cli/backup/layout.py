@@ -1,0 +1,516 @@
+"""On-disk layout of backups: ids, directories, manifests, compressed JSONL and the attachment store.
+
+```
+<backups>/<type>/<YYYY-MM-DDTHH-MM-SSZ>/   one finished backup (only ever created by a rename)
+    manifest.json                        id, type, status, base, times, parent, per-table entries
+    schema.json                          the base schema from the metadata API
+    attachments.jsonl                    {"id": att..., "sha256", "size", "filename", "type"} a line
+    tables/<slug>-<tableid>.jsonl.gz     one record a line, as Airtable returned it (+ "sha256" on
+                                         each attachment object)
+    tables/<slug>-<tableid>.ids.gz       incremental only: every record id of the table at that time
+<backups>/attachments/<aa>/<sha256>      content-addressed files shared by every backup
+<backups>/.partial/<type>-<ts>-<pid>/    a run in progress (never listed); renamed into place at the end
+```
+
+A backup id is ``<type>/<timestamp>`` (``complete/2026-11-25T22-03-45Z``). Every id and file name
+that comes from a user or a manifest is checked against a strict pattern before it touches a
+path, so ``../`` can never escape the backups folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from beststag_cli.config import BACKUP_TYPES
+from beststag_cli.errors import BadInput, NotFound
+from beststag_cli.fsutil import FILE_MODE, atomic_write, ensure_private_dir, private_open
+from beststag_cli.names import fold
+
+FORMAT_VERSION = 1
+TS_FORMAT = "%Y-%m-%dT%H-%M-%SZ"
+_TS_RE = r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}Z"
+BACKUP_ID_RE = re.compile(rf"^({'|'.join(BACKUP_TYPES)})/({_TS_RE})$")
+BARE_TS_RE = re.compile(rf"^{_TS_RE}$")
+_REL_FILE_RE = re.compile(r"^tables/[a-z0-9-]{1,60}-tbl[A-Za-z0-9]{14}\.(jsonl|ids)\.(gz|zst)$")
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+MANIFEST = "manifest.json"
+SCHEMA = "schema.json"
+ATTACHMENTS = "attachments.jsonl"
+RUN_INFO = "run.json"
+PARTIAL_DIR = ".partial"
+STORE_DIR = "attachments"
+
+# statuses of a backup (manifest) and of a table inside it
+OK = "ok"
+PARTIAL = "partial"
+FAILED = "failed"
+BROKEN = "broken"  # listed, but its manifest cannot be read
+
+
+# --------------------------------------------------------------------------------------------
+# ids and names
+
+
+def format_ts(when: datetime) -> str:
+    return when.astimezone(UTC).strftime(TS_FORMAT)
+
+
+def parse_ts(text: str) -> datetime:
+    return datetime.strptime(text, TS_FORMAT).replace(tzinfo=UTC)
+
+
+def iso(when: datetime) -> str:
+    """Airtable's instant format (millisecond precision, Z)."""
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def parse_iso(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def check_backup_id(backup_id: str) -> tuple[str, str]:
+    """(type, timestamp) of a well-formed id; BadInput for anything else (``../`` included)."""
+    m = BACKUP_ID_RE.match(backup_id)
+    if not m:
+        raise BadInput(f"{backup_id!r} is not a backup id (expected TYPE/YYYY-MM-DDTHH-MM-SSZ, "
+                       "e.g. complete/2026-01-31T02-00-00Z)", hint="`beststag backup list` shows the ids")
+    return m.group(1), m.group(2)
+
+
+def slug(name: str) -> str:
+    """A file-name-safe form of a table name: `Memória Contextual` → `memoria-contextual`."""
+    s = re.sub(r"[^a-z0-9]+", "-", fold(name)).strip("-")
+    return (s[:40].rstrip("-") or "table")
+
+
+def table_file(name: str, table_id: str, kind: str, compression: str) -> str:
+    """Relative path of a table's record file (kind ``jsonl``) or id list (kind ``ids``)."""
+    ext = "zst" if compression == "zstd" else "gz"
+    return f"tables/{slug(name)}-{table_id}.{kind}.{ext}"
+
+
+def safe_rel(path_text: str) -> str:
+    """A table file path read from a manifest, checked before it is joined to a directory."""
+    if not _REL_FILE_RE.match(path_text):
+        raise BadInput(f"manifest names an unexpected file {path_text!r}")
+    return path_text
+
+
+# --------------------------------------------------------------------------------------------
+# manifest
+
+
+@dataclass
+class TableEntry:
+    """One table inside a backup."""
+
+    name: str
+    table_id: str
+    status: str = OK
+    #: full: every record; incremental: records changed since `since`, plus the id list
+    mode: str = "full"
+    file: str | None = None
+    records: int = 0
+    bytes: int = 0
+    sha256: str | None = None
+    ids_file: str | None = None
+    ids: int = 0
+    ids_bytes: int = 0
+    ids_sha256: str | None = None
+    #: when listing this table started (an incremental built on this one starts from here)
+    as_of: str | None = None
+    since: str | None = None
+    parent: str | None = None
+    attachments: int = 0
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dict(vars(self))
+        d["id"] = d.pop("table_id")
+        d.pop("name")
+        return d
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict[str, Any]) -> TableEntry:
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k not in ("name", "table_id")}
+        return cls(name=name, table_id=str(d.get("id", "")), **known)
+
+
+@dataclass
+class Manifest:
+    id: str
+    type: str
+    base: str
+    started: str
+    status: str = OK
+    finished: str | None = None
+    duration_s: float | None = None
+    parent: str | None = None
+    compression: str = "gzip"
+    schema_sha256: str | None = None
+    schema_bytes: int = 0
+    attachments_sha256: str | None = None
+    attachments_count: int = 0
+    attachments_bytes: int = 0
+    tables: dict[str, TableEntry] = field(default_factory=dict)
+    format: int = FORMAT_VERSION
+
+    @property
+    def records(self) -> int:
+        return sum(t.records for t in self.tables.values())
+
+    @property
+    def bytes(self) -> int:
+        return sum(t.bytes + t.ids_bytes for t in self.tables.values()) + self.schema_bytes
+
+    @property
+    def timestamp(self) -> datetime:
+        return parse_ts(self.id.split("/", 1)[1])
+
+    def ok_tables(self) -> list[str]:
+        return [n for n, t in self.tables.items() if t.status == OK]
+
+    def parents(self) -> set[str]:
+        """Every backup this one needs to be restored (the per-table parents)."""
+        return {t.parent for t in self.tables.values() if t.parent and t.status == OK}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": self.format,
+            "id": self.id,
+            "type": self.type,
+            "status": self.status,
+            "base": self.base,
+            "started": self.started,
+            "finished": self.finished,
+            "duration_s": self.duration_s,
+            "parent": self.parent,
+            "compression": self.compression,
+            "records": self.records,
+            "bytes": self.bytes,
+            "schema": {"file": SCHEMA, "sha256": self.schema_sha256, "bytes": self.schema_bytes},
+            "attachments": {"file": ATTACHMENTS, "sha256": self.attachments_sha256,
+                            "count": self.attachments_count, "bytes": self.attachments_bytes},
+            "tables": {n: t.to_dict() for n, t in self.tables.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Manifest:
+        check_backup_id(str(d["id"]))
+        schema = d.get("schema") or {}
+        att = d.get("attachments") or {}
+        m = cls(id=d["id"], type=d["type"], base=d["base"], started=d["started"], status=d.get("status", OK),
+                finished=d.get("finished"), duration_s=d.get("duration_s"), parent=d.get("parent"),
+                compression=d.get("compression", "gzip"), schema_sha256=schema.get("sha256"),
+                schema_bytes=int(schema.get("bytes") or 0), attachments_sha256=att.get("sha256"),
+                attachments_count=int(att.get("count") or 0), attachments_bytes=int(att.get("bytes") or 0),
+                format=int(d.get("format", FORMAT_VERSION)))
+        m.tables = {n: TableEntry.from_dict(n, t) for n, t in (d.get("tables") or {}).items()}
+        return m
+
+    def summary(self, path: Path | None = None) -> dict[str, Any]:
+        """The `--json` shape of `backup run`, `show` and `list` (ARCHITECTURE.md)."""
+        out: dict[str, Any] = {
+            "id": self.id, "type": self.type, "status": self.status,
+            "path": str(path) if path is not None else None, "base": self.base,
+            "started": self.started, "finished": self.finished, "duration_s": self.duration_s,
+            "parent": self.parent, "records": self.records, "bytes": self.bytes,
+            "attachments": {"count": self.attachments_count, "bytes": self.attachments_bytes},
+            "tables": {n: {"records": t.records, "bytes": t.bytes + t.ids_bytes, "status": t.status,
+                           "mode": t.mode, **({"error": t.error} if t.error else {})}
+                       for n, t in self.tables.items()},
+        }
+        return out
+
+
+def write_manifest(directory: Path, manifest: Manifest) -> None:
+    atomic_write(directory / MANIFEST, json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2) + "\n")
+
+
+def read_manifest(directory: Path) -> Manifest:
+    """Parse ``manifest.json``; ValueError/OSError/KeyError when it is missing or malformed."""
+    with open(directory / MANIFEST, encoding="utf-8") as f:
+        return Manifest.from_dict(json.load(f))
+
+
+# --------------------------------------------------------------------------------------------
+# the backups folder
+
+
+@dataclass
+class BackupInfo:
+    """A finished backup as found on disk."""
+
+    id: str
+    type: str
+    path: Path
+    manifest: Manifest | None
+    problem: str | None = None
+
+    @property
+    def status(self) -> str:
+        return self.manifest.status if self.manifest is not None else BROKEN
+
+    @property
+    def timestamp(self) -> datetime:
+        return parse_ts(self.id.split("/", 1)[1])
+
+    @property
+    def good(self) -> bool:
+        return self.manifest is not None and self.manifest.status in (OK, PARTIAL)
+
+    def summary(self) -> dict[str, Any]:
+        if self.manifest is not None:
+            return self.manifest.summary(self.path)
+        return {"id": self.id, "type": self.type, "status": BROKEN, "path": str(self.path),
+                "records": 0, "bytes": 0, "tables": {}, "error": self.problem}
+
+
+def list_backups(root: Path, *, types: Iterable[str] = BACKUP_TYPES) -> list[BackupInfo]:
+    """Finished backups under ``root``, oldest first. ``.partial/`` is never looked at."""
+    out: list[BackupInfo] = []
+    for btype in types:
+        tdir = root / btype
+        if not tdir.is_dir():
+            continue
+        for entry in os.scandir(tdir):
+            if not entry.is_dir(follow_symlinks=False) or not BARE_TS_RE.match(entry.name):
+                continue
+            bid = f"{btype}/{entry.name}"
+            path = Path(entry.path)
+            try:
+                m = read_manifest(path)
+                if m.id != bid:
+                    raise ValueError(f"manifest id {m.id!r} does not match its folder")
+                out.append(BackupInfo(bid, btype, path, m))
+            except (OSError, ValueError, KeyError, TypeError, BadInput) as e:
+                out.append(BackupInfo(bid, btype, path, None, f"{MANIFEST}: {e}"))
+    out.sort(key=lambda b: (b.timestamp, b.type))
+    return out
+
+
+def find_backup(root: Path, backup_id: str) -> BackupInfo:
+    """The backup named ``backup_id`` (``TYPE/TS``, or a bare ``TS`` when only one type has it)."""
+    if BARE_TS_RE.match(backup_id):
+        hits = [b for b in list_backups(root) if b.id.endswith("/" + backup_id)]
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise BadInput(f"{backup_id} names {len(hits)} backups: {', '.join(b.id for b in hits)}",
+                           hint="give the id with its type, e.g. " + hits[0].id)
+        raise NotFound(f"no backup {backup_id} in {root}", hint="`beststag backup list` shows the ids")
+    btype, ts = check_backup_id(backup_id)
+    path = root / btype / ts
+    if not path.is_dir():
+        raise NotFound(f"no backup {backup_id} in {root}", hint="`beststag backup list` shows the ids")
+    try:
+        return BackupInfo(backup_id, btype, path, read_manifest(path))
+    except (OSError, ValueError, KeyError, TypeError, BadInput) as e:
+        return BackupInfo(backup_id, btype, path, None, f"{MANIFEST}: {e}")
+
+
+# --------------------------------------------------------------------------------------------
+# compressed JSONL
+
+
+class _HashingSink(io.RawIOBase):
+    """Counts and hashes the bytes written through it (the compressed bytes, as stored)."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self.f = f
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        data = bytes(b)
+        self.sha.update(data)
+        self.size += len(data)
+        self.f.write(data)
+        return len(data)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+class LineWriter:
+    """Streams lines into a compressed 0600 file, hashing the stored bytes as they are written."""
+
+    def __init__(self, path: Path, compression: str = "gzip") -> None:
+        self.path = path
+        self.lines = 0
+        self._raw = private_open(path, "wb")
+        self._sink = _HashingSink(self._raw)
+        self._z: Any
+        if compression == "zstd":
+            import zstandard
+
+            self._z = zstandard.ZstdCompressor(level=3).stream_writer(self._sink, closefd=False)
+        else:
+            # mtime=0 and no file name: the same records give the same bytes
+            self._z = gzip.GzipFile(filename="", mode="wb", fileobj=self._sink, mtime=0, compresslevel=6)
+        self._closed = False
+
+    def write_line(self, text: str) -> None:
+        self._z.write(text.encode("utf-8") + b"\n")
+        self.lines += 1
+
+    def write_json(self, obj: Any) -> None:
+        self.write_line(json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True))
+
+    def close(self) -> tuple[int, str]:
+        """Finish, fsync and close; return (bytes stored, sha256 of them)."""
+        if not self._closed:
+            self._z.close()
+            self._raw.flush()
+            os.fsync(self._raw.fileno())
+            self._raw.close()
+            self._closed = True
+        return self._sink.size, self._sink.sha.hexdigest()
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._raw.close()
+
+
+def _open_text(path: Path) -> IO[str]:
+    if path.name.endswith(".zst"):
+        import zstandard
+
+        raw = open(path, "rb")  # noqa: SIM115 - closed by the TextIOWrapper
+        reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
+        return io.TextIOWrapper(reader, encoding="utf-8")
+    return io.TextIOWrapper(gzip.GzipFile(filename=str(path), mode="rb"), encoding="utf-8")
+
+
+def iter_lines(path: Path) -> Iterator[str]:
+    """Lines of a compressed file (without their newline); raises on a corrupt stream."""
+    with _open_text(path) as f:
+        for line in f:
+            yield line.rstrip("\n")
+
+
+def iter_records(path: Path) -> Iterator[dict[str, Any]]:
+    for line in iter_lines(path):
+        yield json.loads(line)
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> tuple[int, str]:
+    h = hashlib.sha256()
+    n = 0
+    with open(path, "rb") as f:
+        while True:
+            b = f.read(chunk)
+            if not b:
+                break
+            h.update(b)
+            n += len(b)
+    return n, h.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# attachment store
+
+
+class BlobStore:
+    """Content-addressed files: ``<root>/attachments/<aa>/<sha256>``, written by temp + rename."""
+
+    def __init__(self, backups_root: Path) -> None:
+        self.root = backups_root / STORE_DIR
+        self.tmp = self.root / ".tmp"
+
+    def path(self, sha256: str) -> Path:
+        if not SHA256_RE.match(sha256):
+            raise BadInput(f"{sha256!r} is not a sha256")
+        return self.root / sha256[:2] / sha256
+
+    def has(self, sha256: str, size: int | None = None) -> bool:
+        try:
+            st = self.path(sha256).stat()
+        except FileNotFoundError:
+            return False
+        return size is None or st.st_size == size
+
+    def touch(self, sha256: str) -> None:
+        """Mark a blob as used now (cleanup spares recently used blobs; see cleanup.py)."""
+        with contextlib.suppress(OSError):
+            os.utime(self.path(sha256))
+
+    def put_chunks(self, chunks: Iterable[bytes]) -> tuple[str, int]:
+        """Store a stream; return (sha256, size). An identical blob already stored is kept."""
+        ensure_private_dir(self.tmp)
+        tmp = self.tmp / f"{os.getpid()}-{secrets.token_hex(8)}"
+        h = hashlib.sha256()
+        size = 0
+        try:
+            with private_open(tmp, "wb", parents=False) as f:
+                for c in chunks:
+                    if c:
+                        h.update(c)
+                        size += len(c)
+                        f.write(c)
+                f.flush()
+                os.fsync(f.fileno())
+            digest = h.hexdigest()
+            final = self.path(digest)
+            if self.has(digest, size):
+                tmp.unlink()
+                self.touch(digest)
+            else:
+                ensure_private_dir(final.parent)
+                os.replace(tmp, final)
+            return digest, size
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def all(self) -> Iterator[tuple[str, Path]]:
+        if not self.root.is_dir():
+            return
+        for sub in os.scandir(self.root):
+            if not sub.is_dir() or len(sub.name) != 2:
+                continue
+            for f in os.scandir(sub.path):
+                if SHA256_RE.match(f.name):
+                    yield f.name, Path(f.path)
+
+
+def read_attachment_list(directory: Path) -> list[dict[str, Any]]:
+    p = directory / ATTACHMENTS
+    if not p.exists():
+        return []
+    with open(p, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def write_json_file(path: Path, data: Any) -> tuple[int, str]:
+    raw = (json.dumps(data, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode("utf-8")
+    atomic_write(path, raw)
+    return len(raw), hashlib.sha256(raw).hexdigest()
+
+
+def older_than(path: Path, age: timedelta, now: datetime) -> bool:
+    try:
+        return path.stat().st_mtime < (now - age).timestamp()
+    except FileNotFoundError:
+        return False
+
+
+__all__ = ["ATTACHMENTS", "FILE_MODE", "MANIFEST", "SCHEMA", "BackupInfo", "BlobStore", "LineWriter", "Manifest",
+           "TableEntry", "check_backup_id", "find_backup", "iter_records", "list_backups", "read_manifest",
+           "slug", "table_file", "write_manifest"]

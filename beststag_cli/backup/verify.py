@@ -1,0 +1,191 @@
+"""Checking a backup: checksums, every line parses, counts match the manifest, schema and attachments present.
+
+`verify_dir` is what `backup verify` runs and what every run does to itself before its folder is
+renamed into place. It stops at the first problem and raises :class:`BackupBroken`, whose message
+names the broken file, so an operator knows what to look at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from beststag_cli.errors import OperationFailed
+
+from .layout import (
+    ATTACHMENTS,
+    MANIFEST,
+    OK,
+    SCHEMA,
+    SHA256_RE,
+    BackupInfo,
+    BlobStore,
+    Manifest,
+    iter_lines,
+    read_manifest,
+    safe_rel,
+    sha256_file,
+)
+
+
+class BackupBroken(OperationFailed):
+    """A backup failed verification; the message names the first broken file."""
+
+    kind = "backup_broken"
+    hint = "restore from another backup (`beststag backup list`), and run a new backup"
+
+    def __init__(self, backup_id: str, file: str, problem: str) -> None:
+        super().__init__(f"backup {backup_id} is broken: {file}: {problem}")
+        self.backup_id = backup_id
+        self.file = file
+        self.problem = problem
+
+
+@dataclass
+class VerifyReport:
+    id: str
+    tables: int = 0
+    records: int = 0
+    files: int = 0
+    attachments: int = 0
+    bytes_checked: int = 0
+    checked_blobs: set[str] = field(default_factory=set)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "ok": True, "tables": self.tables, "records": self.records, "files": self.files,
+                "attachments": self.attachments, "bytes_checked": self.bytes_checked}
+
+
+def _check_file(backup_id: str, directory: Path, rel: str, sha: str | None, size: int | None,
+                report: VerifyReport) -> Path:
+    path = directory / rel
+    if not path.is_file():
+        raise BackupBroken(backup_id, rel, "missing")
+    n, digest = sha256_file(path)
+    report.files += 1
+    report.bytes_checked += n
+    if size is not None and n != size:
+        raise BackupBroken(backup_id, rel, f"size {n} bytes, manifest says {size} (truncated?)")
+    if sha is not None and digest != sha:
+        raise BackupBroken(backup_id, rel, "sha256 does not match the manifest (the file was altered)")
+    return path
+
+
+def _count_lines(backup_id: str, path: Path, rel: str, records: bool) -> int:
+    n = 0
+    try:
+        for line in iter_lines(path):
+            n += 1
+            if records:
+                obj = json.loads(line)
+                if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or "fields" not in obj:
+                    raise BackupBroken(backup_id, rel, f"line {n} is not a record")
+            elif not line.startswith("rec"):
+                raise BackupBroken(backup_id, rel, f"line {n} is not a record id")
+    except BackupBroken:
+        raise
+    except (OSError, EOFError, zlib.error, ValueError, UnicodeDecodeError) as e:
+        raise BackupBroken(backup_id, rel, f"unreadable after line {n}: {type(e).__name__}: {e}") from None
+    except Exception as e:  # zstandard raises its own ZstdError
+        raise BackupBroken(backup_id, rel, f"unreadable after line {n}: {type(e).__name__}: {e}") from None
+    return n
+
+
+def verify_dir(directory: Path, *, store: BlobStore, expected_id: str | None = None, hash_blobs: bool = True,
+               checked_blobs: set[str] | None = None) -> VerifyReport:
+    """Verify one backup folder (finished or still under ``.partial/``).
+
+    :param hash_blobs: re-hash attachment files (False: check they exist with the right size).
+    :param checked_blobs: sha256s already hashed in this session (``verify --all`` shares it).
+    :raises BackupBroken: naming the first broken file.
+    """
+    label = expected_id or directory.name
+    try:
+        m: Manifest = read_manifest(directory)
+    except FileNotFoundError:
+        raise BackupBroken(label, MANIFEST, "missing") from None
+    except Exception as e:
+        raise BackupBroken(label, MANIFEST, f"unreadable: {type(e).__name__}: {e}") from None
+    if expected_id is not None and m.id != expected_id:
+        raise BackupBroken(label, MANIFEST, f"names backup {m.id!r}, not {expected_id!r}")
+    bid = m.id
+    report = VerifyReport(bid, checked_blobs=checked_blobs if checked_blobs is not None else set())
+
+    schema_path = _check_file(bid, directory, SCHEMA, m.schema_sha256, m.schema_bytes or None, report)
+    try:
+        schema = json.loads(schema_path.read_text(encoding="utf-8"))
+        schema_tables = {t["id"] for t in schema["tables"]}
+    except Exception as e:
+        raise BackupBroken(bid, SCHEMA, f"not a base schema: {e}") from None
+
+    for name, t in m.tables.items():
+        if t.status != OK:
+            continue
+        if t.table_id not in schema_tables:
+            raise BackupBroken(bid, SCHEMA, f"has no table {t.table_id} ({name})")
+        for rel, sha, size, count, records in ((t.file, t.sha256, t.bytes, t.records, True),
+                                               (t.ids_file, t.ids_sha256, t.ids_bytes, t.ids, False)):
+            if rel is None:
+                continue
+            try:
+                rel = safe_rel(rel)
+            except Exception:
+                raise BackupBroken(bid, MANIFEST, f"table {name}: bad file name {rel!r}") from None
+            path = _check_file(bid, directory, rel, sha, size, report)
+            lines = _count_lines(bid, path, rel, records)
+            if lines != count:
+                raise BackupBroken(bid, rel, f"{lines} lines, manifest says {count}")
+            if records:
+                report.records += lines
+        report.tables += 1
+
+    att_path = directory / ATTACHMENTS
+    if m.attachments_sha256 is not None or att_path.exists():
+        _check_file(bid, directory, ATTACHMENTS, m.attachments_sha256, None, report)
+        try:
+            items = [json.loads(x) for x in att_path.read_text(encoding="utf-8").splitlines() if x.strip()]
+        except ValueError as e:
+            raise BackupBroken(bid, ATTACHMENTS, f"a line does not parse: {e}") from None
+        if len(items) != m.attachments_count:
+            raise BackupBroken(bid, ATTACHMENTS, f"{len(items)} entries, manifest says {m.attachments_count}")
+        for a in items:
+            sha = str(a.get("sha256", ""))
+            if not SHA256_RE.match(sha):
+                raise BackupBroken(bid, ATTACHMENTS, f"attachment {a.get('id')} has no valid sha256")
+            _check_blob(bid, store, sha, int(a.get("size", -1)), str(a.get("id")), hash_blobs, report)
+            report.attachments += 1
+    return report
+
+
+def _check_blob(bid: str, store: BlobStore, sha: str, size: int, att_id: str, hash_blobs: bool,
+                report: VerifyReport) -> None:
+    path = store.path(sha)
+    rel = f"{path.parent.parent.name}/{path.parent.name}/{path.name}"
+    what = f"{rel} (attachment {att_id})"
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise BackupBroken(bid, what, "missing") from None
+    if size >= 0 and st.st_size != size:
+        raise BackupBroken(bid, what, f"size {st.st_size} bytes, expected {size}")
+    if not hash_blobs or sha in report.checked_blobs:
+        return
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    report.bytes_checked += st.st_size
+    if h.hexdigest() != sha:
+        raise BackupBroken(bid, what, "content does not match its sha256")
+    report.checked_blobs.add(sha)
+
+
+def verify_backup(info: BackupInfo, store: BlobStore, checked_blobs: set[str] | None = None) -> VerifyReport:
+    """Verify a listed backup (see :func:`verify_dir`)."""
+    if info.manifest is None:
+        raise BackupBroken(info.id, MANIFEST, info.problem or "unreadable")
+    return verify_dir(info.path, store=store, expected_id=info.id, checked_blobs=checked_blobs)
