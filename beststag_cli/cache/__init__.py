@@ -1,0 +1,1 @@
+"""The intelligent cache in front of Airtable (see README, "Cache")."""

@@ -1,0 +1,52 @@
+"""Dynamic TTL: pure decisions over plain data (no I/O, `now` passed in).
+
+When a refresh of an expired answer finds it unchanged, the table's TTL stretches (×1.5, up to
+`max_s`); when it finds a change we did not make ourselves (our own writes are applied to the
+cached answers, so any difference comes from another writer), the TTL shrinks (÷2, down to
+`min_s`). A table's TTL therefore settles where refreshes are mostly useful.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+GROW = 1.5
+SHRINK = 0.5
+
+
+@dataclass
+class TTLState:
+    ttl_s: float
+    reason: str = "configured"
+    unchanged: int = 0  # consecutive refreshes that found no change
+    changed: int = 0  # consecutive refreshes that found a change
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, object] | None, default_ttl: float) -> TTLState:
+        if not data:
+            return cls(default_ttl)
+        return cls(float(data.get("ttl_s", default_ttl)), str(data.get("reason", "configured")),  # type: ignore[arg-type]
+                   int(data.get("unchanged", 0)), int(data.get("changed", 0)))  # type: ignore[call-overload]
+
+
+def after_refresh(state: TTLState, *, changed: bool, min_s: float, max_s: float) -> TTLState:
+    """The table's TTL after one refresh of an expired answer."""
+    if changed:
+        ttl = max(min_s, state.ttl_s * SHRINK)
+        n = state.changed + 1
+        return TTLState(ttl, f"outside change seen on {n} refresh(es) in a row: shortened", 0, n)
+    ttl = min(max_s, state.ttl_s * GROW)
+    n = state.unchanged + 1
+    return TTLState(ttl, f"unchanged on {n} refresh(es) in a row: lengthened", n, 0)
+
+
+def effective_ttl(configured: float, state: TTLState | None, *, enabled: bool, per_call: float | None) -> float:
+    """Per-call TTL wins; then the dynamic state (when enabled); then the configured TTL."""
+    if per_call is not None:
+        return per_call
+    if enabled and state is not None:
+        return state.ttl_s
+    return configured
