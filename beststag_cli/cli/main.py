@@ -55,6 +55,9 @@ def _register() -> None:
     from . import doctor, sandbox
 
     root.add_typer(sandbox.app, name="sandbox")
+    from . import query, records
+    root.add_typer(query.app, name="query")
+    root.add_typer(records.app, name="records")
     root.command("doctor")(doctor.doctor)
 
 

@@ -1,0 +1,93 @@
+"""`beststag records create|update|upsert|delete`: batched writes that publish cache invalidation events."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import BadInput
+from . import render
+from .state import STATE
+
+app = typer.Typer(help="Write records (10 a request, batches in parallel within the rate limit).",
+                  no_args_is_help=True)
+
+DataOpt = Annotated[str | None, typer.Option("--data", "-d", help="A record or a JSON list of records.")]
+FileOpt = Annotated[str | None, typer.Option("--file", help="NDJSON file, one record per line ('-' = stdin).")]
+TypecastOpt = Annotated[bool, typer.Option("--typecast", help="Let Airtable convert values (and add options).")]
+
+
+def _items(data: str | None, file: str | None) -> list[Any]:
+    from ..query.writes import read_items
+
+    lines: list[str] | None = None
+    if file == "-":
+        lines = sys.stdin.read().splitlines()
+    elif file is not None:
+        try:
+            lines = Path(file).read_text(encoding="utf-8").splitlines()
+        except OSError as e:
+            raise BadInput(f"cannot read --file {file}: {e.strerror}") from None
+    return read_items(data, lines)
+
+
+def _write(op: str, table: str, items: list[Any], **kw: Any) -> None:
+    from ..query.writes import Writer, to_records
+
+    result = Writer(STATE.gateway).write(op, table, to_records(op, items), **kw)  # type: ignore[arg-type]
+    if STATE.json:
+        render.emit_json(result.to_json())
+        return
+    render.line(f"{op}: {len(result.records)} record(s) in {result.table} ({result.requests} request(s))")
+    if op != "delete":
+        render.table(None, ["id", "fields"], [[r["id"], ", ".join(r.get("fields", {}))] for r in result.records[:20]])
+
+
+@app.command()
+def create(table: Annotated[str, typer.Argument(help="Table name.")], data: DataOpt = None, file: FileOpt = None,
+           typecast: TypecastOpt = False) -> None:
+    """Create records.
+
+    Example: beststag records create Usuários --data '{"fields": {"Nome": "Ana", "status": "Ativo"}}'
+    """
+    _write("create", table, _items(data, file), typecast=typecast)
+
+
+@app.command()
+def update(table: Annotated[str, typer.Argument(help="Table name.")], data: DataOpt = None, file: FileOpt = None,
+           typecast: TypecastOpt = False,
+           replace: Annotated[bool, typer.Option("--replace", help="PUT: clear unlisted fields.")] = False) -> None:
+    """Update records by id (PATCH; --replace for PUT).
+
+    Example: beststag records update Usuários --data '[{"id": "rec...", "fields": {"status": "Inativo"}}]'
+    """
+    _write("update", table, _items(data, file), typecast=typecast, replace=replace)
+
+
+@app.command()
+def upsert(table: Annotated[str, typer.Argument(help="Table name.")],
+           merge_on: Annotated[str, typer.Option("--merge-on", help="Fields that identify a record: F,G.")],
+           data: DataOpt = None, file: FileOpt = None, typecast: TypecastOpt = False) -> None:
+    """Create or update records matched on --merge-on fields.
+
+    Example: beststag records upsert Usuários --merge-on email --data '[{"fields": {"email": "a@b.c", "Nome": "A"}}]'
+    """
+    fields = [f.strip() for f in merge_on.split(",") if f.strip()]
+    _write("upsert", table, _items(data, file), typecast=typecast, merge_on=fields)
+
+
+@app.command()
+def delete(table: Annotated[str, typer.Argument(help="Table name.")],
+           id_: Annotated[list[str] | None, typer.Option("--id", help="Record id (repeatable).")] = None,
+           data: DataOpt = None, file: FileOpt = None) -> None:
+    """Delete records by id.
+
+    Example: beststag records delete Tarefas --id recXXXXXXXXXXXXXX --id recYYYYYYYYYYYYYY
+    """
+    items: list[Any] = list(id_ or [])
+    if data is not None or file is not None:
+        items += _items(data, file)
+    _write("delete", table, items)

@@ -1,0 +1,167 @@
+"""Record writes: create, update, upsert, delete — 10 records a request, batches sent concurrently
+(the gateway's limiter keeps them within 5 req/s), one `WriteEvent` published per accepted batch.
+
+Field names are checked against the cached schema before anything is sent (unknown field → exit 2
+with a suggestion). A failure after some batches went through is a `PartialSuccess` (exit 3) that
+says how many records were written; the written batches have already published their events.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BadInput, BestStagError, PartialSuccess
+from .events import WriteEvent, WriteOp, publish
+from .schema_cache import SchemaCache
+
+if TYPE_CHECKING:
+    from ..gateway.api import Gateway
+
+BATCH = 10
+WORKERS = 4
+OPS: tuple[WriteOp, ...] = ("create", "update", "upsert", "delete")
+
+
+@dataclass
+class WriteResult:
+    table: str
+    op: WriteOp
+    records: list[dict[str, Any]] = field(default_factory=list)
+    requests: int = 0
+    created_ids: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"table": self.table, "operation": self.op, "count": len(self.records),
+                               "requests": self.requests, "records": self.records}
+        if self.op == "upsert":
+            out["created"] = self.created_ids
+        return out
+
+
+# ------------------------------------------------------------------------------------------ input
+def read_items(data: str | None, lines: Iterable[str] | None) -> list[Any]:
+    """`--data JSON` (an object or a list) and/or `--file` NDJSON lines → a list of JSON items."""
+    items: list[Any] = []
+    if data is not None:
+        try:
+            parsed = json.loads(data)
+        except json.JSONDecodeError as e:
+            raise BadInput(f"--data is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}",
+                           hint='example: --data \'{"fields": {"Nome": "Ana"}}\'') from None
+        items.extend(parsed if isinstance(parsed, list) else [parsed])
+    for n, line in enumerate(lines or [], 1):
+        if not line.strip():
+            continue
+        try:
+            items.append(json.loads(line))
+        except json.JSONDecodeError as e:
+            raise BadInput(f"--file line {n} is not valid JSON: {e.msg}", hint="one JSON object per line") from None
+    return items
+
+
+def to_records(op: WriteOp, items: list[Any]) -> list[Any]:
+    """Check the shape each operation needs; bare field objects become `{"fields": ...}`."""
+    if not items:
+        raise BadInput(f"nothing to {op}", hint="pass --data JSON or --file NDJSON (- for stdin)")
+    out: list[Any] = []
+    for i, it in enumerate(items, 1):
+        if op == "delete":
+            rid = it.get("id") if isinstance(it, dict) else it
+            if not isinstance(rid, str) or not rid.startswith("rec"):
+                raise BadInput(f"record {i}: delete needs a record id (rec...), got {json.dumps(it)[:60]}")
+            out.append(rid)
+            continue
+        if not isinstance(it, dict):
+            raise BadInput(f"record {i}: expected an object, got {type(it).__name__}")
+        rec = dict(it) if "fields" in it and isinstance(it["fields"], dict) else {"fields": dict(it)}
+        extra = set(rec) - {"id", "fields"}
+        if extra:
+            raise BadInput(f"record {i}: unexpected key {sorted(extra)[0]!r} (a record is "
+                           '{"id": ..., "fields": {...}})')
+        if op == "update" and not isinstance(rec.get("id"), str):
+            raise BadInput(f"record {i}: update needs an \"id\"", hint='{"id": "rec...", "fields": {...}}')
+        if op == "create" and "id" in rec:
+            raise BadInput(f"record {i}: create takes no \"id\"", hint="use update or upsert for existing records")
+        if op == "upsert" and rec.get("id") is None:
+            rec.pop("id", None)
+        out.append(rec)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ writes
+class Writer:
+    def __init__(self, gateway: Gateway, schema: SchemaCache | None = None, *, workers: int = WORKERS) -> None:
+        self.gateway = gateway
+        self.schema = schema or SchemaCache(gateway)
+        self.workers = workers
+
+    def write(self, op: WriteOp, table: str, records: list[Any], *, typecast: bool = False,
+              replace: bool = False, merge_on: list[str] | None = None) -> WriteResult:
+        if op not in OPS:
+            raise BadInput(f"unknown write operation {op!r}")
+        names = {n for r in records if isinstance(r, dict) for n in r.get("fields", {})}
+        if op == "upsert":
+            if not merge_on:
+                raise BadInput("upsert needs --merge-on FIELD[,FIELD..]", hint="the fields that identify a record")
+            names |= set(merge_on)
+            for r in records:
+                missing = [m for m in merge_on if m not in r.get("fields", {})]
+                if missing:
+                    raise BadInput(f'upsert: a record has no value for merge field "{missing[0]}"')
+        t = self.schema.check_fields(table, sorted(names))
+        name = t.name
+        chunks = [records[i:i + BATCH] for i in range(0, len(records), BATCH)]
+        call = self._call(op, name, typecast=typecast, replace=replace, merge_on=merge_on or [])
+        _ = self.gateway.api  # build it once, before threads share it
+        results: list[tuple[list[dict[str, Any]], list[str]] | BaseException] = []
+        if len(chunks) == 1:
+            results.append(self._guard(call, chunks[0], op, name))
+        else:
+            with ThreadPoolExecutor(max_workers=min(self.workers, len(chunks)),
+                                    thread_name_prefix="beststag-write") as pool:
+                results = list(pool.map(lambda c: self._guard(call, c, op, name), chunks))
+        out = WriteResult(name, op)
+        errors = [r for r in results if isinstance(r, BaseException)]
+        for r in results:
+            if not isinstance(r, BaseException):
+                out.records.extend(r[0])
+                out.created_ids.extend(r[1])
+                out.requests += 1
+        if errors:
+            first = errors[0]
+            if not out.records:
+                raise first
+            msg = first.message if isinstance(first, BestStagError) else f"{type(first).__name__}: {first}"
+            raise PartialSuccess(f"{op} on {name}: {len(out.records)} of {len(records)} records written; "
+                                 f"{len(errors)} batch(es) failed: {msg}",
+                                 hint="the written records are kept; retry the rest")
+        return out
+
+    def _guard(self, call: Callable[[list[Any]], tuple[list[dict[str, Any]], list[str]]], chunk: list[Any],
+               op: WriteOp, table: str) -> tuple[list[dict[str, Any]], list[str]] | BaseException:
+        try:
+            recs, created = call(chunk)
+        except Exception as e:  # collected: the other batches go on
+            return e
+        publish(WriteEvent(table, op, tuple(recs), tuple(created)))
+        return recs, created
+
+    def _call(self, op: WriteOp, table: str, *, typecast: bool, replace: bool,
+              merge_on: list[str]) -> Callable[[list[Any]], tuple[list[dict[str, Any]], list[str]]]:
+        gw = self.gateway
+        if op == "create":
+            return lambda c: (gw.create(table, [r["fields"] for r in c], typecast=typecast), [])
+        if op == "update":
+            return lambda c: (gw.update(table, c, replace=replace, typecast=typecast), [])
+        if op == "delete":
+            return lambda c: (gw.delete(table, c), [])
+
+        def upsert(c: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
+            res = gw.upsert(table, c, merge_on, typecast=typecast)
+            return list(res.get("records", [])), list(res.get("createdRecords", []))
+
+        return upsert
