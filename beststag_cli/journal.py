@@ -142,6 +142,29 @@ def m001_initial(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m003_restore_items(conn: sqlite3.Connection) -> None:
+    """What a restore has already written (beststag_cli/backup/restore.py), so a crashed one resumes.
+
+    One row per record and phase: ``create`` (``src`` = id in the backup, ``dst`` = the new id),
+    ``update``, ``upload`` (``src`` = record|field|attachment), ``link``, ``delete``.
+    """
+    _run(
+        conn,
+        """
+        CREATE TABLE restore_items (
+            restore_id TEXT NOT NULL,
+            table_name TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            src TEXT NOT NULL,
+            dst TEXT,
+            ts REAL NOT NULL
+        );
+        CREATE INDEX idx_restore_items ON restore_items (restore_id, phase)
+        """,
+    )
+
+
 def applied_migrations(conn: sqlite3.Connection) -> list[str]:
     """Names of the migrations applied to this database, in the order they ran."""
     try:

@@ -1,0 +1,692 @@
+"""`backup restore`: put a base back into the state of a backup (point in time, through the chain).
+
+Two modes:
+
+- **same base** (the backup's own base): records that still exist are updated by id where they
+  differ, deleted ones are recreated (they get new ids; links to them are remapped), and nothing
+  is deleted unless ``prune_extra``;
+- **another base** (``target_base``): every record is created, ``multipleRecordLinks`` are
+  remapped to the new ids, and attachments are uploaded again (``uploadAttachment``).
+
+Computed fields (formula, lookup, rollup, count, autoNumber, created/modified time and by) are
+never written. A pair of inverse link fields is written from one side only (the table restored
+later, so its targets already exist); links that cannot be written in that single pass
+(self-links, one-way links to a later table) get a second pass of updates.
+
+Plan first, then execute: :func:`plan_restore` reads the backup and the target base and says
+per table what would be created, updated, skipped and deleted (``--dry-run`` stops there; it
+writes nothing). :func:`execute_restore` writes in batches of 10 (Airtable's maximum) through
+the gateway, and records every written record in the journal (``restore_items``) so that the
+same restore run again after a crash resumes where it stopped. At most one batch whose answer
+was lost in the crash can be written twice.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from beststag_cli import clock, errors
+from beststag_cli.logs import log_event
+from beststag_cli.names import did_you_mean
+
+from .chain import backup_index, table_chain, table_state
+from .hooks import invalidate_cache
+from .layout import SCHEMA, BlobStore, find_backup
+from .runner import base_lock
+from .verify import verify_dir
+
+if TYPE_CHECKING:
+    from beststag_cli.config import Settings
+    from beststag_cli.gateway.api import Gateway
+    from beststag_cli.journal import Journal
+
+#: field types Airtable computes; a restore never writes them
+COMPUTED_TYPES = frozenset({
+    "formula", "rollup", "multipleLookupValues", "count", "autoNumber", "createdTime", "lastModifiedTime",
+    "createdBy", "lastModifiedBy", "button", "aiText", "externalSyncSource", "manualSort",
+})
+BATCH = 10
+MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+
+Progress = Callable[[str, str, dict[str, Any]], None]
+
+
+# --------------------------------------------------------------------------------------------
+# plan
+
+
+@dataclass
+class FieldSpec:
+    name: str
+    type: str
+    #: links: name of the linked table; None for other types
+    target: str | None = None
+    #: links: written during the creates/updates of this table (False: not written, or second pass)
+    owned: bool = True
+    deferred: bool = False
+
+
+@dataclass
+class TablePlan:
+    name: str
+    target_table_id: str
+    fields: list[FieldSpec]
+    records: int
+    create: list[str] = field(default_factory=list)  # backup ids to create
+    update: list[str] = field(default_factory=list)  # backup ids whose target record differs
+    skip: int = 0
+    delete: list[str] = field(default_factory=list)  # target ids (prune_extra)
+    uploads: int = 0
+    already: int = 0  # done by the interrupted run this one resumes
+
+    def counts(self) -> dict[str, int]:
+        return {"records": self.records, "create": len(self.create), "update": len(self.update), "skip": self.skip,
+                "delete": len(self.delete), "attachments": self.uploads, "resumed": self.already}
+
+
+@dataclass
+class RestorePlan:
+    restore_id: str
+    backup_id: str
+    source_base: str
+    target_base: str
+    same_base: bool
+    prune_extra: bool
+    tables: list[TablePlan]
+    resumed: bool = False
+    warnings: list[str] = field(default_factory=list)
+    # working data (not part of the summary)
+    states: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
+    current: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
+    existing_ids: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    id_map: dict[str, str] = field(default_factory=dict, repr=False)
+    done: dict[str, set[str]] = field(default_factory=dict, repr=False)
+
+    @property
+    def writes(self) -> int:
+        return sum(len(t.create) + len(t.update) + len(t.delete) + t.uploads for t in self.tables)
+
+    def summary(self) -> dict[str, Any]:
+        return {"restore_id": self.restore_id, "backup_id": self.backup_id, "source_base": self.source_base,
+                "target_base": self.target_base, "mode": "same base" if self.same_base else "other base",
+                "prune_extra": self.prune_extra, "resumed": self.resumed, "warnings": self.warnings,
+                "tables": {t.name: t.counts() for t in self.tables}}
+
+
+def gateway_for_base(gateway: Gateway, base_id: str) -> Gateway:
+    """A gateway on another base with the same settings, journal, limiter and sandbox."""
+    import re
+
+    from beststag_cli.gateway.api import Gateway as _Gateway
+
+    if base_id == gateway.base_id:
+        return gateway
+    if not re.fullmatch(r"app[A-Za-z0-9]{14}", base_id):
+        raise errors.BadInput(f"{base_id!r} is not a base id (expected appXXXXXXXXXXXXXX)")
+    s = gateway.settings.model_copy(deep=True)
+    s.airtable.base_id = base_id
+    return _Gateway(s, journal=gateway.journal, source=gateway.source, limiter=gateway._limiter,
+                    sandbox=gateway.sandbox)
+
+
+def _schema_index(schema: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
+    by_name = {t["name"]: t for t in schema.get("tables", [])}
+    id_to_name = {t["id"]: t["name"] for t in schema.get("tables", [])}
+    return by_name, id_to_name
+
+
+def _field_specs(table: dict[str, Any], id_to_name: dict[str, str]) -> list[FieldSpec]:
+    out = []
+    for f in table["fields"]:
+        if f["type"] in COMPUTED_TYPES:
+            continue
+        target = None
+        if f["type"] == "multipleRecordLinks":
+            target = id_to_name.get((f.get("options") or {}).get("linkedTableId", ""))
+        out.append(FieldSpec(f["name"], f["type"], target))
+    return out
+
+
+def _order_tables(names: list[str], src_tables: dict[str, dict[str, Any]], id_to_name: dict[str, str]) -> list[str]:
+    """Tables that others link to with a single link (parents) first; schema order otherwise."""
+    chosen = set(names)
+
+    def singles(n: str) -> int:
+        c = 0
+        for f in src_tables[n]["fields"]:
+            opts = f.get("options") or {}
+            if f["type"] == "multipleRecordLinks" and opts.get("prefersSingleRecordLink"):
+                tgt = id_to_name.get(opts.get("linkedTableId", ""))
+                if tgt in chosen and tgt != n:
+                    c += 1
+        return c
+
+    pos = {n: i for i, n in enumerate(src_tables)}
+    return sorted(names, key=lambda n: (singles(n), pos.get(n, 0)))
+
+
+def _assign_links(order: list[str], specs: dict[str, list[FieldSpec]], src_tables: dict[str, dict[str, Any]]) -> None:
+    """Decide which side of each link pair is written, and which links wait for the second pass."""
+    rank = {n: i for i, n in enumerate(order)}
+    for n in order:
+        fdefs = {f["name"]: f for f in src_tables[n]["fields"]}
+        for spec in specs[n]:
+            if spec.type != "multipleRecordLinks":
+                continue
+            opts = fdefs[spec.name].get("options") or {}
+            tgt = spec.target
+            inverse_id = opts.get("inverseLinkFieldId")
+            if tgt is None or tgt not in rank:
+                spec.owned = True  # the other side is not restored: write this one (to records that exist)
+                continue
+            inverse_name = None
+            if inverse_id:
+                inverse_name = next((f["name"] for f in src_tables[tgt]["fields"] if f["id"] == inverse_id), None)
+            if tgt == n:
+                if inverse_name and inverse_name != spec.name:
+                    names_sorted = sorted([spec.name, inverse_name])
+                    spec.owned = spec.name == names_sorted[0]
+                spec.deferred = spec.owned
+                continue
+            if inverse_name:
+                spec.owned = rank[n] > rank[tgt]
+            else:
+                spec.owned = True
+                spec.deferred = rank[tgt] > rank[n]
+
+
+def _norm(v: Any) -> Any:
+    return None if v in (None, "", [], False) else v
+
+
+def _att_ids(v: Any) -> list[str]:
+    return [str(a.get("id")) for a in v or [] if isinstance(a, dict)]
+
+
+def find_resumable(journal: Journal | None, backup_id: str, target_base: str, tables: list[str],
+                   prune_extra: bool) -> str | None:
+    """The id of an unfinished restore of the same backup, base and tables (to resume), if any."""
+    if journal is None:
+        return None
+    rows = journal.query("SELECT id, progress_json FROM restore_runs WHERE backup_id = ? AND status IN "
+                         "('running', 'failed', 'interrupted') ORDER BY started DESC", (backup_id,))
+    for r in rows:
+        try:
+            p = json.loads(r["progress_json"] or "{}")
+        except ValueError:
+            continue
+        if p.get("target_base") == target_base and sorted(p.get("tables") or []) == sorted(tables) \
+                and bool(p.get("prune_extra")) == prune_extra:
+            return str(r["id"])
+    return None
+
+
+def known_mappings(journal: Journal | None, target_base: str) -> dict[str, str]:
+    """Every ``backup id → new id`` an earlier restore into ``target_base`` created.
+
+    Record ids are unique, so this stays true across backups: a second restore (of this or a
+    later backup) finds the record where the first one put it instead of creating it again.
+    """
+    if journal is None:
+        return {}
+    runs = []
+    for r in journal.query("SELECT id, progress_json FROM restore_runs"):
+        try:
+            if json.loads(r["progress_json"] or "{}").get("target_base") == target_base:
+                runs.append(r["id"])
+        except ValueError:
+            continue
+    out: dict[str, str] = {}
+    for rid in runs:
+        for r in journal.query("SELECT src, dst FROM restore_items WHERE restore_id = ? AND phase = 'create' "
+                               "ORDER BY ts", (rid,)):
+            if r["dst"]:
+                out[r["src"]] = r["dst"]
+    return out
+
+
+def _load_done(journal: Journal | None, restore_id: str) -> tuple[dict[str, str], dict[str, set[str]]]:
+    id_map: dict[str, str] = {}
+    done: dict[str, set[str]] = {}
+    if journal is None:
+        return id_map, done
+    for r in journal.query("SELECT phase, src, dst FROM restore_items WHERE restore_id = ?", (restore_id,)):
+        done.setdefault(r["phase"], set()).add(r["src"])
+        if r["phase"] == "create" and r["dst"]:
+            id_map[r["src"]] = r["dst"]
+    return id_map, done
+
+
+def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables: list[str] | None = None,
+                 target_base: str | None = None, prune_extra: bool = False) -> RestorePlan:
+    """Read the backup (its whole chain, verified) and the target base; say what a restore would do.
+
+    Writes nothing. ``gateway`` is the configured one; another base gets its own gateway.
+
+    :raises NotFound | BadInput: unknown backup id, unknown table, a target base without the
+        backup's tables or fields (all before anything is written).
+    :raises BackupBroken: a file in the chain fails verification.
+    """
+    root = settings.paths.backups
+    info = find_backup(root, backup_id)
+    if info.manifest is None:
+        raise errors.OperationFailed(f"backup {info.id} cannot be read: {info.problem}")
+    m = info.manifest
+    available = m.ok_tables()
+    if tables:
+        for t in tables:
+            if t not in m.tables:
+                raise errors.UnknownTable(f"backup {info.id} has no table {t!r}{did_you_mean(t, list(m.tables))}",
+                                          hint=f"it holds: {', '.join(m.tables)}")
+            if t not in available:
+                raise errors.BadInput(f"table {t!r} failed in backup {info.id}; it cannot be restored from it",
+                                      hint="pick an earlier backup of that table")
+        names = list(tables)
+    else:
+        names = available
+    if not names:
+        raise errors.BadInput(f"backup {info.id} holds no restorable table")
+    target = target_base or m.base
+    tgw = gateway_for_base(gateway, target)
+    same = target == m.base
+
+    # the chain must read back whole before we touch the base
+    index = backup_index(root)
+    store = BlobStore(root)
+    seen: set[str] = set()
+    for n in names:
+        for b in table_chain(info, n, index):
+            if b.id not in seen:
+                verify_dir(b.path, store=store, expected_id=b.id, hash_blobs=False)
+                seen.add(b.id)
+
+    src_schema = json.loads((info.path / SCHEMA).read_text(encoding="utf-8"))
+    src_tables, src_ids = _schema_index(src_schema)
+    tgt_tables, tgt_ids = _schema_index(tgw.schema())
+    specs: dict[str, list[FieldSpec]] = {}
+    for n in names:
+        if n not in src_tables:
+            raise errors.OperationFailed(f"backup {info.id}: {SCHEMA} has no table {n!r}")
+        if n not in tgt_tables:
+            raise errors.BadInput(f"base {target} has no table {n!r}, which the backup holds",
+                                  hint="restore into a base with the same tables and fields (same names)")
+        specs[n] = _field_specs(src_tables[n], src_ids)
+        tfields = {f["name"]: f for f in tgt_tables[n]["fields"]}
+        for spec in specs[n]:
+            tf = tfields.get(spec.name)
+            if tf is None:
+                raise errors.BadInput(f"base {target}: table {n!r} has no field {spec.name!r}, which the backup "
+                                      "holds", hint="add the field (same name and type) or restore elsewhere")
+            if tf["type"] != spec.type:
+                raise errors.BadInput(f"base {target}: field {n}.{spec.name} is {tf['type']}, the backup has "
+                                      f"{spec.type}", hint="restore into a base with the same schema")
+            if spec.type == "multipleRecordLinks":
+                ttarget = tgt_ids.get((tf.get("options") or {}).get("linkedTableId", ""))
+                if ttarget != spec.target:
+                    raise errors.BadInput(f"base {target}: field {n}.{spec.name} links to {ttarget!r}, the backup "
+                                          f"links to {spec.target!r}")
+    order = _order_tables(names, src_tables, src_ids)
+    _assign_links(order, specs, src_tables)
+
+    journal = gateway.journal
+    resume = find_resumable(journal, info.id, target, order, prune_extra)
+    restore_id = resume or f"restore-{uuid.uuid4().hex[:12]}"
+    id_map, done = _load_done(journal, restore_id) if resume else ({}, {})
+    id_map = {**known_mappings(journal, target), **id_map}
+    plan = RestorePlan(restore_id=restore_id, backup_id=info.id, source_base=m.base, target_base=target,
+                       same_base=same, prune_extra=prune_extra, tables=[], resumed=resume is not None,
+                       id_map=id_map, done=done)
+
+    for n in order:
+        plan.states[n] = table_state(info, n, index)
+    link_targets = {s.target for n in order for s in specs[n] if s.target and s.owned} - set(order)
+    for n in order:
+        plan.current[n] = {r["id"]: r for r in tgw.all(n)}
+    for t in sorted(t for t in link_targets if t is not None):
+        if t in tgt_tables:
+            small = next((f["name"] for f in tgt_tables[t]["fields"] if f["type"] == "checkbox"),
+                         tgt_tables[t]["fields"][0]["name"])
+            plan.existing_ids[t] = {r["id"] for r in tgw.all(t, fields=[small])}
+            if not same:
+                plan.warnings.append(f"links to table {t!r} (not restored) are dropped: its records have "
+                                     "other ids in the target base")
+
+    for n in order:
+        state, current = plan.states[n], plan.current[n]
+        tp = TablePlan(name=n, target_table_id=tgt_tables[n]["id"], fields=specs[n], records=len(state))
+        wanted: set[str] = set()
+        for sid, rec in state.items():
+            dst = id_map.get(sid) or (sid if same and sid in current else None)
+            atts = sum(len(rec["fields"].get(s.name) or []) for s in specs[n] if s.type == "multipleAttachments")
+            if dst is None or dst not in current:
+                tp.create.append(sid)
+                tp.uploads += atts
+                continue
+            wanted.add(dst)
+            if sid in done.get("create", set()):
+                tp.already += 1
+            if _differs(rec, current[dst], specs[n], id_map, plan):
+                tp.update.append(sid)
+                cur_ids = {a for s in specs[n] if s.type == "multipleAttachments"
+                           for a in _att_ids(current[dst]["fields"].get(s.name))}
+                tp.uploads += sum(1 for s in specs[n] if s.type == "multipleAttachments"
+                                  for a in _att_ids(rec["fields"].get(s.name)) if a not in cur_ids)
+            else:
+                tp.skip += 1
+        extra = [rid for rid in current if rid not in wanted]
+        if extra and prune_extra:
+            tp.delete = extra
+        elif extra and same:
+            plan.warnings.append(f"{n}: {len(extra)} record(s) not in the backup are kept (--prune-extra deletes them)")
+        elif extra:
+            plan.warnings.append(f"{n}: the target table already holds {len(extra)} record(s); they are kept")
+        plan.tables.append(tp)
+    return plan
+
+
+def _desired(rec: dict[str, Any], spec: FieldSpec) -> Any:
+    return rec.get("fields", {}).get(spec.name)
+
+
+def _map_links(ids: Iterable[str], spec: FieldSpec, plan: RestorePlan, *, lenient: bool = False) -> list[str]:
+    out = []
+    existing = plan.current[spec.target] if spec.target in plan.current else plan.existing_ids.get(str(spec.target))
+    for x in ids:
+        y = plan.id_map.get(x)
+        if y is None and plan.same_base and existing is not None and x in existing:
+            y = x  # same base: a record that still exists keeps its id
+        if y is None and lenient:
+            y = x
+        if y is not None:
+            out.append(y)
+    return out
+
+
+def _differs(rec: dict[str, Any], cur: dict[str, Any], specs: list[FieldSpec], id_map: dict[str, str],
+             plan: RestorePlan) -> bool:
+    for spec in specs:
+        if not spec.owned:
+            continue
+        want, have = _desired(rec, spec), cur.get("fields", {}).get(spec.name)
+        if spec.type == "multipleAttachments":
+            if _att_ids(want) != _att_ids(have):
+                return True
+        elif spec.type == "multipleRecordLinks":
+            if _map_links(want or [], spec, plan, lenient=True) != list(have or []):
+                return True
+        elif _norm(want) != _norm(have):
+            return True
+    return False
+
+
+# --------------------------------------------------------------------------------------------
+# execute
+
+
+@dataclass
+class RestoreResult:
+    plan: RestorePlan
+    status: str
+    duration_s: float
+    created: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, int] = field(default_factory=dict)
+    uploaded: dict[str, int] = field(default_factory=dict)
+    links: dict[str, int] = field(default_factory=dict)
+    dropped_links: int = 0
+
+    @property
+    def records(self) -> int:
+        return sum(self.created.values()) + sum(self.updated.values())
+
+    def summary(self) -> dict[str, Any]:
+        out = self.plan.summary()
+        out.update({"id": self.plan.restore_id, "status": self.status, "duration_s": round(self.duration_s, 3),
+                    "records": self.records, "dropped_links": self.dropped_links})
+        for n, t in out["tables"].items():
+            t.update({"created": self.created.get(n, 0), "updated": self.updated.get(n, 0),
+                      "deleted": self.deleted.get(n, 0), "uploaded": self.uploaded.get(n, 0),
+                      "links_set": self.links.get(n, 0)})
+        return out
+
+
+class _Recorder:
+    """Writes restore progress to the journal: one row per record and phase, one transaction a batch."""
+
+    def __init__(self, journal: Journal | None, restore_id: str) -> None:
+        self.journal = journal
+        self.restore_id = restore_id
+
+    def add(self, table: str, phase: str, pairs: list[tuple[str, str | None]]) -> None:
+        if self.journal is None or not pairs:
+            return
+        ts = clock.timestamp()
+        # Journal has no public bulk append; its transactional helper keeps a batch one commit.
+        self.journal._write_many(
+            "INSERT INTO restore_items (restore_id, table_name, phase, src, dst, ts) VALUES (?,?,?,?,?,?)",
+            [(self.restore_id, table, phase, s, d, ts) for s, d in pairs])
+
+
+def execute_restore(settings: Settings, gateway: Gateway, plan: RestorePlan, *,
+                    progress: Progress | None = None) -> RestoreResult:
+    """Carry out ``plan`` (from :func:`plan_restore`). Holds the target base's restore lock.
+
+    :raises LockHeld: another restore into that base is running.
+    :raises BestStagError: a write failed; the journal keeps the progress, and running the same
+        restore again resumes it.
+    """
+    tgw = gateway_for_base(gateway, plan.target_base)
+    journal = gateway.journal
+    rec = _Recorder(journal, plan.restore_id)
+    result = RestoreResult(plan, "running", 0.0)
+    started = clock.timestamp()
+    t0 = time.monotonic()
+    progress_info = {"backup_id": plan.backup_id, "target_base": plan.target_base,
+                     "tables": [t.name for t in plan.tables], "prune_extra": plan.prune_extra,
+                     "mode": "same" if plan.same_base else "other"}
+
+    def record(status: str) -> None:
+        if journal is None:
+            return
+        journal.record_restore_run(id=plan.restore_id, backup_id=plan.backup_id, status=status, started=started,
+                                   finished=None if status == "running" else clock.timestamp(),
+                                   duration_s=time.monotonic() - t0, records=result.records,
+                                   progress={**progress_info, "counts": result.summary()["tables"]})
+
+    store = BlobStore(settings.paths.backups)
+    with base_lock(settings, plan.target_base, "restore"):
+        record("running")
+        log_event("restore.started", restore_id=plan.restore_id, backup_id=plan.backup_id,
+                  target_base=plan.target_base, resumed=plan.resumed)
+        try:
+            for tp in plan.tables:
+                _restore_table(tgw, plan, tp, rec, store, result, progress)
+            for tp in plan.tables:
+                _second_pass(tgw, plan, tp, rec, result)
+            for tp in reversed(plan.tables):
+                _prune(tgw, plan, tp, rec, result)
+        except BaseException as e:
+            result.status = "failed"
+            result.duration_s = time.monotonic() - t0
+            record("failed")
+            log_event("restore.failed", _level=40, restore_id=plan.restore_id, error=str(e)[:300])
+            if isinstance(e, errors.BestStagError):
+                e.hint = (e.hint + "; " if e.hint else "") + "run the same restore again to resume it"
+            raise
+        result.status = "ok"
+        result.duration_s = time.monotonic() - t0
+        record("ok")
+        log_event("restore.finished", restore_id=plan.restore_id, records=result.records,
+                  duration_s=round(result.duration_s, 3))
+    invalidate_cache(settings, plan.target_base, [t.name for t in plan.tables], reason=f"restore {plan.restore_id}",
+                     journal=journal)
+    return result
+
+
+def _emit(progress: Progress | None, event: str, table: str, **info: Any) -> None:
+    if progress is not None:
+        try:
+            progress(event, table, info)
+        except Exception:  # display only
+            pass
+
+
+def _payload(rec: dict[str, Any], tp: TablePlan, plan: RestorePlan, result: RestoreResult, *,
+             current: dict[str, Any] | None) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    """Fields to write for one record (changed ones only when ``current`` is given) and the uploads it needs."""
+    out: dict[str, Any] = {}
+    uploads: list[tuple[str, dict[str, Any]]] = []
+    cur_fields = (current or {}).get("fields", {})
+    for spec in tp.fields:
+        if not spec.owned or spec.deferred:
+            continue
+        want = _desired(rec, spec)
+        if spec.type == "multipleAttachments":
+            have_ids = set(_att_ids(cur_fields.get(spec.name))) if current is not None else set()
+            keep = [{"id": a} for a in _att_ids(want) if a in have_ids]
+            missing = [a for a in want or [] if str(a.get("id")) not in have_ids]
+            uploads.extend((spec.name, a) for a in missing)
+            if current is None:
+                continue  # a new record gets its files by upload
+            if _att_ids(want) != _att_ids(cur_fields.get(spec.name)):
+                out[spec.name] = keep
+            continue
+        if spec.type == "multipleRecordLinks":
+            mapped = _map_links(want or [], spec, plan)
+            result.dropped_links += len(want or []) - len(mapped)
+            if current is None:
+                if mapped:
+                    out[spec.name] = mapped
+            elif mapped != list(cur_fields.get(spec.name) or []):
+                out[spec.name] = mapped
+            continue
+        if current is None:
+            if _norm(want) is not None:
+                out[spec.name] = want
+        elif _norm(want) != _norm(cur_fields.get(spec.name)):
+            out[spec.name] = want if _norm(want) is not None else None
+    return out, uploads
+
+
+def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder, store: BlobStore,
+                   result: RestoreResult, progress: Progress | None) -> None:
+    state, current = plan.states[tp.name], plan.current[tp.name]
+    done_create = plan.done.get("create", set())
+    done_update = plan.done.get("update", set())
+    done_upload = plan.done.get("upload", set())
+    uploads: list[tuple[str, str, dict[str, Any]]] = []  # (target id, field, attachment)
+    _emit(progress, "start", tp.name, total=len(tp.create) + len(tp.update))
+    n = 0
+    todo = [s for s in tp.create if s not in done_create]
+    for i in range(0, len(todo), BATCH):
+        chunk = todo[i:i + BATCH]
+        bodies, ups = [], []
+        for sid in chunk:
+            fields, u = _payload(state[sid], tp, plan, result, current=None)
+            bodies.append(fields)
+            ups.append(u)
+        created = tgw.create(tp.name, bodies)
+        pairs = [(sid, r["id"]) for sid, r in zip(chunk, created, strict=True)]
+        for (sid, new_id), u in zip(pairs, ups, strict=True):
+            plan.id_map[sid] = new_id
+            uploads.extend((new_id, f, a) for f, a in u)
+        rec.add(tp.name, "create", pairs)
+        result.created[tp.name] = result.created.get(tp.name, 0) + len(chunk)
+        n += len(chunk)
+        _emit(progress, "page", tp.name, records=n)
+    # records created by the run this one resumes may still miss their files
+    for sid in state:
+        if sid in done_create and sid in plan.id_map:
+            _, u = _payload(state[sid], tp, plan, result, current=None)
+            uploads.extend((plan.id_map[sid], f, a) for f, a in u)
+
+    todo = [s for s in tp.update if s not in done_update]
+    for i in range(0, len(todo), BATCH):
+        chunk = todo[i:i + BATCH]
+        batch = []
+        for sid in chunk:
+            dst = plan.id_map.get(sid, sid)
+            fields, u = _payload(state[sid], tp, plan, result, current=current[dst])
+            uploads.extend((dst, f, a) for f, a in u)
+            if fields:
+                batch.append({"id": dst, "fields": fields})
+        if batch:
+            tgw.update(tp.name, batch)
+        rec.add(tp.name, "update", [(sid, plan.id_map.get(sid, sid)) for sid in chunk])
+        result.updated[tp.name] = result.updated.get(tp.name, 0) + len(batch)
+        n += len(chunk)
+        _emit(progress, "page", tp.name, records=n)
+
+    if uploads:
+        table = tgw.table(tp.name)
+        for dst, fname, att in uploads:
+            key = f"{dst}|{fname}|{att.get('id')}"
+            if key in done_upload:
+                continue
+            sha = att.get("sha256")
+            if not sha or not store.has(str(sha)):
+                plan.warnings.append(f"{tp.name}/{dst}: attachment {att.get('filename')} is not in the backup; "
+                                     "skipped")
+                continue
+            data = store.path(str(sha)).read_bytes()
+            if len(data) > MAX_UPLOAD_BYTES:
+                plan.warnings.append(f"{tp.name}/{dst}: attachment {att.get('filename')} is over 5 MB, which "
+                                     "uploadAttachment refuses; skipped")
+                continue
+            table.upload_attachment(dst, fname, str(att.get("filename") or "file"), content=data,
+                                    content_type=str(att.get("type") or "application/octet-stream"))
+            rec.add(tp.name, "upload", [(key, dst)])
+            result.uploaded[tp.name] = result.uploaded.get(tp.name, 0) + 1
+    _emit(progress, "done", tp.name, records=n)
+
+
+def _second_pass(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder, result: RestoreResult) -> None:
+    deferred = [s for s in tp.fields if s.deferred and s.owned]
+    if not deferred:
+        return
+    done = plan.done.get("link", set())
+    state, current = plan.states[tp.name], plan.current[tp.name]
+    batch: list[dict[str, Any]] = []
+    srcs: list[str] = []
+
+    def flush() -> None:
+        if batch:
+            tgw.update(tp.name, list(batch))
+            rec.add(tp.name, "link", [(s, None) for s in srcs])
+            result.links[tp.name] = result.links.get(tp.name, 0) + len(batch)
+        batch.clear()
+        srcs.clear()
+
+    for sid, r in state.items():
+        if sid in done:
+            continue
+        dst = plan.id_map.get(sid) or (sid if plan.same_base and sid in current else None)
+        if dst is None:
+            continue
+        fields = {}
+        for spec in deferred:
+            want = _map_links(_desired(r, spec) or [], spec, plan)
+            have = list((current.get(dst) or {}).get("fields", {}).get(spec.name) or [])
+            if want != have:
+                fields[spec.name] = want
+        if fields:
+            batch.append({"id": dst, "fields": fields})
+            srcs.append(sid)
+            if len(batch) == BATCH:
+                flush()
+    flush()
+
+
+def _prune(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder, result: RestoreResult) -> None:
+    done = plan.done.get("delete", set())
+    todo = [d for d in tp.delete if d not in done]
+    for i in range(0, len(todo), BATCH):
+        chunk = todo[i:i + BATCH]
+        tgw.delete(tp.name, chunk)
+        rec.add(tp.name, "delete", [(d, None) for d in chunk])
+        result.deleted[tp.name] = result.deleted.get(tp.name, 0) + len(chunk)
