@@ -143,6 +143,54 @@ def m001_initial(conn: sqlite3.Connection) -> None:
 
 
 @migration
+def m002_metrics_hourly_rollups(conn: sqlite3.Connection) -> None:
+    """Hourly pre-aggregates of requests and cache events (beststag_cli/metrics/rollup.py).
+
+    ``hour`` is the POSIX second the UTC hour starts. Rows are folded in by rowid (a watermark in
+    kv), so late appends still land in their hour; `metrics archive` keeps these when it moves
+    old raw rows out.
+    """
+    _run(
+        conn,
+        """
+        CREATE TABLE requests_hourly (
+            hour INTEGER NOT NULL,
+            table_name TEXT NOT NULL DEFAULT '',
+            requests INTEGER NOT NULL DEFAULT 0,
+            errors INTEGER NOT NULL DEFAULT 0,
+            rate_limited INTEGER NOT NULL DEFAULT 0,
+            retried INTEGER NOT NULL DEFAULT 0,
+            duration_n INTEGER NOT NULL DEFAULT 0,
+            duration_sum_ms REAL NOT NULL DEFAULT 0,
+            duration_max_ms REAL,
+            records INTEGER NOT NULL DEFAULT 0,
+            list_records INTEGER NOT NULL DEFAULT 0,
+            list_bytes INTEGER NOT NULL DEFAULT 0,
+            bytes INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (hour, table_name)
+        );
+        CREATE TABLE requests_duration_hourly (
+            hour INTEGER NOT NULL,
+            bucket INTEGER NOT NULL,
+            n INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (hour, bucket)
+        );
+        CREATE TABLE cache_hourly (
+            hour INTEGER NOT NULL,
+            table_name TEXT NOT NULL DEFAULT '',
+            event TEXT NOT NULL,
+            n INTEGER NOT NULL DEFAULT 0,
+            bytes INTEGER NOT NULL DEFAULT 0,
+            age_n INTEGER NOT NULL DEFAULT 0,
+            age_sum_s REAL NOT NULL DEFAULT 0,
+            PRIMARY KEY (hour, table_name, event)
+        );
+        CREATE INDEX idx_backup_runs_status ON backup_runs (type, status, finished)
+        """,
+    )
+
+
+@migration
 def m003_restore_items(conn: sqlite3.Connection) -> None:
     """What a restore has already written (beststag_cli/backup/restore.py), so a crashed one resumes.
 

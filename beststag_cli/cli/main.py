@@ -58,6 +58,8 @@ def _register() -> None:
     from . import query, records
     root.add_typer(query.app, name="query")
     root.add_typer(records.app, name="records")
+    from . import metrics
+    root.add_typer(metrics.app, name="metrics")
     root.command("doctor")(doctor.doctor)
 
 

@@ -1,0 +1,113 @@
+"""Backup figures from the journal's ``backup_runs`` and ``restore_runs`` (written by backup/)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..config import BACKUP_TYPES, Settings
+from ..journal import Journal
+from .performance import dir_bytes
+from .stats import ratio, rounded
+from .windows import Window
+
+#: statuses that count as a good run; "running" (and the like) are not finished yet; anything
+#: else (failed, error, partial, aborted...) is a failed run
+SUCCESS_STATUSES = frozenset({"ok", "success", "succeeded", "completed", "complete", "done", "verified"})
+RUNNING_STATUSES = frozenset({"running", "started", "in_progress", "pending"})
+#: Airtable writes at most 10 records a request
+RECORDS_PER_WRITE = 10
+
+
+def is_success(status: str) -> bool:
+    return status.lower() in SUCCESS_STATUSES
+
+
+def is_finished(status: str) -> bool:
+    return status.lower() not in RUNNING_STATUSES
+
+
+def type_status(journal: Journal, backup_type: str, now: float) -> dict[str, Any]:
+    """State of one backup type over all time: last run, last success, failures in a row."""
+    runs = journal.query("SELECT id, status, started, finished, duration_s, records, bytes FROM backup_runs"
+                         " WHERE type = ? ORDER BY started DESC LIMIT 200", (backup_type,))
+    finished = [r for r in runs if is_finished(r["status"])]
+    last_ok = next((r for r in finished if is_success(r["status"])), None)
+    if last_ok is None:  # older than the 200 most recent runs, perhaps
+        rows = journal.query("SELECT id, status, started, finished, duration_s, records, bytes FROM backup_runs"
+                             " WHERE type = ? ORDER BY coalesce(finished, started) DESC", (backup_type,))
+        last_ok = next((r for r in rows if is_success(r["status"])), None)
+    failures_in_a_row = 0
+    for r in finished:
+        if is_success(r["status"]):
+            break
+        failures_in_a_row += 1
+    last_ok_ts = (last_ok["finished"] or last_ok["started"]) if last_ok else None
+    return {
+        "last_status": finished[0]["status"] if finished else None,
+        "last_run_timestamp": (finished[0]["finished"] or finished[0]["started"]) if finished else None,
+        "last_success_id": last_ok["id"] if last_ok else None,
+        "last_success_timestamp": last_ok_ts,
+        "last_success_age_seconds": rounded(now - last_ok_ts, 1) if last_ok_ts is not None else None,
+        "last_success_bytes": last_ok["bytes"] if last_ok else None,
+        "last_success_records": last_ok["records"] if last_ok else None,
+        "last_success_duration_seconds": last_ok["duration_s"] if last_ok else None,
+        "consecutive_failures": failures_in_a_row,
+        "running": sum(1 for r in runs if not is_finished(r["status"])),
+    }
+
+
+def collect_backup(settings: Settings, journal: Journal, window: Window) -> dict[str, Any]:
+    """The backup section: success rate in the window, per-type state, storage, recovery estimate."""
+    rows = journal.query("SELECT type, status, bytes, records FROM backup_runs WHERE started >= ? AND started <= ?",
+                         (window.start, window.end))
+    finished = [r for r in rows if is_finished(r["status"])]
+    ok = [r for r in finished if is_success(r["status"])]
+    types = sorted(set(BACKUP_TYPES) | {r["type"] for r in rows})
+    by_type: dict[str, Any] = {}
+    for t in types:
+        fin_t = [r for r in finished if r["type"] == t]
+        ok_t = [r for r in fin_t if is_success(r["status"])]
+        by_type[t] = {
+            "runs": len(fin_t),
+            "successes": len(ok_t),
+            "failures": len(fin_t) - len(ok_t),
+            "success_ratio": rounded(ratio(len(ok_t), len(fin_t))),
+            "bytes_in_range": sum(r["bytes"] or 0 for r in ok_t),
+            "storage_bytes": dir_bytes(settings.paths.backups / t),
+            **type_status(journal, t, window.end),
+        }
+    return {
+        "runs_total": len(finished),
+        "successes_total": len(ok),
+        "failures_total": len(finished) - len(ok),
+        "success_ratio": rounded(ratio(len(ok), len(finished))),
+        "by_type": by_type,
+        "storage_bytes": sum(v["storage_bytes"] for v in by_type.values()),
+        "recovery": recovery_estimate(settings, journal, by_type),
+    }
+
+
+def recovery_estimate(settings: Settings, journal: Journal, by_type: dict[str, Any]) -> dict[str, Any]:
+    """Seconds to restore the newest complete backup: from measured restores, else from the API budget."""
+    source_type = "complete" if by_type.get("complete", {}).get("last_success_records") is not None else None
+    if source_type is None:
+        known = [(v["last_success_records"], t) for t, v in by_type.items() if v["last_success_records"] is not None]
+        source_type = max(known)[1] if known else None
+    records = by_type[source_type]["last_success_records"] if source_type else None
+    done = journal.query("SELECT coalesce(sum(records), 0) AS r, coalesce(sum(duration_s), 0) AS s, count(*) AS n"
+                         " FROM restore_runs WHERE duration_s > 0 AND records > 0 AND lower(status) IN"
+                         f" ({', '.join('?' for _ in SUCCESS_STATUSES)})", tuple(sorted(SUCCESS_STATUSES)))[0]
+    if done["n"]:
+        rate = done["r"] / done["s"]
+        method = f"measured over {done['n']} restore(s)"
+    else:
+        rate = float(settings.airtable.rate_limit_per_s * RECORDS_PER_WRITE)
+        method = (f"from the API budget ({settings.airtable.rate_limit_per_s} req/s x {RECORDS_PER_WRITE} records"
+                  " a write); no measured restore yet")
+    return {
+        "backup_type": source_type,
+        "records": records,
+        "records_per_second": rounded(rate, 3),
+        "estimate_seconds": rounded(records / rate, 1) if records is not None and rate else None,
+        "method": method,
+    }
