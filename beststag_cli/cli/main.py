@@ -60,6 +60,8 @@ def _register() -> None:
     root.add_typer(records.app, name="records")
     from . import metrics
     root.add_typer(metrics.app, name="metrics")
+    from . import backup
+    root.add_typer(backup.app, name="backup")
     root.command("doctor")(doctor.doctor)
 
 

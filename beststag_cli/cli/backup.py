@@ -1,0 +1,268 @@
+"""`beststag backup …`: run, list, show, verify, restore and clean up backups of the base."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import BadInput, PartialSuccess
+from . import render
+from .state import STATE
+
+app = typer.Typer(help="Backups of the base: run, list, show, verify, restore, cleanup.", no_args_is_help=True)
+
+
+def _split(tables: str | None) -> list[str] | None:
+    if tables is None:
+        return None
+    names = [t.strip() for t in tables.split(",") if t.strip()]
+    if not names:
+        raise BadInput("--tables is empty", hint="give table names separated by commas")
+    return names
+
+
+def _size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"  # pragma: no cover
+
+
+def _interactive() -> bool:
+    return sys.stderr.isatty() and not STATE.json and not STATE.quiet
+
+
+@contextmanager
+def _progress(verb: str) -> Iterator[Callable[[str, str, dict[str, Any]], None] | None]:
+    """Rich progress bars per table on a terminal; None otherwise (the core logs JSON lines)."""
+    if not _interactive():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=Console(stderr=True))
+    tasks: dict[str, Any] = {}
+
+    def update(event: str, table: str, info: dict[str, Any]) -> None:
+        if table not in tasks:
+            tasks[table] = bars.add_task(f"{verb} {table}", total=info.get("total"), note="")
+        task = tasks[table]
+        if event == "page":
+            total = info.get("total")
+            done = info.get("records", 0)
+            bars.update(task, completed=done, total=max(total, done) if total else None)
+        elif event == "done":
+            done = info.get("records", 0)
+            bars.update(task, completed=done, total=done, note="done")
+        elif event == "failed":
+            bars.update(task, note=f"[red]failed: {info.get('error', '')}[/]")
+
+    with bars:
+        yield update
+
+
+@app.command()
+def run(
+    type_: Annotated[str, typer.Option("--type", help="incremental, complete or critical.")],
+    tables: Annotated[str | None, typer.Option(help="Tables, comma-separated (default: the type's tables "
+                                                    "in config).")] = None,
+) -> None:
+    """Back up the base into a new timestamped folder (exit 3 when some tables failed).
+
+    Example: beststag backup run --type complete
+    """
+    from ..backup.runner import run_backup
+
+    with _progress("backing up") as progress:
+        result = run_backup(STATE.settings, STATE.gateway, type_, _split(tables), progress=progress)
+    data = result.summary()
+    if STATE.json:
+        render.emit_json(data)
+    else:
+        _render_backup(data)
+    if result.failed:
+        first = next(iter(result.failed.items()))
+        raise PartialSuccess(f"backup {data['id']} is partial: {len(result.failed)} table(s) failed, first "
+                             f"{first[0]}: {first[1]}", hint="the other tables are kept; run the backup again")
+
+
+def _render_backup(d: dict[str, Any]) -> None:
+    render.line(f"[bold]{d['id']}[/]  {d['status']}  base {d.get('base')}  {d.get('records', 0):,} records  "
+                f"{_size(d.get('bytes') or 0)}  parent {d.get('parent') or '-'}")
+    rows = [[n, t.get("mode", ""), t.get("status", ""), t.get("records", 0), _size(t.get("bytes") or 0),
+             t.get("error", "")] for n, t in d.get("tables", {}).items()]
+    render.table(None, ["table", "mode", "status", "records", "size", "error"], rows)
+    if d.get("path"):
+        render.line(f"[dim]{d['path']}[/]")
+
+
+@app.command("list")
+def list_(
+    type_: Annotated[str | None, typer.Option("--type", help="Only this type.")] = None,
+) -> None:
+    """List finished backups, oldest first (runs in progress are never listed).
+
+    Example: beststag backup list --type incremental
+    """
+    from ..backup.layout import list_backups
+    from ..config import BACKUP_TYPES
+
+    if type_ is not None and type_ not in BACKUP_TYPES:
+        raise BadInput(f"unknown backup type {type_!r} (expected one of {', '.join(BACKUP_TYPES)})")
+    backups = list_backups(STATE.settings.paths.backups, types=[type_] if type_ else BACKUP_TYPES)
+    data = [b.summary() for b in backups]
+    if STATE.json:
+        render.emit_json(data)
+        return
+    if not data:
+        render.note("no backups yet; `beststag backup run --type complete` makes one")
+        return
+    render.table(None, ["id", "type", "time", "status", "tables", "records", "size"],
+                 [[d["id"], d["type"], d["id"].split("/", 1)[1], d["status"], len(d.get("tables", {})),
+                   f"{d.get('records', 0):,}", _size(d.get("bytes") or 0)] for d in data])
+
+
+@app.command()
+def show(backup_id: Annotated[str, typer.Argument(metavar="ID", help="TYPE/TIMESTAMP (see `backup list`).")]) -> None:
+    """Show one backup: status, parent, and per table its mode, records and size.
+
+    Example: beststag backup show complete/2026-01-04T02-00-00Z
+    """
+    from ..backup.layout import find_backup
+
+    data = find_backup(STATE.settings.paths.backups, backup_id).summary()
+    if STATE.json:
+        render.emit_json(data)
+    else:
+        _render_backup(data)
+
+
+@app.command()
+def verify(
+    backup_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="The backup to check.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Check every backup.")] = False,
+) -> None:
+    """Check checksums, records, counts, schema and attachments (exit 1 naming the first broken file).
+
+    Example: beststag backup verify --all
+    """
+    from ..backup.layout import BlobStore, find_backup, list_backups
+    from ..backup.verify import BackupBroken, verify_backup
+
+    if (backup_id is None) == (not all_):
+        raise BadInput("give a backup ID or --all", hint="e.g. beststag backup verify --all")
+    root = STATE.settings.paths.backups
+    targets = list_backups(root) if all_ else [find_backup(root, str(backup_id))]
+    store = BlobStore(root)
+    seen: set[str] = set()
+    ok: list[dict[str, Any]] = []
+    broken: list[BackupBroken] = []
+    for b in targets:
+        try:
+            ok.append(verify_backup(b, store, seen).to_dict())
+        except BackupBroken as e:
+            broken.append(e)
+    if STATE.json:
+        render.emit_json({"verified": ok, "broken": [{"id": e.backup_id, "file": e.file, "problem": e.problem}
+                                                     for e in broken]})
+    else:
+        for r in ok:
+            render.line(f"[green]ok[/]  {r['id']}  {r['tables']} tables, {r['records']:,} records, "
+                        f"{r['attachments']} attachments")
+        if not targets:
+            render.note("no backups to verify")
+    if broken:
+        first = broken[0]
+        if len(broken) > 1:
+            first.message += f" (and {len(broken) - 1} more broken backup(s))"
+        raise first
+
+
+@app.command()
+def restore(
+    backup_id: Annotated[str, typer.Argument(metavar="ID", help="The backup (its state at that time is restored).")],
+    tables: Annotated[str | None, typer.Option(help="Tables, comma-separated (default: all in the backup).")] = None,
+    base: Annotated[str | None, typer.Option(help="Restore into this base (default: the backup's own base).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; write nothing.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Write without asking (needed without a terminal).")] = False,
+    prune_extra: Annotated[bool, typer.Option("--prune-extra", help="Same base: delete records the backup does "
+                                              "not have.")] = False,
+) -> None:
+    """Restore the base (or --base another one) to the state of a backup; resumes an interrupted restore.
+
+    Example: beststag backup restore complete/2026-01-04T02-00-00Z --tables Usuários --dry-run
+    """
+    from ..backup.restore import execute_restore, plan_restore
+
+    settings, gateway = STATE.settings, STATE.gateway
+    plan = plan_restore(settings, gateway, backup_id, tables=_split(tables), target_base=base,
+                        prune_extra=prune_extra)
+    if dry_run:
+        if STATE.json:
+            render.emit_json({**plan.summary(), "dry_run": True})
+        else:
+            _render_plan(plan.summary())
+        return
+    if plan.writes and not yes:
+        if not (sys.stdin.isatty() and sys.stderr.isatty()):
+            raise BadInput(f"restore would write {plan.writes:,} record(s) to base {plan.target_base}; "
+                           "without a terminal pass --yes", hint="check the plan first with --dry-run")
+        _render_plan(plan.summary())
+        if not typer.confirm(f"Write to base {plan.target_base}?", default=False, err=True):
+            raise BadInput("nothing restored", hint="pass --yes to skip the question")
+    with _progress("restoring") as progress:
+        result = execute_restore(settings, gateway, plan, progress=progress)
+    data = result.summary()
+    if STATE.json:
+        render.emit_json(data)
+        return
+    _render_plan(data)
+    render.line(f"restored {data['records']:,} record(s) into {data['target_base']} in {data['duration_s']:.1f} s "
+                f"(restore {data['id']})")
+
+
+def _render_plan(d: dict[str, Any]) -> None:
+    render.line(f"restore of [bold]{d['backup_id']}[/] into {d['target_base']} ({d['mode']})"
+                + ("  [dim]resuming an interrupted restore[/]" if d.get("resumed") else ""))
+    cols = ["table", "records", "create", "update", "skip", "delete", "attachments"]
+    rows = [[n, t["records"], t["create"], t["update"], t["skip"], t["delete"], t["attachments"]]
+            for n, t in d["tables"].items()]
+    if any("created" in t for t in d["tables"].values()):
+        cols += ["created", "updated", "deleted", "uploaded"]
+        for row, t in zip(rows, d["tables"].values(), strict=True):
+            row += [t["created"], t["updated"], t["deleted"], t["uploaded"]]
+    render.table(None, cols, rows)
+    for w in d.get("warnings", []):
+        render.note(f"[yellow]warning:[/] {w}")
+
+
+@app.command()
+def cleanup(dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; delete nothing.")] = False
+            ) -> None:
+    """Delete backups the keep rules do not keep, unused attachments, and old leftovers of killed runs.
+
+    Example: beststag backup cleanup --dry-run
+    """
+    from ..backup.cleanup import cleanup as core_cleanup
+
+    report = core_cleanup(STATE.settings, STATE.gateway.base_id, dry_run=dry_run)
+    data = report.to_dict()
+    if STATE.json:
+        render.emit_json(data)
+        return
+    verb = "would remove" if dry_run else "removed"
+    render.line(f"{verb} {len(report.removed)} backup(s), kept {len(report.kept)}; {verb} "
+                f"{report.attachments_removed} attachment file(s) ({_size(report.attachment_bytes_freed)}) and "
+                f"{len(report.partial_removed)} leftover(s) of killed runs")
+    for bid in report.removed:
+        render.line(f"  {verb} {bid}")
+    for bid, missing in report.missing_parents.items():
+        render.note(f"[yellow]warning:[/] {bid} needs {', '.join(missing)}, which is already gone")
