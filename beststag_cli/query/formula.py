@@ -16,7 +16,8 @@ number      `{f}=n` `{f}!=n` `{f}>n` `{f}>=n` `{f}<n` `{f}<=n` (an empty cell co
 checkbox    true `{f}=TRUE()`, false `NOT({f})`
 date        date_after `IS_AFTER({f}, DATEADD(NOW(), -7, 'days'))` or `IS_AFTER({f},
             DATETIME_PARSE('2024-01-31'))`; date_before IS_BEFORE; date_within both; gt/lt
-            IS_AFTER/IS_BEFORE; gte/lte also IS_SAME; eq IS_SAME (unit 'day' for a bare date)
+            IS_AFTER/IS_BEFORE; eq IS_SAME, gte/lte add it (a bare date: unit 'day',
+            so lte 2024-01-31 includes that whole day in UTC)
 multi       eq/contains: membership `FIND('␟v␟', '␟' & ARRAYJOIN({f}, '␟') & '␟')>0`
             (links compare the linked records' primary values); ne/not_in negated; in: OR
 empty       is_empty `{f}&''=''`, not_empty `{f}&''!=''` (checkbox: NOT({f}) / {f}=TRUE())
@@ -141,8 +142,7 @@ def _compile_date(c: Cond, ref: str) -> str:
         d = instant(text)
         same = f"IS_SAME({ref}, {d}, 'day')" if len(text) == 10 else f"IS_SAME({ref}, {d})"
         out = {"eq": same, "ne": f"NOT({same})", "gt": f"IS_AFTER({ref}, {d})", "lt": f"IS_BEFORE({ref}, {d})",
-               "gte": f"OR(IS_AFTER({ref}, {d}), IS_SAME({ref}, {d}))",
-               "lte": f"OR(IS_BEFORE({ref}, {d}), IS_SAME({ref}, {d}))"}
+               "gte": f"OR(IS_AFTER({ref}, {d}), {same})", "lte": f"OR(IS_BEFORE({ref}, {d}), {same})"}
         return out[op]
     args = c.date_args
     if op in ("date_after", "date_before"):

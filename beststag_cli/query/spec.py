@@ -17,6 +17,8 @@ from ..names import did_you_mean
 from .filters import Node, parse_filters
 
 SPEC_KEYS = ("table", "filters", "fields", "sort", "maxRecords", "pageSize", "view")
+#: keys of the cache webhook body that are not part of the query
+WEBHOOK_ONLY_KEYS = ("operation", "recordId", "cacheTTL")
 
 
 class SortSpec(BaseModel):
@@ -112,6 +114,14 @@ class QuerySpec(BaseModel):
             return cls.model_validate(data)
         except ValidationError as e:
             raise _one_line(e) from None
+
+
+    @classmethod
+    def from_webhook(cls, body: Any) -> QuerySpec:
+        """The query part of a cache webhook body (`operation`, `recordId`, `cacheTTL` set aside)."""
+        if not isinstance(body, dict):
+            raise BadInput(f"the body must be a JSON object, got {type(body).__name__}")
+        return cls.parse({k: v for k, v in body.items() if k not in WEBHOOK_ONLY_KEYS})
 
 
 def _one_line(e: ValidationError) -> BadInput:
