@@ -103,6 +103,7 @@ def cache_figures(journal: Journal, window: Window, cache_dir: Path) -> dict[str
 
 def collect_performance(settings: Settings, journal: Journal, window: Window) -> dict[str, Any]:
     """The performance section: request and cache figures, trends against the previous window, series."""
+    rollup.refresh(journal)
     budget = float(settings.airtable.rate_limit_per_s)
     cur = request_figures(journal, window, budget)
     prev = request_figures(journal, window.previous(), budget)

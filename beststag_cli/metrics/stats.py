@@ -50,17 +50,28 @@ def percentile(sorted_values: Sequence[float], q: float) -> float | None:
 
 
 def histogram_percentile(hist: Mapping[int, int], q: float) -> float | None:
-    """The ``q`` quantile read from a duration histogram (bucket -> count): its bucket's middle."""
+    """The ``q`` quantile read from a duration histogram (bucket -> count).
+
+    The same rule as :func:`percentile`, with each value replaced by its bucket's middle.
+    """
     total = sum(hist.values())
     if total == 0:
         return None
-    rank = q * (total - 1)
-    seen = 0
-    for bucket in sorted(hist):
-        seen += hist[bucket]
-        if seen > rank:
-            return bucket_value(bucket)
-    return bucket_value(max(hist))  # pragma: no cover - rank < total always stops above
+    pos = q * (total - 1)
+    lo = math.floor(pos)
+    frac = pos - lo
+
+    def value_at(k: int) -> float:
+        seen = 0
+        for bucket in sorted(hist):
+            seen += hist[bucket]
+            if seen > k:
+                return bucket_value(bucket)
+        return bucket_value(max(hist))
+
+    a = value_at(lo)
+    b = value_at(min(lo + 1, total - 1))
+    return a + (b - a) * frac
 
 
 def ratio(part: float, whole: float) -> float | None:
