@@ -137,7 +137,7 @@ def test_unknown_range_is_bad_input(settings, journal) -> None:  # type: ignore[
 class _Receiver(BaseHTTPRequestHandler):
     received: list[dict[str, Any]] = []
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
         type(self).received.append(json.loads(body))
         self.send_response(204)
@@ -189,7 +189,7 @@ def test_notifications_cooldown_and_one_resolved(settings, journal, receiver) ->
 def test_a_failed_notification_is_reported_and_retried(settings, journal, receiver) -> None:  # type: ignore[no-untyped-def]
     import socket
 
-    url, received = receiver
+    url, _ = receiver
     with socket.socket() as s:  # a port with nobody listening
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}/hook"
