@@ -106,6 +106,8 @@ class RestorePlan:
     existing_ids: dict[str, set[str]] = field(default_factory=dict, repr=False)
     id_map: dict[str, str] = field(default_factory=dict, repr=False)
     done: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    #: sha256 of a current attachment of the target base (downloads it), for content comparison
+    fetch_sha: Callable[[dict[str, Any]], str | None] | None = field(default=None, repr=False)
 
     @property
     def writes(self) -> int:
@@ -201,11 +203,44 @@ def _assign_links(order: list[str], specs: dict[str, list[FieldSpec]], src_table
 
 
 def _norm(v: Any) -> Any:
-    return None if v in (None, "", [], False) else v
+    """Airtable's blanks (absent, "", [], false) as None; 0 is a value (``0 == False`` in Python)."""
+    if v is None or v is False or (isinstance(v, str | list | dict) and not v):
+        return None
+    return v
 
 
 def _att_ids(v: Any) -> list[str]:
     return [str(a.get("id")) for a in v or [] if isinstance(a, dict)]
+
+
+def _match_atts(want: Any, have: Any, plan: RestorePlan) -> list[str | None]:
+    """For each attachment of the backup, the id of the current attachment holding the same file.
+
+    Same id, or (in another base, where uploads get new ids) the same name and size and the same
+    sha256 once downloaded. None: the file has to be uploaded.
+    """
+    current = [a for a in have or [] if isinstance(a, dict)]
+    out: list[str | None] = []
+    used: set[str] = set()
+    for a in want or []:
+        hit = next((str(c["id"]) for c in current if c.get("id") == a.get("id") and c["id"] not in used), None)
+        if hit is None:
+            for c in current:
+                if c.get("id") in used or c.get("filename") != a.get("filename") or c.get("size") != a.get("size"):
+                    continue
+                if a.get("sha256") and plan.fetch_sha is not None and plan.fetch_sha(c) == a.get("sha256"):
+                    hit = str(c["id"])
+                    break
+        if hit is not None:
+            used.add(hit)
+        out.append(hit)
+    return out
+
+
+def _atts_equal(want: Any, have: Any, plan: RestorePlan) -> bool:
+    if _att_ids(want) == _att_ids(have):
+        return True
+    return len(want or []) == len(have or []) and _match_atts(want, have, plan) == _att_ids(have)
 
 
 def find_resumable(journal: Journal | None, backup_id: str, target_base: str, tables: list[str],
@@ -340,7 +375,7 @@ def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables
     id_map = {**known_mappings(journal, target), **id_map}
     plan = RestorePlan(restore_id=restore_id, backup_id=info.id, source_base=m.base, target_base=target,
                        same_base=same, prune_extra=prune_extra, tables=[], resumed=resume is not None,
-                       id_map=id_map, done=done)
+                       id_map=id_map, done=done, fetch_sha=_sha_fetcher(tgw))
 
     for n in order:
         plan.states[n] = table_state(info, n, index)
@@ -372,10 +407,9 @@ def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables
                 tp.already += 1
             if _differs(rec, current[dst], specs[n], id_map, plan):
                 tp.update.append(sid)
-                cur_ids = {a for s in specs[n] if s.type == "multipleAttachments"
-                           for a in _att_ids(current[dst]["fields"].get(s.name))}
                 tp.uploads += sum(1 for s in specs[n] if s.type == "multipleAttachments"
-                                  for a in _att_ids(rec["fields"].get(s.name)) if a not in cur_ids)
+                                  for m in _match_atts(rec["fields"].get(s.name), current[dst]["fields"].get(s.name),
+                                                       plan) if m is None)
             else:
                 tp.skip += 1
         extra = [rid for rid in current if rid not in wanted]
@@ -389,6 +423,24 @@ def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables
     return plan
 
 
+def _sha_fetcher(tgw: Gateway) -> Callable[[dict[str, Any]], str | None]:
+    cache: dict[str, str | None] = {}
+
+    def fetch(att: dict[str, Any]) -> str | None:
+        import hashlib
+
+        key = str(att.get("id"))
+        if key not in cache:
+            try:
+                resp = tgw.api.session.get(str(att.get("url")), timeout=(10.0, 60.0), headers={"Authorization": None})
+                cache[key] = hashlib.sha256(resp.content).hexdigest() if resp.status_code == 200 else None
+            except Exception:
+                cache[key] = None
+        return cache[key]
+
+    return fetch
+
+
 def _desired(rec: dict[str, Any], spec: FieldSpec) -> Any:
     return rec.get("fields", {}).get(spec.name)
 
@@ -400,8 +452,8 @@ def _map_links(ids: Iterable[str], spec: FieldSpec, plan: RestorePlan, *, lenien
         y = plan.id_map.get(x)
         if y is None and plan.same_base and existing is not None and x in existing:
             y = x  # same base: a record that still exists keeps its id
-        if y is None and lenient:
-            y = x
+        if y is None and lenient and spec.target in plan.current:
+            y = x  # planning: a restored table's record not created yet (it will be mapped then)
         if y is not None:
             out.append(y)
     return out
@@ -414,7 +466,7 @@ def _differs(rec: dict[str, Any], cur: dict[str, Any], specs: list[FieldSpec], i
             continue
         want, have = _desired(rec, spec), cur.get("fields", {}).get(spec.name)
         if spec.type == "multipleAttachments":
-            if _att_ids(want) != _att_ids(have):
+            if not _atts_equal(want, have, plan):
                 return True
         elif spec.type == "multipleRecordLinks":
             if _map_links(want or [], spec, plan, lenient=True) != list(have or []):
@@ -547,14 +599,15 @@ def _payload(rec: dict[str, Any], tp: TablePlan, plan: RestorePlan, result: Rest
             continue
         want = _desired(rec, spec)
         if spec.type == "multipleAttachments":
-            have_ids = set(_att_ids(cur_fields.get(spec.name))) if current is not None else set()
-            keep = [{"id": a} for a in _att_ids(want) if a in have_ids]
-            missing = [a for a in want or [] if str(a.get("id")) not in have_ids]
-            uploads.extend((spec.name, a) for a in missing)
             if current is None:
-                continue  # a new record gets its files by upload
-            if _att_ids(want) != _att_ids(cur_fields.get(spec.name)):
-                out[spec.name] = keep
+                uploads.extend((spec.name, a) for a in want or [])  # a new record gets its files by upload
+                continue
+            have = cur_fields.get(spec.name)
+            if _atts_equal(want, have, plan):
+                continue
+            matches = _match_atts(want, have, plan)
+            out[spec.name] = [{"id": m} for m in matches if m is not None]
+            uploads.extend((spec.name, a) for a, m in zip(want or [], matches, strict=True) if m is None)
             continue
         if spec.type == "multipleRecordLinks":
             mapped = _map_links(want or [], spec, plan)
