@@ -61,9 +61,9 @@ class PromWriter:
     def render(self) -> str:
         lines: list[str] = []
         for name, fam in self.families.items():
-            lines.append(f"# HELP {name} {_escape(fam.help)}")
-            lines.append(f"# TYPE {name} {fam.kind}")
             sample_name = name + "_total" if fam.kind == "counter" else name
+            lines.append(f"# HELP {sample_name} {_escape(fam.help)}")
+            lines.append(f"# TYPE {sample_name} {fam.kind}")
             for labels, value in fam.samples:
                 lab = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
                 lines.append(f"{sample_name}{{{lab}}} {_num(value)}" if lab else f"{sample_name} {_num(value)}")

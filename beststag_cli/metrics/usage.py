@@ -59,6 +59,8 @@ class Census:
     base: str
     tables: dict[str, TableCensus]
     missing: list[str] = field(default_factory=list)
+    #: table name -> id, primary field, attachment and link fields (from the schema request)
+    schema: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def records_total(self) -> int:
@@ -97,7 +99,7 @@ def take_census(settings: Settings, gateway: Gateway, journal: Journal, now: flo
     info = _schema_info(gateway.schema())
     threshold = settings.metrics.sample_above_records
     previous = last_snapshots(journal)
-    census = Census(ts=now, base=gateway.base_id, tables={})
+    census = Census(ts=now, base=gateway.base_id, tables={}, schema=info)
     for name in settings.tables:
         meta = info.get(name)
         if meta is None:
@@ -181,7 +183,7 @@ def collect_usage(settings: Settings, gateway: Gateway, journal: Journal, window
         }
         if t.note:
             tables[name]["note"] = t.note
-    info = _schema_info(gateway.schema()) if T_INTERACOES in census.tables else {}
+    info = census.schema
     activity: dict[str, Any] = {}
     users: dict[str, Any] = {"active_users": None}
     for table in (T_INTERACOES, T_LOGS):
