@@ -77,6 +77,7 @@ SAFETY_OVERLAP = timedelta(minutes=5)
 _SMALL_TYPES = ("checkbox", "autoNumber", "number", "rating", "percent", "currency", "singleSelect", "date",
                 "count", "duration")
 _DOWNLOAD_TRIES = 4
+_DOWNLOAD_BACKOFF_S = 0.2
 
 #: progress callback: (event, table, info) with event in start | page | done | failed
 Progress = Callable[[str, str, dict[str, Any]], None]
@@ -456,6 +457,7 @@ def _download(ctx: _Ctx, table: str, record_id: str, field_name: str, att: dict[
                     url = str(match[0].get("url", ""))
         except (requests.ConnectionError, requests.Timeout) as e:
             last = type(e).__name__
-        time.sleep(min(2.0, 0.2 * 2 ** attempt))
+        if attempt + 1 < _DOWNLOAD_TRIES:
+            time.sleep(min(2.0, _DOWNLOAD_BACKOFF_S * 2 ** attempt))
     raise errors.UpstreamUnavailable(f"cannot download attachment {att.get('id')} ({att.get('filename')}) of "
                                      f"{table}/{record_id}: {last}")
