@@ -39,6 +39,14 @@ def open_journal(settings: Settings, gateway: Gateway | None = None) -> tuple[Jo
     return Journal(settings.paths.journal), existed
 
 
+def journal_is_empty(journal: Journal) -> bool:
+    """True when nothing was ever recorded (a fresh install; rollups count too, as they outlive archival)."""
+    row = journal.query("SELECT EXISTS(SELECT 1 FROM requests) OR EXISTS(SELECT 1 FROM cache_events)"
+                        " OR EXISTS(SELECT 1 FROM backup_runs) OR EXISTS(SELECT 1 FROM count_snapshots)"
+                        " OR EXISTS(SELECT 1 FROM requests_hourly) AS any_rows")[0]
+    return not row["any_rows"]
+
+
 def collect(settings: Settings, kind: str, range_name: str, *, gateway: Gateway | None = None,
             journal: Journal | None = None, now: float | None = None) -> dict[str, Any]:
     """Collect the metrics of ``kind`` (usage|performance|storage|all) over ``range_name``.
@@ -54,15 +62,14 @@ def collect(settings: Settings, kind: str, range_name: str, *, gateway: Gateway 
     sections = SECTIONS[kind]
     if gateway is None and ("usage" in sections or "storage" in sections):
         raise BadInput(f"metrics of type {kind} need Airtable (record counts)", hint="pass a gateway")
-    existed = True
     if journal is None:
-        journal, existed = open_journal(settings, gateway)
+        journal, _ = open_journal(settings, gateway)
     end = clock.timestamp() if now is None else now
     window = Window.ending(range_name, end)
     notes: list[str] = []
-    if not existed:
-        notes.append(f"no journal yet at {settings.paths.journal}: nothing has been recorded, so the figures "
-                     "from it are empty; they fill in as beststag commands talk to Airtable")
+    if journal_is_empty(journal):
+        notes.append(f"no journal yet at {journal.path}: nothing has been recorded, so the figures from it "
+                     "are empty; they fill in as beststag commands talk to Airtable, cache and back up")
     rollup.refresh(journal)
 
     metrics: dict[str, Any] = {}

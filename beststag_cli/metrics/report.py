@@ -8,6 +8,7 @@ opens the same offline, from a mail attachment or in a locked-down browser.
 from __future__ import annotations
 
 import html
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,10 +28,12 @@ def _style() -> Any:
 
 
 def _config(**kw: Any) -> dict[str, Any]:
-    base = {"style": _style(), "js": [], "disable_xml_declaration": True, "width": 720, "height": 320,
-            "show_minor_x_labels": False, "x_label_rotation": 30, "legend_at_bottom": True, "dots_size": 2,
+    base = {"style": _style(), "js": [], "disable_xml_declaration": True, "width": 660, "height": 320,
+            "x_label_rotation": 30, "legend_at_bottom": True, "dots_size": 2,
             "print_values": False, "explicit_size": True, "no_data_text": "no data in this range"}
     base.update(kw)
+    # with many x labels only every n-th (x_labels_major) is written
+    base.setdefault("show_minor_x_labels", "x_labels_major" not in kw)
     return base
 
 
@@ -43,8 +46,13 @@ def _label(ts: float, step: int) -> str:
     return d.strftime("%H:%M")
 
 
+_PYGAL_CONFIG_SCRIPT = re.compile(r'<script type="text/javascript">window\.pygal.*?</script>', re.S)
+
+
 def _svg(chart: Any) -> str:
-    return str(chart.render(is_unicode=True))
+    # pygal always inlines a script holding its config for the tooltips JS; with js=[] nothing
+    # reads it, so drop it and keep the page free of scripts
+    return _PYGAL_CONFIG_SCRIPT.sub("", str(chart.render(is_unicode=True)))
 
 
 def charts(result: dict[str, Any], history: dict[str, list[tuple[float, int]]],
@@ -87,6 +95,7 @@ def charts(result: dict[str, Any], history: dict[str, list[tuple[float, int]]],
         first = next(iter(usage["activity"].values()))
         step = perf["series"]["step_seconds"] if perf else 3600
         labels = [_label(p["t"], step) for p in first["series"]]
+        c.config.show_minor_x_labels = False
         c.x_labels = labels
         c.x_labels_major = labels[:: max(1, len(labels) // 12)]
         for table, a in usage["activity"].items():

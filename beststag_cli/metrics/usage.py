@@ -195,8 +195,10 @@ def collect_usage(settings: Settings, gateway: Gateway, journal: Journal, window
         fields = [link] if link else [meta.get("primary") or ""]
         recs, sample = _activity(settings, gateway, table, window, [f for f in fields if f])
         times = [parse_created(r["createdTime"]) for r in recs]
-        cur = [r for r, ts in zip(recs, times, strict=True) if ts >= window.start]
-        n_cur, n_prev = len(cur), len(recs) - len(cur)
+        # records stamped after `end` (clock skew, a pinned clock) belong to neither window
+        cur = [r for r, ts in zip(recs, times, strict=True) if window.start <= ts <= window.end]
+        older = [r for r, ts in zip(recs, times, strict=True) if ts < window.start]
+        n_cur, n_prev = len(cur), len(older)
         entry: dict[str, Any] = {"created": n_cur, "per_hour": rounded(n_cur / window.hours, 3),
                                  "previous_window": n_prev,
                                  "trend_delta_pct": rounded(delta_pct(n_cur, n_prev), 2), **sample}
@@ -213,7 +215,7 @@ def collect_usage(settings: Settings, gateway: Gateway, journal: Journal, window
         first = int(window.start // step) * step
         series: dict[int, int] = {t: 0 for t in range(first, int(window.end) + 1, step)}
         for ts in times:
-            if ts >= window.start:
+            if window.start <= ts <= window.end:
                 series[int(ts // step) * step] = series.get(int(ts // step) * step, 0) + 1
         entry["series"] = [{"t": t, "created": n} for t, n in sorted(series.items())]
         activity[table] = entry
@@ -222,7 +224,7 @@ def collect_usage(settings: Settings, gateway: Gateway, journal: Journal, window
                 return {u for r in rows for u in (r.get("fields", {}).get(lnk) or [])}
 
             active = ids(cur)
-            previous = ids([r for r, ts in zip(recs, times, strict=True) if ts < window.start])
+            previous = ids(older)
             total_users = census.tables.get(T_USUARIOS)
             users = {
                 "active_users": len(active),
