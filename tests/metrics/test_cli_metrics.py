@@ -139,7 +139,8 @@ def test_archive_moves_old_rows_and_keeps_figures(cli, clean_env, pinned) -> Non
     month = "2025-11"  # 100 days before 2026-03-10
     f = clean_env / "metrics" / "archive" / f"requests-{month}.jsonl.gz"
     assert str(f) in doc["files"]
-    rows = [json.loads(line) for line in gzip.open(f, "rt")]
+    with gzip.open(f, "rt") as fh:
+        rows = [json.loads(line) for line in fh]
     assert [row["ts"] for row in rows] == [old + i for i in range(5)]
     j = _journal()
     assert j.query("SELECT count(*) AS n FROM requests")[0]["n"] == 1

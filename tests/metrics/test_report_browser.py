@@ -1,8 +1,8 @@
 """The HTML report opens in headless Chromium without console messages; a screenshot is kept.
 
 Skipped where Debian's `chromium` is not installed (`apt-get install -y chromium`). The
-screenshot is written to the test's tmp dir, and copied to $METRICS_REPORT_SCREENSHOT (not BESTSTAG_*: clean_env clears those) when set
-(e.g. to look at it after a run).
+screenshot is written to the test's tmp dir, and copied to $METRICS_REPORT_SCREENSHOT when set
+(not a BESTSTAG_* name: clean_env clears those), e.g. to look at it after a run.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from beststag_cli import clock
 from beststag_cli.config import SANDBOX_BASE_ID, load_config
 from beststag_cli.journal import Journal
 from beststag_cli.metrics.usage import parse_created
-
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
