@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from .filters import DATE_OPS, And, Cond, Node, Not, Or, walk
+from .filters import DATE_OPS, And, Node, Not, Or, walk
 from .formula import compile_bound
 from .schema import LONG_TEXT_TYPES, FieldInfo, TableInfo
 from .validate import Bound
@@ -201,4 +201,4 @@ def make_plan(bound: Bound, *, endpoint: str, base_id: str, record_count: int | 
                 pages, est_bytes, est_seconds, complexity(bound, formula), list(dict.fromkeys(warnings)))
 
 
-__all__ = ["Complexity", "Cond", "Plan", "complexity", "make_plan", "request_options", "url_length"]
+__all__ = ["Complexity", "Plan", "complexity", "make_plan", "request_options", "url_length"]
