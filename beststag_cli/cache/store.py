@@ -103,7 +103,9 @@ class CacheStore:
         self.directory = ensure_private_dir(directory)
         old_umask = os.umask(0o077)  # diskcache creates cache.db and value files itself
         try:
-            self._dc = diskcache.Cache(str(directory), disk=_NoPickleDisk, size_limit=size_limit_bytes,
+            # diskcache owns `store/`; the epoch lives beside it so `check()` sees only its own files
+            self._dc = diskcache.Cache(str(ensure_private_dir(self.directory / "store")), disk=_NoPickleDisk,
+                                       size_limit=size_limit_bytes,
                                        eviction_policy="least-recently-stored", statistics=False,
                                        disk_min_file_size=2**40)  # values stay in cache.db (0600)
         finally:

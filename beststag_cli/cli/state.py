@@ -35,15 +35,19 @@ class State:
     @property
     def gateway(self) -> Gateway:
         if self._gateway is None:
+            from ..cache import follow_writes
             from ..gateway.api import Gateway
 
             self._gateway = Gateway(self.settings, source="cli")
+            self.extra["unfollow"] = follow_writes(self.settings, self._gateway)
         return self._gateway
 
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
 
     def close(self) -> None:
+        if "unfollow" in self.extra:
+            self.extra.pop("unfollow")()
         if self._gateway is not None:
             self._gateway.close()
 

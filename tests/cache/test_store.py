@@ -37,7 +37,7 @@ def test_refuses_to_unpickle(tmp_path: Path) -> None:
     # write a pickled value behind the store's back, as a tampered cache file would hold
     import diskcache
 
-    plain = diskcache.Cache(str(tmp_path / "c"))
+    plain = diskcache.Cache(str(tmp_path / "c" / "store"))
     plain.set("evil", {"not": "bytes"})  # diskcache pickles non-bytes values
     plain.close()
     with pytest.raises(ValueError, match="unpickle"):

@@ -127,16 +127,9 @@ def _num_result(x: float | int | Decimal) -> int | float:
 
 
 def _logical_items(args: tuple[Any, ...]) -> list[bool]:
-    out: list[bool] = []
-    for a in args:
-        if type(a) is list:
-            if not a:
-                out.append(False)
-            else:
-                out.extend(is_truthy(x) for x in flatten(a))
-        else:
-            out.append(is_truthy(a))
-    return out
+    # an array argument counts as one value, true when any item is (the filter's own truthiness),
+    # so AND(a, b) always agrees with "a passes the filter and b passes the filter"
+    return [is_truthy(a) for a in args]
 
 
 @_register("AND", 1, None)

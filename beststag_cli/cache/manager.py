@@ -1,0 +1,505 @@
+"""The cache: get / set / invalidate / apply own writes / mirror / warm / prune / stats.
+
+Keys (all under one diskcache directory; `B` = base id, `T` = table name, `G` = its generation):
+
+    g:B:T             generation counter; `invalidate T` increments it (O(1) for any table size)
+    q:B:T:G:<key>     a query's answer; <key> = query.normalize.cache_key(spec)
+    r:B:T:G:<id>      one record
+    ix:B:T:G          the query keys and record ids cached for the table (for write application)
+    m:B:T:G           a mirrored table: every record, every field, creation order
+    ttl:B:T           the table's dynamic TTL state
+    alias:<digest>    raw CLI/webhook request → (table, key): the hit path skips pydantic
+
+Entries carry their own `stored` time and `ttl`; diskcache expires them only after
+`ttl + max_stale` so that a stale answer can be served, flagged, while Airtable is down.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .. import clock
+from ..errors import UpstreamAuthError, UpstreamUnavailable
+from . import policy
+from .maintain import answer_hash, patch_answer, patch_mirror
+from .store import CacheStore
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..gateway.api import Gateway
+    from ..journal import Journal
+    from ..query.events import WriteEvent
+    from ..query.schema import BaseSchema, TableInfo
+    from ..query.spec import QuerySpec
+
+Record = dict[str, Any]
+
+
+@dataclass
+class CacheResult:
+    table: str
+    records: list[Record]
+    status: str  # hit | miss | stale
+    age_s: float
+    ttl_s: float
+    key: str
+    source: str = "query"  # query | record | mirror | bypass | empty
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"table": self.table, "records": self.records, "count": len(self.records),
+                "cache": {"status": self.status, "age_s": round(self.age_s, 3), "ttl_s": self.ttl_s,
+                          "key": self.key, "source": self.source, **self.extra}}
+
+
+def alias_digest(parts: dict[str, Any]) -> str:
+    """A digest of a raw request (CLI options or webhook body), before any parsing."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+class CacheManager:
+    """One per process; thread-safe (diskcache is, and state lives in it)."""
+
+    def __init__(self, settings: Settings, *, gateway: Gateway | None = None,
+                 gateway_factory: Callable[[], Gateway] | None = None, journal: Journal | None = None,
+                 lru_items: int = 0, source: str = "cli") -> None:
+        self.settings = settings
+        cs = settings.cache
+        self.store = CacheStore(settings.paths.cache_dir, size_limit_bytes=int(cs.size_limit_mb) * 2**20,
+                                compress_min_bytes=int(cs.compress_min_bytes), lru_items=lru_items)
+        self._gateway = gateway
+        self._gateway_factory = gateway_factory
+        self._journal = journal
+        self.source = source
+        self.base = settings.base_id or "base"
+        self._schema: Any = None
+
+    # ---------------------------------------------------------------- wiring
+    @property
+    def gateway(self) -> Gateway:
+        if self._gateway is None:
+            if self._gateway_factory is not None:
+                self._gateway = self._gateway_factory()
+            else:
+                from ..gateway.api import Gateway
+
+                self._gateway = Gateway(self.settings, source=self.source)  # type: ignore[arg-type]
+        return self._gateway
+
+    @property
+    def journal(self) -> Journal | None:
+        if self._journal is None:
+            if self._gateway is not None:
+                self._journal = self._gateway.journal
+            else:
+                from ..journal import Journal
+
+                self._journal = Journal(self.settings.paths.journal, source=self.source)
+        return self._journal
+
+    def _service(self) -> Any:
+        from ..query.schema_cache import SchemaCache
+        from ..query.service import QueryService
+
+        if self._schema is None:
+            self._schema = SchemaCache(self.gateway)
+        return QueryService(self.gateway, self._schema)
+
+    def schema(self) -> BaseSchema:
+        self._service()
+        return self._schema.get()  # type: ignore[no-any-return]
+
+    def _event(self, event: str, table: str | None, key: str | None = None, nbytes: int | None = None,
+               age_s: float | None = None) -> None:
+        j = self.journal
+        if j is None:
+            return
+        try:
+            j.record_cache_event(event=event, table_name=table, base=self.base, key=key, bytes=nbytes, age_s=age_s)
+        except Exception:  # statistics must never fail a read
+            pass
+
+    # ---------------------------------------------------------------- keys and TTL
+    def generation(self, table: str) -> int:
+        return self.store.get_int(f"g:{self.base}:{table}")
+
+    def _q(self, table: str, gen: int, key: str) -> str:
+        return f"q:{self.base}:{table}:{gen}:{key}"
+
+    def _r(self, table: str, gen: int, rid: str) -> str:
+        return f"r:{self.base}:{table}:{gen}:{rid}"
+
+    def _m(self, table: str, gen: int) -> str:
+        return f"m:{self.base}:{table}:{gen}"
+
+    def _ix(self, table: str, gen: int) -> str:
+        return f"ix:{self.base}:{table}:{gen}"
+
+    def mode(self, table: str) -> str:
+        t = self.settings.tables.get(table)
+        return t.cache_mode if t is not None else "query"
+
+    def ttl_state(self, table: str) -> policy.TTLState:
+        return policy.TTLState.from_json(self.store.get(f"ttl:{self.base}:{table}"),
+                                         float(self.settings.ttl_for(table)))
+
+    def ttl_for(self, table: str, per_call: float | None = None) -> float:
+        dyn = self.settings.cache.dynamic_ttl
+        state = self.ttl_state(table) if dyn.enabled else None
+        return policy.effective_ttl(float(self.settings.ttl_for(table)), state, enabled=dyn.enabled,
+                                    per_call=per_call)
+
+    def _learn(self, table: str, changed: bool) -> None:
+        dyn = self.settings.cache.dynamic_ttl
+        if not dyn.enabled:
+            return
+        new = policy.after_refresh(self.ttl_state(table), changed=changed, min_s=dyn.min_s, max_s=dyn.max_s)
+        self.store.set(f"ttl:{self.base}:{table}", new.to_json(), expire_s=None)
+
+    def _expire_s(self, ttl: float) -> float:
+        return ttl + float(self.settings.cache.max_stale_s)
+
+    def _index_add(self, table: str, gen: int, *, query: str | None = None, record: str | None = None) -> None:
+        key = self._ix(table, gen)
+        with self.store.transact():
+            ix = self.store.get(key) or {"q": [], "r": []}
+            if query is not None and query not in ix["q"]:
+                ix["q"].append(query)
+            if record is not None and record not in ix["r"]:
+                ix["r"].append(record)
+            self.store.set(key, ix, expire_s=None)
+
+    # ---------------------------------------------------------------- reads
+    def get(self, spec: QuerySpec, *, ttl: float | None = None, refresh: bool = False,
+            alias: str | None = None) -> CacheResult:
+        """A query's answer from the cache, or from Airtable on a miss (then cached)."""
+        from ..query.normalize import cache_key
+
+        svc = self._service()
+        bound = svc.bind(spec)
+        table = bound.table.name
+        key = cache_key(spec)
+        if bound.empty:
+            self._remember_alias(alias, table, key)
+            return CacheResult(table, [], "hit", 0.0, 0.0, key, source="empty",
+                               extra={"note": "the filter contradicts itself: empty without a request"})
+        mode = self.mode(table)
+        if mode == "off":
+            res = svc.run(spec)
+            self._event("miss", table, key)
+            return CacheResult(table, res.records, "miss", 0.0, 0.0, key, source="bypass")
+        if mode == "mirror" and spec.view is None:
+            got = self._from_mirror(spec, bound.table, ttl=ttl, refresh=refresh, key=key)
+            if got is not None:
+                return got
+        self._remember_alias(alias, table, key)
+        return self._cached(table, key, ttl, refresh, lambda: self._fetch(svc, bound),
+                            project_fields=spec.fields)
+
+    def _fetch(self, svc: Any, bound: Any) -> tuple[list[Record], dict[str, Any]]:
+        from ..query.explain import request_options
+
+        spec = bound.spec
+        records: list[Record] = []
+        for page in self.gateway.iterate(bound.table.name, **request_options(bound)):
+            records.extend(page)
+            if spec.max_records and len(records) >= spec.max_records:
+                break
+        if spec.max_records:
+            records = records[: spec.max_records]
+        truncated = bool(spec.max_records and len(records) >= spec.max_records)
+        return records, {"spec": spec.to_json(), "truncated": truncated}
+
+    def _cached(self, table: str, key: str, ttl: float | None, refresh: bool,
+                fetch: Callable[[], tuple[list[Record], dict[str, Any]]], *,
+                project_fields: list[str] | None, kind: str = "q", rid: str | None = None) -> CacheResult:
+        gen = self.generation(table)
+        skey = self._q(table, gen, key) if kind == "q" else self._r(table, gen, rid or key)
+        now = clock.timestamp()
+        entry = self.store.get(skey)
+        if entry is not None and not refresh and now - entry["stored"] < entry["ttl"]:
+            self._event("hit", table, key, age_s=now - entry["stored"])
+            return self._result(table, key, entry, "hit", now, project_fields, kind)
+        with self.store.lock(skey):
+            entry2 = self.store.get(skey)
+            now = clock.timestamp()
+            if entry2 is not None and not refresh and now - entry2["stored"] < entry2["ttl"]:
+                self._event("hit", table, key, age_s=now - entry2["stored"])  # another caller filled it
+                return self._result(table, key, entry2, "hit", now, project_fields, kind)
+            old = entry2 or entry
+            try:
+                records, meta = fetch()
+            except UpstreamUnavailable as e:
+                if isinstance(e, UpstreamAuthError):
+                    raise  # a refused token is a configuration problem, not an outage
+                max_stale = float(self.settings.cache.max_stale_s)
+                if old is not None and now - old["stored"] < old["ttl"] + max_stale:
+                    self._event("stale", table, key, age_s=now - old["stored"])
+                    return self._result(table, key, old, "stale", now, project_fields, kind)
+                raise
+            digest = answer_hash(records)
+            if old is not None and not refresh:
+                self._learn(table, changed=digest != old.get("hash"))
+            life = self.ttl_for(table, ttl)
+            new = {"records": records, "stored": clock.timestamp(), "ttl": life, "hash": digest, **meta}
+            gen_now = self.generation(table)
+            if gen_now == gen:  # an invalidation during the fetch makes this answer unsafe to keep
+                nbytes = self.store.set(skey, new, expire_s=self._expire_s(life))
+                if kind == "q":
+                    self._index_add(table, gen, query=key)
+                else:
+                    self._index_add(table, gen, record=rid)
+                self._event("set", table, key, nbytes=nbytes)
+            self._event("miss", table, key)
+            return self._result(table, key, new, "miss", clock.timestamp(), project_fields, kind)
+
+    def _result(self, table: str, key: str, entry: dict[str, Any], status: str, now: float,
+                fields: list[str] | None, kind: str) -> CacheResult:
+        from ..query.evaluate import project
+
+        records = [project(r, fields) for r in entry["records"]] if fields is not None else entry["records"]
+        return CacheResult(table, records, status, max(0.0, now - entry["stored"]), entry["ttl"], key,
+                           source="record" if kind == "r" else "query")
+
+    def get_record(self, table: str, record_id: str, *, ttl: float | None = None,
+                   refresh: bool = False) -> CacheResult:
+        info = self.schema().table(table)
+        name = info.name
+        if self.mode(name) == "off":
+            rec = self.gateway.get(name, record_id)
+            return CacheResult(name, [rec], "miss", 0.0, 0.0, record_id, source="bypass")
+        return self._cached(name, record_id, ttl, refresh,
+                            lambda: ([self.gateway.get(name, record_id)], {}),
+                            project_fields=None, kind="r", rid=record_id)
+
+    # ---------------------------------------------------------------- mirror
+    def _mirror(self, table: TableInfo, *, ttl: float | None, refresh: bool) -> tuple[dict[str, Any], str]:
+        name = table.name
+        gen = self.generation(name)
+        key = self._m(name, gen)
+        now = clock.timestamp()
+        entry = self.store.get(key)
+        if entry is not None and not refresh and now - entry["stored"] < entry["ttl"]:
+            return entry, "hit"
+        with self.store.lock(key):
+            entry2 = self.store.get(key)
+            if entry2 is not None and not refresh and clock.timestamp() - entry2["stored"] < entry2["ttl"]:
+                return entry2, "hit"
+            old = entry2 or entry
+            try:
+                records = self.gateway.all(name, page_size=100)
+            except UpstreamUnavailable:
+                if old is not None:
+                    return old, "stale"
+                raise
+            digest = answer_hash(records)
+            if old is not None and not refresh:
+                self._learn(name, changed=digest != old.get("hash"))
+            life = self.ttl_for(name, ttl)
+            new = {"records": records, "stored": clock.timestamp(), "ttl": life, "hash": digest}
+            if self.generation(name) == gen:
+                nbytes = self.store.set(key, new, expire_s=self._expire_s(life))
+                self._event("set", name, key, nbytes=nbytes)
+            return new, "miss"
+
+    def _from_mirror(self, spec: QuerySpec, table: TableInfo, *, ttl: float | None, refresh: bool,
+                     key: str) -> CacheResult | None:
+        from ..query.evaluate import NeedsLinkedRecords, apply_query
+
+        limit = int(self.settings.cache.mirror_max_records)
+        entry, status = self._mirror(table, ttl=ttl, refresh=refresh)
+        if len(entry["records"]) > limit:
+            return None  # grew past the mirror limit: answer per query instead
+        try:
+            records = apply_query(spec, entry["records"], table, clock.now())
+        except NeedsLinkedRecords:
+            return None
+        now = clock.timestamp()
+        self._event(status if status != "miss" else "miss", table.name, key, age_s=now - entry["stored"])
+        return CacheResult(table.name, records, status, max(0.0, now - entry["stored"]), entry["ttl"], key,
+                           source="mirror")
+
+    # ---------------------------------------------------------------- set / alias
+    def set(self, spec: QuerySpec, records: list[Record], *, ttl: float | None = None) -> str:
+        from ..query.normalize import cache_key
+
+        table = self._service().bind(spec).table.name
+        key = cache_key(spec)
+        gen = self.generation(table)
+        life = self.ttl_for(table, ttl)
+        truncated = bool(spec.max_records and len(records) >= spec.max_records)
+        entry = {"records": records, "stored": clock.timestamp(), "ttl": life, "hash": answer_hash(records),
+                 "spec": spec.to_json(), "truncated": truncated}
+        nbytes = self.store.set(self._q(table, gen, key), entry, expire_s=self._expire_s(life))
+        self._index_add(table, gen, query=key)
+        self._event("set", table, key, nbytes=nbytes)
+        return key
+
+    def set_record(self, table: str, record: Record, *, ttl: float | None = None) -> str:
+        name = self.schema().table(table).name
+        gen = self.generation(name)
+        life = self.ttl_for(name, ttl)
+        entry = {"records": [record], "stored": clock.timestamp(), "ttl": life, "hash": answer_hash([record])}
+        nbytes = self.store.set(self._r(name, gen, record["id"]), entry, expire_s=self._expire_s(life))
+        self._index_add(name, gen, record=record["id"])
+        self._event("set", name, record["id"], nbytes=nbytes)
+        return str(record["id"])
+
+    def _remember_alias(self, alias: str | None, table: str, key: str) -> None:
+        if alias is not None:
+            self.store.set(f"alias:{alias}", {"table": table, "key": key}, expire_s=7 * 86400)
+
+    def lookup_alias(self, alias: str) -> CacheResult | None:
+        """The hit path without pydantic or the schema: a fresh entry for a raw request seen before."""
+        target = self.store.get(f"alias:{alias}")
+        if target is None:
+            return None
+        table, key = target["table"], target["key"]
+        if self.mode(table) != "query":
+            return None
+        entry = self.store.get(self._q(table, self.generation(table), key))
+        now = clock.timestamp()
+        if entry is None or now - entry["stored"] >= entry["ttl"]:
+            return None
+        self._event("hit", table, key, age_s=now - entry["stored"])
+        fields = (entry.get("spec") or {}).get("fields")
+        return self._result(table, key, entry, "hit", now, fields, "q")
+
+    # ---------------------------------------------------------------- invalidation
+    def invalidate(self, table: str | None = None, record_id: str | None = None) -> dict[str, Any]:
+        """Drop a table (O(1): new generation), one record (and the answers holding it), or everything."""
+        if table is None:
+            n = self.store.clear()
+            self._event("invalidate", None, "*")
+            return {"scope": "all", "entries": n}
+        known = list(self.settings.tables)
+        name = table
+        if table not in known:
+            name = self.schema().table(table).name  # UnknownTable with a "did you mean"
+        if record_id is None:
+            gen = self.store.incr(f"g:{self.base}:{name}")
+            self._event("invalidate", name, f"table:{gen}")
+            return {"scope": "table", "table": name, "generation": gen}
+        dropped = self._drop_record(name, record_id)
+        self._event("invalidate", name, record_id)
+        return {"scope": "record", "table": name, "record": record_id, "entries": dropped}
+
+    def _drop_record(self, table: str, record_id: str) -> int:
+        gen = self.generation(table)
+        dropped = int(self.store.delete(self._r(table, gen, record_id)))
+        ix = self.store.get(self._ix(table, gen)) or {"q": [], "r": []}
+        for key in ix["q"]:
+            k = self._q(table, gen, key)
+            entry = self.store.get(k)
+            if entry is not None and any(r["id"] == record_id for r in entry["records"]):
+                self.store.delete(k)
+                dropped += 1
+        if self.store.get(self._m(table, gen)) is not None:
+            self.store.delete(self._m(table, gen))  # the record's new value is unknown: refetch the mirror
+            dropped += 1
+        return dropped
+
+    # ---------------------------------------------------------------- own writes
+    def apply_write(self, event: WriteEvent) -> dict[str, int]:
+        """Keep every cached answer exact after a write made through beststag."""
+        schema = self.schema()
+        table = schema.table(event.table)
+        name = table.name
+        gen = self.generation(name)
+        deletes = [str(r.get("id")) for r in event.records] if event.op == "delete" else []
+        upserts = [] if event.op == "delete" else [r for r in event.records if "fields" in r]
+        counts = {"patched": 0, "dropped": 0}
+        now = clock.now()
+        ix = self.store.get(self._ix(name, gen)) or {"q": [], "r": []}
+        from ..query.spec import QuerySpec
+
+        for key in ix["q"]:
+            k = self._q(name, gen, key)
+            entry = self.store.get(k)
+            if entry is None:
+                continue
+            try:
+                spec = QuerySpec.parse(entry["spec"])
+                patched = patch_answer(entry["records"], truncated=bool(entry.get("truncated")), spec=spec,
+                                       table=table, now=now, upserts=upserts, deletes=deletes)
+            except Exception:
+                patched = None
+            if patched is None:
+                self.store.delete(k)
+                counts["dropped"] += 1
+                continue
+            records, truncated = patched
+            if records != entry["records"] or truncated != entry.get("truncated"):
+                entry.update(records=records, truncated=truncated, hash=answer_hash(records))
+                left = max(1.0, entry["ttl"] - (clock.timestamp() - entry["stored"]))
+                self.store.set(k, entry, expire_s=self._expire_s(left))
+                counts["patched"] += 1
+        by_id = {r["id"]: r for r in upserts}
+        for rid in ix["r"]:
+            k = self._r(name, gen, rid)
+            if rid in deletes:
+                counts["dropped"] += int(self.store.delete(k))
+            elif rid in by_id:
+                entry = self.store.get(k)
+                if entry is not None:
+                    entry.update(records=[by_id[rid]], hash=answer_hash([by_id[rid]]))
+                    self.store.set(k, entry, expire_s=self._expire_s(entry["ttl"]))
+                    counts["patched"] += 1
+        mk = self._m(name, gen)
+        mirror = self.store.get(mk)
+        if mirror is not None:
+            mirror["records"] = patch_mirror(mirror["records"], upserts=upserts, deletes=deletes)
+            mirror["hash"] = answer_hash(mirror["records"])
+            self.store.set(mk, mirror, expire_s=self._expire_s(mirror["ttl"]))
+            counts["patched"] += 1
+        counts["dropped"] += self._invalidate_related(schema, table, event, upserts)
+        self._event("write_applied", name, event.op, nbytes=len(event.records))
+        return counts
+
+    def _invalidate_related(self, schema: BaseSchema, table: TableInfo, event: WriteEvent,
+                            upserts: list[Record]) -> int:
+        """Links and lookups: a write to T changes inverse link fields and lookups in other tables."""
+        touched_links = event.op == "delete" or any(
+            (r.get("fields") or {}).get(f.name) for r in upserts for f in table.fields
+            if f.type == "multipleRecordLinks")
+        n = 0
+        for other in schema.tables:
+            if other.name == table.name:
+                continue
+            reads_us = any(f.type == "multipleLookupValues" and self._lookup_reads(schema, other, f, table)
+                           for f in other.fields)
+            links_us = any(f.type == "multipleRecordLinks" and f.linked_table_id == table.id for f in other.fields)
+            if reads_us or (links_us and touched_links):
+                self.store.incr(f"g:{self.base}:{other.name}")
+                n += 1
+        # lookups in T through links to itself are covered by the entries' own re-evaluation
+        return n
+
+    @staticmethod
+    def _lookup_reads(schema: BaseSchema, other: TableInfo, lookup: Any, table: TableInfo) -> bool:
+        link_id = (lookup.options or {}).get("recordLinkFieldId")
+        for f in other.fields:
+            if f.id == link_id:
+                return f.linked_table_id == table.id
+        return False
+
+    # ---------------------------------------------------------------- maintenance
+    def warm(self, specs: Iterable[QuerySpec]) -> list[CacheResult]:
+        return [self.get(s, refresh=True) for s in specs]
+
+    def prune(self) -> dict[str, int]:
+        t0 = time.perf_counter()
+        n = self.store.expire()
+        self._event("evict", None, "prune", nbytes=n)
+        return {"removed": n, "ms": int((time.perf_counter() - t0) * 1000)}
+
+    def clear(self) -> int:
+        return self.invalidate(None)["entries"]  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        self.store.close()
