@@ -172,7 +172,7 @@ def run_backup(settings: Settings, gateway: Gateway, backup_type: str, tables: l
         _mark_interrupted(root, base, journal)
         started = clock.now()
         when = started.replace(microsecond=0)
-        while (root / backup_type / format_ts(when)).exists():
+        while _id_taken(root, backup_type, format_ts(when), journal):
             when += timedelta(seconds=1)
         backup_id = f"{backup_type}/{format_ts(when)}"
         partial = root / PARTIAL_DIR / f"{backup_type}-{format_ts(when)}-{os.getpid()}"
@@ -296,6 +296,14 @@ def _plan_table(backup_type: str, name: str, table_id: str, backups: list[Backup
             return _TablePlan(table_id, "incremental", parent=b.id, since=parse_iso(t.as_of) - SAFETY_OVERLAP,
                               estimate=estimate)
     return _TablePlan(table_id, "full", estimate=estimate)
+
+
+def _id_taken(root: Path, backup_type: str, ts: str, journal: Journal | None) -> bool:
+    """An id is never reused: not by a finished backup, a killed run's leftovers, nor a journal row."""
+    if (root / backup_type / ts).exists() or any((root / PARTIAL_DIR).glob(f"{backup_type}-{ts}-*")):
+        return True
+    return bool(journal is not None and journal.query("SELECT 1 FROM backup_runs WHERE id = ?",
+                                                      (f"{backup_type}/{ts}",)))
 
 
 def _known_attachments(backups: list[BackupInfo]) -> dict[str, tuple[str, int]]:
