@@ -249,6 +249,10 @@ class CacheSettings(_Model):
     mirror_max_records: Annotated[int, Field(ge=0)] = 2000
     #: cache only queries whose complexity score reaches this (0 = cache every query)
     selective_min_score: Annotated[float, Field(ge=0)] = 0.0
+    #: answers kept in memory by long-running processes (the webhook server); 0 = none
+    lru_items: Annotated[int, Field(ge=0)] = 1000
+    #: hot queries `beststag cache warm` loads (each in the webhook's JSON shape: table, filters, ...)
+    warm: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class RetentionPolicy(_Model):

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any
 from .. import clock
 from ..errors import UpstreamAuthError, UpstreamUnavailable
 from . import policy
-from .maintain import answer_hash, patch_answer, patch_mirror
 from .store import CacheStore
 
 if TYPE_CHECKING:
@@ -60,6 +59,18 @@ class CacheResult:
 def alias_digest(parts: dict[str, Any]) -> str:
     """A digest of a raw request (CLI options or webhook body), before any parsing."""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+def answer_hash(records: Any) -> str:
+    from .maintain import answer_hash as h  # maintain imports the query evaluator: keep it off the hit path
+
+    return h(records)
+
+
+def _project(record: Record, fields: list[str]) -> Record:
+    """query.evaluate.project without importing the query layer on the hit path."""
+    keep = set(fields)
+    return {**record, "fields": {k: v for k, v in (record.get("fields") or {}).items() if k in keep}}
 
 
 class CacheManager:
@@ -189,6 +200,13 @@ class CacheManager:
             return CacheResult(table, [], "hit", 0.0, 0.0, key, source="empty",
                                extra={"note": "the filter contradicts itself: empty without a request"})
         mode = self.mode(table)
+        if mode == "query" and self.settings.cache.selective_min_score > 0:
+            from ..query.explain import complexity
+            from ..query.formula import compile_bound
+
+            score = complexity(bound, compile_bound(bound)).score
+            if score < self.settings.cache.selective_min_score:
+                mode = "off"  # too simple to be worth a cache entry (selective caching)
         if mode == "off":
             res = svc.run(spec)
             self._event("miss", table, key)
@@ -252,6 +270,8 @@ class CacheManager:
                 nbytes = self.store.set(skey, new, expire_s=self._expire_s(life))
                 if kind == "q":
                     self._index_add(table, gen, query=key)
+                    if "spec" in meta:  # lets `warm --from-journal` rebuild the query later
+                        self.store.set(f"spec:{key}", meta["spec"], expire_s=7 * 86400)
                 else:
                     self._index_add(table, gen, record=rid)
                 self._event("set", table, key, nbytes=nbytes)
@@ -260,9 +280,7 @@ class CacheManager:
 
     def _result(self, table: str, key: str, entry: dict[str, Any], status: str, now: float,
                 fields: list[str] | None, kind: str) -> CacheResult:
-        from ..query.evaluate import project
-
-        records = [project(r, fields) for r in entry["records"]] if fields is not None else entry["records"]
+        records = [_project(r, fields) for r in entry["records"]] if fields is not None else entry["records"]
         return CacheResult(table, records, status, max(0.0, now - entry["stored"]), entry["ttl"], key,
                            source="record" if kind == "r" else "query")
 
@@ -424,6 +442,8 @@ class CacheManager:
             if entry is None:
                 continue
             try:
+                from .maintain import patch_answer
+
                 spec = QuerySpec.parse(entry["spec"])
                 patched = patch_answer(entry["records"], truncated=bool(entry.get("truncated")), spec=spec,
                                        table=table, now=now, upserts=upserts, deletes=deletes)
@@ -453,6 +473,8 @@ class CacheManager:
         mk = self._m(name, gen)
         mirror = self.store.get(mk)
         if mirror is not None:
+            from .maintain import patch_mirror
+
             mirror["records"] = patch_mirror(mirror["records"], upserts=upserts, deletes=deletes)
             mirror["hash"] = answer_hash(mirror["records"])
             self.store.set(mk, mirror, expire_s=self._expire_s(mirror["ttl"]))
@@ -490,7 +512,75 @@ class CacheManager:
 
     # ---------------------------------------------------------------- maintenance
     def warm(self, specs: Iterable[QuerySpec]) -> list[CacheResult]:
+        """Load each query's answer now (refreshing what is cached)."""
         return [self.get(s, refresh=True) for s in specs]
+
+    def configured_warm_specs(self, tables: Iterable[str] = ()) -> list[QuerySpec]:
+        from ..query.spec import QuerySpec
+
+        wanted = set(tables)
+        specs = [QuerySpec.parse(dict(w)) for w in self.settings.cache.warm]
+        return [s for s in specs if not wanted or s.table in wanted]
+
+    def journal_warm_specs(self, *, hours: float = 24, limit: int = 20, tables: Iterable[str] = ()) -> list[QuerySpec]:
+        """The most frequently read queries of the last `hours`, from the journal's cache events."""
+        from ..query.spec import QuerySpec
+
+        j = self.journal
+        if j is None:
+            return []
+        rows = j.query("SELECT key, table_name, COUNT(*) AS n FROM cache_events WHERE event IN ('hit', 'miss', "
+                       "'stale') AND ts >= ? AND key LIKE 'q1:%' AND (base = ? OR base IS NULL) "
+                       "GROUP BY key, table_name ORDER BY n DESC LIMIT ?",
+                       (clock.timestamp() - hours * 3600, self.base, limit * 3))
+        wanted = set(tables)
+        out: list[QuerySpec] = []
+        for r in rows:
+            if wanted and r["table_name"] not in wanted:
+                continue
+            spec = self.store.get(f"spec:{r['key']}")
+            if spec is not None:
+                out.append(QuerySpec.parse(spec))
+            if len(out) >= limit:
+                break
+        return out
+
+    def stats(self, *, hours: float = 24) -> dict[str, Any]:
+        """Hits, misses, ratios, entries, bytes and each table's TTL (events from the journal)."""
+        since = clock.timestamp() - hours * 3600
+        rows: list[dict[str, Any]] = []
+        j = self.journal
+        if j is not None:
+            rows = j.query("SELECT table_name, event, COUNT(*) AS n FROM cache_events WHERE ts >= ? "
+                           "AND (base = ? OR base IS NULL) GROUP BY table_name, event", (since, self.base))
+        per: dict[str, dict[str, int]] = {}
+        total: dict[str, int] = {}
+        for r in rows:
+            t = r["table_name"] or "*"
+            per.setdefault(t, {})[r["event"]] = r["n"]
+            total[r["event"]] = total.get(r["event"], 0) + r["n"]
+
+        def figures(c: dict[str, int]) -> dict[str, Any]:
+            hits, misses, stale = c.get("hit", 0), c.get("miss", 0), c.get("stale", 0)
+            reads = hits + misses + stale
+            return {"hits": hits, "misses": misses, "stale": stale, "sets": c.get("set", 0),
+                    "invalidations": c.get("invalidate", 0), "write_applications": c.get("write_applied", 0),
+                    "hit_ratio": round(hits / reads, 4) if reads else None,
+                    "miss_ratio": round(misses / reads, 4) if reads else None,
+                    # how many reads each stored answer served before it was replaced
+                    "ttl_effectiveness": round(hits / c["set"], 2) if c.get("set") else None}
+
+        tables = {}
+        for name in self.settings.tables:
+            st = self.ttl_state(name)
+            configured = float(self.settings.ttl_for(name))
+            dyn = self.settings.cache.dynamic_ttl.enabled
+            tables[name] = {**figures(per.get(name, {})), "mode": self.mode(name),
+                            "ttl_s": st.ttl_s if dyn else configured,
+                            "ttl_reason": st.reason if dyn else "configured",
+                            "generation": self.generation(name)}
+        return {"range_h": hours, "overall": figures(total), "entries": len(self.store),
+                "bytes": self.store.volume(), "evictions": total.get("evict", 0), "tables": tables}
 
     def prune(self) -> dict[str, int]:
         t0 = time.perf_counter()

@@ -8,6 +8,13 @@ from collections.abc import Sequence
 
 def app(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: run the CLI and exit with the documented code."""
+    args = list(argv) if argv is not None else sys.argv[1:]
+    if "cache" in args[:4]:
+        from .fastpath import try_cache_hit
+
+        code = try_cache_hit(args)
+        if code is not None:
+            sys.exit(code)
     from .main import run
 
-    sys.exit(run(list(argv) if argv is not None else None))
+    sys.exit(run(args))

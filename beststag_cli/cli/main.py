@@ -52,16 +52,14 @@ def _globals(
 
 
 def _register() -> None:
-    from . import doctor, sandbox
+    from . import backup, cache, doctor, metrics, query, records, sandbox
 
-    root.add_typer(sandbox.app, name="sandbox")
-    from . import query, records
+    root.add_typer(cache.app, name="cache")
     root.add_typer(query.app, name="query")
     root.add_typer(records.app, name="records")
-    from . import metrics
-    root.add_typer(metrics.app, name="metrics")
-    from . import backup
     root.add_typer(backup.app, name="backup")
+    root.add_typer(metrics.app, name="metrics")
+    root.add_typer(sandbox.app, name="sandbox")
     root.command("doctor")(doctor.doctor)
 
 

@@ -46,6 +46,12 @@ class State:
         self.__init__()  # type: ignore[misc]
 
     def close(self) -> None:
+        if self._settings is not None:  # the data dir may exist only now: let the next hit be fast
+            import os
+
+            from ..fastconfig import save_snapshot
+
+            save_snapshot(self._settings, self._settings.config_path, os.environ)
         if "unfollow" in self.extra:
             self.extra.pop("unfollow")()
         if self._gateway is not None:

@@ -1,0 +1,226 @@
+"""`beststag cache …`: read through the cache, store, invalidate, warm, prune, stats."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from ..cache.alias import alias_parts
+from ..errors import BadInput
+from . import render
+from .query import FieldsOpt, FilterOpt, MaxOpt, SortOpt, ViewOpt, build_spec
+from .state import STATE
+
+app = typer.Typer(help="The cache in front of Airtable: answers, invalidation, warming, statistics.",
+                  no_args_is_help=True)
+
+RecordOpt = Annotated[str | None, typer.Option("--record", help="One record by id (rec…).")]
+TTLOpt = Annotated[float | None, typer.Option("--ttl", help="TTL in seconds for this answer "
+                                              "(default: the table's).", min=0)]
+
+
+def _manager() -> Any:
+    from ..cache.manager import CacheManager
+
+    return CacheManager(STATE.settings, gateway=STATE.gateway)
+
+
+def render_result(res: Any, show_fields: bool = True) -> None:
+    if STATE.json:
+        render.emit_json(res.to_json())
+        return
+    from rich.markup import escape
+
+    names: list[str] = []
+    for r in res.records:
+        for k in r.get("fields", {}):
+            if k not in names:
+                names.append(k)
+    names = names[:8]
+    rows = [[r["id"], *[_cell(r.get("fields", {}).get(n)) for n in names]] for r in res.records[:200]]
+    render.table(f"{escape(res.table)}: {len(res.records)} record(s)", ["id", *names], rows)
+    color = {"hit": "green", "miss": "yellow", "stale": "red"}.get(res.status, "white")
+    render.note(f"cache [{color}]{res.status}[/] ({res.source}) · age {res.age_s:.1f} s · ttl {res.ttl_s:.0f} s · "
+                f"key {res.key}")
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, list):
+        return ", ".join(_cell(x) if not isinstance(x, dict) else str(x.get("filename") or x.get("id")) for x in v)
+    text = str(v)
+    return text if len(text) <= 60 else text[:57] + "…"
+
+
+@app.command()
+def get(
+    table: Annotated[str, typer.Argument(help="Table name (or id).")],
+    record: RecordOpt = None,
+    filter_: FilterOpt = None,
+    fields: FieldsOpt = None,
+    sort: SortOpt = None,
+    max_: MaxOpt = None,
+    view: ViewOpt = None,
+    ttl: TTLOpt = None,
+    refresh: Annotated[bool, typer.Option("--refresh", help="Fetch from Airtable even on a fresh hit.")] = False,
+) -> None:
+    """Read records through the cache; says hit, miss or stale and the answer's age.
+
+    Example: beststag cache get Usuários --filter '{"status": "Ativo"}' --fields Nome,email
+    """
+    from ..cache.manager import alias_digest
+
+    m = _manager()
+    if record is not None:
+        if filter_ or fields or sort or max_ or view:
+            raise BadInput("--record reads one record: it takes no --filter/--fields/--sort/--max/--view")
+        render_result(m.get_record(table, record, ttl=ttl, refresh=refresh))
+        return
+    spec = build_spec(table, filter_, fields, sort, max_, view, None)
+    parts = alias_parts(table, None, filter_, fields, sort, max_, view)
+    res = m.get(spec, ttl=ttl, refresh=refresh, alias=alias_digest(parts) if parts else None)
+    render_result(res)
+
+
+@app.command("set")
+def set_(
+    table: Annotated[str, typer.Argument(help="Table name (or id).")],
+    data: Annotated[str, typer.Option("--data", help="The answer to store: a JSON list of records "
+                                      '({"id", "createdTime", "fields"}); with --record, one record.')],
+    record: RecordOpt = None,
+    filter_: FilterOpt = None,
+    fields: FieldsOpt = None,
+    sort: SortOpt = None,
+    max_: MaxOpt = None,
+    view: ViewOpt = None,
+    ttl: TTLOpt = None,
+) -> None:
+    """Store given data under a query or record key.
+
+    Example: beststag cache set Usuários --filter '{"status": "Ativo"}' --data '[]' --ttl 60
+    """
+    from ..cache.records import parse_records
+
+    m = _manager()
+    if record is not None:
+        recs = parse_records(data, single=True)
+        if recs[0]["id"] != record:
+            raise BadInput(f"--data holds record {recs[0]['id']}, not {record}")
+        key = m.set_record(table, recs[0], ttl=ttl)
+    else:
+        key = m.set(build_spec(table, filter_, fields, sort, max_, view, None), parse_records(data), ttl=ttl)
+    if STATE.json:
+        render.emit_json({"stored": True, "key": key})
+    else:
+        render.note(f"stored under {key}")
+
+
+@app.command()
+def invalidate(
+    table: Annotated[str | None, typer.Argument(help="Table to forget (O(1), whatever its size).")] = None,
+    record: RecordOpt = None,
+    all_: Annotated[bool, typer.Option("--all", help="Forget everything.")] = False,
+) -> None:
+    """Forget a table, one record (and the answers that hold it), or everything.
+
+    Example: beststag cache invalidate Usuários --record recXXXXXXXXXXXXXX
+    """
+    if all_ == (table is not None):
+        raise BadInput("give a TABLE (optionally with --record) or --all", hint="beststag cache invalidate --help")
+    if record is not None and table is None:
+        raise BadInput("--record needs the TABLE it belongs to")
+    from ..cache.manager import CacheManager
+
+    m = CacheManager(STATE.settings, gateway_factory=lambda: STATE.gateway)
+    out = m.invalidate(table, record)
+    if STATE.json:
+        render.emit_json(out)
+    else:
+        render.note(f"invalidated: {out}")
+
+
+@app.command()
+def stats(hours: Annotated[float, typer.Option("--hours", help="Window of the counters.", min=0.01)] = 24) -> None:
+    """Hits, misses, hit ratio overall and per table, entries, bytes, and each table's current TTL.
+
+    Example: beststag cache stats --hours 1
+    """
+    from ..cache.manager import CacheManager
+
+    data = CacheManager(STATE.settings, gateway_factory=lambda: STATE.gateway).stats(hours=hours)
+    if STATE.json:
+        render.emit_json(data)
+        return
+    o = data["overall"]
+
+    def pct(v: float | None) -> str:
+        return "-" if v is None else f"{v:.0%}"
+
+    render.line(f"last {hours:g} h: {o['hits']} hits, {o['misses']} misses, {o['stale']} stale "
+                f"(hit ratio {pct(o['hit_ratio'])}), {o['write_applications']} writes applied; "
+                f"{data['entries']} entries, {data['bytes']:,} bytes")
+    render.table(None, ["table", "mode", "hits", "misses", "hit ratio", "ttl (s)", "why"],
+                 [[n, t["mode"], t["hits"], t["misses"], pct(t["hit_ratio"]), f"{t['ttl_s']:.0f}", t["ttl_reason"]]
+                  for n, t in data["tables"].items()])
+
+
+@app.command()
+def warm(
+    tables: Annotated[list[str] | None, typer.Argument(help="Only these tables (default: all).")] = None,
+    from_journal: Annotated[bool, typer.Option("--from-journal", help="Also the most frequent queries of the "
+                                               "last 24 h.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many journal queries.", min=1)] = 20,
+) -> None:
+    """Load hot queries now: those in config (cache.warm), and with --from-journal the busiest ones.
+
+    Example: beststag cache warm --from-journal
+    """
+    m = _manager()
+    specs = m.configured_warm_specs(tables or [])
+    if from_journal:
+        seen = {json.dumps(s.to_json(), sort_keys=True) for s in specs}
+        for s in m.journal_warm_specs(limit=limit, tables=tables or []):
+            if json.dumps(s.to_json(), sort_keys=True) not in seen:
+                specs.append(s)
+    results = m.warm(specs)
+    rows = [{"table": r.table, "key": r.key, "records": len(r.records), "status": r.status} for r in results]
+    if STATE.json:
+        render.emit_json({"warmed": rows})
+    else:
+        render.table(f"warmed {len(rows)} queries", ["table", "records", "key"],
+                     [[r["table"], r["records"], r["key"]] for r in rows])
+
+
+@app.command()
+def prune() -> None:
+    """Remove expired entries (cron: hourly).
+
+    Example: beststag --quiet cache prune
+    """
+    from ..cache.manager import CacheManager
+
+    out = CacheManager(STATE.settings, gateway_factory=lambda: STATE.gateway).prune()
+    if STATE.json:
+        render.emit_json(out)
+    else:
+        render.note(f"removed {out['removed']} expired entries")
+
+
+@app.command()
+def clear(yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False) -> None:
+    """Empty the cache.
+
+    Example: beststag cache clear --yes
+    """
+    from ..cache.manager import CacheManager
+
+    if not yes and not typer.confirm("Empty the whole cache?", default=False):
+        raise BadInput("nothing removed", hint="pass --yes to skip the question")
+    n = CacheManager(STATE.settings, gateway_factory=lambda: STATE.gateway).clear()
+    if STATE.json:
+        render.emit_json({"removed": n})
+    else:
+        render.note(f"removed {n} entries")
