@@ -1,1 +1,40 @@
-"""Backups of the Airtable base: run, list, verify, restore, cleanup (issue 7)."""
+"""Backups of the Airtable base: run, list, verify, restore, cleanup (issue 7).
+
+Plain core functions (no Typer, no Rich); `beststag_cli/cli/backup.py` is a thin client of them.
+Imports are lazy so that `import beststag_cli.backup` stays cheap.
+
+- :func:`runner.run_backup` (``settings, gateway, type, tables=None, *, progress=None``) → ``BackupResult``
+- :func:`layout.list_backups` / :func:`layout.find_backup` → ``BackupInfo`` (``.manifest``, ``.summary()``)
+- :func:`verify.verify_backup` / :func:`verify.verify_dir` → ``VerifyReport``; raise ``BackupBroken``
+- :func:`restore.plan_restore` → ``RestorePlan`` (``.summary()``, ``.writes``);
+  :func:`restore.execute_restore` → ``RestoreResult``; :func:`restore.gateway_for_base`
+- :func:`chain.table_state` (point-in-time records of one table at one backup)
+- :func:`retention.plan_retention` (pure) and ``cleanup.cleanup`` (the submodule's function)
+- :func:`hooks.invalidate_cache` (what a restore publishes for the cache)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_EXPORTS = {
+    "run_backup": "runner", "BackupResult": "runner", "base_lock": "runner",
+    "list_backups": "layout", "find_backup": "layout", "BackupInfo": "layout", "Manifest": "layout",
+    "verify_backup": "verify", "verify_dir": "verify", "BackupBroken": "verify",
+    "plan_restore": "restore", "execute_restore": "restore", "gateway_for_base": "restore",
+    "RestorePlan": "restore", "RestoreResult": "restore",
+    "table_state": "chain",
+    "plan_retention": "retention", "Policy": "retention", "Snapshot": "retention",
+    "invalidate_cache": "hooks",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
