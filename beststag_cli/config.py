@@ -226,7 +226,7 @@ def _default_tables() -> dict[str, TableSettings]:
 class DynamicTTLSettings(_Model):
     """TTL that grows for often-read, rarely-written answers, inside [min_s, max_s]."""
 
-    enabled: bool = False
+    enabled: bool = True
     min_s: Seconds = 60
     max_s: Seconds = 1800
 
@@ -235,6 +235,15 @@ class DynamicTTLSettings(_Model):
         if self.min_s > self.max_s:
             raise _KeyProblem(("min_s",), f"must be <= max_s ({self.max_s}), got {self.min_s}")
         return self
+
+
+#: the spec's two hot queries (its "Teste 1" and "Teste 2")
+DEFAULT_WARM: tuple[dict[str, Any], ...] = (
+    {"table": "Usuários", "filters": {"status": "Ativo"}},
+    {"table": "Interações", "filters": {"timestamp": {"operator": "date_after", "days": -7}},
+     "fields": ["user", "message", "timestamp"], "sort": [{"field": "timestamp", "direction": "desc"}],
+     "maxRecords": 50},
+)
 
 
 class CacheSettings(_Model):
@@ -252,7 +261,7 @@ class CacheSettings(_Model):
     #: answers kept in memory by long-running processes (the webhook server); 0 = none
     lru_items: Annotated[int, Field(ge=0)] = 1000
     #: hot queries `beststag cache warm` loads (each in the webhook's JSON shape: table, filters, ...)
-    warm: list[dict[str, Any]] = Field(default_factory=list)
+    warm: list[dict[str, Any]] = Field(default_factory=lambda: [dict(q) for q in DEFAULT_WARM])
 
 
 class RetentionPolicy(_Model):

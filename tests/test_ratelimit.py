@@ -70,7 +70,7 @@ def test_16_threads_in_2_processes_never_exceed_5_per_second(tmp_path: Path) -> 
     span = max(stamps) - min(stamps)
     ideal = (math.ceil(n / 5) - 1) * (1.0 + ratelimit.DEFAULT_MARGIN_S)
     assert span <= ideal + 0.5, (span, ideal)
-    assert (n - 5) / span >= 4.5
+    assert (n - 5) / span >= 0.95 * 5 / (1.0 + ratelimit.DEFAULT_MARGIN_S)  # 95% of the strict best
 
 
 def test_sixth_request_waits_for_the_window(tmp_path: Path) -> None:
