@@ -213,6 +213,26 @@ def m003_restore_items(conn: sqlite3.Connection) -> None:
     )
 
 
+@migration
+def m004_webhook_requests(conn: sqlite3.Connection) -> None:
+    """One row per request answered by `beststag serve` (the webhook path's own performance)."""
+    _run(
+        conn,
+        """
+        CREATE TABLE webhook_requests (
+            ts REAL NOT NULL,
+            endpoint TEXT NOT NULL,
+            operation TEXT,
+            table_name TEXT,
+            status INTEGER NOT NULL,
+            duration_ms REAL NOT NULL,
+            cache_status TEXT
+        );
+        CREATE INDEX idx_webhook_requests_ts ON webhook_requests (ts)
+        """,
+    )
+
+
 def applied_migrations(conn: sqlite3.Connection) -> list[str]:
     """Names of the migrations applied to this database, in the order they ran."""
     try:
@@ -434,6 +454,17 @@ class Journal:
                 retries,
                 source or self.source,
             ),
+        )
+
+    def record_webhook_request(self, *, endpoint: str, status: int, duration_ms: float, operation: str | None = None,
+                               table_name: str | None = None, cache_status: str | None = None,
+                               ts: float | None = None) -> None:
+        """Record one answer of the webhook server."""
+        self._write(
+            "INSERT INTO webhook_requests (ts, endpoint, operation, table_name, status, duration_ms, cache_status)"
+            " VALUES (?,?,?,?,?,?,?)",
+            (clock.timestamp() if ts is None else ts, endpoint, operation, table_name, status, duration_ms,
+             cache_status),
         )
 
     def record_cache_event(

@@ -1,0 +1,283 @@
+"""`beststag serve`: the spec's three webhooks for the n8n workflows, on FastAPI.
+
+    POST /webhook/airtable/cache    {"operation": "get|set|invalidate", "table", "recordId", "cacheTTL",
+                                     "filters", "fields", "sort", "maxRecords"}
+    POST /webhook/airtable/backup   {"backup_type": "incremental|complete|critical", "tables": [...]}
+    POST /webhook/airtable/metrics  {"metric_type": "usage|performance|storage", "time_range": "1h|24h|7d|30d"}
+    GET  /jobs/{id}, GET /healthz, OpenAPI at /docs
+
+Every webhook needs `Authorization: Bearer <BESTSTAG_WEBHOOK_SECRET>` (compared in constant time).
+Errors are JSON `{"error": {"type", "message", "hint"}}` with the status of the error's kind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any, Literal
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from .. import errors
+from ..logs import log_event, redact
+from .jobs import JobRunner
+
+if TYPE_CHECKING:
+    from ..config import Settings
+
+STATUS_BY_KIND = {
+    "unknown_table": 404, "unknown_field": 422, "filter_error": 422, "bad_input": 422, "config_error": 422,
+    "not_found": 404, "lock_held": 409, "upstream_unavailable": 503, "upstream_auth": 503, "partial": 207,
+    "operation_failed": 500,
+}
+
+
+class SortItem(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    field: str = Field(min_length=1)
+    direction: Literal["asc", "desc"] = "asc"
+
+
+class CacheRequest(BaseModel):
+    """The spec's cache body. `data` (records) is needed by `set` only."""
+
+    model_config = ConfigDict(extra="forbid")
+    operation: Literal["get", "set", "invalidate"]
+    table: str = Field(min_length=1, max_length=200)
+    recordId: str | None = Field(default=None, pattern=r"^rec[A-Za-z0-9]{14}$")
+    cacheTTL: int | None = Field(default=None, ge=0, le=30 * 86400)
+    filters: dict[str, Any] | None = None
+    fields: list[str] = Field(default_factory=list, max_length=500)
+    sort: list[SortItem] = Field(default_factory=list, max_length=20)
+    maxRecords: int | None = Field(default=None, ge=1, le=1_000_000)
+    pageSize: int | None = Field(default=None, ge=1, le=100)
+    view: str | None = None
+    refresh: bool = False
+    data: list[dict[str, Any]] | dict[str, Any] | None = None
+
+
+class BackupRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    backup_type: Literal["incremental", "complete", "critical"]
+    tables: list[str] | None = Field(default=None, max_length=100)
+
+
+class MetricsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    metric_type: Literal["usage", "performance", "storage", "backup", "all"]
+    time_range: Literal["1h", "24h", "7d", "30d"] = "24h"
+
+
+def _error(status: int, kind: str, message: str, hint: str = "", **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": {"type": kind, "message": redact(message), "hint": redact(hint), **extra}},
+                        status_code=status)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """The webhook application; `settings` default to `load_config()` (workers build their own)."""
+    if settings is None:
+        from ..config import load_config
+
+        settings = load_config()
+    from ..cache import follow_writes
+    from ..cache.manager import CacheManager
+    from ..gateway.api import Gateway
+
+    secret = settings.webhook.secret.get_secret_value() if settings.webhook.secret else ""
+    gateway = Gateway(settings, source="webhook")
+    cache = CacheManager(settings, gateway=gateway, lru_items=int(settings.cache.lru_items), source="webhook")
+    unfollow = follow_writes(settings, gateway, cache)
+    jobs = JobRunner(settings, gateway)
+    health: dict[str, Any] = {"checked": 0.0, "upstream": None}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        unfollow()
+        jobs.close()
+        cache.close()
+        gateway.close()
+
+    app = FastAPI(title="beststag webhooks", version=_version(), lifespan=lifespan,
+                  description="The BestStag persistence webhooks (cache, backup, metrics) for n8n.")
+    app.state.settings, app.state.cache, app.state.jobs, app.state.gateway = settings, cache, jobs, gateway
+
+    def authorized(request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        scheme, _, given = header.partition(" ")
+        return bool(secret) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
+                                                                                   secret.encode())
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for e in exc.errors()[:10]:
+            loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
+            problems.append({"field": loc, "problem": e.get("msg", "")})
+        first = problems[0] if problems else {"field": "body", "problem": "invalid"}
+        return _error(422, "invalid_body", f"{first['field']}: {first['problem']}", "see /docs for the body schema",
+                      fields=problems)
+
+    @app.exception_handler(errors.BestStagError)
+    async def _domain(request: Request, exc: errors.BestStagError) -> JSONResponse:
+        return _error(STATUS_BY_KIND.get(exc.kind, 500 if exc.exit_code == 1 else 422), exc.kind, exc.message,
+                      exc.hint)
+
+    @app.middleware("http")
+    async def _guard_and_record(request: Request, call_next: Any) -> Any:
+        t0 = time.perf_counter()
+        if request.url.path.startswith(("/webhook/", "/jobs/")) and not authorized(request):
+            # checked before the body is read: an unauthenticated caller learns nothing about it
+            response = _error(401, "unauthorized", "missing or wrong webhook secret",
+                              "send BESTSTAG_WEBHOOK_SECRET as a bearer token in the Authorization header "
+                              "(n8n: Header Auth)")
+            return _finish(request, response, t0)
+        if request.method == "POST":
+            length = request.headers.get("content-length")
+            if length is None or not length.isdigit():
+                response = _error(411, "length_required", "send a Content-Length header")
+                return _finish(request, response, t0)
+            if int(length) > settings.webhook.max_body_bytes:
+                response = _error(413, "body_too_large",
+                                  f"body of {length} bytes is over the {settings.webhook.max_body_bytes}-byte limit",
+                                  "webhook.max_body_bytes in the config")
+                return _finish(request, response, t0)
+            ctype = request.headers.get("content-type", "")
+            if not ctype.split(";")[0].strip().lower().endswith("json"):
+                response = _error(415, "unsupported_media_type", f"content type {ctype or '(none)'} is not JSON",
+                                  "send Content-Type: application/json")
+                return _finish(request, response, t0)
+        try:
+            response = await call_next(request)
+        except Exception as e:  # a bug: answer 500 without the details, log them
+            log_event("webhook.crash", _level=40, path=request.url.path, error=redact(f"{type(e).__name__}: {e}"))
+            response = _error(500, "internal_error", "internal error", "see the server log")
+        return _finish(request, response, t0)
+
+    def _finish(request: Request, response: Any, t0: float) -> Any:
+        ms = (time.perf_counter() - t0) * 1000
+        info = getattr(request.state, "info", {})
+        log_event("webhook.request", method=request.method, path=request.url.path, status=response.status_code,
+                  duration_ms=round(ms, 3), **info)
+        j = gateway.journal
+        if j is not None and request.url.path.startswith("/webhook/"):
+            try:
+                j.record_webhook_request(endpoint=request.url.path.rsplit("/", 1)[-1], status=response.status_code,
+                                         duration_ms=ms, operation=info.get("operation"),
+                                         table_name=info.get("table"), cache_status=info.get("cache"))
+            except Exception:
+                pass
+        return response
+
+    @app.post("/webhook/airtable/cache")
+    def cache_webhook(body: CacheRequest, request: Request) -> JSONResponse:
+        """get: records plus cache metadata (hit/miss/stale, age, ttl, key); set: store `data`; invalidate."""
+        request.state.info = {"operation": body.operation, "table": body.table}
+        if body.operation == "invalidate":
+            out = cache.invalidate(body.table, body.recordId)
+            return JSONResponse({"invalidated": out})
+        if body.operation == "set":
+            return JSONResponse(_set(cache, body))
+        res = _get(cache, body)
+        request.state.info["cache"] = res.status
+        payload = res.to_json()
+        payload["cache"]["stale"] = res.status == "stale"
+        return JSONResponse(payload)
+
+    @app.post("/webhook/airtable/backup", status_code=202)
+    def backup_webhook(body: BackupRequest, request: Request) -> JSONResponse:
+        """Start a backup in the background: 202 with a job id; 409 when one is already running."""
+        request.state.info = {"operation": body.backup_type}
+        job = jobs.start_backup(body.backup_type, body.tables)
+        return JSONResponse(job.to_json(), status_code=202, headers={"Location": f"/jobs/{job.id}"})
+
+    @app.get("/jobs/{job_id}")
+    def job_status(job_id: str) -> JSONResponse:
+        """Status of a background job (backups)."""
+        return JSONResponse(jobs.get(job_id).to_json())
+
+    @app.post("/webhook/airtable/metrics")
+    def metrics_webhook(body: MetricsRequest, request: Request) -> JSONResponse:
+        """The collected metrics as JSON (`beststag metrics collect --json`)."""
+        from ..metrics.collect import collect
+
+        request.state.info = {"operation": body.metric_type}
+        return JSONResponse(collect(settings, body.metric_type, body.time_range, gateway=gateway))
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        """Process, journal and upstream reachability (checked at most every 30 s)."""
+        ok_journal = True
+        try:
+            j = gateway.journal
+            if j is not None:
+                j.query("SELECT 1")
+        except Exception:
+            ok_journal = False
+        now = time.monotonic()
+        if now - health["checked"] > 30:
+            try:
+                gateway.schema()
+                health["upstream"] = True
+            except errors.BestStagError:
+                health["upstream"] = False
+            health["checked"] = now
+        ok = ok_journal and bool(health["upstream"])
+        return JSONResponse({"ok": ok, "process": True, "journal": ok_journal, "upstream": health["upstream"],
+                             "sandbox": settings.sandbox_mode}, status_code=200 if ok else 503)
+
+    return app
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def _query_parts(body: CacheRequest) -> dict[str, Any]:
+    return {"table": body.table, "filters": body.filters or None, "fields": body.fields or None,
+            "sort": [s.model_dump() for s in body.sort], "maxRecords": body.maxRecords, "view": body.view}
+
+
+def _get(cache: Any, body: CacheRequest) -> Any:
+    from ..cache.manager import alias_digest
+    from ..query.spec import QuerySpec
+
+    ttl = float(body.cacheTTL) if body.cacheTTL is not None else None
+    if body.recordId is not None:
+        return cache.get_record(body.table, body.recordId, ttl=ttl, refresh=body.refresh)
+    parts = _query_parts(body)
+    alias = "webhook:" + alias_digest(parts)
+    if ttl is None and not body.refresh:
+        hit = cache.lookup_alias(alias)
+        if hit is not None:
+            return hit
+    spec = QuerySpec.parse({k: v for k, v in {**parts, "pageSize": body.pageSize}.items() if v is not None})
+    return cache.get(spec, ttl=ttl, refresh=body.refresh, alias=alias)
+
+
+def _set(cache: Any, body: CacheRequest) -> dict[str, Any]:
+    from ..cache.records import check_records
+    from ..query.spec import QuerySpec
+
+    if body.data is None:
+        raise errors.BadInput("set needs `data`: the records to store (a list, or one record with recordId)")
+    ttl = float(body.cacheTTL) if body.cacheTTL is not None else None
+    if body.recordId is not None:
+        rec = check_records(body.data, single=True)[0]
+        if rec["id"] != body.recordId:
+            raise errors.BadInput(f"data holds record {rec['id']}, not recordId {body.recordId}")
+        return {"stored": True, "key": cache.set_record(body.table, rec, ttl=ttl)}
+    spec = QuerySpec.parse({k: v for k, v in _query_parts(body).items() if v is not None})
+    return {"stored": True, "key": cache.set(spec, check_records(body.data), ttl=ttl)}
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False)
