@@ -49,6 +49,8 @@ class CacheResult:
     key: str
     source: str = "query"  # query | record | mirror | bypass | empty
     extra: dict[str, Any] = field(default_factory=dict)
+    #: digest of the stored answer plus the projection (changes whenever the records returned do)
+    digest: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return {"table": self.table, "records": self.records, "count": len(self.records),
@@ -65,6 +67,11 @@ def answer_hash(records: Any) -> str:
     from .maintain import answer_hash as h  # maintain imports the query evaluator: keep it off the hit path
 
     return h(records)
+
+
+def _limit(entry: dict[str, Any], per_call: float | None) -> float:
+    """How old an entry may be to count as fresh: the caller's TTL when given, else the entry's."""
+    return float(entry["ttl"]) if per_call is None else per_call
 
 
 def _project(record: Record, fields: list[str]) -> Record:
@@ -240,13 +247,13 @@ class CacheManager:
         skey = self._q(table, gen, key) if kind == "q" else self._r(table, gen, rid or key)
         now = clock.timestamp()
         entry = self.store.get(skey)
-        if entry is not None and not refresh and now - entry["stored"] < entry["ttl"]:
+        if entry is not None and not refresh and now - entry["stored"] < _limit(entry, ttl):
             self._event("hit", table, key, age_s=now - entry["stored"])
             return self._result(table, key, entry, "hit", now, project_fields, kind)
         with self.store.lock(skey):
             entry2 = self.store.get(skey)
             now = clock.timestamp()
-            if entry2 is not None and not refresh and now - entry2["stored"] < entry2["ttl"]:
+            if entry2 is not None and not refresh and now - entry2["stored"] < _limit(entry2, ttl):
                 self._event("hit", table, key, age_s=now - entry2["stored"])  # another caller filled it
                 return self._result(table, key, entry2, "hit", now, project_fields, kind)
             old = entry2 or entry
@@ -281,8 +288,10 @@ class CacheManager:
     def _result(self, table: str, key: str, entry: dict[str, Any], status: str, now: float,
                 fields: list[str] | None, kind: str) -> CacheResult:
         records = [_project(r, fields) for r in entry["records"]] if fields is not None else entry["records"]
+        digest = f"{entry.get('hash', '')}:{','.join(fields) if fields is not None else '*'}" \
+            if entry.get("hash") else ""
         return CacheResult(table, records, status, max(0.0, now - entry["stored"]), entry["ttl"], key,
-                           source="record" if kind == "r" else "query")
+                           source="record" if kind == "r" else "query", digest=digest)
 
     def get_record(self, table: str, record_id: str, *, ttl: float | None = None,
                    refresh: bool = False) -> CacheResult:
@@ -372,7 +381,7 @@ class CacheManager:
         if alias is not None:
             self.store.set(f"alias:{alias}", {"table": table, "key": key}, expire_s=7 * 86400)
 
-    def lookup_alias(self, alias: str) -> CacheResult | None:
+    def lookup_alias(self, alias: str, ttl: float | None = None) -> CacheResult | None:
         """The hit path without pydantic or the schema: a fresh entry for a raw request seen before."""
         target = self.store.get(f"alias:{alias}")
         if target is None:
@@ -382,7 +391,7 @@ class CacheManager:
             return None
         entry = self.store.get(self._q(table, self.generation(table), key))
         now = clock.timestamp()
-        if entry is None or now - entry["stored"] >= entry["ttl"]:
+        if entry is None or now - entry["stored"] >= _limit(entry, ttl):
             return None
         self._event("hit", table, key, age_s=now - entry["stored"])
         fields = (entry.get("spec") or {}).get("fields")

@@ -20,8 +20,9 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from .. import errors
@@ -95,6 +96,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     unfollow = follow_writes(settings, gateway, cache)
     jobs = JobRunner(settings, gateway)
     health: dict[str, Any] = {"checked": 0.0, "upstream": None}
+    answers = _Answers()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -175,10 +177,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 pass
         return response
 
-    @app.post("/webhook/airtable/cache")
-    def cache_webhook(body: CacheRequest, request: Request) -> JSONResponse:
+    @app.post("/webhook/airtable/cache", response_model=None)
+    async def cache_webhook(body: CacheRequest, request: Request) -> Response:
         """get: records plus cache metadata (hit/miss/stale, age, ttl, key); set: store `data`; invalidate."""
         request.state.info = {"operation": body.operation, "table": body.table}
+        if body.operation == "get":
+            hit = _alias_hit(cache, body)  # microseconds: answered on the event loop
+            if hit is not None:
+                request.state.info["cache"] = "hit"
+                return answers.render(hit)
+        return await run_in_threadpool(_cache_slow, body, request)
+
+    def _cache_slow(body: CacheRequest, request: Request) -> Response:
         if body.operation == "invalidate":
             out = cache.invalidate(body.table, body.recordId)
             return JSONResponse({"invalidated": out})
@@ -186,9 +196,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             return JSONResponse(_set(cache, body))
         res = _get(cache, body)
         request.state.info["cache"] = res.status
-        payload = res.to_json()
-        payload["cache"]["stale"] = res.status == "stale"
-        return JSONResponse(payload)
+        return answers.render(res)
 
     @app.post("/webhook/airtable/backup", status_code=202)
     def backup_webhook(body: BackupRequest, request: Request) -> JSONResponse:
@@ -246,6 +254,38 @@ def _query_parts(body: CacheRequest) -> dict[str, Any]:
             "sort": [s.model_dump() for s in body.sort], "maxRecords": body.maxRecords, "view": body.view}
 
 
+class _Answers:
+    """JSON of hit answers: the records part is serialised once per stored answer, not per request."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._bytes: dict[tuple[str, str], bytes] = {}
+        self._size = size
+
+    def render(self, res: Any) -> Response:
+        meta = {"status": res.status, "age_s": round(res.age_s, 3), "ttl_s": res.ttl_s, "key": res.key,
+                "source": res.source, "stale": res.status == "stale", **res.extra}
+        k = (res.key, res.digest) if res.digest else None  # the digest changes whenever the records do
+        blob = self._bytes.get(k) if k else None
+        if blob is None:
+            blob = json.dumps(res.records, ensure_ascii=False, separators=(",", ":")).encode()
+            if k:
+                if len(self._bytes) >= self._size:
+                    self._bytes.pop(next(iter(self._bytes)))
+                self._bytes[k] = blob
+        head = json.dumps({"table": res.table}, ensure_ascii=False)[:-1].encode()
+        tail = json.dumps({"count": len(res.records), "cache": meta}, ensure_ascii=False)[1:].encode()
+        return Response(content=head + b',"records":' + blob + b"," + tail, media_type="application/json")
+
+
+def _alias_hit(cache: Any, body: CacheRequest) -> Any:
+    from ..cache.manager import alias_digest
+
+    if body.recordId is not None or body.refresh:
+        return None
+    ttl = float(body.cacheTTL) if body.cacheTTL is not None else None
+    return cache.lookup_alias("webhook:" + alias_digest(_query_parts(body)), ttl=ttl)
+
+
 def _get(cache: Any, body: CacheRequest) -> Any:
     from ..cache.manager import alias_digest
     from ..query.spec import QuerySpec
@@ -255,8 +295,8 @@ def _get(cache: Any, body: CacheRequest) -> Any:
         return cache.get_record(body.table, body.recordId, ttl=ttl, refresh=body.refresh)
     parts = _query_parts(body)
     alias = "webhook:" + alias_digest(parts)
-    if ttl is None and not body.refresh:
-        hit = cache.lookup_alias(alias)
+    if not body.refresh:
+        hit = cache.lookup_alias(alias, ttl=ttl)
         if hit is not None:
             return hit
     spec = QuerySpec.parse({k: v for k, v in {**parts, "pageSize": body.pageSize}.items() if v is not None})

@@ -167,3 +167,22 @@ def test_fuzzed_bodies_never_get_a_500(client, body, path) -> None:
     r = client.post(f"/webhook/airtable/{path}", json=body)
     assert r.status_code < 500 or r.status_code == 503, (body, r.text)
     assert "error" in r.json() or r.status_code == 200
+
+
+def test_a_write_through_beststag_shows_in_the_next_hit(client, app) -> None:
+    from beststag_cli.query.writes import Writer, to_records
+
+    body = {"operation": "get", "table": "Usuários", "filters": {"status": "Ativo"}, "fields": ["Nome"],
+            "cacheTTL": 300}
+    client.post("/webhook/airtable/cache", json=body)
+    before = client.post("/webhook/airtable/cache", json=body).json()
+    assert before["cache"]["status"] == "hit"
+    target = before["records"][0]["id"]
+    Writer(app.state.gateway).write("update", "Usuários", to_records("update", [
+        {"id": target, "fields": {"Nome": "Renomeada Pelo Workflow"}}]))
+    after = client.post("/webhook/airtable/cache", json=body).json()
+    assert after["cache"]["status"] == "hit"  # patched in place, no re-fetch, and never the old bytes
+    names = {r["id"]: r["fields"]["Nome"] for r in after["records"]}
+    assert names[target] == "Renomeada Pelo Workflow"
+    assert [r["id"] for r in after["records"]] != [r["id"] for r in before["records"]] or names != {
+        r["id"]: r["fields"]["Nome"] for r in before["records"]}
