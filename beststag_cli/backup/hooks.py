@@ -1,11 +1,12 @@
 """What a restore tells the rest of the tool: the cache must forget the tables it rewrote.
 
-There is no cache module yet. :func:`invalidate_cache` is the one place a restore calls, and it
-publishes the fact twice, so the cache (issue: cache manager) can pick it up either way:
+:func:`invalidate_cache` is the one place a restore calls. It publishes the fact twice:
 
 - a journal ``cache_events`` row with ``event = 'invalidate'`` per table (``key`` = the reason),
-  which a cache reading the journal can honour;
-- if ``beststag_cli.cache`` exposes ``invalidate_tables(settings, base_id, tables)``, it is called.
+  which the metrics count and any process reading the journal can honour;
+- ``beststag_cli.cache.invalidate_tables(settings, base_id, tables)`` when the cache package
+  provides it (it does: it bumps the tables' generations, so every cached answer of them is
+  dropped). Looked up by name, so backups do not import the cache and keep working without it.
 
 It never fails a restore: problems are logged.
 """
