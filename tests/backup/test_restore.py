@@ -116,6 +116,14 @@ def test_same_base_restore_with_prune_extra_goes_back_in_time(settings, gateway,
     # the restore invalidated the cache of what it touched (journal event; see backup/hooks.py)
     rows = gateway.journal.query("SELECT DISTINCT table_name FROM cache_events WHERE event = 'invalidate'")
     assert {r["table_name"] for r in rows} == set(tables)
+    # ... and through the cache package's own entry point (each table's generation was bumped)
+    from beststag_cli.cache.store import CacheStore
+
+    store = CacheStore(settings.paths.cache_dir)
+    try:
+        assert all(store.get_int(f"g:{gateway.base_id}:{t}") >= 1 for t in tables)
+    finally:
+        store.close()
     run = gateway.journal.query("SELECT * FROM restore_runs WHERE id = ?", (plan.restore_id,))[0]
     assert run["status"] == "ok" and run["duration_s"] > 0
 
