@@ -76,14 +76,27 @@ def not_found() -> ApiError:
 
 
 class Rec:
-    __slots__ = ("created", "fields", "id", "mtimes", "seq")
+    """One record; its per-field modification times are decoded only when first needed."""
 
-    def __init__(self, id: str, seq: int, created: str, fields: dict[str, Any], mtimes: dict[str, str]):
+    __slots__ = ("_mt", "_mt_raw", "created", "fields", "id", "seq")
+
+    def __init__(self, id: str, seq: int, created: str, fields: dict[str, Any], mtimes: dict[str, str] | str):
         self.id = id
         self.seq = seq
         self.created = created
         self.fields = fields
-        self.mtimes = mtimes
+        self._mt: dict[str, str] | None = mtimes if isinstance(mtimes, dict) else None
+        self._mt_raw: str | None = mtimes if isinstance(mtimes, str) else None
+
+    @property
+    def mtimes(self) -> dict[str, str]:
+        if self._mt is None:
+            self._mt = json.loads(self._mt_raw or "{}")
+            self._mt_raw = None
+        return self._mt
+
+    def mtimes_json(self) -> str:
+        return self._mt_raw if self._mt is None and self._mt_raw is not None else json.dumps(self.mtimes)
 
 
 class TableCache:
@@ -253,7 +266,7 @@ class SandboxStore:
                 "SELECT id, seq, created, fields, mtimes FROM records WHERE table_id=? ORDER BY seq", (table_id,)
             ).fetchall()
             loads = json.loads
-            recs = {r[0]: Rec(r[0], r[1], r[2], loads(r[3]), loads(r[4])) for r in rows}
+            recs = {r[0]: Rec(r[0], r[1], r[2], loads(r[3]), r[4]) for r in rows}
             tc = TableCache(self._last_versions.get(table_id, 0), recs)
             self._tables[table_id] = tc
         return tc.records
@@ -758,7 +771,7 @@ class SandboxStore:
             "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
             "fields=excluded.fields, mtimes=excluded.mtimes",
             [(r.id, b.id, t.id, r.seq, r.created, json.dumps(r.fields, ensure_ascii=False),
-              json.dumps(r.mtimes)) for r in recs],
+              r.mtimes_json()) for r in recs],
         )
 
     class _Ctx:
