@@ -184,13 +184,14 @@ class CacheManager:
 
     def _index_add(self, table: str, gen: int, *, query: str | None = None, record: str | None = None) -> None:
         key = self._ix(table, gen)
-        with self.store.transact():
-            ix = self.store.get(key) or {"q": [], "r": []}
-            if query is not None and query not in ix["q"]:
-                ix["q"].append(query)
-            if record is not None and record not in ix["r"]:
-                ix["r"].append(record)
-            self.store.set(key, ix, expire_s=None)
+        if query is not None:
+            self.store.index_add(key + ":q", query)
+        if record is not None:
+            self.store.index_add(key + ":r", record)
+
+    def _index(self, table: str, gen: int) -> dict[str, list[str]]:
+        key = self._ix(table, gen)
+        return {"q": self.store.index_members(key + ":q"), "r": self.store.index_members(key + ":r")}
 
     # ---------------------------------------------------------------- reads
     def get(self, spec: QuerySpec, *, ttl: float | None = None, refresh: bool = False,
@@ -419,7 +420,7 @@ class CacheManager:
     def _drop_record(self, table: str, record_id: str) -> int:
         gen = self.generation(table)
         dropped = int(self.store.delete(self._r(table, gen, record_id)))
-        ix = self.store.get(self._ix(table, gen)) or {"q": [], "r": []}
+        ix = self._index(table, gen)
         for key in ix["q"]:
             k = self._q(table, gen, key)
             entry = self.store.get(k)
@@ -442,7 +443,7 @@ class CacheManager:
         upserts = [] if event.op == "delete" else [r for r in event.records if "fields" in r]
         counts = {"patched": 0, "dropped": 0}
         now = clock.now()
-        ix = self.store.get(self._ix(name, gen)) or {"q": [], "r": []}
+        ix = self._index(name, gen)
         from ..query.spec import QuerySpec
 
         for key in ix["q"]:

@@ -169,6 +169,20 @@ class CacheStore:
     def transact(self) -> Any:
         return self._dc.transact()
 
+    # ---------------------------------------------------------------- indexes (sets of keys)
+    def index_add(self, name: str, member: str) -> None:
+        """Add to a set shared by processes (atomic; not served from the LRU)."""
+        with self._dc.transact():
+            blob = self._dc.get(name)
+            members = decode(blob) if blob is not None else []
+            if member not in members:
+                members.append(member)
+                self._dc.set(name, encode(members, self.compress_min_bytes))
+
+    def index_members(self, name: str) -> list[str]:
+        blob = self._dc.get(name)
+        return list(decode(blob)) if blob is not None else []
+
     # ---------------------------------------------------------------- maintenance
     def expire(self) -> int:
         """Remove expired entries; returns how many."""

@@ -46,7 +46,7 @@ try:  # POSIX: flock on the state file itself (one open fd per process and base)
 except ImportError:  # pragma: no cover - Windows: filelock on a sibling .lock file
     _HAVE_FCNTL = False
 
-DEFAULT_MARGIN_S = 0.1  # covers scheduling jitter between the grant and the request reaching Airtable
+DEFAULT_MARGIN_S = 0.08  # covers scheduling jitter between the grant and the request reaching Airtable
 #: penalties longer than this are treated as corrupt state (Airtable's is 30 s)
 MAX_PENALTY_S = 3600.0
 

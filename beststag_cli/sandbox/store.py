@@ -313,12 +313,17 @@ class SandboxStore:
 
     # ------------------------------------------------------------------ bases and schema
     def create_base(self, spec: dict[str, Any], base_id: str | None = None, *, seed: int | None = None) -> BaseDef:
-        rng = random.Random(seed) if seed is not None else self._rng
-        base = build_base(spec, base_id or new_id("app", rng), rng)
+        base_id = base_id or new_id("app", self._rng)
+        # ids derive from the seed *and* the base: two bases built from one spec never share table ids
+        rng = random.Random(f"{seed}:{base_id}") if seed is not None else self._rng
+        base = build_base(spec, base_id, rng)
 
         def op() -> BaseDef:
             if self._db.execute("SELECT 1 FROM bases WHERE id=?", (base.id,)).fetchone():
                 raise ValueError(f"base {base.id} exists")
+            taken = {t.id for b in (self._base(i) for i in self.base_ids()) for t in b.tables}
+            if taken & {t.id for t in base.tables}:
+                raise ValueError("table ids collide with another base")
             pos = self._db.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM bases").fetchone()[0]
             self._db.execute("INSERT INTO bases VALUES (?, ?, ?, ?)",
                              (base.id, base.name, json.dumps(base.to_json()), pos))

@@ -256,3 +256,15 @@ def test_raw_upload_body_shape(sandbox) -> None:
     r = s.post(f"http://content.airtable.com/v0/{BASE}/{rec['id']}/anexos/uploadAttachment", json=body, headers=h)
     assert r.status_code == 200
     assert r.json()["id"] == rec["id"] and next(iter(r.json()["fields"])).startswith("fld")
+
+
+def test_two_bases_from_one_spec_never_share_rows(sandbox, api) -> None:
+    from beststag_cli.sandbox.seed import load_sample
+
+    load_sample(sandbox.store, base_id="appSecondBase0000", with_records=False)  # the same seed as the sample
+    first = {t.id for t in api.base(BASE).schema().tables}
+    second = {t.id for t in api.base("appSecondBase0000").schema().tables}
+    assert not first & second
+    assert api.table("appSecondBase0000", "Usuários").all() == []
+    api.table("appSecondBase0000", "Usuários").create({"Nome": "só na segunda"})
+    assert len(api.table(BASE, "Usuários").all()) == 100
