@@ -40,6 +40,9 @@ _OP_ARG_KEYS = {"value", "date", "from", "to", *REL_UNITS}
 
 Scalar = str | int | float | bool
 
+#: how deep and/or/not may nest; deeper filters are refused before anything recurses too far
+MAX_DEPTH = 100
+
 
 # ------------------------------------------------------------------------------------------ nodes
 @dataclass(frozen=True)
@@ -263,12 +266,15 @@ def make_cond(field: str, op: str, args: dict[str, Any], path: str) -> Node:
 
 
 # ------------------------------------------------------------------------------------------ parser
-def parse_filters(raw: Any, path: str = "") -> Node:
+def parse_filters(raw: Any, path: str = "", depth: int = 0) -> Node:
     """The spec's filter JSON → a (not yet simplified) tree. Raises FilterError with the JSON path."""
     if raw is None:
         return TRUE
+    if depth > MAX_DEPTH:
+        raise FilterError(f"the filter nests and/or/not more than {MAX_DEPTH} levels deep",
+                          hint="flatten it: and/or take a list of any length")
     if isinstance(raw, list):
-        return And(tuple(parse_filters(x, f"{path}[{i}]") for i, x in enumerate(raw)))
+        return And(tuple(parse_filters(x, f"{path}[{i}]", depth + 1) for i, x in enumerate(raw)))
     if not isinstance(raw, dict):
         raise _bad(f"expected an object like {{\"status\": \"Ativo\"}}, got {type_name(raw)}", path or "")
     items: list[Node] = []
@@ -278,10 +284,10 @@ def parse_filters(raw: Any, path: str = "") -> Node:
         if lk in ("and", "or", "$and", "$or"):
             if not isinstance(val, list):
                 raise _bad(f'"{key}" takes a list of filters', sub)
-            kids = tuple(parse_filters(x, f"{sub}[{i}]") for i, x in enumerate(val))
+            kids = tuple(parse_filters(x, f"{sub}[{i}]", depth + 1) for i, x in enumerate(val))
             items.append(And(kids) if lk.endswith("and") else Or(kids))
         elif lk in ("not", "$not"):
-            items.append(Not(parse_filters(val, sub)))
+            items.append(Not(parse_filters(val, sub, depth + 1)))
         else:
             items.append(_field_filter(str(key), val, sub))
     return items[0] if len(items) == 1 else And(tuple(items))

@@ -151,3 +151,6 @@ def load_filter_json(text: str | None) -> Any:
     except json.JSONDecodeError as e:
         raise FilterError(f"--filter is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}",
                           hint='example: --filter \'{"status": "Ativo"}\'') from None
+    except RecursionError:
+        raise FilterError("--filter nests too deeply to read", hint="flatten it: and/or take a list of any length") \
+            from None
