@@ -52,6 +52,8 @@ def read_items(data: str | None, lines: Iterable[str] | None) -> list[Any]:
         except json.JSONDecodeError as e:
             raise BadInput(f"--data is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}",
                            hint='example: --data \'{"fields": {"Nome": "Ana"}}\'') from None
+        except RecursionError:
+            raise BadInput("--data nests too deeply to read", hint='a record is {"fields": {...}}') from None
         items.extend(parsed if isinstance(parsed, list) else [parsed])
     for n, line in enumerate(lines or [], 1):
         if not line.strip():
@@ -60,6 +62,8 @@ def read_items(data: str | None, lines: Iterable[str] | None) -> list[Any]:
             items.append(json.loads(line))
         except json.JSONDecodeError as e:
             raise BadInput(f"--file line {n} is not valid JSON: {e.msg}", hint="one JSON object per line") from None
+        except RecursionError:
+            raise BadInput(f"--file line {n} nests too deeply to read", hint="one JSON object per line") from None
     return items
 
 

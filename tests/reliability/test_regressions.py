@@ -17,3 +17,13 @@ def test_deeply_nested_filter_is_a_filter_error_not_a_recursion_error(depth: int
 
     with pytest.raises(FilterError, match="nest"):
         QuerySpec.parse({"table": "Usuários", "filters": load_filter_json(_deep_and(depth))})
+
+
+@pytest.mark.parametrize("where", ["data", "file"])
+def test_deeply_nested_records_json_is_bad_input(where: str) -> None:
+    from beststag_cli.errors import BadInput
+    from beststag_cli.query.writes import read_items
+
+    deep = "[" * 5000 + "]" * 5000
+    with pytest.raises(BadInput, match="nests too deeply"):
+        read_items(deep, None) if where == "data" else read_items(None, [deep])
