@@ -21,9 +21,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import errors
 from ..logs import log_event, redact
@@ -125,6 +127,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         first = problems[0] if problems else {"field": "body", "problem": "invalid"}
         return _error(422, "invalid_body", f"{first['field']}: {first['problem']}", "see /docs for the body schema",
                       fields=problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        # FastAPI answers a bare 400 when the body cannot be decoded at all (not UTF-8, nested too
+        # deeply to parse): that is a bad body like any other, so 422 in our error shape
+        if exc.status_code == 400 and request.method == "POST":
+            return _error(422, "invalid_body", "body: not a JSON document that can be read (UTF-8, not nested "
+                          "too deeply)", "see /docs for the body schema")
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(errors.BestStagError)
     async def _domain(request: Request, exc: errors.BestStagError) -> JSONResponse:

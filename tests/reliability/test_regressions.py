@@ -27,3 +27,12 @@ def test_deeply_nested_records_json_is_bad_input(where: str) -> None:
     deep = "[" * 5000 + "]" * 5000
     with pytest.raises(BadInput, match="nests too deeply"):
         read_items(deep, None) if where == "data" else read_items(None, [deep])
+
+
+@pytest.mark.parametrize("body", [b'{"operation":"get","table":"\xff\xfe"}',
+                                  b'{"operation":"get","table":"T","filters":' + b'{"and":[' * 5000 + b"]}" * 5000
+                                  + b"}"], ids=["not-utf8", "nested-5000"])
+def test_webhook_body_that_cannot_be_decoded_is_422_in_our_error_shape(client, body: bytes) -> None:
+    r = client.post("/webhook/airtable/cache", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert r.json()["error"]["type"] == "invalid_body"
