@@ -67,7 +67,7 @@ def test_defaults_without_any_file(cwd: Path) -> None:
     assert s.backup.of("critical").tables == ["Usuários", "Interações"]
     assert s.backup.of("incremental").schedule == "0 0 * * *"
     assert s.backup.of("complete").schedule == "0 2 * * 0"
-    assert s.backup.of("critical").schedule == "0 */4 * * *"
+    assert s.backup.of("critical").schedule == "30 */4 * * *"
     assert (s.metrics.schedules.usage, s.metrics.schedules.performance, s.metrics.schedules.storage) == (
         "5 0 * * *",
         "0 * * * *",
