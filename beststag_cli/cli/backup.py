@@ -11,6 +11,7 @@ import typer
 
 from ..errors import BadInput, PartialSuccess
 from . import render
+from .jobrun import as_job
 from .state import STATE
 
 app = typer.Typer(help="Backups of the base: run, list, show, verify, restore, cleanup.", no_args_is_help=True)
@@ -70,6 +71,7 @@ def _progress(verb: str) -> Iterator[Callable[[str, str, dict[str, Any]], None] 
 
 
 @app.command()
+@as_job("backup-{type_}")
 def run(
     type_: Annotated[str, typer.Option("--type", help="incremental, complete or critical.")],
     tables: Annotated[str | None, typer.Option(help="Tables, comma-separated (default: the type's tables "
@@ -245,6 +247,7 @@ def _render_plan(d: dict[str, Any]) -> None:
 
 
 @app.command()
+@as_job("backup-cleanup")
 def cleanup(dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; delete nothing.")] = False
             ) -> None:
     """Delete backups the keep rules do not keep, unused attachments, and old leftovers of killed runs.

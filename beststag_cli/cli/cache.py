@@ -10,6 +10,7 @@ import typer
 from ..cache.alias import alias_parts
 from ..errors import BadInput
 from . import render
+from .jobrun import as_job
 from .query import FieldsOpt, FilterOpt, MaxOpt, SortOpt, ViewOpt, build_spec
 from .state import STATE
 
@@ -195,6 +196,7 @@ def warm(
 
 
 @app.command()
+@as_job("cache-prune")
 def prune() -> None:
     """Remove expired entries (cron: hourly).
 

@@ -10,6 +10,7 @@ import typer
 
 from ..errors import BadInput
 from . import render
+from .jobrun import as_job
 from .state import STATE
 
 app = typer.Typer(help="Usage, performance, storage and backup metrics; alerts; HTML report; archival.",
@@ -35,6 +36,7 @@ def _notes(notes: list[str]) -> None:
 
 
 @app.command()
+@as_job("metrics-{kind}")
 def collect(
     kind: TypeOpt = "all",
     range_: RangeOpt = "24h",
@@ -83,6 +85,7 @@ def collect(
 
 
 @app.command()
+@as_job("alerts")
 def alerts(
     range_: Annotated[str | None, typer.Option("--range", "-r", help="Window to evaluate (default: alerts.range "
                                                                       "in the config).")] = None,
@@ -145,6 +148,7 @@ def report(
 
 
 @app.command()
+@as_job("metrics-archive")
 def archive(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would move.")] = False,
 ) -> None:
