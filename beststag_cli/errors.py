@@ -40,6 +40,20 @@ class OperationFailed(BestStagError):
     kind = "operation_failed"
 
 
+class CacheUnavailable(OperationFailed):
+    """The shared cache (Redis) cannot be reached."""
+
+    kind = "cache_unavailable"
+    hint = "check cache.redis_url and that the Redis server answers (`redis-cli -u URL ping`)"
+
+
+class RemoteFailed(OperationFailed):
+    """The off-site backup store (S3) refused or could not be reached."""
+
+    kind = "remote_failed"
+    hint = "check backup.remote, backup.remote_endpoint_url and the AWS_* credentials, then retry"
+
+
 class BadInput(BestStagError):
     """The user gave something we cannot use: a malformed filter, an unknown table, a bad id."""
 
@@ -86,6 +100,14 @@ class UpstreamUnavailable(BestStagError):
     exit_code = EXIT_UPSTREAM
     kind = "upstream_unavailable"
     hint = "check the network and AIRTABLE_TOKEN, then retry; `beststag doctor` tells more"
+
+
+class WriteOutcomeUnknown(UpstreamUnavailable):
+    """A create (not safe to send twice) lost its answer: Airtable may or may not have applied it."""
+
+    kind = "write_outcome_unknown"
+    hint = ("check with `beststag query run` whether the records exist before sending them again; "
+            "`beststag records upsert --merge-on FIELD` is safe to retry")
 
 
 class UpstreamAuthError(UpstreamUnavailable):

@@ -14,9 +14,9 @@ if TYPE_CHECKING:
 
 def invalidate_tables(settings: Settings, base_id: str, tables: list[str]) -> None:
     """Forget every cached answer of `tables` in `base_id` (restores call this)."""
-    from .store import CacheStore
+    from .backend import make_store
 
-    store = CacheStore(settings.paths.cache_dir)
+    store = make_store(settings)
     try:
         for t in tables:
             store.incr(f"g:{base_id}:{t}")
@@ -40,6 +40,9 @@ def follow_writes(settings: Settings, gateway: Gateway, manager: CacheManager | 
 
             holder["m"] = CacheManager(settings, gateway=gateway)
         m = holder["m"]
+        if event.outcome_unknown:  # nothing to apply exactly: forget the table's answers
+            m.store.incr(f"g:{m.base}:{event.table}")
+            return
         try:
             m.apply_write(event)
         except Exception:

@@ -137,9 +137,9 @@ class Gateway:
         if sb is not None and not sb.app.limits.per_second:
             return None  # the in-process sandbox has no limit unless one was configured
         if self._limiter is None:
-            from .ratelimit import RateLimiter
+            from .ratelimit import make_limiter
 
-            self._limiter = RateLimiter(self.settings.paths.locks, per_second=self.settings.airtable.rate_limit_per_s)
+            self._limiter = make_limiter(self.settings)
         return self._limiter
 
     @property
@@ -179,6 +179,8 @@ class Gateway:
         info = describe(method.upper(), url)
         cfg = self.settings.airtable
         attempt = 0
+        #: an earlier attempt may have been applied before its answer was lost (drop, timeout, 5xx)
+        unsure = False
         while True:
             limiter = self.limiter
             if limiter is not None:
@@ -198,14 +200,26 @@ class Gateway:
                     limiter.penalize(self.base_id, cfg.backoff.penalty_s)
                 retryable = status in RETRY_ANY_METHOD or (status in RETRY_IDEMPOTENT and self._idempotent(info))
                 if not retryable or attempt >= cfg.max_retries:
-                    raise self._translate(e, info, attempt) from None
+                    if status in RETRY_IDEMPOTENT and not self._idempotent(info):
+                        raise errors.WriteOutcomeUnknown(
+                            f"Airtable answered {status} {_error_type(resp) or ''} to {info.operation} on "
+                            f"{info.table or 'the base'}: it may or may not have been applied") from None
+                    err = self._translate(e, info, attempt)
+                    err.after_unknown_outcome = unsure  # type: ignore[attr-defined]
+                    raise err from None
+                unsure = unsure or status in RETRY_IDEMPOTENT
             except (requests.ConnectionError, requests.Timeout) as e:
                 self._record(info, None, t0, None, type(e).__name__, attempt)
-                if not self._idempotent(info) or attempt >= cfg.max_retries:
+                if not self._idempotent(info):
+                    raise errors.WriteOutcomeUnknown(
+                        f"Airtable's answer to {info.operation} on {info.table or 'the base'} was lost "
+                        f"({redact(str(e))[:120]}): it may or may not have been applied") from None
+                if attempt >= cfg.max_retries:
                     raise errors.UpstreamUnavailable(
                         f"Airtable did not answer {info.operation} on {info.table or 'the base'} "
                         f"after {attempt + 1} attempt(s): {redact(str(e))[:200]}"
                     ) from None
+                unsure = True
             attempt += 1
             self.sleep(self._backoff(attempt, resp))
 

@@ -26,6 +26,8 @@ class WriteEvent:
     records: tuple[dict[str, Any], ...] = ()
     #: for upsert: the ids Airtable created (the others were updated)
     created_ids: tuple[str, ...] = field(default=())
+    #: the write's answer was lost: Airtable may or may not have applied it (no records then)
+    outcome_unknown: bool = False
 
     @property
     def record_ids(self) -> tuple[str, ...]:

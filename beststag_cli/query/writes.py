@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BadInput, BestStagError, PartialSuccess
+from ..errors import BadInput, BestStagError, NotFound, PartialSuccess, WriteOutcomeUnknown
 from .events import WriteEvent, WriteOp, publish
 from .schema_cache import SchemaCache
 
@@ -135,6 +135,15 @@ class Writer:
                 out.records.extend(r[0])
                 out.created_ids.extend(r[1])
                 out.requests += 1
+        unknown = [(i, r) for i, r in enumerate(results) if isinstance(r, WriteOutcomeUnknown)]
+        if unknown:
+            spans = ", ".join(f"{i * BATCH + 1}-{i * BATCH + len(chunks[i])}" for i, _ in unknown)
+            written = f"{len(out.records)} of {len(records)} records written; " if len(chunks) > 1 else ""
+            msg = (f"{op} on {name}: {written}Airtable's answer for records {spans} (of {len(records)} given) "
+                   "was lost; they may or may not have been written")
+            if out.records:  # exit 3: the other batches are confirmed and kept
+                raise PartialSuccess(msg, hint=WriteOutcomeUnknown.hint)
+            raise WriteOutcomeUnknown(msg)
         if errors:
             first = errors[0]
             if not out.records:
@@ -149,6 +158,9 @@ class Writer:
                op: WriteOp, table: str) -> tuple[list[dict[str, Any]], list[str]] | BaseException:
         try:
             recs, created = call(chunk)
+        except WriteOutcomeUnknown as e:  # the cache cannot know what changed: it forgets the table
+            publish(WriteEvent(table, op, outcome_unknown=True))
+            return e
         except Exception as e:  # collected: the other batches go on
             return e
         publish(WriteEvent(table, op, tuple(recs), tuple(created)))
@@ -162,10 +174,27 @@ class Writer:
         if op == "update":
             return lambda c: (gw.update(table, c, replace=replace, typecast=typecast), [])
         if op == "delete":
-            return lambda c: (gw.delete(table, c), [])
+            return lambda c: (self._delete(table, c), [])
 
         def upsert(c: list[Any]) -> tuple[list[dict[str, Any]], list[str]]:
             res = gw.upsert(table, c, merge_on, typecast=typecast)
             return list(res.get("records", [])), list(res.get("createdRecords", []))
 
         return upsert
+
+    def _delete(self, table: str, ids: list[str]) -> list[dict[str, Any]]:
+        """Batch delete; a retry that finds the records gone after a lost answer is the delete succeeding."""
+        try:
+            return self.gateway.delete(table, ids)
+        except BadInput as e:
+            if not getattr(e, "after_unknown_outcome", False):
+                raise  # a plain unknown id stays an error
+            # an earlier attempt was applied before its answer was lost: the batch is atomic, so
+            # either all its records are gone (deleted by it) or the error is real
+            for rid in ids:
+                try:
+                    self.gateway.get(table, rid)
+                except NotFound:
+                    continue
+                raise
+            return [{"id": rid, "deleted": True} for rid in ids]

@@ -36,3 +36,67 @@ def test_webhook_body_that_cannot_be_decoded_is_422_in_our_error_shape(client, b
     r = client.post("/webhook/airtable/cache", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 422, r.text
     assert r.json()["error"]["type"] == "invalid_body"
+
+
+def _seed_for_first_attempt() -> int:
+    """A FaultConfig seed whose first draw under rate 0.5 injects the fault and whose second does not."""
+    import random
+
+    for seed in range(100):
+        rng = random.Random(seed)
+        if rng.random() < 0.5 and rng.random() >= 0.5:
+            return seed
+    raise AssertionError("no seed")  # pragma: no cover
+
+
+def test_delete_retried_after_a_lost_answer_reports_success(gateway, sandbox) -> None:
+    """Drop-after: the first DELETE is applied, its answer lost; the retry finds the row gone (was exit 2)."""
+    from beststag_cli.query.writes import Writer
+    from beststag_cli.sandbox import FaultConfig
+
+    gateway.sleep = lambda s: None
+    w = Writer(gateway)
+    ids = [r["id"] for r in w.write("create", "Tarefas", [{"fields": {"Título": "del me"}}] * 2).records]
+    before = sandbox.store.count("appBestStagSandbx", "Tarefas")
+    sandbox.app.set_faults(FaultConfig(seed=_seed_for_first_attempt(), rate_drop_after=0.5))
+    res = w.write("delete", "Tarefas", ids)
+    sandbox.app.set_faults(FaultConfig())
+    assert [r["id"] for r in res.records] == ids
+    assert sandbox.store.count("appBestStagSandbx", "Tarefas") == before - 2
+
+
+def test_delete_of_an_unknown_id_is_still_an_error(gateway) -> None:
+    from beststag_cli.errors import BadInput
+    from beststag_cli.query.writes import Writer
+
+    with pytest.raises(BadInput):
+        Writer(gateway).write("delete", "Tarefas", ["recAAAAAAAAAAAAAA"])
+
+
+def test_create_whose_answer_is_lost_says_so_and_the_cache_forgets_the_table(gateway, sandbox, settings) -> None:
+    """Drop-after on a create: exit 4 naming the batch, never retried, and no cached answer hides the record."""
+    from beststag_cli.cache import follow_writes
+    from beststag_cli.cache.manager import CacheManager
+    from beststag_cli.errors import WriteOutcomeUnknown
+    from beststag_cli.query.spec import QuerySpec
+    from beststag_cli.query.writes import Writer
+    from beststag_cli.sandbox import FaultConfig
+
+    gateway.sleep = lambda s: None
+    cache = CacheManager(settings, gateway=gateway)
+    unfollow = follow_writes(settings, gateway, cache)
+    try:
+        spec = QuerySpec.parse({"table": "Tarefas", "filters": {"Título": "lost answer"}})
+        assert cache.get(spec).records == []
+        before = sandbox.store.count("appBestStagSandbx", "Tarefas")
+        sandbox.app.set_faults(FaultConfig(rate_drop_after=1.0))
+        with pytest.raises(WriteOutcomeUnknown, match=r"records 1-1 .*may or may not") as e:
+            Writer(gateway).write("create", "Tarefas", [{"fields": {"Título": "lost answer"}}])
+        sandbox.app.set_faults(FaultConfig())
+        assert e.value.exit_code == 4 and "upsert --merge-on" in e.value.hint
+        assert sandbox.store.count("appBestStagSandbx", "Tarefas") == before + 1  # applied once, not retried
+        got = cache.get(spec)
+        assert got.status == "miss" and len(got.records) == 1
+    finally:
+        unfollow()
+        cache.close()
