@@ -126,10 +126,14 @@ class CacheStore:
                 if hit is not None and hit[0] == epoch:
                     self._lru.move_to_end(key)
                     return hit[1]
-        blob = self._dc.get(key)
+        blob = self._fetch(key)
         if blob is None:
             return None
-        value = decode(blob)
+        try:
+            value = decode(blob)
+        except (ValueError, zlib.error):  # not something we wrote: dropped, read as a miss
+            self._dc.delete(key)
+            return None
         if self._lru_items:
             self._remember(key, value, epoch)
         return value
@@ -141,9 +145,21 @@ class CacheStore:
             while len(self._lru) > self._lru_items:
                 self._lru.popitem(last=False)
 
+    def _fetch(self, key: str) -> Any:
+        """The raw stored value; a tampered entry (pickled, refused by `_NoPickleDisk`) is dropped, never run."""
+        try:
+            return self._dc.get(key)
+        except ValueError:
+            self._dc.delete(key)
+            return None
+
     def get_int(self, key: str, default: int = 0) -> int:
-        v = self._dc.get(key)
-        return default if v is None else int(v)
+        v = self._fetch(key)
+        try:
+            return default if v is None else int(v)
+        except (TypeError, ValueError):
+            self._dc.delete(key)
+            return default
 
     # ---------------------------------------------------------------- writes
     def set(self, key: str, value: Any, *, expire_s: float | None, tag: str | None = None) -> int:

@@ -100,3 +100,24 @@ def test_create_whose_answer_is_lost_says_so_and_the_cache_forgets_the_table(gat
     finally:
         unfollow()
         cache.close()
+
+
+def test_a_pickled_cache_entry_reads_as_a_miss_and_is_dropped(tmp_path) -> None:
+    """A tampered entry was refused (never unpickled) but surfaced as 'internal_error' (exit 1)."""
+    import pickle
+    import sqlite3
+
+    import diskcache
+
+    from beststag_cli.cache.store import CacheStore
+
+    store = CacheStore(tmp_path / "c")
+    store.set("q:x", {"records": []}, expire_s=None)
+    store.set("g:x", 3, expire_s=None)
+    conn = sqlite3.connect(tmp_path / "c" / "store" / "cache.db")
+    conn.execute("UPDATE Cache SET mode = ?, value = ?", (diskcache.core.MODE_PICKLE, pickle.dumps(print)))
+    conn.commit()
+    conn.close()
+    assert store.get("q:x") is None and store.get_int("g:x") == 0
+    assert len(store) == 0  # both dropped
+    store.close()
