@@ -7,7 +7,6 @@ import stat
 import time
 from pathlib import Path
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -40,8 +39,8 @@ def test_refuses_to_unpickle(tmp_path: Path) -> None:
     plain = diskcache.Cache(str(tmp_path / "c" / "store"))
     plain.set("evil", {"not": "bytes"})  # diskcache pickles non-bytes values
     plain.close()
-    with pytest.raises(ValueError, match="unpickle"):
-        s.get("evil")
+    assert s.get("evil") is None  # refused: read as a miss, never unpickled
+    assert len(s) == 0  # and dropped
     assert pickle  # the module is only here to make the intent explicit
 
 
