@@ -13,6 +13,7 @@ The environment wins over the file for secrets and identity:
 ``BESTSTAG_DATA_DIR``       ``data_dir`` (relative to the working directory)
 ``BESTSTAG_WEBHOOK_SECRET`` ``webhook.secret``
 ``BESTSTAG_SANDBOX_TOKEN``  ``airtable.sandbox_token``
+``BESTSTAG_REDIS_URL``      ``cache.redis_url`` (may carry a password)
 =========================== ================================
 
 Relative paths in the file resolve against the file's folder. No token means sandbox mode: the
@@ -129,6 +130,20 @@ def _check_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _check_redis_url(value: str | None) -> str | None:
+    if value in (None, ""):
+        return None
+    if not re.match(r"^(redis|rediss|unix)://\S+$", str(value)):
+        raise ValueError("expected a Redis URL like redis://host:6379/0 (or rediss://, unix://), "
+                         f"got {_hide_password(str(value))!r}")
+    return value
+
+
+def _hide_password(url: str) -> str:
+    """A URL as it may be shown: `redis://:secret@host` → `redis://:***@host`."""
+    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
+
+
 Cron = Annotated[str, Field(min_length=1)]
 Seconds = Annotated[int, Field(ge=0)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
@@ -164,6 +179,16 @@ class AirtableSettings(_Model):
     backoff: BackoffSettings = Field(default_factory=BackoffSettings)
     #: the token the sandbox accepts (only used in sandbox mode, or by `sandbox serve`)
     sandbox_token: SecretStr = SecretStr(SANDBOX_DEFAULT_TOKEN)
+    #: file: the limit is shared by the processes of this host (a lock file under data_dir/locks);
+    #: redis: by every host using the same Redis (sorted-set sliding window, one Lua script)
+    limiter: Literal["file", "redis"] = "file"
+    #: the limiter's Redis; None = cache.redis_url
+    limiter_redis_url: str | None = None
+
+    @field_validator("limiter_redis_url", mode="after")
+    @classmethod
+    def _limiter_url(cls, v: str | None) -> str | None:
+        return _check_redis_url(v)
 
     @field_validator("token", mode="after")
     @classmethod
@@ -262,6 +287,23 @@ class CacheSettings(_Model):
     lru_items: Annotated[int, Field(ge=0)] = 1000
     #: hot queries `beststag cache warm` loads (each in the webhook's JSON shape: table, filters, ...)
     warm: list[dict[str, Any]] = Field(default_factory=lambda: [dict(q) for q in DEFAULT_WARM])
+    #: diskcache: one host (files under data_dir/cache); redis: shared by every host using redis_url
+    backend: Literal["diskcache", "redis"] = "diskcache"
+    #: redis://[:password@]host:6379/0 (env BESTSTAG_REDIS_URL wins); needed by backend: redis
+    redis_url: str | None = None
+    #: prefix of every cache key in Redis (deployments sharing one Redis use different prefixes)
+    redis_prefix: Annotated[str, Field(min_length=1)] = "beststag:"
+
+    @field_validator("redis_url", mode="after")
+    @classmethod
+    def _redis_url(cls, v: str | None) -> str | None:
+        return _check_redis_url(v)
+
+    @model_validator(mode="after")
+    def _redis_needs_url(self) -> CacheSettings:
+        if self.backend == "redis" and not self.redis_url:
+            raise _KeyProblem(("redis_url",), "required with backend: redis (or set BESTSTAG_REDIS_URL)")
+        return self
 
 
 class RetentionPolicy(_Model):
@@ -349,6 +391,27 @@ class BackupSettings(_Model):
     #: download attachments (their URLs expire after about 2 h)
     attachments: bool = True
     types: BackupTypes = Field(default_factory=BackupTypes)
+    #: off-site copy: s3://bucket/prefix (S3 or any S3-compatible store); credentials from the
+    #: standard AWS variables (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...)
+    remote: str | None = None
+    #: the S3-compatible endpoint (MinIO, Ceph, R2, ...); None = AWS
+    remote_endpoint_url: str | None = None
+    #: the bucket's region; None = AWS_DEFAULT_REGION, else us-east-1
+    remote_region: str | None = None
+
+    @field_validator("remote", mode="after")
+    @classmethod
+    def _check_remote(cls, v: str | None) -> str | None:
+        if v in (None, ""):
+            return None
+        if not re.fullmatch(r"s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[A-Za-z0-9._/-]*)?", str(v)):
+            raise ValueError(f"expected s3://bucket or s3://bucket/prefix, got {v!r}")
+        return str(v).rstrip("/")
+
+    @field_validator("remote_endpoint_url", mode="after")
+    @classmethod
+    def _check_remote_endpoint(cls, v: str | None) -> str | None:
+        return None if v in (None, "") else _check_url(v)  # type: ignore[arg-type]
 
     def of(self, backup_type: str) -> BackupTypeSettings:
         """Settings of one backup type (``incremental``, ``complete`` or ``critical``)."""
@@ -544,6 +607,9 @@ class Settings(_Model):
                     raise _KeyProblem(("backup", "types", btype, "tables", i), _unknown_table_message(name, known))
         if self.metrics.table not in self.tables:
             raise _KeyProblem(("metrics", "table"), _unknown_table_message(self.metrics.table, known))
+        if self.airtable.limiter == "redis" and not (self.airtable.limiter_redis_url or self.cache.redis_url):
+            raise _KeyProblem(("airtable", "limiter_redis_url"),
+                              "required with limiter: redis when cache.redis_url is not set")
         # Identity defaults depend on sandbox mode; filling them here keeps `Settings()` usable.
         if self.airtable.token is None:
             if self.airtable.base_id is None:
@@ -589,7 +655,16 @@ class Settings(_Model):
         for s in (self.airtable.token, self.webhook.secret):
             if s is not None and s.get_secret_value():
                 out.append(s.get_secret_value())
+        for url in (self.cache.redis_url, self.airtable.limiter_redis_url):
+            m = re.match(r"^[a-z]+://[^:/@]*:([^@/]+)@", url or "")
+            if m:
+                out.append(m.group(1))
         return out
+
+    @property
+    def limiter_redis_url(self) -> str | None:
+        """The Redis the shared rate limiter uses (its own URL, else the cache's)."""
+        return self.airtable.limiter_redis_url or self.cache.redis_url
 
     def table(self, name: str) -> TableSettings:
         """Settings of one table; raises :class:`UnknownTable` for a name not in `tables`."""
@@ -645,9 +720,10 @@ ENV_OVERRIDES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("BESTSTAG_DATA_DIR", ("data_dir",)),
     ("BESTSTAG_WEBHOOK_SECRET", ("webhook", "secret")),
     ("BESTSTAG_SANDBOX_TOKEN", ("airtable", "sandbox_token")),
+    ("BESTSTAG_REDIS_URL", ("cache", "redis_url")),
 )
 
-_SECRET_KEYS = {"token", "secret", "sandbox_token"}
+_SECRET_KEYS = {"token", "secret", "sandbox_token", "redis_url", "limiter_redis_url"}
 
 
 def find_config_file(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Path | None:

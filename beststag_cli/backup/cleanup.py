@@ -1,5 +1,7 @@
 """`backup cleanup`: apply the keep rules, collect unreferenced attachments, clear old `.partial/` leftovers.
 
+With ``backup.remote`` the same rules are then applied to the remote backups (`remote.py`).
+
 Deleting a backup first renames its folder into ``.partial/`` (one atomic step), then removes it:
 a cleanup killed halfway never leaves a half-deleted folder that `backup list` would show.
 
@@ -46,12 +48,15 @@ class CleanupReport:
     attachment_bytes_freed: int = 0
     partial_removed: list[str] = field(default_factory=list)
     missing_parents: dict[str, list[str]] = field(default_factory=dict)
+    #: the same rules applied to backup.remote (remote.cleanup_remote); None without a remote
+    remote: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, "removed": self.removed, "kept": self.kept, "broken": self.broken,
                 "attachments_removed": self.attachments_removed,
                 "attachment_bytes_freed": self.attachment_bytes_freed, "partial_removed": self.partial_removed,
-                "missing_parents": self.missing_parents}
+                "missing_parents": self.missing_parents,
+                **({"remote": self.remote} if self.remote is not None else {})}
 
 
 def cleanup(settings: Settings, base_id: str, *, dry_run: bool = False, now: datetime | None = None) -> CleanupReport:
@@ -118,4 +123,8 @@ def cleanup(settings: Settings, base_id: str, *, dry_run: bool = False, now: dat
                     shutil.rmtree(leftover, ignore_errors=True)
                 else:
                     leftover.unlink(missing_ok=True)
+        if settings.backup.remote:
+            from .remote import cleanup_remote
+
+            report.remote = cleanup_remote(settings, dry_run=dry_run, now=now)
     return report

@@ -90,13 +90,18 @@ class BackupResult:
     manifest: Manifest
     path: Path
     failed: dict[str, str] = field(default_factory=dict)
+    #: the upload to backup.remote: {"status": "uploaded"|"failed", "url", ...}; None without a remote
+    remote: dict[str, Any] | None = None
 
     @property
     def status(self) -> str:
         return self.manifest.status
 
     def summary(self) -> dict[str, Any]:
-        return self.manifest.summary(self.path)
+        out = self.manifest.summary(self.path)
+        if self.remote is not None:
+            out["remote"] = self.remote
+        return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -204,6 +209,10 @@ def run_backup(settings: Settings, gateway: Gateway, backup_type: str, tables: l
                 error="; ".join(f"{k}: {v}" for k, v in result.failed.items())[:500] or None)
         log_event("backup.finished", backup_id=backup_id, status=m.status, records=m.records, bytes=m.bytes,
                   duration_s=m.duration_s, failed=sorted(result.failed))
+        if settings.backup.remote:  # off-site copy, still under the lock (cleanup cannot interleave)
+            from .remote import upload_after_run
+
+            result.remote = upload_after_run(settings, BackupInfo(backup_id, backup_type, result.path, m))
         return result
 
 

@@ -1,6 +1,6 @@
 """The cache: get / set / invalidate / apply own writes / mirror / warm / prune / stats.
 
-Keys (all under one diskcache directory; `B` = base id, `T` = table name, `G` = its generation):
+Keys (all in one store, diskcache or Redis: `cache/backend.py`; `B` = base id, `T` = table name, `G` = its generation):
 
     g:B:T             generation counter; `invalidate T` increments it (O(1) for any table size)
     q:B:T:G:<key>     a query's answer; <key> = query.normalize.cache_key(spec)
@@ -10,7 +10,7 @@ Keys (all under one diskcache directory; `B` = base id, `T` = table name, `G` = 
     ttl:B:T           the table's dynamic TTL state
     alias:<digest>    raw CLI/webhook request → (table, key): the hit path skips pydantic
 
-Entries carry their own `stored` time and `ttl`; diskcache expires them only after
+Entries carry their own `stored` time and `ttl`; the store expires them only after
 `ttl + max_stale` so that a stale answer can be served, flagged, while Airtable is down.
 """
 
@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from .. import clock
 from ..errors import UpstreamAuthError, UpstreamUnavailable
 from . import policy
-from .store import CacheStore
+from .backend import CacheBackend, make_store
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -81,15 +81,13 @@ def _project(record: Record, fields: list[str]) -> Record:
 
 
 class CacheManager:
-    """One per process; thread-safe (diskcache is, and state lives in it)."""
+    """One per process; thread-safe (the store is, and state lives in it)."""
 
     def __init__(self, settings: Settings, *, gateway: Gateway | None = None,
                  gateway_factory: Callable[[], Gateway] | None = None, journal: Journal | None = None,
                  lru_items: int = 0, source: str = "cli") -> None:
         self.settings = settings
-        cs = settings.cache
-        self.store = CacheStore(settings.paths.cache_dir, size_limit_bytes=int(cs.size_limit_mb) * 2**20,
-                                compress_min_bytes=int(cs.compress_min_bytes), lru_items=lru_items)
+        self.store: CacheBackend = make_store(settings, lru_items=lru_items)
         self._gateway = gateway
         self._gateway_factory = gateway_factory
         self._journal = journal

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..errors import BadInput, PartialSuccess
+from ..errors import BadInput, PartialSuccess, RemoteFailed
 from . import render
 from .jobrun import as_job
 from .state import STATE
@@ -90,6 +90,10 @@ def run(
         render.emit_json(data)
     else:
         _render_backup(data)
+    if result.remote is not None and result.remote.get("status") != "uploaded":
+        raise RemoteFailed(f"backup {data['id']} is kept locally, but its upload to {result.remote.get('url')} "
+                           f"failed: {result.remote.get('error')}",
+                           hint=f"`beststag backup upload {data['id']}` sends it again")
     if result.failed:
         first = next(iter(result.failed.items()))
         raise PartialSuccess(f"backup {data['id']} is partial: {len(result.failed)} table(s) failed, first "
@@ -104,11 +108,19 @@ def _render_backup(d: dict[str, Any]) -> None:
     render.table(None, ["table", "mode", "status", "records", "size", "error"], rows)
     if d.get("path"):
         render.line(f"[dim]{d['path']}[/]")
+    remote = d.get("remote")
+    if remote and remote.get("status") == "uploaded":
+        render.line(f"[dim]uploaded to {remote['url']} ({remote['files']} files, {remote['attachments']} new "
+                    f"attachment files, {_size(remote['bytes'])})[/]")
+
+
+_REMOTE_HELP = "The copies in backup.remote (S3) instead of the local folder."
 
 
 @app.command("list")
 def list_(
     type_: Annotated[str | None, typer.Option("--type", help="Only this type.")] = None,
+    remote: Annotated[bool, typer.Option("--remote", help=_REMOTE_HELP)] = False,
 ) -> None:
     """List finished backups, oldest first (runs in progress are never listed).
 
@@ -119,8 +131,13 @@ def list_(
 
     if type_ is not None and type_ not in BACKUP_TYPES:
         raise BadInput(f"unknown backup type {type_!r} (expected one of {', '.join(BACKUP_TYPES)})")
-    backups = list_backups(STATE.settings.paths.backups, types=[type_] if type_ else BACKUP_TYPES)
-    data = [b.summary() for b in backups]
+    types = [type_] if type_ else list(BACKUP_TYPES)
+    if remote:
+        from ..backup.remote import S3Remote
+
+        data = [b.summary() for b in S3Remote(STATE.settings).list_backups(types)]
+    else:
+        data = [b.summary() for b in list_backups(STATE.settings.paths.backups, types=types)]
     if STATE.json:
         render.emit_json(data)
         return
@@ -151,6 +168,8 @@ def show(backup_id: Annotated[str, typer.Argument(metavar="ID", help="TYPE/TIMES
 def verify(
     backup_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="The backup to check.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Check every backup.")] = False,
+    remote: Annotated[bool, typer.Option("--remote", help="Check the copies in backup.remote: every object's "
+                                         "size and sha256 against the manifest.")] = False,
 ) -> None:
     """Check checksums, records, counts, schema and attachments (exit 1 naming the first broken file).
 
@@ -161,17 +180,29 @@ def verify(
 
     if (backup_id is None) == (not all_):
         raise BadInput("give a backup ID or --all", hint="e.g. beststag backup verify --all")
-    root = STATE.settings.paths.backups
-    targets = list_backups(root) if all_ else [find_backup(root, str(backup_id))]
-    store = BlobStore(root)
     seen: set[str] = set()
     ok: list[dict[str, Any]] = []
     broken: list[BackupBroken] = []
-    for b in targets:
-        try:
-            ok.append(verify_backup(b, store, seen).to_dict())
-        except BackupBroken as e:
-            broken.append(e)
+    targets: list[Any]
+    if remote:
+        from ..backup.remote import S3Remote
+
+        rem = S3Remote(STATE.settings)
+        targets = [b.id for b in rem.list_backups()] if all_ else [str(backup_id)]
+        for bid in targets:
+            try:
+                ok.append(rem.verify(bid, seen).to_dict())
+            except BackupBroken as e:
+                broken.append(e)
+    else:
+        root = STATE.settings.paths.backups
+        targets = list_backups(root) if all_ else [find_backup(root, str(backup_id))]
+        store = BlobStore(root)
+        for b in targets:
+            try:
+                ok.append(verify_backup(b, store, seen).to_dict())
+            except BackupBroken as e:
+                broken.append(e)
     if STATE.json:
         render.emit_json({"verified": ok, "broken": [{"id": e.backup_id, "file": e.file, "problem": e.problem}
                                                      for e in broken]})
@@ -197,14 +228,27 @@ def restore(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Write without asking (needed without a terminal).")] = False,
     prune_extra: Annotated[bool, typer.Option("--prune-extra", help="Same base: delete records the backup does "
                                               "not have.")] = False,
+    remote: Annotated[bool, typer.Option("--remote", help="Download the backup (and what it is built on) from "
+                                         "backup.remote, verify it, then restore.")] = False,
 ) -> None:
     """Restore the base (or --base another one) to the state of a backup; resumes an interrupted restore.
 
     Example: beststag backup restore complete/2026-01-04T02-00-00Z --tables Usuários --dry-run
     """
+    if not remote:
+        _restore(STATE.settings, backup_id, tables, base, dry_run, yes, prune_extra)
+        return
+    from ..backup.remote import downloaded
+
+    with downloaded(STATE.settings, backup_id) as settings:
+        _restore(settings, backup_id, tables, base, dry_run, yes, prune_extra)
+
+
+def _restore(settings: Any, backup_id: str, tables: str | None, base: str | None, dry_run: bool, yes: bool,
+             prune_extra: bool) -> None:
     from ..backup.restore import execute_restore, plan_restore
 
-    settings, gateway = STATE.settings, STATE.gateway
+    gateway = STATE.gateway
     plan = plan_restore(settings, gateway, backup_id, tables=_split(tables), target_base=base,
                         prune_extra=prune_extra)
     if dry_run:
@@ -269,3 +313,42 @@ def cleanup(dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what wo
         render.line(f"  {verb} {bid}")
     for bid, missing in report.missing_parents.items():
         render.note(f"[yellow]warning:[/] {bid} needs {', '.join(missing)}, which is already gone")
+    if report.remote is not None:
+        r = report.remote
+        render.line(f"{r['url']}: {verb} {len(r['removed'])} backup(s), kept {len(r['kept'])}; {verb} "
+                    f"{r['attachments_removed']} attachment file(s) ({_size(r['attachment_bytes_freed'])})")
+        for bid in r["removed"]:
+            render.line(f"  {verb} {bid}")
+
+
+@app.command()
+def upload(
+    backup_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="The backup to send.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every local backup the remote does not have yet.")] = False,
+) -> None:
+    """Verify local backups and send them to backup.remote (a run does this by itself; this retries).
+
+    Example: beststag backup upload --all
+    """
+    from ..backup.layout import find_backup, list_backups
+    from ..backup.remote import S3Remote, upload_after_run
+
+    if (backup_id is None) == (not all_):
+        raise BadInput("give a backup ID or --all", hint="e.g. beststag backup upload --all")
+    root = STATE.settings.paths.backups
+    if all_:
+        have = {b.id for b in S3Remote(STATE.settings).list_backups() if b.manifest is not None}
+        targets = [b for b in list_backups(root) if b.good and b.id not in have]
+    else:
+        targets = [find_backup(root, str(backup_id))]
+    results = [{"id": b.id, **upload_after_run(STATE.settings, b)} for b in targets]
+    if STATE.json:
+        render.emit_json(results)
+    else:
+        for r in results:
+            render.line(f"{r['id']}  {r['status']}  {r.get('url')}  {r.get('error', '')}")
+        if not results:
+            render.note("nothing to upload: the remote has every local backup")
+    failed = [r for r in results if r["status"] != "uploaded"]
+    if failed:
+        raise RemoteFailed(f"{len(failed)} upload(s) failed, first {failed[0]['id']}: {failed[0]['error']}")

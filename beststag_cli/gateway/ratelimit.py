@@ -36,6 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from beststag_cli.fsutil import FILE_MODE, ensure_private_dir
 
@@ -323,3 +324,13 @@ class RateLimiter:
 
                 slot.filelock = filelock.FileLock(str(path) + ".lock")
         return slot.fd
+
+
+def make_limiter(settings: Any) -> RateLimiter | Any:
+    """The limiter ``airtable.limiter`` configures: per host (a state file) or across hosts (Redis)."""
+    per_second = int(settings.airtable.rate_limit_per_s)
+    if settings.airtable.limiter == "redis":
+        from .redis_ratelimit import RedisRateLimiter
+
+        return RedisRateLimiter(str(settings.limiter_redis_url), per_second=per_second)
+    return RateLimiter(settings.paths.locks, per_second=per_second)

@@ -1,0 +1,152 @@
+"""The rate limiter on Redis: 5 req/s per base for every host together, and the shared 30 s penalty."""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from beststag_cli.gateway.redis_ratelimit import RedisRateLimiter
+
+from .conftest import write_config
+
+pytestmark = pytest.mark.slow
+BASE = "appBestStagSandbx"
+
+
+def max_in_window(times: list[float], window: float) -> int:
+    times = sorted(times)
+    best = j = 0
+    for i, t in enumerate(times):
+        while times[j] <= t - window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+def _worker(url: str, threads: int, per_thread: int, start_at: float, out: multiprocessing.Queue) -> None:
+    limiter = RedisRateLimiter(url, per_second=5)
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        for _ in range(per_thread):
+            limiter.acquire(BASE)
+            now = time.monotonic()
+            with lock:
+                stamps.append(now)
+
+    time.sleep(max(0.0, start_at - time.time()))
+    ts = [threading.Thread(target=run) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    limiter.close()
+    out.put(stamps)
+
+
+def test_16_threads_in_2_processes_never_exceed_5_per_second(redis_url: str) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    out: multiprocessing.Queue = ctx.Queue()
+    start_at = time.time() + 1.5
+    procs = [ctx.Process(target=_worker, args=(redis_url, 8, 2, start_at, out)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    stamps = [t for _ in procs for t in out.get(timeout=60)]
+    for p in procs:
+        p.join(10)
+        assert p.exitcode == 0
+    assert len(stamps) == 32
+    assert max_in_window(stamps, 1.0) <= 5
+    span = max(stamps) - min(stamps)
+    assert span <= (math.ceil(32 / 5) - 1) * 1.08 + 0.5, span  # no slot wasted beyond scheduling slack
+
+
+def test_penalty_and_window_are_shared_between_hosts(redis_url: str) -> None:
+    a, b = RedisRateLimiter(redis_url, per_second=3), RedisRateLimiter(redis_url, per_second=3)
+    assert all(a.try_acquire(BASE) for _ in range(3))
+    assert not b.try_acquire(BASE)  # the window is full for everyone
+    assert 0 < b.wait_time(BASE) <= a.effective_window_s
+    assert b.try_acquire("appOtherBase00000")  # bases are independent
+    a.reset(BASE)
+    a.penalize(BASE, 5)
+    assert 4 < b.penalty_remaining(BASE) <= 5
+    b.penalize(BASE, 1)  # a shorter penalty never shortens the running one
+    assert a.penalty_remaining(BASE) > 4
+    assert not b.try_acquire(BASE)
+    with pytest.raises(TimeoutError):
+        b.acquire(BASE, timeout=0.2)
+    a.reset(BASE)
+    assert b.penalty_remaining(BASE) == 0 and b.try_acquire(BASE)
+
+
+def test_gateway_builds_the_redis_limiter(settings, redis_url: str) -> None:  # type: ignore[no-untyped-def]
+    from beststag_cli.gateway.ratelimit import RateLimiter, make_limiter
+
+    assert isinstance(make_limiter(settings), RateLimiter)
+    settings.cache.redis_url = redis_url
+    settings.airtable.limiter = "redis"
+    lim = make_limiter(settings)
+    assert isinstance(lim, RedisRateLimiter) and lim.url == redis_url and lim.per_second == 5
+
+
+# --------------------------------------------------------------------------------------------
+# end to end: two hosts (separate data dirs: the file limiter could not see each other) and a
+# sandbox that answers 429 like Airtable
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    env = {**os.environ, "BESTSTAG_DATA_DIR": str(tmp_path / "server")}
+    proc = subprocess.Popen([sys.executable, "-m", "beststag_cli", "sandbox", "serve", "--port", "0",
+                             "--rate-limit"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline() if proc.stdout else ""
+    assert line.startswith("sandbox serving http://"), line + (proc.stderr.read() if proc.stderr else "")
+    yield line.split()[2]
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+WORKER = r"""
+import json, threading
+from beststag_cli.config import load_config
+from beststag_cli.gateway.api import Gateway
+
+gw = Gateway(load_config(), source="test")
+errors = []
+def work():
+    for _ in range(2):
+        try:
+            gw.table("Métricas").first()
+        except Exception as e:
+            errors.append(repr(e))
+threads = [threading.Thread(target=work) for _ in range(8)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(json.dumps({"errors": errors}))
+"""
+
+
+def test_two_hosts_sixteen_threads_never_get_a_429(served: str, tmp_path: Path, redis_url: str) -> None:
+    cfg = write_config(tmp_path / "config.yaml", airtable={"limiter": "redis", "limiter_redis_url": redis_url})
+    envs = [{**os.environ, "AIRTABLE_TOKEN": "sandbox", "AIRTABLE_BASE_ID": BASE, "AIRTABLE_ENDPOINT_URL": served,
+             "BESTSTAG_CONFIG": str(cfg), "BESTSTAG_DATA_DIR": str(tmp_path / f"host-{i}")} for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for e in envs]
+    outs = [p.communicate(timeout=120) for p in procs]
+    results = [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
+    assert all(not r["errors"] for r in results), (results, [e[-800:] for _, e in outs])
+    with urllib.request.urlopen(served + "/_sandbox/stats") as resp:
+        stats = json.load(resp)
+    assert stats["rate_limited"] == 0 and "429" not in stats["statuses"], stats
