@@ -78,3 +78,12 @@ def test_sandbox_info_and_seed(cli) -> None:
     r = cli("--json", "sandbox", "seed", "--scale", "0.1")
     assert r.exit_code == 0, r
     assert r.json()["tables"]["Interações"] == 100
+
+
+def test_quiet_prints_nothing_but_json_still_does(cli) -> None:
+    r = cli("--quiet", "cache", "get", "Tarefas", "--max", "2")
+    assert r.exit_code == 0 and r.stdout == "" and r.stderr == ""
+    r = cli("--quiet", "--json", "cache", "get", "Tarefas", "--max", "2")
+    assert r.exit_code == 0 and len(r.json()["records"]) == 2
+    r = cli("--quiet", "cache", "get", "Tarefaz")
+    assert r.exit_code == 2 and r.stderr.startswith("error:")  # errors still reach stderr

@@ -23,6 +23,9 @@ def emit_json(data: Any) -> None:
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    """A human table on stdout (not shown with --quiet: cron mails whatever is printed)."""
+    if STATE.quiet:
+        return
     from rich.table import Table
 
     t = Table(title=title, show_lines=False, title_justify="left")
@@ -34,8 +37,8 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
 
 
 def line(text: str) -> None:
-    """A human line on stdout (not shown with --json)."""
-    if not STATE.json:
+    """A human line on stdout (not shown with --json or --quiet)."""
+    if not STATE.json and not STATE.quiet:
         _console().print(text)
 
 
