@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import threading
 import time
 from collections import deque
@@ -450,7 +451,7 @@ def _int(v: Any) -> int:
         raise invalid_request()
     if isinstance(v, int):
         return v
-    if isinstance(v, str) and v.strip().lstrip("-").isdigit():
+    if isinstance(v, str) and re.fullmatch(r"-?[0-9]{1,12}", v.strip()):  # isdigit() accepts '¹'
         return int(v)
     raise invalid_request()
 

@@ -187,3 +187,9 @@ def test_random_requests_never_get_a_500(http, method, body, suffix) -> None:
 def test_random_list_queries_never_get_a_500(http, params) -> None:
     r = http.get(f"{URL}/Usuários", params=params, headers=AUTH)
     assert r.status_code in (200, 422), r.text
+
+
+def test_unicode_digits_are_not_numbers(http) -> None:
+    for value in ("¹", "٣", "1e3", " 5x"):
+        r = http.get(f"{URL}/Usuários", params={"maxRecords": value}, headers=AUTH)
+        assert r.status_code == 422, (value, r.text)
