@@ -443,6 +443,10 @@ def _fetch_attachments(ctx: _Ctx, table: str, record: dict[str, Any], att_fields
                 with ctx.lock:
                     ctx.known_atts[att_id] = (sha, size)
             att["sha256"] = sha
+            # the file is in the blob store; Airtable's signed URLs expire in ~2 h and grant access
+            # while they live, so they are not kept in the backup
+            att.pop("url", None)
+            att.pop("thumbnails", None)
             with ctx.lock:
                 ctx.attachments[att_id] = {"id": att_id, "sha256": sha, "size": size,
                                            "filename": att.get("filename"), "type": att.get("type")}

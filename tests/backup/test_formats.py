@@ -29,3 +29,12 @@ def test_manifest_round_trip(settings, gateway):
     again = Manifest.from_dict(m.to_dict())
     assert again.to_dict() == m.to_dict()
     assert again.tables["Tarefas"].attachments > 0
+
+
+def test_backups_keep_no_signed_attachment_urls(settings, gateway):
+    res = run_backup(settings, gateway, "complete", ["Usuários"])
+    root = settings.paths.backups
+    index = backup_index(root)
+    rows = table_state(index[res.manifest.id], "Usuários", index)
+    atts = [a for r in rows.values() for a in r["fields"].get("avatar", [])]
+    assert atts and all("url" not in a and "thumbnails" not in a and a["sha256"] for a in atts)
