@@ -69,7 +69,7 @@ def test_backup_webhook_load_and_prune_at_once(_sample_db: Path, tmp_path: Path)
                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         procs.append(server)
         _wait_http(f"http://127.0.0.1:{wport}/healthz", server)
-        backup = subprocess.Popen([*BESTSTAG, "--json", "backup", "run", "--type", "critical"], env=env,
+        backup = subprocess.Popen([*BESTSTAG, "--json", "-v", "backup", "run", "--type", "critical"], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         url = f"http://127.0.0.1:{wport}/webhook/airtable/cache"
         bodies = [{"operation": "get", "table": t, "filters": f, "maxRecords": 20}
@@ -86,7 +86,7 @@ def test_backup_webhook_load_and_prune_at_once(_sample_db: Path, tmp_path: Path)
                     answers.append(_post(url, {"operation": "invalidate", "table": "Usuários"}))
             answers += [f.result() for f in futures]
         out, err = backup.communicate(timeout=120)
-        assert backup.returncode == 0, err
+        assert backup.returncode == 0, out + err
         for p in prunes:
             assert p.returncode == 0, p.stderr
             assert "lock" not in (p.stdout + p.stderr).lower()
