@@ -307,6 +307,9 @@ class _Connection(sqlite3.Connection):
     """A plain connection that can be weakly referenced (the C type cannot)."""
 
 
+_CREATE_LOCK = threading.Lock()
+
+
 def connect(path: str | Path) -> sqlite3.Connection:
     """Open ``path`` (creating it 0600 and its folder 0700) with the journal's pragmas.
 
@@ -315,7 +318,14 @@ def connect(path: str | Path) -> sqlite3.Connection:
     """
     p = Path(path)
     ensure_private_dir(p.parent)
-    touch_private(p)
+    with _CREATE_LOCK:
+        # Never open and close the file once it exists: closing any descriptor of a file drops every
+        # POSIX lock this process holds on it, including those of SQLite connections of other threads,
+        # and another process may then write at the same time (a "malformed" database).
+        if not p.exists():
+            touch_private(p)
+        elif hasattr(os, "getuid") and p.stat().st_uid == os.getuid() and p.stat().st_mode & 0o077:
+            os.chmod(p, 0o600)
     conn = sqlite3.connect(
         p,
         timeout=BUSY_TIMEOUT_MS / 1000,

@@ -121,3 +121,28 @@ def test_a_pickled_cache_entry_reads_as_a_miss_and_is_dropped(tmp_path) -> None:
     assert store.get("q:x") is None and store.get_int("g:x") == 0
     assert len(store) == 0  # both dropped
     store.close()
+
+
+def test_opening_a_journal_connection_keeps_the_locks_of_other_connections(tmp_path) -> None:
+    """connect() used to open and close the journal file each time; closing any fd of a file drops all of
+    this process's POSIX locks on it (SQLite's shared lock included), so another process closing its
+    connection believed it was the last one, checkpointed and deleted the WAL under our feet (found as
+    'database disk image is malformed' with a backup, the webhook server and prunes running together)."""
+    import subprocess
+    import sys
+
+    from beststag_cli.journal import Journal, connect
+
+    path = tmp_path / "journal.sqlite"
+    j = Journal(path)
+    j.kv_set("x", "1")  # this process has the journal open (shared lock, WAL in use)
+    other = connect(path)  # another thread's connection, opened meanwhile
+    probe = ("import sqlite3, sys\n"
+             "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+             "c.execute('SELECT COUNT(*) FROM kv').fetchone()\n"
+             "c.close()\n")
+    subprocess.run([sys.executable, "-c", probe, str(path)], check=True, timeout=30)
+    wal_kept = (tmp_path / "journal.sqlite-wal").exists()
+    other.close()
+    j.close()
+    assert wal_kept  # the other process saw our connection: it did not checkpoint and delete the WAL
