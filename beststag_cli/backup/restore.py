@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from beststag_cli import clock, errors
@@ -36,7 +37,7 @@ from beststag_cli.names import did_you_mean
 
 from .chain import backup_index, table_chain, table_state
 from .hooks import invalidate_cache
-from .layout import SCHEMA, BlobStore, find_backup
+from .layout import SCHEMA, BlobStore, find_backup, iso
 from .runner import base_lock
 from .verify import verify_dir
 
@@ -106,6 +107,8 @@ class RestorePlan:
     existing_ids: dict[str, set[str]] = field(default_factory=dict, repr=False)
     id_map: dict[str, str] = field(default_factory=dict, repr=False)
     done: dict[str, set[str]] = field(default_factory=dict, repr=False)
+    #: table → (backup id, target id) found for creates whose answer was lost
+    reconciled: dict[str, list[tuple[str, str]]] = field(default_factory=dict, repr=False)
     #: sha256 of a current attachment of the target base (downloads it), for content comparison
     fetch_sha: Callable[[dict[str, Any]], str | None] | None = field(default=None, repr=False)
 
@@ -285,6 +288,54 @@ def known_mappings(journal: Journal | None, target_base: str) -> dict[str, str]:
     return out
 
 
+def _runs_into(journal: Journal, target_base: str) -> list[str]:
+    runs = []
+    for r in journal.query("SELECT id, progress_json FROM restore_runs"):
+        try:
+            if json.loads(r["progress_json"] or "{}").get("target_base") == target_base:
+                runs.append(str(r["id"]))
+        except ValueError:
+            continue
+    return runs
+
+
+def pending_creates(journal: Journal | None, target_base: str) -> dict[str, dict[str, str]]:
+    """Creates whose answer was lost (table → backup id → ISO time they were sent): they may exist."""
+    if journal is None:
+        return {}
+    out: dict[str, dict[str, str]] = {}
+    for rid in _runs_into(journal, target_base):
+        for r in journal.query("SELECT table_name, src, dst FROM restore_items WHERE restore_id = ? "
+                               "AND phase = 'pending'", (rid,)):
+            out.setdefault(r["table_name"], {})[r["src"]] = r["dst"] or ""
+    return out
+
+
+def reconcile_pending(state: dict[str, dict[str, Any]], current: dict[str, dict[str, Any]],
+                      pending: dict[str, str], specs: list[Any], taken: set[str]) -> list[tuple[str, str]]:
+    """Find the records a lost create answer did create: created since it was sent, same values.
+
+    Links and attachments are left out of the comparison (their ids change in a restore); every other
+    written field must be equal. Each target record is matched at most once. Pure: no I/O.
+    """
+    plain = [sp.name for sp in specs if sp.type not in ("multipleRecordLinks", "multipleAttachments")]
+    pairs: list[tuple[str, str]] = []
+    used = set(taken)
+    for sid, sent in sorted(pending.items(), key=lambda kv: kv[1]):
+        rec = state.get(sid)
+        if rec is None:
+            continue
+        want = {n: _norm(rec.get("fields", {}).get(n)) for n in plain}
+        for dst, have in current.items():
+            if dst in used or str(have.get("createdTime", "")) < sent:
+                continue
+            if all(_norm(have.get("fields", {}).get(n)) == v for n, v in want.items()):
+                pairs.append((sid, dst))
+                used.add(dst)
+                break
+    return pairs
+
+
 def _load_done(journal: Journal | None, restore_id: str) -> tuple[dict[str, str], dict[str, set[str]]]:
     id_map: dict[str, str] = {}
     done: dict[str, set[str]] = {}
@@ -390,6 +441,18 @@ def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables
             if not same:
                 plan.warnings.append(f"links to table {t!r} (not restored) are dropped: its records have "
                                      "other ids in the target base")
+
+    pending = pending_creates(journal, target)
+    for n in order:
+        lost = {sid: t for sid, t in pending.get(n, {}).items() if sid not in id_map}
+        if lost:
+            found = reconcile_pending(plan.states[n], plan.current[n], lost, specs[n], set(id_map.values()))
+            for sid, dst in found:
+                id_map[sid] = dst
+            plan.reconciled[n] = found
+            if found:
+                plan.warnings.append(f"{n}: {len(found)} record(s) created by an interrupted restore whose answer "
+                                     "was lost were found and will not be created again")
 
     for n in order:
         state, current = plan.states[n], plan.current[n]
@@ -635,6 +698,7 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
     uploads: list[tuple[str, str, dict[str, Any]]] = []  # (target id, field, attachment)
     _emit(progress, "start", tp.name, total=len(tp.create) + len(tp.update))
     n = 0
+    rec.add(tp.name, "create", plan.reconciled.get(tp.name, []))
     todo = [s for s in tp.create if s not in done_create]
     for i in range(0, len(todo), BATCH):
         chunk = todo[i:i + BATCH]
@@ -643,7 +707,13 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
             fields, u = _payload(state[sid], tp, plan, result, current=None)
             bodies.append(fields)
             ups.append(u)
-        created = tgw.create(tp.name, bodies)
+        sent = iso(clock.now() - timedelta(seconds=120))  # generous: Airtable's clock is not ours
+        try:
+            created = tgw.create(tp.name, bodies)
+        except errors.WriteOutcomeUnknown:
+            # they may exist now: the next run looks for them before creating anything again
+            rec.add(tp.name, "pending", [(sid, sent) for sid in chunk])
+            raise
         pairs = [(sid, r["id"]) for sid, r in zip(chunk, created, strict=True)]
         for (sid, new_id), u in zip(pairs, ups, strict=True):
             plan.id_map[sid] = new_id

@@ -266,8 +266,6 @@ class DropAfterFirstCreate:
         return out
 
 
-@pytest.mark.xfail(strict=True, reason="backup/restore.py: a create batch whose answer was lost is not in "
-                   "restore_items, so the resumed restore creates those records again (reported, not fixed here)")
 def test_restore_resumed_after_a_lost_create_answer_duplicates_nothing(cli, sandbox, fast_retries) -> None:
     r = cli("--json", "backup", "run", "--type", "complete", "--tables", "Tarefas")
     assert r.exit_code == 0, r
