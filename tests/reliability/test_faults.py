@@ -201,7 +201,7 @@ def test_restore_under_faults_recreates_each_record_once(cli, sandbox, fast_retr
     gone = [rec["id"] for rec in table.all(max_records=35)]
     table.batch_delete(gone)
     counts: Counter[str] = Counter()
-    # drops after a create are the xfail below; every other fault here
+    # drops after a create: test_restore_resumed_after_a_lost_create_answer_duplicates_nothing
     sandbox.app.set_faults(dataclasses.replace(faults(7), rate_drop_after=0.0))
     r = cli("--json", "backup", "restore", backup_id, "--tables", "Tarefas", "--dry-run")
     counts["restore --dry-run " + _outcome(r)] += 1
