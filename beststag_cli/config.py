@@ -283,6 +283,9 @@ class CacheSettings(_Model):
     mirror_max_records: Annotated[int, Field(ge=0)] = 2000
     #: cache only queries whose complexity score reaches this (0 = cache every query)
     selective_min_score: Annotated[float, Field(ge=0)] = 0.0
+    #: on expiry, bring a table's answers up to date with one listing of its changes (and its ids)
+    #: instead of refetching each answer; tables over mirror_max_records are refetched per answer
+    revalidate: bool = True
     #: answers kept in memory by long-running processes (the webhook server); 0 = none
     lru_items: Annotated[int, Field(ge=0)] = 1000
     #: hot queries `beststag cache warm` loads (each in the webhook's JSON shape: table, filters, ...)

@@ -21,6 +21,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import clock
@@ -256,6 +257,15 @@ class CacheManager:
                 self._event("hit", table, key, age_s=now - entry2["stored"])  # another caller filled it
                 return self._result(table, key, entry2, "hit", now, project_fields, kind)
             old = entry2 or entry
+            if kind == "q" and old is not None and not refresh and self._try_revalidate(table, gen):
+                fresh = self.store.get(skey)  # brought up to date with the table's changes, or dropped
+                now = clock.timestamp()
+                if fresh is not None and now - fresh["stored"] < _limit(fresh, ttl):
+                    self._event("hit", table, key, age_s=0.0)
+                    res = self._result(table, key, fresh, "hit", now, project_fields, kind)
+                    res.extra["revalidated"] = True
+                    return res
+            started = clock.timestamp()
             try:
                 records, meta = fetch()
             except UpstreamUnavailable as e:
@@ -276,6 +286,7 @@ class CacheManager:
                 nbytes = self.store.set(skey, new, expire_s=self._expire_s(life))
                 if kind == "q":
                     self._index_add(table, gen, query=key)
+                    self._note_fetch(table, gen, started)
                     if "spec" in meta:  # lets `warm --from-journal` rebuild the query later
                         self.store.set(f"spec:{key}", meta["spec"], expire_s=7 * 86400)
                 else:
@@ -302,6 +313,124 @@ class CacheManager:
         return self._cached(name, record_id, ttl, refresh,
                             lambda: ([self.gateway.get(name, record_id)], {}),
                             project_fields=None, kind="r", rid=record_id)
+
+    # ---------------------------------------------------------------- revalidation
+    REVALIDATE_SKEW_S = 5.0  # Airtable's clock is not ours: look a little further back than needed
+
+    def _rv(self, table: str, gen: int) -> str:
+        return f"rv:{self.base}:{table}:{gen}"
+
+    def _note_fetch(self, table: str, gen: int, started: float) -> None:
+        """Keep the invariant: every answer of the table is current as of `synced_at` or later."""
+        key = self._rv(table, gen)
+        with self.store.transact():
+            st = self.store.get(key)
+            if st is None or started < st["synced_at"]:
+                self.store.set(key, {"synced_at": started}, expire_s=None)
+
+    def _try_revalidate(self, table: str, gen: int) -> bool:
+        try:
+            return self._revalidate(table, gen)
+        except UpstreamUnavailable:
+            return False  # the fetch that follows fails too, and serves the stale answer if it may
+
+    def _revalidate(self, table: str, gen: int) -> bool:
+        """Bring every cached answer of `table` up to date at once, instead of refetching each.
+
+        One listing of the records modified since the last sync (`LAST_MODIFIED_TIME()`) plus the
+        table's current ids (to see deletions by other clients) are applied to every answer with
+        the query's own semantics, as our own writes are. Answers that cannot be patched exactly
+        (truncated windows that lose a member, link filters, views, fields computed from other
+        tables, whose changes do not move LAST_MODIFIED_TIME) are dropped and refetched on demand.
+        False when it does not apply (off in config, no sync point, table too big).
+        """
+        if not self.settings.cache.revalidate or self.mode(table) != "query":
+            return False
+        key = self._rv(table, gen)
+        if self.store.get(key) is None:
+            return False
+        with self.store.lock(key):
+            st = self.store.get(key)
+            if st is None:
+                return False
+            started = clock.timestamp()
+            if started - st["synced_at"] < 1.0:
+                return True  # another caller has just done it
+            info = self.schema().table(table)
+            limit = int(self.settings.cache.mirror_max_records)
+            ids: set[str] = set()
+            for page in self.gateway.iterate(table, fields=[info.primary.name], page_size=100):
+                ids.update(r["id"] for r in page)
+                if len(ids) > limit:
+                    return False  # too big to list cheaply: its answers are refetched one by one
+            since = datetime.fromtimestamp(st["synced_at"] - self.REVALIDATE_SKEW_S, UTC)
+            changed = self.gateway.all(table, formula="IS_AFTER(LAST_MODIFIED_TIME(), DATETIME_PARSE('"
+                                       + since.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z'))")
+            outside = self._apply_sync(info, gen, changed, ids)
+            self._learn(table, changed=outside)
+            self.store.set(key, {"synced_at": started}, expire_s=None)
+            self._event("revalidate", table, f"changed:{len(changed)}", nbytes=len(ids))
+            return True
+
+    def _apply_sync(self, info: TableInfo, gen: int, changed: list[Record], ids: set[str]) -> bool:
+        """Patch every answer of the table with the current state; True when any answer changed."""
+        from ..query.filters import walk
+        from ..query.spec import QuerySpec
+        from .maintain import patch_answer, patch_mirror
+
+        name = info.name
+        remote = {f.name for f in info.fields if f.type in ("multipleLookupValues", "rollup", "formula", "count")}
+        ix = self._index(name, gen)
+        now, ts = clock.now(), clock.timestamp()
+        any_change = False
+        life = self.ttl_for(name)
+        for qkey in ix["q"]:
+            k = self._q(name, gen, qkey)
+            entry = self.store.get(k)
+            if entry is None:
+                continue
+            patched = None
+            try:
+                spec = QuerySpec.parse(entry["spec"])
+                reads = set(spec.needed_fields() or [f.name for f in info.fields]) | {c.field for c in walk(spec.tree)}
+                if not (reads & remote):
+                    gone = [r["id"] for r in entry["records"] if r["id"] not in ids]
+                    patched = patch_answer(entry["records"], truncated=bool(entry.get("truncated")), spec=spec,
+                                           table=info, now=now, upserts=changed, deletes=gone)
+            except Exception:
+                patched = None
+            if patched is None:
+                self.store.delete(k)
+                any_change = True
+                continue
+            records, truncated = patched
+            if records != entry["records"]:
+                any_change = True
+            entry.update(records=records, truncated=truncated, hash=answer_hash(records), stored=ts, ttl=life)
+            self.store.set(k, entry, expire_s=self._expire_s(life))
+        by_id = {r["id"]: r for r in changed}
+        for rid in ix["r"]:
+            k = self._r(name, gen, rid)
+            entry = self.store.get(k)
+            if entry is None:
+                continue
+            if rid not in ids or remote:
+                self.store.delete(k)
+                any_change = any_change or rid not in ids
+                continue
+            if rid in by_id and by_id[rid] != entry["records"][0]:
+                entry["records"] = [by_id[rid]]
+                any_change = True
+            entry.update(hash=answer_hash(entry["records"]), stored=ts, ttl=life)
+            self.store.set(k, entry, expire_s=self._expire_s(life))
+        mk = self._m(name, gen)
+        mirror = self.store.get(mk)
+        if mirror is not None:
+            gone = [r["id"] for r in mirror["records"] if r["id"] not in ids]
+            mirror["records"] = patch_mirror(mirror["records"], upserts=changed, deletes=gone)
+            mirror.update(hash=answer_hash(mirror["records"]), stored=ts, ttl=life)
+            self.store.set(mk, mirror, expire_s=self._expire_s(life))
+        return any_change
 
     # ---------------------------------------------------------------- mirror
     def _mirror(self, table: TableInfo, *, ttl: float | None, refresh: bool) -> tuple[dict[str, Any], str]:

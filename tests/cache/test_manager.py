@@ -43,8 +43,42 @@ def test_miss_then_hit_then_expiry(cache, upstream) -> None:
                                                                                           "value": "Ativo"}}]})
     assert cache.get(equivalent).status == "hit"
     clock.advance(601)  # Usuários TTL is 600 s in the shipped config
-    third = cache.get(s)
-    assert third.status == "miss" and upstream.reads() > reads
+    third = cache.get(s)  # expired: one listing of the table's changes (and ids) revalidates it
+    assert third.status == "hit" and third.extra.get("revalidated")
+
+    def plain(records: list) -> list:  # type: ignore[type-arg]  # attachment URLs are re-signed on every read
+        return [(r["id"], {k: v for k, v in r["fields"].items() if k != "avatar"}) for r in records]
+
+    assert plain(third.records) == plain(first.records)
+    assert upstream.reads() == reads + 2
+
+
+def test_expiry_refetches_when_revalidation_is_off(cache, settings, upstream) -> None:
+    settings.cache.revalidate = False
+    clock.set_now("2026-11-20T12:00:00Z")
+    s = spec(table="Usuários", filters={"status": "Ativo"})
+    cache.get(s)
+    clock.advance(601)
+    assert cache.get(s).status == "miss"
+
+
+def test_revalidation_sees_other_clients_changes(cache, api, sandbox, upstream) -> None:
+    clock.set_now("2026-11-20T12:00:00Z")
+    s = spec(table="Tarefas", filters={"status": "A fazer"}, fields=["Título", "status"], sort=["Título"])
+    before = cache.get(s).records
+    other = api.table("appBestStagSandbx", "Tarefas")  # another Airtable client: the cache cannot see it
+    clock.advance(10)
+    moved = other.update(before[0]["id"], {"status": "Concluída"})
+    added = other.create({"Título": "AAA nova lá fora", "status": "A fazer"})
+    other.delete(before[1]["id"])
+    assert cache.get(s).records == before  # still fresh: invisible until it expires, as documented
+    clock.advance(301)
+    reads = upstream.reads()
+    after = cache.get(s)
+    assert after.extra.get("revalidated") and upstream.reads() - reads <= 5
+    ids = [r["id"] for r in after.records]
+    assert moved["id"] not in ids and before[1]["id"] not in ids and added["id"] in ids
+    assert ids == direct(sandbox, s)
 
 
 def test_per_call_ttl_and_per_table_ttl(cache) -> None:
@@ -55,7 +89,8 @@ def test_per_call_ttl_and_per_table_ttl(cache) -> None:
     r = cache.get(spec(table="Eventos", maxRecords=5), ttl=5)
     assert r.ttl_s == 5
     clock.advance(6)
-    assert cache.get(spec(table="Eventos", maxRecords=5)).status == "miss"
+    again = cache.get(spec(table="Eventos", maxRecords=5))
+    assert again.status == "hit" and again.extra.get("revalidated")  # expired after 5 s, then revalidated
 
 
 def test_invalidate_table_record_and_all(cache, upstream, api) -> None:

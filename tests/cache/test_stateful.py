@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from beststag_cli import clock
 from beststag_cli.cache import follow_writes
 from beststag_cli.cache.manager import CacheManager
 from beststag_cli.config import load_config
@@ -50,12 +52,34 @@ class CacheVersusAirtable(RuleBasedStateMachine):
         self.truth = QueryService(Gateway(self.settings, sandbox=self.sandbox))
         self.ids = [r["id"] for r in self.sandbox.api().table("appBestStagSandbx", "Tarefas").all()]
         self.n = 0
+        # after every sample record: Airtable's createdTime only grows with creation order
+        clock.set_now(clock.now() + timedelta(days=1))
+        self.other = self.sandbox.api(retry_strategy=None).table("appBestStagSandbx", "Tarefas")
 
     def teardown(self) -> None:
+        clock.reset()
         self.unfollow()
         self.cache.close()
         self.sandbox.close()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+    @rule(seconds=st.integers(1, 400))
+    def time_passes(self, seconds: int) -> None:
+        clock.advance(seconds)
+
+    @precondition(lambda self: len(self.ids) > 3)
+    @rule(k=st.integers(0, 10**6), status=st.sampled_from(STATUSES), est=st.integers(0, 40),
+          kind=st.sampled_from(["update", "create", "delete"]))
+    def another_client_writes(self, k: int, status: str, est: int, kind: str) -> None:
+        """A write the cache cannot see; then time passes beyond every TTL, so reads must be exact again."""
+        clock.advance(1)
+        if kind == "update":
+            self.other.update(self.ids[k % len(self.ids)], {"status": status, "estimativa (h)": est})
+        elif kind == "create":
+            self.ids.append(self.other.create({"Título": f"fora{k}", "status": status, "estimativa (h)": est})["id"])
+        else:
+            self.other.delete(self.ids.pop(k % len(self.ids)))
+        clock.advance(self.settings.cache.dynamic_ttl.max_s + 1)
 
     @rule(i=st.integers(0, len(SPECS) - 1))
     def read(self, i: int) -> None:
