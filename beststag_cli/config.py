@@ -286,6 +286,9 @@ class CacheSettings(_Model):
     #: on expiry, bring a table's answers up to date with one listing of its changes (and its ids)
     #: instead of refetching each answer; tables over mirror_max_records are refetched per answer
     revalidate: bool = True
+    #: how often a revalidation also lists the table's ids to see deletions by other clients
+    #: (0 = every time; other clients' deletions stay invisible at most this long)
+    deletion_check_s: Seconds = 3600
     #: answers kept in memory by long-running processes (the webhook server); 0 = none
     lru_items: Annotated[int, Field(ge=0)] = 1000
     #: hot queries `beststag cache warm` loads (each in the webhook's JSON shape: table, filters, ...)

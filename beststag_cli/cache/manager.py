@@ -358,22 +358,29 @@ class CacheManager:
                 return True  # another caller has just done it
             info = self.schema().table(table)
             limit = int(self.settings.cache.mirror_max_records)
-            ids: set[str] = set()
-            for page in self.gateway.iterate(table, fields=[info.primary.name], page_size=100):
-                ids.update(r["id"] for r in page)
-                if len(ids) > limit:
-                    return False  # too big to list cheaply: its answers are refetched one by one
+            ids: set[str] | None = None
+            checked = st.get("ids_at", st["synced_at"])
+            if started - checked >= float(self.settings.cache.deletion_check_s):
+                ids = set()
+                for page in self.gateway.iterate(table, fields=[info.primary.name], page_size=100):
+                    ids.update(r["id"] for r in page)
+                    if len(ids) > limit:
+                        return False  # too big to list cheaply: its answers are refetched one by one
+                checked = started
             since = datetime.fromtimestamp(st["synced_at"] - self.REVALIDATE_SKEW_S, UTC)
             changed = self.gateway.all(table, formula="IS_AFTER(LAST_MODIFIED_TIME(), DATETIME_PARSE('"
                                        + since.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z'))")
             outside = self._apply_sync(info, gen, changed, ids)
             self._learn(table, changed=outside)
-            self.store.set(key, {"synced_at": started}, expire_s=None)
-            self._event("revalidate", table, f"changed:{len(changed)}", nbytes=len(ids))
+            self.store.set(key, {"synced_at": started, "ids_at": checked}, expire_s=None)
+            self._event("revalidate", table, f"changed:{len(changed)}", nbytes=len(ids or ()))
             return True
 
-    def _apply_sync(self, info: TableInfo, gen: int, changed: list[Record], ids: set[str]) -> bool:
-        """Patch every answer of the table with the current state; True when any answer changed."""
+    def _apply_sync(self, info: TableInfo, gen: int, changed: list[Record], ids: set[str] | None) -> bool:
+        """Patch every answer of the table with the current state; True when any answer changed.
+
+        `ids`: every record id of the table now, or None when deletions were not checked this time.
+        """
         from ..query.filters import walk
         from ..query.spec import QuerySpec
         from .maintain import patch_answer, patch_mirror
@@ -394,15 +401,14 @@ class CacheManager:
                 spec = QuerySpec.parse(entry["spec"])
                 reads = set(spec.needed_fields() or [f.name for f in info.fields]) | {c.field for c in walk(spec.tree)}
                 if not (reads & remote):
-                    gone = [r["id"] for r in entry["records"] if r["id"] not in ids]
+                    gone = [r["id"] for r in entry["records"] if ids is not None and r["id"] not in ids]
                     patched = patch_answer(entry["records"], truncated=bool(entry.get("truncated")), spec=spec,
                                            table=info, now=now, upserts=changed, deletes=gone)
             except Exception:
                 patched = None
             if patched is None:
-                self.store.delete(k)
-                any_change = True
-                continue
+                self.store.delete(k)  # could not be patched exactly: refetched on demand (not evidence
+                continue              # of an outside change, so it does not shorten the TTL)
             records, truncated = patched
             if records != entry["records"]:
                 any_change = True
@@ -414,9 +420,10 @@ class CacheManager:
             entry = self.store.get(k)
             if entry is None:
                 continue
-            if rid not in ids or remote:
+            deleted = ids is not None and rid not in ids
+            if deleted or remote:
                 self.store.delete(k)
-                any_change = any_change or rid not in ids
+                any_change = any_change or deleted
                 continue
             if rid in by_id and by_id[rid] != entry["records"][0]:
                 entry["records"] = [by_id[rid]]
@@ -426,7 +433,7 @@ class CacheManager:
         mk = self._m(name, gen)
         mirror = self.store.get(mk)
         if mirror is not None:
-            gone = [r["id"] for r in mirror["records"] if r["id"] not in ids]
+            gone = [r["id"] for r in mirror["records"] if ids is not None and r["id"] not in ids]
             mirror["records"] = patch_mirror(mirror["records"], upserts=changed, deletes=gone)
             mirror.update(hash=answer_hash(mirror["records"]), stored=ts, ttl=life)
             self.store.set(mk, mirror, expire_s=self._expire_s(life))

@@ -79,7 +79,8 @@ class CacheVersusAirtable(RuleBasedStateMachine):
             self.ids.append(self.other.create({"Título": f"fora{k}", "status": status, "estimativa (h)": est})["id"])
         else:
             self.other.delete(self.ids.pop(k % len(self.ids)))
-        clock.advance(self.settings.cache.dynamic_ttl.max_s + 1)
+        cs = self.settings.cache
+        clock.advance(max(cs.dynamic_ttl.max_s, cs.deletion_check_s) + 1)
 
     @rule(i=st.integers(0, len(SPECS) - 1))
     def read(self, i: int) -> None:
