@@ -323,10 +323,10 @@ class CacheManager:
     def _note_fetch(self, table: str, gen: int, started: float) -> None:
         """Keep the invariant: every answer of the table is current as of `synced_at` or later."""
         key = self._rv(table, gen)
-        with self.store.transact():
+        with self.store.lock(key):  # both backends have locks shared by processes (and hosts)
             st = self.store.get(key)
             if st is None or started < st["synced_at"]:
-                self.store.set(key, {"synced_at": started}, expire_s=None)
+                self.store.set(key, {**(st or {}), "synced_at": started}, expire_s=None)
 
     def _try_revalidate(self, table: str, gen: int) -> bool:
         try:
