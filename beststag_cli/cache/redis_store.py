@@ -19,15 +19,13 @@ Every key is ``cache.redis_prefix`` + the manager's key. A Redis that cannot be 
 
 from __future__ import annotations
 
-import threading
 import zlib
-from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from ..errors import CacheUnavailable
-from .store import decode, encode
+from .store import EpochLRU, decode, encode
 
 #: index sets outlive their last addition by this much (far beyond any entry's ttl + max_stale)
 INDEX_TTL_S = 30 * 86400
@@ -95,9 +93,8 @@ class RedisStore:
         self.client = redis.Redis.from_url(url, socket_connect_timeout=min(2.0, socket_timeout_s),
                                            socket_timeout=socket_timeout_s, health_check_interval=30)
         self.epoch = RedisEpoch(self, prefix + "epoch")
-        self._lru: OrderedDict[str, tuple[int, Any]] = OrderedDict()
         self._lru_items = lru_items
-        self._lru_lock = threading.Lock()
+        self._lru = EpochLRU(lru_items)
 
     @contextmanager
     def guard(self) -> Iterator[None]:
@@ -120,11 +117,9 @@ class RedisStore:
         epoch = 0
         if self._lru_items:
             epoch = self.epoch.read()
-            with self._lru_lock:
-                hit = self._lru.get(key)
-                if hit is not None and hit[0] == epoch:
-                    self._lru.move_to_end(key)
-                    return hit[1]
+            hit = self._lru.get(key, epoch)
+            if hit is not None:
+                return hit
         with self.guard():
             blob = self.client.get(self._k(key))
         if blob is None:
@@ -140,11 +135,7 @@ class RedisStore:
         return value
 
     def _remember(self, key: str, value: Any, epoch: int) -> None:
-        with self._lru_lock:
-            self._lru[key] = (epoch, value)
-            self._lru.move_to_end(key)
-            while len(self._lru) > self._lru_items:
-                self._lru.popitem(last=False)
+        self._lru.put(key, value, epoch)
 
     def get_int(self, key: str, default: int = 0) -> int:
         with self.guard():
@@ -225,8 +216,7 @@ class RedisStore:
             if batch:
                 n += int(self.client.unlink(*batch))
             self.client.incr(self.epoch.key)
-        with self._lru_lock:
-            self._lru.clear()
+        self._lru.clear()
         return n
 
     def volume(self) -> int:

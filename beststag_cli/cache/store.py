@@ -95,6 +95,34 @@ class Epoch:
         self._mm.close()
 
 
+class EpochLRU:
+    """In-memory answers, each valid only while the shared epoch it was read at is current."""
+
+    def __init__(self, items: int) -> None:
+        self.items = items
+        self._d: OrderedDict[str, tuple[int, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str, epoch: int) -> Any | None:
+        with self._lock:
+            hit = self._d.get(key)
+            if hit is not None and hit[0] == epoch:
+                self._d.move_to_end(key)
+                return hit[1]
+        return None
+
+    def put(self, key: str, value: Any, epoch: int) -> None:
+        with self._lock:
+            self._d[key] = (epoch, value)
+            self._d.move_to_end(key)
+            while len(self._d) > self.items:
+                self._d.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._d.clear()
+
+
 class CacheStore:
     """Key → JSON value with expiry, on disk, with an optional in-memory LRU in front."""
 
@@ -112,20 +140,17 @@ class CacheStore:
             os.umask(old_umask)
         self.compress_min_bytes = compress_min_bytes
         self.epoch = Epoch(self.directory / "epoch")
-        self._lru: OrderedDict[str, tuple[int, Any]] = OrderedDict()
         self._lru_items = lru_items
-        self._lru_lock = threading.Lock()
+        self._lru = EpochLRU(lru_items)
 
     # ---------------------------------------------------------------- reads
     def get(self, key: str) -> Any | None:
         """The stored value, or None. Expired-by-diskcache entries are gone."""
         if self._lru_items:
             epoch = self.epoch.read()
-            with self._lru_lock:
-                hit = self._lru.get(key)
-                if hit is not None and hit[0] == epoch:
-                    self._lru.move_to_end(key)
-                    return hit[1]
+            hit = self._lru.get(key, epoch)
+            if hit is not None:
+                return hit
         blob = self._fetch(key)
         if blob is None:
             return None
@@ -139,11 +164,7 @@ class CacheStore:
         return value
 
     def _remember(self, key: str, value: Any, epoch: int) -> None:
-        with self._lru_lock:
-            self._lru[key] = (epoch, value)
-            self._lru.move_to_end(key)
-            while len(self._lru) > self._lru_items:
-                self._lru.popitem(last=False)
+        self._lru.put(key, value, epoch)
 
     def _fetch(self, key: str) -> Any:
         """The raw stored value; a tampered entry (pickled, refused by `_NoPickleDisk`) is dropped, never run."""
@@ -207,8 +228,7 @@ class CacheStore:
     def clear(self) -> int:
         n = int(self._dc.clear())
         self.epoch.bump()
-        with self._lru_lock:
-            self._lru.clear()
+        self._lru.clear()
         return n
 
     def volume(self) -> int:

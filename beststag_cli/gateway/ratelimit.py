@@ -96,6 +96,28 @@ class _Slot:
         self.memory = _State()
 
 
+def wait_for_grant(try_grant: Callable[[], float], queue: threading.Lock, base_id: str, timeout: float | None,
+                   time_fn: Callable[[], float], sleep_fn: Callable[[float], None]) -> float:
+    """The acquire loop both limiters share: one waiter per base in this process (`queue`), asking
+    `try_grant` (0 = granted, else seconds to wait) until granted; returns the seconds waited."""
+    start = time_fn()
+    deadline = None if timeout is None else start + timeout
+    if not queue.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+        raise TimeoutError(f"no rate-limit slot for {base_id} within {timeout} s")
+    try:
+        while True:
+            wait = try_grant()
+            if wait <= 0:
+                return time_fn() - start
+            if deadline is not None:
+                left = deadline - time_fn()
+                if left <= 0 or wait > left:
+                    raise TimeoutError(f"no rate-limit slot for {base_id} within {timeout} s")
+            sleep_fn(wait)
+    finally:
+        queue.release()
+
+
 class RateLimiter:
     """At most ``per_second`` grants per ``window_s`` (+ margin) per base id.
 
@@ -146,22 +168,8 @@ class RateLimiter:
         :raises TimeoutError: when ``timeout`` seconds pass without a free slot.
         """
         slot = self._slot(base_id)
-        start = self._time()
-        deadline = None if timeout is None else start + timeout
-        if not slot.queue.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
-            raise TimeoutError(f"no rate-limit slot for {base_id} within {timeout} s")
-        try:
-            while True:
-                wait = self._try_grant(base_id, slot)
-                if wait <= 0:
-                    return self._time() - start
-                if deadline is not None:
-                    left = deadline - self._time()
-                    if left <= 0 or wait > left:
-                        raise TimeoutError(f"no rate-limit slot for {base_id} within {timeout} s")
-                self._sleep(wait)
-        finally:
-            slot.queue.release()
+        return wait_for_grant(lambda: self._try_grant(base_id, slot), slot.queue, base_id, timeout,
+                              self._time, self._sleep)
 
     def try_acquire(self, base_id: str) -> bool:
         """Take a slot if one is free now; never waits (other threads may be queued)."""

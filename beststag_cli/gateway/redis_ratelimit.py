@@ -27,7 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import UpstreamUnavailable
-from .ratelimit import DEFAULT_MARGIN_S, MAX_PENALTY_S
+from .ratelimit import DEFAULT_MARGIN_S, MAX_PENALTY_S, wait_for_grant
 
 KEY_PREFIX = "beststag:ratelimit:"
 
@@ -144,23 +144,8 @@ class RedisRateLimiter:
 
     def acquire(self, base_id: str, timeout: float | None = None) -> float:
         """Block until a request to ``base_id`` may be sent; return the seconds waited."""
-        q = self._queue(base_id)
-        start = self._time()
-        deadline = None if timeout is None else start + timeout
-        if not q.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
-            raise TimeoutError(f"no rate-limit slot for {base_id} within {timeout} s")
-        try:
-            while True:
-                wait = self._try_grant(base_id)
-                if wait <= 0:
-                    return self._time() - start
-                if deadline is not None:
-                    left = deadline - self._time()
-                    if left <= 0 or wait > left:
-                        raise TimeoutError(f"no rate-limit slot for {base_id} within {timeout} s")
-                self._sleep(wait)
-        finally:
-            q.release()
+        return wait_for_grant(lambda: self._try_grant(base_id), self._queue(base_id), base_id, timeout,
+                              self._time, self._sleep)
 
     def try_acquire(self, base_id: str) -> bool:
         q = self._queue(base_id)
