@@ -94,6 +94,8 @@ def patch_answer(records: list[Record], *, truncated: bool, spec: QuerySpec, tab
                     return None
                 if not beyond(rec):
                     entering.append(project(rec, keep))
+        if not removed and not entering and not any(r["id"] in index for r in upserts_seen):
+            return current, truncated  # the writes touch nothing in this answer (the common case)
         # back to creation order, then Airtable's stable sort: ties end up in creation order
         out = _creation_order([r for r in current if r["id"] not in removed])
         if entering:

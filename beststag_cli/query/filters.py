@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 from ..errors import FilterError
@@ -172,8 +172,8 @@ def canon_instant(text: Any, path: str) -> str:
 
 def parse_instant(text: str) -> datetime:
     """Inverse of canon_instant (date-only → midnight UTC)."""
-    if len(text) == 10:
-        return datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC)
+    if len(text) == 10:  # fromisoformat: strptime costs ~8 µs a call, and dates are sorted by the thousand
+        return datetime.combine(date.fromisoformat(text), time(), tzinfo=UTC)
     return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
