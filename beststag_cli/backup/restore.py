@@ -708,12 +708,10 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
             bodies.append(fields)
             ups.append(u)
         sent = iso(clock.now() - timedelta(seconds=120))  # generous: Airtable's clock is not ours
-        try:
-            created = tgw.create(tp.name, bodies)
-        except errors.WriteOutcomeUnknown:
-            # they may exist now: the next run looks for them before creating anything again
-            rec.add(tp.name, "pending", [(sid, sent) for sid in chunk])
-            raise
+        # written before the request: if the answer is lost, or this process is killed before the
+        # "create" rows below, the next run looks for these records before creating anything again
+        rec.add(tp.name, "pending", [(sid, sent) for sid in chunk])
+        created = tgw.create(tp.name, bodies)
         pairs = [(sid, r["id"]) for sid, r in zip(chunk, created, strict=True)]
         for (sid, new_id), u in zip(pairs, ups, strict=True):
             plan.id_map[sid] = new_id
