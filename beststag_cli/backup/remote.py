@@ -59,7 +59,7 @@ from .layout import (
     read_attachment_list,
     safe_rel,
 )
-from .verify import BackupBroken, VerifyReport
+from .verify import BackupBroken, VerifyReport, table_files
 
 if TYPE_CHECKING:
     from beststag_cli.config import Settings
@@ -285,13 +285,7 @@ class S3Remote:
             for name, t in m.tables.items():
                 if t.status != "ok":
                     continue
-                for rel, sha, size in ((t.file, t.sha256, t.bytes), (t.ids_file, t.ids_sha256, t.ids_bytes)):
-                    if rel is None:
-                        continue
-                    try:
-                        rel = safe_rel(rel)
-                    except BadInput:
-                        raise BackupBroken(bid, MANIFEST, f"table {name}: bad file name {rel!r}") from None
+                for rel, sha, size, _, _ in table_files(bid, name, t):
                     self._check(bid, rel, sha, size, report)
                 report.tables += 1
                 report.records += t.records

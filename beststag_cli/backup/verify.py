@@ -10,11 +10,12 @@ from __future__ import annotations
 import hashlib
 import json
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from beststag_cli.errors import OperationFailed
+from beststag_cli.errors import BadInput, OperationFailed
 
 from .layout import (
     ATTACHMENTS,
@@ -25,6 +26,7 @@ from .layout import (
     BackupInfo,
     BlobStore,
     Manifest,
+    TableEntry,
     iter_lines,
     read_manifest,
     safe_rel,
@@ -43,6 +45,20 @@ class BackupBroken(OperationFailed):
         self.backup_id = backup_id
         self.file = file
         self.problem = problem
+
+
+def table_files(backup_id: str, name: str, t: TableEntry) -> Iterator[tuple[str, str | None, int, int, bool]]:
+    """A table's files named in its manifest — (checked path, sha256, bytes, lines, holds records) —
+    for the record file and the id list, each path checked before it is joined to a directory."""
+    for rel, sha, size, lines, records in ((t.file, t.sha256, t.bytes, t.records, True),
+                                           (t.ids_file, t.ids_sha256, t.ids_bytes, t.ids, False)):
+        if rel is None:
+            continue
+        try:
+            checked = safe_rel(rel)
+        except BadInput:
+            raise BackupBroken(backup_id, MANIFEST, f"table {name}: bad file name {rel!r}") from None
+        yield checked, sha, size, lines, records
 
 
 @dataclass
@@ -127,14 +143,7 @@ def verify_dir(directory: Path, *, store: BlobStore, expected_id: str | None = N
             continue
         if t.table_id not in schema_tables:
             raise BackupBroken(bid, SCHEMA, f"has no table {t.table_id} ({name})")
-        for rel, sha, size, count, records in ((t.file, t.sha256, t.bytes, t.records, True),
-                                               (t.ids_file, t.ids_sha256, t.ids_bytes, t.ids, False)):
-            if rel is None:
-                continue
-            try:
-                rel = safe_rel(rel)
-            except Exception:
-                raise BackupBroken(bid, MANIFEST, f"table {name}: bad file name {rel!r}") from None
+        for rel, sha, size, count, records in table_files(bid, name, t):
             path = _check_file(bid, directory, rel, sha, size, report)
             lines = _count_lines(bid, path, rel, records)
             if lines != count:
