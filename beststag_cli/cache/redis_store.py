@@ -233,9 +233,6 @@ class RedisStore:
     def __len__(self) -> int:
         return sum(1 for _ in self._scan())
 
-    def evictions(self) -> int:
-        return 0
-
     def check(self) -> list[Any]:
         with self.guard():
             self.client.ping()

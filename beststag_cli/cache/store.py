@@ -222,9 +222,6 @@ class CacheStore:
         self.epoch.bump()
         return value
 
-    def transact(self) -> Any:
-        return self._dc.transact()
-
     # ---------------------------------------------------------------- indexes (sets of keys)
     def index_add(self, name: str, member: str) -> None:
         """Add to a set shared by processes (atomic; not served from the LRU)."""
@@ -256,18 +253,12 @@ class CacheStore:
     def __len__(self) -> int:
         return len(self._dc)
 
-    def evictions(self) -> int:
-        return 0
-
     def check(self) -> list[Any]:
         return list(self._dc.check())
 
     def lock(self, key: str, expire_s: float = 30.0) -> diskcache.Lock:
         """A lock shared by processes (stampede protection)."""
         return diskcache.Lock(self._dc, "lock:" + key, expire=expire_s)
-
-    def raw(self) -> diskcache.Cache:
-        return self._dc
 
     def close(self) -> None:
         self._dc.close()
