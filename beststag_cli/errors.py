@@ -1,7 +1,8 @@
 """One exception tree for the whole tool; each class carries its exit code and a hint.
 
 Exit codes (ARCHITECTURE.md): 0 success, 1 operation failed or an alert fires, 2 bad input or
-config, 3 partial success, 4 upstream unavailable, 75 another run holds the lock.
+config, 3 partial success, 4 upstream unavailable, 75 another run holds the lock,
+130 interrupted by SIGINT, 143 interrupted by SIGTERM (128 + the signal's number, as shells do).
 The CLI root is the only place that turns these into exit codes and printed lines.
 """
 
@@ -13,6 +14,8 @@ EXIT_BAD_INPUT = 2
 EXIT_PARTIAL = 3
 EXIT_UPSTREAM = 4
 EXIT_LOCKED = 75
+EXIT_SIGINT = 130
+EXIT_SIGTERM = 143
 
 
 class BestStagError(Exception):
@@ -113,6 +116,49 @@ class WriteOutcomeUnknown(UpstreamUnavailable):
 class UpstreamAuthError(UpstreamUnavailable):
     kind = "upstream_auth"
     hint = "check AIRTABLE_TOKEN and that the token has access to AIRTABLE_BASE_ID"
+
+
+class DiskFull(OperationFailed):
+    """A write failed with ENOSPC (or EDQUOT): names the path and the space left on its filesystem."""
+
+    kind = "disk_full"
+    hint = "free space on that filesystem (or move BESTSTAG_DATA_DIR), then run again; nothing half-written was kept"
+
+    def __init__(self, path: str, free_bytes: int | None, *, hint: str | None = None) -> None:
+        free = "unknown" if free_bytes is None else f"{free_bytes:,} bytes"
+        super().__init__(f"disk full writing {path} ({free} free)", hint=hint)
+        self.path = path
+        self.free_bytes = free_bytes
+
+
+class CorruptFile(OperationFailed):
+    """A file beststag reads (journal, cache, manifest, state) is not what beststag wrote."""
+
+    kind = "corrupt_file"
+    hint = "run `beststag doctor` to see what is damaged and `beststag doctor --repair` to set it aside"
+
+
+class UnsafePath(BadInput):
+    """A path inside the data dir is a symlink (or not a regular file/dir): never followed."""
+
+    kind = "unsafe_path"
+    hint = "remove the symlink (beststag never follows links inside its data dir), then run again"
+
+
+class Interrupted(BestStagError):
+    """SIGINT or SIGTERM stopped a run: work stopped cleanly, partial output removed, rows closed."""
+
+    exit_code = EXIT_SIGINT
+    kind = "interrupted"
+    hint = "nothing half-done was kept; run the command again to resume or redo it"
+
+    def __init__(self, signum: int, message: str | None = None) -> None:
+        import signal as _signal
+
+        name = _signal.Signals(signum).name if signum in iter(_signal.Signals) else f"signal {signum}"
+        super().__init__(message or f"interrupted by {name}")
+        self.signum = signum
+        self.exit_code = 128 + signum
 
 
 class LockHeld(BestStagError):
