@@ -5,30 +5,48 @@ penalty for every client of that base. A cron backup and the webhook server can 
 time, so the limit has to hold across processes, not only across threads.
 
 How: a sliding-window log. For each base a tiny state file under ``state_dir`` (the data dir's
-``locks/``) keeps the times of the last grants and a "penalty until" time. ``acquire`` takes an
-exclusive ``flock`` on that file, reads it, and grants a slot when the N-th most recent grant is
-at least ``window_s + margin_s`` old; otherwise it releases the lock and sleeps until that grant
-leaves the window (no busy spin). Inside one process, waiting threads queue on a
-``threading.Lock`` so only one of them polls the file at a time.
+``locks/``) keeps the recent requests and a "penalty until" time. ``acquire``/``hold`` take an
+exclusive ``flock`` on that file, read it, and grant a slot when fewer than N requests occupy the
+window; otherwise they release the lock and sleep until one leaves it (no busy spin). Inside one
+process, waiting threads queue on a ``threading.Lock`` so only one of them polls the file at a time.
 
-Why the actual grant time is logged (rather than handing out future reservations): a thread that
-oversleeps would then fire later than its reservation, close to the next grants. Logging the time
-the grant is made, under the lock, keeps the spacing true to what is sent. The margin covers the
-few microseconds between the grant and the request and a server that counts windows on its own
-clock.
+What occupies the window (why a request counts until its answer): Airtable counts a request when
+it *arrives*, and the arrival lies somewhere between our grant and the answer reaching us. A
+process descheduled between grant and send (a loaded machine) sends late, into the window of
+later grants; counting grant times only then lets the server see 6 in one second. So a request
+taken with :meth:`RateLimiter.hold` occupies its slot from the grant until it is released (its
+answer came or it failed), and then for one more window: every request the server can see in a
+window was granted while all earlier ones that could share that window still counted, whatever
+the delays. A slot never released (the process died, a hung call) is freed when its process is
+gone, at the latest ``hold_s`` after the grant. Plain :meth:`RateLimiter.acquire` counts the grant
+time only (for callers that cannot report completion).
+
+Distrust of the state file: it is shared, it can be damaged, and a clock can move. Anything that
+does not parse is an empty state (rewritten at once); times ahead of now are clamped to now (far
+ahead: left from before a reboot, dropped); a penalty never lasts more than ``MAX_PENALTY_S``
+from the moment it was recorded, so no state file can make a command wait longer than that plus
+``hold_s``. A symlink, a hard link, a FIFO or anything else than our own regular file at its
+path is replaced, never followed. A wait longer than ``NOTE_AFTER_S`` is said (once) on the
+console and in the log, with its reason.
 
 Times are ``time.monotonic()``, which on Linux (CLOCK_MONOTONIC) is shared by every process of the
 machine and never jumps. Deliberately not ``clock.now()``: a fake clock must not speed up real
-requests. State left from before a reboot (times far in the future) is discarded.
+requests.
 
-The cost of an ``acquire`` that does not wait is a lock, a 100-byte ``pread``/``pwrite`` and an
-unlock: tens of microseconds.
+The cost of an ``acquire`` that does not wait is a lock, a few-hundred-byte ``pread``/``pwrite``
+and an unlock: tens of microseconds.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
+import math
 import os
 import re
+import secrets
+import stat
 import struct
 import threading
 import time
@@ -47,42 +65,195 @@ try:  # POSIX: flock on the state file itself (one open fd per process and base)
 except ImportError:  # pragma: no cover - Windows: filelock on a sibling .lock file
     _HAVE_FCNTL = False
 
-DEFAULT_MARGIN_S = 0.08  # covers scheduling jitter between the grant and the request reaching Airtable
-#: penalties longer than this are treated as corrupt state (Airtable's is 30 s)
-MAX_PENALTY_S = 3600.0
+DEFAULT_MARGIN_S = 0.08  # covers scheduling jitter and a server counting windows on its own clock
+#: Airtable's lockout after a 429
+AIRTABLE_PENALTY_S = 30.0
+#: the longest penalty any state may impose, from the moment it was recorded (longer: corrupt or a clock jump)
+MAX_PENALTY_S = AIRTABLE_PENALTY_S + 2.0
+#: a held slot whose release never came (process killed, call hung) stops counting this long after its grant
+DEFAULT_HOLD_S = 60.0
+#: waits longer than this are said on the console (once) and logged, with their reason
+NOTE_AFTER_S = 2.0
+#: the same note (base, reason) is not repeated by one process within this many seconds
+NOTE_EVERY_S = 60.0
 
-# state file: magic, penalty_until, count, then `count` grant times (all little-endian doubles)
-_MAGIC = 0x42535452  # "BSTR"
-_HEADER = struct.Struct("<IdI")
+REASON_PENALTY = "penalty"
+REASON_WINDOW = "window"
+
+# state file v2: magic, penalty_until, penalty_at, count, then `count` entries (time, pid, seq);
+# pid 0: a finished request (time = when it finished); else in flight since time, held by pid.
+_MAGIC = 0x42535432  # "BST2"
+_HEADER = struct.Struct("<IddI")
+_ENTRY = struct.Struct("<dii")
+# v1 (before 2026-12): magic, penalty_until, count, then `count` grant times
+_MAGIC_V1 = 0x42535452  # "BSTR"
+_HEADER_V1 = struct.Struct("<IdI")
+
+_log = logging.getLogger("beststag.ratelimit")
+_event_log = logging.getLogger("beststag.event")
+
+
+@dataclass
+class _Entry:
+    t: float
+    pid: int = 0  # 0: finished
+    seq: int = 0
 
 
 @dataclass
 class _State:
-    grants: list[float] = field(default_factory=list)
+    entries: list[_Entry] = field(default_factory=list)
     penalty_until: float = 0.0
+    penalty_at: float = 0.0
 
 
 def _pack(state: _State, keep: int) -> bytes:
-    grants = state.grants[-keep:]
-    return _HEADER.pack(_MAGIC, state.penalty_until, len(grants)) + struct.pack(f"<{len(grants)}d", *grants)
+    entries = state.entries[-keep:]
+    out = [_HEADER.pack(_MAGIC, state.penalty_until, state.penalty_at, len(entries))]
+    out += [_ENTRY.pack(e.t, e.pid, e.seq) for e in entries]
+    return b"".join(out)
 
 
-def _unpack(data: bytes, now: float, horizon: float) -> _State:
-    if len(data) < _HEADER.size:
-        return _State()
-    magic, penalty, n = _HEADER.unpack_from(data)
-    if magic != _MAGIC or len(data) < _HEADER.size + 8 * n:
-        return _State()
-    grants = list(struct.unpack_from(f"<{n}d", data, _HEADER.size))
-    # Times beyond `horizon` cannot come from this boot (monotonic restarts at boot): drop them.
-    grants = [g for g in grants if g <= now + horizon]
-    if penalty > now + MAX_PENALTY_S:
-        penalty = 0.0
-    return _State(grants=sorted(grants), penalty_until=penalty)
+def _parse(data: bytes) -> _State | None:
+    """The state in ``data`` as written (unchecked), or None when it is not a state file."""
+    if len(data) >= _HEADER.size:
+        magic, until, at, n = _HEADER.unpack_from(data)
+        if magic == _MAGIC and len(data) == _HEADER.size + _ENTRY.size * n:
+            entries = [_Entry(*_ENTRY.unpack_from(data, _HEADER.size + _ENTRY.size * i)) for i in range(n)]
+            return _State(entries, until, at)
+    if len(data) >= _HEADER_V1.size:
+        magic, until, n = _HEADER_V1.unpack_from(data)
+        if magic == _MAGIC_V1 and len(data) == _HEADER_V1.size + 8 * n:
+            times = struct.unpack_from(f"<{n}d", data, _HEADER_V1.size)
+            return _State([_Entry(t) for t in times], until, until - AIRTABLE_PENALTY_S)
+    return None
+
+
+def _unpack(data: bytes, now: float, horizon: float) -> tuple[_State, bool]:
+    """The state in ``data``, made sane for ``now``; and whether it had to be repaired.
+
+    Every time is finite and at most ``now``: a time ahead of now by up to ``horizon`` (clock
+    skew, a clock moved back) is clamped to now; further ahead it cannot come from this boot
+    (monotonic time restarts at boot) and is dropped. A penalty lasts at most ``MAX_PENALTY_S``
+    from when it was recorded.
+    """
+    raw = _parse(data)
+    if raw is None:
+        return _State(), bool(data)
+    bad = False
+    entries: list[_Entry] = []
+    for e in raw.entries:
+        if not math.isfinite(e.t) or e.t > now + horizon or e.pid < 0:
+            bad = True
+            continue
+        if e.t > now:
+            e.t, bad = now, True
+        entries.append(e)
+    entries.sort(key=lambda e: e.t)
+    until, at = raw.penalty_until, raw.penalty_at
+    if not (math.isfinite(until) and math.isfinite(at)) or at > now + horizon:
+        until, at, bad = 0.0, 0.0, bad or until != 0.0
+    elif until > now:
+        if at > now:
+            at, bad = now, True
+        if until > at + MAX_PENALTY_S:
+            until, bad = at + MAX_PENALTY_S, True
+    return _State(entries, until, at), bad
 
 
 def _safe_name(base_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", base_id) or "_"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except PermissionError:
+        return True  # someone else's process: alive
+    except (ProcessLookupError, OverflowError, ValueError, OSError):
+        return False
+    return True
+
+
+_noted: dict[tuple[str, str], float] = {}
+_noted_lock = threading.Lock()
+
+
+def note_wait(base_id: str, seconds: float, reason: str, *, per_second: int, window_s: float,
+              where: str | None = None) -> None:
+    """Say once (per process, base and reason, every ``NOTE_EVERY_S``) that a request waits, and why.
+
+    One record: the JSON log gets event ``ratelimit.wait`` with its fields, the console one line
+    (shown on a terminal; hidden under ``--quiet`` and in cron, as every non-error console line).
+    """
+    key = (base_id, reason)
+    mono = time.monotonic()
+    with _noted_lock:
+        last = _noted.get(key)
+        if last is not None and mono - last < NOTE_EVERY_S:
+            return
+        _noted[key] = mono
+    if reason == REASON_PENALTY:
+        why = "Airtable answered 429 (rate limit), and every client of the base must pause"
+    else:
+        why = f"the rate window ({per_second} requests per {window_s:g} s, counting requests still in flight) is full"
+    msg = f"waiting {seconds:.1f} s before the next request to {base_id}: {why}"
+    if where:
+        msg += f" (limiter state: {where})"
+    _event_log.warning(msg, extra={"event": "ratelimit.wait", "fields": {
+        "base": base_id, "reason": reason, "wait_s": round(seconds, 3), "state": where}})
+
+
+def wait_for_grant(try_grant: Callable[[], tuple[float, str]], queue: threading.Lock, base_id: str,
+                   timeout: float | None, time_fn: Callable[[], float], sleep_fn: Callable[[float], None],
+                   note: Callable[[float, str], None] | None = None) -> float:
+    """The acquire loop both limiters share: one waiter per base in this process (`queue`), asking
+    `try_grant` (``(0, _)`` = granted, else seconds to wait and why) until granted; returns the seconds
+    waited. A single wait longer than ``NOTE_AFTER_S`` is passed to ``note`` once."""
+    start = time_fn()
+    deadline = None if timeout is None else start + timeout
+    if not queue.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
+        raise TimeoutError(f"no rate-limit slot for {base_id} within {timeout} s")
+    noted = False
+    try:
+        while True:
+            wait, reason = try_grant()
+            if wait <= 0:
+                return time_fn() - start
+            if deadline is not None:
+                left = deadline - time_fn()
+                if left <= 0 or wait > left:
+                    raise TimeoutError(f"no rate-limit slot for {base_id} within {timeout} s")
+            if note is not None and not noted and wait > NOTE_AFTER_S:
+                noted = True
+                note(wait, reason)
+            sleep_fn(wait)
+    finally:
+        queue.release()
+
+
+class Hold:
+    """A granted slot that keeps counting in the window until :meth:`release` (then one window more).
+
+    Release it as soon as the request's answer (or its failure) is in; ``with limiter.hold(base):``
+    does. Releasing twice is harmless.
+    """
+
+    def __init__(self, release: Callable[[], None], waited: float) -> None:
+        self._release: Callable[[], None] | None = release
+        self.waited = waited
+
+    def release(self) -> None:
+        fn, self._release = self._release, None
+        if fn is not None:
+            fn()
+
+    def __enter__(self) -> Hold:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.release()
 
 
 class _Slot:
@@ -94,39 +265,19 @@ class _Slot:
         self.fd: int | None = None
         self.filelock: object | None = None
         self.memory = _State()
-
-
-def wait_for_grant(try_grant: Callable[[], float], queue: threading.Lock, base_id: str, timeout: float | None,
-                   time_fn: Callable[[], float], sleep_fn: Callable[[float], None]) -> float:
-    """The acquire loop both limiters share: one waiter per base in this process (`queue`), asking
-    `try_grant` (0 = granted, else seconds to wait) until granted; returns the seconds waited."""
-    start = time_fn()
-    deadline = None if timeout is None else start + timeout
-    if not queue.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
-        raise TimeoutError(f"no rate-limit slot for {base_id} within {timeout} s")
-    try:
-        while True:
-            wait = try_grant()
-            if wait <= 0:
-                return time_fn() - start
-            if deadline is not None:
-                left = deadline - time_fn()
-                if left <= 0 or wait > left:
-                    raise TimeoutError(f"no rate-limit slot for {base_id} within {timeout} s")
-            sleep_fn(wait)
-    finally:
-        queue.release()
+        self.broken = False  # the state file cannot be used: this process keeps the state in memory
 
 
 class RateLimiter:
-    """At most ``per_second`` grants per ``window_s`` (+ margin) per base id.
+    """At most ``per_second`` requests per ``window_s`` (+ margin) per base id.
 
     :param state_dir: folder for the shared state files (created 0700); None keeps the state in
         this process only (for when no data dir is writable).
-    :param per_second: grants allowed per window (Airtable: 5 per base).
+    :param per_second: requests allowed per window (Airtable: 5 per base).
     :param window_s: the window length (1 s for Airtable).
     :param margin_s: added to the window, so a server counting on a slightly different clock
         never sees ``per_second + 1`` in its window.
+    :param hold_s: a held slot never released stops counting this long after its grant.
     """
 
     def __init__(
@@ -136,6 +287,7 @@ class RateLimiter:
         window_s: float = 1.0,
         *,
         margin_s: float = DEFAULT_MARGIN_S,
+        hold_s: float = DEFAULT_HOLD_S,
         time_fn: Callable[[], float] = time.monotonic,
         sleep_fn: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -143,16 +295,21 @@ class RateLimiter:
             raise ValueError("per_second must be at least 1")
         if window_s <= 0:
             raise ValueError("window_s must be positive")
+        if hold_s <= 0:
+            raise ValueError("hold_s must be positive")
         self.state_dir = Path(state_dir) if state_dir is not None else None
         self.per_second = per_second
         self.window_s = window_s
         self.margin_s = margin_s
+        self.hold_s = hold_s
         self._time = time_fn
         self._sleep = sleep_fn
         self._keep = max(per_second, 16)
         self._slots: dict[str, _Slot] = {}
         self._slots_lock = threading.Lock()
         self._pid = os.getpid()
+        self._seq = secrets.randbits(31)
+        self._seq_lock = threading.Lock()
         if self.state_dir is not None:
             ensure_private_dir(self.state_dir)
 
@@ -165,11 +322,28 @@ class RateLimiter:
     def acquire(self, base_id: str, timeout: float | None = None) -> float:
         """Block until a request to ``base_id`` may be sent; return the seconds waited.
 
+        The grant counts in the window from now; prefer :meth:`hold` when the caller can say when
+        the answer came.
+
         :raises TimeoutError: when ``timeout`` seconds pass without a free slot.
         """
         slot = self._slot(base_id)
-        return wait_for_grant(lambda: self._try_grant(base_id, slot), slot.queue, base_id, timeout,
-                              self._time, self._sleep)
+        return self._wait(base_id, slot, lambda: self._try_grant(base_id, slot, None), timeout)
+
+    def hold(self, base_id: str, timeout: float | None = None) -> Hold:
+        """Block until a request to ``base_id`` may be sent; the slot counts until released.
+
+        >>> with limiter.hold(base):  # doctest: +SKIP
+        ...     send_the_request()
+
+        :raises TimeoutError: when ``timeout`` seconds pass without a free slot.
+        """
+        slot = self._slot(base_id)
+        with self._seq_lock:
+            self._seq = self._seq % 0x7FFFFFFF + 1
+            seq = self._seq
+        waited = self._wait(base_id, slot, lambda: self._try_grant(base_id, slot, seq), timeout)
+        return Hold(lambda: self._release(base_id, slot, seq), waited)
 
     def try_acquire(self, base_id: str) -> bool:
         """Take a slot if one is free now; never waits (other threads may be queued)."""
@@ -177,16 +351,18 @@ class RateLimiter:
         if not slot.queue.acquire(blocking=False):
             return False
         try:
-            return self._try_grant(base_id, slot) <= 0
+            return self._try_grant(base_id, slot, None)[0] <= 0
         finally:
             slot.queue.release()
 
-    def penalize(self, base_id: str, seconds: float = 30.0) -> None:
-        """Stop every process from sending to ``base_id`` for ``seconds`` (after a 429)."""
+    def penalize(self, base_id: str, seconds: float = AIRTABLE_PENALTY_S) -> None:
+        """Stop every process from sending to ``base_id`` for ``seconds`` (after a 429; at most ``MAX_PENALTY_S``)."""
         slot = self._slot(base_id)
+        seconds = min(max(float(seconds), 0.0), MAX_PENALTY_S) if math.isfinite(seconds) else MAX_PENALTY_S
 
         def update(state: _State, now: float) -> float:
-            state.penalty_until = max(state.penalty_until, now + seconds)
+            if now + seconds > state.penalty_until:
+                state.penalty_until, state.penalty_at = now + seconds, now
             return 0.0
 
         self._with_state(base_id, slot, update)
@@ -205,28 +381,33 @@ class RateLimiter:
         return out
 
     def wait_time(self, base_id: str) -> float:
-        """Seconds until a slot would be free for ``base_id`` (0 when one is free now)."""
+        """Seconds until a slot would be free for ``base_id`` (0 when one is free now; a lower
+        bound while requests are in flight)."""
         slot = self._slot(base_id)
         out = 0.0
 
         def read(state: _State, now: float) -> float:
             nonlocal out
-            out = self._next_free(state, now) - now
+            out = self._next_free(state, now)[0] - now
             return 0.0
 
         self._with_state(base_id, slot, read, write=False)
         return max(0.0, out)
 
     def reset(self, base_id: str) -> None:
-        """Forget grants and penalties for ``base_id`` (tests, `doctor --fix`)."""
+        """Forget requests and penalties for ``base_id`` (tests, `doctor --fix`)."""
         slot = self._slot(base_id)
 
         def clear(state: _State, now: float) -> float:
-            state.grants.clear()
-            state.penalty_until = 0.0
+            state.entries.clear()
+            state.penalty_until = state.penalty_at = 0.0
             return 0.0
 
         self._with_state(base_id, slot, clear)
+
+    def state_path(self, base_id: str) -> Path | None:
+        """The state file of ``base_id`` (None for the in-memory variant)."""
+        return None if self.state_dir is None else self.state_dir / f"ratelimit.{_safe_name(base_id)}.state"
 
     def close(self) -> None:
         """Close the state files this process opened."""
@@ -263,21 +444,73 @@ class RateLimiter:
                 slot = self._slots.setdefault(base_id, _Slot())
         return slot
 
-    def _next_free(self, state: _State, now: float) -> float:
-        earliest = state.penalty_until
-        if len(state.grants) >= self.per_second:
-            earliest = max(earliest, state.grants[-self.per_second] + self.effective_window_s)
-        return max(earliest, now)
+    def _wait(self, base_id: str, slot: _Slot, try_grant: Callable[[], tuple[float, str]],
+              timeout: float | None) -> float:
+        path = self.state_path(base_id)
 
-    def _try_grant(self, base_id: str, slot: _Slot) -> float:
+        def note(seconds: float, reason: str) -> None:
+            note_wait(base_id, seconds, reason, per_second=self.per_second, window_s=self.window_s,
+                      where=str(path) if path is not None else None)
+
+        return wait_for_grant(try_grant, slot.queue, base_id, timeout, self._time, self._sleep, note)
+
+    def _settle(self, state: _State, now: float) -> None:
+        """Finish what is over: held slots of dead processes or past ``hold_s``; drop what left the window."""
+        me = os.getpid()
+        keep: list[_Entry] = []
+        for e in state.entries:
+            if e.pid:
+                if e.t + self.hold_s <= now:
+                    e.t, e.pid, e.seq = e.t + self.hold_s, 0, 0
+                elif e.pid != me and not _pid_alive(e.pid):
+                    e.t, e.pid, e.seq = now, 0, 0  # its request, if sent, was answered or lost by now
+            if e.pid or e.t + self.effective_window_s > now:
+                keep.append(e)
+        keep.sort(key=lambda e: e.t)
+        state.entries = keep
+
+    def _next_free(self, state: _State, now: float) -> tuple[float, str]:
+        """When a slot frees (a lower bound while the window is full of requests in flight), and why not now."""
+        earliest, reason = now, REASON_WINDOW
+        n = len(state.entries)
+        if n >= self.per_second:
+            k = n - self.per_second  # the (k+1)-th entry to leave the window lets us in
+            # a finished request leaves at t + window; one in flight at its release + window, so not
+            # before now + window (sleeping that long is never late: it has not been released yet)
+            leaves = sorted(e.t + self.effective_window_s if not e.pid else now + self.effective_window_s
+                            for e in state.entries)
+            earliest = max(earliest, leaves[k])
+        if state.penalty_until > earliest:
+            earliest, reason = state.penalty_until, REASON_PENALTY
+        return earliest, reason
+
+    def _try_grant(self, base_id: str, slot: _Slot, seq: int | None) -> tuple[float, str]:
+        why = [REASON_WINDOW]
+
         def grant(state: _State, now: float) -> float:
-            free_at = self._next_free(state, now)
+            self._settle(state, now)
+            free_at, why[0] = self._next_free(state, now)
             if free_at > now:
                 return free_at - now
-            state.grants.append(now)
+            state.entries.append(_Entry(now, os.getpid(), seq) if seq is not None else _Entry(now))
             return 0.0
 
-        return self._with_state(base_id, slot, grant)
+        return self._with_state(base_id, slot, grant), why[0]
+
+    def _release(self, base_id: str, slot: _Slot, seq: int) -> None:
+        me = os.getpid()
+
+        def release(state: _State, now: float) -> float:
+            for e in state.entries:
+                if e.pid == me and e.seq == seq:
+                    e.t, e.pid, e.seq = now, 0, 0
+                    break
+            else:  # lost with a damaged file, or settled as dead: it still finished just now
+                state.entries.append(_Entry(now))
+            state.entries.sort(key=lambda e: e.t)
+            return 0.0
+
+        self._with_state(base_id, slot, release)
 
     def _with_state(
         self,
@@ -289,27 +522,38 @@ class RateLimiter:
     ) -> float:
         horizon = self.effective_window_s + 1.0
         with slot.io:
-            if self.state_dir is None:
+            fd = None if self.state_dir is None or slot.broken else self._open(base_id, slot)
+            if fd is None:
                 now = self._time()
-                result = fn(slot.memory, now)
-                slot.memory.grants = slot.memory.grants[-self._keep :]
+                state, _ = _unpack(_pack(slot.memory, self._keep), now, horizon)
+                result = fn(state, now)
+                if write:
+                    slot.memory = state
                 return result
-            fd = self._open(base_id, slot)
             if _HAVE_FCNTL:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             else:  # pragma: no cover
                 slot.filelock.acquire()  # type: ignore[union-attr]
             try:
                 now = self._time()  # read under the lock, so grant times are ordered
-                data = os.pread(fd, _HEADER.size + 8 * self._keep + 8 * 64, 0)
-                state = _unpack(data, now, horizon)
-                before = (list(state.grants), state.penalty_until)
+                data = os.pread(fd, _HEADER.size + _ENTRY.size * (self._keep + 64) + 1, 0)
+                state, repaired = _unpack(data, now, horizon)
+                if repaired:
+                    _event_log.warning(
+                        "the rate limiter's state file %s was damaged or from another clock; repaired",
+                        self.state_path(base_id), extra={"event": "ratelimit.state_repaired",
+                                                         "fields": {"base": base_id,
+                                                                    "state": str(self.state_path(base_id))}})
                 result = fn(state, now)
-                if write and (state.grants, state.penalty_until) != before:
+                if write or repaired:
                     payload = _pack(state, self._keep)
-                    os.pwrite(fd, payload, 0)
-                    if len(payload) < len(data):
-                        os.ftruncate(fd, len(payload))
+                    if payload != data:
+                        try:
+                            os.pwrite(fd, payload, 0)
+                            if len(payload) < len(data):
+                                os.ftruncate(fd, len(payload))
+                        except OSError as e:  # disk full, I/O error: this grant is still ours
+                            _log.debug("cannot write %s: %s", self.state_path(base_id), e)
                 return result
             finally:
                 if _HAVE_FCNTL:
@@ -317,21 +561,81 @@ class RateLimiter:
                 else:  # pragma: no cover
                     slot.filelock.release()  # type: ignore[union-attr]
 
-    def _open(self, base_id: str, slot: _Slot) -> int:
-        if slot.fd is None:
-            assert self.state_dir is not None
-            path = self.state_dir / f"ratelimit.{_safe_name(base_id)}.state"
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
-            try:
-                os.fchmod(fd, FILE_MODE)
-            except OSError:  # pragma: no cover - not our file; the limiter still works
-                pass
-            slot.fd = fd
-            if not _HAVE_FCNTL:  # pragma: no cover
-                import filelock
+    def _open(self, base_id: str, slot: _Slot) -> int | None:
+        """The state file, opened once per process; None (state kept in memory) if it cannot be made safe."""
+        if slot.fd is not None:
+            return slot.fd
+        path = self.state_path(base_id)
+        assert path is not None
+        fd = _open_state(path)
+        if fd is None:
+            fd = _replace_state(path)
+        if fd is None:
+            slot.broken = True
+            _event_log.warning(
+                "cannot use the rate limiter's state file %s; this process limits itself alone", path,
+                extra={"event": "ratelimit.state_unusable", "fields": {"base": base_id, "state": str(path)}})
+            return None
+        slot.fd = fd
+        if not _HAVE_FCNTL:  # pragma: no cover
+            import filelock
 
-                slot.filelock = filelock.FileLock(str(path) + ".lock")
-        return slot.fd
+            slot.filelock = filelock.FileLock(str(path) + ".lock")
+        return fd
+
+
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(
+    os, "O_NONBLOCK", 0)
+
+
+def _open_state(path: Path) -> int | None:
+    """Open ``path`` if it is (or is created as) a regular file with one link (not a symlink); else None."""
+    try:
+        fd = os.open(path, _OPEN_FLAGS, FILE_MODE)
+    except OSError:
+        return None  # a symlink (ELOOP), a directory, a socket, ...
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+            os.close(fd)
+            return None
+        if stat.S_IMODE(st.st_mode) != FILE_MODE:
+            with contextlib.suppress(OSError):  # not our file: the limiter still works
+                os.fchmod(fd, FILE_MODE)
+        return fd
+    except OSError:
+        os.close(fd)
+        return None
+
+
+def _replace_state(path: Path) -> int | None:
+    """Put a fresh state file where something unsafe was (renaming over it: a symlink's target,
+    a hard link's other name are left alone), under a lock on the folder so concurrent repairs
+    cannot leave two processes on two files."""
+    try:
+        dfd = os.open(path.parent, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        if _HAVE_FCNTL:
+            fcntl.flock(dfd, fcntl.LOCK_EX)
+        fd = _open_state(path)  # repaired by another process meanwhile?
+        if fd is not None:
+            return fd
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+        try:
+            tfd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), FILE_MODE)
+            os.close(tfd)
+            os.rename(tmp, path)
+        except OSError as e:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if e.errno not in (errno.EISDIR, errno.ENOTEMPTY, errno.EEXIST, errno.EBUSY, errno.EACCES, errno.EPERM):
+                _log.debug("replacing %s failed: %s", path, e)
+            return None
+        return _open_state(path)
+    finally:
+        os.close(dfd)  # releases the flock
 
 
 def make_limiter(settings: Any) -> RateLimiter | Any:
