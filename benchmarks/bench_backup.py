@@ -66,6 +66,7 @@ from beststag_cli.backup.runner import run_backup
 
 class NoLimit:
     def acquire(self, base): pass
+    def hold(self, base): return None
     def penalize(self, base, seconds): pass
 
 s = Settings.model_validate({"data_dir": cfg["data"], "airtable": {"token": "sandbox", "base_id": cfg["base"],

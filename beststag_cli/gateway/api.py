@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from ..journal import Journal
     from ..sandbox import Sandbox
-    from .ratelimit import RateLimiter
+    from .ratelimit import Hold, RateLimiter
 
 IDEMPOTENT = frozenset({"GET", "PATCH", "PUT", "DELETE", "HEAD"})
 # Airtable answers that say the request was not applied and may be sent again.
@@ -81,6 +81,15 @@ def _error_message(resp: requests.Response) -> str:
     if isinstance(err, dict):
         return str(err.get("message") or err.get("type") or "")
     return str(err or resp.reason)
+
+
+def _holding(call: Callable[[], Any], hold: Hold | None) -> Any:
+    """``call()``, releasing the rate-limit slot as soon as its answer (or failure) is in."""
+    try:
+        return call()
+    finally:
+        if hold is not None:
+            hold.release()
 
 
 class Gateway:
@@ -183,12 +192,13 @@ class Gateway:
         unsure = False
         while True:
             limiter = self.limiter
-            if limiter is not None:
-                limiter.acquire(self.base_id)
+            # the slot counts until the answer is in: a request sent late (process descheduled after
+            # its grant) still cannot share Airtable's window with the grants that follow it
+            hold = limiter.hold(self.base_id) if limiter is not None else None
             t0 = time.perf_counter()
             resp: requests.Response | None = None
             try:
-                result = call()
+                result = _holding(call, hold)
                 self._record(info, 200, t0, result, None, attempt)
                 return result
             except requests.HTTPError as e:
