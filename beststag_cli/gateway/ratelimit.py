@@ -114,7 +114,7 @@ def _pack(state: _State, keep: int) -> bytes:
     return b"".join(out)
 
 
-def _parse(data: bytes) -> _State | None:
+def _parse(data: bytes, now: float = 0.0) -> _State | None:
     """The state in ``data`` as written (unchecked), or None when it is not a state file."""
     if len(data) >= _HEADER.size:
         magic, until, at, n = _HEADER.unpack_from(data)
@@ -125,7 +125,8 @@ def _parse(data: bytes) -> _State | None:
         magic, until, n = _HEADER_V1.unpack_from(data)
         if magic == _MAGIC_V1 and len(data) == _HEADER_V1.size + 8 * n:
             times = struct.unpack_from(f"<{n}d", data, _HEADER_V1.size)
-            return _State([_Entry(t) for t in times], until, until - AIRTABLE_PENALTY_S)
+            # v1 did not record when the penalty began: at the latest now (so it is cut to MAX_PENALTY_S from now)
+            return _State([_Entry(t) for t in times], until, min(until - AIRTABLE_PENALTY_S, now))
     return None
 
 
@@ -137,7 +138,7 @@ def _unpack(data: bytes, now: float, horizon: float) -> tuple[_State, bool]:
     (monotonic time restarts at boot) and is dropped. A penalty lasts at most ``MAX_PENALTY_S``
     from when it was recorded.
     """
-    raw = _parse(data)
+    raw = _parse(data, now)
     if raw is None:
         return _State(), bool(data)
     bad = False
@@ -180,7 +181,7 @@ _noted_lock = threading.Lock()
 
 
 def note_wait(base_id: str, seconds: float, reason: str, *, per_second: int, window_s: float,
-              where: str | None = None) -> None:
+              where: str | None = None, repaired: bool = False) -> None:
     """Say once (per process, base and reason, every ``NOTE_EVERY_S``) that a request waits, and why.
 
     One record: the JSON log gets event ``ratelimit.wait`` with its fields, the console one line
@@ -194,14 +195,14 @@ def note_wait(base_id: str, seconds: float, reason: str, *, per_second: int, win
             return
         _noted[key] = mono
     if reason == REASON_PENALTY:
-        why = "Airtable answered 429 (rate limit), and every client of the base must pause"
+        why = "Airtable answered 429 (rate limit); every client of the base pauses"
     else:
-        why = f"the rate window ({per_second} requests per {window_s:g} s, counting requests still in flight) is full"
+        why = f"the rate window ({per_second} requests per {window_s:g} s, in flight included) is full"
     msg = f"waiting {seconds:.1f} s before the next request to {base_id}: {why}"
-    if where:
-        msg += f" (limiter state: {where})"
+    if repaired and where:
+        msg += f" (the limiter state {where} was damaged or from another clock: repaired)"
     _event_log.warning(msg, extra={"event": "ratelimit.wait", "fields": {
-        "base": base_id, "reason": reason, "wait_s": round(seconds, 3), "state": where}})
+        "base": base_id, "reason": reason, "wait_s": round(seconds, 3), "state": where, "repaired": repaired}})
 
 
 def wait_for_grant(try_grant: Callable[[], tuple[float, str]], queue: threading.Lock, base_id: str,
@@ -266,6 +267,7 @@ class _Slot:
         self.filelock: object | None = None
         self.memory = _State()
         self.broken = False  # the state file cannot be used: this process keeps the state in memory
+        self.repaired = False  # this process found the state file damaged (and rewrote it)
 
 
 class RateLimiter:
@@ -450,7 +452,7 @@ class RateLimiter:
 
         def note(seconds: float, reason: str) -> None:
             note_wait(base_id, seconds, reason, per_second=self.per_second, window_s=self.window_s,
-                      where=str(path) if path is not None else None)
+                      where=str(path) if path is not None else None, repaired=slot.repaired)
 
         return wait_for_grant(try_grant, slot.queue, base_id, timeout, self._time, self._sleep, note)
 
@@ -538,12 +540,9 @@ class RateLimiter:
                 now = self._time()  # read under the lock, so grant times are ordered
                 data = os.pread(fd, _HEADER.size + _ENTRY.size * (self._keep + 64) + 1, 0)
                 state, repaired = _unpack(data, now, horizon)
-                if repaired:
-                    _event_log.warning(
-                        "the rate limiter's state file %s was damaged or from another clock; repaired",
-                        self.state_path(base_id), extra={"event": "ratelimit.state_repaired",
-                                                         "fields": {"base": base_id,
-                                                                    "state": str(self.state_path(base_id))}})
+                if repaired:  # said with the wait it causes, if long (a short one is not worth a line)
+                    slot.repaired = True
+                    _log.debug("repaired the rate limiter's state file %s", self.state_path(base_id))
                 result = fn(state, now)
                 if write or repaired:
                     payload = _pack(state, self._keep)
