@@ -108,7 +108,7 @@ def test_any_state_file_grants_within_a_bounded_wait_and_is_rewritten_sane(data:
                 assert rl.acquire(BASE) <= ANY_STATE_BOUND_S
 
 
-@pytest.mark.parametrize("penalty_ahead", [3600.0, 3599.0, 600.0, 33.0])
+@pytest.mark.parametrize("penalty_ahead", [3600.0, 3599.0, 600.0, 40.0])
 def test_a_penalty_an_hour_ahead_is_cut_to_airtables_30_s(tmp_path: Path, penalty_ahead: float) -> None:
     # what the attack wrote: the current state format with penalty_until an hour from now
     clock = FakeClock(NOW)
@@ -155,6 +155,16 @@ def test_a_clock_jumping_back_or_ahead_never_makes_an_unbounded_wait(steps: list
                 else:
                     waited = rl.acquire(BASE)
                     assert waited <= PENALTY_BOUND_S + WINDOW, (op, waited)
+
+
+@pytest.mark.parametrize("back", [1000.0, 40.0])
+def test_a_penalty_recorded_before_the_clock_moved_back_still_lasts_at_most_30_s(tmp_path: Path, back: float) -> None:
+    clock = FakeClock(NOW)
+    with RateLimiter(tmp_path, time_fn=clock.time, sleep_fn=clock.sleep) as rl:
+        rl.acquire(BASE)
+        rl.penalize(BASE, 30)
+        clock.now -= back
+        assert rl.acquire(BASE) <= PENALTY_BOUND_S
 
 
 @pytest.mark.parametrize("kind", ["symlink", "symlink-dangling", "hardlink", "fifo", "directory"])
