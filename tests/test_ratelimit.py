@@ -6,6 +6,7 @@ import os
 import stat
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -215,3 +216,41 @@ def test_bad_arguments() -> None:
         RateLimiter(None, per_second=0)
     with pytest.raises(ValueError):
         RateLimiter(None, window_s=0)
+
+
+def _fake_clock(start: float = 100.0) -> tuple[list[float], Callable[[], float], Callable[[float], None]]:
+    now = [start]
+
+    def sleep(s: float) -> None:
+        now[0] += s
+
+    return now, (lambda: now[0]), sleep
+
+
+def test_a_held_slot_counts_until_released_then_one_window(tmp_path: Path) -> None:
+    now, time_fn, sleep = _fake_clock()
+    with RateLimiter(tmp_path, per_second=1, time_fn=time_fn, sleep_fn=sleep) as rl:
+        h = rl.hold(BASE)
+        now[0] += 5.0  # a slow answer: far past the window
+        assert not rl.try_acquire(BASE)
+        h.release()
+        h.release()  # twice is harmless
+        assert rl.wait_time(BASE) == pytest.approx(rl.effective_window_s)
+        assert rl.acquire(BASE) == pytest.approx(rl.effective_window_s)
+
+
+def test_a_slot_held_by_a_dead_process_or_for_too_long_is_freed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from beststag_cli.gateway.ratelimit import RateLimiter; "
+            "RateLimiter(sys.argv[1], per_second=1).hold('appBestStagSandbx'); print('held', flush=True)")
+    p = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert p.stdout.strip() == "held", p.stderr  # the process exited without releasing its slot
+    with RateLimiter(tmp_path, per_second=1) as rl:
+        assert rl.wait_time(BASE) > 0  # its slot still counted ...
+        rl.acquire(BASE, timeout=30)  # ... until seen dead (not the 60 s of a slot never released)
+    _, time_fn, sleep = _fake_clock()
+    with RateLimiter(tmp_path / "hung", per_second=1, hold_s=10, time_fn=time_fn, sleep_fn=sleep) as rl:
+        rl.hold(BASE)  # never released (a hung call) in a live process
+        assert rl.acquire(BASE) == pytest.approx(10 + rl.effective_window_s)
