@@ -180,7 +180,7 @@ _noted: dict[tuple[str, str], float] = {}
 _noted_lock = threading.Lock()
 
 
-def note_wait(base_id: str, seconds: float, reason: str, *, per_second: int, window_s: float,
+def note_wait(base_id: str, waited: float, seconds: float, reason: str, *, per_second: int, window_s: float,
               where: str | None = None, repaired: bool = False) -> None:
     """Say once (per process, base and reason, every ``NOTE_EVERY_S``) that a request waits, and why.
 
@@ -198,24 +198,28 @@ def note_wait(base_id: str, seconds: float, reason: str, *, per_second: int, win
         why = "Airtable answered 429 (rate limit); every client of the base pauses"
     else:
         why = f"the rate window ({per_second} requests per {window_s:g} s, in flight included) is full"
-    msg = f"waiting {seconds:.1f} s before the next request to {base_id}: {why}"
+    how_long = f"waiting {seconds:.1f} s" if waited < 0.05 else f"waited {waited:.1f} s, waiting {seconds:.1f} s more"
+    msg = f"{how_long} before the next request to {base_id}: {why}"
     if repaired and where:
         msg += f" (the limiter state {where} was damaged or from another clock: repaired)"
     _event_log.warning(msg, extra={"event": "ratelimit.wait", "fields": {
-        "base": base_id, "reason": reason, "wait_s": round(seconds, 3), "state": where, "repaired": repaired}})
+        "base": base_id, "reason": reason, "wait_s": round(seconds, 3), "waited_s": round(waited, 3), "state": where,
+        "repaired": repaired}})
 
 
 def wait_for_grant(try_grant: Callable[[], tuple[float, str]], queue: threading.Lock, base_id: str,
                    timeout: float | None, time_fn: Callable[[], float], sleep_fn: Callable[[float], None],
-                   note: Callable[[float, str], None] | None = None) -> float:
+                   note: Callable[[float, float, str], None] | None = None) -> float:
     """The acquire loop both limiters share: one waiter per base in this process (`queue`), asking
     `try_grant` (``(0, _)`` = granted, else seconds to wait and why) until granted; returns the seconds
-    waited. A single wait longer than ``NOTE_AFTER_S`` is passed to ``note`` once."""
+    waited. Once the wait for a slot (after this process's own queue) passes ``NOTE_AFTER_S``,
+    ``note(seconds waited, seconds still to wait at least, reason)`` is called, once."""
     start = time_fn()
     deadline = None if timeout is None else start + timeout
     if not queue.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
         raise TimeoutError(f"no rate-limit slot for {base_id} within {timeout} s")
     noted = False
+    polling = time_fn()  # waits behind this process's own threads (the queue) are normal: not said
     try:
         while True:
             wait, reason = try_grant()
@@ -225,9 +229,10 @@ def wait_for_grant(try_grant: Callable[[], tuple[float, str]], queue: threading.
                 left = deadline - time_fn()
                 if left <= 0 or wait > left:
                     raise TimeoutError(f"no rate-limit slot for {base_id} within {timeout} s")
-            if note is not None and not noted and wait > NOTE_AFTER_S:
+            spent = time_fn() - polling
+            if note is not None and not noted and spent + wait > NOTE_AFTER_S:
                 noted = True
-                note(wait, reason)
+                note(spent, wait, reason)
             sleep_fn(wait)
     finally:
         queue.release()
@@ -245,9 +250,14 @@ class Hold:
         self.waited = waited
 
     def release(self) -> None:
+        """Never raises: the request is done; a release that cannot be recorded (the state file or
+        Redis failed) leaves the slot counting until its process is gone or ``hold_s`` passed."""
         fn, self._release = self._release, None
         if fn is not None:
-            fn()
+            try:
+                fn()
+            except Exception as e:  # the answer must reach the caller, not this
+                _log.debug("could not release a rate-limit slot: %s: %s", type(e).__name__, e)
 
     def __enter__(self) -> Hold:
         return self
@@ -450,8 +460,8 @@ class RateLimiter:
               timeout: float | None) -> float:
         path = self.state_path(base_id)
 
-        def note(seconds: float, reason: str) -> None:
-            note_wait(base_id, seconds, reason, per_second=self.per_second, window_s=self.window_s,
+        def note(waited: float, seconds: float, reason: str) -> None:
+            note_wait(base_id, waited, seconds, reason, per_second=self.per_second, window_s=self.window_s,
                       where=str(path) if path is not None else None, repaired=slot.repaired)
 
         return wait_for_grant(try_grant, slot.queue, base_id, timeout, self._time, self._sleep, note)

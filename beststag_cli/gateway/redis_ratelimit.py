@@ -198,8 +198,8 @@ class RedisRateLimiter:
     def _acquire(self, base_id: str, timeout: float | None, hold: bool) -> tuple[str, float]:
         member = f"{time.time_ns()}-{secrets.token_hex(6)}"
 
-        def note(seconds: float, reason: str) -> None:
-            note_wait(base_id, seconds, reason, per_second=self.per_second, window_s=self.window_s,
+        def note(waited: float, seconds: float, reason: str) -> None:
+            note_wait(base_id, waited, seconds, reason, per_second=self.per_second, window_s=self.window_s,
                       where=f"redis {KEY_PREFIX}{base_id}:*")
 
         waited = wait_for_grant(lambda: self._try_grant(base_id, member, hold), self._queue(base_id), base_id,

@@ -213,6 +213,12 @@ def test_a_wait_of_more_than_2_s_is_said_once_with_its_reason(tmp_path: Path, ca
         for _ in range(12):
             rl.acquire(BASE)
         assert len([r for r in caplog.records if getattr(r, "event", None) == "ratelimit.wait"]) == 1
+    # a window kept full by slots "in flight" in a live process (pid 1): many short sleeps, said once too
+    _state_file(tmp_path).write_bytes(_v2(0.0, 0.0, [(clock.now, 1, i) for i in range(5)]))
+    with RateLimiter(tmp_path, time_fn=clock.time, sleep_fn=clock.sleep) as rl:
+        assert rl.acquire(BASE) <= ANY_STATE_BOUND_S
+    waits = [r for r in caplog.records if getattr(r, "event", None) == "ratelimit.wait"]
+    assert len(waits) == 2 and waits[1].fields["reason"] == "window", [r.getMessage() for r in waits]  # type: ignore[attr-defined]
 
 
 def _note_on_console(settings_: Any, tmp_path: Path, **flags: Any) -> tuple[str, list[dict[str, Any]]]:
