@@ -24,15 +24,14 @@ time only (for callers that cannot report completion).
 Distrust of the state file: it is shared, it can be damaged, and a clock can move. Anything that
 does not parse is an empty state (rewritten at once, in place under the ``flock``: every process
 holds the file open and locks that inode, so a rename would split them onto two files); times
-ahead of now are clamped to now (far ahead: left from before a reboot, dropped); a penalty
-never lasts more than ``MAX_PENALTY_S``
-from the moment it was recorded, so no state file can make a command wait longer than that plus
-``hold_s``. A symlink, a hard link, a FIFO or anything else than our own regular file at its
-path is replaced (a fresh file renamed over it, under a lock on the folder), never followed. A held
-slot of a process that is gone counts as answered when that is seen (``kill(pid, 0)``; processes
-sharing the data dir from another pid namespace would look gone: share a Redis limiter instead).
-A wait longer than ``NOTE_AFTER_S`` is said (once) on the
-console and in the log, with its reason.
+ahead of now are clamped to now (far ahead: left from before a reboot, dropped); a penalty never
+lasts more than ``MAX_PENALTY_S`` from the moment it was recorded, so no state file can make a
+command wait longer than that plus ``hold_s``. A symlink, a hard link, a FIFO or anything else
+than our own regular file at its path is replaced (a fresh file renamed over it, under a lock on
+the folder), never followed. A held slot of a process that is gone counts as answered when that is
+seen (``kill(pid, 0)``; processes sharing the data dir from another pid namespace would look gone:
+share a Redis limiter instead). A wait longer than ``NOTE_AFTER_S`` is said (once) on the console
+and in the log, with its reason.
 
 Times are ``time.monotonic()``, which on Linux (CLOCK_MONOTONIC) is shared by every process of the
 machine and never jumps. Deliberately not ``clock.now()``: a fake clock must not speed up real
