@@ -321,7 +321,7 @@ def _grant_only(rl: RateLimiter, start: Start) -> None:
 sends = st.lists(st.tuples(st.floats(0, 2.5), st.floats(0, 1.5)), min_size=6, max_size=40)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(delays=sends)
 def test_held_slots_keep_every_server_window_at_5_whatever_the_send_delays(delays: list[tuple[float, float]]) -> None:
     arrivals = _simulate(_held, delays)
