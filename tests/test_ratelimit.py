@@ -139,15 +139,22 @@ def test_limit_is_shared_between_limiters(tmp_path: Path) -> None:
 
 
 def test_timeout(tmp_path: Path) -> None:
-    with RateLimiter(tmp_path, per_second=1) as rl:
+    sleeps: list[float] = []
+    now = [50.0]
+
+    def sleep(s: float) -> None:
+        sleeps.append(s)
+        now[0] += s
+
+    with RateLimiter(tmp_path, per_second=1, time_fn=lambda: now[0], sleep_fn=sleep) as rl:
         rl.acquire(BASE)
-        start = time.monotonic()
         with pytest.raises(TimeoutError):
             rl.acquire(BASE, timeout=0.2)
-        assert time.monotonic() - start < 0.3  # gives up at once when the slot is further away
+        assert sleeps == []  # gives up at once when the slot is further away than the timeout
         rl.penalize(BASE, 5)
         with pytest.raises(TimeoutError):
             rl.acquire(BASE, timeout=0)
+        assert rl.acquire(BASE, timeout=6) == pytest.approx(5.0)
 
 
 def test_in_memory_variant_limits_threads(tmp_path: Path) -> None:
