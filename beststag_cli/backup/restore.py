@@ -158,15 +158,20 @@ def restore_lock(settings: Settings, base_id: str, *, wait_s: float = 0.0) -> It
     if holds_restore_lock(settings, base_id):
         yield
         return
-    ensure_private_dir(settings.paths.locks)
     lock = FileLock(str(path), timeout=max(0.0, wait_s), mode=0o600, thread_local=False)
     try:
+        ensure_private_dir(settings.paths.locks)
         lock.acquire()
-    except Timeout:
+    except Timeout:  # (an OSError: first)
         waited = f" (waited {wait_s:g} s)" if wait_s > 0 else ""
         raise errors.LockHeld(f"another restore into base {base_id} is running ({_holder_text(path)}lock "
                               f"{path}){waited}", hint="wait for it to finish (or pass --wait SECONDS), "
                               "then run the same restore again") from None
+    except OSError as e:
+        full = _disk_full(e, settings)
+        if full is None:
+            raise
+        raise full from None
     try:
         with _HELD_GUARD:
             _HELD[str(path)] = threading.get_ident()
