@@ -25,7 +25,8 @@ from .conftest import BESTSTAG, run_cli, sandbox_env
 pytestmark = pytest.mark.slow
 
 TABLES = ["Usuários", "Tarefas"]  # Tarefas links to Usuários and holds files
-SCALE = 0.5  # 50 users, 150 tasks: 20 create batches, long enough for a second run to land in the middle
+RACE_TABLES = ["Interações"]  # the issue's repro: one big table, its creates are the end of the run
+SCALE = 0.5  # 50 users, 150 tasks, 500 interactions
 #: generous: every wait here is for a process or a row, on a machine that may be busy
 WAIT_S = 180.0
 
@@ -63,9 +64,9 @@ class World:
         self.settings = load_config()
         self.journal = Journal(self.settings.paths.journal)
         self.gateway = Gateway(self.settings, sandbox=self.sb, journal=self.journal, source="test")
-        self.before = snapshot(self.gateway, TABLES)
-        r = run_cli(self.env, "--json", "backup", "run", "--type", "complete", "--tables", ",".join(TABLES),
-                    timeout=WAIT_S)
+        self.before = snapshot(self.gateway, TABLES + RACE_TABLES)
+        r = run_cli(self.env, "--json", "backup", "run", "--type", "complete", "--tables",
+                    ",".join(TABLES + RACE_TABLES), timeout=WAIT_S)
         assert r.returncode == 0, r.stderr
         self.backup_id = json.loads(r.stdout)["id"]
 
@@ -76,17 +77,26 @@ class World:
         load_sample(self.sb.store, base_id=base_id, with_records=False, seed=seed, scale=SCALE)
         return gateway_for_base(self.gateway, base_id)
 
-    def restore_cmd(self, base_id: str, *extra: str) -> list[str]:
-        return [*BESTSTAG, "--json", "backup", "restore", self.backup_id, "--tables", ",".join(TABLES),
+    def restore_cmd(self, base_id: str, *extra: str, tables: list[str] = TABLES) -> list[str]:
+        return [*BESTSTAG, "--json", "backup", "restore", self.backup_id, "--tables", ",".join(tables),
                 "--base", base_id, "--yes", *extra]
 
-    def assert_exact(self, base_id: str, target: Any) -> None:
+    def assert_exact(self, base_id: str, target: Any, tables: list[str] = TABLES) -> None:
         """Every backed-up record exactly once: counts, field hashes, links remapped, files by sha256."""
         id_map = known_mappings(self.journal, base_id)
-        after = snapshot(target, TABLES)
-        assert {t: len(after[t]) for t in TABLES} == {t: len(self.before[t]) for t in TABLES}
-        assert _fingerprint(after, {}) == _fingerprint(self.before, id_map)
-        assert_same_state(self.before, after, id_map)
+        after = snapshot(target, tables)
+        before = {t: self.before[t] for t in tables}
+        assert {t: len(after[t]) for t in tables} == {t: len(before[t]) for t in tables}
+        assert _fingerprint(after, {}) == _fingerprint(before, id_map)
+        assert_same_state(before, after, id_map)
+
+    def timings(self, base_id: str, started: float) -> tuple[float, float]:
+        """From a finished restore into ``base_id`` started at ``started`` (clock time): when it first read
+        the target table and when it finished, in seconds after its start (from the journal)."""
+        first_read = self.journal.query("SELECT min(ts) AS t FROM requests WHERE base = ? AND operation = 'list'",
+                                        (base_id,))[0]["t"]
+        ended = self.journal.query("SELECT max(finished) AS t FROM restore_runs")[0]["t"]
+        return float(first_read) - started, float(ended) - started
 
     def close(self) -> None:
         self.gateway.close()
@@ -101,30 +111,40 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: Path) -> A
 
 
 def test_two_restores_at_once_into_one_empty_base_write_every_record_once(world: World) -> None:
-    # how long one restore takes here, so the second one can land anywhere in it
+    from beststag_cli import clock
+
+    # one restore alone first: when it reads the target and when it ends, so the second one of each
+    # pair can be started to read the target while the first is still writing and to plan past its end
+    # (the window in which a restore that plans before locking creates records twice)
     target = world.empty_base("appConcurrentRst0", seed=100)
-    t0 = time.monotonic()
-    solo = subprocess.run(world.restore_cmd("appConcurrentRst0"), env=world.env, capture_output=True, text=True,
-                          timeout=WAIT_S)
-    duration = time.monotonic() - t0
+    started = clock.timestamp()
+    solo = subprocess.run(world.restore_cmd("appConcurrentRst0", tables=RACE_TABLES), env=world.env,
+                          capture_output=True, text=True, timeout=WAIT_S)
     assert solo.returncode == 0, solo.stderr
-    world.assert_exact("appConcurrentRst0", target)
+    world.assert_exact("appConcurrentRst0", target, RACE_TABLES)
+    reads_at, ends_at = world.timings("appConcurrentRst0", started)
+    aim = max(0.0, ends_at - reads_at)  # the second reads the target just as the first writes its last batches
 
     rng = random.Random(1515)
-    # offsets across the whole run: early (both planning), middle (one writing), late (one finishing);
-    # the last trial lets the second one wait for the lock instead of exiting 75
-    trials = [(rng.uniform(0.05, 0.35) * duration, ()), (rng.uniform(0.35, 0.7) * duration, ()),
-              (rng.uniform(0.6, 0.95) * duration, ("--wait", str(WAIT_S)))]
+    # The second run of each pair talks to a slower Airtable (150 ms a request): it reads the journal
+    # and the target while the first is still writing and, planning slowly, reaches its writes after
+    # the first has ended. Three offsets before that end; the last pair lets the second wait for the
+    # lock instead of exiting 75.
+    slow = sandbox_env(world.data, {"latency_ms": 150})
+    trials = [(aim - rng.uniform(0.2, 0.45), ()), (aim - rng.uniform(0.45, 0.7), ()),
+              (aim - rng.uniform(0.2, 0.7), ("--wait", str(WAIT_S)))]
     for i, (offset, extra) in enumerate(trials, start=1):
         base = f"appConcurrentRst{i}"
         target = world.empty_base(base, seed=100 + i)
-        first = subprocess.Popen(world.restore_cmd(base, *extra), env=world.env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
-        time.sleep(offset)  # the offset itself is the experiment, not a synchronisation
-        second = subprocess.Popen(world.restore_cmd(base, *extra), env=world.env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
+        first = subprocess.Popen(world.restore_cmd(base, *extra, tables=RACE_TABLES), env=world.env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(max(0.0, offset))  # the offset itself is the experiment, not a synchronisation
+        second = subprocess.Popen(world.restore_cmd(base, *extra, tables=RACE_TABLES), env=slow,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         outs = [p.communicate(timeout=WAIT_S) for p in (first, second)]
         codes = [first.returncode, second.returncode]
+        print(f"trial {i}: offset {offset:.2f} s of {aim:.2f} s: exit codes {codes}, "
+              f"{world.sb.store.count(base, 'Interações')} records")
         assert set(codes) <= {0, 75} and 0 in codes, (offset, codes, [e[-1500:] for _, e in outs])
         for code, (out, _err) in zip(codes, outs, strict=True):
             if code == 75:
@@ -132,7 +152,7 @@ def test_two_restores_at_once_into_one_empty_base_write_every_record_once(world:
                 assert err["type"] == "lock_held" and base in err["message"], err
         if extra:
             assert codes == [0, 0], (codes, [e[-1500:] for _, e in outs])
-        world.assert_exact(base, target)
+        world.assert_exact(base, target, RACE_TABLES)
 
 
 def _me() -> dict[str, Any]:
