@@ -121,6 +121,8 @@ def test_a_restore_into_a_locked_base_exits_75_naming_the_holder_before_reading_
         assert held.wait(120)
         routes = Routes(sandbox)
         r = cli("--json", "backup", "restore", backup_id, "--tables", "Usuários", "--base", TARGET, "--yes")
+        waited = cli("--json", "backup", "restore", backup_id, "--tables", "Usuários", "--base", TARGET, "--yes",
+                     "--wait", "0.3")
     finally:
         release.set()
         holder.join(120)
@@ -129,6 +131,8 @@ def test_a_restore_into_a_locked_base_exits_75_naming_the_holder_before_reading_
     err = r.json()["error"]
     assert err["type"] == "lock_held"
     assert TARGET in err["message"] and f"pid {os.getpid()}" in err["message"] and "\n" not in err["message"]
+    assert waited.exit_code == 75, waited  # --wait is bounded
+    assert "waited 0.3 s" in waited.json()["error"]["message"]
     assert sum(routes.seen.values()) == 0  # the lock comes first: neither the target nor the schema was read
     r = cli("--json", "backup", "restore", backup_id, "--tables", "Usuários", "--base", TARGET, "--yes")
     assert r.exit_code == 0, r  # the lock was released with its holder
