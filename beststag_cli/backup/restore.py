@@ -17,29 +17,43 @@ Plan first, then execute: :func:`plan_restore` reads the backup and the target b
 per table what would be created, updated, skipped and deleted (``--dry-run`` stops there; it
 writes nothing). :func:`execute_restore` writes in batches of 10 (Airtable's maximum) through
 the gateway, and records every written record in the journal (``restore_items``) so that the
-same restore run again after a crash resumes where it stopped. At most one batch whose answer
-was lost in the crash can be written twice.
+same restore run again after a crash resumes where it stopped. A create batch is marked
+``pending`` before it is sent; a batch whose answer is lost (a 5xx, a dropped connection, a kill)
+is looked for in the target (:func:`reconcile_pending`) before anything is sent again, in the same
+run (bounded attempts with the gateway's backoff) or in the next one.
+
+One restore at a time per target base: :func:`restore_lock` is taken before planning (before the
+journal or the target is read) and held until the run is closed; a run left ``running`` is resumed
+only once its process is gone (pid, host and boot id are kept on the row).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import json
+import os
+import re
+import socket
+import sqlite3
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from beststag_cli import clock, errors
+from beststag_cli.fsutil import ensure_private_dir, write_private_file
 from beststag_cli.logs import log_event
 from beststag_cli.names import did_you_mean
 
 from .chain import backup_index, table_chain, table_state
 from .hooks import invalidate_cache
-from .layout import SCHEMA, BlobStore, find_backup, iso
-from .runner import base_lock
-from .verify import verify_dir
+from .layout import SCHEMA, BlobStore, find_backup, iso, sha256_file
+from .verify import BackupBroken, verify_dir
 
 if TYPE_CHECKING:
     from beststag_cli.config import Settings
@@ -53,8 +67,147 @@ COMPUTED_TYPES = frozenset({
 })
 BATCH = 10
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
+#: attempts per create batch or upload within one run when Airtable fails or loses an answer (a POST
+#: is not retried by the gateway; a 429/503 is, first)
+RUN_ATTEMPTS = 6
+#: attempts per read or update by id (each already retried by the gateway, with its backoff)
+IDEMPOTENT_ATTEMPTS = 3
+_BASE_ID_RE = re.compile(r"app[A-Za-z0-9]{14}")
 
 Progress = Callable[[str, str, dict[str, Any]], None]
+
+
+# --------------------------------------------------------------------------------------------
+# one restore per target base
+
+
+_HELD: dict[str, int] = {}  # lock path → thread holding it (in this process)
+_HELD_GUARD = threading.Lock()
+
+
+def _boot_id() -> str:
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def process_identity() -> dict[str, Any]:
+    """Who runs this restore: pid, host and boot id (a pid means something only on its boot)."""
+    return {"pid": os.getpid(), "host": socket.gethostname(), "boot_id": _boot_id()}
+
+
+def process_alive(info: dict[str, Any]) -> bool:
+    """True if the process ``info`` (from :func:`process_identity`) may still be running.
+
+    A pid on another boot is gone. A pid on another host cannot be checked: the caller holds the
+    restore lock, so that process is not writing; it counts as gone. Rows without a pid (older
+    versions) count as gone too.
+    """
+    pid = info.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    me = process_identity()
+    if info.get("host") != me["host"] or (info.get("boot_id") or "") != me["boot_id"]:
+        return False
+    if pid == me["pid"]:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _lock_path(settings: Settings, base_id: str) -> Any:
+    if not _BASE_ID_RE.fullmatch(base_id):
+        raise errors.BadInput(f"{base_id!r} is not a base id (expected appXXXXXXXXXXXXXX)")
+    return settings.paths.locks / f"restore-{base_id}.lock"
+
+
+def _holder_text(path: Any) -> str:
+    """``pid 123 on host, for 4 s`` from the holder file next to the lock (best effort)."""
+    try:
+        with open(f"{path}.holder", encoding="utf-8") as f:
+            h = json.loads(f.read())
+        age = max(0, round(clock.timestamp() - float(h["since"])))
+        return f"pid {int(h['pid'])} on {h['host']}, for {age} s; "
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+def holds_restore_lock(settings: Settings, base_id: str) -> bool:
+    """True if the calling thread holds the restore lock of ``base_id``."""
+    with _HELD_GUARD:
+        return _HELD.get(str(_lock_path(settings, base_id))) == threading.get_ident()
+
+
+@contextlib.contextmanager
+def restore_lock(settings: Settings, base_id: str, *, wait_s: float = 0.0) -> Iterator[None]:
+    """Hold ``<locks>/restore-<base>.lock`` (waiting up to ``wait_s``) or raise :class:`LockHeld` (exit 75).
+
+    Held by this thread already: a no-op. The holder (pid, host, boot id, since) is written next
+    to the lock so the message of a second run can name it.
+    """
+    from filelock import FileLock, Timeout
+
+    path = _lock_path(settings, base_id)
+    if holds_restore_lock(settings, base_id):
+        yield
+        return
+    lock = FileLock(str(path), timeout=max(0.0, wait_s), mode=0o600, thread_local=False)
+    try:
+        ensure_private_dir(settings.paths.locks)
+        lock.acquire()
+    except Timeout:  # (an OSError: first)
+        waited = f" (waited {wait_s:g} s)" if wait_s > 0 else ""
+        raise errors.LockHeld(f"another restore into base {base_id} is running ({_holder_text(path)}lock "
+                              f"{path}){waited}", hint="wait for it to finish (or pass --wait SECONDS), "
+                              "then run the same restore again") from None
+    except OSError as e:
+        full = _disk_full(e, settings)
+        if full is None:
+            raise
+        raise full from None
+    try:
+        with _HELD_GUARD:
+            _HELD[str(path)] = threading.get_ident()
+        with contextlib.suppress(OSError):
+            write_private_file(f"{path}.holder", json.dumps({**process_identity(), "since": clock.timestamp()}))
+        yield
+    finally:
+        with _HELD_GUARD:
+            _HELD.pop(str(path), None)
+        with contextlib.suppress(OSError):
+            os.unlink(f"{path}.holder")
+        lock.release()
+
+
+def restore_target(settings: Settings, backup_id: str, target_base: str | None) -> str:
+    """The base a restore of ``backup_id`` writes to (``target_base``, or the backup's own base)."""
+    info = find_backup(settings.paths.backups, backup_id)
+    if target_base is None and info.manifest is None:
+        raise errors.OperationFailed(f"backup {info.id} cannot be read: {info.problem}")
+    target = target_base or str(info.manifest.base)  # type: ignore[union-attr]
+    _lock_path(settings, target)
+    return target
+
+
+@contextlib.contextmanager
+def restore_session(settings: Settings, gateway: Gateway, backup_id: str, *, tables: list[str] | None = None,
+                    target_base: str | None = None, prune_extra: bool = False,
+                    wait_s: float = 0.0) -> Iterator[RestorePlan]:
+    """Take the target's restore lock, then plan: the plan stays true while the block runs.
+
+    Pass the plan to :func:`execute_restore` inside the block.
+    """
+    target = restore_target(settings, backup_id, target_base)
+    with restore_lock(settings, target, wait_s=wait_s):
+        yield plan_restore(settings, gateway, backup_id, tables=tables, target_base=target_base,
+                           prune_extra=prune_extra)
 
 
 # --------------------------------------------------------------------------------------------
@@ -101,6 +254,8 @@ class RestorePlan:
     tables: list[TablePlan]
     resumed: bool = False
     warnings: list[str] = field(default_factory=list)
+    #: the ``tables`` argument the plan was made with (None: every table of the backup)
+    requested_tables: list[str] | None = field(default=None, repr=False)
     # working data (not part of the summary)
     states: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
     current: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict, repr=False)
@@ -135,8 +290,10 @@ def gateway_for_base(gateway: Gateway, base_id: str) -> Gateway:
         raise errors.BadInput(f"{base_id!r} is not a base id (expected appXXXXXXXXXXXXXX)")
     s = gateway.settings.model_copy(deep=True)
     s.airtable.base_id = base_id
-    return _Gateway(s, journal=gateway.journal, source=gateway.source, limiter=gateway._limiter,
-                    sandbox=gateway.sandbox)
+    other = _Gateway(s, journal=gateway.journal, source=gateway.source, limiter=gateway._limiter,
+                     sandbox=gateway.sandbox)
+    other.sleep = gateway.sleep  # the same retry policy, waits included
+    return other
 
 
 def _schema_index(schema: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], dict[str, str]]:
@@ -248,15 +405,22 @@ def _atts_equal(want: Any, have: Any, plan: RestorePlan) -> bool:
 
 def find_resumable(journal: Journal | None, backup_id: str, target_base: str, tables: list[str],
                    prune_extra: bool) -> str | None:
-    """The id of an unfinished restore of the same backup, base and tables (to resume), if any."""
+    """The id of an unfinished restore of the same backup, base and tables (to resume), if any.
+
+    A run still ``running`` is resumed only if its process is gone (:func:`process_alive`).
+    """
     if journal is None:
         return None
-    rows = journal.query("SELECT id, progress_json FROM restore_runs WHERE backup_id = ? AND status IN "
+    rows = journal.query("SELECT id, status, progress_json FROM restore_runs WHERE backup_id = ? AND status IN "
                          "('running', 'failed', 'interrupted') ORDER BY started DESC", (backup_id,))
     for r in rows:
         try:
             p = json.loads(r["progress_json"] or "{}")
         except ValueError:
+            continue
+        if not isinstance(p, dict):
+            continue
+        if r["status"] == "running" and process_alive(p.get("process") or {}):
             continue
         if p.get("target_base") == target_base and sorted(p.get("tables") or []) == sorted(tables) \
                 and bool(p.get("prune_extra")) == prune_extra:
@@ -426,7 +590,8 @@ def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables
     id_map = {**known_mappings(journal, target), **id_map}
     plan = RestorePlan(restore_id=restore_id, backup_id=info.id, source_base=m.base, target_base=target,
                        same_base=same, prune_extra=prune_extra, tables=[], resumed=resume is not None,
-                       id_map=id_map, done=done, fetch_sha=_sha_fetcher(tgw))
+                       id_map=id_map, done=done, fetch_sha=_sha_fetcher(tgw),
+                       requested_tables=list(tables) if tables else None)
 
     for n in order:
         plan.states[n] = table_state(info, n, index)
@@ -454,25 +619,33 @@ def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables
                 plan.warnings.append(f"{n}: {len(found)} record(s) created by an interrupted restore whose answer "
                                      "was lost were found and will not be created again")
 
+    to_upload: list[tuple[str, str, str, dict[str, Any]]] = []  # (table, backup id, field, attachment)
     for n in order:
         state, current = plan.states[n], plan.current[n]
         tp = TablePlan(name=n, target_table_id=tgt_tables[n]["id"], fields=specs[n], records=len(state))
         wanted: set[str] = set()
+        att_specs = [s for s in specs[n] if s.type == "multipleAttachments" and s.owned and not s.deferred]
         for sid, rec in state.items():
             dst = id_map.get(sid) or (sid if same and sid in current else None)
-            atts = sum(len(rec["fields"].get(s.name) or []) for s in specs[n] if s.type == "multipleAttachments")
             if dst is None or dst not in current:
                 tp.create.append(sid)
-                tp.uploads += atts
+                for s in att_specs:
+                    for a in rec["fields"].get(s.name) or []:
+                        tp.uploads += 1
+                        to_upload.append((n, sid, s.name, a))
                 continue
             wanted.add(dst)
             if sid in done.get("create", set()):
                 tp.already += 1
             if _differs(rec, current[dst], specs[n], id_map, plan):
                 tp.update.append(sid)
-                tp.uploads += sum(1 for s in specs[n] if s.type == "multipleAttachments"
-                                  for m in _match_atts(rec["fields"].get(s.name), current[dst]["fields"].get(s.name),
-                                                       plan) if m is None)
+                for s in att_specs:
+                    want = rec["fields"].get(s.name)
+                    for a, m in zip(want or [], _match_atts(want, current[dst]["fields"].get(s.name), plan),
+                                    strict=True):
+                        if m is None:
+                            tp.uploads += 1
+                            to_upload.append((n, sid, s.name, a))
             else:
                 tp.skip += 1
         extra = [rid for rid in current if rid not in wanted]
@@ -483,23 +656,58 @@ def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables
         elif extra:
             plan.warnings.append(f"{n}: the target table already holds {len(extra)} record(s); they are kept")
         plan.tables.append(tp)
+    check_blobs(info.id, store, to_upload)
     return plan
+
+
+def check_blobs(backup_id: str, store: BlobStore, uploads: Iterable[tuple[str, str, str, dict[str, Any]]]) -> None:
+    """Hash every stored file a restore would upload; the first that does not match its sha256 stops it.
+
+    Files missing from the store are left to the upload step (a warning there, as before).
+
+    :raises BackupBroken: names the blob and the record and field that use it.
+    """
+    checked: set[str] = set()
+    for table, sid, fname, att in uploads:
+        sha = str(att.get("sha256") or "")
+        if sha in checked or not sha or not store.has(sha):
+            continue
+        try:
+            _, digest = sha256_file(store.path(sha))
+        except OSError as e:
+            raise BackupBroken(backup_id, f"attachments/{sha[:2]}/{sha}", f"cannot be read ({e.strerror})") from None
+        if digest != sha:
+            raise _corrupt_blob(backup_id, sha, table, sid, fname, att)
+        checked.add(sha)
+
+
+def _corrupt_blob(backup_id: str, sha: str, table: str, sid: str, fname: str, att: dict[str, Any]) -> BackupBroken:
+    err = BackupBroken(backup_id, f"attachments/{sha[:2]}/{sha}",
+                       f"does not match its sha256 (file {att.get('filename')!r} of {table} record {sid}, field "
+                       f"{fname!r}); nothing was written")
+    err.hint = f"run `beststag backup verify {backup_id}` to list every damaged file; restore from another backup"
+    return err
 
 
 def _sha_fetcher(tgw: Gateway) -> Callable[[dict[str, Any]], str | None]:
     cache: dict[str, str | None] = {}
 
     def fetch(att: dict[str, Any]) -> str | None:
-        import hashlib
-
         key = str(att.get("id"))
-        if key not in cache:
+        if key in cache:
+            return cache[key]
+        for attempt in range(3):  # a failed download is not cached: unknown is not "different"
             try:
                 resp = tgw.api.session.get(str(att.get("url")), timeout=(10.0, 60.0), headers={"Authorization": None})
-                cache[key] = hashlib.sha256(resp.content).hexdigest() if resp.status_code == 200 else None
             except Exception:
-                cache[key] = None
-        return cache[key]
+                resp = None
+            if resp is not None and resp.status_code == 200:
+                cache[key] = hashlib.sha256(resp.content).hexdigest()
+                return cache[key]
+            if resp is not None and resp.status_code in (403, 404, 410):
+                return None
+            tgw.sleep(tgw._backoff(attempt + 1, None))
+        return None
 
     return fetch
 
@@ -588,13 +796,56 @@ class _Recorder:
 
 
 def execute_restore(settings: Settings, gateway: Gateway, plan: RestorePlan, *,
-                    progress: Progress | None = None) -> RestoreResult:
-    """Carry out ``plan`` (from :func:`plan_restore`). Holds the target base's restore lock.
+                    progress: Progress | None = None, wait_s: float = 0.0) -> RestoreResult:
+    """Carry out ``plan`` (from :func:`plan_restore`) under the target base's restore lock.
 
-    :raises LockHeld: another restore into that base is running.
-    :raises BestStagError: a write failed; the journal keeps the progress, and running the same
+    A plan made without the lock (not inside :func:`restore_session`) is made again once the lock is
+    held, so what is written never rests on a read another restore could have changed.
+
+    :raises LockHeld: another restore into that base is running (after ``wait_s``).
+    :raises DiskFull: a journal (or other local) write failed for want of space; the row is closed
+        when it can be.
+    :raises Interrupted | KeyboardInterrupt: the row is closed as ``interrupted``, the lock released.
+    :raises BestStagError: a write kept failing; the journal keeps the progress, and running the same
         restore again resumes it.
     """
+    if holds_restore_lock(settings, plan.target_base):
+        return _execute_locked(settings, gateway, plan, progress)
+    with restore_lock(settings, plan.target_base, wait_s=wait_s):
+        fresh = plan_restore(settings, gateway, plan.backup_id, tables=plan.requested_tables,
+                             target_base=plan.target_base, prune_extra=plan.prune_extra)
+        if not fresh.resumed:
+            fresh.restore_id = plan.restore_id  # the id the caller was shown
+        return _execute_locked(settings, gateway, fresh, progress)
+
+
+def _disk_full(e: BaseException, settings: Settings) -> errors.DiskFull | None:
+    """The :class:`DiskFull` for an ENOSPC/EDQUOT (or SQLite's "disk is full"), else None."""
+    import shutil
+
+    path: str | None = None
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen and path is None:  # the cause may sit under a failed rollback
+        seen.add(id(cur))
+        if isinstance(cur, errors.DiskFull):
+            return cur
+        if isinstance(cur, OSError) and cur.errno in (errno.ENOSPC, errno.EDQUOT):
+            path = str(cur.filename or settings.paths.data_dir)
+        elif isinstance(cur, sqlite3.OperationalError) and "disk is full" in str(cur).lower():
+            path = str(settings.paths.journal)
+        cur = cur.__cause__ or cur.__context__
+    if path is None:
+        return None
+    try:
+        free: int | None = shutil.disk_usage(os.path.dirname(path) or ".").free
+    except OSError:
+        free = None
+    return errors.DiskFull(path, free)
+
+
+def _execute_locked(settings: Settings, gateway: Gateway, plan: RestorePlan,
+                    progress: Progress | None) -> RestoreResult:
     tgw = gateway_for_base(gateway, plan.target_base)
     journal = gateway.journal
     rec = _Recorder(journal, plan.restore_id)
@@ -603,7 +854,7 @@ def execute_restore(settings: Settings, gateway: Gateway, plan: RestorePlan, *,
     t0 = time.monotonic()
     progress_info = {"backup_id": plan.backup_id, "target_base": plan.target_base,
                      "tables": [t.name for t in plan.tables], "prune_extra": plan.prune_extra,
-                     "mode": "same" if plan.same_base else "other"}
+                     "mode": "same" if plan.same_base else "other", "process": process_identity()}
 
     def record(status: str) -> None:
         if journal is None:
@@ -614,33 +865,64 @@ def execute_restore(settings: Settings, gateway: Gateway, plan: RestorePlan, *,
                                    progress={**progress_info, "counts": result.summary()["tables"]})
 
     store = BlobStore(settings.paths.backups)
-    with base_lock(settings, plan.target_base, "restore"):
+    try:
         record("running")
         log_event("restore.started", restore_id=plan.restore_id, backup_id=plan.backup_id,
                   target_base=plan.target_base, resumed=plan.resumed)
-        try:
-            for tp in plan.tables:
-                _restore_table(tgw, plan, tp, rec, store, result, progress)
-            for tp in plan.tables:
-                _second_pass(tgw, plan, tp, rec, result)
-            for tp in reversed(plan.tables):
-                _prune(tgw, plan, tp, rec, result)
-        except BaseException as e:
-            result.status = "failed"
-            result.duration_s = time.monotonic() - t0
-            record("failed")
-            log_event("restore.failed", _level=40, restore_id=plan.restore_id, error=str(e)[:300])
-            if isinstance(e, errors.BestStagError):
-                e.hint = (e.hint + "; " if e.hint else "") + "run the same restore again to resume it"
-            raise
-        result.status = "ok"
+        for tp in plan.tables:
+            _restore_table(tgw, plan, tp, rec, store, result, progress)
+        for tp in plan.tables:
+            _second_pass(tgw, plan, tp, rec, result)
+        for tp in reversed(plan.tables):
+            _prune(tgw, plan, tp, rec, result)
+    except BaseException as e:
+        interrupted = isinstance(e, KeyboardInterrupt | errors.Interrupted)
+        result.status = "interrupted" if interrupted else "failed"
         result.duration_s = time.monotonic() - t0
+        full = None if interrupted else _disk_full(e, settings)
+        with contextlib.suppress(Exception):  # the journal itself may be what failed (disk full)
+            record(result.status)
+        with contextlib.suppress(Exception):
+            log_event("restore." + result.status, _level=30 if interrupted else 40, restore_id=plan.restore_id,
+                      error=str(e)[:300])
+        if full is not None and full is not e:
+            full.hint = full.hint + "; run the same restore again to resume it"
+            raise full from None
+        if isinstance(e, errors.BestStagError) and not interrupted:
+            e.hint = (e.hint + "; " if e.hint else "") + "run the same restore again to resume it"
+        raise
+    result.status = "ok"
+    result.duration_s = time.monotonic() - t0
+    try:
         record("ok")
-        log_event("restore.finished", restore_id=plan.restore_id, records=result.records,
-                  duration_s=round(result.duration_s, 3))
+    except BaseException as e:
+        full = _disk_full(e, settings)
+        if full is None:
+            raise
+        raise full from None
+    log_event("restore.finished", restore_id=plan.restore_id, records=result.records,
+              duration_s=round(result.duration_s, 3))
     invalidate_cache(settings, plan.target_base, [t.name for t in plan.tables], reason=f"restore {plan.restore_id}",
                      journal=journal)
     return result
+
+
+def _retryable(e: BaseException) -> bool:
+    """A failure another attempt may get past: lost answers, 5xx and 429 after the gateway's own retries."""
+    return isinstance(e, errors.UpstreamUnavailable) and not isinstance(e, errors.UpstreamAuthError)
+
+
+def _persist(tgw: Gateway, what: str, fn: Callable[[], Any]) -> Any:
+    """Run an idempotent call (read, update by id); on a retryable failure wait (gateway backoff) and run it again."""
+    for attempt in range(1, IDEMPOTENT_ATTEMPTS + 1):
+        try:
+            return fn()
+        except errors.BestStagError as e:
+            if not _retryable(e) or attempt == IDEMPOTENT_ATTEMPTS:
+                raise
+            log_event("restore.retry", _level=30, what=what, attempt=attempt, error=str(e)[:200])
+            tgw.sleep(tgw._backoff(attempt, None))
+    raise AssertionError("unreachable")
 
 
 def _emit(progress: Progress | None, event: str, table: str, **info: Any) -> None:
@@ -694,37 +976,20 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
     state, current = plan.states[tp.name], plan.current[tp.name]
     done_create = plan.done.get("create", set())
     done_update = plan.done.get("update", set())
-    done_upload = plan.done.get("upload", set())
-    uploads: list[tuple[str, str, dict[str, Any]]] = []  # (target id, field, attachment)
+    fresh: set[str] = set()  # target ids created by this run (they hold no attachment yet)
     _emit(progress, "start", tp.name, total=len(tp.create) + len(tp.update))
     n = 0
     rec.add(tp.name, "create", plan.reconciled.get(tp.name, []))
     todo = [s for s in tp.create if s not in done_create]
     for i in range(0, len(todo), BATCH):
         chunk = todo[i:i + BATCH]
-        bodies, ups = [], []
-        for sid in chunk:
-            fields, u = _payload(state[sid], tp, plan, result, current=None)
-            bodies.append(fields)
-            ups.append(u)
-        sent = iso(clock.now() - timedelta(seconds=120))  # generous: Airtable's clock is not ours
-        # written before the request: if the answer is lost, or this process is killed before the
-        # "create" rows below, the next run looks for these records before creating anything again
-        rec.add(tp.name, "pending", [(sid, sent) for sid in chunk])
-        created = tgw.create(tp.name, bodies)
-        pairs = [(sid, r["id"]) for sid, r in zip(chunk, created, strict=True)]
-        for (sid, new_id), u in zip(pairs, ups, strict=True):
+        bodies = {sid: _payload(state[sid], tp, plan, result, current=None)[0] for sid in chunk}
+        for sid, new_id in _create_batch(tgw, plan, tp, rec, bodies):
             plan.id_map[sid] = new_id
-            uploads.extend((new_id, f, a) for f, a in u)
-        rec.add(tp.name, "create", pairs)
+            fresh.add(new_id)
         result.created[tp.name] = result.created.get(tp.name, 0) + len(chunk)
         n += len(chunk)
         _emit(progress, "page", tp.name, records=n)
-    # records created by the run this one resumes may still miss their files
-    for sid in state:
-        if sid in done_create and sid in plan.id_map:
-            _, u = _payload(state[sid], tp, plan, result, current=None)
-            uploads.extend((plan.id_map[sid], f, a) for f, a in u)
 
     todo = [s for s in tp.update if s not in done_update]
     for i in range(0, len(todo), BATCH):
@@ -732,38 +997,136 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
         batch = []
         for sid in chunk:
             dst = plan.id_map.get(sid, sid)
-            fields, u = _payload(state[sid], tp, plan, result, current=current[dst])
-            uploads.extend((dst, f, a) for f, a in u)
+            fields, _ = _payload(state[sid], tp, plan, result, current=current[dst])
             if fields:
                 batch.append({"id": dst, "fields": fields})
         if batch:
-            tgw.update(tp.name, batch)
+            _persist(tgw, f"update {tp.name}", lambda b=batch: tgw.update(tp.name, b))  # type: ignore[misc]
         rec.add(tp.name, "update", [(sid, plan.id_map.get(sid, sid)) for sid in chunk])
         result.updated[tp.name] = result.updated.get(tp.name, 0) + len(batch)
         n += len(chunk)
         _emit(progress, "page", tp.name, records=n)
 
-    if uploads:
-        table = tgw.table(tp.name)
-        for dst, fname, att in uploads:
-            key = f"{dst}|{fname}|{att.get('id')}"
-            if key in done_upload:
-                continue
-            sha = att.get("sha256")
-            if not sha or not store.has(str(sha)):
-                plan.warnings.append(f"{tp.name}/{dst}: attachment {att.get('filename')} is not in the backup; "
-                                     "skipped")
-                continue
-            data = store.path(str(sha)).read_bytes()
-            if len(data) > MAX_UPLOAD_BYTES:
-                plan.warnings.append(f"{tp.name}/{dst}: attachment {att.get('filename')} is over 5 MB, which "
-                                     "uploadAttachment refuses; skipped")
-                continue
-            table.upload_attachment(dst, fname, str(att.get("filename") or "file"), content=data,
-                                    content_type=str(att.get("type") or "application/octet-stream"))
-            rec.add(tp.name, "upload", [(key, dst)])
-            result.uploaded[tp.name] = result.uploaded.get(tp.name, 0) + 1
+    # one queue of files per (record, field), built from the backup now; what the target already
+    # holds is read again just before uploading, so nothing is uploaded twice
+    att_specs = [sp for sp in tp.fields if sp.type == "multipleAttachments" and sp.owned and not sp.deferred]
+    queue: dict[tuple[str, str], tuple[str, list[dict[str, Any]]]] = {}
+    for sid in dict.fromkeys([*tp.create, *tp.update]):
+        dst = plan.id_map.get(sid) or (sid if plan.same_base else None)
+        if dst is None:
+            continue
+        for sp in att_specs:
+            want = []
+            for att in state[sid].get("fields", {}).get(sp.name) or []:
+                sha = att.get("sha256")
+                if not sha or not store.has(str(sha)):
+                    plan.warnings.append(f"{tp.name}/{dst}: attachment {att.get('filename')} is not in the backup; "
+                                         "skipped")
+                elif store.path(str(sha)).stat().st_size > MAX_UPLOAD_BYTES:
+                    plan.warnings.append(f"{tp.name}/{dst}: attachment {att.get('filename')} is over 5 MB, which "
+                                         "uploadAttachment refuses; skipped")
+                else:
+                    want.append(att)
+            if want:
+                queue[(dst, sp.name)] = (sid, want)
+    table = tgw.table(tp.name) if queue else None
+    for (dst, fname), (sid, want) in queue.items():
+        _upload_missing(tgw, table, plan, tp, rec, store, result, dst, fname, want, sid,
+                        known_empty=dst in fresh)
     _emit(progress, "done", tp.name, records=n)
+
+
+def _same_as_body(body: dict[str, Any], have: dict[str, Any], tp: TablePlan) -> bool:
+    """``have`` (a target record's fields) holds exactly what a create ``body`` wrote (files aside)."""
+    for spec in tp.fields:
+        if not spec.owned or spec.deferred or spec.type == "multipleAttachments":
+            continue
+        if _norm(body.get(spec.name)) != _norm(have.get(spec.name)):
+            return False
+    return True
+
+
+def _create_batch(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder,
+                  bodies: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+    """Create one batch; return (backup id, new id) for each record. Never creates a record twice.
+
+    The batch is marked pending before it is sent (a kill before the answer is reconciled by the
+    next run). When the answer is lost or Airtable fails after the gateway's retries, the target
+    is read and the records the batch did create are found (same values, created since it was
+    sent); only the others are sent again. Bounded by :data:`RUN_ATTEMPTS`.
+    """
+    todo = dict(bodies)
+    pairs: list[tuple[str, str]] = []
+    sent = iso(clock.now() - timedelta(seconds=120))  # generous: Airtable's clock is not ours
+    rec.add(tp.name, "pending", [(sid, sent) for sid in todo])
+    for attempt in range(1, RUN_ATTEMPTS + 1):
+        try:
+            created = tgw.create(tp.name, list(todo.values()))
+        except errors.BestStagError as e:
+            if not _retryable(e) or attempt == RUN_ATTEMPTS:
+                raise
+            log_event("restore.retry", _level=30, what=f"create {tp.name}", attempt=attempt, error=str(e)[:200])
+            tgw.sleep(tgw._backoff(attempt, None))
+            found = _find_created(tgw, plan, tp, todo, sent, {d for _, d in pairs})
+            rec.add(tp.name, "create", list(found))
+            pairs.extend(found)
+            for sid, _ in found:
+                todo.pop(sid)
+            if not todo:
+                break
+            continue
+        new = [(sid, r["id"]) for sid, r in zip(todo, created, strict=True)]
+        rec.add(tp.name, "create", list(new))
+        pairs.extend(new)
+        break
+    return pairs
+
+
+def _find_created(tgw: Gateway, plan: RestorePlan, tp: TablePlan, todo: dict[str, dict[str, Any]], sent: str,
+                  taken: set[str]) -> list[tuple[str, str]]:
+    """The records of ``todo`` a create whose answer was lost did create (read from the target)."""
+    used = taken | set(plan.id_map.values()) | set(plan.current[tp.name])
+    records = _persist(tgw, f"reconcile {tp.name}", lambda: tgw.all(tp.name))
+    out: list[tuple[str, str]] = []
+    for sid, body in todo.items():
+        for r in records:
+            if r["id"] in used or str(r.get("createdTime", "")) < sent:
+                continue
+            if _same_as_body(body, r.get("fields", {}), tp):
+                out.append((sid, r["id"]))
+                used.add(r["id"])
+                break
+    return out
+
+
+def _upload_missing(tgw: Gateway, table: Any, plan: RestorePlan, tp: TablePlan, rec: _Recorder, store: BlobStore,
+                    result: RestoreResult, dst: str, fname: str, want: list[dict[str, Any]], sid: str, *,
+                    known_empty: bool) -> None:
+    """Upload the files of ``want`` that record ``dst`` does not hold yet (by sha256), each once."""
+    for attempt in range(1, RUN_ATTEMPTS + 1):
+        if known_empty and attempt == 1:
+            have: list[Any] = []
+        else:
+            got = _persist(tgw, f"get {tp.name}", lambda: tgw.get(tp.name, dst))
+            have = list(got.get("fields", {}).get(fname) or [])
+        missing = [a for a, m in zip(want, _match_atts(want, have, plan), strict=True) if m is None]
+        try:
+            for att in missing:
+                sha = str(att["sha256"])
+                data = store.path(sha).read_bytes()
+                if hashlib.sha256(data).hexdigest() != sha:  # changed since the plan checked it
+                    raise _corrupt_blob(plan.backup_id, sha, tp.name, sid, fname, att)
+                table.upload_attachment(dst, fname, str(att.get("filename") or "file"), content=data,
+                                        content_type=str(att.get("type") or "application/octet-stream"))
+                rec.add(tp.name, "upload", [(f"{dst}|{fname}|{sha}", dst)])
+                result.uploaded[tp.name] = result.uploaded.get(tp.name, 0) + 1
+            return
+        except errors.BestStagError as e:
+            if not _retryable(e) or attempt == RUN_ATTEMPTS:
+                raise
+            log_event("restore.retry", _level=30, what=f"upload {tp.name}/{dst}", attempt=attempt,
+                      error=str(e)[:200])
+            tgw.sleep(tgw._backoff(attempt, None))
 
 
 def _second_pass(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder, result: RestoreResult) -> None:
@@ -777,7 +1140,8 @@ def _second_pass(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder,
 
     def flush() -> None:
         if batch:
-            tgw.update(tp.name, list(batch))
+            body = list(batch)
+            _persist(tgw, f"links {tp.name}", lambda: tgw.update(tp.name, body))
             rec.add(tp.name, "link", [(s, None) for s in srcs])
             result.links[tp.name] = result.links.get(tp.name, 0) + len(batch)
         batch.clear()

@@ -230,33 +230,44 @@ def restore(
                                               "not have.")] = False,
     remote: Annotated[bool, typer.Option("--remote", help="Download the backup (and what it is built on) from "
                                          "backup.remote, verify it, then restore.")] = False,
+    wait: Annotated[float, typer.Option(min=0, max=86400, metavar="SECONDS",
+                                        help="Wait up to this long for another restore into the same base to "
+                                        "finish (default: exit 75 at once).")] = 0.0,
 ) -> None:
     """Restore the base (or --base another one) to the state of a backup; resumes an interrupted restore.
 
     Example: beststag backup restore complete/2026-01-04T02-00-00Z --tables Usuários --dry-run
     """
     if not remote:
-        _restore(STATE.settings, backup_id, tables, base, dry_run, yes, prune_extra)
+        _restore(STATE.settings, backup_id, tables, base, dry_run, yes, prune_extra, wait)
         return
     from ..backup.remote import downloaded
 
     with downloaded(STATE.settings, backup_id) as settings:
-        _restore(settings, backup_id, tables, base, dry_run, yes, prune_extra)
+        _restore(settings, backup_id, tables, base, dry_run, yes, prune_extra, wait)
 
 
 def _restore(settings: Any, backup_id: str, tables: str | None, base: str | None, dry_run: bool, yes: bool,
-             prune_extra: bool) -> None:
-    from ..backup.restore import execute_restore, plan_restore
+             prune_extra: bool, wait: float) -> None:
+    from ..backup.restore import plan_restore, restore_session
 
     gateway = STATE.gateway
-    plan = plan_restore(settings, gateway, backup_id, tables=_split(tables), target_base=base,
-                        prune_extra=prune_extra)
     if dry_run:
+        plan = plan_restore(settings, gateway, backup_id, tables=_split(tables), target_base=base,
+                            prune_extra=prune_extra)
         if STATE.json:
             render.emit_json({**plan.summary(), "dry_run": True})
         else:
             _render_plan(plan.summary())
         return
+    with restore_session(settings, gateway, backup_id, tables=_split(tables), target_base=base,
+                         prune_extra=prune_extra, wait_s=wait) as plan:
+        _confirm_and_execute(settings, gateway, plan, yes)
+
+
+def _confirm_and_execute(settings: Any, gateway: Any, plan: Any, yes: bool) -> None:
+    from ..backup.restore import execute_restore
+
     if plan.writes and not yes:
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
             raise BadInput(f"restore would write {plan.writes:,} record(s) to base {plan.target_base}; "

@@ -50,6 +50,9 @@ class FaultConfig:
     rate_drop: float = 0.0
     #: the request is applied, then the connection drops (the client cannot know it succeeded)
     rate_drop_after: float = 0.0
+    #: only requests to these routes draw faults ("list", "get", "create", "update", "delete",
+    #: "upload", "meta"); empty: every route
+    routes: tuple[str, ...] = ()
 
     @property
     def active(self) -> bool:
@@ -154,7 +157,7 @@ class SandboxApp:
                 status, headers, body = self._sandbox_route(method, segments, environ)
                 return self._finish(start_response, method, route, status, body, headers)
             url_len = len(_request_url(environ))
-            drop_after = self._inject_faults()
+            drop_after = self._inject_faults(route)
             self._auth(environ)
             if url_len >= MAX_URL_LENGTH:
                 raise ApiError(414, "URL_TOO_LONG",
@@ -195,9 +198,9 @@ class SandboxApp:
         for obs in self.observers:
             obs(method, route, status)
 
-    def _inject_faults(self) -> bool:
+    def _inject_faults(self, route: str = "") -> bool:
         f = self.faults
-        if not f.active:
+        if not f.active or (f.routes and route not in f.routes):
             return False
         with self._fault_lock:
             r = self._fault_rng.random()
