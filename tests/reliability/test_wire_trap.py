@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from beststag_cli import errors
-from beststag_cli.gateway.api import Gateway, Origins
+from beststag_cli.gateway.api import Gateway
 from beststag_cli.sandbox import SANDBOX_BASE_ID, Sandbox
 from beststag_cli.sandbox.server import serve_in_thread
 from tests.wiretrap import WireTrap
@@ -66,6 +66,8 @@ def test_loopback_is_not_trapped(sandbox: Sandbox, wire_trap: WireTrap) -> None:
 # ---------------------------------------------------------------------------------------- the rule
 @pytest.mark.parametrize("endpoint", ["http://127.0.0.1:8765", "http://sandbox.beststag.local", "https://proxy.example"])
 def test_uploads_go_to_the_endpoint_unless_it_is_airtable(endpoint: str) -> None:
+    from beststag_cli.gateway.api import Origins
+
     o = Origins(endpoint)
     upload = endpoint.split("://")[0] + "://content.airtable.com/v0/appX/recY/anexos/uploadAttachment"
     routed = o.route(upload)
@@ -78,6 +80,8 @@ def test_uploads_go_to_the_endpoint_unless_it_is_airtable(endpoint: str) -> None
 
 
 def test_real_airtable_uploads_to_https_content_airtable_only() -> None:
+    from beststag_cli.gateway.api import Origins
+
     o = Origins("https://api.airtable.com")
     upload = "https://content.airtable.com/v0/appX/recY/anexos/uploadAttachment"
     assert o.route(upload) == upload
