@@ -12,7 +12,8 @@ Where requests may go (`Origins`): the configured endpoint's scheme+host+port, p
 content.airtable.com and keeping its scheme, so against any other endpoint the upload is routed to
 the endpoint itself (the sandbox serves `uploadAttachment` on its own host). The api's session
 checks every request it sends, redirects included, and refuses any other origin before a byte
-leaves, so the token is never attached to another origin.
+leaves, so the token is never attached to another origin. (Real Airtable only: attachment
+downloads, GET without the token, may also go to `https://*.airtableusercontent.com`.)
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 AIRTABLE_API: Origin = ("https", "api.airtable.com", 443)
 AIRTABLE_CONTENT: Origin = ("https", "content.airtable.com", 443)
 CONTENT_HOST = "content.airtable.com"
+#: real Airtable's signed attachment URLs (downloaded without the token)
+ATTACHMENT_HOST_SUFFIX = ".airtableusercontent.com"
 
 
 def origin(url: str) -> Origin:
@@ -85,13 +88,21 @@ class Origins:
         e = urlsplit(self.endpoint_url)
         return urlunsplit((e.scheme, e.netloc, p.path, p.query, p.fragment))
 
-    def check(self, url: str) -> None:
-        """Refuse (before sending) a request to any origin but the allowed ones."""
-        if origin(url) not in self.allowed:
-            raise errors.ForeignOrigin(
-                f"refused to send a request to {_shown(url)}: requests go only to the configured endpoint "
-                f"{_shown(self.endpoint_url)}" + (" and https://content.airtable.com" if self.real_airtable else ""),
-                hint="check AIRTABLE_ENDPOINT_URL (airtable.endpoint_url); the token is never sent to another host")
+    def check(self, url: str, *, method: str = "GET", authorized: bool = True) -> None:
+        """Refuse (before sending) a request to any origin but the allowed ones.
+
+        One exception, for real Airtable only: attachment downloads (GET without the token) from
+        `https://*.airtableusercontent.com`, where Airtable's signed attachment URLs point."""
+        o = origin(url)
+        if o in self.allowed:
+            return
+        if (self.real_airtable and not authorized and method.upper() == "GET" and o[0] == "https" and o[2] == 443
+                and o[1].endswith(ATTACHMENT_HOST_SUFFIX)):
+            return
+        raise errors.ForeignOrigin(
+            f"refused to send a request to {_shown(url)}: requests go only to the configured endpoint "
+            f"{_shown(self.endpoint_url)}" + (" and https://content.airtable.com" if self.real_airtable else ""),
+            hint="check AIRTABLE_ENDPOINT_URL (airtable.endpoint_url); the token is never sent to another host")
 
 
 def guarded_session(origins: Origins) -> requests.Session:
@@ -100,7 +111,8 @@ def guarded_session(origins: Origins) -> requests.Session:
 
     class _GuardedSession(requests.Session):
         def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-            origins.check(request.url or "")
+            origins.check(request.url or "", method=request.method or "GET",
+                          authorized="Authorization" in request.headers)
             return super().send(request, **kwargs)
 
     return _GuardedSession()

@@ -91,6 +91,16 @@ def test_real_airtable_uploads_to_https_content_airtable_only() -> None:
                     "https://content.airtable.com:8443/v0/x", "https://api.airtable.com.evil.example/v0/x"):
         with pytest.raises(errors.ForeignOrigin):
             o.check(foreign)
+    # Airtable's signed attachment URLs: downloaded without the token, over https, nothing else
+    o.check("https://v5.airtableusercontent.com/abc/def", authorized=False)
+    for url, method, authorized in (("https://v5.airtableusercontent.com/a", "GET", True),
+                                    ("https://v5.airtableusercontent.com/a", "POST", False),
+                                    ("http://v5.airtableusercontent.com/a", "GET", False),
+                                    ("https://airtableusercontent.com.evil.example/a", "GET", False)):
+        with pytest.raises(errors.ForeignOrigin):
+            o.check(url, method=method, authorized=authorized)
+    with pytest.raises(errors.ForeignOrigin):  # only for real Airtable
+        Origins("http://127.0.0.1:8765").check("https://v5.airtableusercontent.com/a", authorized=False)
 
 
 # ---------------------------------------------------------------------------------- over the wire
