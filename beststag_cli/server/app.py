@@ -47,12 +47,14 @@ class _Body(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _valid_unicode(cls, data: Any) -> Any:
+        from pydantic_core import PydanticCustomError
+
         from ..inputs import check_text
 
         try:
-            return check_text(data, "body")
+            return check_text(data, "string")
         except errors.BadInput as e:
-            raise ValueError(e.message) from None
+            raise PydanticCustomError("lone_surrogate", e.message) from None
 
 
 class SortItem(BaseModel):
