@@ -118,6 +118,13 @@ class UpstreamAuthError(UpstreamUnavailable):
     hint = "check AIRTABLE_TOKEN and that the token has access to AIRTABLE_BASE_ID"
 
 
+class ForeignOrigin(OperationFailed):
+    """A request to an origin other than the configured endpoint (the token never leaves it)."""
+
+    kind = "foreign_origin"
+    hint = "check AIRTABLE_ENDPOINT_URL (airtable.endpoint_url)"
+
+
 class DiskFull(OperationFailed):
     """A write failed with ENOSPC (or EDQUOT): names the path and the space left on its filesystem."""
 

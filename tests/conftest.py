@@ -9,13 +9,36 @@ from pathlib import Path
 import pytest
 
 from beststag_cli import clock
+from tests.wiretrap import WireTrap
 
 _ENV_PREFIXES = ("AIRTABLE_", "BESTSTAG_")
 
 
+@pytest.fixture(scope="session")
+def _wire_trap_server() -> Iterator[WireTrap]:
+    """One trap proxy per test session (per xdist worker): tests/wiretrap.py."""
+    trap = WireTrap()
+    yield trap
+    trap.close()
+
+
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
-    """No test sees the caller's token, config or data dir (borg's clean_env)."""
+def wire_trap(_wire_trap_server: WireTrap, request: pytest.FixtureRequest) -> Iterator[WireTrap]:
+    """Every test (and every subprocess it starts) sends HTTP(S) through the trap, loopback excepted;
+    the test fails at teardown if anything reached it, naming method, host and path."""
+    trap = _wire_trap_server
+    mp = pytest.MonkeyPatch()
+    for key, value in trap.environ(trap.new_tag(request.node.nodeid)).items():
+        mp.setenv(key, value)
+    mark = trap.mark()
+    yield trap
+    mp.undo()
+    trap.check(mark)
+
+
+@pytest.fixture(autouse=True)
+def clean_env(wire_trap: WireTrap, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """No test sees the caller's token, config or data dir (borg's clean_env); proxies point at the wire trap."""
     import os
 
     for key in list(os.environ):

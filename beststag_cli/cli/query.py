@@ -26,8 +26,11 @@ PageOpt = Annotated[int | None, typer.Option("--page-size", help="Records per re
 
 def build_spec(table: str, filter_: str | None, fields: list[str] | None, sort: list[str] | None,
                max_: int | None, view: str | None, page_size: int | None) -> Any:
+    from ..inputs import check_text
     from ..query.spec import QuerySpec, SortSpec, load_filter_json
 
+    for where, given in (("TABLE", table), ("--fields", fields), ("--sort", sort), ("--view", view)):
+        check_text(given, where)
     data: dict[str, Any] = {"table": table, "filters": load_filter_json(filter_)}
     if fields:
         data["fields"] = [x.strip() for f in fields for x in f.split(",") if x.strip()]

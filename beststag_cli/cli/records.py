@@ -31,6 +31,9 @@ def _items(data: str | None, file: str | None) -> list[Any]:
             lines = Path(file).read_text(encoding="utf-8").splitlines()
         except OSError as e:
             raise BadInput(f"cannot read --file {file}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise BadInput(f"--file {file} is not UTF-8: byte {e.start + 1} cannot be decoded",
+                           hint="save the file as UTF-8 (one JSON object per line)") from None
     return read_items(data, lines)
 
 

@@ -5,6 +5,15 @@ never reach Airtable never pay it) and routes every HTTP call through `_PolicyAp
 the shared 5 req/s limiter, retries with backoff and jitter on 429 (honouring Airtable's 30 s
 penalty), 5xx and connection errors, and one journal row per attempt. Errors leave this module
 as `BestStagError`s; tokens never appear in them.
+
+Where requests may go (`Origins`): the configured endpoint's scheme+host+port, plus
+`https://content.airtable.com` (attachment uploads) only when the endpoint is real Airtable
+(`https://api.airtable.com`). pyairtable builds the upload URL by swapping the endpoint's host for
+content.airtable.com and keeping its scheme, so against any other endpoint the upload is routed to
+the endpoint itself (the sandbox serves `uploadAttachment` on its own host). The api's session
+checks every request it sends, redirects included, and refuses any other origin before a byte
+leaves, so the token is never attached to another origin. (Real Airtable only: attachment
+downloads, GET without the token, may also go to `https://*.airtableusercontent.com`.)
 """
 
 from __future__ import annotations
@@ -15,7 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .. import errors
 from ..config import SANDBOX_ENDPOINT_URL, Settings
@@ -33,6 +42,80 @@ IDEMPOTENT = frozenset({"GET", "PATCH", "PUT", "DELETE", "HEAD"})
 # Airtable answers that say the request was not applied and may be sent again.
 RETRY_ANY_METHOD = frozenset({429, 503})
 RETRY_IDEMPOTENT = frozenset({500, 502, 504})
+
+Origin = tuple[str, str, int]
+DEFAULT_PORTS = {"http": 80, "https": 443}
+AIRTABLE_API: Origin = ("https", "api.airtable.com", 443)
+AIRTABLE_CONTENT: Origin = ("https", "content.airtable.com", 443)
+CONTENT_HOST = "content.airtable.com"
+#: real Airtable's signed attachment URLs (downloaded without the token)
+ATTACHMENT_HOST_SUFFIX = ".airtableusercontent.com"
+
+
+def origin(url: str) -> Origin:
+    """(scheme, host, port) of `url`, lower-cased, with the scheme's default port filled in."""
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1  # a port that is not a number matches nothing
+    return scheme, (parts.hostname or "").lower(), port if port is not None else DEFAULT_PORTS.get(scheme, -1)
+
+
+def _shown(url: str) -> str:
+    """`url` as scheme://host[:port]/path: no userinfo, no query (signed attachment URLs carry secrets there)."""
+    scheme, host, port = origin(url)
+    return f"{scheme}://{host}" + ("" if port == DEFAULT_PORTS.get(scheme) else f":{port}") + urlsplit(url).path
+
+
+class Origins:
+    """Where this gateway's requests may go; see the module docstring."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        self.endpoint_url = endpoint_url
+        self.endpoint = origin(endpoint_url)
+        self.real_airtable = self.endpoint == AIRTABLE_API
+        self.allowed: frozenset[Origin] = frozenset({self.endpoint, AIRTABLE_CONTENT} if self.real_airtable
+                                                    else {self.endpoint})
+
+    def route(self, url: str) -> str:
+        """pyairtable's upload URL (`<endpoint scheme>://content.airtable.com/...`) sent to the endpoint itself
+        unless the endpoint is real Airtable; every other URL unchanged."""
+        p = urlsplit(url)
+        if self.real_airtable or (p.hostname or "").lower() != CONTENT_HOST:
+            return url
+        e = urlsplit(self.endpoint_url)
+        return urlunsplit((e.scheme, e.netloc, p.path, p.query, p.fragment))
+
+    def check(self, url: str, *, method: str = "GET", authorized: bool = True) -> None:
+        """Refuse (before sending) a request to any origin but the allowed ones.
+
+        One exception, for real Airtable only: attachment downloads (GET without the token) from
+        `https://*.airtableusercontent.com`, where Airtable's signed attachment URLs point."""
+        o = origin(url)
+        if o in self.allowed:
+            return
+        if (self.real_airtable and not authorized and method.upper() == "GET" and o[0] == "https" and o[2] == 443
+                and o[1].endswith(ATTACHMENT_HOST_SUFFIX)):
+            return
+        raise errors.ForeignOrigin(
+            f"refused to send a request to {_shown(url)}: requests go only to the configured endpoint "
+            f"{_shown(self.endpoint_url)}" + (" and https://content.airtable.com" if self.real_airtable else ""),
+            hint="check AIRTABLE_ENDPOINT_URL (airtable.endpoint_url); the token is never sent to another host")
+
+
+def guarded_session(origins: Origins) -> requests.Session:
+    """A requests Session that checks every request it sends (redirects too) against `origins`."""
+    import requests
+
+    class _GuardedSession(requests.Session):
+        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+            origins.check(request.url or "", method=request.method or "GET",
+                          authorized="Authorization" in request.headers)
+            return super().send(request, **kwargs)
+
+    return _GuardedSession()
 
 
 @dataclass
@@ -105,6 +188,7 @@ class Gateway:
         self._api: Api | None = None
         self._rng = random.Random()
         self._tls = threading.local()
+        self.origins = Origins(settings.endpoint_url)
         self.sleep: Callable[[float], None] = time.sleep
 
     # ---------------------------------------------------------------- wiring
@@ -164,11 +248,15 @@ class Gateway:
 
         class _PolicyApi(Api):
             def request(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+                url = gateway.origins.route(str(url))
+                gateway.origins.check(url)
                 return gateway._send(lambda: Api.request(self, method, url, *args, **kwargs), method, url)
 
         timeout = (min(10.0, self.settings.airtable.timeout_s), self.settings.airtable.timeout_s)
-        api = _PolicyApi(self.settings.api_token(), timeout=timeout, retry_strategy=None,
-                         endpoint_url=self.settings.endpoint_url)
+        token = self.settings.api_token()
+        api = _PolicyApi(token, timeout=timeout, retry_strategy=None, endpoint_url=self.settings.endpoint_url)
+        api.session = guarded_session(self.origins)
+        api.api_key = token  # the setter puts the Authorization header on the new session
         sb = self.sandbox
         if sb is not None:
             sb.mount(api.session, self.settings.endpoint_url)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from ..errors import BadInput, FilterError
+from ..inputs import check_text
 from ..names import did_you_mean
 from .filters import Node, parse_filters
 
@@ -110,6 +111,7 @@ class QuerySpec(BaseModel):
         """Validate a dict (e.g. a webhook body's query keys); every problem is one BadInput line."""
         if not isinstance(data, dict):
             raise BadInput(f"a query must be a JSON object, got {type(data).__name__}")
+        check_text(data, "the query")
         try:
             return cls.model_validate(data)
         except ValidationError as e:
@@ -146,11 +148,13 @@ def load_filter_json(text: str | None) -> Any:
     """The --filter option's text → JSON data; malformed JSON is a FilterError naming the position."""
     if text is None or not text.strip():
         return None
+    check_text(text, "--filter")
     try:
-        return json.loads(text)
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise FilterError(f"--filter is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}",
                           hint='example: --filter \'{"status": "Ativo"}\'') from None
     except RecursionError:
         raise FilterError("--filter nests too deeply to read", hint="flatten it: and/or take a list of any length") \
             from None
+    return check_text(data, "--filter")

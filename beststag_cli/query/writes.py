@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadInput, BestStagError, NotFound, PartialSuccess, WriteOutcomeUnknown
+from ..inputs import check_text
 from .events import WriteEvent, WriteOp, publish
 from .schema_cache import SchemaCache
 
@@ -54,16 +55,18 @@ def read_items(data: str | None, lines: Iterable[str] | None) -> list[Any]:
                            hint='example: --data \'{"fields": {"Nome": "Ana"}}\'') from None
         except RecursionError:
             raise BadInput("--data nests too deeply to read", hint='a record is {"fields": {...}}') from None
+        check_text(parsed, "--data")
         items.extend(parsed if isinstance(parsed, list) else [parsed])
     for n, line in enumerate(lines or [], 1):
         if not line.strip():
             continue
         try:
-            items.append(json.loads(line))
+            item = json.loads(line)
         except json.JSONDecodeError as e:
             raise BadInput(f"--file line {n} is not valid JSON: {e.msg}", hint="one JSON object per line") from None
         except RecursionError:
             raise BadInput(f"--file line {n} nests too deeply to read", hint="one JSON object per line") from None
+        items.append(check_text(item, f"--file line {n}"))
     return items
 
 
@@ -75,6 +78,7 @@ def to_records(op: WriteOp, items: list[Any]) -> list[Any]:
     for i, it in enumerate(items, 1):
         if op == "delete":
             rid = it.get("id") if isinstance(it, dict) else it
+            check_text(rid, f"record {i}")
             if not isinstance(rid, str) or not rid.startswith("rec"):
                 raise BadInput(f"record {i}: delete needs a record id (rec...), got {json.dumps(it)[:60]}")
             out.append(rid)
@@ -107,6 +111,9 @@ class Writer:
               replace: bool = False, merge_on: list[str] | None = None) -> WriteResult:
         if op not in OPS:
             raise BadInput(f"unknown write operation {op!r}")
+        check_text(table, "TABLE")
+        check_text(merge_on, "--merge-on")
+        check_text(records, "the records")
         names = {n for r in records if isinstance(r, dict) for n in r.get("fields", {})}
         if op == "upsert":
             if not merge_on:

@@ -52,16 +52,18 @@ class Sandbox:
             limits = LimitConfig(**spec) if isinstance(spec, dict) else LimitConfig(per_second=float(spec))
         return cls(path, limits=limits, faults=faults)
 
-    def mount(self, session: requests.Session, endpoint: str = SANDBOX_ENDPOINT) -> None:
-        """Serve `endpoint` (and the attachment upload host pyairtable derives from it) in-process."""
+    def mount(self, session: requests.Session, endpoint: str = SANDBOX_ENDPOINT, *, upload_host: bool = False) -> None:
+        """Serve `endpoint` in-process. `upload_host` also serves the host plain pyairtable sends uploads to
+        (`<scheme>://content.airtable.com`); the Gateway routes uploads to the endpoint itself and needs no such
+        mount (the sandbox serves `uploadAttachment` on its own host, in-process and over HTTP)."""
         from urllib.parse import urlsplit
 
         from .adapter import WSGIAdapter
 
         adapter = WSGIAdapter(self.app)
         session.mount(endpoint.rstrip("/") + "/", adapter)
-        scheme = urlsplit(endpoint).scheme
-        session.mount(f"{scheme}://content.airtable.com/", adapter)
+        if upload_host:
+            session.mount(f"{urlsplit(endpoint).scheme}://content.airtable.com/", adapter)
         session.trust_env = False  # proxies from the environment make no sense in-process (and cost 40%)
 
     def api(self, token: str = DEFAULT_TOKEN, **kwargs: Any) -> Api:
@@ -69,7 +71,7 @@ class Sandbox:
         from pyairtable import Api
 
         api = Api(token, endpoint_url=SANDBOX_ENDPOINT, **kwargs)
-        self.mount(api.session)
+        self.mount(api.session, upload_host=True)
         return api
 
     def ensure_sample(self, *, seed: int = 42, scale: float = 1.0) -> bool:

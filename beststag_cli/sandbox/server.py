@@ -10,10 +10,67 @@ from socketserver import ThreadingMixIn
 from typing import Any
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
-from .app import DropConnection
+from .app import MAX_BODY_BYTES, DropConnection
+
+#: an unread request body up to this size is read and thrown away after the answer (keep-alive goes on);
+#: a larger one (or one whose length is unknown) gets `Connection: close` and the connection is closed
+MAX_DRAIN_BYTES = MAX_BODY_BYTES
+_CHUNK = 1 << 16
+
+
+class _Body:
+    """`wsgi.input` limited to the request's Content-Length; knows how much the app left unread.
+
+    Keep-alive needs every request's body consumed: an error answered before the body was read
+    (401, 404, 422, a fault) would otherwise leave it in the stream, to be parsed as the next
+    request line (`400 Bad request syntax`)."""
+
+    def __init__(self, rfile: Any, length: int) -> None:
+        self._rfile = rfile
+        self.left = length
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        n = self.left if size is None or size < 0 else min(size, self.left)
+        data = self._rfile.read(n)
+        self.left = 0 if not data else self.left - len(data)
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        if self.left <= 0:
+            return b""
+        n = self.left if size is None or size < 0 else min(size, self.left)
+        data = self._rfile.readline(n)
+        self.left = 0 if not data else self.left - len(data)
+        return data
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        out = []
+        while line := self.readline():
+            out.append(line)
+        return out
+
+    def __iter__(self) -> Any:
+        return iter(self.readlines())
+
+    def drain(self) -> bool:
+        """Read and drop what the app did not read; False when the stream ended first."""
+        while self.left > 0:
+            if not self.read(min(_CHUNK, self.left)):
+                return False
+        return True
 
 
 class _ServerHandler(ServerHandler):
+    #: set when the connection must close after this answer (body too large to drain, or unframed)
+    close_after = False
+
+    def cleanup_headers(self) -> None:
+        super().cleanup_headers()
+        if self.close_after:
+            self.headers["Connection"] = "close"
+
     def handle_error(self) -> None:
         # wsgiref answers 500 for any exception; a fault-injected drop must close the socket instead
         if isinstance(sys.exc_info()[1], DropConnection):
@@ -47,10 +104,14 @@ class _Handler(WSGIRequestHandler):
             return
         if not self.parse_request():
             return
-        handler = _ServerHandler(self.rfile, self.wfile, self.get_stderr(), self.get_environ(),
-                                multithread=True)
+        length, framed = _body_length(self.headers.get("Content-Length"), self.headers.get("Transfer-Encoding"))
+        body = _Body(self.rfile, length)
+        handler = _ServerHandler(body, self.wfile, self.get_stderr(), self.get_environ(), multithread=True)
         handler.request_handler = self  # type: ignore[attr-defined]
         handler.http_version = "1.1"
+        if not framed or length > MAX_DRAIN_BYTES:
+            handler.close_after = True
+            self.close_connection = True
         try:
             handler.run(self.server.get_app())  # type: ignore[attr-defined]
         except DropConnection:
@@ -60,12 +121,26 @@ class _Handler(WSGIRequestHandler):
             except OSError:
                 pass
             return
+        if not self.close_connection and not body.drain():
+            self.close_connection = True
 
     def handle(self) -> None:
         self.close_connection = True
         self.handle_one_request()
         while not self.close_connection:
             self.handle_one_request()
+
+
+def _body_length(content_length: str | None, transfer_encoding: str | None) -> tuple[int, bool]:
+    """(bytes of body, whether that length is known): chunked or a malformed length cannot be framed."""
+    if transfer_encoding is not None and transfer_encoding.strip().lower() != "identity":
+        return 0, False
+    if content_length is None:
+        return 0, True
+    text = content_length.strip()
+    if not text.isascii() or not text.isdigit():
+        return 0, False
+    return int(text), True
 
 
 class _ThreadingServer(ThreadingMixIn, WSGIServer):

@@ -24,7 +24,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import errors
@@ -41,13 +41,29 @@ STATUS_BY_KIND = {
 }
 
 
+class _Body(BaseModel):
+    """A webhook body: every string (and key) must be valid Unicode before any field is looked at."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _valid_unicode(cls, data: Any) -> Any:
+        from pydantic_core import PydanticCustomError
+
+        from ..inputs import check_text
+
+        try:
+            return check_text(data, "string")
+        except errors.BadInput as e:
+            raise PydanticCustomError("lone_surrogate", e.message) from None
+
+
 class SortItem(BaseModel):
     model_config = ConfigDict(extra="forbid")
     field: str = Field(min_length=1)
     direction: Literal["asc", "desc"] = "asc"
 
 
-class CacheRequest(BaseModel):
+class CacheRequest(_Body):
     """The spec's cache body. `data` (records) is needed by `set` only."""
 
     model_config = ConfigDict(extra="forbid")
@@ -65,21 +81,24 @@ class CacheRequest(BaseModel):
     data: list[dict[str, Any]] | dict[str, Any] | None = None
 
 
-class BackupRequest(BaseModel):
+class BackupRequest(_Body):
     model_config = ConfigDict(extra="forbid")
     backup_type: Literal["incremental", "complete", "critical"]
     tables: list[str] | None = Field(default=None, max_length=100)
 
 
-class MetricsRequest(BaseModel):
+class MetricsRequest(_Body):
     model_config = ConfigDict(extra="forbid")
     metric_type: Literal["usage", "performance", "storage", "backup", "all"]
     time_range: Literal["1h", "24h", "7d", "30d"] = "24h"
 
 
 def _error(status: int, kind: str, message: str, hint: str = "", **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": {"type": kind, "message": redact(message), "hint": redact(hint), **extra}},
-                        status_code=status)
+    from ..inputs import printable_tree
+
+    # printable: a lone surrogate echoed from the request (a key in `fields`) must not turn the answer into a 500
+    return JSONResponse(printable_tree({"error": {"type": kind, "message": redact(message), "hint": redact(hint),
+                                                  **extra}}), status_code=status)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

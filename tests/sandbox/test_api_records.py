@@ -253,7 +253,7 @@ def test_raw_upload_body_shape(sandbox) -> None:
     h = {"Authorization": "Bearer sandbox"}
     rec = s.post(f"{SANDBOX_ENDPOINT}/v0/{BASE}/Tarefas", json={"fields": {"Título": "raw"}}, headers=h).json()
     body = {"contentType": "text/plain", "file": base64.b64encode(b"ola").decode(), "filename": "a.txt"}
-    r = s.post(f"http://content.airtable.com/v0/{BASE}/{rec['id']}/anexos/uploadAttachment", json=body, headers=h)
+    r = s.post(f"{SANDBOX_ENDPOINT}/v0/{BASE}/{rec['id']}/anexos/uploadAttachment", json=body, headers=h)  # own host
     assert r.status_code == 200
     assert r.json()["id"] == rec["id"] and next(iter(r.json()["fields"])).startswith("fld")
 
