@@ -55,14 +55,20 @@ def register_private_root(path: str | Path) -> Path:
     return Path(p)
 
 
-def private_root(path: str | Path) -> Path | None:
-    """The innermost registered root that contains ``path`` (lexically, links not resolved), or None."""
+def private_root(path: str | Path, *, outermost: bool = False) -> Path | None:
+    """The registered root that contains ``path`` (lexically, links not resolved), or None.
+
+    The innermost one by default; ``outermost`` for link checks (``backups/`` is a root of its own
+    but, inside the data dir, must not be a link either).
+    """
     p = os.path.abspath(path)
     best: str | None = None
     with _ROOTS_LOCK:
         roots = list(_ROOTS)
     for r in roots:
-        if (p == r or p.startswith(r.rstrip(os.sep) + os.sep)) and (best is None or len(r) > len(best)):
+        if not (p == r or p.startswith(r.rstrip(os.sep) + os.sep)):
+            continue
+        if best is None or (len(r) < len(best) if outermost else len(r) > len(best)):
             best = r
     return Path(best) if best is not None else None
 
@@ -96,7 +102,7 @@ def check_safe_path(path: str | Path) -> Path:
     :raises UnsafePath: naming the link.
     """
     p = Path(os.path.abspath(path))
-    root = private_root(p)
+    root = private_root(p, outermost=True)
     if root is None:
         return p
     for comp in _below(root, p):

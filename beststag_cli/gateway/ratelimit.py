@@ -38,7 +38,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from beststag_cli.fsutil import FILE_MODE, ensure_private_dir
+from beststag_cli.fsutil import FILE_MODE, check_safe_path, ensure_private_dir
 
 try:  # POSIX: flock on the state file itself (one open fd per process and base)
     import fcntl
@@ -321,7 +321,7 @@ class RateLimiter:
         if slot.fd is None:
             assert self.state_dir is not None
             path = self.state_dir / f"ratelimit.{_safe_name(base_id)}.state"
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+            fd = _open_state(path)
             try:
                 os.fchmod(fd, FILE_MODE)
             except OSError:  # pragma: no cover - not our file; the limiter still works
@@ -332,6 +332,16 @@ class RateLimiter:
 
                 slot.filelock = filelock.FileLock(str(path) + ".lock")
         return slot.fd
+
+
+def _open_state(path: Path) -> int:
+    """Open the state file, never through a symlink planted in the data dir (UnsafePath)."""
+    try:
+        return os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0),
+                       FILE_MODE)
+    except OSError:
+        check_safe_path(path)
+        raise
 
 
 def make_limiter(settings: Any) -> RateLimiter | Any:
