@@ -23,8 +23,8 @@ from beststag_cli.journal import Journal
 from beststag_cli.metrics.archive import read_archive
 from tests.backup.test_crash import BESTSTAG, _env
 
-OLD_DAYS = (400, 380, 350, 340, 200)  # five old months (retention is far shorter)
-PER_DAY = 400
+OLD_DAYS = (400, 370, 340, 310, 280, 250, 220, 190, 160, 130)  # ten old months (retention is far shorter)
+PER_DAY = 1500
 
 
 def _row_key(r: dict[str, object]) -> str:
@@ -34,20 +34,26 @@ def _row_key(r: dict[str, object]) -> str:
 def _seed(journal_path: Path, now: float) -> tuple[Counter[str], int]:
     """Old request and cache-event rows (each unique) and some recent ones; (old rows by hash, recent count)."""
     old: Counter[str] = Counter()
+    requests: list[tuple[float, float]] = []
+    events: list[tuple[float, str]] = []
+    i = 0
+    for days in OLD_DAYS:
+        for k in range(PER_DAY):
+            ts = now - days * 86400 + k * 2.0
+            requests.append((ts, float(i)))
+            old[_row_key({"table": "requests", "ts": ts, "duration_ms": float(i)})] += 1
+            if k % 4 == 0:
+                events.append((ts, f"k{i}"))
+                old[_row_key({"table": "cache_events", "ts": ts, "key": f"k{i}"})] += 1
+            i += 1
+    requests += [(now - 3600 + k, -1.0 - k) for k in range(50)]
     with Journal(journal_path) as j:
-        i = 0
-        for days in OLD_DAYS:
-            for k in range(PER_DAY):
-                ts = now - days * 86400 + k * 7.0
-                j.record_request(base="app", table_name="T", method="GET", status=200, duration_ms=float(i), ts=ts)
-                old[_row_key({"table": "requests", "ts": ts, "duration_ms": float(i)})] += 1
-                if k % 4 == 0:
-                    j.record_cache_event(event="hit", table_name="T", key=f"k{i}", ts=ts)
-                    old[_row_key({"table": "cache_events", "ts": ts, "key": f"k{i}"})] += 1
-                i += 1
-        for k in range(50):
-            j.record_request(base="app", table_name="T", method="GET", status=200, duration_ms=-1.0 - k,
-                             ts=now - 3600 + k)
+        conn = j.conn  # one transaction: the seed is setup, not what is tested
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany("INSERT INTO requests (ts, base, table_name, method, status, duration_ms, source)"
+                         " VALUES (?, 'app', 'T', 'GET', 200, ?, 'test')", requests)
+        conn.executemany("INSERT INTO cache_events (ts, table_name, event, \"key\") VALUES (?, 'T', 'hit', ?)", events)
+        conn.execute("COMMIT")
     return old, 50
 
 
@@ -75,7 +81,7 @@ def test_two_or_three_archives_at_random_offsets_move_every_old_row_exactly_once
     for _ in range(n):
         procs.append(subprocess.Popen([*BESTSTAG, "--json", "metrics", "archive"], env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-        time.sleep(rng.uniform(0.0, 0.4))  # a random start offset, not a synchronisation
+        time.sleep(rng.uniform(0.0, 0.25))  # a random start offset, not a synchronisation
     results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
     codes = [c for c, _, _ in results]
     assert all(c in (0, 75) for c in codes) and 0 in codes, results

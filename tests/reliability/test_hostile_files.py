@@ -74,9 +74,11 @@ def _limited(settings: Any, sandbox: Any) -> None:
 Case = tuple[str, str, Callable[[Any, Any], None] | None, tuple[str, ...], bool]
 
 CASES: dict[str, Case] = {
-    "logs dir": ("logs", "dir", None, ("--json", "cache", "get", "Usuários", "--max", "1"), False),
-    "log file": ("logs/beststag.jsonl", "file", None, ("--json", "cache", "get", "Usuários", "--max", "1"), False),
-    "log lock": ("logs/beststag.jsonl.lock", "file", None, ("--json", "cache", "get", "Usuários", "--max", "1"),
+    # a job logs job.started/job.finished to the file: it must run, logging to the console only
+    "logs dir": ("logs", "dir", None, ("--json", "metrics", "collect", "--type", "performance"), False),
+    "log file": ("logs/beststag.jsonl", "file", None, ("--json", "metrics", "collect", "--type", "performance"),
+                 False),
+    "log lock": ("logs/beststag.jsonl.lock", "file", None, ("--json", "metrics", "collect", "--type", "performance"),
                  False),
     "settings snapshot": ("settings.snapshot.json", "file", None, ("--json", "doctor"), None),  # type: ignore[dict-item]
     "journal": ("journal.sqlite", "file", None, ("--json", "metrics", "collect", "--type", "performance"), True),
