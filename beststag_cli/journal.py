@@ -30,7 +30,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from beststag_cli import clock
-from beststag_cli.errors import CorruptFile
+from beststag_cli.errors import CorruptFile, UnsafePath
 from beststag_cli.fsutil import ensure_private_dir, refuse_symlinks, touch_private
 
 BUSY_TIMEOUT_MS = 5000
@@ -489,7 +489,7 @@ class Journal:
             return
         try:
             write()
-        except CorruptFile as e:
+        except (CorruptFile, UnsafePath) as e:
             self._broken = True
             logging.getLogger("beststag").warning("%s; not journaling requests until it is repaired (%s)",
                                                   e.message, e.hint)

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from beststag_cli import fsutil
 
@@ -293,3 +295,51 @@ def test_safe_delete_never_leaves_the_data_dir(tmp_path: Path, target: Path, out
     (real / "escape").symlink_to(target)
     assert fsutil.safe_rmtree(real) and not real.exists()
     assert _snapshot(target) == before
+
+
+# ---- property: whatever links are planted where, no helper changes anything outside the data dir
+
+
+_SPOTS = ("logs", "logs/beststag.jsonl", "cache", "backups", "backups/attachments", "backups/attachments/ab",
+          "backups/attachments/ab/blob", "metrics", "metrics/beststag.prom", "locks", "locks/x.lock")
+
+
+@given(links=st.sets(st.sampled_from(_SPOTS), max_size=4),
+       op=st.sampled_from(["dir", "open_a", "touch", "atomic", "unlink", "rmtree"]),
+       spot=st.sampled_from(_SPOTS))
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_property_planted_links_never_reach_outside(tmp_path: Path, outside: Path, links: set[str], op: str,
+                                                    spot: str) -> None:
+    import shutil
+    import uuid
+
+    from beststag_cli.errors import UnsafePath
+
+    data = tmp_path / f"var-{uuid.uuid4().hex[:8]}"
+    data.mkdir()
+    target = outside / f"t-{uuid.uuid4().hex[:8]}"
+    target.mkdir()
+    (target / "victim").write_text("precious")
+    (target / "blob").write_text("precious too")
+    for rel in sorted(links, key=len):
+        p = data / rel
+        if os.path.lexists(p) or any(os.path.islink(q) for q in p.parents if data in q.parents):
+            continue
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.symlink_to(target if "." not in rel and rel != "backups/attachments/ab/blob" else target / "victim")
+    before = _snapshot(target)
+    path = data / spot
+    ops = {
+        "dir": lambda: fsutil.ensure_private_dir(path),
+        "open_a": lambda: fsutil.private_open(path, "a").close(),
+        "touch": lambda: fsutil.touch_private(path),
+        "atomic": lambda: fsutil.atomic_write(path, "x"),
+        "unlink": lambda: fsutil.safe_unlink(path),
+        "rmtree": lambda: fsutil.safe_rmtree(path),
+    }
+    try:
+        ops[op]()
+    except (UnsafePath, IsADirectoryError, NotADirectoryError, FileExistsError):
+        pass
+    assert _snapshot(target) == before
+    shutil.rmtree(data)
