@@ -86,12 +86,20 @@ def check_data_dir(settings: Settings) -> Check:
     except OSError as e:
         return Check("data_dir", False, f"{d}: not writable ({e.strerror})", "fix the folder's owner or data_dir")
     loose = []
+    links = []
     for p in [d, *d.rglob("*")]:
-        if p.is_symlink() or not p.exists():
+        if p != d and p.is_symlink():
+            links.append(str(p.relative_to(d)))
+            continue
+        if not p.exists():
             continue
         want = 0o700 if p.is_dir() else 0o600
         if _mode(p) & 0o077:
             loose.append(f"{p.relative_to(d.parent) if p != d else p} is {_mode(p):o} (want {want:o})")
+    if links:
+        return Check("data_dir", False, "symlinks inside the data dir (beststag refuses them): "
+                     + ", ".join(links[:5]) + (" …" if len(links) > 5 else ""),
+                     f"remove them (`find {d} -type l`) or replace them with real folders/files")
     if loose:
         return Check("data_dir", False, "; ".join(loose[:5]) + (" …" if len(loose) > 5 else ""),
                      f"chmod -R go-rwx {d}")
@@ -103,7 +111,9 @@ def check_locks(settings: Settings) -> Check:
 
     held = []
     locks = settings.paths.locks
-    for p in sorted(locks.glob("*.lock")) if locks.exists() else []:
+    for p in sorted(locks.glob("*.lock")) if locks.is_dir() and not locks.is_symlink() else []:
+        if p.is_symlink() or not p.is_file():
+            continue  # never open (and truncate) a planted link's target; data_dir reports it
         try:
             with FileLock(str(p), timeout=0):
                 pass
@@ -123,7 +133,55 @@ def check_versions() -> Check:
                                    f"pyairtable {v('pyairtable')}, diskcache {v('diskcache')}")
 
 
+def _journal(settings: Settings, gateway: Any) -> Any:
+    from .journal import Journal
+
+    j = getattr(gateway, "journal", None) if gateway is not None else None
+    return j if j is not None else Journal(settings.paths.journal)
+
+
+def check_journal(settings: Settings, gateway: Any) -> Check:
+    """The journal opens, has our schema and passes ``PRAGMA quick_check``."""
+    from .errors import BestStagError
+    from .journal import quick_check
+
+    path = settings.paths.journal
+    if not path.exists():
+        return Check("journal", True, f"{path}: not created yet")
+    try:
+        problem = quick_check(_journal(settings, gateway))
+    except BestStagError as e:  # e.g. UnsafePath: the journal is a symlink
+        return Check("journal", False, e.message, e.hint)
+    if problem:
+        return Check("journal", False, problem,
+                     "`beststag doctor --repair` moves it aside (journal.sqlite.corrupt-<time>) and starts a fresh one")
+    return Check("journal", True, f"{path}: quick_check ok")
+
+
+def repair_journal(settings: Settings, gateway: Any) -> str:
+    """Move the damaged journal aside inside the data dir and start a fresh one; what was done."""
+    from .journal import Journal, set_aside
+
+    j = getattr(gateway, "journal", None) if gateway is not None else None
+    if j is not None:
+        j.close()  # our own connections; the next use opens the fresh file
+    dest = set_aside(settings.paths.journal)
+    fresh = Journal(settings.paths.journal)
+    fresh.query("SELECT 1")
+    fresh.close()
+    return f"moved the damaged journal to {dest} and started a fresh one" if dest else "no journal to repair"
+
+
+#: check name -> repair for `doctor --repair` (run for failed checks only, in the order of the checks)
+REPAIRS: dict[str, Any] = {"journal": repair_journal}
+
+
 def run_checks(settings: Settings, gateway: Any) -> list[Check]:
     base, schema = check_base(gateway)
     return [check_config(settings), check_token(settings), base, check_tables(settings, schema),
-            check_data_dir(settings), check_locks(settings), check_versions()]
+            check_data_dir(settings), check_locks(settings), check_journal(settings, gateway), check_versions()]
+
+
+def run_repairs(settings: Settings, gateway: Any, checks: list[Check]) -> list[str]:
+    """Run the repair of every failed check that has one; one line per repair done."""
+    return [REPAIRS[c.name](settings, gateway) for c in checks if not c.ok and c.name in REPAIRS]

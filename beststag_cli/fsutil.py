@@ -1,37 +1,205 @@
-"""Private files and directories, and atomic writes.
+"""Private files and directories, atomic writes, and the data dir's no-symlink rule.
 
 Everything the tool keeps under its data dir (journal, cache, logs, backups) may hold Airtable
 data or secrets, so directories are created 0700 and files 0600. Modes are set with an explicit
 chmod after creation, so the caller's umask cannot loosen (or tighten) them.
+
+Private roots. :class:`beststag_cli.paths.Paths` registers the data dir (and a backups folder
+configured elsewhere) with :func:`register_private_root`. Inside a registered root:
+
+- nothing below the root may be a symlink: folders and files that are links are refused with
+  :class:`~beststag_cli.errors.UnsafePath` (one line, exit 2), files are opened with
+  ``O_NOFOLLOW``, and deletes check every component first (:func:`safe_unlink`, :func:`safe_rmtree`);
+- existing folders and files we own are tightened to 0700/0600.
+
+Outside every root (a ``--out`` path, the parents of the data dir) beststag never changes the mode
+of anything that exists: missing folders are created as ``mkdir`` would (0777 minus the umask the
+process started with), a new file gets 0666 minus that umask, and a file replaced atomically keeps
+its mode. Links there are the user's own and are followed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import shutil
 import stat
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
 DIR_MODE = 0o700
 FILE_MODE = 0o600
+#: the umask :func:`harden_umask` replaces the process's with while beststag runs
+PRIVATE_UMASK = 0o077
+
+_ROOTS: set[str] = set()
+_ROOTS_LOCK = threading.Lock()
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)
+_started_umask: int | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# roots and containment
+
+
+def register_private_root(path: str | Path) -> Path:
+    """Declare ``path`` a beststag-owned folder (the data dir): private modes and no symlinks below it."""
+    p = os.path.abspath(path)
+    with _ROOTS_LOCK:
+        _ROOTS.add(p)
+    return Path(p)
+
+
+def private_root(path: str | Path, *, outermost: bool = False) -> Path | None:
+    """The registered root that contains ``path`` (lexically, links not resolved), or None.
+
+    The innermost one by default; ``outermost`` for link checks (``backups/`` is a root of its own
+    but, inside the data dir, must not be a link either).
+    """
+    p = os.path.abspath(path)
+    best: str | None = None
+    with _ROOTS_LOCK:
+        roots = list(_ROOTS)
+    for r in roots:
+        if not (p == r or p.startswith(r.rstrip(os.sep) + os.sep)):
+            continue
+        if best is None or (len(r) < len(best) if outermost else len(r) > len(best)):
+            best = r
+    return Path(best) if best is not None else None
+
+
+def _below(root: Path, path: Path) -> list[Path]:
+    """The components of ``path`` strictly below ``root``, outermost first (``path`` included)."""
+    rel = path.relative_to(root)
+    out: list[Path] = []
+    cur = root
+    for part in rel.parts:
+        cur = cur / part
+        out.append(cur)
+    return out
+
+
+def _unsafe(link: Path, root: Path) -> Exception:
+    from .errors import UnsafePath
+
+    try:
+        target = os.readlink(link)
+    except OSError:
+        target = "?"
+    return UnsafePath(f"{link} is a symlink (to {target}); beststag does not follow links inside its data dir {root}")
+
+
+def check_safe_path(path: str | Path) -> Path:
+    """Refuse ``path`` when it, or a folder between its private root and it, is a symlink.
+
+    Paths outside every registered root are returned unchecked.
+
+    :raises UnsafePath: naming the link.
+    """
+    p = Path(os.path.abspath(path))
+    root = private_root(p, outermost=True)
+    if root is None:
+        return p
+    for comp in _below(root, p):
+        try:
+            st = os.lstat(comp)
+        except FileNotFoundError:
+            break
+        except NotADirectoryError:
+            break
+        if stat.S_ISLNK(st.st_mode):
+            raise _unsafe(comp, root)
+    return p
+
+
+def refuse_symlinks(*paths: str | Path) -> None:
+    """:func:`check_safe_path` for each path (e.g. a SQLite file and its -wal/-shm companions)."""
+    for p in paths:
+        check_safe_path(p)
+
+
+# --------------------------------------------------------------------------------------------
+# umask
+
+
+def _current_umask() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    old = os.umask(PRIVATE_UMASK)  # pragma: no cover - no /proc
+    os.umask(old)  # pragma: no cover
+    return old  # pragma: no cover
+
+
+def harden_umask() -> int:
+    """Set the process umask to 077 (so files that libraries create, e.g. SQLite's, are private too).
+
+    The umask the process started with is remembered for files written outside the data dir.
+    :return: the previous umask (give it to :func:`restore_umask`).
+    """
+    global _started_umask
+    old = os.umask(PRIVATE_UMASK)
+    if _started_umask is None:
+        _started_umask = old
+    return old
+
+
+def restore_umask(old: int) -> None:
+    global _started_umask
+    os.umask(old)
+    _started_umask = None
+
+
+def user_umask() -> int:
+    """The umask the user runs beststag with (before :func:`harden_umask`)."""
+    return _current_umask() if _started_umask is None else _started_umask
+
+
+# --------------------------------------------------------------------------------------------
+# folders
+
+
+def _tighten(path: Path, mode: int) -> None:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        return
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        return
+    if stat.S_IMODE(st.st_mode) != mode:
+        with contextlib.suppress(PermissionError):
+            os.chmod(path, mode, follow_symlinks=False)
 
 
 def ensure_private_dir(path: str | Path) -> Path:
-    """Create ``path`` (and missing parents) as 0700; tighten it if it already exists and is ours.
+    """Create ``path`` (and missing parents) as 0700; tighten it if it already exists, is ours, and is
+    inside the data dir.
 
-    Parents that already exist are left alone (they may be ``/tmp`` or a home dir). A directory
-    owned by someone else is not touched: chmod would fail, and it is not ours to change.
+    Folders that already exist outside the data dir are never touched (they may be ``/tmp`` or a
+    home dir); folders owned by someone else are not touched either. Inside the data dir a folder
+    that is a symlink is refused.
 
     :return: the path, as a ``Path``.
+    :raises UnsafePath: when ``path`` or a folder above it (inside the data dir) is a symlink.
     :raises OSError: when the directory cannot be created.
     """
-    p = Path(path)
+    p = Path(os.path.abspath(path))
+    root = private_root(p)
+    check_safe_path(p)
     missing: list[Path] = []
     cur = p
-    while not cur.exists():
+    while not os.path.lexists(cur):
         missing.append(cur)
         if cur.parent == cur:
             break
@@ -41,25 +209,109 @@ def ensure_private_dir(path: str | Path) -> Path:
             os.mkdir(d, DIR_MODE)
         except FileExistsError:
             # another process created it between our check and mkdir
-            pass
-        _tighten(d, DIR_MODE)
-    if not missing:
-        if not p.is_dir():
-            raise NotADirectoryError(f"{p} exists and is not a directory")
+            check_safe_path(d)
+            if root is not None and _inside(d, root):
+                _tighten(d, DIR_MODE)
+            continue
+        _tighten(d, DIR_MODE)  # ours: the umask must not loosen (or tighten) it
+    if not p.is_dir():
+        raise NotADirectoryError(f"{p} exists and is not a directory")
+    if not missing and root is not None:
         _tighten(p, DIR_MODE)
     return p
 
 
-def _tighten(path: Path, mode: int) -> None:
+def _inside(path: Path, root: Path) -> bool:
+    return path == root or root in path.parents
+
+
+def ensure_dir(path: str | Path) -> Path:
+    """A folder for a file the user asked for: inside the data dir :func:`ensure_private_dir`, else create
+    missing folders as ``mkdir -p`` does (umask applies) and never change an existing one."""
+    p = Path(os.path.abspath(path))
+    if private_root(p) is not None:
+        return ensure_private_dir(p)
+    mode = 0o777 & ~user_umask()
+    missing: list[Path] = []
+    cur = p
+    while not os.path.lexists(cur):
+        missing.append(cur)
+        if cur.parent == cur:
+            break
+        cur = cur.parent
+    for d in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(d)
+            os.chmod(d, mode)
+    if not p.is_dir():
+        raise NotADirectoryError(f"{p} exists and is not a directory")
+    return p
+
+
+# --------------------------------------------------------------------------------------------
+# files
+
+
+_FLAGS = {
+    "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
+    "a": os.O_WRONLY | os.O_CREAT | os.O_APPEND,
+    "x": os.O_WRONLY | os.O_CREAT | os.O_EXCL,
+    "r+": os.O_RDWR | os.O_CREAT,
+    "a+": os.O_RDWR | os.O_CREAT | os.O_APPEND,
+    "w+": os.O_RDWR | os.O_CREAT | os.O_TRUNC,
+}
+
+
+def _open_fd(p: Path, flags: int) -> int:
+    """Open a data file: never through a symlink inside the data dir, never a FIFO or device.
+
+    Inside the data dir the file is chmod-ed 0600 (ours, or an existing one we own); outside it only a
+    file this call created gets a mode (0600).
+    """
+    root = private_root(p)
+    if root is None:
+        created = False
+        if flags & os.O_CREAT and not flags & os.O_EXCL:
+            try:
+                fd = os.open(p, flags | os.O_EXCL, FILE_MODE)
+                created = True
+            except FileExistsError:
+                fd = os.open(p, flags & ~os.O_CREAT)
+        else:
+            fd = os.open(p, flags, FILE_MODE)
+            created = bool(flags & os.O_EXCL)
+        if created:
+            try:
+                os.fchmod(fd, FILE_MODE)
+            except BaseException:
+                os.close(fd)
+                raise
+        return fd
     try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        return
-    if hasattr(os, "getuid") and st.st_uid != os.getuid():
-        return
-    if stat.S_IMODE(st.st_mode) != mode:
-        with contextlib.suppress(PermissionError):
-            os.chmod(path, mode)
+        fd = os.open(p, flags | _NOFOLLOW | os.O_NONBLOCK, FILE_MODE)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.EMLINK) or os.path.islink(p):
+            raise _unsafe(p, root) from None
+        if e.errno == errno.ENXIO:  # a FIFO without a reader
+            from .errors import UnsafePath
+
+            raise UnsafePath(f"{p} is not a regular file; beststag only writes regular files in its data dir") from None
+        raise
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            from .errors import UnsafePath
+
+            raise UnsafePath(f"{p} is not a regular file; beststag only writes regular files in its data dir")
+        if not hasattr(os, "getuid") or st.st_uid == os.getuid():
+            os.fchmod(fd, FILE_MODE)
+        import fcntl
+
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def private_open(
@@ -72,26 +324,22 @@ def private_open(
     """Open ``path`` like ``open()``, creating it 0600 (and its folder 0700 when ``parents``).
 
     ``mode`` is one of ``w``, ``a``, ``x``, ``r+`` with an optional ``b``. An existing file keeps
-    its content semantics (``w`` truncates, ``a`` appends) and is chmod-ed to 0600.
+    its content semantics (``w`` truncates, ``a`` appends) and, inside the data dir, is chmod-ed
+    to 0600. Inside the data dir a symlink (at the file or a folder above it) is refused.
+
+    :raises UnsafePath: for a symlink or a non-regular file inside the data dir.
     """
-    p = Path(path)
+    p = Path(os.path.abspath(path))
     if parents:
         ensure_private_dir(p.parent)
+    else:
+        check_safe_path(p.parent)
     base = mode.replace("b", "").replace("t", "")
-    flags = {
-        "w": os.O_WRONLY | os.O_CREAT | os.O_TRUNC,
-        "a": os.O_WRONLY | os.O_CREAT | os.O_APPEND,
-        "x": os.O_WRONLY | os.O_CREAT | os.O_EXCL,
-        "r+": os.O_RDWR | os.O_CREAT,
-        "a+": os.O_RDWR | os.O_CREAT | os.O_APPEND,
-        "w+": os.O_RDWR | os.O_CREAT | os.O_TRUNC,
-    }.get(base)
+    flags = _FLAGS.get(base)
     if flags is None:
         raise ValueError(f"private_open: unsupported mode {mode!r}")
-    flags |= getattr(os, "O_CLOEXEC", 0)
-    fd = os.open(p, flags, FILE_MODE)
+    fd = _open_fd(p, flags | _CLOEXEC)
     try:
-        os.fchmod(fd, FILE_MODE)
         if "b" in mode:
             return os.fdopen(fd, mode)
         return os.fdopen(fd, mode, encoding=encoding)
@@ -102,13 +350,9 @@ def private_open(
 
 def touch_private(path: str | Path) -> Path:
     """Create an empty 0600 file if missing (tightening an existing one); return its path."""
-    p = Path(path)
+    p = Path(os.path.abspath(path))
     ensure_private_dir(p.parent)
-    fd = os.open(p, os.O_WRONLY | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
-    try:
-        os.fchmod(fd, FILE_MODE)
-    finally:
-        os.close(fd)
+    os.close(_open_fd(p, os.O_WRONLY | os.O_CREAT | _CLOEXEC))
     return p
 
 
@@ -130,17 +374,33 @@ def _fsync_dir(path: Path) -> None:
 def atomic_writer(path: str | Path, mode: str = "w", *, encoding: str = "utf-8") -> Iterator[IO[Any]]:
     """Write to a temp file beside ``path`` and rename it over ``path`` when the block succeeds.
 
-    Readers see either the old file or the complete new one. The file is 0600. On an exception
-    the temp file is removed and ``path`` is unchanged.
+    Readers see either the old file or the complete new one. On an exception the temp file is
+    removed and ``path`` is unchanged. Inside the data dir the file is 0600 and a symlink at
+    ``path`` (or above it) is refused; outside it, a link is followed (its target is replaced), a new
+    file gets 0666 minus the user's umask and a replaced file keeps its mode, and no existing folder
+    is chmod-ed.
+
+    :raises UnsafePath: for a symlink inside the data dir.
     """
     if mode not in ("w", "wb"):
         raise ValueError("atomic_writer: mode must be 'w' or 'wb'")
-    p = Path(path)
-    ensure_private_dir(p.parent)
+    p = Path(os.path.abspath(path))
+    private = private_root(p) is not None
+    if private:
+        ensure_private_dir(p.parent)
+        check_safe_path(p)
+        file_mode = FILE_MODE
+    else:
+        p = Path(os.path.realpath(p))
+        ensure_dir(p.parent)
+        try:
+            file_mode = stat.S_IMODE(os.stat(p).st_mode)
+        except FileNotFoundError:
+            file_mode = 0o666 & ~user_umask()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
     tmp = Path(tmp_name)
     try:
-        os.fchmod(fd, FILE_MODE)
+        os.fchmod(fd, file_mode)
         f = os.fdopen(fd, mode) if mode == "wb" else os.fdopen(fd, mode, encoding=encoding)
     except BaseException:
         os.close(fd)
@@ -159,7 +419,7 @@ def atomic_writer(path: str | Path, mode: str = "w", *, encoding: str = "utf-8")
 
 
 def atomic_write(path: str | Path, data: str | bytes, *, encoding: str = "utf-8") -> Path:
-    """Replace ``path`` with ``data`` atomically (temp file + fsync + ``os.replace``); 0600."""
+    """Replace ``path`` with ``data`` atomically (temp file + fsync + ``os.replace``); see :func:`atomic_writer`."""
     with atomic_writer(path, "wb" if isinstance(data, bytes) else "w", encoding=encoding) as f:
         f.write(data)
     return Path(path)
@@ -172,3 +432,57 @@ def write_private_file(path: str | Path, data: str | bytes, *, atomic: bool = Tr
     with private_open(path, "wb" if isinstance(data, bytes) else "w") as f:
         f.write(data)
     return Path(path)
+
+
+# --------------------------------------------------------------------------------------------
+# deleting
+
+
+def _deletable(path: str | Path) -> tuple[Path, Path]:
+    from .errors import UnsafePath
+
+    p = Path(os.path.abspath(path))
+    root = private_root(p)
+    if root is None or p == root:
+        raise UnsafePath(f"refusing to delete {p}: not inside beststag's data dir",
+                         hint="beststag only deletes what it keeps in its data dir")
+    check_safe_path(p.parent)
+    return p, root
+
+
+def safe_unlink(path: str | Path, *, missing_ok: bool = True) -> bool:
+    """Delete one file inside the data dir without following links; return whether it was there.
+
+    A symlink at ``path`` itself is removed (the link, never its target); a symlink in a folder
+    above it is refused.
+
+    :raises UnsafePath: outside the data dir, or through a symlinked folder.
+    """
+    p, _ = _deletable(path)
+    try:
+        os.unlink(p)
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
+        return False
+    return True
+
+
+def safe_rmtree(path: str | Path) -> bool:
+    """Remove a folder inside the data dir with everything in it, never following a link.
+
+    A symlink at ``path`` is unlinked (its target is untouched); links inside the tree are removed
+    as links (``shutil.rmtree`` does not follow them). Errors on single entries are ignored.
+
+    :raises UnsafePath: outside the data dir, or through a symlinked folder above ``path``.
+    """
+    p, _ = _deletable(path)
+    try:
+        st = os.lstat(p)
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(p)
+        return True
+    shutil.rmtree(p, ignore_errors=True)
+    return True

@@ -15,24 +15,34 @@ The schema is versioned llm-style: ordered ``mNNN_name`` functions, the applied 
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import random
 import sqlite3
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
 from beststag_cli import clock
-from beststag_cli.fsutil import ensure_private_dir, touch_private
+from beststag_cli.errors import CorruptFile, UnsafePath
+from beststag_cli.fsutil import ensure_private_dir, refuse_symlinks, touch_private
 
 BUSY_TIMEOUT_MS = 5000
 #: give up retrying a locked write after this long (the busy timeout already waited per try)
 LOCKED_RETRY_TOTAL_S = 60.0
+
+#: SQLite's companions of a database file (opened by name: each must not be a planted symlink)
+COMPANIONS = ("-wal", "-shm", "-journal")
+#: tables every migrated journal has (a file without them is not our journal)
+REQUIRED_TABLES = frozenset({"requests", "cache_events", "backup_runs", "restore_runs", "count_snapshots",
+                             "alert_state", "kv", "requests_hourly", "cache_hourly", "restore_items",
+                             "webhook_requests"})
 
 CACHE_EVENTS = ("hit", "miss", "stale", "set", "invalidate", "evict", "write_applied")
 
@@ -318,6 +328,8 @@ def connect(path: str | Path) -> sqlite3.Connection:
     """
     p = Path(path)
     ensure_private_dir(p.parent)
+    # sqlite3 follows links: a journal (or -wal) planted as a symlink would write to its target
+    refuse_symlinks(p, *(str(p) + c for c in COMPANIONS))
     with _CREATE_LOCK:
         # Never open and close the file once it exists: closing any descriptor of a file drops every
         # POSIX lock this process holds on it, including those of SQLite connections of other threads,
@@ -325,7 +337,7 @@ def connect(path: str | Path) -> sqlite3.Connection:
         if not p.exists():
             touch_private(p)
         elif hasattr(os, "getuid") and p.stat().st_uid == os.getuid() and p.stat().st_mode & 0o077:
-            os.chmod(p, 0o600)
+            os.chmod(p, 0o600, follow_symlinks=False)
     conn = sqlite3.connect(
         p,
         timeout=BUSY_TIMEOUT_MS / 1000,
@@ -338,6 +350,75 @@ def connect(path: str | Path) -> sqlite3.Connection:
     _locked_retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
     conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+def _is_corruption(exc: BaseException) -> bool:
+    """SQLite saying the file is not a (sound) database, or lacks our schema."""
+    if not isinstance(exc, sqlite3.DatabaseError):
+        return False
+    if not isinstance(exc, sqlite3.OperationalError):
+        return True  # SQLITE_CORRUPT "malformed", SQLITE_NOTADB "file is not a database", ...
+    msg = str(exc).lower()
+    return "no such table" in msg or "no such column" in msg or "malformed" in msg or "already exists" in msg
+
+
+def corrupt_error(path: Path, detail: str) -> CorruptFile:
+    """The one line a damaged journal gives: which file, what SQLite said, and how to recover."""
+    return CorruptFile(
+        f"the journal {path} is damaged ({detail}); beststag cannot read or write it",
+        hint=(f"run `beststag doctor --repair` (moves it aside to {path.name}.corrupt-<time> in the data dir and "
+              f"starts a fresh one), or move {path.name} and its -wal/-shm files out of {path.parent} yourself"),
+    )
+
+
+def check_schema(conn: sqlite3.Connection, path: Path) -> None:
+    """Refuse a journal whose schema is not one this beststag wrote (missing tables, unknown migrations)."""
+    known = {fn.__name__ for fn in MIGRATIONS}
+    unknown = [n for n in applied_migrations(conn) if n not in known]
+    if unknown:
+        raise corrupt_error(path, f"schema version {unknown[-1]} is newer than this beststag knows")
+    have = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    missing = sorted(REQUIRED_TABLES - have)
+    if missing:
+        raise corrupt_error(path, "wrong schema: no table " + ", ".join(missing))
+
+
+def quick_check(journal: Journal) -> str | None:
+    """None when ``journal``'s file is sound (or absent), else the one line saying what is wrong (`doctor`).
+
+    Opens the file through ``journal`` (SQLite keeps a process's locks right across its own
+    connections) and runs ``PRAGMA quick_check``.
+    """
+    if not journal.path.exists():
+        return None
+    try:
+        rows = journal.query("PRAGMA quick_check")
+    except CorruptFile as e:
+        return e.message
+    result = "; ".join(str(next(iter(r.values()))) for r in rows[:3])
+    return None if result == "ok" else corrupt_error(journal.path, result).message
+
+
+def set_aside(path: str | Path) -> Path | None:
+    """Move a damaged journal (and its -wal/-shm) to ``<name>.corrupt-<time>`` beside it; None if absent.
+
+    Renames only (never opens the file); the next :class:`Journal` starts a fresh, empty one.
+    """
+    p = Path(path)
+    if not os.path.lexists(p):
+        return None
+    stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
+    dest = p.with_name(f"{p.name}.corrupt-{stamp}")
+    n = 1
+    while os.path.lexists(dest):
+        n += 1
+        dest = p.with_name(f"{p.name}.corrupt-{stamp}-{n}")
+    for c in COMPANIONS:
+        comp = Path(str(p) + c)
+        if os.path.lexists(comp):
+            os.rename(comp, str(dest) + c)
+    os.rename(p, dest)
+    return dest
 
 
 class Journal:
@@ -362,6 +443,8 @@ class Journal:
         self._migrated = False
         self._pid = os.getpid()
         self._closed = False
+        #: set when a telemetry append met a damaged file (warned once; further ones are skipped)
+        self._broken = False
 
     # ---- connection handling
 
@@ -377,15 +460,39 @@ class Journal:
             self._pid = os.getpid()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = connect(self.path)
-            with self._lock:
-                self._closed = False
-                self._conns.add(conn)
-                if not self._migrated:
-                    migrate(conn)
-                    self._migrated = True
+            with self._guard():
+                conn = connect(self.path)
+                with self._lock:
+                    self._closed = False
+                    self._conns.add(conn)
+                    if not self._migrated:
+                        migrate(conn)
+                        check_schema(conn, self.path)
+                        self._migrated = True
             self._local.conn = conn
         return conn
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Turn SQLite's "not a database" / "malformed" / missing-schema errors into one CorruptFile."""
+        try:
+            yield
+        except sqlite3.DatabaseError as e:
+            if _is_corruption(e):
+                raise corrupt_error(self.path, str(e)) from None
+            raise
+
+    def _telemetry(self, write: Callable[[], None]) -> None:
+        """Appends that only feed the metrics (requests, cache events, webhook answers): on a damaged
+        journal they are skipped, with one warning per process, so reads and writes keep working."""
+        if self._broken:
+            return
+        try:
+            write()
+        except (CorruptFile, UnsafePath) as e:
+            self._broken = True
+            logging.getLogger("beststag").warning("%s; not journaling requests until it is repaired (%s)",
+                                                  e.message, e.hint)
 
     def close(self) -> None:
         """Close every connection this object opened (in this process)."""
@@ -411,7 +518,8 @@ class Journal:
 
     def _write(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> None:
         conn = self.conn
-        _locked_retry(lambda: conn.execute(sql, params))
+        with self._guard():
+            _locked_retry(lambda: conn.execute(sql, params))
 
     def _write_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         conn = self.conn
@@ -426,7 +534,8 @@ class Journal:
                 conn.execute("ROLLBACK")
                 raise
 
-        _locked_retry(run)
+        with self._guard():
+            _locked_retry(run)
 
     # ---- appends
 
@@ -447,7 +556,7 @@ class Journal:
         ts: float | None = None,
     ) -> None:
         """Record one upstream HTTP request (``status`` None: no answer, e.g. a network error)."""
-        self._write(
+        self._telemetry(lambda: self._write(
             "INSERT INTO requests (ts, base, table_name, method, operation, status, duration_ms,"
             " records, bytes, error_type, retries, source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
             (
@@ -464,18 +573,18 @@ class Journal:
                 retries,
                 source or self.source,
             ),
-        )
+        ))
 
     def record_webhook_request(self, *, endpoint: str, status: int, duration_ms: float, operation: str | None = None,
                                table_name: str | None = None, cache_status: str | None = None,
                                ts: float | None = None) -> None:
         """Record one answer of the webhook server."""
-        self._write(
+        self._telemetry(lambda: self._write(
             "INSERT INTO webhook_requests (ts, endpoint, operation, table_name, status, duration_ms, cache_status)"
             " VALUES (?,?,?,?,?,?,?)",
             (clock.timestamp() if ts is None else ts, endpoint, operation, table_name, status, duration_ms,
              cache_status),
-        )
+        ))
 
     def record_cache_event(
         self,
@@ -494,10 +603,10 @@ class Journal:
         """
         if event not in CACHE_EVENTS:
             raise ValueError(f"unknown cache event {event!r} (expected one of {', '.join(CACHE_EVENTS)})")
-        self._write(
+        self._telemetry(lambda: self._write(
             'INSERT INTO cache_events (ts, base, table_name, event, "key", bytes, age_s) VALUES (?,?,?,?,?,?,?)',
             (clock.timestamp() if ts is None else ts, base, table_name, event, key, bytes, age_s),
-        )
+        ))
 
     def record_backup_run(
         self,
@@ -614,7 +723,8 @@ class Journal:
     def query(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[dict[str, Any]]:
         """Run a read query and return its rows as dicts (column name -> value)."""
         conn = self.conn
-        rows = _locked_retry(lambda: conn.execute(sql, params).fetchall())
+        with self._guard():
+            rows = _locked_retry(lambda: conn.execute(sql, params).fetchall())
         return [dict(r) for r in rows]
 
     def prune(self, before_ts: float) -> dict[str, int]:
@@ -625,11 +735,13 @@ class Journal:
         deleted: dict[str, int] = {}
         conn = self.conn
         for table in ("requests", "cache_events", "count_snapshots"):
-            cur = _locked_retry(lambda t=table: conn.execute(f"DELETE FROM {t} WHERE ts < ?", (before_ts,)))
+            with self._guard():
+                cur = _locked_retry(lambda t=table: conn.execute(f"DELETE FROM {t} WHERE ts < ?", (before_ts,)))
             deleted[table] = cur.rowcount
         return deleted
 
     def checkpoint(self) -> None:
         """Fold the WAL back into the main file (cheap; useful after a big prune)."""
         conn = self.conn
-        _locked_retry(lambda: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+        with self._guard():
+            _locked_retry(lambda: conn.execute("PRAGMA wal_checkpoint(TRUNCATE)"))

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, TextIO
 
 from beststag_cli import clock
+from beststag_cli.errors import BestStagError
 from beststag_cli.fsutil import ensure_private_dir, private_open, touch_private
 
 if TYPE_CHECKING:
@@ -201,6 +202,8 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
     def __init__(self, filename: str | Path, max_bytes: int, backup_count: int) -> None:
         self._lock_path = str(filename) + ".lock"
         self._lock_fd: int | None = None
+        self._refused = False
+        touch_private(self._lock_path)  # UnsafePath now, at setup, for a planted link
         super().__init__(filename, mode="a", maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
 
     def _open(self) -> IO[Any]:  # type: ignore[override]
@@ -219,19 +222,26 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
             self.stream = self._open()
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self._refused:
+            return
         if not _HAVE_FCNTL:  # pragma: no cover
             super().emit(record)
             return
         try:
             if self._lock_fd is None:
                 touch_private(self._lock_path)
-                self._lock_fd = os.open(self._lock_path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+                self._lock_fd = os.open(self._lock_path,
+                                        os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
-        except OSError:
+        except (OSError, BestStagError):
             self.handleError(record)
             return
         try:
-            self._reopen_if_rotated()
+            try:
+                self._reopen_if_rotated()
+            except BestStagError:  # the log file was replaced by a link: stop writing it, never follow it
+                self._refused = True
+                return
             super().emit(record)
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -317,6 +327,9 @@ def setup_logging(
         handlers.append(fh)
     except OSError as exc:
         problem = f"cannot write the log file {settings.paths.log_file}: {exc.strerror or exc}"
+        log_file = None
+    except BestStagError as exc:  # UnsafePath: a planted symlink; log to the console only, never through it
+        problem = f"not writing the log file: {exc.message}"
         log_file = None
 
     for h in handlers:

@@ -23,6 +23,13 @@ class Paths:
     sandbox_dir: Path
     sandbox_db: Path
 
+    def __post_init__(self) -> None:
+        # beststag's own folders: private modes and no symlinks below them (fsutil)
+        from .fsutil import register_private_root
+
+        register_private_root(self.data_dir)
+        register_private_root(self.backups)
+
     @classmethod
     def from_data_dir(cls, data_dir: Path, backups: Path | None = None) -> Paths:
         b = backups if backups is not None else data_dir / "backups"

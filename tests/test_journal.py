@@ -336,3 +336,93 @@ def test_close_then_reuse(jpath: Path) -> None:
     j.close()
     assert j.kv_get("a") == "1"  # reopens lazily
     j.close()
+
+
+# ---- a damaged journal (issue 15, defect 10): one CorruptFile naming the file, never an internal error
+
+
+def _seed(path: Path) -> None:
+    with Journal(path) as j:
+        for i in range(300):
+            j.record_request(base="app", table_name="T", method="GET", status=200, duration_ms=float(i), ts=1000.0 + i)
+        j.kv_set("k", "v")
+
+
+def _garbage(p: Path) -> None:
+    p.write_bytes(bytes(range(256)) * 64)
+
+
+def _truncated(p: Path) -> None:
+    os.truncate(p, 5000)
+
+
+def _malformed(p: Path) -> None:
+    data = bytearray(p.read_bytes())
+    data[4096 * 2:] = b"\x07" * (len(data) - 4096 * 2)
+    p.write_bytes(bytes(data))
+
+
+def _wrong_schema(p: Path) -> None:
+    conn = sqlite3.connect(p, isolation_level=None)
+    conn.execute("DROP TABLE backup_runs")
+    conn.close()
+
+
+def _newer_schema(p: Path) -> None:
+    conn = sqlite3.connect(p, isolation_level=None)
+    conn.execute("INSERT INTO _migrations (name, applied_at) VALUES ('m999_from_the_future', 1)")
+    conn.close()
+
+
+DAMAGE = {"garbage": _garbage, "truncated": _truncated, "malformed": _malformed, "wrong_schema": _wrong_schema,
+          "newer_schema": _newer_schema}
+
+
+def _checkpointed(path: Path) -> None:
+    with Journal(path) as j:
+        j.checkpoint()
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_a_damaged_journal_is_one_corrupt_file_error(jpath: Path, damage: str) -> None:
+    from beststag_cli.errors import CorruptFile
+
+    _seed(jpath)
+    _checkpointed(jpath)
+    DAMAGE[damage](jpath)
+    j = Journal(jpath)
+    with pytest.raises(CorruptFile) as e:
+        j.query("SELECT count(*) AS n FROM requests WHERE duration_ms >= 0")
+        j.record_backup_run(id="b1", type="complete", status="running", started=1.0)
+    assert str(jpath) in e.value.message and "\n" not in e.value.message
+    assert "doctor --repair" in e.value.hint
+    # telemetry appends (every request, every cache event) are skipped instead: reads must keep working
+    j.record_request(base="app", table_name="T", method="GET", status=200, duration_ms=1.0)
+    j.record_cache_event(event="hit", table_name="T")
+    j.record_webhook_request(endpoint="query", status=200, duration_ms=1.0)
+    assert jmod.quick_check(j) is not None
+    j.close()
+
+
+def test_garbage_in_the_wal_is_ignored_not_fatal(jpath: Path) -> None:
+    _seed(jpath)
+    Path(str(jpath) + "-wal").write_bytes(bytes(range(256)) * 100)
+    with Journal(jpath) as j:
+        assert j.query("SELECT count(*) AS n FROM requests")[0]["n"] >= 0
+        j.record_backup_run(id="b1", type="complete", status="ok", started=1.0)
+        assert jmod.quick_check(j) is None
+
+
+def test_set_aside_moves_the_damage_and_a_fresh_journal_starts(jpath: Path) -> None:
+    _seed(jpath)
+    _garbage(jpath)
+    Path(str(jpath) + "-wal").write_bytes(b"junk")
+    clock.set_now("2026-12-01T21:00:00Z")
+    dest = jmod.set_aside(jpath)
+    assert dest is not None and dest.parent == jpath.parent and dest.name == "journal.sqlite.corrupt-20261201T210000Z"
+    assert dest.read_bytes() == bytes(range(256)) * 64
+    assert Path(str(dest) + "-wal").read_bytes() == b"junk"
+    assert not jpath.exists() and not Path(str(jpath) + "-wal").exists()
+    with Journal(jpath) as j:
+        assert j.query("SELECT count(*) AS n FROM requests")[0]["n"] == 0
+        assert jmod.quick_check(j) is None

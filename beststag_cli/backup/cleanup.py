@@ -13,16 +13,19 @@ now; runs touch the files they reuse).
 from __future__ import annotations
 
 import os
-import shutil
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from beststag_cli import clock
+from beststag_cli.fsutil import check_safe_path, safe_rmtree, safe_unlink
 from beststag_cli.logs import log_event
 
 from .layout import (
+    BACKUP_TYPES,
     PARTIAL_DIR,
+    STORE_DIR,
     BlobStore,
     list_backups,
     older_than,
@@ -59,12 +62,23 @@ class CleanupReport:
                 **({"remote": self.remote} if self.remote is not None else {})}
 
 
+def _refuse_links(root: Path) -> None:
+    """UnsafePath, before anything is deleted, for a symlinked folder cleanup would walk into."""
+    for top in (root / STORE_DIR, root / PARTIAL_DIR, *(root / t for t in BACKUP_TYPES)):
+        check_safe_path(top)
+        if top.is_dir() and not top.is_symlink():
+            for sub in top.iterdir():
+                if sub.is_symlink():
+                    check_safe_path(sub)
+
+
 def cleanup(settings: Settings, base_id: str, *, dry_run: bool = False, now: datetime | None = None) -> CleanupReport:
     """Remove what the keep rules do not keep. Holds the base's backup lock (LockHeld if a run is going)."""
     now = now or clock.now()
     root = settings.paths.backups
     report = CleanupReport(dry_run=dry_run)
     with base_lock(settings, base_id):
+        _refuse_links(root)
         backups = list_backups(root)
         report.broken = [b.id for b in backups if b.manifest is None]
         snaps = [Snapshot(id=b.id, type=b.type, time=b.timestamp, ok=b.status == "ok",
@@ -85,7 +99,7 @@ def cleanup(settings: Settings, base_id: str, *, dry_run: bool = False, now: dat
             trash = pdir / f"deleting-{bid.replace('/', '-')}-{os.getpid()}"
             pdir.mkdir(mode=0o700, exist_ok=True)
             os.rename(b.path, trash)
-            shutil.rmtree(trash, ignore_errors=True)
+            safe_rmtree(trash)
             log_event("backup.removed", backup_id=bid)
 
         removed = set(plan.remove)
@@ -107,7 +121,7 @@ def cleanup(settings: Settings, base_id: str, *, dry_run: bool = False, now: dat
             report.attachments_removed += 1
             report.attachment_bytes_freed += size
             if not dry_run:
-                path.unlink(missing_ok=True)
+                safe_unlink(path)  # through a symlinked attachments/<aa>: UnsafePath, never a file outside
         if report.attachments_removed:
             log_event("backup.attachments_collected", count=report.attachments_removed,
                       bytes=report.attachment_bytes_freed, dry_run=dry_run)
@@ -119,10 +133,7 @@ def cleanup(settings: Settings, base_id: str, *, dry_run: bool = False, now: dat
             report.partial_removed.append(leftover.name)
             log_event("backup.partial_removed", _level=30, path=str(leftover), dry_run=dry_run)
             if not dry_run:
-                if leftover.is_dir():
-                    shutil.rmtree(leftover, ignore_errors=True)
-                else:
-                    leftover.unlink(missing_ok=True)
+                safe_rmtree(leftover)
         if settings.backup.remote:
             from .remote import cleanup_remote
 

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from beststag_cli import clock, errors
 from beststag_cli.config import BACKUP_TYPES, Settings
-from beststag_cli.fsutil import _fsync_dir, atomic_write, ensure_private_dir
+from beststag_cli.fsutil import _fsync_dir, atomic_write, check_safe_path, ensure_private_dir
 from beststag_cli.logs import log_event
 from beststag_cli.names import did_you_mean
 
@@ -114,7 +114,7 @@ def base_lock(settings: Settings, base_id: str, job: str = "backup") -> Iterator
     from filelock import FileLock, Timeout
 
     ensure_private_dir(settings.paths.locks)
-    path = settings.paths.locks / f"{job}-{base_id}.lock"
+    path = check_safe_path(settings.paths.locks / f"{job}-{base_id}.lock")  # filelock truncates a link's target
     lock = FileLock(str(path), timeout=0, mode=0o600, thread_local=False)
     try:
         lock.acquire()

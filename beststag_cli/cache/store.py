@@ -24,7 +24,7 @@ from typing import Any
 
 import diskcache
 
-from ..fsutil import ensure_private_dir
+from ..fsutil import ensure_private_dir, refuse_symlinks
 
 RAW = b"J"
 ZLIB = b"Z"
@@ -148,6 +148,8 @@ class CacheStore:
     def __init__(self, directory: Path, *, size_limit_bytes: int = 256 * 2**20, compress_min_bytes: int = 4096,
                  lru_items: int = 0) -> None:
         self.directory = ensure_private_dir(directory)
+        # SQLite follows links: never let a planted cache.db (or -wal/-shm) link write outside the data dir
+        refuse_symlinks(*(self.directory / "store" / f"cache.db{c}" for c in ("", "-wal", "-shm")))
         old_umask = os.umask(0o077)  # diskcache creates cache.db and value files itself
         try:
             # diskcache owns `store/`; the epoch lives beside it so `check()` sees only its own files

@@ -10,6 +10,9 @@ def app(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point: run the CLI and exit with the documented code."""
     args = list(argv) if argv is not None else sys.argv[1:]
     if "cache" in args[:4]:
+        from ..fsutil import harden_umask
+
+        harden_umask()  # the fast path may create the journal or cache files: private whatever the umask
         from .fastpath import try_cache_hit
 
         code = try_cache_hit(args)

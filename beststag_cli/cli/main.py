@@ -71,6 +71,9 @@ _register()
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; every failure becomes one line and its exit code (ARCHITECTURE.md)."""
     STATE.reset()
+    from ..fsutil import harden_umask, restore_umask
+
+    umask = harden_umask()  # files libraries create (SQLite, diskcache) are private too, whatever the umask
     try:
         rv = root(args=argv, prog_name="beststag", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
@@ -102,3 +105,4 @@ def run(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     finally:
         STATE.close()
+        restore_umask(umask)

@@ -60,7 +60,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from beststag_cli.fsutil import FILE_MODE, ensure_private_dir
+from beststag_cli.fsutil import FILE_MODE, check_safe_path, ensure_private_dir
 
 try:  # POSIX: flock on the state file itself (one open fd per process and base)
     import fcntl
@@ -580,6 +580,7 @@ class RateLimiter:
             return slot.fd
         path = self.state_path(base_id)
         assert path is not None
+        check_safe_path(path)  # a symlink planted in the data dir: one UnsafePath line, never followed
         fd = _open_state(path)
         if fd is None:
             fd = _replace_state(path)

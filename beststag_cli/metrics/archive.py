@@ -7,20 +7,27 @@ deleted, so a crash loses nothing (at worst a month's rows are archived twice). 
 rollups are refreshed first and kept, so 30-day figures and lifetime counters survive.
 
 Count snapshots are kept at least 62 days (two 30-day windows: growth and its trend need them).
+
+One archive at a time: a run holds ``<locks>/metrics-archive.lock`` (a second one exits 75 at once),
+since two that read a month before either deletes it would archive its rows twice, and two that
+copy a month's file at once would lose one's rows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import shutil
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from .. import clock
 from ..config import Settings
-from ..fsutil import atomic_writer, ensure_private_dir
+from ..errors import LockHeld
+from ..fsutil import atomic_writer, check_safe_path, ensure_private_dir
 from ..journal import Journal, _locked_retry
 from . import rollup
 from .collect import iso_utc
@@ -46,9 +53,37 @@ def _append_month(path: Path, rows: list[dict[str, Any]]) -> None:
                 gz.write(json.dumps(r, ensure_ascii=False, separators=(",", ":")).encode("utf-8") + b"\n")
 
 
+@contextlib.contextmanager
+def archive_lock(settings: Settings) -> Iterator[None]:
+    """Hold ``<locks>/metrics-archive.lock`` or raise :class:`LockHeld` at once (exit 75)."""
+    from filelock import FileLock, Timeout
+
+    ensure_private_dir(settings.paths.locks)
+    path = check_safe_path(settings.paths.locks / "metrics-archive.lock")
+    lock = FileLock(str(path), timeout=0, mode=0o600, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise LockHeld(f"another metrics archive is running (lock {path})") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def archive(settings: Settings, journal: Journal, *, now: float | None = None,
             dry_run: bool = False) -> dict[str, Any]:
-    """Archive and delete raw rows older than ``metrics.retention_days``; rows moved per table and file."""
+    """Archive and delete raw rows older than ``metrics.retention_days``; rows moved per table and file.
+
+    :raises LockHeld: when another (non dry-run) archive is running.
+    """
+    if dry_run:
+        return _archive(settings, journal, now=now, dry_run=True)
+    with archive_lock(settings):
+        return _archive(settings, journal, now=now, dry_run=False)
+
+
+def _archive(settings: Settings, journal: Journal, *, now: float | None, dry_run: bool) -> dict[str, Any]:
     now = clock.timestamp() if now is None else now
     days = settings.metrics.retention_days
     cutoff = now - days * 86400
