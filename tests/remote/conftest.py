@@ -120,7 +120,7 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             return bool(r.status == 200)
 
     try:
-        _wait(up, proc, "moto_server", log, timeout=60)
+        _wait(up, proc, "moto_server", log, timeout=240)  # a loaded CI box starts it slowly
         yield url
     finally:
         _stop(proc)
