@@ -112,6 +112,22 @@ def check_locks(settings: Settings) -> Check:
     return Check("locks", True, "held now: " + ", ".join(held) if held else "no job running")
 
 
+def check_cache(settings: Settings) -> Check:
+    """The on-disk cache's files (read only): a damaged cache never fails a read, but doctor says so."""
+    from .cache.store import check
+
+    try:
+        problems = check(settings)
+    except OSError as e:
+        problems = [f"{settings.paths.cache_dir}: {e.strerror or e}"]
+    if problems:
+        return Check("cache", False, "; ".join(problems[:3]),
+                     "reads fall back to Airtable meanwhile; the next `beststag cache stats` (or any cache read) "
+                     "moves the damaged files aside (cache/store.corrupt-*) and rebuilds the cache")
+    return Check("cache", True, f"{settings.paths.cache_dir} sound" if settings.cache.backend == "diskcache"
+                 else f"{settings.cache.backend} (not checked here)")
+
+
 def check_versions() -> Check:
     def v(name: str) -> str:
         try:
@@ -126,4 +142,4 @@ def check_versions() -> Check:
 def run_checks(settings: Settings, gateway: Any) -> list[Check]:
     base, schema = check_base(gateway)
     return [check_config(settings), check_token(settings), base, check_tables(settings, schema),
-            check_data_dir(settings), check_locks(settings), check_versions()]
+            check_data_dir(settings), check_cache(settings), check_locks(settings), check_versions()]

@@ -34,7 +34,7 @@ BUSY_TIMEOUT_MS = 5000
 #: give up retrying a locked write after this long (the busy timeout already waited per try)
 LOCKED_RETRY_TOTAL_S = 60.0
 
-CACHE_EVENTS = ("hit", "miss", "stale", "set", "invalidate", "evict", "write_applied")
+CACHE_EVENTS = ("hit", "miss", "stale", "set", "invalidate", "evict", "write_applied", "lock_broken")
 
 T = TypeVar("T")
 
