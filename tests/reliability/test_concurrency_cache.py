@@ -136,7 +136,7 @@ def test_kill_9_during_a_cache_miss_does_not_block_the_next_read(clean_env: Path
     try:
         assert (p.stdout.readline() if p.stdout else "").strip() == "start"
         deadline = time.monotonic() + 120  # generous: only how long a loaded machine takes to get there
-        while m.store._dc.get("lock:" + skey) is None:  # the worker holds the stampede lock, inside its fetch
+        while ("lock:" + skey) not in m.store._dc:  # the worker holds the stampede lock, inside its fetch
             assert p.poll() is None, p.stderr.read() if p.stderr else ""
             assert time.monotonic() < deadline, "the worker never took the stampede lock"
             time.sleep(0.01)
