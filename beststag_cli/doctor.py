@@ -122,6 +122,22 @@ def check_locks(settings: Settings) -> Check:
     return Check("locks", True, "held now: " + ", ".join(held) if held else "no job running")
 
 
+def check_cache(settings: Settings) -> Check:
+    """The on-disk cache's files (read only): a damaged cache never fails a read, but doctor says so."""
+    from .cache.store import check
+
+    try:
+        problems = check(settings)
+    except OSError as e:
+        problems = [f"{settings.paths.cache_dir}: {e.strerror or e}"]
+    if problems:
+        return Check("cache", False, "; ".join(problems[:3]),
+                     "reads fall back to Airtable meanwhile; `beststag doctor --repair` (or any cache read) "
+                     "moves the damaged files aside (cache/store.corrupt-*) and rebuilds the cache")
+    return Check("cache", True, f"{settings.paths.cache_dir} sound" if settings.cache.backend == "diskcache"
+                 else f"{settings.cache.backend} (not checked here)")
+
+
 def check_versions() -> Check:
     def v(name: str) -> str:
         try:
@@ -173,13 +189,22 @@ def repair_journal(settings: Settings, gateway: Any) -> str:
 
 
 #: check name -> repair for `doctor --repair` (run for failed checks only, in the order of the checks)
-REPAIRS: dict[str, Any] = {"journal": repair_journal}
+def repair_cache(settings: Settings, gateway: Any) -> str:
+    """Open the cache now: damaged files are moved aside (cache/store.corrupt-*) and the store rebuilt."""
+    from .cache.store import repair
+
+    done = repair(settings)
+    return "cache: " + ("; ".join(done) if done else "rebuilt")
+
+
+REPAIRS: dict[str, Any] = {"journal": repair_journal, "cache": repair_cache}
 
 
 def run_checks(settings: Settings, gateway: Any) -> list[Check]:
     base, schema = check_base(gateway)
     return [check_config(settings), check_token(settings), base, check_tables(settings, schema),
-            check_data_dir(settings), check_locks(settings), check_journal(settings, gateway), check_versions()]
+            check_data_dir(settings), check_cache(settings), check_locks(settings), check_journal(settings, gateway),
+            check_versions()]
 
 
 def run_repairs(settings: Settings, gateway: Any, checks: list[Check]) -> list[str]:

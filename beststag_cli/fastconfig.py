@@ -119,7 +119,78 @@ class FastSettings(_Section):
         return int(self._data["cache"]["default_ttl_s"])
 
 
+MAX_SNAPSHOT_BYTES = 4 * 2**20
+
+
+def _read_snapshot(path: Path) -> Any:
+    """The snapshot's JSON, read without following a link and only from a regular file; None if unsure."""
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_SNAPSHOT_BYTES:
+            return None
+        chunks = []
+        while True:
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return json.loads(b"".join(chunks))
+    except (OSError, ValueError, RecursionError):
+        return None
+    finally:
+        os.close(fd)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _valid_settings(data: Any, data_dir: Path) -> bool:
+    """The fields the hit path reads have the types the full loader gives them, and the data dir is ours."""
+    if not isinstance(data, dict):
+        return False
+    air, cache, backup, tables = (data.get(k) for k in ("airtable", "cache", "backup", "tables"))
+    if not (isinstance(air, dict) and isinstance(cache, dict) and isinstance(backup, dict)
+            and isinstance(tables, dict)):
+        return False
+    if not isinstance(data.get("data_dir"), str) or Path(os.path.normpath(data["data_dir"])) != data_dir:
+        return False
+    if not isinstance(data.get("_sandbox_mode"), bool) or not isinstance(air.get("base_id"), str | None):
+        return False
+    if not isinstance(backup.get("dir"), str | None):
+        return False
+    if not all(_is_int(cache.get(k)) and cache[k] >= 0 for k in ("default_ttl_s", "compress_min_bytes",
+                                                                    "size_limit_mb")):
+        return False
+    if not _is_num(cache.get("max_stale_s")) or cache.get("backend", "diskcache") not in ("diskcache", "redis"):
+        return False
+    if cache.get("backend") == "redis" and not (isinstance(cache.get("redis_url"), str)
+                                                and isinstance(cache.get("redis_prefix", ""), str)):
+        return False
+    for name, t in tables.items():
+        if not isinstance(name, str) or not isinstance(t, dict):
+            return False
+        if not isinstance(t.get("cache_mode", "query"), str) or not (t.get("ttl_s") is None or _is_int(t["ttl_s"])):
+            return False
+    return True
+
+
 def fast_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> FastSettings | None:
+    """The snapshot's settings when it matches the current config exactly; None (use the full loader) on any doubt.
+
+    A damaged snapshot (garbage, wrong types, a link, another data dir) is never an error: the
+    caller falls back to the full loader, which writes a good one again.
+    """
     env = os.environ if env is None else env
     try:
         file = _config_file(path, env)
@@ -130,11 +201,13 @@ def fast_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         data_dir = _data_dir(file, body, env)
         if data_dir is None:
             return None
-        snap = json.loads((data_dir / SNAPSHOT_NAME).read_bytes())
-        if snap.get("fingerprint") != _fingerprint(file, body, env):
+        snap = _read_snapshot(data_dir / SNAPSHOT_NAME)
+        if not isinstance(snap, dict) or snap.get("fingerprint") != _fingerprint(file, body, env):
+            return None
+        if not _valid_settings(snap.get("settings"), data_dir):
             return None
         return FastSettings(snap["settings"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
 
 
@@ -146,11 +219,10 @@ def save_snapshot(settings: Settings, file: Path | None, env: Mapping[str, str])
         body = file.read_bytes() if file is not None else b""
         fp = _fingerprint(file, body, env)
         target = settings.paths.data_dir / SNAPSHOT_NAME
-        try:
-            if json.loads(target.read_bytes()).get("fingerprint") == fp:
-                return
-        except (OSError, ValueError):
-            pass
+        current = _read_snapshot(target)
+        if isinstance(current, dict) and current.get("fingerprint") == fp and \
+                _valid_settings(current.get("settings"), Path(os.path.normpath(settings.paths.data_dir))):
+            return  # a damaged one (garbage, wrong types, a link) is written again below
         if not settings.paths.data_dir.is_dir():
             return  # never create the data dir as a side effect of reading config
         data = settings.model_dump(mode="json")

@@ -44,7 +44,7 @@ REQUIRED_TABLES = frozenset({"requests", "cache_events", "backup_runs", "restore
                              "alert_state", "kv", "requests_hourly", "cache_hourly", "restore_items",
                              "webhook_requests"})
 
-CACHE_EVENTS = ("hit", "miss", "stale", "set", "invalidate", "evict", "write_applied")
+CACHE_EVENTS = ("hit", "miss", "stale", "set", "invalidate", "evict", "write_applied", "lock_broken")
 
 T = TypeVar("T")
 

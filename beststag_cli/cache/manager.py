@@ -6,6 +6,7 @@ Keys (all in one store, diskcache or Redis: `cache/backend.py`; `B` = base id, `
     q:B:T:G:<key>     a query's answer; <key> = query.normalize.cache_key(spec)
     r:B:T:G:<id>      one record
     ix:B:T:G          the query keys and record ids cached for the table (for write application)
+    qv:B:T            moved on by every record invalidation: an answer fetched across one is not stored
     m:B:T:G           a mirrored table: every record, every field, creation order
     ttl:B:T           the table's dynamic TTL state
     alias:<digest>    raw CLI/webhook request → (table, key): the hit path skips pydantic
@@ -25,7 +26,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import clock
-from ..errors import UpstreamAuthError, UpstreamUnavailable
+from ..errors import CorruptFile, DiskFull, UpstreamAuthError, UpstreamUnavailable
 from . import policy
 from .backend import CacheBackend, make_store
 
@@ -141,6 +142,26 @@ class CacheManager:
         except Exception:  # statistics must never fail a read
             pass
 
+    def _soft(self, fn: Callable[[], Any], default: Any = None) -> Any:
+        """A cache write on the read path: a full disk or a damaged store costs the cache, never the read."""
+        try:
+            return fn()
+        except (DiskFull, CorruptFile):
+            return default  # the store logged its warning; `_warned` puts it on the answer
+
+    def _warned(self, res: CacheResult, before: int) -> CacheResult:
+        """Put the store's warnings since `before` on the answer (the CLI prints them, one line each)."""
+        lines = list(getattr(self.store, "warnings", [])[before:])
+        if lines:
+            res.extra["warning"] = lines[-1] if len(lines) == 1 else "; ".join(dict.fromkeys(lines))
+        return res
+
+    def _nwarn(self) -> int:
+        return len(getattr(self.store, "warnings", []))
+
+    def _record_version(self, table: str) -> int:
+        return self.store.get_int(f"qv:{self.base}:{table}")
+
     # ---------------------------------------------------------------- keys and TTL
     def generation(self, table: str) -> int:
         return self.store.get_int(f"g:{self.base}:{table}")
@@ -206,6 +227,7 @@ class CacheManager:
             self._remember_alias(alias, table, key)
             return CacheResult(table, [], "hit", 0.0, 0.0, key, source="empty",
                                extra={"note": "the filter contradicts itself: empty without a request"})
+        before = self._nwarn()
         mode = self.mode(table)
         if mode == "query" and self.settings.cache.selective_min_score > 0:
             from ..query.explain import complexity
@@ -221,10 +243,10 @@ class CacheManager:
         if mode == "mirror" and spec.view is None:
             got = self._from_mirror(spec, bound.table, ttl=ttl, refresh=refresh, key=key)
             if got is not None:
-                return got
-        self._remember_alias(alias, table, key)
-        return self._cached(table, key, ttl, refresh, lambda: self._fetch(svc, bound),
-                            project_fields=spec.fields)
+                return self._warned(got, before)
+        self._soft(lambda: self._remember_alias(alias, table, key))
+        return self._warned(self._cached(table, key, ttl, refresh, lambda: self._fetch(svc, bound),
+                                         project_fields=spec.fields), before)
 
     def _fetch(self, svc: Any, bound: Any) -> tuple[list[Record], dict[str, Any]]:
         from ..query.explain import request_options
@@ -250,7 +272,8 @@ class CacheManager:
         if entry is not None and not refresh and now - entry["stored"] < _limit(entry, ttl):
             self._event("hit", table, key, age_s=now - entry["stored"])
             return self._result(table, key, entry, "hit", now, project_fields, kind)
-        with self.store.lock(skey):
+        with self.store.lock(skey) as held:
+            self._note_broken(held, table, key)
             entry2 = self.store.get(skey)
             now = clock.timestamp()
             if entry2 is not None and not refresh and now - entry2["stored"] < _limit(entry2, ttl):
@@ -265,6 +288,7 @@ class CacheManager:
                     res = self._result(table, key, fresh, "hit", now, project_fields, kind)
                     res.extra["revalidated"] = True
                     return res
+            version = self._record_version(table)
             started = clock.timestamp()
             try:
                 records, meta = fetch()
@@ -278,11 +302,14 @@ class CacheManager:
                 raise
             digest = answer_hash(records)
             if old is not None and not refresh:
-                self._learn(table, changed=digest != old.get("hash"))
+                self._soft(lambda: self._learn(table, changed=digest != old.get("hash")))
             life = self.ttl_for(table, ttl)
             new = {"records": records, "stored": clock.timestamp(), "ttl": life, "hash": digest, **meta}
-            gen_now = self.generation(table)
-            if gen_now == gen:  # an invalidation during the fetch makes this answer unsafe to keep
+
+            def keep() -> None:
+                # an invalidation (table or record) during the fetch makes this answer unsafe to keep
+                if self.generation(table) != gen or self._record_version(table) != version:
+                    return
                 nbytes = self.store.set(skey, new, expire_s=self._expire_s(life))
                 if kind == "q":
                     self._index_add(table, gen, query=key)
@@ -292,8 +319,23 @@ class CacheManager:
                 else:
                     self._index_add(table, gen, record=rid)
                 self._event("set", table, key, nbytes=nbytes)
+
+            self._soft(keep)
             self._event("miss", table, key)
             return self._result(table, key, new, "miss", clock.timestamp(), project_fields, kind)
+
+    def _note_broken(self, held: Any, table: str | None, key: str) -> None:
+        """A lock whose holder had died (kill -9) was broken at once: say so in the journal and the log."""
+        for h in getattr(held, "broken", None) or []:
+            self._event("lock_broken", table, key)
+            try:
+                import logging
+
+                from ..logs import log_event
+
+                log_event("cache.lock_broken", _level=logging.WARNING, table=table, key=key, holder_pid=h.get("pid"))
+            except Exception:  # reporting must not fail the read
+                pass
 
     def _result(self, table: str, key: str, entry: dict[str, Any], status: str, now: float,
                 fields: list[str] | None, kind: str) -> CacheResult:
@@ -310,9 +352,10 @@ class CacheManager:
         if self.mode(name) == "off":
             rec = self.gateway.get(name, record_id)
             return CacheResult(name, [rec], "miss", 0.0, 0.0, record_id, source="bypass")
-        return self._cached(name, record_id, ttl, refresh,
-                            lambda: ([self.gateway.get(name, record_id)], {}),
-                            project_fields=None, kind="r", rid=record_id)
+        before = self._nwarn()
+        return self._warned(self._cached(name, record_id, ttl, refresh,
+                                         lambda: ([self.gateway.get(name, record_id)], {}),
+                                         project_fields=None, kind="r", rid=record_id), before)
 
     # ---------------------------------------------------------------- revalidation
     REVALIDATE_SKEW_S = 5.0  # Airtable's clock is not ours: look a little further back than needed
@@ -333,6 +376,8 @@ class CacheManager:
             return self._revalidate(table, gen)
         except UpstreamUnavailable:
             return False  # the fetch that follows fails too, and serves the stale answer if it may
+        except (DiskFull, CorruptFile):
+            return False  # the store cannot be written: the fetch that follows answers from Airtable
 
     def _revalidate(self, table: str, gen: int) -> bool:
         """Bring every cached answer of `table` up to date at once, instead of refetching each.
@@ -448,11 +493,13 @@ class CacheManager:
         entry = self.store.get(key)
         if entry is not None and not refresh and now - entry["stored"] < entry["ttl"]:
             return entry, "hit"
-        with self.store.lock(key):
+        with self.store.lock(key) as held:
+            self._note_broken(held, name, key)
             entry2 = self.store.get(key)
             if entry2 is not None and not refresh and clock.timestamp() - entry2["stored"] < entry2["ttl"]:
                 return entry2, "hit"
             old = entry2 or entry
+            version = self._record_version(name)
             try:
                 records = self.gateway.all(name, page_size=100)
             except UpstreamUnavailable:
@@ -461,12 +508,16 @@ class CacheManager:
                 raise
             digest = answer_hash(records)
             if old is not None and not refresh:
-                self._learn(name, changed=digest != old.get("hash"))
+                self._soft(lambda: self._learn(name, changed=digest != old.get("hash")))
             life = self.ttl_for(name, ttl)
             new = {"records": records, "stored": clock.timestamp(), "ttl": life, "hash": digest}
-            if self.generation(name) == gen:
-                nbytes = self.store.set(key, new, expire_s=self._expire_s(life))
-                self._event("set", name, key, nbytes=nbytes)
+
+            def keep() -> None:
+                if self.generation(name) == gen and self._record_version(name) == version:
+                    nbytes = self.store.set(key, new, expire_s=self._expire_s(life))
+                    self._event("set", name, key, nbytes=nbytes)
+
+            self._soft(keep)
             return new, "miss"
 
     def _from_mirror(self, spec: QuerySpec, table: TableInfo, *, ttl: float | None, refresh: bool,
@@ -548,23 +599,52 @@ class CacheManager:
             self._event("invalidate", name, f"table:{gen}")
             return {"scope": "table", "table": name, "generation": gen}
         dropped = self._drop_record(name, record_id)
+        related = self._drop_related(name)
         self._event("invalidate", name, record_id)
-        return {"scope": "record", "table": name, "record": record_id, "entries": dropped}
+        return {"scope": "record", "table": name, "record": record_id, "entries": dropped, "related_tables": related}
 
     def _drop_record(self, table: str, record_id: str) -> int:
+        """Forget every answer of `table` that may now hold the record, or hold it as it was.
+
+        The record may have been created or changed outside beststag (n8n's recipe calls this after
+        any change): its fields are unknown, so any list answer of the table could now match it —
+        every one is dropped, with the record's own entry and the table's mirror. Answers of the
+        table being fetched meanwhile are not stored (`qv:` moves on first). Other records' own
+        entries stay (a change to one record does not change another's fields; lookups in other
+        tables are `_drop_related`'s).
+        """
+        self.store.incr(f"qv:{self.base}:{table}")
         gen = self.generation(table)
         dropped = int(self.store.delete(self._r(table, gen, record_id)))
-        ix = self._index(table, gen)
-        for key in ix["q"]:
-            k = self._q(table, gen, key)
-            entry = self.store.get(k)
-            if entry is not None and any(r["id"] == record_id for r in entry["records"]):
-                self.store.delete(k)
-                dropped += 1
+        for key in self._index(table, gen)["q"]:
+            dropped += int(self.store.delete(self._q(table, gen, key)))
         if self.store.get(self._m(table, gen)) is not None:
             self.store.delete(self._m(table, gen))  # the record's new value is unknown: refetch the mirror
             dropped += 1
         return dropped
+
+    def _drop_related(self, table: str) -> list[str]:
+        """Tables whose answers show fields of `table`'s records (lookups, links to it): new generations.
+
+        The record's change is unknown, so a link field may have moved (inverse links elsewhere) and
+        any looked-up value may have changed. Without the schema, every other configured table goes.
+        """
+        try:
+            schema = self.schema()
+            info = schema.table(table)
+            names = []
+            for other in schema.tables:
+                if other.name == table:
+                    continue
+                if any((f.type == "multipleRecordLinks" and f.linked_table_id == info.id)
+                       or (f.type in ("multipleLookupValues", "rollup")
+                           and self._lookup_reads(schema, other, f, info)) for f in other.fields):
+                    names.append(other.name)
+        except (UpstreamUnavailable, CorruptFile, DiskFull):
+            names = [t for t in self.settings.tables if t != table]
+        for n in names:
+            self.store.incr(f"g:{self.base}:{n}")
+        return names
 
     # ---------------------------------------------------------------- own writes
     def apply_write(self, event: WriteEvent) -> dict[str, int]:
@@ -693,10 +773,14 @@ class CacheManager:
         """Hits, misses, ratios, entries, bytes and each table's TTL (events from the journal)."""
         since = clock.timestamp() - hours * 3600
         rows: list[dict[str, Any]] = []
-        j = self.journal
-        if j is not None:
-            rows = j.query("SELECT table_name, event, COUNT(*) AS n FROM cache_events WHERE ts >= ? "
-                           "AND (base = ? OR base IS NULL) GROUP BY table_name, event", (since, self.base))
+        warnings: list[str] = []
+        try:
+            j = self.journal
+            if j is not None:
+                rows = j.query("SELECT table_name, event, COUNT(*) AS n FROM cache_events WHERE ts >= ? "
+                               "AND (base = ? OR base IS NULL) GROUP BY table_name, event", (since, self.base))
+        except Exception as e:  # the counters are the journal's: without them, report the rest
+            warnings.append(f"hit/miss counters unavailable ({type(e).__name__}: {str(e)[:120]})")
         per: dict[str, dict[str, int]] = {}
         total: dict[str, int] = {}
         for r in rows:
@@ -723,8 +807,15 @@ class CacheManager:
                             "ttl_s": st.ttl_s if dyn else configured,
                             "ttl_reason": st.reason if dyn else "configured",
                             "generation": self.generation(name)}
-        return {"range_h": hours, "overall": figures(total), "entries": len(self.store),
-                "bytes": self.store.volume(), "evictions": total.get("evict", 0), "tables": tables}
+        degraded = getattr(self.store, "degraded", None)
+        entries = None if degraded else len(self.store)
+        volume = None if degraded else self.store.volume()
+        warnings = list(dict.fromkeys([*getattr(self.store, "warnings", []), *warnings]))
+        out = {"range_h": hours, "overall": figures(total), "entries": entries,
+               "bytes": volume, "evictions": total.get("evict", 0), "tables": tables}
+        if warnings:
+            out["warnings"] = warnings
+        return out
 
     def prune(self) -> dict[str, int]:
         t0 = time.perf_counter()

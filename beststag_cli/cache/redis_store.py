@@ -6,8 +6,9 @@ Same contract as the diskcache store (:class:`beststag_cli.cache.backend.CacheBa
   as Redis strings with a native expiry (``SET … PX``); nothing is ever pickled;
 - ``incr`` is ``INCR``: a table's generation moves on for every host at once (O(1) invalidation);
 - index sets are Redis sets (``SADD``/``SMEMBERS``), kept 30 days after their last addition;
-- ``lock`` is a Redis lock (``SET NX PX`` with a token, released only by its owner), so concurrent
-  misses on one key in any process on any host make one upstream request;
+- ``lock`` is a Redis lock (``SET NX PX`` with a value naming the holder, released only by its owner),
+  so concurrent misses on one key in any process on any host make one upstream request; a lock
+  whose holder died on this host and boot is broken at once (`cache/holder.py`);
 - the in-memory LRU's epoch is a Redis key, moved on in the same ``MULTI`` as every write: an LRU
   copy is served only while no host has written since it was read. Checking it is one round trip,
   as cheap as fetching a small value, so the LRU pays only for large answers (it saves their
@@ -19,6 +20,7 @@ Every key is ``cache.redis_prefix`` + the manager's key. A Redis that cannot be 
 
 from __future__ import annotations
 
+import time
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -58,26 +60,47 @@ class RedisEpoch:
         pass
 
 
+_DELETE_IF = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) else return 0 end"
+
+
 class _Lock:
-    """A Redis lock shaped like diskcache's: blocks until held; expires on its own after ``expire_s``."""
+    """A Redis lock shaped like the diskcache one: blocks until held; expires on its own after ``expire_s``.
+
+    ``SET NX PX`` with a value naming the holder (`holder.token()`), released only by its owner; a
+    waiter that finds it held by a process of its own host and boot that is gone breaks it at once
+    (a holder on another host is judged by the expiry only). ``broken`` lists the holders it broke.
+    """
+
+    POLL_S = 0.005
 
     def __init__(self, store: RedisStore, name: str, expire_s: float) -> None:
         self._store = store
-        self._lock = store.client.lock(name, timeout=expire_s, sleep=0.005, thread_local=False)
+        self.name = name
+        self.expire_ms = max(1, int(expire_s * 1000))
+        self.broken: list[dict[str, Any]] = []
+        self._token: bytes | None = None
 
     def __enter__(self) -> _Lock:
+        from . import holder
+
+        tok = holder.token()
+        client = self._store.client
         with self._store.guard():
-            self._lock.acquire(blocking=True)
+            while not client.set(self.name, tok, nx=True, px=self.expire_ms):
+                cur = client.get(self.name)
+                if cur is not None and holder.is_dead(cur):
+                    if client.eval(_DELETE_IF, 1, self.name, cur):
+                        self.broken.append(holder.parse(cur) or {})
+                    continue
+                time.sleep(self.POLL_S)
+        self._token = tok
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        from redis.exceptions import LockError
-
-        try:
-            with self._store.guard():
-                self._lock.release()
-        except LockError:
-            pass  # it expired (the holder took longer than expire_s): someone else may hold it now
+        tok, self._token = self._token, None
+        if tok is not None:
+            with self._store.guard():  # expired and taken by another meanwhile: not ours to drop
+                self._store.client.eval(_DELETE_IF, 1, self.name, tok)
 
 
 class RedisStore:
@@ -99,12 +122,10 @@ class RedisStore:
     @contextmanager
     def guard(self) -> Iterator[None]:
         """Redis errors leave as CacheUnavailable (one line, with a hint)."""
-        from redis.exceptions import LockError, RedisError
+        from redis.exceptions import RedisError
 
         try:
             yield
-        except LockError:
-            raise
         except RedisError as e:
             raise CacheUnavailable(f"the cache's Redis at {_shown(self.url)} failed: {type(e).__name__}: "
                                    f"{str(e)[:200]}") from None

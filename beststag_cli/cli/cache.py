@@ -31,6 +31,7 @@ def _manager() -> Any:
 def render_result(res: Any, show_fields: bool = True) -> None:
     if STATE.json:
         render.emit_json(res.to_json())
+        _warn(res.extra.get("warning"))
         return
     from rich.markup import escape
 
@@ -45,6 +46,15 @@ def render_result(res: Any, show_fields: bool = True) -> None:
     color = {"hit": "green", "miss": "yellow", "stale": "red"}.get(res.status, "white")
     render.note(f"cache [{color}]{res.status}[/] ({res.source}) · age {res.age_s:.1f} s · ttl {res.ttl_s:.0f} s · "
                 f"key {res.key}")
+    _warn(res.extra.get("warning"))
+
+
+def _warn(line: str | None) -> None:
+    """The cache's own trouble (damaged files, full disk): one line on stderr; the answer was still served."""
+    if line:
+        from rich.markup import escape
+
+        render.note(f"[yellow]warning:[/] {escape(str(line))}")
 
 
 def _cell(v: Any) -> str:
@@ -152,6 +162,8 @@ def stats(hours: Annotated[float, typer.Option("--hours", help="Window of the co
     from ..cache.manager import CacheManager
 
     data = CacheManager(STATE.settings, gateway_factory=lambda: STATE.gateway).stats(hours=hours)
+    for w in data.get("warnings", []):
+        _warn(w)
     if STATE.json:
         render.emit_json(data)
         return
@@ -162,7 +174,8 @@ def stats(hours: Annotated[float, typer.Option("--hours", help="Window of the co
 
     render.line(f"last {hours:g} h: {o['hits']} hits, {o['misses']} misses, {o['stale']} stale "
                 f"(hit ratio {pct(o['hit_ratio'])}), {o['write_applications']} writes applied; "
-                f"{data['entries']} entries, {data['bytes']:,} bytes")
+                + (f"{data['entries']} entries, {data['bytes']:,} bytes" if data["entries"] is not None
+                   else "entries and bytes unknown (the cache store is unavailable)"))
     render.table(None, ["table", "mode", "hits", "misses", "hit ratio", "ttl (s)", "why"],
                  [[n, t["mode"], t["hits"], t["misses"], pct(t["hit_ratio"]), f"{t['ttl_s']:.0f}", t["ttl_reason"]]
                   for n, t in data["tables"].items()])
