@@ -112,6 +112,24 @@ def check_locks(settings: Settings) -> Check:
     return Check("locks", True, "held now: " + ", ".join(held) if held else "no job running")
 
 
+def check_backups(settings: Settings) -> Check:
+    """Every listed backup's manifest reads and type-checks (files are `backup verify`'s job)."""
+    from .backup.layout import list_backups
+
+    try:
+        backups = list_backups(settings.paths.backups)
+    except OSError as e:
+        return Check("backups", False, f"{settings.paths.backups}: cannot be read ({e.strerror})",
+                     "fix the folder's owner and mode")
+    broken = [b for b in backups if b.manifest is None]
+    if broken:
+        detail = "; ".join(f"{b.id}: {b.problem}" for b in broken[:3]) + (" …" if len(broken) > 3 else "")
+        return Check("backups", False, f"{len(broken)} of {len(backups)} backup(s) broken: {detail}",
+                     "they are skipped as parents and by cleanup; move them out of the backups folder "
+                     "and run a new complete backup (`beststag backup verify --all` checks every file)")
+    return Check("backups", True, f"{len(backups)} backup(s), every manifest readable")
+
+
 def check_versions() -> Check:
     def v(name: str) -> str:
         try:
@@ -126,4 +144,4 @@ def check_versions() -> Check:
 def run_checks(settings: Settings, gateway: Any) -> list[Check]:
     base, schema = check_base(gateway)
     return [check_config(settings), check_token(settings), base, check_tables(settings, schema),
-            check_data_dir(settings), check_locks(settings), check_versions()]
+            check_data_dir(settings), check_locks(settings), check_backups(settings), check_versions()]

@@ -17,6 +17,7 @@ from typing import Any
 
 from beststag_cli.errors import BadInput, OperationFailed
 
+from .chain import backup_index, table_chain
 from .layout import (
     ATTACHMENTS,
     MANIFEST,
@@ -193,8 +194,26 @@ def _check_blob(bid: str, store: BlobStore, sha: str, size: int, att_id: str, ha
     report.checked_blobs.add(sha)
 
 
-def verify_backup(info: BackupInfo, store: BlobStore, checked_blobs: set[str] | None = None) -> VerifyReport:
-    """Verify a listed backup (see :func:`verify_dir`)."""
+def verify_backup(info: BackupInfo, store: BlobStore, checked_blobs: set[str] | None = None,
+                  index: dict[str, BackupInfo] | None = None) -> VerifyReport:
+    """Verify a listed backup (see :func:`verify_dir`) and, like a restore, that every good table's
+    chain of incrementals reaches a full copy through backups that are still there and readable.
+
+    :param index: the listed backups by id (default: listed from the backup's folder).
+    """
     if info.manifest is None:
         raise BackupBroken(info.id, MANIFEST, info.problem or "unreadable")
-    return verify_dir(info.path, store=store, expected_id=info.id, checked_blobs=checked_blobs)
+    report = verify_dir(info.path, store=store, expected_id=info.id, checked_blobs=checked_blobs)
+    check_chains(info, index if index is not None else backup_index(info.path.parent.parent))
+    return report
+
+
+def check_chains(info: BackupInfo, index: dict[str, BackupInfo]) -> None:
+    """Raise :class:`BackupBroken` when a good table of ``info`` could not be restored: the same
+    :func:`chain.table_chain` a restore follows, over the listed backups (broken ones included)."""
+    assert info.manifest is not None
+    for name in info.manifest.ok_tables():
+        try:
+            table_chain(info, name, index)
+        except OperationFailed as e:
+            raise BackupBroken(info.id, MANIFEST, f"table {name}: {e.message}") from None
