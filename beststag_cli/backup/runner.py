@@ -683,6 +683,10 @@ def _backup_table(ctx: _Ctx, name: str, plan: _TablePlan) -> TableEntry:
         msg = e.message if isinstance(e, errors.BestStagError) else f"{type(e).__name__}: {e}"
         entry = TableEntry(name=name, table_id=plan.table_id, status=FAILED, mode=plan.mode, error=msg[:300])
         ctx.exceptions[name] = e
+        if ctx.stop.is_set() or isinstance(e, _Stopped):
+            # the whole run is stopping (a signal, a full disk): its one line says why, not each table
+            log_event("backup.table_stopped", table=name, reason=entry.error)
+            return entry
         _emit(ctx, "failed", name, error=entry.error)
         log_event("backup.table_failed", _level=40, table=name, error=entry.error)
         return entry
