@@ -145,3 +145,25 @@ def test_sigint_and_sigterm_at_random_moments_stop_cleanly(_sample_db, tmp_path,
                             capture_output=True, text=True, timeout=WAIT_S * 3)
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "running" not in set(_rows(data).values())
+
+
+def test_an_interrupted_job_is_outcome_interrupted_with_its_signal_exit_code():
+    from beststag_cli import errors
+    from beststag_cli.ops.jobs import outcome_of
+
+    assert outcome_of(errors.Interrupted(signal.SIGTERM)) == ("interrupted", 143)
+    assert outcome_of(errors.Interrupted(signal.SIGINT)) == ("interrupted", 130)
+
+
+def test_an_interrupted_backup_is_not_a_failure_for_the_backup_alert(gateway):
+    from beststag_cli.metrics.backups import type_status
+
+    j = gateway.journal
+    j.record_backup_run(id="critical/2026-01-01T00-00-00Z", type="critical", status="ok", started=1000.0,
+                        finished=1010.0)
+    j.record_backup_run(id="critical/2026-01-01T04-00-00Z", type="critical", status="interrupted", started=2000.0,
+                        finished=2005.0)
+    assert type_status(j, "critical", 3000.0)["consecutive_failures"] == 0
+    j.record_backup_run(id="critical/2026-01-01T08-00-00Z", type="critical", status="failed", started=2500.0,
+                        finished=2505.0)
+    assert type_status(j, "critical", 3000.0)["consecutive_failures"] == 1
