@@ -236,7 +236,7 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
-    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+    def handleError(self, record: logging.LogRecord) -> None:
         """A line that cannot be written (a full disk, ENOSPC) is dropped: never a traceback on stderr."""
         if isinstance(sys.exc_info()[1], OSError):
             return

@@ -49,6 +49,7 @@ from beststag_cli.names import did_you_mean
 from .chain import table_chain
 from .layout import (
     ATTACHMENTS,
+    BACKUP_ID_RE,
     FAILED,
     OK,
     PARTIAL,
@@ -319,7 +320,9 @@ def _run_locked(settings: Settings, gateway: Gateway, backup_type: str, names: l
             result = _run(settings, gateway, backup_type, backup_id, names, schema, by_name, root, partial, started,
                           progress, airtable)
         except BaseException as e:
-            _close_failed_run(settings, journal, backup_id, backup_type, partial, started, t0, e)
+            full = _close_failed_run(settings, journal, backup_id, backup_type, partial, started, t0, e)
+            if full is not None and full is not e:
+                raise full from None  # with the free space as it was when the write failed
             raise
         m = result.manifest
         if journal is not None:
@@ -342,11 +345,11 @@ def _run_locked(settings: Settings, gateway: Gateway, backup_type: str, names: l
 
 
 def _close_failed_run(settings: Settings, journal: Journal | None, backup_id: str, backup_type: str, partial: Path,
-                      started: datetime, t0: float, e: BaseException) -> None:
+                      started: datetime, t0: float, e: BaseException) -> errors.DiskFull | None:
     """A run that raised: remove its partial folder when it must not stay (a full disk, an interruption),
     close its journal row (``failed`` or ``interrupted``) when the journal can be written, log it.
 
-    Replaces ``e`` by :class:`DiskFull` in the caller's ``raise`` when it was ENOSPC (see run_backup)."""
+    :return: ``e`` as :class:`DiskFull` when it was ENOSPC/EDQUOT (the caller raises that instead)."""
     full = disk_full(e, partial, settings.paths.journal)
     interrupted = isinstance(e, errors.Interrupted | KeyboardInterrupt)
     if full is not None or interrupted:
@@ -363,6 +366,7 @@ def _close_failed_run(settings: Settings, journal: Journal | None, backup_id: st
     with contextlib.suppress(Exception):
         log_event("backup.interrupted" if interrupted else "backup.failed", _level=30, backup_id=backup_id,
                   error=message)
+    return full
 
 
 def _run(settings: Settings, gateway: Gateway, backup_type: str, backup_id: str, names: list[str],
@@ -569,6 +573,8 @@ def close_dead_runs(root: Path, base: str, journal: Journal | None) -> list[str]
             continue
     for r in journal.query("SELECT * FROM backup_runs WHERE status = 'running'"):
         rid = str(r["id"])
+        if not BACKUP_ID_RE.match(rid):
+            continue
         where = partial_base.get(rid)
         if where is not None:
             if where[0] != base:
