@@ -150,6 +150,9 @@ def list_(
     render.table(None, ["id", "type", "time", "status", "tables", "records", "size"],
                  [[d["id"], d["type"], d["id"].split("/", 1)[1], d["status"], len(d.get("tables", {})),
                    f"{d.get('records', 0):,}", _size(d.get("bytes") or 0)] for d in data])
+    for d in data:
+        if d["status"] == "broken":
+            render.note(f"[yellow]broken:[/] {d['id']}: {d.get('error')} (skipped as a parent and by cleanup)")
 
 
 @app.command()

@@ -174,7 +174,7 @@ def test_a_null_table_entry_is_a_broken_backup_that_nothing_trips_on(cli, settin
     assert by_id[good["id"]]["status"] == "ok"
     assert by_id[bad["id"]]["status"] == "broken" and f"tables.{TABLE}" in by_id[bad["id"]]["error"]
     human = cli("backup", "list")
-    assert human.exit_code == 0 and "broken" in human.stdout
+    assert human.exit_code == 0 and "broken" in human.stdout and f"tables.{TABLE}" in human.stderr, human
 
     for btype in ("incremental", "critical", "complete"):
         r = cli("--json", "backup", "run", "--type", btype, "--tables", TABLE)
