@@ -273,75 +273,82 @@ def run_backup(settings: Settings, gateway: Gateway, backup_type: str, tables: l
             raise errors.UnknownTable(f"{n!r} is not a table name")
     if len(set(names)) != len(names):
         raise errors.BadInput(f"a table is named twice in {names}")
-    airtable = AirtableClock(settings.endpoint_url)
-    session = gateway.api.session
-    session.hooks["response"].append(airtable.hook)
     try:
-        return _run_locked(settings, gateway, backup_type, names, airtable, progress)
+        return _run_locked(settings, gateway, backup_type, names, progress)
     except (OSError, sqlite3.OperationalError) as e:
         full = disk_full(e, settings.paths.backups, settings.paths.journal)
         if full is not None:
             raise full from None
         raise
-    finally:
-        with contextlib.suppress(ValueError):
-            session.hooks["response"].remove(airtable.hook)
 
 
-def _run_locked(settings: Settings, gateway: Gateway, backup_type: str, names: list[str], airtable: AirtableClock,
+def _run_locked(settings: Settings, gateway: Gateway, backup_type: str, names: list[str],
                 progress: Progress | None) -> BackupResult:
     base = gateway.base_id
-    root = settings.paths.backups
-    with base_lock(settings, base):
-        schema = gateway.schema()
-        by_name = {t["name"]: t for t in schema.get("tables", [])}
-        for n in names:
-            if n not in by_name:
-                raise errors.UnknownTable(f"base {base} has no table {n!r}{did_you_mean(n, list(by_name))}",
-                                          hint="`beststag sandbox info` or the Airtable UI lists the tables")
-        journal = gateway.journal
-        ensure_private_dir(root)
-        close_dead_runs(root, base, journal)
-        started = clock.now()
-        when = started.replace(microsecond=0)
-        while _id_taken(root, backup_type, format_ts(when), journal):
-            when += timedelta(seconds=1)
-        backup_id = f"{backup_type}/{format_ts(when)}"
-        partial = root / PARTIAL_DIR / f"{backup_type}-{format_ts(when)}-{os.getpid()}"
-        t0 = time.monotonic()
+    with base_lock(settings, base):  # first: a second run exits 75 before it opens anything
+        airtable = AirtableClock(settings.endpoint_url)
+        session = gateway.api.session
+        session.hooks["response"].append(airtable.hook)
         try:
-            ensure_private_dir(partial / "tables")
-            write_json_file(partial / RUN_INFO, {"id": backup_id, "base": base, "pid": os.getpid(),
-                                                 "started": iso(started)})
-            if journal is not None:
-                journal.record_backup_run(id=backup_id, type=backup_type, status="running",
-                                          started=started.timestamp())
-            log_event("backup.started", backup_id=backup_id, type=backup_type, base=base, tables=names)
-            result = _run(settings, gateway, backup_type, backup_id, names, schema, by_name, root, partial, started,
-                          progress, airtable)
-        except BaseException as e:
-            full = _close_failed_run(settings, journal, backup_id, backup_type, partial, started, t0, e)
-            if full is not None and full is not e:
-                raise full from None  # with the free space as it was when the write failed
-            raise
-        m = result.manifest
-        if journal is not None:
-            try:
-                journal.record_backup_run(
-                    id=backup_id, type=backup_type, status=m.status, started=started.timestamp(),
-                    finished=clock.timestamp(), duration_s=time.monotonic() - t0, records=m.records, bytes=m.bytes,
-                    tables={n: {"records": t.records, "bytes": t.bytes + t.ids_bytes, "status": t.status}
-                            for n, t in m.tables.items()},
-                    error="; ".join(f"{k}: {v}" for k, v in result.failed.items())[:500] or None)
-            except sqlite3.Error as e:  # the backup is in place; the next run closes the row from it
-                log_event("backup.journal_unwritable", _level=30, backup_id=backup_id, error=str(e)[:200])
-        log_event("backup.finished", backup_id=backup_id, status=m.status, records=m.records, bytes=m.bytes,
-                  duration_s=m.duration_s, failed=sorted(result.failed))
-        if settings.backup.remote:  # off-site copy, still under the lock (cleanup cannot interleave)
-            from .remote import upload_after_run
+            return _run_with_clock(settings, gateway, backup_type, names, progress, airtable)
+        finally:
+            with contextlib.suppress(ValueError):
+                session.hooks["response"].remove(airtable.hook)
 
-            result.remote = upload_after_run(settings, BackupInfo(backup_id, backup_type, result.path, m))
-        return result
+
+def _run_with_clock(settings: Settings, gateway: Gateway, backup_type: str, names: list[str],
+                    progress: Progress | None, airtable: AirtableClock) -> BackupResult:
+    base = gateway.base_id
+    root = settings.paths.backups
+    schema = gateway.schema()
+    by_name = {t["name"]: t for t in schema.get("tables", [])}
+    for n in names:
+        if n not in by_name:
+            raise errors.UnknownTable(f"base {base} has no table {n!r}{did_you_mean(n, list(by_name))}",
+                                      hint="`beststag sandbox info` or the Airtable UI lists the tables")
+    journal = gateway.journal
+    ensure_private_dir(root)
+    close_dead_runs(root, base, journal)
+    started = clock.now()
+    when = started.replace(microsecond=0)
+    while _id_taken(root, backup_type, format_ts(when), journal):
+        when += timedelta(seconds=1)
+    backup_id = f"{backup_type}/{format_ts(when)}"
+    partial = root / PARTIAL_DIR / f"{backup_type}-{format_ts(when)}-{os.getpid()}"
+    t0 = time.monotonic()
+    try:
+        ensure_private_dir(partial / "tables")
+        write_json_file(partial / RUN_INFO, {"id": backup_id, "base": base, "pid": os.getpid(),
+                                             "started": iso(started)})
+        if journal is not None:
+            journal.record_backup_run(id=backup_id, type=backup_type, status="running",
+                                      started=started.timestamp())
+        log_event("backup.started", backup_id=backup_id, type=backup_type, base=base, tables=names)
+        result = _run(settings, gateway, backup_type, backup_id, names, schema, by_name, root, partial, started,
+                      progress, airtable)
+    except BaseException as e:
+        full = _close_failed_run(settings, journal, backup_id, backup_type, partial, started, t0, e)
+        if full is not None and full is not e:
+            raise full from None  # with the free space as it was when the write failed
+        raise
+    m = result.manifest
+    if journal is not None:
+        try:
+            journal.record_backup_run(
+                id=backup_id, type=backup_type, status=m.status, started=started.timestamp(),
+                finished=clock.timestamp(), duration_s=time.monotonic() - t0, records=m.records, bytes=m.bytes,
+                tables={n: {"records": t.records, "bytes": t.bytes + t.ids_bytes, "status": t.status}
+                        for n, t in m.tables.items()},
+                error="; ".join(f"{k}: {v}" for k, v in result.failed.items())[:500] or None)
+        except sqlite3.Error as e:  # the backup is in place; the next run closes the row from it
+            log_event("backup.journal_unwritable", _level=30, backup_id=backup_id, error=str(e)[:200])
+    log_event("backup.finished", backup_id=backup_id, status=m.status, records=m.records, bytes=m.bytes,
+              duration_s=m.duration_s, failed=sorted(result.failed))
+    if settings.backup.remote:  # off-site copy, still under the lock (cleanup cannot interleave)
+        from .remote import upload_after_run
+
+        result.remote = upload_after_run(settings, BackupInfo(backup_id, backup_type, result.path, m))
+    return result
 
 
 def _close_failed_run(settings: Settings, journal: Journal | None, backup_id: str, backup_type: str, partial: Path,
