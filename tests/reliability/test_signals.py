@@ -108,12 +108,13 @@ def test_sigint_and_sigterm_at_random_moments_stop_cleanly(_sample_db, tmp_path,
     partial = data / "backups" / ".partial"
     rng = random.Random(20261201)
 
-    # one full run: how long the writing part takes here, so the signals spread over all of it
-    t0 = time.monotonic()
-    first = subprocess.run([*BESTSTAG, "--json", "backup", "run", "--type", "complete"], env=env,
-                           capture_output=True, text=True, timeout=WAIT_S * 3)
-    assert first.returncode == 0, first.stderr
-    work = time.monotonic() - t0
+    # how long one run takes here (the second: attachments already stored), so the signals spread over it
+    for _ in range(2):
+        t0 = time.monotonic()
+        first = subprocess.run([*BESTSTAG, "--json", "backup", "run", "--type", "complete"], env=env,
+                               capture_output=True, text=True, timeout=WAIT_S * 3)
+        assert first.returncode == 0, first.stderr
+        work = time.monotonic() - t0
     interrupted = 0
     for trial in range(TRIALS):
         sig = (signal.SIGTERM, signal.SIGINT)[trial % 2]
@@ -124,15 +125,16 @@ def test_sigint_and_sigterm_at_random_moments_stop_cleanly(_sample_db, tmp_path,
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=WAIT_S)
         new = {k: v for k, v in _rows(data).items() if k not in rows_before}
-        if proc.returncode == 0:  # finished before the signal: nothing to check for this trial
-            assert set(new.values()) == {"ok"}
+        if list(new.values()) == ["ok"] and proc.returncode in (0, 128 + sig, -sig):
+            # the backup was in place before the signal (it may still have landed during the job's end
+            # line or the interpreter's exit): nothing was half-done; verified below
             continue
         interrupted += 1
         assert proc.returncode == 128 + sig, (proc.returncode, err)
         lines = [x for x in err.splitlines() if x.strip()]
         assert len(lines) == 1 and "interrupted" in lines[0], err
-        # no row: the signal came before it was written; ok: after the backup was in place (verified below)
-        assert list(new.values()) in ([], ["interrupted"], ["ok"]), new
+        # no row: the signal came before it was written
+        assert list(new.values()) in ([], ["interrupted"]), new
         assert not partial.exists() or list(partial.iterdir()) == [], list(partial.iterdir())
         last = _job_lines(data)[-1]
         assert last.get("outcome") == "interrupted" and last.get("exit_code") == 128 + sig, last
