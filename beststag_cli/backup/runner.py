@@ -327,10 +327,13 @@ def _run_with_clock(settings: Settings, gateway: Gateway, backup_type: str, name
         result = _run(settings, gateway, backup_type, backup_id, names, schema, by_name, root, partial, started,
                       progress, airtable)
     except BaseException as e:
+        signum = interrupts.requested()
+        if signum is not None and not isinstance(e, errors.Interrupted | KeyboardInterrupt):
+            e = errors.Interrupted(signum)  # whatever the signal's exception was turned into on its way
         full = _close_failed_run(settings, journal, backup_id, backup_type, partial, started, t0, e)
         if full is not None and full is not e:
             raise full from None  # with the free space as it was when the write failed
-        raise
+        raise e from None
     m = result.manifest
     if journal is not None:
         try:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from beststag_cli.errors import BadInput, OperationFailed
+from beststag_cli.errors import BadInput, Interrupted, OperationFailed
 
 from .chain import backup_index, table_chain
 from .layout import (
@@ -103,7 +103,7 @@ def _count_lines(backup_id: str, path: Path, rel: str, records: bool) -> int:
                     raise BackupBroken(backup_id, rel, f"line {n} is not a record")
             elif not line.startswith("rec"):
                 raise BackupBroken(backup_id, rel, f"line {n} is not a record id")
-    except BackupBroken:
+    except (BackupBroken, Interrupted):
         raise
     except (OSError, EOFError, zlib.error, ValueError, UnicodeDecodeError) as e:
         raise BackupBroken(backup_id, rel, f"unreadable after line {n}: {type(e).__name__}: {e}") from None
@@ -125,6 +125,8 @@ def verify_dir(directory: Path, *, store: BlobStore, expected_id: str | None = N
         m: Manifest = read_manifest(directory)
     except FileNotFoundError:
         raise BackupBroken(label, MANIFEST, "missing") from None
+    except Interrupted:
+        raise
     except Exception as e:
         raise BackupBroken(label, MANIFEST, f"unreadable: {type(e).__name__}: {e}") from None
     if expected_id is not None and m.id != expected_id:
@@ -136,6 +138,8 @@ def verify_dir(directory: Path, *, store: BlobStore, expected_id: str | None = N
     try:
         schema = json.loads(schema_path.read_text(encoding="utf-8"))
         schema_tables = {t["id"] for t in schema["tables"]}
+    except Interrupted:
+        raise
     except Exception as e:
         raise BackupBroken(bid, SCHEMA, f"not a base schema: {e}") from None
 
