@@ -138,6 +138,24 @@ def check_cache(settings: Settings) -> Check:
                  else f"{settings.cache.backend} (not checked here)")
 
 
+def check_backups(settings: Settings) -> Check:
+    """Every listed backup's manifest reads and type-checks (files are `backup verify`'s job)."""
+    from .backup.layout import list_backups
+
+    try:
+        backups = list_backups(settings.paths.backups)
+    except OSError as e:
+        return Check("backups", False, f"{settings.paths.backups}: cannot be read ({e.strerror})",
+                     "fix the folder's owner and mode")
+    broken = [b for b in backups if b.manifest is None]
+    if broken:
+        detail = "; ".join(f"{b.id}: {b.problem}" for b in broken[:3]) + (" …" if len(broken) > 3 else "")
+        return Check("backups", False, f"{len(broken)} of {len(backups)} backup(s) broken: {detail}",
+                     "they are skipped as parents and by cleanup; move them out of the backups folder "
+                     "and run a new complete backup (`beststag backup verify --all` checks every file)")
+    return Check("backups", True, f"{len(backups)} backup(s), every manifest readable")
+
+
 def check_versions() -> Check:
     def v(name: str) -> str:
         try:
@@ -204,7 +222,7 @@ def run_checks(settings: Settings, gateway: Any) -> list[Check]:
     base, schema = check_base(gateway)
     return [check_config(settings), check_token(settings), base, check_tables(settings, schema),
             check_data_dir(settings), check_cache(settings), check_locks(settings), check_journal(settings, gateway),
-            check_versions()]
+            check_backups(settings), check_versions()]
 
 
 def run_repairs(settings: Settings, gateway: Any, checks: list[Check]) -> list[str]:

@@ -246,6 +246,12 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A line that cannot be written (a full disk, ENOSPC) is dropped: never a traceback on stderr."""
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handleError(record)
+
     def close(self) -> None:
         super().close()
         if self._lock_fd is not None:

@@ -108,7 +108,7 @@ def cleanup(settings: Settings, base_id: str, *, dry_run: bool = False, now: dat
         for b in remaining:
             try:
                 referenced.update(str(a["sha256"]) for a in read_attachment_list(b.path))
-            except (OSError, ValueError, KeyError):
+            except (OSError, ValueError, KeyError, TypeError):
                 # unreadable list: keep every blob rather than lose one this backup needs
                 log_event("backup.cleanup_skipped_gc", _level=30, backup_id=b.id)
                 referenced = {sha for sha, _ in BlobStore(root).all()}

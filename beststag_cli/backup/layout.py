@@ -112,6 +112,92 @@ def safe_rel(path_text: str) -> str:
 # --------------------------------------------------------------------------------------------
 # manifest
 
+_TABLE_ID_RE = re.compile(r"^tbl[A-Za-z0-9]{14}$")
+
+
+class ManifestError(ValueError):
+    """A manifest that is not what beststag writes: a missing key, a null or a value of the wrong type."""
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+class _Fields:
+    """Typed reads of one JSON object of a manifest; every wrong value is a :class:`ManifestError`."""
+
+    def __init__(self, d: dict[str, Any], where: str) -> None:
+        self.d = d
+        self.where = where
+
+    def _name(self, key: str) -> str:
+        return f"{self.where}.{key}" if self.where else key
+
+    def text(self, key: str, *, pattern: re.Pattern[str] | None = None) -> str:
+        if key not in self.d:
+            raise ManifestError(f"{self._name(key)}: missing")
+        value = self.opt_text(key, pattern=pattern)
+        if value is None:
+            raise ManifestError(f"{self._name(key)}: expected a string, got null")
+        return value
+
+    def opt_text(self, key: str, *, pattern: re.Pattern[str] | None = None) -> str | None:
+        value = self.d.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise ManifestError(f"{self._name(key)}: expected a string or null, got {_kind(value)}")
+        if pattern is not None and not pattern.match(value):
+            raise ManifestError(f"{self._name(key)}: {value[:80]!r} is malformed")
+        return value
+
+    def choice(self, key: str, allowed: Iterable[str], default: str | None = None) -> str:
+        allowed = tuple(allowed)
+        value = self.d.get(key, default)
+        if not isinstance(value, str) or value not in allowed:
+            raise ManifestError(f"{self._name(key)}: expected one of {', '.join(allowed)}, got {value!r:.80}")
+        return value
+
+    def count(self, key: str, default: int = 0) -> int:
+        value = self.d.get(key, default)
+        if value is None:
+            return default
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ManifestError(f"{self._name(key)}: expected a count (integer >= 0), got {value!r:.80}")
+        return value
+
+    def instant(self, key: str) -> str:
+        value = self.text(key)
+        self._check_instant(key, value)
+        return value
+
+    def opt_instant(self, key: str) -> str | None:
+        value = self.opt_text(key)
+        if value is not None:
+            self._check_instant(key, value)
+        return value
+
+    def _check_instant(self, key: str, value: str) -> None:
+        try:
+            parse_iso(value)
+        except (ValueError, OverflowError):
+            raise ManifestError(f"{self._name(key)}: {value[:80]!r} is not a time") from None
+
+    def opt_backup_id(self, key: str) -> str | None:
+        value = self.opt_text(key)
+        if value is not None and not BACKUP_ID_RE.match(value):
+            raise ManifestError(f"{self._name(key)}: {value[:80]!r} is not a backup id")
+        return value
+
+    def obj(self, key: str) -> dict[str, Any]:
+        value = self.d.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise ManifestError(f"{self._name(key)}: expected an object, got {_kind(value)}")
+        return value
+
+
 
 @dataclass
 class TableEntry:
@@ -144,9 +230,25 @@ class TableEntry:
         return d
 
     @classmethod
-    def from_dict(cls, name: str, d: dict[str, Any]) -> TableEntry:
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k not in ("name", "table_id")}
-        return cls(name=name, table_id=str(d.get("id", "")), **known)
+    def from_dict(cls, name: str, d: Any) -> TableEntry:
+        """Parse and type-check one table entry; :class:`ManifestError` names the first wrong value."""
+        where = f"tables.{name}"
+        if not isinstance(d, dict):
+            raise ManifestError(f"{where}: expected an object, got {_kind(d)}")
+        v = _Fields(d, where)
+        e = cls(name=name, table_id=v.text("id", pattern=_TABLE_ID_RE),
+                status=v.choice("status", (OK, FAILED), OK), mode=v.choice("mode", ("full", "incremental"), "full"),
+                file=v.opt_text("file"), records=v.count("records"), bytes=v.count("bytes"),
+                sha256=v.opt_text("sha256", pattern=SHA256_RE), ids_file=v.opt_text("ids_file"), ids=v.count("ids"),
+                ids_bytes=v.count("ids_bytes"), ids_sha256=v.opt_text("ids_sha256", pattern=SHA256_RE),
+                as_of=v.opt_instant("as_of"), since=v.opt_instant("since"), parent=v.opt_backup_id("parent"),
+                attachments=v.count("attachments"), error=v.opt_text("error"))
+        if e.status == OK:  # what a restore needs from a good table (verify checks the files themselves)
+            if e.file is None:
+                raise ManifestError(f"{where}.file: a good table names no record file")
+            if e.mode == "incremental" and (e.ids_file is None or e.parent is None or e.since is None):
+                raise ManifestError(f"{where}: an incremental table needs ids_file, parent and since")
+        return e
 
 
 @dataclass
@@ -208,17 +310,34 @@ class Manifest:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Manifest:
-        check_backup_id(str(d["id"]))
-        schema = d.get("schema") or {}
-        att = d.get("attachments") or {}
-        m = cls(id=d["id"], type=d["type"], base=d["base"], started=d["started"], status=d.get("status", OK),
-                finished=d.get("finished"), duration_s=d.get("duration_s"), parent=d.get("parent"),
-                compression=d.get("compression", "gzip"), schema_sha256=schema.get("sha256"),
-                schema_bytes=int(schema.get("bytes") or 0), attachments_sha256=att.get("sha256"),
-                attachments_count=int(att.get("count") or 0), attachments_bytes=int(att.get("bytes") or 0),
-                format=int(d.get("format", FORMAT_VERSION)))
-        m.tables = {n: TableEntry.from_dict(n, t) for n, t in (d.get("tables") or {}).items()}
+    def from_dict(cls, d: Any) -> Manifest:
+        """Parse and type-check a manifest; :class:`ManifestError` (a ValueError) names the first wrong value."""
+        if not isinstance(d, dict):
+            raise ManifestError(f"expected a JSON object, got {_kind(d)}")
+        v = _Fields(d, "")
+        bid = v.text("id")
+        if not BACKUP_ID_RE.match(bid):
+            raise ManifestError(f"id: {bid[:80]!r} is not a backup id")
+        btype = v.choice("type", BACKUP_TYPES)
+        if bid.split("/", 1)[0] != btype:
+            raise ManifestError(f"type: {btype!r} does not match the id {bid!r}")
+        schema = _Fields(v.obj("schema"), "schema")
+        att = _Fields(v.obj("attachments"), "attachments")
+        fmt = v.count("format", FORMAT_VERSION)
+        if fmt > FORMAT_VERSION:
+            raise ManifestError(f"format: {fmt} is newer than this version of beststag reads ({FORMAT_VERSION})")
+        duration = d.get("duration_s")
+        if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float)):
+            raise ManifestError(f"duration_s: expected a number or null, got {_kind(duration)}")
+        m = cls(id=bid, type=btype, base=v.text("base"), started=v.instant("started"),
+                status=v.choice("status", (OK, PARTIAL), OK), finished=v.opt_instant("finished"),
+                duration_s=duration, parent=v.opt_backup_id("parent"),
+                compression=v.choice("compression", ("gzip", "zstd"), "gzip"),
+                schema_sha256=schema.opt_text("sha256", pattern=SHA256_RE), schema_bytes=schema.count("bytes"),
+                attachments_sha256=att.opt_text("sha256", pattern=SHA256_RE), attachments_count=att.count("count"),
+                attachments_bytes=att.count("bytes"), format=fmt)
+        tables = v.obj("tables")
+        m.tables = {n: TableEntry.from_dict(n, t) for n, t in tables.items()}
         return m
 
     def summary(self, path: Path | None = None) -> dict[str, Any]:
@@ -242,8 +361,13 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
 
 def read_manifest(directory: Path) -> Manifest:
     """Parse ``manifest.json``; ValueError/OSError/KeyError when it is missing or malformed."""
-    with open(directory / MANIFEST, encoding="utf-8") as f:
-        return Manifest.from_dict(json.load(f))
+    with open(directory / MANIFEST, "rb") as f:
+        raw = f.read()
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:
+        raise ManifestError(f"not JSON: {str(e)[:120]}") from None
+    return Manifest.from_dict(data)
 
 
 # --------------------------------------------------------------------------------------------

@@ -24,27 +24,32 @@ Guarantees (issue 7):
 from __future__ import annotations
 
 import contextlib
+import email.utils
+import errno
 import hashlib
 import json
 import os
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from beststag_cli import clock, errors
+from beststag_cli import clock, errors, interrupts
 from beststag_cli.config import BACKUP_TYPES, Settings
 from beststag_cli.fsutil import _fsync_dir, atomic_write, check_safe_path, ensure_private_dir
 from beststag_cli.logs import log_event
 from beststag_cli.names import did_you_mean
 
+from .chain import table_chain
 from .layout import (
     ATTACHMENTS,
+    BACKUP_ID_RE,
     FAILED,
     OK,
     PARTIAL,
@@ -61,6 +66,7 @@ from .layout import (
     list_backups,
     parse_iso,
     read_attachment_list,
+    read_manifest,
     table_file,
     write_json_file,
     write_manifest,
@@ -78,6 +84,13 @@ _SMALL_TYPES = ("checkbox", "autoNumber", "number", "rating", "percent", "curren
                 "count", "duration")
 _DOWNLOAD_TRIES = 4
 _DOWNLOAD_BACKOFF_S = 0.2
+#: a parent whose as_of is later than Airtable's clock by more than this is not used (its clock ran ahead)
+FUTURE_TOLERANCE = timedelta(seconds=5)
+#: journal status of a run stopped by SIGINT/SIGTERM (not a failure for the backup alert)
+INTERRUPTED = "interrupted"
+#: how long an interrupted run waits for its in-flight table workers (each ends at its next page)
+_STOP_WAIT_S = 30.0
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 #: progress callback: (event, table, info) with event in start | page | done | failed
 Progress = Callable[[str, str, dict[str, Any]], None]
@@ -92,6 +105,8 @@ class BackupResult:
     failed: dict[str, str] = field(default_factory=dict)
     #: the upload to backup.remote: {"status": "uploaded"|"failed", "url", ...}; None without a remote
     remote: dict[str, Any] | None = None
+    #: one line each: parents refused (dated after Airtable's clock), ...
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def status(self) -> str:
@@ -101,7 +116,82 @@ class BackupResult:
         out = self.manifest.summary(self.path)
         if self.remote is not None:
             out["remote"] = self.remote
+        if self.warnings:
+            out["warnings"] = list(self.warnings)
         return out
+
+
+# --------------------------------------------------------------------------------------------
+# Airtable's clock, and a full disk
+
+
+class AirtableClock:
+    """Airtable's time, read from the ``Date`` header of its answers (issue 15 #4).
+
+    Each answer gives a lower bound of Airtable's time when it arrived (the header is whole seconds,
+    rounded down, and was written before the answer left); the estimate of "now" is the largest
+    such bound carried forward by the monotonic time elapsed since. The local clock (which may be
+    set anywhere) is never used for ``since``/``as_of``.
+    """
+
+    def __init__(self, endpoint_url: str) -> None:
+        self._prefix = endpoint_url.rstrip("/")
+        self._lock = threading.Lock()
+        self._best: datetime | None = None  # Airtable's time at monotonic 0 (max over answers)
+
+    def hook(self, resp: Any, *args: Any, **kwargs: Any) -> None:
+        """A requests response hook: remember the answer's Date (answers from the endpoint only)."""
+        if not str(getattr(resp, "url", "")).startswith(self._prefix):
+            return
+        self.observe(resp.headers.get("Date"), time.monotonic())
+
+    def observe(self, header: str | None, monotonic: float) -> None:
+        if not header:
+            return
+        try:
+            when = email.utils.parsedate_to_datetime(header)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        origin = when - timedelta(seconds=monotonic)
+        with self._lock:
+            if self._best is None or origin > self._best:
+                self._best = origin
+
+    def now(self) -> datetime | None:
+        """Airtable's time now (a lower bound within a second or so), or None before any answer."""
+        with self._lock:
+            best = self._best
+        return None if best is None else best + timedelta(seconds=time.monotonic())
+
+
+def free_bytes(path: Path) -> int | None:
+    """Space left for us on the filesystem holding ``path`` (or its nearest existing parent)."""
+    p = path
+    while True:
+        try:
+            st = os.statvfs(p)
+            return st.f_bavail * st.f_frsize
+        except FileNotFoundError:
+            if p.parent == p:
+                return None
+            p = p.parent
+        except OSError:
+            return None
+
+
+def disk_full(e: BaseException, where: Path, journal_path: Path | None = None) -> errors.DiskFull | None:
+    """``e`` as :class:`DiskFull` when it is ENOSPC/EDQUOT (or SQLite's "database or disk is full"), else None."""
+    if isinstance(e, errors.DiskFull):
+        return e
+    if isinstance(e, OSError) and e.errno in _DISK_FULL_ERRNOS:
+        path = Path(e.filename) if isinstance(e.filename, str) and e.filename else where
+        return errors.DiskFull(str(path), free_bytes(path))
+    if isinstance(e, sqlite3.OperationalError) and "full" in str(e).lower():
+        path = journal_path or where
+        return errors.DiskFull(str(path), free_bytes(path))
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -141,9 +231,26 @@ class _Ctx:
     schema_tables: dict[str, dict[str, Any]]
     known_atts: dict[str, tuple[str, int]]
     progress: Progress | None
+    airtable: AirtableClock | None = None
     attachments: dict[str, dict[str, Any]] = field(default_factory=dict)
     exceptions: dict[str, BaseException] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    #: set when the run must stop (interrupted, disk full): workers end at their next page
+    stop: threading.Event = field(default_factory=threading.Event)
+    #: an error that ends the whole run (not one table's failure): a full disk
+    fatal: errors.BestStagError | None = None
+
+    def airtable_now(self) -> datetime:
+        """Airtable's clock (see :class:`AirtableClock`); the local clock only if no answer had a Date."""
+        now = self.airtable.now() if self.airtable is not None else None
+        if now is None:
+            log_event("backup.no_airtable_clock", _level=30, note="no Date header seen; using the local clock")
+            return clock.now()
+        return now
+
+
+class _Stopped(Exception):
+    """Raised inside a table worker when the run is stopping."""
 
 
 def run_backup(settings: Settings, gateway: Gateway, backup_type: str, tables: list[str] | None = None, *,
@@ -154,6 +261,9 @@ def run_backup(settings: Settings, gateway: Gateway, backup_type: str, tables: l
     :raises BadInput: unknown type or table (before anything is written).
     :raises LockHeld: another backup of this base is running.
     :raises UpstreamUnavailable | OperationFailed: nothing could be backed up (nothing is kept).
+    :raises DiskFull: a write failed with ENOSPC/EDQUOT (the partial run is removed at once).
+    :raises Interrupted | KeyboardInterrupt: SIGTERM/SIGINT (workers stopped, partial run removed,
+        journal row closed as ``interrupted``).
     """
     if backup_type not in BACKUP_TYPES:
         raise errors.BadInput(f"unknown backup type {backup_type!r} (expected one of {', '.join(BACKUP_TYPES)})")
@@ -163,62 +273,115 @@ def run_backup(settings: Settings, gateway: Gateway, backup_type: str, tables: l
             raise errors.UnknownTable(f"{n!r} is not a table name")
     if len(set(names)) != len(names):
         raise errors.BadInput(f"a table is named twice in {names}")
+    try:
+        return _run_locked(settings, gateway, backup_type, names, progress)
+    except (OSError, sqlite3.OperationalError) as e:
+        full = disk_full(e, settings.paths.backups, settings.paths.journal)
+        if full is not None:
+            raise full from None
+        raise
+
+
+def _run_locked(settings: Settings, gateway: Gateway, backup_type: str, names: list[str],
+                progress: Progress | None) -> BackupResult:
+    base = gateway.base_id
+    with base_lock(settings, base):  # first: a second run exits 75 before it opens anything
+        airtable = AirtableClock(settings.endpoint_url)
+        session = gateway.api.session
+        session.hooks["response"].append(airtable.hook)
+        try:
+            return _run_with_clock(settings, gateway, backup_type, names, progress, airtable)
+        finally:
+            with contextlib.suppress(ValueError):
+                session.hooks["response"].remove(airtable.hook)
+
+
+def _run_with_clock(settings: Settings, gateway: Gateway, backup_type: str, names: list[str],
+                    progress: Progress | None, airtable: AirtableClock) -> BackupResult:
     base = gateway.base_id
     root = settings.paths.backups
-    with base_lock(settings, base):
-        schema = gateway.schema()
-        by_name = {t["name"]: t for t in schema.get("tables", [])}
-        for n in names:
-            if n not in by_name:
-                raise errors.UnknownTable(f"base {base} has no table {n!r}{did_you_mean(n, list(by_name))}",
-                                          hint="`beststag sandbox info` or the Airtable UI lists the tables")
-        journal = gateway.journal
-        ensure_private_dir(root)
-        _mark_interrupted(root, base, journal)
-        started = clock.now()
-        when = started.replace(microsecond=0)
-        while _id_taken(root, backup_type, format_ts(when), journal):
-            when += timedelta(seconds=1)
-        backup_id = f"{backup_type}/{format_ts(when)}"
-        partial = root / PARTIAL_DIR / f"{backup_type}-{format_ts(when)}-{os.getpid()}"
+    schema = gateway.schema()
+    by_name = {t["name"]: t for t in schema.get("tables", [])}
+    for n in names:
+        if n not in by_name:
+            raise errors.UnknownTable(f"base {base} has no table {n!r}{did_you_mean(n, list(by_name))}",
+                                      hint="`beststag sandbox info` or the Airtable UI lists the tables")
+    journal = gateway.journal
+    ensure_private_dir(root)
+    close_dead_runs(root, base, journal)
+    started = clock.now()
+    when = started.replace(microsecond=0)
+    while _id_taken(root, backup_type, format_ts(when), journal):
+        when += timedelta(seconds=1)
+    backup_id = f"{backup_type}/{format_ts(when)}"
+    partial = root / PARTIAL_DIR / f"{backup_type}-{format_ts(when)}-{os.getpid()}"
+    t0 = time.monotonic()
+    try:
         ensure_private_dir(partial / "tables")
         write_json_file(partial / RUN_INFO, {"id": backup_id, "base": base, "pid": os.getpid(),
                                              "started": iso(started)})
-        t0 = time.monotonic()
         if journal is not None:
-            journal.record_backup_run(id=backup_id, type=backup_type, status="running", started=started.timestamp())
+            journal.record_backup_run(id=backup_id, type=backup_type, status="running",
+                                      started=started.timestamp())
         log_event("backup.started", backup_id=backup_id, type=backup_type, base=base, tables=names)
+        result = _run(settings, gateway, backup_type, backup_id, names, schema, by_name, root, partial, started,
+                      progress, airtable)
+    except BaseException as e:
+        signum = interrupts.requested()
+        if signum is not None and not isinstance(e, errors.Interrupted | KeyboardInterrupt):
+            e = errors.Interrupted(signum)  # whatever the signal's exception was turned into on its way
+        full = _close_failed_run(settings, journal, backup_id, backup_type, partial, started, t0, e)
+        if full is not None and full is not e:
+            raise full from None  # with the free space as it was when the write failed
+        raise e from None
+    m = result.manifest
+    if journal is not None:
         try:
-            result = _run(settings, gateway, backup_type, backup_id, names, schema, by_name, root, partial, started,
-                          progress)
-        except BaseException as e:
-            if journal is not None:
-                journal.record_backup_run(id=backup_id, type=backup_type, status=FAILED,
-                                          started=started.timestamp(), finished=clock.timestamp(),
-                                          duration_s=time.monotonic() - t0,
-                                          error=str(getattr(e, "message", e))[:500] or type(e).__name__)
-            log_event("backup.failed", backup_id=backup_id, error=str(e)[:500])
-            raise
-        m = result.manifest
-        if journal is not None:
             journal.record_backup_run(
                 id=backup_id, type=backup_type, status=m.status, started=started.timestamp(),
                 finished=clock.timestamp(), duration_s=time.monotonic() - t0, records=m.records, bytes=m.bytes,
                 tables={n: {"records": t.records, "bytes": t.bytes + t.ids_bytes, "status": t.status}
                         for n, t in m.tables.items()},
                 error="; ".join(f"{k}: {v}" for k, v in result.failed.items())[:500] or None)
-        log_event("backup.finished", backup_id=backup_id, status=m.status, records=m.records, bytes=m.bytes,
-                  duration_s=m.duration_s, failed=sorted(result.failed))
-        if settings.backup.remote:  # off-site copy, still under the lock (cleanup cannot interleave)
-            from .remote import upload_after_run
+        except sqlite3.Error as e:  # the backup is in place; the next run closes the row from it
+            log_event("backup.journal_unwritable", _level=30, backup_id=backup_id, error=str(e)[:200])
+    log_event("backup.finished", backup_id=backup_id, status=m.status, records=m.records, bytes=m.bytes,
+              duration_s=m.duration_s, failed=sorted(result.failed))
+    if settings.backup.remote:  # off-site copy, still under the lock (cleanup cannot interleave)
+        from .remote import upload_after_run
 
-            result.remote = upload_after_run(settings, BackupInfo(backup_id, backup_type, result.path, m))
-        return result
+        result.remote = upload_after_run(settings, BackupInfo(backup_id, backup_type, result.path, m))
+    return result
+
+
+def _close_failed_run(settings: Settings, journal: Journal | None, backup_id: str, backup_type: str, partial: Path,
+                      started: datetime, t0: float, e: BaseException) -> errors.DiskFull | None:
+    """A run that raised: remove its partial folder when it must not stay (a full disk, an interruption),
+    close its journal row (``failed`` or ``interrupted``) when the journal can be written, log it.
+
+    :return: ``e`` as :class:`DiskFull` when it was ENOSPC/EDQUOT (the caller raises that instead)."""
+    full = disk_full(e, partial, settings.paths.journal)
+    interrupted = isinstance(e, errors.Interrupted | KeyboardInterrupt)
+    if full is not None or interrupted:
+        shutil.rmtree(partial, ignore_errors=True)  # at once: it holds the space the disk lacks
+    status = INTERRUPTED if interrupted else FAILED
+    message = (full.message if full is not None else str(getattr(e, "message", e)))[:500] or type(e).__name__
+    if journal is not None:
+        try:
+            journal.record_backup_run(id=backup_id, type=backup_type, status=status, started=started.timestamp(),
+                                      finished=clock.timestamp(), duration_s=time.monotonic() - t0, error=message)
+        except Exception as je:  # a full disk may refuse this too; the next run closes the row
+            with contextlib.suppress(Exception):
+                log_event("backup.journal_unwritable", _level=30, backup_id=backup_id, error=str(je)[:200])
+    with contextlib.suppress(Exception):
+        log_event("backup.interrupted" if interrupted else "backup.failed", _level=30, backup_id=backup_id,
+                  error=message)
+    return full
 
 
 def _run(settings: Settings, gateway: Gateway, backup_type: str, backup_id: str, names: list[str],
          schema: dict[str, Any], by_name: dict[str, dict[str, Any]], root: Path, partial: Path, started: datetime,
-         progress: Progress | None) -> BackupResult:
+         progress: Progress | None, airtable: AirtableClock | None = None) -> BackupResult:
     compression = settings.backup.compression
     if compression == "zstd":
         try:
@@ -231,13 +394,16 @@ def _run(settings: Settings, gateway: Gateway, backup_type: str, backup_id: str,
                if b.good and b.manifest is not None and b.manifest.base == gateway.base_id]
     ctx = _Ctx(settings=settings, gateway=gateway, backup_type=backup_type, partial=partial,
                store=BlobStore(root), compression=compression, schema_tables=by_name,
-               known_atts=_known_attachments(backups), progress=progress)
-    plans = {n: _plan_table(backup_type, n, by_name[n]["id"], backups) for n in names}
+               known_atts=_known_attachments(backups), progress=progress, airtable=airtable)
+    warnings: list[str] = []
+    airtable_now = ctx.airtable_now()
+    plans = {n: _plan_table(backup_type, n, by_name[n]["id"], backups, airtable_now, warnings) for n in names}
+    for w in warnings:
+        log_event("backup.parent_refused", _level=30, backup_id=backup_id, warning=w)
 
-    workers = max(1, min(settings.backup.parallel_tables, len(names)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backup") as pool:
-        futures = {n: pool.submit(_backup_table, ctx, n, plans[n]) for n in names}
-        entries = {n: f.result() for n, f in futures.items()}
+    entries = _run_tables(ctx, names, plans)
+    if ctx.fatal is not None:
+        raise ctx.fatal
     failed = {n: e.error or "failed" for n, e in entries.items() if e.status != OK}
     if len(failed) == len(names):
         first = next(iter(failed.values()))
@@ -265,14 +431,54 @@ def _run(settings: Settings, gateway: Gateway, backup_type: str, backup_id: str,
     ensure_private_dir(final.parent)
     _fsync_dir(partial / "tables")
     _fsync_dir(partial)
-    (partial / RUN_INFO).unlink(missing_ok=True)
     try:
+        # run.json moves with the folder: a kill right after the rename leaves a finished backup whose
+        # journal row the next run closes (close_dead_runs); a kill before it, a partial it recognises
         os.rename(partial, final)
     except OSError as e:
+        if e.errno in _DISK_FULL_ERRNOS:
+            raise
         raise errors.OperationFailed(f"cannot move the finished backup into {final}: {e.strerror}",
                                      hint=f"the files are kept in {partial}") from None
     _fsync_dir(final.parent)
-    return BackupResult(m, final, failed)
+    (final / RUN_INFO).unlink(missing_ok=True)
+    return BackupResult(m, final, failed, warnings=warnings)
+
+
+def _run_tables(ctx: _Ctx, names: list[str], plans: dict[str, _TablePlan]) -> dict[str, TableEntry]:
+    """Back up each table in a worker thread; on an exception here (SIGINT/SIGTERM raised in this, the
+    main thread) or a fatal error in a worker: start nothing new, cancel what is queued, let the
+    in-flight workers stop at their next page (bounded wait), then raise."""
+    workers = max(1, min(ctx.settings.backup.parallel_tables, len(names)))
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="backup")
+    futures: dict[str, Future[TableEntry]] = {}
+    try:
+        for n in names:
+            futures[n] = pool.submit(_backup_table, ctx, n, plans[n])
+        pending: set[Future[TableEntry]] = set(futures.values())
+        while pending and ctx.fatal is None:
+            interrupts.check()  # a signal whose exception something swallowed is not lost
+            # a timed wait, so that a signal handler runs promptly in this thread
+            _, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+        interrupts.check()
+    except BaseException:
+        _stop_workers(ctx, pool, futures)
+        raise
+    if ctx.fatal is not None:
+        _stop_workers(ctx, pool, futures)
+        return {}
+    pool.shutdown(wait=True)
+    return {n: f.result() for n, f in futures.items()}
+
+
+def _stop_workers(ctx: _Ctx, pool: ThreadPoolExecutor, futures: dict[str, Future[TableEntry]]) -> None:
+    ctx.stop.set()
+    pool.shutdown(wait=False, cancel_futures=True)
+    running = [f for f in futures.values() if not f.done()]
+    if running:
+        _, still = wait(running, timeout=_STOP_WAIT_S)
+        if still:
+            log_event("backup.workers_still_running", _level=30, count=len(still))
 
 
 # --------------------------------------------------------------------------------------------
@@ -288,7 +494,11 @@ class _TablePlan:
     estimate: int | None = None
 
 
-def _plan_table(backup_type: str, name: str, table_id: str, backups: list[BackupInfo]) -> _TablePlan:
+def _plan_table(backup_type: str, name: str, table_id: str, backups: list[BackupInfo],
+                airtable_now: datetime | None = None, warnings: list[str] | None = None) -> _TablePlan:
+    """Full or incremental, and from which parent: the newest good complete or incremental backup of
+    the table whose chain is whole and whose ``as_of`` is not after Airtable's clock (a parent taken
+    with a clock ahead would make ``since`` skip every change made until that clock is reached)."""
     estimate = None
     for b in reversed(backups):
         t = b.manifest.tables.get(name) if b.manifest else None
@@ -297,14 +507,37 @@ def _plan_table(backup_type: str, name: str, table_id: str, backups: list[Backup
             break
     if backup_type != "incremental":
         return _TablePlan(table_id, "full", estimate=estimate)
+    index = {b.id: b for b in backups}
     for b in reversed(backups):
         if b.type not in ("complete", "incremental") or b.manifest is None:
             continue
         t = b.manifest.tables.get(name)
-        if t is not None and t.status == OK and t.table_id == table_id and t.as_of:
-            return _TablePlan(table_id, "incremental", parent=b.id, since=parse_iso(t.as_of) - SAFETY_OVERLAP,
-                              estimate=estimate)
+        if t is None or t.status != OK or t.table_id != table_id or not t.as_of:
+            continue
+        as_of = parse_iso(t.as_of)
+        if airtable_now is not None and as_of > airtable_now + FUTURE_TOLERANCE:
+            if warnings is not None:
+                warnings.append(f"{b.id} is not used as the parent of {name}: it is dated {iso(as_of)}, "
+                                f"{_ago(as_of - airtable_now)} after Airtable's clock (a clock ahead when it "
+                                "ran); the table is taken from an earlier backup or in full")
+            continue
+        try:
+            table_chain(b, name, index)
+        except errors.OperationFailed:
+            continue  # its chain is broken: an incremental on top of it could never be restored
+        return _TablePlan(table_id, "incremental", parent=b.id, since=as_of - SAFETY_OVERLAP, estimate=estimate)
     return _TablePlan(table_id, "full", estimate=estimate)
+
+
+def _ago(delta: timedelta) -> str:
+    secs = int(delta.total_seconds())
+    if secs >= 2 * 86400:
+        return f"{secs // 86400} days"
+    if secs >= 2 * 3600:
+        return f"{secs // 3600} hours"
+    if secs >= 120:
+        return f"{secs // 60} minutes"
+    return f"{secs} s"
 
 
 def _id_taken(root: Path, backup_type: str, ts: str, journal: Journal | None) -> bool:
@@ -322,28 +555,65 @@ def _known_attachments(backups: list[BackupInfo]) -> dict[str, tuple[str, int]]:
         try:
             for a in read_attachment_list(b.path):
                 out[str(a["id"])] = (str(a["sha256"]), int(a["size"]))
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError):
             continue
     return out
 
 
-def _mark_interrupted(root: Path, base: str, journal: Journal | None) -> None:
-    """Runs of this base left in `.partial/` are dead (we hold the base lock): say so in the journal."""
+def close_dead_runs(root: Path, base: str, journal: Journal | None) -> list[str]:
+    """Close the journal rows of runs that died without closing them (SIGKILL, power loss).
+
+    Called under the base's backup lock, so no run of this base is alive: a ``running`` row whose
+    run folder is still in ``.partial/`` (with this base in its run.json) becomes ``interrupted``;
+    one whose backup was renamed into place (killed between the rename and the journal write) gets
+    the status of its manifest; one with neither folder (its leftovers were cleaned up) becomes
+    ``interrupted``. Rows of other bases' live runs (their partial names another base) are left.
+    :return: the ids closed.
+    """
+    if journal is None:
+        return []
+    closed: list[str] = []
     pdir = root / PARTIAL_DIR
-    if journal is None or not pdir.is_dir():
-        return
-    for d in pdir.iterdir():
+    partial_base: dict[str, tuple[str | None, Path]] = {}
+    for d in (pdir.iterdir() if pdir.is_dir() else []):
         try:
             info = json.loads((d / RUN_INFO).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            partial_base[str(info["id"])] = (info.get("base"), d)
+        except (OSError, ValueError, KeyError, TypeError):
             continue
-        if info.get("base") != base:
+    for r in journal.query("SELECT * FROM backup_runs WHERE status = 'running'"):
+        rid = str(r["id"])
+        if not BACKUP_ID_RE.match(rid):
             continue
-        rows = journal.query("SELECT * FROM backup_runs WHERE id = ? AND status = 'running'", (info.get("id"),))
-        for r in rows:
-            journal.record_backup_run(id=r["id"], type=r["type"], status="interrupted", started=r["started"],
-                                      finished=None, error=f"the run was killed; its files are in {d}")
-            log_event("backup.interrupted", _level=30, backup_id=r["id"], partial=str(d))
+        where = partial_base.get(rid)
+        if where is not None:
+            if where[0] != base:
+                continue
+            status, note = INTERRUPTED, f"the run was killed; its files are in {where[1]}"
+        else:
+            final = root / rid
+            info_file = final / RUN_INFO
+            try:
+                m = read_manifest(final)
+            except (OSError, ValueError, KeyError, TypeError, errors.BadInput):
+                m = None
+            if m is not None:
+                if m.base != base:
+                    continue
+                journal.record_backup_run(id=rid, type=r["type"], status=m.status, started=r["started"],
+                                          finished=parse_iso(m.finished).timestamp() if m.finished else None,
+                                          duration_s=m.duration_s, records=m.records, bytes=m.bytes,
+                                          error="the run was killed after its backup was in place")
+                info_file.unlink(missing_ok=True)
+                closed.append(rid)
+                log_event("backup.row_closed", _level=30, backup_id=rid, status=m.status)
+                continue
+            status, note = INTERRUPTED, "the run was killed; nothing of it is left"
+        journal.record_backup_run(id=rid, type=r["type"], status=status, started=r["started"], finished=None,
+                                  error=note)
+        closed.append(rid)
+        log_event("backup.interrupted", _level=30, backup_id=rid, note=note)
+    return closed
 
 
 # --------------------------------------------------------------------------------------------
@@ -376,8 +646,8 @@ def _emit(ctx: _Ctx, event: str, table: str, **info: Any) -> None:
 def _backup_table(ctx: _Ctx, name: str, plan: _TablePlan) -> TableEntry:
     entry = TableEntry(name=name, table_id=plan.table_id, mode=plan.mode, parent=plan.parent,
                        since=iso(plan.since) if plan.since else None)
-    as_of = clock.now()
-    entry.as_of = iso(as_of)
+    # Airtable's time before the first listing request: every change after it is in this run or the next
+    entry.as_of = iso(ctx.airtable_now())
     tdef = ctx.schema_tables[name]
     att_fields = [f["name"] for f in tdef["fields"] if f["type"] == "multipleAttachments"]
     writers: list[LineWriter] = []
@@ -393,6 +663,7 @@ def _backup_table(ctx: _Ctx, name: str, plan: _TablePlan) -> TableEntry:
             w = LineWriter(ctx.partial / rel, ctx.compression)
             writers.append(w)
             for page in gw.iterate(name, fields=[_small_field(tdef)]):
+                _check_stop(ctx)
                 for r in page:
                     w.write_line(r["id"])
             entry.ids_file, entry.ids = rel, w.lines
@@ -405,8 +676,10 @@ def _backup_table(ctx: _Ctx, name: str, plan: _TablePlan) -> TableEntry:
         writers.append(w)
         n_atts = 0
         for page in pages:
+            _check_stop(ctx)
             for r in page:
                 if att_fields and ctx.settings.backup.attachments:
+                    _check_stop(ctx)
                     n_atts += _fetch_attachments(ctx, name, r, att_fields)
                 w.write_json(r)
             _emit(ctx, "page", name, records=w.lines, total=plan.estimate)
@@ -416,9 +689,20 @@ def _backup_table(ctx: _Ctx, name: str, plan: _TablePlan) -> TableEntry:
     except Exception as e:
         for w in writers:
             w.abort()
+        full = disk_full(e, ctx.partial, ctx.settings.paths.journal)
+        if full is not None:  # not one table's problem: the whole run stops
+            with ctx.lock:
+                if ctx.fatal is None:
+                    ctx.fatal = full
+            ctx.stop.set()
+            e = full
         msg = e.message if isinstance(e, errors.BestStagError) else f"{type(e).__name__}: {e}"
         entry = TableEntry(name=name, table_id=plan.table_id, status=FAILED, mode=plan.mode, error=msg[:300])
         ctx.exceptions[name] = e
+        if ctx.stop.is_set() or isinstance(e, _Stopped):
+            # the whole run is stopping (a signal, a full disk): its one line says why, not each table
+            log_event("backup.table_stopped", table=name, reason=entry.error)
+            return entry
         _emit(ctx, "failed", name, error=entry.error)
         log_event("backup.table_failed", _level=40, table=name, error=entry.error)
         return entry
@@ -427,6 +711,11 @@ def _backup_table(ctx: _Ctx, name: str, plan: _TablePlan) -> TableEntry:
               bytes=entry.bytes + entry.ids_bytes, attachments=entry.attachments,
               seconds=round(time.monotonic() - t0, 3))
     return entry
+
+
+def _check_stop(ctx: _Ctx) -> None:
+    if ctx.stop.is_set() or interrupts.requested() is not None:
+        raise _Stopped("the run is stopping")
 
 
 def _fetch_attachments(ctx: _Ctx, table: str, record: dict[str, Any], att_fields: list[str]) -> int:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from beststag_cli.errors import BadInput, OperationFailed
+from beststag_cli.errors import BadInput, Interrupted, OperationFailed
 
+from .chain import backup_index, table_chain
 from .layout import (
     ATTACHMENTS,
     MANIFEST,
@@ -102,7 +103,7 @@ def _count_lines(backup_id: str, path: Path, rel: str, records: bool) -> int:
                     raise BackupBroken(backup_id, rel, f"line {n} is not a record")
             elif not line.startswith("rec"):
                 raise BackupBroken(backup_id, rel, f"line {n} is not a record id")
-    except BackupBroken:
+    except (BackupBroken, Interrupted):
         raise
     except (OSError, EOFError, zlib.error, ValueError, UnicodeDecodeError) as e:
         raise BackupBroken(backup_id, rel, f"unreadable after line {n}: {type(e).__name__}: {e}") from None
@@ -124,6 +125,8 @@ def verify_dir(directory: Path, *, store: BlobStore, expected_id: str | None = N
         m: Manifest = read_manifest(directory)
     except FileNotFoundError:
         raise BackupBroken(label, MANIFEST, "missing") from None
+    except Interrupted:
+        raise
     except Exception as e:
         raise BackupBroken(label, MANIFEST, f"unreadable: {type(e).__name__}: {e}") from None
     if expected_id is not None and m.id != expected_id:
@@ -135,6 +138,8 @@ def verify_dir(directory: Path, *, store: BlobStore, expected_id: str | None = N
     try:
         schema = json.loads(schema_path.read_text(encoding="utf-8"))
         schema_tables = {t["id"] for t in schema["tables"]}
+    except Interrupted:
+        raise
     except Exception as e:
         raise BackupBroken(bid, SCHEMA, f"not a base schema: {e}") from None
 
@@ -193,8 +198,26 @@ def _check_blob(bid: str, store: BlobStore, sha: str, size: int, att_id: str, ha
     report.checked_blobs.add(sha)
 
 
-def verify_backup(info: BackupInfo, store: BlobStore, checked_blobs: set[str] | None = None) -> VerifyReport:
-    """Verify a listed backup (see :func:`verify_dir`)."""
+def verify_backup(info: BackupInfo, store: BlobStore, checked_blobs: set[str] | None = None,
+                  index: dict[str, BackupInfo] | None = None) -> VerifyReport:
+    """Verify a listed backup (see :func:`verify_dir`) and, like a restore, that every good table's
+    chain of incrementals reaches a full copy through backups that are still there and readable.
+
+    :param index: the listed backups by id (default: listed from the backup's folder).
+    """
     if info.manifest is None:
         raise BackupBroken(info.id, MANIFEST, info.problem or "unreadable")
-    return verify_dir(info.path, store=store, expected_id=info.id, checked_blobs=checked_blobs)
+    report = verify_dir(info.path, store=store, expected_id=info.id, checked_blobs=checked_blobs)
+    check_chains(info, index if index is not None else backup_index(info.path.parent.parent))
+    return report
+
+
+def check_chains(info: BackupInfo, index: dict[str, BackupInfo]) -> None:
+    """Raise :class:`BackupBroken` when a good table of ``info`` could not be restored: the same
+    :func:`chain.table_chain` a restore follows, over the listed backups (broken ones included)."""
+    assert info.manifest is not None
+    for name in info.manifest.ok_tables():
+        try:
+            table_chain(info, name, index)
+        except OperationFailed as e:
+            raise BackupBroken(info.id, MANIFEST, f"table {name}: {e.message}") from None

@@ -11,7 +11,7 @@ import typer
 
 from ..errors import BadInput, PartialSuccess, RemoteFailed
 from . import render
-from .jobrun import as_job
+from .jobrun import as_job, interruptible
 from .state import STATE
 
 app = typer.Typer(help="Backups of the base: run, list, show, verify, restore, cleanup.", no_args_is_help=True)
@@ -71,6 +71,7 @@ def _progress(verb: str) -> Iterator[Callable[[str, str, dict[str, Any]], None] 
 
 
 @app.command()
+@interruptible
 @as_job("backup-{type_}")
 def run(
     type_: Annotated[str, typer.Option("--type", help="incremental, complete or critical.")],
@@ -108,6 +109,8 @@ def _render_backup(d: dict[str, Any]) -> None:
     render.table(None, ["table", "mode", "status", "records", "size", "error"], rows)
     if d.get("path"):
         render.line(f"[dim]{d['path']}[/]")
+    for w in d.get("warnings", []):
+        render.note(f"[yellow]warning:[/] {w}")
     remote = d.get("remote")
     if remote and remote.get("status") == "uploaded":
         render.line(f"[dim]uploaded to {remote['url']} ({remote['files']} files, {remote['attachments']} new "
@@ -147,6 +150,9 @@ def list_(
     render.table(None, ["id", "type", "time", "status", "tables", "records", "size"],
                  [[d["id"], d["type"], d["id"].split("/", 1)[1], d["status"], len(d.get("tables", {})),
                    f"{d.get('records', 0):,}", _size(d.get("bytes") or 0)] for d in data])
+    for d in data:
+        if d["status"] == "broken":
+            render.note(f"[yellow]broken:[/] {d['id']}: {d.get('error')} (skipped as a parent and by cleanup)")
 
 
 @app.command()
@@ -196,11 +202,13 @@ def verify(
                 broken.append(e)
     else:
         root = STATE.settings.paths.backups
-        targets = list_backups(root) if all_ else [find_backup(root, str(backup_id))]
+        listed = list_backups(root)
+        targets = listed if all_ else [find_backup(root, str(backup_id))]
         store = BlobStore(root)
+        index = {b.id: b for b in listed}
         for b in targets:
             try:
-                ok.append(verify_backup(b, store, seen).to_dict())
+                ok.append(verify_backup(b, store, seen, index).to_dict())
             except BackupBroken as e:
                 broken.append(e)
     if STATE.json:
@@ -220,6 +228,7 @@ def verify(
 
 
 @app.command()
+@interruptible
 def restore(
     backup_id: Annotated[str, typer.Argument(metavar="ID", help="The backup (its state at that time is restored).")],
     tables: Annotated[str | None, typer.Option(help="Tables, comma-separated (default: all in the backup).")] = None,
@@ -302,6 +311,7 @@ def _render_plan(d: dict[str, Any]) -> None:
 
 
 @app.command()
+@interruptible
 @as_job("backup-cleanup")
 def cleanup(dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; delete nothing.")] = False
             ) -> None:

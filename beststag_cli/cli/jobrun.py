@@ -30,3 +30,19 @@ def as_job(name: str) -> Callable[[F], F]:
         return wrapper  # type: ignore[return-value]
 
     return deco
+
+
+def interruptible(fn: F) -> F:
+    """Run a long command with SIGINT/SIGTERM raising :class:`errors.Interrupted` (see beststag_cli.interrupts).
+
+    Put it above :func:`as_job`, so the job's end line and fail ping see the interruption.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from ..interrupts import handling
+
+        with handling():
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -14,6 +14,8 @@ from .windows import Window
 #: else (failed, error, partial, aborted...) is a failed run
 SUCCESS_STATUSES = frozenset({"ok", "success", "succeeded", "completed", "complete", "done", "verified"})
 RUNNING_STATUSES = frozenset({"running", "started", "in_progress", "pending"})
+#: finished, but neither a success nor a failure: stopped by SIGINT/SIGTERM (or killed) on purpose
+NEUTRAL_STATUSES = frozenset({"interrupted"})
 #: Airtable writes at most 10 records a request
 RECORDS_PER_WRITE = 10
 
@@ -40,6 +42,8 @@ def type_status(journal: Journal, backup_type: str, now: float) -> dict[str, Any
     for r in finished:
         if is_success(r["status"]):
             break
+        if r["status"].lower() in NEUTRAL_STATUSES:
+            continue
         failures_in_a_row += 1
     last_ok_ts = (last_ok["finished"] or last_ok["started"]) if last_ok else None
     return {

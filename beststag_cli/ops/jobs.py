@@ -8,7 +8,7 @@
   lines follows the tool's clock; ``duration_s`` is real elapsed time (monotonic).
 - Outcomes: ``ok`` (0), ``alerting`` (1: the alerts job ran and found alerts firing),
   ``partial`` (3), ``locked`` (75: another run holds the lock; this one did nothing),
-  ``failed`` (the error's exit code; 1 for a bug), ``interrupted`` (130).
+  ``failed`` (the error's exit code; 1 for a bug), ``interrupted`` (130 SIGINT, 143 SIGTERM).
 - Pings (``jobs.pings.<job>`` in config): ``start`` before the work, ``success`` after outcomes
   ``ok`` and ``alerting`` (the job did its work; alerts have their own notifications), ``fail``
   after ``partial``, ``failed`` and ``interrupted``. A ``locked`` run sends no end ping: the run
@@ -62,6 +62,8 @@ def outcome_of(exc: BaseException | None) -> tuple[str, int]:
         return "alerting", int(code or 1)
     if kind == "partial":
         return "partial", int(code or 3)
+    if kind == "interrupted":  # errors.Interrupted: SIGINT 130, SIGTERM 143
+        return "interrupted", int(code or 130)
     if isinstance(exc, KeyboardInterrupt):
         return "interrupted", 130
     if isinstance(code, int):  # our errors, and click/typer's Exit (a command that ends early)

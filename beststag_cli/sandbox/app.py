@@ -187,6 +187,12 @@ class SandboxApp:
                 headers: list[tuple[str, str]]) -> list[bytes]:
         self._count(method, route, status)
         headers = [*headers, ("Content-Length", str(len(body)))]
+        if not any(k.lower() == "date" for k, _ in headers):  # as Airtable: its clock, for backup's since/as_of
+            from email.utils import formatdate
+
+            from .. import clock
+
+            headers.append(("Date", formatdate(clock.timestamp(), usegmt=True)))
         start_response(f"{status} {STATUS_TEXT.get(status, 'Error')}", headers)
         return [body]
 
