@@ -14,12 +14,25 @@ from tests.wiretrap import WireTrap
 _ENV_PREFIXES = ("AIRTABLE_", "BESTSTAG_")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def _wire_trap_server() -> Iterator[WireTrap]:
-    """One trap proxy per test session (per xdist worker): tests/wiretrap.py."""
+    """One trap proxy per test session (per xdist worker): tests/wiretrap.py.
+
+    Its variables stay set for the whole session, not only inside tests: session fixtures (moto,
+    redis) start before any test's own variables exist, and urllib's shared opener keeps the proxies
+    it first saw, so without NO_PROXY in force between tests a loopback check went to the trap."""
     trap = WireTrap()
+    mp = pytest.MonkeyPatch()
+    tag = trap.new_tag("session fixtures (outside any test)")
+    for key, value in trap.environ(tag).items():
+        mp.setenv(key, value)
     yield trap
+    mp.undo()
+    leaked = [h for h in trap.hits_since(0) if h.tag == tag]
     trap.close()
+    if leaked:
+        shown = "\n  ".join(trap.describe(h) for h in leaked[:20])
+        raise AssertionError(f"the wire trap received {len(leaked)} request(s) from session fixtures:\n  {shown}")
 
 
 @pytest.fixture(autouse=True)
