@@ -37,6 +37,7 @@ import os
 import re
 import socket
 import sqlite3
+import stat
 import threading
 import time
 import uuid
@@ -46,13 +47,14 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from beststag_cli import clock, errors
-from beststag_cli.fsutil import ensure_private_dir, write_private_file
+from beststag_cli.fsutil import check_safe_path, ensure_private_dir, write_private_file
 from beststag_cli.logs import log_event
 from beststag_cli.names import did_you_mean
 
 from .chain import backup_index, table_chain, table_state
 from .hooks import invalidate_cache
 from .layout import SCHEMA, BlobStore, find_backup, iso, sha256_file
+from .runner import AirtableClock
 from .verify import BackupBroken, verify_dir
 
 if TYPE_CHECKING:
@@ -70,6 +72,9 @@ MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 #: attempts per create batch or upload within one run when Airtable fails or loses an answer (a POST
 #: is not retried by the gateway; a 429/503 is, first)
 RUN_ATTEMPTS = 6
+#: a batch counts as sent this long before Airtable's clock says (its Date is whole seconds, and a
+#: reconcile only needs to tell this run's creates from older records, which ``used`` excludes anyway)
+SENT_MARGIN_S = 120
 #: attempts per read or update by id (each already retried by the gateway, with its backoff)
 IDEMPOTENT_ATTEMPTS = 3
 _BASE_ID_RE = re.compile(r"app[A-Za-z0-9]{14}")
@@ -161,6 +166,7 @@ def restore_lock(settings: Settings, base_id: str, *, wait_s: float = 0.0) -> It
     lock = FileLock(str(path), timeout=max(0.0, wait_s), mode=0o600, thread_local=False)
     try:
         ensure_private_dir(settings.paths.locks)
+        _check_lock_file(path)  # filelock would truncate a link's target, or fail on a folder
         lock.acquire()
     except Timeout:  # (an OSError: first)
         waited = f" (waited {wait_s:g} s)" if wait_s > 0 else ""
@@ -168,6 +174,8 @@ def restore_lock(settings: Settings, base_id: str, *, wait_s: float = 0.0) -> It
                               f"{path}){waited}", hint="wait for it to finish (or pass --wait SECONDS), "
                               "then run the same restore again") from None
     except OSError as e:
+        if e.errno in (errno.ELOOP, errno.EISDIR, errno.ENOTDIR):  # planted after the check
+            raise _unsafe_lock(path) from None
         full = _disk_full(e, settings)
         if full is None:
             raise
@@ -184,6 +192,23 @@ def restore_lock(settings: Settings, base_id: str, *, wait_s: float = 0.0) -> It
         with contextlib.suppress(OSError):
             os.unlink(f"{path}.holder")
         lock.release()
+
+
+def _unsafe_lock(path: Any) -> errors.UnsafePath:
+    return errors.UnsafePath(f"the restore lock {path} is not a regular file (a symlink or a folder was put there)",
+                             hint=f"remove {path} (beststag never follows links inside its data dir), then run "
+                             "the restore again")
+
+
+def _check_lock_file(path: Any) -> None:
+    """Refuse a lock path that is (or lies under) a symlink, or is anything but a regular file."""
+    check_safe_path(path)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode):
+        raise _unsafe_lock(path)
 
 
 def restore_target(settings: Settings, backup_id: str, target_base: str | None) -> str:
@@ -865,12 +890,15 @@ def _execute_locked(settings: Settings, gateway: Gateway, plan: RestorePlan,
                                    progress={**progress_info, "counts": result.summary()["tables"]})
 
     store = BlobStore(settings.paths.backups)
+    airtable = AirtableClock(settings.endpoint_url)  # "sent" times come from Airtable's clock, never ours
+    session = tgw.api.session
+    session.hooks["response"].append(airtable.hook)
     try:
         record("running")
         log_event("restore.started", restore_id=plan.restore_id, backup_id=plan.backup_id,
                   target_base=plan.target_base, resumed=plan.resumed)
         for tp in plan.tables:
-            _restore_table(tgw, plan, tp, rec, store, result, progress)
+            _restore_table(tgw, plan, tp, rec, store, result, progress, airtable)
         for tp in plan.tables:
             _second_pass(tgw, plan, tp, rec, result)
         for tp in reversed(plan.tables):
@@ -891,6 +919,9 @@ def _execute_locked(settings: Settings, gateway: Gateway, plan: RestorePlan,
         if isinstance(e, errors.BestStagError) and not interrupted:
             e.hint = (e.hint + "; " if e.hint else "") + "run the same restore again to resume it"
         raise
+    finally:
+        with contextlib.suppress(ValueError):
+            session.hooks["response"].remove(airtable.hook)
     result.status = "ok"
     result.duration_s = time.monotonic() - t0
     try:
@@ -972,7 +1003,7 @@ def _payload(rec: dict[str, Any], tp: TablePlan, plan: RestorePlan, result: Rest
 
 
 def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder, store: BlobStore,
-                   result: RestoreResult, progress: Progress | None) -> None:
+                   result: RestoreResult, progress: Progress | None, airtable: AirtableClock) -> None:
     state, current = plan.states[tp.name], plan.current[tp.name]
     done_create = plan.done.get("create", set())
     done_update = plan.done.get("update", set())
@@ -984,7 +1015,7 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
     for i in range(0, len(todo), BATCH):
         chunk = todo[i:i + BATCH]
         bodies = {sid: _payload(state[sid], tp, plan, result, current=None)[0] for sid in chunk}
-        for sid, new_id in _create_batch(tgw, plan, tp, rec, bodies):
+        for sid, new_id in _create_batch(tgw, plan, tp, rec, bodies, airtable):
             plan.id_map[sid] = new_id
             fresh.add(new_id)
         result.created[tp.name] = result.created.get(tp.name, 0) + len(chunk)
@@ -1047,7 +1078,7 @@ def _same_as_body(body: dict[str, Any], have: dict[str, Any], tp: TablePlan) -> 
 
 
 def _create_batch(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder,
-                  bodies: dict[str, dict[str, Any]]) -> list[tuple[str, str]]:
+                  bodies: dict[str, dict[str, Any]], airtable: AirtableClock) -> list[tuple[str, str]]:
     """Create one batch; return (backup id, new id) for each record. Never creates a record twice.
 
     The batch is marked pending before it is sent (a kill before the answer is reconciled by the
@@ -1057,7 +1088,7 @@ def _create_batch(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder
     """
     todo = dict(bodies)
     pairs: list[tuple[str, str]] = []
-    sent = iso(clock.now() - timedelta(seconds=120))  # generous: Airtable's clock is not ours
+    sent = _sent_time(tgw, airtable)
     rec.add(tp.name, "pending", [(sid, sent) for sid in todo])
     for attempt in range(1, RUN_ATTEMPTS + 1):
         try:
@@ -1080,6 +1111,22 @@ def _create_batch(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder
         pairs.extend(new)
         break
     return pairs
+
+
+def _sent_time(tgw: Gateway, airtable: AirtableClock) -> str:
+    """When a batch is sent, by Airtable's clock (its ``createdTime``), less :data:`SENT_MARGIN_S`.
+
+    The local clock may be set anywhere: a host ahead would make every record the batch created
+    look older than the batch, and a lost answer would be sent again (duplicates).
+    """
+    now = airtable.now()
+    if now is None:  # no answer from the target yet: any answer carries Airtable's Date
+        _persist(tgw, "read the schema", tgw.schema)
+        now = airtable.now()
+    if now is None:
+        log_event("restore.no_airtable_clock", _level=30, note="no Date header seen; using the local clock")
+        now = clock.now()
+    return iso(now - timedelta(seconds=SENT_MARGIN_S))
 
 
 def _find_created(tgw: Gateway, plan: RestorePlan, tp: TablePlan, todo: dict[str, dict[str, Any]], sent: str,

@@ -268,3 +268,106 @@ def test_a_full_journal_stops_the_restore_with_disk_full_and_a_rerun_completes(s
                                                              target_base=TARGET, tables=["Usuários", "Tarefas"]))
     assert result.status == "ok"
     _exact(before, target, gateway.journal, ["Usuários", "Tarefas"])
+
+
+# ---------------------------------------------------------------------------------------------- round 2: A
+
+_SERVE_WITH_CREATE_DROPS = """
+import sys
+from beststag_cli.sandbox import FaultConfig, Sandbox
+from beststag_cli.sandbox.seed import load_sample
+from beststag_cli.sandbox.server import make_server
+
+sb = Sandbox(sys.argv[1])
+sb.ensure_sample(seed=42, scale=0.5)
+load_sample(sb.store, base_id=sys.argv[2], with_records=False, seed=7)
+sb.app.set_faults(FaultConfig(rate_drop_after=1.0, routes=("create",), seed=3))  # written, then the answer lost
+server = make_server(sb.app, "127.0.0.1", 0)
+print(f"serving http://127.0.0.1:{server.server_port}", flush=True)
+server.serve_forever(poll_interval=0.05)
+"""
+
+
+@pytest.fixture
+def served_with_create_drops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """A sandbox in its own process (Airtable's clock is that process's real clock, not this one's) whose
+    every create is applied and then its answer dropped; TARGET is an empty base with the sample schema."""
+    import os
+    import subprocess
+    import sys
+
+    db = tmp_path / "server" / "base.sqlite"
+    db.parent.mkdir(parents=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRTABLE_", "BESTSTAG_"))}
+    env["BESTSTAG_DATA_DIR"] = str(tmp_path / "server")
+    proc = subprocess.Popen([sys.executable, "-c", _SERVE_WITH_CREATE_DROPS, str(db), TARGET], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        assert line.startswith("serving http://"), line + (proc.stderr.read() if proc.stderr else "")
+        monkeypatch.setenv("AIRTABLE_ENDPOINT_URL", line.split()[1])
+        yield
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+
+
+def _people(gw: Any) -> Counter[tuple[Any, Any]]:
+    return Counter((r["fields"].get("Nome"), r["fields"].get("email")) for r in gw.all("Usuários"))
+
+
+@pytest.mark.parametrize("ahead_s", [86400, 300], ids=["a-day-ahead", "five-minutes-ahead"])
+def test_a_host_clock_ahead_of_airtable_does_not_duplicate_creates_whose_answer_was_lost(
+        served_with_create_drops, no_waits, monkeypatch: pytest.MonkeyPatch, ahead_s: int) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from beststag_cli.backup.restore import gateway_for_base
+    from beststag_cli.config import load_config
+    from beststag_cli.gateway.api import Gateway
+
+    monkeypatch.setenv("BESTSTAG_FAKE_NOW", (datetime.now(UTC) + timedelta(seconds=ahead_s)).isoformat())
+    settings = load_config()
+    gateway = Gateway(settings, source="test")
+    try:
+        source = _people(gateway)
+        assert sum(source.values()) > 20
+        backup = run_backup(settings, gateway, "complete", ["Usuários"])
+        assert backup.status == "ok"
+
+        result = execute_restore(settings, gateway, plan_restore(settings, gateway, backup.manifest.id,
+                                                                 target_base=TARGET, tables=["Usuários"]))
+
+        assert result.status == "ok"
+        assert _people(gateway_for_base(gateway, TARGET)) == source  # every record exactly once
+        assert set(known_mappings(gateway.journal, TARGET)) == {r["id"] for r in gateway.all("Usuários")}
+    finally:
+        gateway.close()
+
+
+# ---------------------------------------------------------------------------------------------- round 2: B
+
+
+@pytest.mark.parametrize("planted", ["symlink", "folder"])
+def test_a_symlink_or_folder_at_the_restore_lock_path_is_refused_in_one_line_exit_2(cli, settings, planted: str,
+                                                                                  tmp_path: Path) -> None:
+    r = cli("--json", "backup", "run", "--type", "complete", "--tables", "Usuários")
+    assert r.exit_code == 0, r
+    backup_id = r.json()["id"]
+    settings.paths.locks.mkdir(parents=True, exist_ok=True)
+    lock = settings.paths.locks / f"restore-{TARGET}.lock"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    if planted == "symlink":
+        lock.symlink_to(victim)
+    else:
+        lock.mkdir()
+
+    r = cli("--json", "backup", "restore", backup_id, "--tables", "Usuários", "--base", TARGET, "--yes")
+
+    assert r.exit_code == 2, r
+    err = r.json()["error"]
+    assert err["type"] == "unsafe_path", err
+    assert str(lock) in err["message"] and "\n" not in err["message"]
+    assert "Traceback" not in r.stdout + r.stderr and "internal_error" not in r.stdout + r.stderr
+    assert victim.read_text() == "keep me"  # the link's target is not truncated
+    assert lock.is_symlink() if planted == "symlink" else lock.is_dir()  # nothing removed behind the user's back
