@@ -20,6 +20,7 @@ path, so ``../`` can never escape the backups folder.
 from __future__ import annotations
 
 import contextlib
+import errno
 import gzip
 import hashlib
 import io
@@ -27,6 +28,7 @@ import json
 import os
 import re
 import secrets
+import stat
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,8 +36,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from beststag_cli.config import BACKUP_TYPES
-from beststag_cli.errors import BadInput, NotFound
-from beststag_cli.fsutil import FILE_MODE, atomic_write, ensure_private_dir, private_open
+from beststag_cli.errors import BadInput, NotFound, UnsafePath
+from beststag_cli.fsutil import (
+    FILE_MODE,
+    atomic_write,
+    check_safe_path,
+    ensure_private_dir,
+    private_open,
+    private_root,
+)
 from beststag_cli.names import fold
 
 FORMAT_VERSION = 1
@@ -197,6 +206,31 @@ class _Fields:
             raise ManifestError(f"{self._name(key)}: expected an object, got {_kind(value)}")
         return value
 
+    def req_obj(self, key: str) -> dict[str, Any]:
+        """An object that must be there (null and missing are errors)."""
+        if key not in self.d:
+            raise ManifestError(f"{self._name(key)}: missing")
+        if self.d[key] is None:
+            raise ManifestError(f"{self._name(key)}: expected an object, got null")
+        return self.obj(key)
+
+    def strict_count(self, key: str) -> int:
+        """A count that, when present, is an integer >= 0 (null is an error too)."""
+        if key in self.d and self.d[key] is None:
+            raise ManifestError(f"{self._name(key)}: expected a count (integer >= 0), got null")
+        return self.count(key)
+
+    def sha256(self, key: str) -> str:
+        """The 64-hex sha256 of a file the manifest names: required, so a null never turns a check off."""
+        if key not in self.d:
+            raise ManifestError(f"{self._name(key)}: missing (every file needs its sha256)")
+        if self.d[key] is None:
+            raise ManifestError(f"{self._name(key)}: expected a sha256 (64 hex), got null")
+        value = self.d[key]
+        if not isinstance(value, str) or not SHA256_RE.match(value):
+            raise ManifestError(f"{self._name(key)}: expected a sha256 (64 hex), got {value!r:.80}")
+        return value
+
 
 
 @dataclass
@@ -236,11 +270,15 @@ class TableEntry:
         if not isinstance(d, dict):
             raise ManifestError(f"{where}: expected an object, got {_kind(d)}")
         v = _Fields(d, where)
+        file = v.opt_text("file")
+        ids_file = v.opt_text("ids_file")
         e = cls(name=name, table_id=v.text("id", pattern=_TABLE_ID_RE),
                 status=v.choice("status", (OK, FAILED), OK), mode=v.choice("mode", ("full", "incremental"), "full"),
-                file=v.opt_text("file"), records=v.count("records"), bytes=v.count("bytes"),
-                sha256=v.opt_text("sha256", pattern=SHA256_RE), ids_file=v.opt_text("ids_file"), ids=v.count("ids"),
-                ids_bytes=v.count("ids_bytes"), ids_sha256=v.opt_text("ids_sha256", pattern=SHA256_RE),
+                file=file, records=v.strict_count("records"), bytes=v.strict_count("bytes"),
+                sha256=v.sha256("sha256") if file is not None else v.opt_text("sha256", pattern=SHA256_RE),
+                ids_file=ids_file, ids=v.strict_count("ids"), ids_bytes=v.strict_count("ids_bytes"),
+                ids_sha256=(v.sha256("ids_sha256") if ids_file is not None
+                            else v.opt_text("ids_sha256", pattern=SHA256_RE)),
                 as_of=v.opt_instant("as_of"), since=v.opt_instant("since"), parent=v.opt_backup_id("parent"),
                 attachments=v.count("attachments"), error=v.opt_text("error"))
         if e.status == OK:  # what a restore needs from a good table (verify checks the files themselves)
@@ -321,8 +359,10 @@ class Manifest:
         btype = v.choice("type", BACKUP_TYPES)
         if bid.split("/", 1)[0] != btype:
             raise ManifestError(f"type: {btype!r} does not match the id {bid!r}")
-        schema = _Fields(v.obj("schema"), "schema")
-        att = _Fields(v.obj("attachments"), "attachments")
+        v.strict_count("records")
+        v.strict_count("bytes")
+        schema = _Fields(v.req_obj("schema"), "schema")
+        att = _Fields(v.req_obj("attachments"), "attachments")
         fmt = v.count("format", FORMAT_VERSION)
         if fmt > FORMAT_VERSION:
             raise ManifestError(f"format: {fmt} is newer than this version of beststag reads ({FORMAT_VERSION})")
@@ -333,9 +373,9 @@ class Manifest:
                 status=v.choice("status", (OK, PARTIAL), OK), finished=v.opt_instant("finished"),
                 duration_s=duration, parent=v.opt_backup_id("parent"),
                 compression=v.choice("compression", ("gzip", "zstd"), "gzip"),
-                schema_sha256=schema.opt_text("sha256", pattern=SHA256_RE), schema_bytes=schema.count("bytes"),
-                attachments_sha256=att.opt_text("sha256", pattern=SHA256_RE), attachments_count=att.count("count"),
-                attachments_bytes=att.count("bytes"), format=fmt)
+                schema_sha256=schema.sha256("sha256"), schema_bytes=schema.strict_count("bytes"),
+                attachments_sha256=att.sha256("sha256"), attachments_count=att.strict_count("count"),
+                attachments_bytes=att.strict_count("bytes"), format=fmt)
         tables = v.obj("tables")
         m.tables = {n: TableEntry.from_dict(n, t) for n, t in tables.items()}
         return m
@@ -359,10 +399,43 @@ def write_manifest(directory: Path, manifest: Manifest) -> None:
     atomic_write(directory / MANIFEST, json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2) + "\n")
 
 
+def open_read(path: str | Path) -> IO[bytes]:
+    """Open a backup file for reading. Inside the data dir, never through a symlink (at the file or a
+    folder above it) and only a regular file: :class:`UnsafePath` otherwise. Outside, as ``open``."""
+    p = check_safe_path(path)
+    root = private_root(p, outermost=True)
+    if root is None:
+        return open(p, "rb")
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0) | os.O_NONBLOCK)
+    except OSError as e:
+        if e.errno == errno.ELOOP or os.path.islink(p):
+            try:
+                target = os.readlink(p)
+            except OSError:
+                target = "?"
+            raise UnsafePath(f"{p} is a symlink (to {target}); beststag does not follow links inside its "
+                             f"data dir {root}") from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UnsafePath(f"{p} is not a regular file; beststag only reads regular files in its data dir")
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_bytes(path: str | Path) -> bytes:
+    """The content of a backup file, read as :func:`open_read` opens it."""
+    with open_read(path) as f:
+        return f.read()
+
+
 def read_manifest(directory: Path) -> Manifest:
-    """Parse ``manifest.json``; ValueError/OSError/KeyError when it is missing or malformed."""
-    with open(directory / MANIFEST, "rb") as f:
-        raw = f.read()
+    """Parse ``manifest.json``; ValueError/OSError/KeyError when it is missing or malformed,
+    :class:`UnsafePath` when it (or the backup folder) is a symlink inside the data dir."""
+    raw = read_bytes(directory / MANIFEST)
     try:
         data = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as e:
@@ -411,10 +484,16 @@ def list_backups(root: Path, *, types: Iterable[str] = BACKUP_TYPES) -> list[Bac
         if not tdir.is_dir():
             continue
         for entry in os.scandir(tdir):
-            if not entry.is_dir(follow_symlinks=False) or not BARE_TS_RE.match(entry.name):
+            if not BARE_TS_RE.match(entry.name):
                 continue
             bid = f"{btype}/{entry.name}"
             path = Path(entry.path)
+            if entry.is_symlink():  # listed, never followed
+                out.append(BackupInfo(bid, btype, path, None, "symlink: beststag does not follow links inside "
+                                      "its data dir"))
+                continue
+            if not entry.is_dir(follow_symlinks=False):
+                continue
             try:
                 m = read_manifest(path)
                 if m.id != bid:
@@ -431,17 +510,20 @@ def find_backup(root: Path, backup_id: str) -> BackupInfo:
     if BARE_TS_RE.match(backup_id):
         hits = [b for b in list_backups(root) if b.id.endswith("/" + backup_id)]
         if len(hits) == 1:
+            check_safe_path(hits[0].path)
             return hits[0]
         if len(hits) > 1:
             raise BadInput(f"{backup_id} names {len(hits)} backups: {', '.join(b.id for b in hits)}",
                            hint="give the id with its type, e.g. " + hits[0].id)
         raise NotFound(f"no backup {backup_id} in {root}", hint="`beststag backup list` shows the ids")
     btype, ts = check_backup_id(backup_id)
-    path = root / btype / ts
+    path = check_safe_path(root / btype / ts)
     if not path.is_dir():
         raise NotFound(f"no backup {backup_id} in {root}", hint="`beststag backup list` shows the ids")
     try:
         return BackupInfo(backup_id, btype, path, read_manifest(path))
+    except UnsafePath:
+        raise
     except (OSError, ValueError, KeyError, TypeError, BadInput) as e:
         return BackupInfo(backup_id, btype, path, None, f"{MANIFEST}: {e}")
 
@@ -516,10 +598,13 @@ def _open_text(path: Path) -> IO[str]:
     if path.name.endswith(".zst"):
         import zstandard
 
-        raw = open(path, "rb")  # noqa: SIM115 - closed by the TextIOWrapper
+        raw = open_read(path)
         reader = zstandard.ZstdDecompressor().stream_reader(raw, closefd=True)
         return io.TextIOWrapper(reader, encoding="utf-8")
-    return io.TextIOWrapper(gzip.GzipFile(filename=str(path), mode="rb"), encoding="utf-8")
+    raw = open_read(path)
+    gz = gzip.GzipFile(filename="", mode="rb", fileobj=raw)
+    gz.myfileobj = raw  # type: ignore[attr-defined]  # GzipFile closes the file it owns
+    return io.TextIOWrapper(gz, encoding="utf-8")
 
 
 def iter_lines(path: Path) -> Iterator[str]:
@@ -537,7 +622,7 @@ def iter_records(path: Path) -> Iterator[dict[str, Any]]:
 def sha256_file(path: Path, chunk: int = 1 << 20) -> tuple[int, str]:
     h = hashlib.sha256()
     n = 0
-    with open(path, "rb") as f:
+    with open_read(path) as f:
         while True:
             b = f.read(chunk)
             if not b:
@@ -569,6 +654,10 @@ class BlobStore:
         except FileNotFoundError:
             return False
         return size is None or st.st_size == size
+
+    def read(self, sha256: str) -> bytes:
+        """A blob's content, never read through a symlink inside the data dir."""
+        return read_bytes(self.path(sha256))
 
     def touch(self, sha256: str) -> None:
         """Mark a blob as used now (cleanup spares recently used blobs; see cleanup.py)."""
@@ -618,8 +707,8 @@ def read_attachment_list(directory: Path) -> list[dict[str, Any]]:
     p = directory / ATTACHMENTS
     if not p.exists():
         return []
-    with open(p, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    text = read_bytes(p).decode("utf-8")
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def write_json_file(path: Path, data: Any) -> tuple[int, str]:

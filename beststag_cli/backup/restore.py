@@ -53,7 +53,7 @@ from beststag_cli.names import did_you_mean
 
 from .chain import backup_index, table_chain, table_state
 from .hooks import invalidate_cache
-from .layout import SCHEMA, BlobStore, find_backup, iso, sha256_file
+from .layout import SCHEMA, BlobStore, find_backup, iso, read_bytes, sha256_file
 from .runner import AirtableClock
 from .verify import BackupBroken, verify_dir
 
@@ -580,7 +580,7 @@ def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables
                 verify_dir(b.path, store=store, expected_id=b.id, hash_blobs=False)
                 seen.add(b.id)
 
-    src_schema = json.loads((info.path / SCHEMA).read_text(encoding="utf-8"))
+    src_schema = json.loads(read_bytes(info.path / SCHEMA).decode("utf-8"))
     src_tables, src_ids = _schema_index(src_schema)
     tgt_tables, tgt_ids = _schema_index(tgw.schema())
     specs: dict[str, list[FieldSpec]] = {}
@@ -1160,7 +1160,7 @@ def _upload_missing(tgw: Gateway, table: Any, plan: RestorePlan, tp: TablePlan, 
         try:
             for att in missing:
                 sha = str(att["sha256"])
-                data = store.path(sha).read_bytes()
+                data = store.read(sha)
                 if hashlib.sha256(data).hexdigest() != sha:  # changed since the plan checked it
                     raise _corrupt_blob(plan.backup_id, sha, tp.name, sid, fname, att)
                 table.upload_attachment(dst, fname, str(att.get("filename") or "file"), content=data,

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from beststag_cli.errors import BadInput, Interrupted, OperationFailed
+from beststag_cli.errors import BadInput, Interrupted, OperationFailed, UnsafePath
 
 from .chain import backup_index, table_chain
 from .layout import (
@@ -29,6 +30,8 @@ from .layout import (
     Manifest,
     TableEntry,
     iter_lines,
+    open_read,
+    read_bytes,
     read_manifest,
     safe_rel,
     sha256_file,
@@ -80,9 +83,14 @@ class VerifyReport:
 def _check_file(backup_id: str, directory: Path, rel: str, sha: str | None, size: int | None,
                 report: VerifyReport) -> Path:
     path = directory / rel
-    if not path.is_file():
-        raise BackupBroken(backup_id, rel, "missing")
-    n, digest = sha256_file(path)
+    try:
+        n, digest = sha256_file(path)  # never through a symlink inside the data dir (UnsafePath)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        raise BackupBroken(backup_id, rel, "missing") from None
+    except UnsafePath:
+        raise
+    except OSError as e:
+        raise BackupBroken(backup_id, rel, f"cannot be read ({e.strerror})") from None
     report.files += 1
     report.bytes_checked += n
     if size is not None and n != size:
@@ -103,7 +111,7 @@ def _count_lines(backup_id: str, path: Path, rel: str, records: bool) -> int:
                     raise BackupBroken(backup_id, rel, f"line {n} is not a record")
             elif not line.startswith("rec"):
                 raise BackupBroken(backup_id, rel, f"line {n} is not a record id")
-    except (BackupBroken, Interrupted):
+    except (BackupBroken, Interrupted, UnsafePath):
         raise
     except (OSError, EOFError, zlib.error, ValueError, UnicodeDecodeError) as e:
         raise BackupBroken(backup_id, rel, f"unreadable after line {n}: {type(e).__name__}: {e}") from None
@@ -125,7 +133,7 @@ def verify_dir(directory: Path, *, store: BlobStore, expected_id: str | None = N
         m: Manifest = read_manifest(directory)
     except FileNotFoundError:
         raise BackupBroken(label, MANIFEST, "missing") from None
-    except Interrupted:
+    except (Interrupted, UnsafePath):
         raise
     except Exception as e:
         raise BackupBroken(label, MANIFEST, f"unreadable: {type(e).__name__}: {e}") from None
@@ -136,9 +144,9 @@ def verify_dir(directory: Path, *, store: BlobStore, expected_id: str | None = N
 
     schema_path = _check_file(bid, directory, SCHEMA, m.schema_sha256, m.schema_bytes or None, report)
     try:
-        schema = json.loads(schema_path.read_text(encoding="utf-8"))
+        schema = json.loads(read_bytes(schema_path).decode("utf-8"))
         schema_tables = {t["id"] for t in schema["tables"]}
-    except Interrupted:
+    except (Interrupted, UnsafePath):
         raise
     except Exception as e:
         raise BackupBroken(bid, SCHEMA, f"not a base schema: {e}") from None
@@ -161,16 +169,23 @@ def verify_dir(directory: Path, *, store: BlobStore, expected_id: str | None = N
     if m.attachments_sha256 is not None or att_path.exists():
         _check_file(bid, directory, ATTACHMENTS, m.attachments_sha256, None, report)
         try:
-            items = [json.loads(x) for x in att_path.read_text(encoding="utf-8").splitlines() if x.strip()]
+            items = [json.loads(x) for x in read_bytes(att_path).decode("utf-8").splitlines() if x.strip()]
         except ValueError as e:
             raise BackupBroken(bid, ATTACHMENTS, f"a line does not parse: {e}") from None
         if len(items) != m.attachments_count:
             raise BackupBroken(bid, ATTACHMENTS, f"{len(items)} entries, manifest says {m.attachments_count}")
-        for a in items:
-            sha = str(a.get("sha256", ""))
-            if not SHA256_RE.match(sha):
-                raise BackupBroken(bid, ATTACHMENTS, f"attachment {a.get('id')} has no valid sha256")
-            _check_blob(bid, store, sha, int(a.get("size", -1)), str(a.get("id")), hash_blobs, report)
+        for n, a in enumerate(items, 1):
+            if not isinstance(a, dict):
+                raise BackupBroken(bid, ATTACHMENTS, f"line {n} is not an attachment entry")
+            sha = a.get("sha256")
+            if not isinstance(sha, str) or not SHA256_RE.match(sha):
+                raise BackupBroken(bid, ATTACHMENTS, f"attachment {a.get('id')!r:.80}: sha256: expected a sha256 "
+                                   f"(64 hex), got {sha!r:.80}")
+            size = a.get("size")
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise BackupBroken(bid, ATTACHMENTS, f"attachment {a.get('id')!r:.80}: size: expected a count "
+                                   f"(integer >= 0), got {size!r:.80}")
+            _check_blob(bid, store, sha, size, str(a.get("id")), hash_blobs, report)
             report.attachments += 1
     return report
 
@@ -181,15 +196,16 @@ def _check_blob(bid: str, store: BlobStore, sha: str, size: int, att_id: str, ha
     rel = f"{path.parent.parent.name}/{path.parent.name}/{path.name}"
     what = f"{rel} (attachment {att_id})"
     try:
-        st = path.stat()
-    except FileNotFoundError:
+        f = open_read(path)  # never through a symlink inside the data dir (UnsafePath)
+    except (FileNotFoundError, NotADirectoryError):
         raise BackupBroken(bid, what, "missing") from None
-    if size >= 0 and st.st_size != size:
-        raise BackupBroken(bid, what, f"size {st.st_size} bytes, expected {size}")
-    if not hash_blobs or sha in report.checked_blobs:
-        return
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
+    with f:
+        st = os.fstat(f.fileno())
+        if size >= 0 and st.st_size != size:
+            raise BackupBroken(bid, what, f"size {st.st_size} bytes, expected {size}")
+        if not hash_blobs or sha in report.checked_blobs:
+            return
+        h = hashlib.sha256()
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     report.bytes_checked += st.st_size

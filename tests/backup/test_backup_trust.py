@@ -30,6 +30,8 @@ from beststag_cli.backup.chain import backup_index, table_state
 from beststag_cli.backup.layout import find_backup, parse_iso
 from beststag_cli.backup.runner import run_backup
 
+from .conftest import empty_target
+
 TABLE = "Usuários"
 
 
@@ -307,3 +309,150 @@ def test_verify_refuses_an_incremental_whose_parent_is_gone(cli, settings):
     assert first["id"] in r.json()["broken"][0]["problem"]
     r = cli("--json", "backup", "verify", "--all")
     assert r.exit_code == 1 and r.json()["broken"][0]["id"] == inc.json()["id"], r
+
+
+# --------------------------------------------------------------------------------------------
+# round 2 A: a manifest cannot turn a check off (every file has its sha256; counts and schema typed)
+
+TRUST_TARGET = "appTrustTarget001"
+
+
+def _tamper_table_file(path: Path, m: dict[str, Any]) -> None:
+    """Rewrite the table's record file with one record changed (bytes updated, sha256 left as the case sets it)."""
+    import gzip
+
+    entry = m["tables"][TABLE]
+    f = path / entry["file"]
+    lines = gzip.decompress(f.read_bytes()).decode().splitlines()
+    rec = json.loads(lines[0])
+    rec["fields"]["Nome"] = "tampered"
+    lines[0] = json.dumps(rec)
+    f.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
+    entry["bytes"] = f.stat().st_size
+
+
+def _set_table_sha_null(m: dict[str, Any]) -> None:
+    m["tables"][TABLE]["sha256"] = None
+
+
+def _drop_table_sha(m: dict[str, Any]) -> None:
+    del m["tables"][TABLE]["sha256"]
+
+
+def _schema_null(m: dict[str, Any]) -> None:
+    m["schema"] = None
+
+
+def _schema_sha_null(m: dict[str, Any]) -> None:
+    m["schema"]["sha256"] = None
+
+
+def _records_text(m: dict[str, Any]) -> None:
+    m["records"] = "x"
+
+
+def _bytes_null(m: dict[str, Any]) -> None:
+    m["bytes"] = None
+
+
+def _attachments_sha_null(m: dict[str, Any]) -> None:
+    m["attachments"]["sha256"] = None
+
+
+@pytest.mark.parametrize(("corrupt", "field", "tamper"), [
+    (_set_table_sha_null, f"tables.{TABLE}.sha256", True),
+    (_drop_table_sha, f"tables.{TABLE}.sha256", True),
+    (_schema_null, "schema", False),
+    (_schema_sha_null, "schema.sha256", False),
+    (_records_text, "records", False),
+    (_bytes_null, "bytes", False),
+    (_attachments_sha_null, "attachments.sha256", False),
+], ids=lambda x: getattr(x, "__name__", None) or str(x))
+def test_a_manifest_without_a_hash_or_with_a_wrong_type_is_broken_and_never_restored(
+        cli, settings, sandbox, gateway, corrupt, field, tamper):
+    empty_target(sandbox, gateway, TRUST_TARGET)
+    done = _complete(cli)
+    path = Path(done["path"])
+    mpath = path / "manifest.json"
+    m = json.loads(mpath.read_text())
+    if tamper:
+        _tamper_table_file(path, m)
+    corrupt(m)
+    mpath.write_text(json.dumps(m))
+
+    listed = cli("--json", "backup", "list")
+    assert listed.exit_code == 0, listed
+    entry = {b["id"]: b for b in listed.json()}[done["id"]]
+    assert entry["status"] == "broken" and field in entry["error"], entry
+
+    r = cli("--json", "backup", "verify", done["id"])
+    assert r.exit_code == 1, r
+    assert field in r.json()["broken"][0]["problem"], r
+    _no_internal_error(r)
+
+    r = cli("backup", "restore", done["id"], "--tables", TABLE, "--base", TRUST_TARGET, "--yes")
+    assert r.exit_code == 1, r
+    assert len(r.stderr.strip().splitlines()) <= 2 and field in r.stderr, r  # the error line (and its hint)
+    _no_internal_error(r)
+    assert sandbox.store.count(TRUST_TARGET, TABLE) == 0
+
+
+# --------------------------------------------------------------------------------------------
+# round 2 B: nothing of a backup is read through a symlink inside the data dir
+
+
+def _link_out(p: Path, outside: Path) -> None:
+    """Move ``p`` out of the data dir and leave a symlink to it in its place (same content)."""
+    outside.mkdir(parents=True, exist_ok=True)
+    dest = outside / p.name
+    shutil.move(str(p), dest)
+    p.symlink_to(dest, target_is_directory=dest.is_dir())
+
+
+def _refused_unsafe(r: Any, *, as_json: bool = True) -> None:
+    assert r.exit_code == 2, r
+    assert "symlink" in r.stdout + r.stderr, r
+    if as_json:
+        assert "unsafe_path" in r.stdout + r.stderr, r
+    else:
+        assert len(r.stderr.strip().splitlines()) == 1, r  # one line
+    _no_internal_error(r)
+
+
+@pytest.mark.parametrize("kind", ["folder", "manifest", "schema", "table_file", "blob"])
+def test_a_symlink_in_a_backup_is_refused_by_verify_and_restore(cli, settings, sandbox, gateway, tmp_path, kind):
+    empty_target(sandbox, gateway, TRUST_TARGET)
+    table = "Tarefas" if kind == "blob" else TABLE
+    r = cli("--json", "backup", "run", "--type", "complete", "--tables", table)
+    assert r.exit_code == 0, r
+    done = r.json()
+    path = Path(done["path"])
+    outside = tmp_path / "outside"
+    if kind == "folder":
+        _link_out(path, outside)
+    elif kind == "manifest":
+        _link_out(path / "manifest.json", outside)
+    elif kind == "schema":
+        _link_out(path / "schema.json", outside)
+    elif kind == "table_file":
+        m = json.loads((path / "manifest.json").read_text())
+        _link_out(path / m["tables"][table]["file"], outside)
+    else:
+        att = [json.loads(x) for x in (path / "attachments.jsonl").read_text().splitlines() if x.strip()]
+        assert att, "the sample's Tarefas has attachments"
+        sha = att[0]["sha256"]
+        _link_out(settings.paths.backups / "attachments" / sha[:2] / sha, outside)
+
+    listed = cli("--json", "backup", "list")
+    assert listed.exit_code == 0, listed
+    entry = {b["id"]: b for b in listed.json()}[done["id"]]
+    if kind in ("folder", "manifest"):
+        assert entry["status"] == "broken" and "symlink" in entry["error"], entry
+
+    _refused_unsafe(cli("--json", "backup", "verify", done["id"]))
+    _refused_unsafe(cli("backup", "verify", done["id"]), as_json=False)
+    _refused_unsafe(cli("--json", "backup", "restore", done["id"], "--tables", table, "--base", TRUST_TARGET,
+                        "--yes"))
+    _refused_unsafe(cli("backup", "restore", done["id"], "--tables", table, "--base", TRUST_TARGET, "--yes"),
+                    as_json=False)
+    assert sandbox.store.count(TRUST_TARGET, table) == 0
