@@ -102,3 +102,74 @@ def test_cache_warm_unknown_table_exits_2_with_did_you_mean(cli) -> None:
     assert "NoSuchTable" in r.stderr
     ok = cli("--json", "cache", "warm", "Usuários")
     assert ok.exit_code == 0, ok.stderr
+
+
+# --------------------------------------------------------------------------------------------------
+# C. SIGINT/SIGTERM during a bulk `records create`: one line saying which records were written
+def _count_usuarios(db: Any) -> int:
+    from beststag_cli.sandbox import Sandbox
+
+    sb = Sandbox(db)
+    try:
+        return int(sb.store.count("appBestStagSandbx", "Usuários"))
+    finally:
+        sb.close()
+
+
+def _record_numbers(spans: str) -> int:
+    n = 0
+    for part in spans.split(", "):
+        a, _, b = part.partition("-")
+        n += int(b or a) - int(a) + 1
+    return n
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_signal_during_bulk_create_says_which_records_were_written(_sample_db, tmp_path, signame: str) -> None:
+    import json
+    import os
+    import re
+    import shutil
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    data = tmp_path / "data"
+    (data / "sandbox").mkdir(parents=True)
+    db = data / "sandbox" / "base.sqlite"
+    shutil.copy(_sample_db, db)
+    bulk = tmp_path / "bulk.ndjson"
+    bulk.write_text("".join(json.dumps({"fields": {"Nome": f"bulk {i}"}}) + "\n" for i in range(300)),
+                    encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRTABLE_", "BESTSTAG_"))}
+    env["BESTSTAG_DATA_DIR"] = str(data)
+    env["BESTSTAG_CONFIG"] = str(repo / "config" / "beststag.yaml")
+    env["BESTSTAG_SANDBOX_FAULTS"] = json.dumps({"latency_ms": 100})  # 30 batches: the signal lands mid-run
+    before = _count_usuarios(db)
+    proc = subprocess.Popen([sys.executable, "-c", "import sys; from beststag_cli.cli import app; app(sys.argv[1:])",
+                             "records", "create", "Usuários", "--file", str(bulk)], env=env, cwd=str(repo),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120  # a safety net for a hung child, not a timing assertion
+    while proc.poll() is None and _count_usuarios(db) == before:
+        assert time.monotonic() < deadline, "the create never wrote its first batch"
+        time.sleep(0.01)
+    signum = getattr(signal, signame)
+    if proc.poll() is None:
+        proc.send_signal(signum)
+    out, err = proc.communicate(timeout=300)
+    if proc.returncode == 0:
+        pytest.skip("the 300 records were all written before the signal landed")  # pragma: no cover
+    assert proc.returncode == 128 + signum, (proc.returncode, err)
+    assert "Traceback" not in out + err, err
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    m = re.match(rf"error: interrupted by {signame} after records ([0-9, -]+) \(of 300 given\) were written"
+                 r"(?:; records ([0-9, -]+) were not sent)?", lines[0])
+    assert m, lines[0]
+    written = _record_numbers(m.group(1))
+    assert _count_usuarios(db) - before == written, (lines[0], _count_usuarios(db) - before)
+    if m.group(2):
+        assert written + _record_numbers(m.group(2)) == 300, lines[0]
