@@ -199,10 +199,11 @@ class Writer:
             return self._guard(call, c, op, table)
 
         pool = ThreadPoolExecutor(max_workers=min(self.workers, len(chunks)), thread_name_prefix="beststag-write")
-        futures = []
+        futures: list[Any] = []
         try:
             try:
-                futures = [pool.submit(guarded, c) for c in chunks]
+                for c in chunks:  # appended one by one: an interruption mid-loop still sees every submitted batch
+                    futures.append(pool.submit(guarded, c))
                 return [f.result() for f in futures]
             except Interrupted as e:
                 for f in futures:
