@@ -47,6 +47,7 @@ from pydantic import (
     model_validator,
 )
 
+from beststag_cli.cache.policy import MAX_TTL_S
 from beststag_cli.errors import BadInput, ConfigError
 from beststag_cli.paths import Paths
 
@@ -146,6 +147,8 @@ def _hide_password(url: str) -> str:
 
 Cron = Annotated[str, Field(min_length=1)]
 Seconds = Annotated[int, Field(ge=0)]
+#: a cache TTL: at most the webhook's cap (cache.policy.MAX_TTL_S, 30 days)
+TTLSeconds = Annotated[int, Field(ge=0, le=MAX_TTL_S)]
 PositiveSeconds = Annotated[float, Field(gt=0)]
 Ratio = Annotated[float, Field(ge=0, le=1)]
 
@@ -216,7 +219,7 @@ class TableSettings(_Model):
     #: Airtable table id (tbl...), optional: names work too, ids survive renames
     id: str | None = None
     #: cache TTL for this table; None = cache.default_ttl_s
-    ttl_s: Seconds | None = None
+    ttl_s: TTLSeconds | None = None
     #: query: cache each query's answer; mirror: keep the whole table locally; off: never cache
     cache_mode: Literal["query", "mirror", "off"] = "query"
     #: critical tables are backed up by the `critical` backup and get stricter alerts
@@ -252,8 +255,8 @@ class DynamicTTLSettings(_Model):
     """TTL that grows for often-read, rarely-written answers, inside [min_s, max_s]."""
 
     enabled: bool = True
-    min_s: Seconds = 60
-    max_s: Seconds = 1800
+    min_s: TTLSeconds = 60
+    max_s: TTLSeconds = 1800
 
     @model_validator(mode="after")
     def _order(self) -> DynamicTTLSettings:
@@ -272,7 +275,7 @@ DEFAULT_WARM: tuple[dict[str, Any], ...] = (
 
 
 class CacheSettings(_Model):
-    default_ttl_s: Seconds = 300
+    default_ttl_s: TTLSeconds = 300
     #: how long past expiry an answer may still be served when Airtable is unavailable
     max_stale_s: Seconds = 3600
     size_limit_mb: Annotated[int, Field(ge=1)] = 256

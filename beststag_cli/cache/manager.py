@@ -199,6 +199,14 @@ class CacheManager:
         new = policy.after_refresh(self.ttl_state(table), changed=changed, min_s=dyn.min_s, max_s=dyn.max_s)
         self.store.set(f"ttl:{self.base}:{table}", new.to_json(), expire_s=None)
 
+    def _entry(self, key: str) -> dict[str, Any] | None:
+        """A stored answer, or None; one whose `stored`/`ttl` are not finite numbers is dropped (a miss)."""
+        entry = self.store.get(key)
+        if entry is None or policy.entry_times_ok(entry):
+            return entry
+        self._soft(lambda: self.store.delete(key))
+        return None
+
     def _expire_s(self, ttl: float) -> float:
         return ttl + float(self.settings.cache.max_stale_s)
 
@@ -268,20 +276,20 @@ class CacheManager:
         gen = self.generation(table)
         skey = self._q(table, gen, key) if kind == "q" else self._r(table, gen, rid or key)
         now = clock.timestamp()
-        entry = self.store.get(skey)
+        entry = self._entry(skey)
         if entry is not None and not refresh and now - entry["stored"] < _limit(entry, ttl):
             self._event("hit", table, key, age_s=now - entry["stored"])
             return self._result(table, key, entry, "hit", now, project_fields, kind)
         with self.store.lock(skey) as held:
             self._note_broken(held, table, key)
-            entry2 = self.store.get(skey)
+            entry2 = self._entry(skey)
             now = clock.timestamp()
             if entry2 is not None and not refresh and now - entry2["stored"] < _limit(entry2, ttl):
                 self._event("hit", table, key, age_s=now - entry2["stored"])  # another caller filled it
                 return self._result(table, key, entry2, "hit", now, project_fields, kind)
             old = entry2 or entry
             if kind == "q" and old is not None and not refresh and self._try_revalidate(table, gen):
-                fresh = self.store.get(skey)  # brought up to date with the table's changes, or dropped
+                fresh = self._entry(skey)  # brought up to date with the table's changes, or dropped
                 now = clock.timestamp()
                 if fresh is not None and now - fresh["stored"] < _limit(fresh, ttl):
                     self._event("hit", table, key, age_s=0.0)
@@ -438,7 +446,7 @@ class CacheManager:
         life = self.ttl_for(name)
         for qkey in ix["q"]:
             k = self._q(name, gen, qkey)
-            entry = self.store.get(k)
+            entry = self._entry(k)
             if entry is None:
                 continue
             patched = None
@@ -462,7 +470,7 @@ class CacheManager:
         by_id = {r["id"]: r for r in changed}
         for rid in ix["r"]:
             k = self._r(name, gen, rid)
-            entry = self.store.get(k)
+            entry = self._entry(k)
             if entry is None:
                 continue
             deleted = ids is not None and rid not in ids
@@ -490,12 +498,12 @@ class CacheManager:
         gen = self.generation(name)
         key = self._m(name, gen)
         now = clock.timestamp()
-        entry = self.store.get(key)
+        entry = self._entry(key)
         if entry is not None and not refresh and now - entry["stored"] < entry["ttl"]:
             return entry, "hit"
         with self.store.lock(key) as held:
             self._note_broken(held, name, key)
-            entry2 = self.store.get(key)
+            entry2 = self._entry(key)
             if entry2 is not None and not refresh and clock.timestamp() - entry2["stored"] < entry2["ttl"]:
                 return entry2, "hit"
             old = entry2 or entry
@@ -575,7 +583,7 @@ class CacheManager:
         table, key = target["table"], target["key"]
         if self.mode(table) != "query":
             return None
-        entry = self.store.get(self._q(table, self.generation(table), key))
+        entry = self._entry(self._q(table, self.generation(table), key))
         now = clock.timestamp()
         if entry is None or now - entry["stored"] >= _limit(entry, ttl):
             return None
@@ -662,7 +670,7 @@ class CacheManager:
 
         for key in ix["q"]:
             k = self._q(name, gen, key)
-            entry = self.store.get(k)
+            entry = self._entry(k)
             if entry is None:
                 continue
             try:
@@ -689,13 +697,13 @@ class CacheManager:
             if rid in deletes:
                 counts["dropped"] += int(self.store.delete(k))
             elif rid in by_id:
-                entry = self.store.get(k)
+                entry = self._entry(k)
                 if entry is not None:
                     entry.update(records=[by_id[rid]], hash=answer_hash([by_id[rid]]))
                     self.store.set(k, entry, expire_s=self._expire_s(entry["ttl"]))
                     counts["patched"] += 1
         mk = self._m(name, gen)
-        mirror = self.store.get(mk)
+        mirror = self._entry(mk)
         if mirror is not None:
             from .maintain import patch_mirror
 
@@ -739,10 +747,21 @@ class CacheManager:
         """Load each query's answer now (refreshing what is cached)."""
         return [self.get(s, refresh=True) for s in specs]
 
+    def _warm_tables(self, tables: Iterable[str]) -> set[str]:
+        """The names of `tables` (names or ids); an unknown one is `UnknownTable` with a 'did you mean'."""
+        tables = list(tables)
+        if not tables:
+            return set()
+        from ..inputs import check_text
+
+        check_text(tables, "TABLES")
+        schema = self.schema()
+        return {schema.table(t).name for t in tables}
+
     def configured_warm_specs(self, tables: Iterable[str] = ()) -> list[QuerySpec]:
         from ..query.spec import QuerySpec
 
-        wanted = set(tables)
+        wanted = self._warm_tables(tables)
         specs = [QuerySpec.parse(dict(w)) for w in self.settings.cache.warm]
         return [s for s in specs if not wanted or s.table in wanted]
 
@@ -757,7 +776,7 @@ class CacheManager:
                        "'stale') AND ts >= ? AND key LIKE 'q1:%' AND (base = ? OR base IS NULL) "
                        "GROUP BY key, table_name ORDER BY n DESC LIMIT ?",
                        (clock.timestamp() - hours * 3600, self.base, limit * 3))
-        wanted = set(tables)
+        wanted = self._warm_tables(tables)
         out: list[QuerySpec] = []
         for r in rows:
             if wanted and r["table_name"] not in wanted:

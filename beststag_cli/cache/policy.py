@@ -8,10 +8,38 @@ cached answers, so any difference comes from another writer), the TTL shrinks (Ã
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
+
+from ..errors import BadInput
 
 GROW = 1.5
 SHRINK = 0.5
+
+#: the longest TTL anything accepts (CLI --ttl, config, the webhook's cacheTTL): 30 days
+MAX_TTL_S = 30 * 86400
+
+
+def check_ttl(value: float | None, where: str = "--ttl") -> float | None:
+    """`value` unchanged when it is a finite number in (0, MAX_TTL_S], else one `BadInput` line."""
+    if value is None:
+        return None
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
+            or not 0 < value <= MAX_TTL_S:
+        raise BadInput(f"{where} must be a number of seconds above 0 and at most {MAX_TTL_S} (30 days), "
+                       f"got {value!r}", hint=f"give e.g. {where} 300")
+    return float(value)
+
+
+def entry_times_ok(entry: object) -> bool:
+    """True when a stored answer's `stored` and `ttl` are finite numbers (anything else reads as a miss)."""
+    if not isinstance(entry, dict):
+        return False
+    for k in ("stored", "ttl"):
+        v = entry.get(k)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            return False
+    return True
 
 
 @dataclass

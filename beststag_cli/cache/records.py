@@ -35,4 +35,6 @@ def parse_records(text: str, *, single: bool = False) -> list[dict[str, Any]]:
         data = json.loads(text)
     except ValueError as e:
         raise BadInput(f"--data is not valid JSON: {e}") from None
-    return check_records(data, single=single)
+    from ..inputs import check_text
+
+    return check_records(check_text(data, "--data"), single=single)

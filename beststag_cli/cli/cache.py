@@ -9,6 +9,7 @@ import typer
 
 from ..cache.alias import alias_parts
 from ..errors import BadInput
+from ..inputs import check_text
 from . import render
 from .jobrun import as_job
 from .query import FieldsOpt, FilterOpt, MaxOpt, SortOpt, ViewOpt, build_spec
@@ -18,8 +19,8 @@ app = typer.Typer(help="The cache in front of Airtable: answers, invalidation, w
                   no_args_is_help=True)
 
 RecordOpt = Annotated[str | None, typer.Option("--record", help="One record by id (rec…).")]
-TTLOpt = Annotated[float | None, typer.Option("--ttl", help="TTL in seconds for this answer "
-                                              "(default: the table's).", min=0)]
+TTLOpt = Annotated[float | None, typer.Option("--ttl", help="TTL in seconds for this answer, above 0 and at "
+                                              "most 2592000 (30 days; default: the table's).")]
 
 
 def _manager() -> Any:
@@ -83,7 +84,11 @@ def get(
     Example: beststag cache get Usuários --filter '{"status": "Ativo"}' --fields Nome,email
     """
     from ..cache.manager import alias_digest
+    from ..cache.policy import check_ttl
 
+    ttl = check_ttl(ttl)
+    if record is not None:
+        check_text(record, "--record")
     m = _manager()
     if record is not None:
         if filter_ or fields or sort or max_ or view:
@@ -113,8 +118,12 @@ def set_(
 
     Example: beststag cache set Usuários --filter '{"status": "Ativo"}' --data '[]' --ttl 60
     """
+    from ..cache.policy import check_ttl
     from ..cache.records import parse_records
 
+    ttl = check_ttl(ttl)
+    if record is not None:
+        check_text(record, "--record")
     m = _manager()
     if record is not None:
         recs = parse_records(data, single=True)
@@ -143,6 +152,10 @@ def invalidate(
         raise BadInput("give a TABLE (optionally with --record) or --all", hint="beststag cache invalidate --help")
     if record is not None and table is None:
         raise BadInput("--record needs the TABLE it belongs to")
+    if table is not None:
+        check_text(table, "TABLE")
+    if record is not None:
+        check_text(record, "--record")
     from ..cache.manager import CacheManager
 
     m = CacheManager(STATE.settings, gateway_factory=lambda: STATE.gateway)

@@ -10,6 +10,7 @@ import typer
 
 from ..errors import BadInput
 from . import render
+from .jobrun import interruptible
 from .state import STATE
 
 app = typer.Typer(help="Write records (10 a request, batches in parallel within the rate limit).",
@@ -50,6 +51,7 @@ def _write(op: str, table: str, items: list[Any], **kw: Any) -> None:
 
 
 @app.command()
+@interruptible
 def create(table: Annotated[str, typer.Argument(help="Table name.")], data: DataOpt = None, file: FileOpt = None,
            typecast: TypecastOpt = False) -> None:
     """Create records.
@@ -60,6 +62,7 @@ def create(table: Annotated[str, typer.Argument(help="Table name.")], data: Data
 
 
 @app.command()
+@interruptible
 def update(table: Annotated[str, typer.Argument(help="Table name.")], data: DataOpt = None, file: FileOpt = None,
            typecast: TypecastOpt = False,
            replace: Annotated[bool, typer.Option("--replace", help="PUT: clear unlisted fields.")] = False) -> None:
@@ -71,6 +74,7 @@ def update(table: Annotated[str, typer.Argument(help="Table name.")], data: Data
 
 
 @app.command()
+@interruptible
 def upsert(table: Annotated[str, typer.Argument(help="Table name.")],
            merge_on: Annotated[str, typer.Option("--merge-on", help="Fields that identify a record: F,G.")],
            data: DataOpt = None, file: FileOpt = None, typecast: TypecastOpt = False) -> None:
@@ -83,6 +87,7 @@ def upsert(table: Annotated[str, typer.Argument(help="Table name.")],
 
 
 @app.command()
+@interruptible
 def delete(table: Annotated[str, typer.Argument(help="Table name.")],
            id_: Annotated[list[str] | None, typer.Option("--id", help="Record id (repeatable).")] = None,
            data: DataOpt = None, file: FileOpt = None) -> None:

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BadInput, BestStagError, NotFound, PartialSuccess, WriteOutcomeUnknown
+from ..errors import BadInput, BestStagError, Interrupted, NotFound, PartialSuccess, WriteOutcomeUnknown
 from ..inputs import check_text
 from .events import WriteEvent, WriteOp, publish
 from .schema_cache import SchemaCache
@@ -101,6 +101,38 @@ def to_records(op: WriteOp, items: list[Any]) -> list[Any]:
 
 
 # ------------------------------------------------------------------------------------------ writes
+class _NotSent(Exception):
+    """A batch that was never sent because the run was interrupted first."""
+
+
+def _spans(ranges: list[tuple[int, int]]) -> str:
+    merged: list[list[int]] = []
+    for a, b in ranges:
+        if merged and merged[-1][1] + 1 == a:
+            merged[-1][1] = b
+        else:
+            merged.append([a, b])
+    return ", ".join(f"{a}-{b}" if a != b else f"{a}" for a, b in merged)
+
+
+def _interrupted_message(e: Interrupted, chunks: list[list[Any]], results: list[Any], given: int) -> str:
+    """'interrupted by SIGTERM after records 1-120 (of 300 given) were written; records 121-300 were not sent'."""
+    written, unsent, failed = [], [], []
+    start = 1
+    for c, r in zip(chunks, results, strict=True):
+        span = (start, start + len(c) - 1)
+        start += len(c)
+        (unsent if isinstance(r, _NotSent) else failed if isinstance(r, BaseException) else written).append(span)
+    head = e.message
+    msg = (f"{head} after records {_spans(written)} (of {given} given) were written" if written
+           else f"{head} before any of the {given} records given were written")
+    if failed:
+        msg += f"; records {_spans(failed)} failed or their answer was lost"
+    if unsent:
+        msg += f"; records {_spans(unsent)} were not sent"
+    return msg
+
+
 class Writer:
     def __init__(self, gateway: Gateway, schema: SchemaCache | None = None, *, workers: int = WORKERS) -> None:
         self.gateway = gateway
@@ -128,13 +160,7 @@ class Writer:
         chunks = [records[i:i + BATCH] for i in range(0, len(records), BATCH)]
         call = self._call(op, name, typecast=typecast, replace=replace, merge_on=merge_on or [])
         _ = self.gateway.api  # build it once, before threads share it
-        results: list[tuple[list[dict[str, Any]], list[str]] | BaseException] = []
-        if len(chunks) == 1:
-            results.append(self._guard(call, chunks[0], op, name))
-        else:
-            with ThreadPoolExecutor(max_workers=min(self.workers, len(chunks)),
-                                    thread_name_prefix="beststag-write") as pool:
-                results = list(pool.map(lambda c: self._guard(call, c, op, name), chunks))
+        results = self._run(call, chunks, op, name, len(records))
         out = WriteResult(name, op)
         errors = [r for r in results if isinstance(r, BaseException)]
         for r in results:
@@ -160,6 +186,36 @@ class Writer:
                                  f"{len(errors)} batch(es) failed: {msg}",
                                  hint="the written records are kept; retry the rest")
         return out
+
+    def _run(self, call: Callable[[list[Any]], tuple[list[dict[str, Any]], list[str]]], chunks: list[list[Any]],
+             op: WriteOp, table: str, given: int) -> list[tuple[list[dict[str, Any]], list[str]] | BaseException]:
+        """Every batch's outcome, in order. On SIGINT/SIGTERM (interrupts.handling active) no new batch is
+        sent, the ones in flight are awaited, and `Interrupted` says which records were confirmed written."""
+        from .. import interrupts
+
+        def guarded(c: list[Any]) -> tuple[list[dict[str, Any]], list[str]] | BaseException:
+            if interrupts.requested() is not None:
+                return _NotSent()
+            return self._guard(call, c, op, table)
+
+        pool = ThreadPoolExecutor(max_workers=min(self.workers, len(chunks)), thread_name_prefix="beststag-write")
+        futures: list[Any] = []
+        try:
+            try:
+                for c in chunks:  # appended one by one: an interruption mid-loop still sees every submitted batch
+                    futures.append(pool.submit(guarded, c))
+                return [f.result() for f in futures]
+            except Interrupted as e:
+                for f in futures:
+                    f.cancel()
+                pool.shutdown(wait=True)  # the batches in flight finish: their outcome is known
+                done = [f.result() if not f.cancelled() else _NotSent() for f in futures]
+                done += [_NotSent()] * (len(chunks) - len(done))
+                stopped = Interrupted(e.signum, _interrupted_message(e, chunks, done, given))
+                stopped.hint = "rerun with only the records that were not written, to avoid duplicates"
+                raise stopped from None
+        finally:
+            pool.shutdown(wait=True)
 
     def _guard(self, call: Callable[[list[Any]], tuple[list[dict[str, Any]], list[str]]], chunk: list[Any],
                op: WriteOp, table: str) -> tuple[list[dict[str, Any]], list[str]] | BaseException:

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import errors
+from ..cache.policy import MAX_TTL_S
 from ..logs import log_event, redact
 from .jobs import JobRunner
 
@@ -70,7 +71,7 @@ class CacheRequest(_Body):
     operation: Literal["get", "set", "invalidate"]
     table: str = Field(min_length=1, max_length=200)
     recordId: str | None = Field(default=None, pattern=r"^rec[A-Za-z0-9]{14}$")
-    cacheTTL: int | None = Field(default=None, ge=0, le=30 * 86400)
+    cacheTTL: int | None = Field(default=None, ge=0, le=MAX_TTL_S)
     filters: dict[str, Any] | None = None
     fields: list[str] = Field(default_factory=list, max_length=500)
     sort: list[SortItem] = Field(default_factory=list, max_length=20)
