@@ -268,8 +268,8 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
             continue
 
         def apply(fn: Migration = fn, name: str = name) -> bool:
-            conn.execute("BEGIN IMMEDIATE")
             try:
+                conn.execute("BEGIN IMMEDIATE")
                 if conn.execute("SELECT 1 FROM _migrations WHERE name = ?", (name,)).fetchone():
                     conn.execute("COMMIT")
                     return False
@@ -278,12 +278,24 @@ def migrate(conn: sqlite3.Connection) -> list[str]:
                 conn.execute("COMMIT")
                 return True
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
 
         if _locked_retry(apply):
             done.append(name)
     return done
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Undo an open transaction, if there still is one, without hiding why we got here.
+
+    A signal's exception (SIGINT/SIGTERM → KeyboardInterrupt/Interrupted) can land right after COMMIT
+    returned, and SQLite rolls back by itself after a failed COMMIT (disk full): an unconditional
+    ROLLBACK then raised "cannot rollback - no transaction is active" and masked the real error (a
+    SIGINT'd restore exited 1 instead of 130)."""
+    if conn.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+            conn.execute("ROLLBACK")
 
 
 # --------------------------------------------------------------------------------------------
@@ -526,12 +538,12 @@ class Journal:
         rows = list(rows)
 
         def run() -> None:
-            conn.execute("BEGIN IMMEDIATE")
             try:
+                conn.execute("BEGIN IMMEDIATE")
                 conn.executemany(sql, rows)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise
 
         with self._guard():

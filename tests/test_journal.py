@@ -4,6 +4,7 @@ import multiprocessing
 import os
 import sqlite3
 import stat
+import sys
 import threading
 import time
 from pathlib import Path
@@ -426,3 +427,36 @@ def test_set_aside_moves_the_damage_and_a_fresh_journal_starts(jpath: Path) -> N
     with Journal(jpath) as j:
         assert j.query("SELECT count(*) AS n FROM requests")[0]["n"] == 0
         assert jmod.quick_check(j) is None
+
+
+class Landed(BaseException):
+    """Stands for a signal's exception arriving right after COMMIT returned."""
+
+
+def test_an_exception_landing_right_after_commit_is_not_masked_by_a_failed_rollback(tmp_path: Path) -> None:
+    j = Journal(tmp_path / "journal.sqlite")
+    fired: list[int] = []
+
+    def tracer(frame, event, arg):  # type: ignore[no-untyped-def]
+        if frame.f_code.co_name == "run" and frame.f_code.co_filename.endswith("journal.py"):
+            frame.f_trace_opcodes = True
+            seen_tx: list[int] = []
+
+            def local(frame, event, arg):  # type: ignore[no-untyped-def]
+                if j.conn.in_transaction:
+                    seen_tx.append(1)
+                elif event == "opcode" and seen_tx and not fired:  # COMMIT has returned, still inside try
+                    fired.append(1)
+                    raise Landed()
+                return local
+            return local
+        return None
+
+    sys.settrace(tracer)
+    try:
+        with pytest.raises(Landed):  # the old code raised sqlite3.OperationalError("cannot rollback ...")
+            j._write_many("INSERT INTO kv (key, value) VALUES (?, ?)", [("k", "v")])
+    finally:
+        sys.settrace(None)
+    assert fired
+    j._write_many("INSERT INTO kv (key, value) VALUES (?, ?)", [("k2", "v")])  # still usable
