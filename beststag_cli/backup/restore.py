@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from beststag_cli import clock, errors
+from beststag_cli import clock, errors, interrupts
 from beststag_cli.fsutil import check_safe_path, ensure_private_dir, write_private_file
 from beststag_cli.logs import log_event
 from beststag_cli.names import did_you_mean
@@ -1013,6 +1013,7 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
     rec.add(tp.name, "create", plan.reconciled.get(tp.name, []))
     todo = [s for s in tp.create if s not in done_create]
     for i in range(0, len(todo), BATCH):
+        interrupts.check()  # a signal whose Interrupted an `except Exception` swallowed still stops us here
         chunk = todo[i:i + BATCH]
         bodies = {sid: _payload(state[sid], tp, plan, result, current=None)[0] for sid in chunk}
         for sid, new_id in _create_batch(tgw, plan, tp, rec, bodies, airtable):
@@ -1024,6 +1025,7 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
 
     todo = [s for s in tp.update if s not in done_update]
     for i in range(0, len(todo), BATCH):
+        interrupts.check()  # a signal whose Interrupted an `except Exception` swallowed still stops us here
         chunk = todo[i:i + BATCH]
         batch = []
         for sid in chunk:
@@ -1218,6 +1220,7 @@ def _prune(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder, resul
     done = plan.done.get("delete", set())
     todo = [d for d in tp.delete if d not in done]
     for i in range(0, len(todo), BATCH):
+        interrupts.check()  # a signal whose Interrupted an `except Exception` swallowed still stops us here
         chunk = todo[i:i + BATCH]
         tgw.delete(tp.name, chunk)
         rec.add(tp.name, "delete", [(d, None) for d in chunk])
