@@ -228,7 +228,9 @@ _CORRUPT_WORDS = ("not a database", "malformed", "encrypted", "corrupt", "unsupp
 def _is_disk_full(e: BaseException) -> bool:
     if isinstance(e, OSError):
         return e.errno in (errno.ENOSPC, errno.EDQUOT)
-    return isinstance(e, sqlite3.Error) and "full" in str(e).lower()
+    # SQLite on a nearly full filesystem often says "disk I/O error" (a failed write or -shm grow), not
+    # SQLITE_FULL: degrade like a full disk (answer from Airtable) rather than setting the cache aside
+    return isinstance(e, sqlite3.Error) and any(w in str(e).lower() for w in ("full", "disk i/o error"))
 
 
 def _is_corrupt(e: BaseException) -> bool:
