@@ -197,14 +197,8 @@ def ensure_private_dir(path: str | Path) -> Path:
     p = Path(os.path.abspath(path))
     root = private_root(p)
     check_safe_path(p)
-    missing: list[Path] = []
-    cur = p
-    while not os.path.lexists(cur):
-        missing.append(cur)
-        if cur.parent == cur:
-            break
-        cur = cur.parent
-    for d in reversed(missing):
+    missing = _missing_dirs(p)
+    for d in missing:
         try:
             os.mkdir(d, DIR_MODE)
         except FileExistsError:
@@ -221,6 +215,18 @@ def ensure_private_dir(path: str | Path) -> Path:
     return p
 
 
+def _missing_dirs(p: Path) -> list[Path]:
+    """The folders of ``p`` (itself included) that do not exist yet, outermost first: what to mkdir."""
+    missing: list[Path] = []
+    cur = p
+    while not os.path.lexists(cur):
+        missing.append(cur)
+        if cur.parent == cur:
+            break
+        cur = cur.parent
+    return missing[::-1]
+
+
 def _inside(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
@@ -232,14 +238,8 @@ def ensure_dir(path: str | Path) -> Path:
     if private_root(p) is not None:
         return ensure_private_dir(p)
     mode = 0o777 & ~user_umask()
-    missing: list[Path] = []
-    cur = p
-    while not os.path.lexists(cur):
-        missing.append(cur)
-        if cur.parent == cur:
-            break
-        cur = cur.parent
-    for d in reversed(missing):
+    missing = _missing_dirs(p)
+    for d in missing:
         with contextlib.suppress(FileExistsError):
             os.mkdir(d)
             os.chmod(d, mode)
