@@ -16,7 +16,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-__all__ = ["available", "figure", "load", "ratio", "timed", "timed_best"]
+__all__ = ["available", "figure", "load", "p50_us", "ratio", "timed", "timed_best"]
 
 PREFIX = "bench_"
 
@@ -70,3 +70,15 @@ def timed_best(fn: Callable[[], Any], repeat: int) -> tuple[float, float, Any]:
         dt, result = timed(fn)
         times.append(dt)
     return min(times), statistics.median(times), result
+
+
+def p50_us(fn: Callable[[], Any], n: int) -> float:
+    """Median microseconds of one call of `fn` over `n` calls, after a warm-up of up to 200."""
+    for _ in range(min(200, n)):
+        fn()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e6)
+    return statistics.median(times)

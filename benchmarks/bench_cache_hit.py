@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import figure, ratio
+from benchmarks import figure, p50_us, ratio
 
 
 def _answer(target_bytes: int = 20_000) -> list[dict[str, Any]]:
@@ -31,17 +31,6 @@ def _answer(target_bytes: int = 20_000) -> list[dict[str, Any]]:
                                "plano": "Pro", "tokens": i * 3}})
         i += 1
     return out
-
-
-def _p50(fn: Any, n: int) -> float:
-    for _ in range(min(200, n)):
-        fn()
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e6)
-    return statistics.median(times)
 
 
 def _proc_median(args: list[str], env: dict[str, str], n: int) -> float:
@@ -66,10 +55,10 @@ def run(quick: bool) -> dict[str, Any]:
         disk.set("k", entry, expire_s=600)
         lru = CacheStore(Path(tmp) / "lru", lru_items=100)
         lru.set("k", entry, expire_s=600)
-        disk_us = _p50(lambda: disk.get("k"), n)
-        lru_us = _p50(lambda: lru.get("k"), n)
+        disk_us = p50_us(lambda: disk.get("k"), n)
+        lru_us = p50_us(lambda: lru.get("k"), n)
         blob = json.dumps(entry).encode()
-        json_us = _p50(lambda: json.loads(blob), n)
+        json_us = p50_us(lambda: json.loads(blob), n)
         disk.close()
         lru.close()
 

@@ -9,27 +9,13 @@ from __future__ import annotations
 
 import fcntl
 import os
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from benchmarks import figure, ratio
+from benchmarks import figure, p50_us, ratio
 
 BASE = "appBenchLimiter00"
-
-
-def _p50_us(fn: Callable[[], Any], n: int) -> float:
-    for _ in range(min(200, n)):
-        fn()
-    times = []
-    for _ in range(n):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e6)
-    return statistics.median(times)
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -38,8 +24,8 @@ def run(quick: bool) -> dict[str, Any]:
     n = 2000 if quick else 20000
     with tempfile.TemporaryDirectory(prefix="bench-limiter-") as tmp:
         with RateLimiter(Path(tmp) / "locks", per_second=50, window_s=1e-6, margin_s=0) as rl:
-            acquire_us = _p50_us(lambda: rl.acquire(BASE), n)
-            hold_us = _p50_us(lambda: rl.hold(BASE).release(), n)
+            acquire_us = p50_us(lambda: rl.acquire(BASE), n)
+            hold_us = p50_us(lambda: rl.hold(BASE).release(), n)
         fd = os.open(Path(tmp) / "plain.lock", os.O_RDWR | os.O_CREAT, 0o600)
 
         def flock() -> None:
@@ -47,7 +33,7 @@ def run(quick: bool) -> dict[str, Any]:
             fcntl.flock(fd, fcntl.LOCK_UN)
 
         try:
-            flock_us = _p50_us(flock, n)
+            flock_us = p50_us(flock, n)
         finally:
             os.close(fd)
     return {
