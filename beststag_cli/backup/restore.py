@@ -36,7 +36,6 @@ import json
 import os
 import re
 import socket
-import sqlite3
 import stat
 import threading
 import time
@@ -47,6 +46,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from beststag_cli import clock, errors, interrupts
+from beststag_cli.diskspace import as_disk_full
 from beststag_cli.fsutil import check_safe_path, ensure_private_dir, write_private_file
 from beststag_cli.logs import log_event
 from beststag_cli.names import did_you_mean
@@ -845,28 +845,8 @@ def execute_restore(settings: Settings, gateway: Gateway, plan: RestorePlan, *,
 
 
 def _disk_full(e: BaseException, settings: Settings) -> errors.DiskFull | None:
-    """The :class:`DiskFull` for an ENOSPC/EDQUOT (or SQLite's "disk is full"), else None."""
-    import shutil
-
-    path: str | None = None
-    seen: set[int] = set()
-    cur: BaseException | None = e
-    while cur is not None and id(cur) not in seen and path is None:  # the cause may sit under a failed rollback
-        seen.add(id(cur))
-        if isinstance(cur, errors.DiskFull):
-            return cur
-        if isinstance(cur, OSError) and cur.errno in (errno.ENOSPC, errno.EDQUOT):
-            path = str(cur.filename or settings.paths.data_dir)
-        elif isinstance(cur, sqlite3.OperationalError) and "disk is full" in str(cur).lower():
-            path = str(settings.paths.journal)
-        cur = cur.__cause__ or cur.__context__
-    if path is None:
-        return None
-    try:
-        free: int | None = shutil.disk_usage(os.path.dirname(path) or ".").free
-    except OSError:
-        free = None
-    return errors.DiskFull(path, free)
+    """The :class:`DiskFull` when a full disk is why ``e`` happened, else None (see :mod:`diskspace`)."""
+    return as_disk_full(e, settings.paths.data_dir, settings.paths.journal)
 
 
 def _execute_locked(settings: Settings, gateway: Gateway, plan: RestorePlan,

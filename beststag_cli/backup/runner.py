@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 from beststag_cli import clock, errors, interrupts
 from beststag_cli.config import BACKUP_TYPES, Settings
+from beststag_cli.diskspace import as_disk_full
 from beststag_cli.fsutil import _fsync_dir, atomic_write, check_safe_path, ensure_private_dir
 from beststag_cli.logs import log_event
 from beststag_cli.names import did_you_mean
@@ -166,32 +167,9 @@ class AirtableClock:
         return None if best is None else best + timedelta(seconds=time.monotonic())
 
 
-def free_bytes(path: Path) -> int | None:
-    """Space left for us on the filesystem holding ``path`` (or its nearest existing parent)."""
-    p = path
-    while True:
-        try:
-            st = os.statvfs(p)
-            return st.f_bavail * st.f_frsize
-        except FileNotFoundError:
-            if p.parent == p:
-                return None
-            p = p.parent
-        except OSError:
-            return None
-
-
 def disk_full(e: BaseException, where: Path, journal_path: Path | None = None) -> errors.DiskFull | None:
-    """``e`` as :class:`DiskFull` when it is ENOSPC/EDQUOT (or SQLite's "database or disk is full"), else None."""
-    if isinstance(e, errors.DiskFull):
-        return e
-    if isinstance(e, OSError) and e.errno in _DISK_FULL_ERRNOS:
-        path = Path(e.filename) if isinstance(e.filename, str) and e.filename else where
-        return errors.DiskFull(str(path), free_bytes(path))
-    if isinstance(e, sqlite3.OperationalError) and "full" in str(e).lower():
-        path = journal_path or where
-        return errors.DiskFull(str(path), free_bytes(path))
-    return None
+    """``e`` as :class:`DiskFull` when a full disk is why it happened, else None (see :mod:`diskspace`)."""
+    return as_disk_full(e, where, journal_path)
 
 
 # --------------------------------------------------------------------------------------------

@@ -90,6 +90,7 @@ class CacheManager:
                  lru_items: int = 0, source: str = "cli") -> None:
         self.settings = settings
         self.store: CacheBackend = make_store(settings, lru_items=lru_items)
+        self._reported = 0  # store warnings already put on an answer (those of opening it are not, yet)
         self._gateway = gateway
         self._gateway_factory = gateway_factory
         self._journal = journal
@@ -151,7 +152,9 @@ class CacheManager:
 
     def _warned(self, res: CacheResult, before: int) -> CacheResult:
         """Put the store's warnings since `before` on the answer (the CLI prints them, one line each)."""
-        lines = list(getattr(self.store, "warnings", [])[before:])
+        every = list(getattr(self.store, "warnings", []))
+        lines = every[min(before, self._reported):]
+        self._reported = len(every)
         if lines:
             res.extra["warning"] = lines[-1] if len(lines) == 1 else "; ".join(dict.fromkeys(lines))
         return res

@@ -30,6 +30,7 @@ from typing import Any
 
 import diskcache
 
+from ..diskspace import as_disk_full
 from ..errors import CorruptFile, DiskFull
 from ..fsutil import ensure_private_dir
 
@@ -225,14 +226,6 @@ class StoreLock:
 _CORRUPT_WORDS = ("not a database", "malformed", "encrypted", "corrupt", "unsupported file format")
 
 
-def _is_disk_full(e: BaseException) -> bool:
-    if isinstance(e, OSError):
-        return e.errno in (errno.ENOSPC, errno.EDQUOT)
-    # SQLite on a nearly full filesystem often says "disk I/O error" (a failed write or -shm grow), not
-    # SQLITE_FULL: degrade like a full disk (answer from Airtable) rather than setting the cache aside
-    return isinstance(e, sqlite3.Error) and any(w in str(e).lower() for w in ("full", "disk i/o error"))
-
-
 def _is_corrupt(e: BaseException) -> bool:
     if isinstance(e, sqlite3.DatabaseError) and not isinstance(e, sqlite3.OperationalError):
         return True  # "file is not a database", "database disk image is malformed"
@@ -253,17 +246,6 @@ def _epoch_only(e: BaseException, directory: Path) -> bool:
 
 #: what the store's files may raise when they are damaged or the disk is full
 STORE_ERRORS = (sqlite3.Error, OSError, struct.error, diskcache.Timeout, UnicodeDecodeError)
-
-
-def _free_bytes(path: Path) -> int | None:
-    p = path
-    while not p.exists() and p.parent != p:
-        p = p.parent
-    try:
-        st = os.statvfs(p)
-    except OSError:
-        return None
-    return int(st.f_bavail * st.f_frsize)
 
 
 class CacheStore:
@@ -340,8 +322,9 @@ class CacheStore:
 
     def _handle(self, e: BaseException, op: str) -> bool:
         """Deal with a failure of the store's files; True when the store was rebuilt and may be retried."""
-        if _is_disk_full(e):
-            free = _free_bytes(self.directory)
+        full = as_disk_full(e, self.directory)
+        if full is not None:
+            free = full.free_bytes
             self._failure = DiskFull(str(self.directory), free)
             self._warn(f"cache {self.directory}: disk full during {op} ({free if free is not None else '?'} bytes "
                        "free): answering from Airtable without the cache")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -68,6 +68,14 @@ def _register() -> None:
 _register()
 
 
+def _disk_full(e: Exception) -> Any:
+    """A stray failure a full disk explains (the journal's, the metrics', doctor's SQLite), or None."""
+    from ..diskspace import as_disk_full
+
+    settings = STATE._settings  # only if already loaded: loading it here could fail for its own reasons
+    return as_disk_full(e, settings.paths.data_dir if settings is not None else Path.cwd())
+
+
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; every failure becomes one line and its exit code (ARCHITECTURE.md)."""
     STATE.reset()
@@ -98,6 +106,10 @@ def run(argv: list[str] | None = None) -> int:
         render.error("interrupted", "interrupted")
         return 130
     except Exception as e:  # a bug: one line, the traceback only with -v
+        full = _disk_full(e)
+        if full is not None:  # SQLite's I/O error on a nearly full disk is not a bug: say what to do
+            render.error(full.kind, full.message, full.hint)
+            return full.exit_code
         render.error("internal_error", f"{type(e).__name__}: {e}",
                      "this is a bug; run again with -v for the traceback and report it")
         if STATE.verbose:
