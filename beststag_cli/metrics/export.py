@@ -258,11 +258,28 @@ def _job_families(w: PromWriter, jobs: Mapping[str, JobState]) -> None:
 
 
 def write_prometheus(journal: Journal, path: Path) -> str:
-    """Write the textfile from every remembered section and the journal (0644, atomically); return its text."""
+    """Write the textfile from every remembered section and the journal (0644, atomically); return its text.
+
+    :raises DiskFull: when its filesystem is full.
+    :raises BadInput: (exit 2) when the path cannot be written: a configuration problem (the folder is
+        not writable, or something in the way is not a folder).
+    :raises UnsafePath: for a symlink at the default path inside the data dir.
+    """
     from .. import clock
 
     text = prometheus_text(remembered(journal), journal_figures(journal, clock.timestamp()))
-    write_public_file(path, text)
+    try:
+        write_public_file(path, text)
+    except OSError as e:
+        from ..diskspace import as_disk_full
+        from ..errors import BadInput
+
+        full = as_disk_full(e, path.parent)
+        if full is not None:
+            raise full from None
+        raise BadInput(f"cannot write the Prometheus textfile {path}: {e.strerror or e}",
+                       hint="set metrics.prometheus_path to a *.prom file in a folder this user can write "
+                            "(node_exporter's --collector.textfile.directory)") from None
     return text
 
 

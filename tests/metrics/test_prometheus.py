@@ -288,3 +288,15 @@ def test_a_bad_path_is_a_configuration_error(tmp_path: Path, value: str, says: s
     assert r.returncode == 2, r
     assert "metrics.prometheus_path" in r.stderr and says in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) <= 2, r.stderr
+
+
+def test_a_path_that_cannot_be_written_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the folder should be\n")
+    env = os.environ.copy()
+    env["BESTSTAG_CONFIG"] = str(_config_with(tmp_path, prometheus_path=str(blocker / "beststag.prom")))
+    r = _beststag("--quiet", "metrics", "collect", "--type", "performance", "--format", "prometheus", env=env)
+    assert r.returncode == 2, r
+    assert "cannot write the Prometheus textfile" in r.stderr and "metrics.prometheus_path" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
+    assert blocker.read_text() == "a file where the folder should be\n"
