@@ -513,7 +513,8 @@ def write_public_file(path: str | Path, data: str | bytes, *, encoding: str = "u
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(p.parent)
+    # No fsync of the folder: after a power loss the old (complete) file is still there, and the file is
+    # rewritten at every job's end; that saves a sync per job on a busy disk.
     return p
 
 
