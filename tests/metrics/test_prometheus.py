@@ -300,3 +300,15 @@ def test_a_path_that_cannot_be_written_is_one_line_and_exit_2(tmp_path: Path) ->
     assert "cannot write the Prometheus textfile" in r.stderr and "metrics.prometheus_path" in r.stderr, r.stderr
     assert "Traceback" not in r.stderr and "internal error" not in r.stderr, r.stderr
     assert blocker.read_text() == "a file where the folder should be\n"
+
+
+def test_a_textfile_that_cannot_be_written_never_changes_a_jobs_outcome(cli, tmp_path: Path, clean_env: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x\n")
+    monkeypatch.setenv("BESTSTAG_CONFIG", str(_config_with(tmp_path, prometheus_path=str(blocker / "b.prom"))))
+    assert cli("--json", "cache", "warm", "Usuários").exit_code == 0  # the journal exists from here on
+    r = cli("--json", "cache", "prune")
+    assert r.exit_code == 0, r  # the job did its work; only the textfile refresh failed
+    log = (clean_env / "logs" / "beststag.jsonl").read_text(encoding="utf-8")
+    assert '"job.textfile_failed"' in log and "cannot write the Prometheus textfile" in log
