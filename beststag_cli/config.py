@@ -460,6 +460,26 @@ class MetricsSettings(_Model):
     retention_days: Annotated[int, Field(ge=1)] = 90
     #: count records by sampling pages above this many records (0 = always count fully)
     sample_above_records: Annotated[int, Field(ge=0)] = 0
+    #: the Prometheus textfile (written 0644); unset = <data_dir>/metrics/beststag.prom, which node_exporter
+    #: cannot read through the 0700 data dir: point it at its textfile folder (--collector.textfile.directory)
+    prometheus_path: Path | None = None
+
+    @field_validator("prometheus_path", mode="before")
+    @classmethod
+    def _prom_path(cls, v: Any) -> Any:
+        if v is None or (isinstance(v, str) and not v.strip()):
+            return None
+        if not isinstance(v, str | Path):
+            return v  # pydantic says what type it expected
+        p = Path(v).expanduser()
+        if not p.is_absolute():
+            # a system folder, not a place relative to wherever cron or the config file happens to be
+            raise ValueError(f"expected an absolute path, got {str(v)!r} "
+                             "(e.g. /var/lib/node_exporter/textfile_collector/beststag.prom)")
+        if p.suffix != ".prom":
+            raise ValueError(f"expected a file name ending in .prom, got {p.name!r} "
+                             "(node_exporter's textfile collector reads only *.prom files)")
+        return Path(os.path.normpath(p))
 
 
 class BackupMaxAge(_Model):
@@ -643,7 +663,7 @@ class Settings(_Model):
 
     @property
     def paths(self) -> Paths:
-        return Paths.from_data_dir(self.data_dir, self.backup.dir)
+        return Paths.from_data_dir(self.data_dir, self.backup.dir, prom_file=self.metrics.prometheus_path)
 
     @property
     def base_id(self) -> str | None:

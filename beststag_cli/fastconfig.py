@@ -97,8 +97,10 @@ class FastSettings(_Section):
 
     def __init__(self, data: dict[str, Any]) -> None:
         super().__init__(data)
+        prom = (data.get("metrics") or {}).get("prometheus_path")
         self.paths = Paths.from_data_dir(Path(data["data_dir"]),
-                                         Path(data["backup"]["dir"]) if data["backup"].get("dir") else None)
+                                         Path(data["backup"]["dir"]) if data["backup"].get("dir") else None,
+                                         prom_file=Path(prom) if isinstance(prom, str) and prom else None)
 
     @property
     def base_id(self) -> str | None:

@@ -435,6 +435,90 @@ def write_private_file(path: str | Path, data: str | bytes, *, atomic: bool = Tr
 
 
 # --------------------------------------------------------------------------------------------
+# files other users read (the Prometheus textfile)
+
+#: the one kind of file beststag writes for another user: node_exporter's textfile collector reads it
+PUBLIC_FILE_MODE = 0o644
+#: folders beststag creates for such a file (folders that already exist are never chmod-ed)
+PUBLIC_DIR_MODE = 0o755
+
+
+def ensure_public_dir(path: str | Path) -> Path:
+    """Create the missing folders of ``path`` as 0755 (whatever the umask); never touch an existing one.
+
+    Inside the data dir the data dir's rules win (:func:`ensure_private_dir`): another user could not
+    traverse the 0700 data dir anyway.
+    """
+    p = Path(os.path.abspath(path))
+    if private_root(p) is not None:
+        return ensure_private_dir(p)
+    for d in _missing_dirs(p):
+        try:
+            os.mkdir(d, PUBLIC_DIR_MODE)
+        except FileExistsError:
+            continue  # created meanwhile by someone else: not ours to chmod
+        # by descriptor, so a link swapped in after mkdir is not followed (and the umask cannot narrow it)
+        fd = os.open(d, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC)
+        try:
+            os.fchmod(fd, PUBLIC_DIR_MODE)
+        finally:
+            os.close(fd)
+    if not p.is_dir():
+        raise NotADirectoryError(f"{p} exists and is not a directory")
+    return p
+
+
+def _exclusive_temp(folder: Path, name: str) -> tuple[int, Path]:
+    """A new temp file beside ``name``: never an entry that exists (a planted link is not opened).
+
+    The first choice names the process (``.NAME.PID.tmp``), so a crash's leftover says whose it was;
+    if that entry exists (a leftover, or something planted) a random name is used instead. The
+    suffix keeps it out of node_exporter's ``*.prom`` glob while it is incomplete.
+    """
+    tmp = folder / f".{name}.{os.getpid()}.tmp"
+    try:
+        return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW | _CLOEXEC, FILE_MODE), tmp
+    except FileExistsError:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)  # O_EXCL as well
+        return fd, Path(tmp_name)
+
+
+def write_public_file(path: str | Path, data: str | bytes, *, encoding: str = "utf-8") -> Path:
+    """Replace ``path`` atomically with a world-readable (0644) file, for a reader running as another user.
+
+    Temp file in the same folder + fsync + ``os.replace``: readers see the old file or the complete
+    new one. The temp file is created exclusively (never through an existing entry or link) and a link
+    at ``path`` is replaced, not followed. Missing folders are created 0755
+    (:func:`ensure_public_dir`); inside the data dir its rules hold (0700 folders, links refused).
+
+    :raises UnsafePath: for a symlink at ``path`` or above it inside the data dir.
+    """
+    p = Path(os.path.abspath(path))
+    ensure_public_dir(p.parent)
+    check_safe_path(p)
+    fd, tmp = _exclusive_temp(p.parent, p.name)
+    try:
+        f = os.fdopen(fd, "wb")
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        with f:
+            f.write(data if isinstance(data, bytes) else data.encode(encoding))
+            f.flush()
+            os.fsync(f.fileno())
+            os.fchmod(f.fileno(), PUBLIC_FILE_MODE)  # explicit: the umask must not narrow it
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    # No fsync of the folder: after a power loss the old (complete) file is still there, and the file is
+    # rewritten at every job's end; that saves a sync per job on a busy disk.
+    return p
+
+
+# --------------------------------------------------------------------------------------------
 # deleting
 
 

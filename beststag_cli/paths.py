@@ -31,7 +31,7 @@ class Paths:
         register_private_root(self.backups)
 
     @classmethod
-    def from_data_dir(cls, data_dir: Path, backups: Path | None = None) -> Paths:
+    def from_data_dir(cls, data_dir: Path, backups: Path | None = None, *, prom_file: Path | None = None) -> Paths:
         b = backups if backups is not None else data_dir / "backups"
         return cls(
             data_dir=data_dir,
@@ -42,7 +42,7 @@ class Paths:
             logs=data_dir / "logs",
             log_file=data_dir / "logs" / "beststag.jsonl",
             metrics=data_dir / "metrics",
-            prom_file=data_dir / "metrics" / "beststag.prom",
+            prom_file=prom_file if prom_file is not None else data_dir / "metrics" / "beststag.prom",
             locks=data_dir / "locks",
             sandbox_dir=data_dir / "sandbox",
             sandbox_db=data_dir / "sandbox" / "base.sqlite",

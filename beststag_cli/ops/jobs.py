@@ -163,6 +163,9 @@ def job(settings: Settings, name: str, **fields: Any) -> Iterator[JobRun]:
             body = {"job": name, "run_id": run.run_id, "outcome": run.outcome, "exit_code": run.exit_code,
                     "duration_s": run.duration_s, "error": message}
             _record(run, ping(settings, run, which, body))
+        from beststag_cli.metrics.jobstate import after_job
+
+        after_job(settings, run)  # the textfile's per-job gauges; never raises
 
 
 def _record(run: JobRun, result: dict[str, Any] | None) -> None:
