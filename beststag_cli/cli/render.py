@@ -61,8 +61,9 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
     from rich.table import Table
 
     t = Table(title=title, show_lines=False, title_justify="left")
-    for c in columns:
-        t.add_column(c, overflow="fold")
+    for i, c in enumerate(columns):
+        # the first column is the key (a backup or record id): rich narrows the others before folding it
+        t.add_column(c, overflow="fold", no_wrap=i == 0)
     for r in rows:
         t.add_row(*["" if v is None else str(v) for v in r])
     console.print(t)
