@@ -29,11 +29,11 @@ import os
 import re
 import secrets
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from beststag_cli.config import BACKUP_TYPES
 from beststag_cli.errors import BadInput, NotFound, UnsafePath
@@ -45,7 +45,7 @@ from beststag_cli.fsutil import (
     private_open,
     private_root,
 )
-from beststag_cli.names import fold
+from beststag_cli.names import did_you_mean, fold
 
 FORMAT_VERSION = 1
 TS_FORMAT = "%Y-%m-%dT%H-%M-%SZ"
@@ -505,21 +505,73 @@ def list_backups(root: Path, *, types: Iterable[str] = BACKUP_TYPES) -> list[Bac
     return out
 
 
-def find_backup(root: Path, backup_id: str) -> BackupInfo:
-    """The backup named ``backup_id`` (``TYPE/TS``, or a bare ``TS`` when only one type has it)."""
-    if BARE_TS_RE.match(backup_id):
-        hits = [b for b in list_backups(root) if b.id.endswith("/" + backup_id)]
+LATEST = "latest"
+
+
+class _Listed(Protocol):
+    """What the resolver needs of a listed backup (a local :class:`BackupInfo` or a remote one)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def status(self) -> str: ...
+
+
+def resolve_backup_id(spec: str, listing: Callable[[], Sequence[_Listed]], where: str) -> str:
+    """The ``TYPE/TIMESTAMP`` id that ``spec`` names, for every command that takes a backup id.
+
+    ``spec`` is an id, a bare timestamp (when only one type has it), ``latest`` (the newest backup
+    of any type that finished ok) or ``TYPE/latest`` (the newest of that type), as restic's
+    ``latest``. Partial and broken backups are never "latest": restoring one would bring back
+    less than the operator expects. ``listing`` (oldest first) is only called when needed, so
+    a plain id costs no scan. A well-formed ``TYPE/TIMESTAMP`` is returned as given: the caller
+    checks that it exists (:func:`not_found` says so with a did-you-mean).
+    """
+    btype, _, rest = spec.rpartition("/")
+    if rest == LATEST and (not btype or btype in BACKUP_TYPES):
+        listed = [b for b in listing() if not btype or b.id.startswith(btype + "/")]
+        good = [b for b in listed if b.status == OK]
+        if good:
+            return good[-1].id
+        what = f"{btype} backup" if btype else "backup"
+        skipped = f" ({len(listed)} partial or broken one(s) skipped)" if listed else ""
+        raise NotFound(f"no {what} that finished ok yet in {where}{skipped}",
+                       hint=f"`beststag backup run --type {btype or 'complete'}` makes one")
+    if rest == LATEST:
+        raise BadInput(f"unknown backup type {btype!r} in {spec!r}"
+                       f"{did_you_mean(btype, BACKUP_TYPES)} (expected one of {', '.join(BACKUP_TYPES)})",
+                       hint=f"e.g. {BACKUP_TYPES[0]}/{LATEST}")
+    if BARE_TS_RE.match(spec):
+        hits = [b for b in listing() if b.id.endswith("/" + spec)]
         if len(hits) == 1:
-            check_safe_path(hits[0].path)
-            return hits[0]
+            return hits[0].id
         if len(hits) > 1:
-            raise BadInput(f"{backup_id} names {len(hits)} backups: {', '.join(b.id for b in hits)}",
+            raise BadInput(f"{spec} names {len(hits)} backups: {', '.join(b.id for b in hits)}",
                            hint="give the id with its type, e.g. " + hits[0].id)
-        raise NotFound(f"no backup {backup_id} in {root}", hint="`beststag backup list` shows the ids")
+        raise not_found(spec, listing(), where)
+    if not BACKUP_ID_RE.match(spec):
+        known = [b.id for b in listing()]
+        suggestion = did_you_mean(spec, [*known, LATEST, *(f"{t}/{LATEST}" for t in BACKUP_TYPES)])
+        raise BadInput(f"{spec!r} is not a backup id{suggestion} (expected TYPE/YYYY-MM-DDTHH-MM-SSZ, a bare "
+                       f"timestamp, {LATEST} or TYPE/{LATEST})", hint="`beststag backup list` shows the ids")
+    return spec
+
+
+def not_found(spec: str, listed: Sequence[_Listed], where: str) -> NotFound:
+    """The error for an id that names no backup, with the closest one that exists."""
+    return NotFound(f"no backup {spec} in {where}{did_you_mean(spec, [b.id for b in listed])}",
+                    hint="`beststag backup list` shows the ids")
+
+
+def find_backup(root: Path, backup_id: str) -> BackupInfo:
+    """The backup that ``backup_id`` names (see :func:`resolve_backup_id`: an id, a bare timestamp,
+    ``latest`` or ``TYPE/latest``)."""
+    backup_id = resolve_backup_id(backup_id, lambda: list_backups(root), str(root))
     btype, ts = check_backup_id(backup_id)
     path = check_safe_path(root / btype / ts)
     if not path.is_dir():
-        raise NotFound(f"no backup {backup_id} in {root}", hint="`beststag backup list` shows the ids")
+        raise not_found(backup_id, list_backups(root), str(root))
     try:
         return BackupInfo(backup_id, btype, path, read_manifest(path))
     except UnsafePath:
@@ -724,6 +776,24 @@ def older_than(path: Path, age: timedelta, now: datetime) -> bool:
         return False
 
 
-__all__ = ["ATTACHMENTS", "FILE_MODE", "MANIFEST", "SCHEMA", "BackupInfo", "BlobStore", "LineWriter", "Manifest",
-           "TableEntry", "check_backup_id", "find_backup", "iter_records", "list_backups", "read_manifest",
-           "slug", "table_file", "write_manifest"]
+__all__ = [
+    "ATTACHMENTS",
+    "FILE_MODE",
+    "LATEST",
+    "MANIFEST",
+    "SCHEMA",
+    "BackupInfo",
+    "BlobStore",
+    "LineWriter",
+    "Manifest",
+    "TableEntry",
+    "check_backup_id",
+    "find_backup",
+    "iter_records",
+    "list_backups",
+    "read_manifest",
+    "resolve_backup_id",
+    "slug",
+    "table_file",
+    "write_manifest",
+]

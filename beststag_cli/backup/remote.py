@@ -57,6 +57,7 @@ from .layout import (
     Manifest,
     check_backup_id,
     read_attachment_list,
+    resolve_backup_id,
     safe_rel,
 )
 from .verify import BackupBroken, VerifyReport, table_files
@@ -263,11 +264,8 @@ class S3Remote:
             return RemoteBackup(backup_id, btype, None, url, f"{MANIFEST}: {e}")
 
     def find(self, backup_id: str) -> RemoteBackup:
-        if BARE_TS_RE.match(backup_id):
-            hits = [b for b in self.list_backups() if b.id.endswith("/" + backup_id)]
-            if len(hits) != 1:
-                raise NotFound(f"{backup_id} names {len(hits)} remote backups", hint="give TYPE/TIMESTAMP")
-            return hits[0]
+        """The remote backup ``backup_id`` names: an id, a bare timestamp, ``latest`` or ``TYPE/latest``."""
+        backup_id = resolve_backup_id(backup_id, self.list_backups, self.url)
         with self.guard(f"reading {backup_id}"):
             return self._read(backup_id)
 

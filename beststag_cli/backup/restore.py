@@ -229,6 +229,8 @@ def restore_session(settings: Settings, gateway: Gateway, backup_id: str, *, tab
 
     Pass the plan to :func:`execute_restore` inside the block.
     """
+    # an alias (`complete/latest`) is resolved once: a backup finishing meanwhile must not change which one
+    backup_id = find_backup(settings.paths.backups, backup_id).id
     target = restore_target(settings, backup_id, target_base)
     with restore_lock(settings, target, wait_s=wait_s):
         yield plan_restore(settings, gateway, backup_id, tables=tables, target_base=target_base,

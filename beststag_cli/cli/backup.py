@@ -74,8 +74,9 @@ def _progress(verb: str) -> Iterator[Callable[[str, str, dict[str, Any]], None] 
 @interruptible
 @as_job("backup-{type_}")
 def run(
-    type_: Annotated[str, typer.Option("--type", help="incremental, complete or critical.")],
-    tables: Annotated[str | None, typer.Option(help="Tables, comma-separated (default: the type's tables "
+    type_: Annotated[str, typer.Option("--type", metavar="TYPE", help="incremental, complete or critical.")],
+    tables: Annotated[str | None, typer.Option(metavar="TABLE,...",
+                                               help="Tables, comma-separated (default: the type's tables "
                                                     "in config).")] = None,
 ) -> None:
     """Back up the base into a new timestamped folder (exit 3 when some tables failed).
@@ -122,7 +123,7 @@ _REMOTE_HELP = "The copies in backup.remote (S3) instead of the local folder."
 
 @app.command("list")
 def list_(
-    type_: Annotated[str | None, typer.Option("--type", help="Only this type.")] = None,
+    type_: Annotated[str | None, typer.Option("--type", metavar="TYPE", help="Only this type.")] = None,
     remote: Annotated[bool, typer.Option("--remote", help=_REMOTE_HELP)] = False,
 ) -> None:
     """List finished backups, oldest first (runs in progress are never listed).
@@ -172,7 +173,7 @@ def show(backup_id: Annotated[str, typer.Argument(metavar="ID", help="TYPE/TIMES
 
 @app.command()
 def verify(
-    backup_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="The backup to check.")] = None,
+    backup_id: Annotated[str | None, typer.Argument(metavar="ID", help="The backup to check.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Check every backup.")] = False,
     remote: Annotated[bool, typer.Option("--remote", help="Check the copies in backup.remote: every object's "
                                          "size and sha256 against the manifest.")] = False,
@@ -231,8 +232,10 @@ def verify(
 @interruptible
 def restore(
     backup_id: Annotated[str, typer.Argument(metavar="ID", help="The backup (its state at that time is restored).")],
-    tables: Annotated[str | None, typer.Option(help="Tables, comma-separated (default: all in the backup).")] = None,
-    base: Annotated[str | None, typer.Option(help="Restore into this base (default: the backup's own base).")] = None,
+    tables: Annotated[str | None, typer.Option(metavar="TABLE,...",
+                                               help="Tables, comma-separated (default: all in the backup).")] = None,
+    base: Annotated[str | None, typer.Option(metavar="BASE_ID",
+                                             help="Restore into this base (default: the backup's own base).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; write nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Write without asking (needed without a terminal).")] = False,
     prune_extra: Annotated[bool, typer.Option("--prune-extra", help="Same base: delete records the backup does "
@@ -344,7 +347,7 @@ def cleanup(dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what wo
 
 @app.command()
 def upload(
-    backup_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="The backup to send.")] = None,
+    backup_id: Annotated[str | None, typer.Argument(metavar="ID", help="The backup to send.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Every local backup the remote does not have yet.")] = False,
 ) -> None:
     """Verify local backups and send them to backup.remote (a run does this by itself; this retries).

@@ -11,6 +11,7 @@ from ..cache.alias import alias_parts
 from ..errors import BadInput
 from ..inputs import check_text
 from . import render
+from .backup import _split as split_tables
 from .jobrun import as_job
 from .query import FieldsOpt, FilterOpt, MaxOpt, SortOpt, ViewOpt, build_spec
 from .state import STATE
@@ -18,8 +19,9 @@ from .state import STATE
 app = typer.Typer(help="The cache in front of Airtable: answers, invalidation, warming, statistics.",
                   no_args_is_help=True)
 
-RecordOpt = Annotated[str | None, typer.Option("--record", help="One record by id (rec…).")]
-TTLOpt = Annotated[float | None, typer.Option("--ttl", help="TTL in seconds for this answer, above 0 and at "
+RecordOpt = Annotated[str | None, typer.Option("--record", metavar="RECORD_ID", help="One record by id (rec…).")]
+TTLOpt = Annotated[float | None, typer.Option("--ttl", metavar="SECONDS",
+                                              help="TTL in seconds for this answer, above 0 and at "
                                               "most 2592000 (30 days; default: the table's).")]
 
 
@@ -69,7 +71,7 @@ def _cell(v: Any) -> str:
 
 @app.command()
 def get(
-    table: Annotated[str, typer.Argument(help="Table name (or id).")],
+    table: Annotated[str, typer.Argument(metavar="TABLE", help="Table name (or id).")],
     record: RecordOpt = None,
     filter_: FilterOpt = None,
     fields: FieldsOpt = None,
@@ -103,9 +105,10 @@ def get(
 
 @app.command("set")
 def set_(
-    table: Annotated[str, typer.Argument(help="Table name (or id).")],
-    data: Annotated[str, typer.Option("--data", help="The answer to store: a JSON list of records "
-                                      '({"id", "createdTime", "fields"}); with --record, one record.')],
+    table: Annotated[str, typer.Argument(metavar="TABLE", help="Table name (or id).")],
+    data: Annotated[str, typer.Option("--data", metavar="JSON",
+                                      help="The answer to store: a JSON list of records "
+                                           '({"id", "createdTime", "fields"}); with --record, one record.')],
     record: RecordOpt = None,
     filter_: FilterOpt = None,
     fields: FieldsOpt = None,
@@ -140,7 +143,8 @@ def set_(
 
 @app.command()
 def invalidate(
-    table: Annotated[str | None, typer.Argument(help="Table to forget (O(1), whatever its size).")] = None,
+    table: Annotated[str | None, typer.Argument(metavar="TABLE",
+                                                help="Table to forget (O(1), whatever its size).")] = None,
     record: RecordOpt = None,
     all_: Annotated[bool, typer.Option("--all", help="Forget everything.")] = False,
 ) -> None:
@@ -167,7 +171,8 @@ def invalidate(
 
 
 @app.command()
-def stats(hours: Annotated[float, typer.Option("--hours", help="Window of the counters.", min=0.01)] = 24) -> None:
+def stats(hours: Annotated[float, typer.Option("--hours", metavar="HOURS",
+                                               help="Window of the counters.", min=0.01)] = 24) -> None:
     """Hits, misses, hit ratio overall and per table, entries, bytes, and each table's current TTL.
 
     Example: beststag cache stats --hours 1
@@ -196,15 +201,19 @@ def stats(hours: Annotated[float, typer.Option("--hours", help="Window of the co
 
 @app.command()
 def warm(
-    tables: Annotated[list[str] | None, typer.Argument(help="Only these tables (default: all).")] = None,
+    tables_opt: Annotated[str | None, typer.Option("--tables", metavar="TABLE,...",
+                                                   help="Only these tables, comma-separated (default: all).")] = None,
+    # the old positional form, kept working but not shown: `--tables A,B` is the one way, as in `backup run`
+    positional: Annotated[list[str] | None, typer.Argument(metavar="TABLE", hidden=True)] = None,
     from_journal: Annotated[bool, typer.Option("--from-journal", help="Also the most frequent queries of the "
                                                "last 24 h.")] = False,
-    limit: Annotated[int, typer.Option(help="At most this many journal queries.", min=1)] = 20,
+    limit: Annotated[int, typer.Option(metavar="N", help="At most this many journal queries.", min=1)] = 20,
 ) -> None:
     """Load hot queries now: those in config (cache.warm), and with --from-journal the busiest ones.
 
     Example: beststag cache warm --from-journal
     """
+    tables = [*(positional or []), *(split_tables(tables_opt) or [])]
     m = _manager()
     specs = m.configured_warm_specs(tables or [])
     if from_journal:

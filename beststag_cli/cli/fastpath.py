@@ -59,8 +59,10 @@ def _parse(argv: list[str]) -> dict[str, Any] | None:
                 opts["max"] = int(value)
             else:
                 opts[key] = value
+        elif a in _GLOBAL_FLAGS:  # global options go anywhere (`cache get T --quiet` from cron), as in the CLI
+            opts[_GLOBAL_FLAGS[a]] = True
         elif a.startswith("-"):
-            return None  # --record, --ttl, --refresh, --help…: the full CLI decides
+            return None  # --record, --ttl, --refresh, --config, --help…: the full CLI decides
         elif opts["table"] is None:
             opts["table"] = a
         else:

@@ -23,7 +23,7 @@ root = typer.Typer(
     name="beststag",
     help="Cache, query optimizer, backups and metrics for the BestStag Airtable base.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -37,8 +37,9 @@ def _version(value: bool) -> None:
 
 @root.callback()
 def _globals(
-    config: Annotated[Path | None, typer.Option("--config", help="Config file (default: $BESTSTAG_CONFIG, "
-                                                 "then ./config/beststag.yaml).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", metavar="FILE",
+                                                help="Config file (default: $BESTSTAG_CONFIG, "
+                                                     "then ./config/beststag.yaml).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr (cron).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs, tracebacks on errors.")] = False,
@@ -67,6 +68,73 @@ def _register() -> None:
 
 _register()
 
+# The root's options an operator may put anywhere before `--`, as in gh/llm (`beststag backup list --json`,
+# a cron line ending in `--quiet`). `--version` and the completion options stay root-only.
+_GLOBALS = {"config": "config", "json_out": "json", "quiet": "quiet", "verbose": "verbose"}
+
+
+def _set_global(ctx: Any, param: Any, value: Any) -> None:
+    """Callback of a global option given after a sub-command: only a given value overrides the root's."""
+    if param.name == "config":
+        if value is not None:
+            STATE.config = Path(value)
+    elif value:
+        setattr(STATE, _GLOBALS[param.name], True)
+
+
+def _inherit_globals(group: Any, globals_: list[Any]) -> None:
+    """Give every group and command below ``group`` a copy of the root's global options (one place, not per
+    command): click then parses them wherever they appear, values (`--config FILE`) and `--` included."""
+    import copy
+
+    for cmd in group.commands.values():
+        for hidden in [p for p in cmd.params if p.param_type_name == "argument" and p.hidden]:
+            hidden.get_usage_pieces = lambda ctx: []  # an undocumented old form stays out of the usage line too
+        for p in globals_:
+            inherited = copy.copy(p)
+            inherited.expose_value = False  # the command functions never see them; STATE does
+            inherited.callback = _set_global
+            inherited.rich_help_panel = "Global options"
+            cmd.params.append(inherited)
+        if hasattr(cmd, "commands"):
+            _inherit_globals(cmd, globals_)
+
+
+def _no_type_placeholders() -> None:
+    """typer 0.29's rich help prints a type after every parameter: `--json <bool>` (a flag takes no value; it
+    reads as `--json true`) and `ID <str>` next to the name. Flags show nothing; a value shows its metavar
+    (TABLE, FILE, SECONDS), one style everywhere (tests/cli/test_conventions.py holds every command to it)."""
+    from typer.core import TyperArgument, TyperOption
+
+    for cls in (TyperOption, TyperArgument):
+        shown = getattr(cls, "display_type_rich", None)
+        if shown is None or getattr(shown, "_beststag", False):  # older typer, or already done
+            continue
+
+        def display_type_rich(self: Any, ctx: Any, _shown: Any = shown) -> str | None:
+            if getattr(self, "is_flag", False) or getattr(self, "count", False):
+                return None
+            if self.param_type_name == "argument" and self.metavar:
+                return None  # the name column already shows it
+            return _shown(self, ctx)  # type: ignore[no-any-return]
+
+        display_type_rich._beststag = True  # type: ignore[attr-defined]
+        cls.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_COMMAND: Any = None
+
+
+def command() -> Any:
+    """The click command tree, built once (typer would rebuild it on every call)."""
+    global _COMMAND
+    if _COMMAND is None:
+        _no_type_placeholders()
+        cmd = typer.main.get_command(root)
+        _inherit_globals(cmd, [p for p in cmd.params if p.name in _GLOBALS])
+        _COMMAND = cmd
+    return _COMMAND
+
 
 def _disk_full(e: Exception) -> Any:
     """A stray failure a full disk explains (the journal's, the metrics', doctor's SQLite), or None."""
@@ -83,7 +151,7 @@ def run(argv: list[str] | None = None) -> int:
 
     umask = harden_umask()  # files libraries create (SQLite, diskcache) are private too, whatever the umask
     try:
-        rv = root(args=argv, prog_name="beststag", standalone_mode=False)
+        rv = command().main(args=argv, prog_name="beststag", standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except typer.Exit as e:
         return e.exit_code

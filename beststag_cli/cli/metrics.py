@@ -18,8 +18,8 @@ app = typer.Typer(help="Usage, performance, storage and backup metrics; alerts; 
 
 FORMATS = ("table", "json", "prometheus")
 
-TypeOpt = Annotated[str, typer.Option("--type", "-t", help="usage | performance | storage | all.")]
-RangeOpt = Annotated[str, typer.Option("--range", "-r", help="1h | 24h | 7d | 30d.")]
+TypeOpt = Annotated[str, typer.Option("--type", "-t", metavar="TYPE", help="usage | performance | storage | all.")]
+RangeOpt = Annotated[str, typer.Option("--range", "-r", metavar="RANGE", help="1h | 24h | 7d | 30d.")]
 
 
 def _journal_and_gateway(kind: str, need_gateway: bool) -> tuple[Any, Any]:
@@ -40,8 +40,9 @@ def _notes(notes: list[str]) -> None:
 def collect(
     kind: TypeOpt = "all",
     range_: RangeOpt = "24h",
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table | json | prometheus (also writes the "
-                                                             "textfile var/metrics/beststag.prom).")] = "table",
+    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT",
+                                     help="table | json | prometheus (also writes the textfile "
+                                          "var/metrics/beststag.prom).")] = "table",
     push: Annotated[bool, typer.Option("--push", help="Also add the headline figures to the Airtable "
                                                        "metrics table.")] = False,
 ) -> None:
@@ -87,8 +88,9 @@ def collect(
 @app.command()
 @as_job("alerts")
 def alerts(
-    range_: Annotated[str | None, typer.Option("--range", "-r", help="Window to evaluate (default: alerts.range "
-                                                                      "in the config).")] = None,
+    range_: Annotated[str | None, typer.Option("--range", "-r", metavar="RANGE",
+                                               help="Window to evaluate (default: alerts.range "
+                                                    "in the config).")] = None,
 ) -> None:
     """Check the five alerts; exit 1 while any fires, notifying the configured webhooks.
 
@@ -119,7 +121,7 @@ def alerts(
 
 @app.command()
 def report(
-    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="The HTML file to write.")],
     range_: RangeOpt = "7d",
 ) -> None:
     """Write a self-contained HTML page with charts of the trends.

@@ -14,13 +14,17 @@ from .state import STATE
 app = typer.Typer(help="Build, explain and run optimised Airtable queries (filters → filterByFormula).",
                   no_args_is_help=True)
 
-FilterOpt = Annotated[str | None, typer.Option("--filter", "-f", help='Filter JSON, e.g. \'{"status": "Ativo"}\' '
+FilterOpt = Annotated[str | None, typer.Option("--filter", "-f", metavar="JSON",
+                                               help='Filter JSON, e.g. \'{"status": "Ativo"}\' '
                                                "(README: Queries and filters).")]
-FieldsOpt = Annotated[list[str] | None, typer.Option("--fields", help="Fields to return: F,G (repeatable).")]
-SortOpt = Annotated[list[str] | None, typer.Option("--sort", help="Sort field; -FIELD for descending (repeatable).")]
-MaxOpt = Annotated[int | None, typer.Option("--max", help="maxRecords: stop after N records.", min=1)]
-ViewOpt = Annotated[str | None, typer.Option("--view", help="Only records of this view.")]
-PageOpt = Annotated[int | None, typer.Option("--page-size", help="Records per request (default: from --max, "
+FieldsOpt = Annotated[list[str] | None, typer.Option("--fields", metavar="FIELD,...",
+                                                     help="Fields to return: F,G (repeatable).")]
+SortOpt = Annotated[list[str] | None, typer.Option("--sort", metavar="FIELD",
+                                                   help="Sort field; -FIELD for descending (repeatable).")]
+MaxOpt = Annotated[int | None, typer.Option("--max", metavar="N", help="maxRecords: stop after N records.", min=1)]
+ViewOpt = Annotated[str | None, typer.Option("--view", metavar="VIEW", help="Only records of this view.")]
+PageOpt = Annotated[int | None, typer.Option("--page-size", metavar="N",
+                                             help="Records per request (default: from --max, "
                                              "else 100).", min=1, max=100)]
 
 
@@ -53,7 +57,7 @@ def _service() -> Any:
 
 @app.command()
 def explain(
-    table: Annotated[str, typer.Argument(help="Table name (or id).")],
+    table: Annotated[str, typer.Argument(metavar="TABLE", help="Table name (or id).")],
     filter_: FilterOpt = None,
     fields: FieldsOpt = None,
     sort: SortOpt = None,
@@ -102,7 +106,7 @@ def _cell(v: Any) -> str:
 
 @app.command()
 def run(
-    table: Annotated[str, typer.Argument(help="Table name (or id).")],
+    table: Annotated[str, typer.Argument(metavar="TABLE", help="Table name (or id).")],
     filter_: FilterOpt = None,
     fields: FieldsOpt = None,
     sort: SortOpt = None,

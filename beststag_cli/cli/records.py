@@ -16,8 +16,11 @@ from .state import STATE
 app = typer.Typer(help="Write records (10 a request, batches in parallel within the rate limit).",
                   no_args_is_help=True)
 
-DataOpt = Annotated[str | None, typer.Option("--data", "-d", help="A record or a JSON list of records.")]
-FileOpt = Annotated[str | None, typer.Option("--file", help="NDJSON file, one record per line ('-' = stdin).")]
+TableArg = Annotated[str, typer.Argument(metavar="TABLE", help="Table name.")]
+DataOpt = Annotated[str | None, typer.Option("--data", "-d", metavar="JSON",
+                                             help="A record or a JSON list of records.")]
+FileOpt = Annotated[str | None, typer.Option("--file", metavar="FILE",
+                                             help="NDJSON file, one record per line ('-' = stdin).")]
 TypecastOpt = Annotated[bool, typer.Option("--typecast", help="Let Airtable convert values (and add options).")]
 
 
@@ -52,7 +55,7 @@ def _write(op: str, table: str, items: list[Any], **kw: Any) -> None:
 
 @app.command()
 @interruptible
-def create(table: Annotated[str, typer.Argument(help="Table name.")], data: DataOpt = None, file: FileOpt = None,
+def create(table: TableArg, data: DataOpt = None, file: FileOpt = None,
            typecast: TypecastOpt = False) -> None:
     """Create records.
 
@@ -63,7 +66,7 @@ def create(table: Annotated[str, typer.Argument(help="Table name.")], data: Data
 
 @app.command()
 @interruptible
-def update(table: Annotated[str, typer.Argument(help="Table name.")], data: DataOpt = None, file: FileOpt = None,
+def update(table: TableArg, data: DataOpt = None, file: FileOpt = None,
            typecast: TypecastOpt = False,
            replace: Annotated[bool, typer.Option("--replace", help="PUT: clear unlisted fields.")] = False) -> None:
     """Update records by id (PATCH; --replace for PUT).
@@ -75,8 +78,9 @@ def update(table: Annotated[str, typer.Argument(help="Table name.")], data: Data
 
 @app.command()
 @interruptible
-def upsert(table: Annotated[str, typer.Argument(help="Table name.")],
-           merge_on: Annotated[str, typer.Option("--merge-on", help="Fields that identify a record: F,G.")],
+def upsert(table: TableArg,
+           merge_on: Annotated[str, typer.Option("--merge-on", metavar="FIELD,...",
+                                                 help="Fields that identify a record: F,G.")],
            data: DataOpt = None, file: FileOpt = None, typecast: TypecastOpt = False) -> None:
     """Create or update records matched on --merge-on fields.
 
@@ -88,8 +92,9 @@ def upsert(table: Annotated[str, typer.Argument(help="Table name.")],
 
 @app.command()
 @interruptible
-def delete(table: Annotated[str, typer.Argument(help="Table name.")],
-           id_: Annotated[list[str] | None, typer.Option("--id", help="Record id (repeatable).")] = None,
+def delete(table: TableArg,
+           id_: Annotated[list[str] | None, typer.Option("--id", metavar="RECORD_ID",
+                                                         help="Record id (repeatable).")] = None,
            data: DataOpt = None, file: FileOpt = None) -> None:
     """Delete records by id.
 

@@ -12,8 +12,35 @@ from .state import STATE
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
-    # soft_wrap: a message stays one line, however narrow the terminal (cron mails, log scrapers)
-    return Console(stderr=stderr, highlight=False, soft_wrap=stderr)
+    console = Console(stderr=stderr, highlight=False)
+    # soft_wrap: a message stays one line, however narrow the terminal (cron mails, log scrapers), and a
+    # line piped to another program is never cut at 80 columns (an id split in two cannot be copied)
+    console.soft_wrap = stderr or not console.is_terminal
+    return console
+
+
+def _plain(cell: Any) -> str:
+    """A cell as rich would show it (markup applied, no colour), on one line so a row stays a line."""
+    from rich.errors import MarkupError
+    from rich.text import Text
+
+    text = "" if cell is None else str(cell)
+    try:
+        text = Text.from_markup(text).plain
+    except MarkupError:  # not markup after all: show it as given
+        pass
+    return " ".join(text.replace("\t", " ").splitlines())
+
+
+def _rows_tsv(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
+    """Full rows for a pipe, like gh: a header line, then one tab-separated record a line, never wrapped.
+    The title goes to stderr, so stdout stays one header and its rows (`cut -f1`, `grep`, `awk`)."""
+    if title:
+        note(title)
+    out = ["\t".join(_plain(c) for c in columns)]
+    out += ["\t".join(_plain(v) for v in r) for r in rows]
+    sys.stdout.write("\n".join(out) + "\n")
+    sys.stdout.flush()
 
 
 def emit_json(data: Any) -> None:
@@ -23,17 +50,23 @@ def emit_json(data: Any) -> None:
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
-    """A human table on stdout (not shown with --quiet: cron mails whatever is printed)."""
+    """A human table on stdout (not shown with --quiet: cron mails whatever is printed); on a terminal a
+    rich table, otherwise tab-separated full rows."""
     if STATE.quiet:
+        return
+    console = _console()
+    if not console.is_terminal:
+        _rows_tsv(title, columns, rows)
         return
     from rich.table import Table
 
     t = Table(title=title, show_lines=False, title_justify="left")
-    for c in columns:
-        t.add_column(c, overflow="fold")
+    for i, c in enumerate(columns):
+        # the first column is the key (a backup or record id): rich narrows the others before folding it
+        t.add_column(c, overflow="fold", no_wrap=i == 0)
     for r in rows:
         t.add_row(*["" if v is None else str(v) for v in r])
-    _console().print(t)
+    console.print(t)
 
 
 def line(text: str) -> None:

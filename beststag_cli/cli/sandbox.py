@@ -54,8 +54,9 @@ def reset(yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] 
 
 @app.command()
 def seed(
-    scale: Annotated[float, typer.Option(help="1 ≈ 2,000 records; 50 ≈ 100,000.", min=0.01, max=500)] = 1.0,
-    seed_: Annotated[int, typer.Option("--seed", help="Random seed (same seed, same data).")] = 42,
+    scale: Annotated[float, typer.Option(metavar="SCALE",
+                                         help="1 ≈ 2,000 records; 50 ≈ 100,000.", min=0.01, max=500)] = 1.0,
+    seed_: Annotated[int, typer.Option("--seed", metavar="N", help="Random seed (same seed, same data).")] = 42,
 ) -> None:
     """(Re)create the sample BestStag base, deterministic from --seed.
 
@@ -72,17 +73,19 @@ def seed(
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.", min=0, max=65535)] = 8765,
-    token: Annotated[str | None, typer.Option(help="Token to accept (default $BESTSTAG_SANDBOX_TOKEN "
-                                                   "or 'sandbox').")] = None,
-    latency_ms: Annotated[float, typer.Option(help="Latency added to every request.", min=0)] = 0.0,
+    host: Annotated[str, typer.Option(metavar="HOST", help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.", min=0, max=65535)] = 8765,
+    token: Annotated[str | None, typer.Option(metavar="TOKEN", help="Token to accept (default $BESTSTAG_SANDBOX_TOKEN "
+                                                                    "or 'sandbox').")] = None,
+    latency_ms: Annotated[float, typer.Option(metavar="MS", help="Latency added to every request.", min=0)] = 0.0,
     rate_limit: Annotated[bool, typer.Option("--rate-limit", help="Enforce 5 req/s per base and the "
                                              "30 s penalty, like Airtable.")] = False,
-    penalty_s: Annotated[float, typer.Option(help="Penalty after a 429 (with --rate-limit).", min=0)] = 30.0,
-    fault_rate: Annotated[float, typer.Option(help="Share of requests answered 429/500/503 (split evenly).",
+    penalty_s: Annotated[float, typer.Option(metavar="SECONDS",
+                                             help="Penalty after a 429 (with --rate-limit).", min=0)] = 30.0,
+    fault_rate: Annotated[float, typer.Option(metavar="SHARE",
+                                              help="Share of requests answered 429/500/503 (split evenly).",
                                               min=0, max=1)] = 0.0,
-    fault_seed: Annotated[int, typer.Option(help="Seed of the fault sequence.")] = 0,
+    fault_seed: Annotated[int, typer.Option(metavar="N", help="Seed of the fault sequence.")] = 0,
 ) -> None:
     """Serve the sandbox over HTTP, so curl, airtable.js or n8n can use it.
 

@@ -18,7 +18,8 @@ app = typer.Typer(help="The cron schedule from config: next runs, and crontab li
 
 @app.command()
 def show(
-    count: Annotated[int, typer.Option("--count", "-n", min=1, max=50, help="Next runs to list per job.")] = 3,
+    count: Annotated[int, typer.Option("--count", "-n", metavar="N",
+                                       min=1, max=50, help="Next runs to list per job.")] = 3,
 ) -> None:
     """List the scheduled jobs with their cron schedule, command and next runs (server local time).
 
@@ -51,9 +52,10 @@ def show(
 
 @app.command()
 def crontab(
-    home: Annotated[Path | None, typer.Option(help="Installation folder holding scripts/cron-job "
-                                                    "(default: this checkout).")] = None,
-    env_file: Annotated[Path, typer.Option("--env-file", help="File with AIRTABLE_TOKEN=... that every job "
+    home: Annotated[Path | None, typer.Option(metavar="DIR", help="Installation folder holding scripts/cron-job "
+                                                                  "(default: this checkout).")] = None,
+    env_file: Annotated[Path, typer.Option("--env-file", metavar="FILE",
+                                           help="File with AIRTABLE_TOKEN=... that every job "
                                                                "loads.")] = Path("/etc/beststag/env"),
 ) -> None:
     """Print the crontab lines for this installation (the schedule from config, paths filled in).

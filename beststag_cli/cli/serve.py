@@ -13,9 +13,11 @@ from .state import STATE
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(help="Address to bind (default: webhook.host, 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default: webhook.port, 8787).", min=0, max=65535)] = None,
-    workers: Annotated[int, typer.Option(help="Worker processes.", min=1, max=32)] = 1,
+    host: Annotated[str | None, typer.Option(metavar="HOST",
+                                             help="Address to bind (default: webhook.host, 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(metavar="PORT",
+                                             help="Port (default: webhook.port, 8787).", min=0, max=65535)] = None,
+    workers: Annotated[int, typer.Option(metavar="N", help="Worker processes.", min=1, max=32)] = 1,
 ) -> None:
     """Serve the /webhook/airtable/cache|backup|metrics endpoints (OpenAPI at /docs).
 

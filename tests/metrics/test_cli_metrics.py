@@ -62,7 +62,8 @@ def test_no_journal_yet_is_an_empty_explained_result(cli, clean_env) -> None:  #
 def test_table_output_and_prometheus_format(cli, clean_env, pinned) -> None:  # type: ignore[no-untyped-def]
     r = cli("metrics", "collect", "--type", "all", "--range", "7d")
     assert r.exit_code == 0, r
-    assert "performance — last 7d" in r.stdout and "records / plan limit" in r.stdout
+    # piped (not a terminal): tab-separated rows on stdout, each table's title above them on stderr
+    assert "performance — last 7d" in r.stderr and "records / plan limit\t" in r.stdout
     r = cli("metrics", "collect", "--type", "performance", "--range", "1h", "--format", "prometheus")
     assert r.exit_code == 0, r
     prom = clean_env / "metrics" / "beststag.prom"

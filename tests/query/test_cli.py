@@ -84,7 +84,7 @@ def test_run_json_and_ndjson(cli: Any, requests_log: Any) -> None:
 def test_run_rich_table(cli: Any) -> None:
     res = cli("query", "run", "Usuários", "-f", '{"plano": "Enterprise"}', "--fields", "Nome,plano", "--max", "3")
     assert res.exit_code == 0
-    assert "Enterprise" in res.stdout and "record(s)" in res.stdout
+    assert "Enterprise" in res.stdout and "record(s)" in res.stderr  # piped: the title goes to stderr
 
 
 def test_explain_json(cli: Any, requests_log: Any) -> None:

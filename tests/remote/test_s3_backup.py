@@ -88,8 +88,9 @@ def test_complete_backup_goes_off_site_and_restores_from_there(remote_settings: 
     gateway.delete("Tarefas", [gateway.all("Tarefas")[0]["id"]])
     assert cli("--json", "backup", "list").json() == []
 
-    dry = cli("--json", "backup", "restore", bid, "--remote", "--dry-run")
+    dry = cli("--json", "backup", "restore", "complete/latest", "--remote", "--dry-run")  # `latest` off-site too
     assert dry.exit_code == 0, dry
+    assert dry.json()["backup_id"] == bid
     assert dry.json()["tables"]["Usuários"]["update"] == 5 and dry.json()["tables"]["Tarefas"]["create"] == 1
     res = cli("--json", "backup", "restore", bid, "--remote", "--yes")
     assert res.exit_code == 0, res
