@@ -163,6 +163,13 @@ def _time_config(shown: list[str], **kw: Any) -> dict[str, Any]:
     return _config(x_labels_major=shown, show_minor_x_labels=False, x_title="time (UTC)", **kw)
 
 
+def count_labels(top: float, most: int = 10) -> list[int]:
+    """Whole-number y labels from 0 to at least ``top``: a count axis never reads "0.2 runs"."""
+    top = max(1, math.ceil(top))
+    step = next(s * 10**k for k in range(12) for s in (1, 2, 5) if top / (s * 10**k) <= most)
+    return list(range(0, math.ceil(top / step) * step + 1, step))
+
+
 _PYGAL_CONFIG_SCRIPT = re.compile(r'<script type="text/javascript">window\.pygal.*?</script>', re.S)
 
 
@@ -195,7 +202,8 @@ def charts(result: dict[str, Any], history: dict[str, list[tuple[float, int]]],
         series = perf["series"]["requests"]
         labels, shown = point_labels([p["t"] for p in series])
         per = {300: "5 minutes", 3600: "hour", 86400: "day"}.get(step, f"{step} s")
-        c = pygal.Bar(**_time_config(shown, title=f"Airtable requests and errors per {per}", y_title="requests"))
+        c = pygal.Bar(**_time_config(shown, title=f"Airtable requests and errors per {per}", y_title="requests",
+                                     y_labels=count_labels(max((p["requests"] for p in series), default=0))))
         c.x_labels = labels
         c.add("requests", [p["requests"] for p in series])
         c.add("errors", [p["errors"] for p in series])
@@ -221,8 +229,9 @@ def charts(result: dict[str, Any], history: dict[str, list[tuple[float, int]]],
     if usage and usage.get("activity"):
         first = next(iter(usage["activity"].values()))
         labels, shown = point_labels([p["t"] for p in first["series"]])
+        top = max((p["created"] or 0 for a in usage["activity"].values() for p in a["series"]), default=0)
         c = pygal.Line(**_time_config(shown, title="Records created (activity)", allow_interruptions=True,
-                                      include_x_axis=True, y_title="records"))
+                                      include_x_axis=True, y_title="records", y_labels=count_labels(top)))
         c.x_labels = labels
         for table, a in usage["activity"].items():
             c.add(table, [p["created"] for p in a["series"]])
@@ -260,8 +269,9 @@ def charts(result: dict[str, Any], history: dict[str, list[tuple[float, int]]],
     backup = m.get("backup")
     if backup:
         types = list(backup["by_type"])
+        top = max((v["successes"] + v["failures"] for v in backup["by_type"].values()), default=0)
         c = pygal.StackedBar(**_config(title=f"Backup runs in the last {result['range']}", y_title="runs",
-                                       x_label_rotation=0))
+                                       x_label_rotation=0, y_labels=count_labels(top)))
         c.x_labels = types
         c.add("succeeded", [backup["by_type"][t]["successes"] for t in types])
         c.add("failed", [backup["by_type"][t]["failures"] for t in types])

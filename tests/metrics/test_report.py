@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from beststag_cli.metrics.report import MAX_TICKS, charts, freshness, point_labels, time_ticks
+from beststag_cli.metrics.report import MAX_TICKS, charts, count_labels, freshness, point_labels, time_ticks
 
 _T0 = 1_700_000_000.0  # Nov 2023
 
@@ -56,3 +56,10 @@ def test_freshness_ok_late_never() -> None:
         "complete": {"last_success_age_seconds": None}}}}}
     rows = freshness(result, {"critical": 5, "incremental": 26, "complete": 192})
     assert {f.type: f.state for f in rows} == {"critical": "ok", "incremental": "late", "complete": "never"}
+
+
+@given(top=st.floats(0, 10**9))
+def test_count_axes_are_whole_numbers_from_zero(top: float) -> None:
+    labels = count_labels(top)
+    assert labels[0] == 0 and labels[-1] >= top and 2 <= len(labels) <= 11
+    assert all(isinstance(v, int) for v in labels) and labels == sorted(set(labels))
