@@ -4,10 +4,13 @@
                                      "filters", "fields", "sort", "maxRecords"}
     POST /webhook/airtable/backup   {"backup_type": "incremental|complete|critical", "tables": [...]}
     POST /webhook/airtable/metrics  {"metric_type": "usage|performance|storage", "time_range": "1h|24h|7d|30d"}
-    GET  /jobs/{id}, GET /healthz, OpenAPI at /docs
+    GET  /jobs/{id}, GET /healthz, OpenAPI at /openapi.json, Swagger UI at /docs
 
 Every webhook needs `Authorization: Bearer <BESTSTAG_WEBHOOK_SECRET>` (compared in constant time).
-Errors are JSON `{"error": {"type", "message", "hint"}}` with the status of the error's kind.
+Errors are JSON `{"error": {"type", "message", "hint"}}` with the status of the error's kind; the
+OpenAPI document declares the bearer scheme and every status each route answers. /docs loads
+its JavaScript and CSS from this server (the `fastapi-offline` package), never from a CDN:
+an offline server still shows them.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Literal
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPBearer
+from fastapi_offline import FastAPIOffline  # at the top: a missing [serve] extra is one ImportError for `serve`
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -94,6 +99,67 @@ class MetricsRequest(_Body):
     time_range: Literal["1h", "24h", "7d", "30d"] = "24h"
 
 
+class FieldProblem(BaseModel):
+    field: str
+    problem: str
+    line: int | None = Field(default=None, description="JSON decode errors: where the body stops being JSON")
+    column: int | None = None
+
+
+class ErrorDetail(BaseModel):
+    type: str = Field(description="the error's kind, e.g. unauthorized, invalid_body, unknown_table, lock_held")
+    message: str
+    hint: str = ""
+    fields: list[FieldProblem] | None = Field(default=None, description="422 invalid_body: each problem found")
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: `{"error": {"type", "message", "hint"}}`."""
+
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    ok: bool
+    process: bool
+    journal: bool
+    upstream: bool | None
+    sandbox: bool
+
+
+_STATUS_TEXT = {
+    401: "missing or wrong bearer token (BESTSTAG_WEBHOOK_SECRET)",
+    404: "unknown table (with a did-you-mean) or unknown job",
+    409: "a backup is already running (the message names its job)",
+    411: "no Content-Length header",
+    413: "body over webhook.max_body_bytes",
+    415: "Content-Type is not JSON",
+    422: "the body is not JSON (line and column given) or does not match the schema (each field named)",
+    500: "internal error (details in the server log only)",
+    503: "Airtable unreachable and nothing cached to answer from",
+}
+#: what every POST webhook can answer before its own logic runs (middleware and validation)
+_POST_STATUSES = (401, 411, 413, 415, 422, 500)
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorBody, "description": _STATUS_TEXT[s]} for s in sorted(statuses)}
+
+
+def _json_position(exc: RequestValidationError, error: dict[str, Any]) -> tuple[int, int] | None:
+    """Line and column (1-based, as `json` counts them) of a JSON decode error in the body."""
+    loc = error.get("loc", ())
+    doc = exc.body
+    if error.get("type") != "json_invalid" or len(loc) < 2 or not isinstance(loc[1], int):
+        return None
+    if isinstance(doc, bytes):
+        doc = doc.decode("utf-8", "replace")
+    if not isinstance(doc, str):
+        return None
+    e = json.JSONDecodeError(str(error.get("ctx", {}).get("error", "")), doc, loc[1])
+    return e.lineno, e.colno
+
+
 def _error(status: int, kind: str, message: str, hint: str = "", **extra: Any) -> JSONResponse:
     from ..inputs import printable_tree
 
@@ -128,8 +194,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         cache.close()
         gateway.close()
 
-    app = FastAPI(title="beststag webhooks", version=_version(), lifespan=lifespan,
-                  description="The BestStag persistence webhooks (cache, backup, metrics) for n8n.")
+    # Swagger UI 5 and ReDoc served from the package's own files (FastAPI's default pulls them
+    # from a CDN: a blank /docs on a server without Internet access)
+    app = FastAPIOffline(title="beststag webhooks", version=_version(), lifespan=lifespan,
+                         description="The BestStag persistence webhooks (cache, backup, metrics) for n8n.",
+                         static_url="/docs-assets",
+                         # ReDoc's page still fetches its logo from cdn.redoc.ly: Swagger UI only
+                         redoc_url=None)
+    # the middleware checks the token; this only declares the scheme in the OpenAPI document
+    bearer = [Depends(HTTPBearer(auto_error=False, scheme_name="webhookSecret",
+                                 description="BESTSTAG_WEBHOOK_SECRET (n8n: Header Auth)"))]
     app.state.settings, app.state.cache, app.state.jobs, app.state.gateway = settings, cache, jobs, gateway
 
     def authorized(request: Request) -> bool:
@@ -140,8 +214,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
+        problems: list[dict[str, Any]] = []
         for e in exc.errors()[:10]:
+            at = _json_position(exc, e)
+            if at is not None:  # like the CLI's --data/--filter: what json says, and where
+                problems.append({"field": "body", "problem": f"not valid JSON: {e.get('ctx', {}).get('error', '')}"
+                                 f" at line {at[0]} column {at[1]}", "line": at[0], "column": at[1]})
+                continue
             loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
             problems.append({"field": loc, "problem": e.get("msg", "")})
         first = problems[0] if problems else {"field": "body", "problem": "invalid"}
@@ -208,7 +287,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 pass
         return response
 
-    @app.post("/webhook/airtable/cache", response_model=None)
+    @app.post("/webhook/airtable/cache", response_model=None, dependencies=bearer,
+              responses=_errors(*_POST_STATUSES, 404, 503))
     async def cache_webhook(body: CacheRequest, request: Request) -> Response:
         """get: records plus cache metadata (hit/miss/stale, age, ttl, key); set: store `data`; invalidate."""
         request.state.info = {"operation": body.operation, "table": body.table}
@@ -229,19 +309,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request.state.info["cache"] = res.status
         return answers.render(res)
 
-    @app.post("/webhook/airtable/backup", status_code=202)
+    @app.post("/webhook/airtable/backup", status_code=202, dependencies=bearer,
+              responses=_errors(*_POST_STATUSES, 404, 409, 503))
     def backup_webhook(body: BackupRequest, request: Request) -> JSONResponse:
         """Start a backup in the background: 202 with a job id; 409 when one is already running."""
         request.state.info = {"operation": body.backup_type}
         job = jobs.start_backup(body.backup_type, body.tables)
         return JSONResponse(job.to_json(), status_code=202, headers={"Location": f"/jobs/{job.id}"})
 
-    @app.get("/jobs/{job_id}")
+    @app.get("/jobs/{job_id}", dependencies=bearer, responses=_errors(401, 404, 422, 500))
     def job_status(job_id: str) -> JSONResponse:
         """Status of a background job (backups)."""
         return JSONResponse(jobs.get(job_id).to_json())
 
-    @app.post("/webhook/airtable/metrics")
+    @app.post("/webhook/airtable/metrics", dependencies=bearer, responses=_errors(*_POST_STATUSES, 503))
     def metrics_webhook(body: MetricsRequest, request: Request) -> JSONResponse:
         """The collected metrics as JSON (`beststag metrics collect --json`)."""
         from ..metrics.collect import collect
@@ -249,7 +330,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request.state.info = {"operation": body.metric_type}
         return JSONResponse(collect(settings, body.metric_type, body.time_range, gateway=gateway))
 
-    @app.get("/healthz")
+    @app.get("/healthz", response_model=Health,
+             responses={503: {"model": Health, "description": "the journal or Airtable cannot be reached"}})
     def healthz() -> JSONResponse:
         """Process, journal and upstream reachability (checked at most every 30 s)."""
         ok_journal = True
