@@ -196,7 +196,7 @@ def check_data_dir(settings: Settings) -> Check:
     err = _probe(d)
     if err is not None:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            return _fail("data_dir", f"{d} is full: a {PROBE_BYTES}-byte file could not be written "
+            return _fail("data_dir", f"{d}: disk full, a {PROBE_BYTES}-byte file could not be written "
                          f"({_size(free or 0)} free)",
                          "free space on that filesystem, or move BESTSTAG_DATA_DIR (data_dir) to a bigger one")
         if err.errno == errno.EROFS:
@@ -205,7 +205,7 @@ def check_data_dir(settings: Settings) -> Check:
         return _fail("data_dir", f"{d} is not writable by {who}: {err.strerror or err}",
                      f"give the folder to the user beststag runs as (`chown -R {who.split()[-1]} {d}`)")
     if free is not None and free < LOW_SPACE_BYTES:
-        return _fail("data_dir", f"{d} has only {_size(free)} free (below {_size(LOW_SPACE_BYTES)})",
+        return _fail("data_dir", f"{d}: disk full soon, only {_size(free)} free (below {_size(LOW_SPACE_BYTES)})",
                      "free space on that filesystem, or move BESTSTAG_DATA_DIR (data_dir) to a bigger one")
     return _ok("data_dir", f"{d} writable, {_size(free) if free is not None else 'unknown space'} free")
 
