@@ -20,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 TIMEOUT_S = 300  # generous: CI runs with both cores busy
 
@@ -397,3 +400,25 @@ def test_no_hint_sends_the_operator_back_to_doctor(cli: Any, settings: Any, tmp_
         assert "beststag doctor" not in r.stdout + r.stderr, r
     for c in _checks(cli("--json", "--config", str(cfg), "doctor").stdout).values():
         assert "doctor" not in c["hint"], c
+
+
+@given(st.text(max_size=80), st.sampled_from(["run `beststag doctor`", "`beststag doctor --repair` fixes it",
+                                              "see `doctor`", "doctor --fix"]), st.text(max_size=80))
+@hsettings(max_examples=200, deadline=None)
+def test_a_borrowed_hint_loses_every_clause_that_names_doctor(before: str, self_ref: str, after: str) -> None:
+    from beststag_cli.doctor import Check
+
+    hint = Check("x", "fail", "m", f"{before}; {self_ref}; {after}").hint
+    assert "beststag doctor" not in hint and "`doctor" not in hint and "doctor --" not in hint
+
+
+@given(st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.~", min_size=4, max_size=40))
+@hsettings(max_examples=200, deadline=None)
+def test_a_redis_password_never_survives_the_scrub(password: str) -> None:
+    from beststag_cli.config import Settings
+    from beststag_cli.doctor import _scrub
+
+    s = Settings()
+    text = f"redis://:{password}@10.0.0.1:6379/0 (cache.redis_url): ConnectionError: Error connecting"
+    assert password not in _scrub(text, s).replace("10.0.0.1:6379/0 (cache.redis_url): ConnectionError: Error "
+                                                   "connecting", "")
