@@ -96,6 +96,15 @@ def test_human_output_is_one_line_per_check_even_when_piped_narrow() -> None:
     assert len(lines) == len(_checks(_doctor("--json", "doctor", "--offline").stdout)), r.stdout
 
 
+def test_quiet_prints_only_the_failed_checks_on_stderr_for_cron() -> None:
+    r = _doctor("--quiet", "doctor", "--offline", env={"TZ": "BRT3"})
+    assert r.returncode == 1, r
+    assert r.stdout == "", r
+    lines = [x for x in r.stderr.splitlines() if x.strip()]
+    assert lines[0].startswith("FAIL timezone: ") and "→ set the host's zone to UTC" in lines[0], r.stderr
+    assert len(lines) == 2 and lines[1].startswith("error: doctor: 1 check(s) failed: timezone"), r.stderr
+
+
 # ---------------------------------------------------------------------------------------------- the data dir
 
 

@@ -64,5 +64,8 @@ def doctor(
         _print([_line(c) for c in checks], stderr=False)
     if failed:
         first = failed[0]
+        # the summary line alone must say what is wrong (stderr is all some callers keep); with --quiet the
+        # failed checks' own lines are already there, on stderr
+        detail = "" if STATE.quiet and not STATE.json else f" ({first.name}: {first.message})"
         raise OperationFailed(f"doctor: {len(failed)} check(s) failed: " + ", ".join(c.name for c in failed)
-                              + f" ({first.name}: {first.message})", hint=first.hint)
+                              + detail, hint="" if detail == "" else first.hint)
