@@ -177,6 +177,9 @@ def test_doctor_never_changes_a_mode_and_reports_it_with_the_chmod(cli: Any, set
     check = _checks(r.stdout)["modes"]
     assert check["status"] == "fail" and f"{data} is 755" in check["message"], check
     assert check["hint"] == f"chmod -R go-rwx {data}", check
+    # looking is doctor's alone: the next ordinary command in this process tightens as before
+    assert cli("--json", "backup", "list").exit_code == 0
+    assert stat.S_IMODE(os.lstat(settings.paths.logs).st_mode) == 0o700
 
 
 def test_only_the_data_dir_itself_loose_gets_the_plain_chmod(cli: Any, settings: Any) -> None:
