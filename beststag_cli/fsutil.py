@@ -41,6 +41,8 @@ _ROOTS_LOCK = threading.Lock()
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _started_umask: int | None = None
+#: `doctor` looks and never fixes: while set, no existing file or folder gets its mode changed
+_KEEP_MODES = False
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,11 +166,29 @@ def user_umask() -> int:
     return _current_umask() if _started_umask is None else _started_umask
 
 
+def keep_modes(on: bool = True) -> None:
+    """Turn off (or back on) the tightening of existing files and folders, for the whole process.
+
+    ``beststag doctor`` reports a loose mode with the chmod that fixes it; it must not fix it
+    silently on its way (loading settings, the journal, the log file, the settings snapshot).
+    New files and folders are still created private. The CLI root turns it off after each command.
+    """
+    global _KEEP_MODES
+    _KEEP_MODES = on
+
+
+def modes_kept() -> bool:
+    """True while :func:`keep_modes` is on (code that chmods outside this module asks)."""
+    return _KEEP_MODES
+
+
 # --------------------------------------------------------------------------------------------
 # folders
 
 
-def _tighten(path: Path, mode: int) -> None:
+def _tighten(path: Path, mode: int, *, new: bool = False) -> None:
+    if _KEEP_MODES and not new:
+        return
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -207,7 +227,7 @@ def ensure_private_dir(path: str | Path) -> Path:
             if root is not None and _inside(d, root):
                 _tighten(d, DIR_MODE)
             continue
-        _tighten(d, DIR_MODE)  # ours: the umask must not loosen (or tighten) it
+        _tighten(d, DIR_MODE, new=True)  # ours: the umask must not loosen (or tighten) it
     if not p.is_dir():
         raise NotADirectoryError(f"{p} exists and is not a directory")
     if not missing and root is not None:
@@ -303,7 +323,7 @@ def _open_fd(p: Path, flags: int) -> int:
             from .errors import UnsafePath
 
             raise UnsafePath(f"{p} is not a regular file; beststag only writes regular files in its data dir")
-        if not hasattr(os, "getuid") or st.st_uid == os.getuid():
+        if (not hasattr(os, "getuid") or st.st_uid == os.getuid()) and not _KEEP_MODES:
             os.fchmod(fd, FILE_MODE)
         import fcntl
 

@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 
 from beststag_cli import clock
 from beststag_cli.errors import CorruptFile, UnsafePath
-from beststag_cli.fsutil import ensure_private_dir, refuse_symlinks, touch_private
+from beststag_cli.fsutil import ensure_private_dir, modes_kept, refuse_symlinks, touch_private
 
 BUSY_TIMEOUT_MS = 5000
 #: give up retrying a locked write after this long (the busy timeout already waited per try)
@@ -348,7 +348,8 @@ def connect(path: str | Path) -> sqlite3.Connection:
         # and another process may then write at the same time (a "malformed" database).
         if not p.exists():
             touch_private(p)
-        elif hasattr(os, "getuid") and p.stat().st_uid == os.getuid() and p.stat().st_mode & 0o077:
+        elif hasattr(os, "getuid") and p.stat().st_uid == os.getuid() and p.stat().st_mode & 0o077 \
+                and not modes_kept():
             os.chmod(p, 0o600, follow_symlinks=False)
     conn = sqlite3.connect(
         p,

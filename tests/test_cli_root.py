@@ -25,7 +25,7 @@ def test_doctor_passes_on_the_sandbox(cli) -> None:
     data = r.json()
     assert data["healthy"] is True
     assert {c["name"] for c in data["checks"]} >= {"config", "token", "base", "tables", "data_dir", "locks"}
-    assert "sandbox mode" in next(c for c in data["checks"] if c["name"] == "token")["detail"]
+    assert "sandbox mode" in next(c for c in data["checks"] if c["name"] == "token")["message"]
 
 
 def test_doctor_fails_on_a_missing_table_with_a_suggestion(cli, tmp_path: Path) -> None:
@@ -35,8 +35,8 @@ def test_doctor_fails_on_a_missing_table_with_a_suggestion(cli, tmp_path: Path) 
     r = cli("--json", "--config", str(cfg), "doctor")
     assert r.exit_code == 1, r
     tables = next(c for c in r.json()["checks"] if c["name"] == "tables")
-    assert tables["ok"] is False
-    assert '"Memoria Contextual"; did you mean "Memória Contextual"?' in tables["detail"]
+    assert tables["status"] == "fail"
+    assert '"Memoria Contextual"; did you mean "Memória Contextual"?' in tables["message"]
     r = cli("--config", str(cfg), "doctor")
     assert r.exit_code == 1
     assert "doctor: 1 check(s) failed: tables" in r.stderr.replace("\n", " ")

@@ -108,7 +108,8 @@ class RemoteBackup:
 class S3Remote:
     """The bucket and prefix of ``backup.remote``, through boto3."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, connect_timeout: float = 10, read_timeout: float = 60,
+                 attempts: int | None = None) -> None:
         url = settings.backup.remote
         if not url:
             raise BadInput("no remote is configured", hint="set backup.remote: s3://bucket/prefix in the config")
@@ -122,8 +123,9 @@ class S3Remote:
                            hint="pip install 'beststag[remote]'") from None
         b = settings.backup
         region = b.remote_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        attempts = int(os.environ.get("AWS_MAX_ATTEMPTS") or 5)
-        cfg = Config(retries={"max_attempts": attempts, "mode": "standard"}, connect_timeout=10, read_timeout=60,
+        attempts = attempts or int(os.environ.get("AWS_MAX_ATTEMPTS") or 5)
+        cfg = Config(retries={"max_attempts": attempts, "mode": "standard"}, connect_timeout=connect_timeout,
+                     read_timeout=read_timeout,
                      s3={"addressing_style": "path"} if b.remote_endpoint_url else None)
         self.client = boto3.session.Session().client("s3", endpoint_url=b.remote_endpoint_url, region_name=region,
                                                      config=cfg)

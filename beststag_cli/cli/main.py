@@ -147,7 +147,7 @@ def _disk_full(e: Exception) -> Any:
 def run(argv: list[str] | None = None) -> int:
     """Run the CLI; every failure becomes one line and its exit code (ARCHITECTURE.md)."""
     STATE.reset()
-    from ..fsutil import harden_umask, restore_umask
+    from ..fsutil import harden_umask, keep_modes, restore_umask
 
     umask = harden_umask()  # files libraries create (SQLite, diskcache) are private too, whatever the umask
     try:
@@ -186,3 +186,4 @@ def run(argv: list[str] | None = None) -> int:
     finally:
         STATE.close()
         restore_umask(umask)
+        keep_modes(False)  # `doctor` turns tightening off for its run (and its settings snapshot) only

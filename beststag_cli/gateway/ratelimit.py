@@ -60,7 +60,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from beststag_cli.fsutil import FILE_MODE, check_safe_path, ensure_private_dir
+from beststag_cli.fsutil import FILE_MODE, check_safe_path, ensure_private_dir, modes_kept
 
 try:  # POSIX: flock on the state file itself (one open fd per process and base)
     import fcntl
@@ -613,7 +613,7 @@ def _open_state(path: Path) -> int | None:
         if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
             os.close(fd)
             return None
-        if stat.S_IMODE(st.st_mode) != FILE_MODE:
+        if stat.S_IMODE(st.st_mode) != FILE_MODE and not modes_kept():
             with contextlib.suppress(OSError):  # not our file: the limiter still works
                 os.fchmod(fd, FILE_MODE)
         return fd

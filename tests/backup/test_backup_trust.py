@@ -190,7 +190,7 @@ def test_a_null_table_entry_is_a_broken_backup_that_nothing_trips_on(cli, settin
     doctor = cli("--json", "doctor")
     assert doctor.exit_code == 1, doctor
     check = next(c for c in doctor.json()["checks"] if c["name"] == "backups")
-    assert not check["ok"] and bad["id"] in check["detail"]
+    assert check["status"] == "fail" and bad["id"] in check["message"]
 
     r = cli("--json", "backup", "cleanup")
     assert r.exit_code == 0, r

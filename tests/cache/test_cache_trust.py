@@ -223,7 +223,7 @@ def test_doctor_reports_a_damaged_cache(cli: Any, settings: Any) -> None:
     r = cli("--json", "doctor")
     checks = {c["name"]: c for c in r.json()["checks"]} if isinstance(r.json(), dict) else \
         {c["name"]: c for c in r.json()}
-    assert checks["cache"]["ok"] is False and "cache.db" in checks["cache"]["detail"]
+    assert checks["cache"]["status"] == "fail" and "cache.db" in checks["cache"]["message"]
 
 
 # --------------------------------------------------------------------------------------------

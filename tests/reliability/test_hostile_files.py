@@ -242,10 +242,10 @@ def test_a_damaged_journal_is_one_line_and_doctor_repairs_it(damage: str, cli: A
     d = cli("--json", "doctor")
     assert d.exit_code == 1, d
     checks = {c["name"]: c for c in d.json()["checks"]}
-    assert not checks["journal"]["ok"] and str(path) in checks["journal"]["detail"]
+    assert checks["journal"]["status"] == "fail" and str(path) in checks["journal"]["message"]
     assert path.read_bytes() == damaged  # doctor without --repair changes nothing
     fixed = cli("--json", "doctor", "--repair")
-    assert {c["name"]: c for c in fixed.json()["checks"]}["journal"]["ok"], fixed
+    assert {c["name"]: c for c in fixed.json()["checks"]}["journal"]["status"] == "ok", fixed
     aside = sorted(path.parent.glob("journal.sqlite.corrupt-*"))
     assert [p for p in aside if not p.name.endswith(("-wal", "-shm"))], aside
     assert next(p for p in aside if not p.name.endswith(("-wal", "-shm"))).read_bytes() == damaged
@@ -261,7 +261,7 @@ def test_a_wal_full_of_garbage_is_ignored_and_doctor_says_ok(cli: Any, settings:
     Path(str(path) + "-wal").write_bytes(os.urandom(64 * 1024))
     assert cli("--json", "metrics", "collect", "--type", "performance").exit_code == 0
     d = cli("--json", "doctor")
-    assert {c["name"]: c for c in d.json()["checks"]}["journal"]["ok"], d
+    assert {c["name"]: c for c in d.json()["checks"]}["journal"]["status"] == "ok", d
 
 
 # ---- garbage lock files, umask 000
@@ -276,7 +276,7 @@ def test_garbage_in_lock_files_is_never_an_internal_error(cli: Any, settings: An
     assert r.exit_code == 0, r
     d = cli("--json", "doctor")
     assert d.exit_code in (0, 1) and "internal_error" not in d.stdout, d
-    assert {c["name"]: c for c in d.json()["checks"]}["locks"]["ok"], d
+    assert {c["name"]: c for c in d.json()["checks"]}["locks"]["status"] == "ok", d
 
 
 def test_under_umask_000_everything_created_is_private(cli: Any, settings: Any) -> None:
