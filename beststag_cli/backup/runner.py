@@ -469,7 +469,6 @@ class _TablePlan:
     mode: str
     parent: str | None = None
     since: datetime | None = None
-    estimate: int | None = None
 
 
 def _plan_table(backup_type: str, name: str, table_id: str, backups: list[BackupInfo],
@@ -477,14 +476,8 @@ def _plan_table(backup_type: str, name: str, table_id: str, backups: list[Backup
     """Full or incremental, and from which parent: the newest good complete or incremental backup of
     the table whose chain is whole and whose ``as_of`` is not after Airtable's clock (a parent taken
     with a clock ahead would make ``since`` skip every change made until that clock is reached)."""
-    estimate = None
-    for b in reversed(backups):
-        t = b.manifest.tables.get(name) if b.manifest else None
-        if t is not None and t.status == OK and t.mode == "full":
-            estimate = t.records
-            break
     if backup_type != "incremental":
-        return _TablePlan(table_id, "full", estimate=estimate)
+        return _TablePlan(table_id, "full")
     index = {b.id: b for b in backups}
     for b in reversed(backups):
         if b.type not in ("complete", "incremental") or b.manifest is None:
@@ -503,8 +496,8 @@ def _plan_table(backup_type: str, name: str, table_id: str, backups: list[Backup
             table_chain(b, name, index)
         except errors.OperationFailed:
             continue  # its chain is broken: an incremental on top of it could never be restored
-        return _TablePlan(table_id, "incremental", parent=b.id, since=as_of - SAFETY_OVERLAP, estimate=estimate)
-    return _TablePlan(table_id, "full", estimate=estimate)
+        return _TablePlan(table_id, "incremental", parent=b.id, since=as_of - SAFETY_OVERLAP)
+    return _TablePlan(table_id, "full")
 
 
 def _ago(delta: timedelta) -> str:
