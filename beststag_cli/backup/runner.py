@@ -677,7 +677,8 @@ def _backup_table(ctx: _Ctx, name: str, plan: _TablePlan) -> TableEntry:
         task.failed(entry.error or "")
         log_event("backup.table_failed", _level=40, table=name, error=entry.error)
         return entry
-    task.done(f"{entry.records:,} records" + (f", {entry.attachments} attachments" if entry.attachments else ""))
+    atts = entry.attachments
+    task.done(f"{entry.records:,} records" + (f", {atts} attachment{'s' if atts != 1 else ''}" if atts else ""))
     log_event("backup.table_finished", table=name, mode=plan.mode, records=entry.records, ids=entry.ids,
               bytes=entry.bytes + entry.ids_bytes, attachments=entry.attachments,
               seconds=round(time.monotonic() - t0, 3))
