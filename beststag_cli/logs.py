@@ -260,7 +260,64 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
             self._lock_fd = None
 
 
-def _console_handler(stream: TextIO, *, level: int, json_mode: bool, rich: bool) -> logging.Handler:
+#: longest value a console line shows without -v (the JSON log file always has it whole)
+FIELD_MAX_CHARS = 80
+
+
+def _logfmt(value: Any, limit: int | None) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    if limit is not None and len(text) > limit:
+        text = text[: limit - 1] + "…"
+    if text == "" or any(c.isspace() or c in "\"=" for c in text):
+        text = json.dumps(text, ensure_ascii=False)
+    return text
+
+
+class FieldsFormatter(logging.Formatter):
+    """``message key=value …``: the event's fields after the message (logfmt quoting).
+
+    Without ``verbose`` long values are cut at :data:`FIELD_MAX_CHARS` and ``extra=`` attributes are
+    left out; with it (``-v``) every field and extra is shown whole.
+    """
+
+    def __init__(self, fmt: str = "%(message)s", *, verbose: bool = False) -> None:
+        super().__init__(fmt)
+        self.verbose = verbose
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        pairs: dict[str, Any] = {}
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, Mapping):
+            pairs.update({str(k): v for k, v in fields.items() if v is not None or self.verbose})
+        if self.verbose:
+            for key, value in vars(record).items():
+                if key not in _RECORD_ATTRS and key not in ("event", "fields") and not key.startswith("_"):
+                    pairs.setdefault(key, value)
+        if not pairs:
+            return text
+        limit = None if self.verbose else FIELD_MAX_CHARS
+        tail = " ".join(f"{k}={_logfmt(v, limit)}" for k, v in pairs.items())
+        head, sep, rest = text.partition("\n")  # an exception's text stays below the line
+        return f"{head} {tail}{sep}{rest}"
+
+
+_rich_console: Any = None
+
+
+def rich_console() -> Any:
+    """The rich Console the terminal log handler prints through (None when logging is not on a terminal).
+
+    A live display (progress bars) must draw through this same Console: rich then prints each log
+    line above the display; a second Console on the same terminal would tear it.
+    """
+    return _rich_console
+
+
+def _console_handler(stream: TextIO, *, level: int, json_mode: bool, rich: bool,
+                     verbose: bool = False) -> logging.Handler:
+    global _rich_console
+    _rich_console = None
     if json_mode:
         h: logging.Handler = logging.StreamHandler(stream)
         h.setFormatter(JsonFormatter())
@@ -269,14 +326,34 @@ def _console_handler(stream: TextIO, *, level: int, json_mode: bool, rich: bool)
         from rich.logging import RichHandler
 
         console = Console(file=stream, stderr=stream is sys.stderr, force_terminal=True, soft_wrap=True)
+        _rich_console = console
         # rich_tracebacks would render from exc_info and bypass the redacted exc_text
         h = RichHandler(console=console, show_path=False, rich_tracebacks=False, markup=False)
-        h.setFormatter(logging.Formatter("%(message)s"))
+        h.setFormatter(FieldsFormatter(verbose=verbose))
     else:
         h = logging.StreamHandler(stream)
-        h.setFormatter(logging.Formatter("beststag: %(levelname)s: %(message)s"))
+        h.setFormatter(FieldsFormatter("beststag: %(levelname)s: %(message)s", verbose=verbose))
     h.setLevel(level)
+    h._beststag_console = True  # type: ignore[attr-defined]
     return h
+
+
+def log_requests_to_console(*, quiet: bool = False) -> None:
+    """Let INFO lines (one a request) reach the console under `serve`: a server's log is its output.
+
+    On a terminal they stay rich lines; when the console is not a terminal (systemd, docker, a pipe)
+    they become JSON lines, which log collectors parse. ``--quiet`` keeps errors only.
+    """
+    if quiet:
+        return
+    for h in logging.getLogger().handlers:
+        if getattr(h, "_beststag_console", False):
+            if h.level > logging.INFO:
+                h.setLevel(logging.INFO)
+            if _rich_console is None:
+                h.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.setLevel(min(root.level, logging.INFO))
 
 
 def setup_logging(
@@ -318,7 +395,7 @@ def setup_logging(
     file_level = logging.DEBUG if verbose else logging.getLevelName(settings.logging.level)
 
     handlers: list[logging.Handler] = []
-    console = _console_handler(stream, level=console_level, json_mode=json_mode, rich=is_tty)
+    console = _console_handler(stream, level=console_level, json_mode=json_mode, rich=is_tty, verbose=verbose)
     handlers.append(console)
 
     log_file: Path | None = settings.paths.log_file
@@ -351,6 +428,8 @@ def setup_logging(
 
 def teardown_logging() -> None:
     """Undo :func:`setup_logging`: remove its handlers and its record factory."""
+    global _rich_console
+    _rich_console = None
     _remove_record_factory()
     root = logging.getLogger()
     for h in list(root.handlers):

@@ -50,6 +50,7 @@ from beststag_cli.diskspace import as_disk_full
 from beststag_cli.fsutil import check_safe_path, ensure_private_dir, write_private_file
 from beststag_cli.logs import log_event
 from beststag_cli.names import did_you_mean
+from beststag_cli.progress import Reporter, Task, guard
 
 from .chain import backup_index, table_chain, table_state
 from .hooks import invalidate_cache
@@ -79,7 +80,6 @@ SENT_MARGIN_S = 120
 IDEMPOTENT_ATTEMPTS = 3
 _BASE_ID_RE = re.compile(r"app[A-Za-z0-9]{14}")
 
-Progress = Callable[[str, str, dict[str, Any]], None]
 
 
 # --------------------------------------------------------------------------------------------
@@ -823,7 +823,7 @@ class _Recorder:
 
 
 def execute_restore(settings: Settings, gateway: Gateway, plan: RestorePlan, *,
-                    progress: Progress | None = None, wait_s: float = 0.0) -> RestoreResult:
+                    progress: Reporter | None = None, wait_s: float = 0.0) -> RestoreResult:
     """Carry out ``plan`` (from :func:`plan_restore`) under the target base's restore lock.
 
     A plan made without the lock (not inside :func:`restore_session`) is made again once the lock is
@@ -837,13 +837,13 @@ def execute_restore(settings: Settings, gateway: Gateway, plan: RestorePlan, *,
         restore again resumes it.
     """
     if holds_restore_lock(settings, plan.target_base):
-        return _execute_locked(settings, gateway, plan, progress)
+        return _execute_locked(settings, gateway, plan, guard(progress))
     with restore_lock(settings, plan.target_base, wait_s=wait_s):
         fresh = plan_restore(settings, gateway, plan.backup_id, tables=plan.requested_tables,
                              target_base=plan.target_base, prune_extra=plan.prune_extra)
         if not fresh.resumed:
             fresh.restore_id = plan.restore_id  # the id the caller was shown
-        return _execute_locked(settings, gateway, fresh, progress)
+        return _execute_locked(settings, gateway, fresh, guard(progress))
 
 
 def _disk_full(e: BaseException, settings: Settings) -> errors.DiskFull | None:
@@ -852,7 +852,7 @@ def _disk_full(e: BaseException, settings: Settings) -> errors.DiskFull | None:
 
 
 def _execute_locked(settings: Settings, gateway: Gateway, plan: RestorePlan,
-                    progress: Progress | None) -> RestoreResult:
+                    progress: Reporter) -> RestoreResult:
     tgw = gateway_for_base(gateway, plan.target_base)
     journal = gateway.journal
     rec = _Recorder(journal, plan.restore_id)
@@ -938,12 +938,6 @@ def _persist(tgw: Gateway, what: str, fn: Callable[[], Any]) -> Any:
     raise AssertionError("unreachable")
 
 
-def _emit(progress: Progress | None, event: str, table: str, **info: Any) -> None:
-    if progress is not None:
-        try:
-            progress(event, table, info)
-        except Exception:  # display only
-            pass
 
 
 def _payload(rec: dict[str, Any], tp: TablePlan, plan: RestorePlan, result: RestoreResult, *,
@@ -985,15 +979,17 @@ def _payload(rec: dict[str, Any], tp: TablePlan, plan: RestorePlan, result: Rest
 
 
 def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder, store: BlobStore,
-                   result: RestoreResult, progress: Progress | None, airtable: AirtableClock) -> None:
+                   result: RestoreResult, progress: Reporter, airtable: AirtableClock) -> None:
     state, current = plan.states[tp.name], plan.current[tp.name]
     done_create = plan.done.get("create", set())
     done_update = plan.done.get("update", set())
     fresh: set[str] = set()  # target ids created by this run (they hold no attachment yet)
-    _emit(progress, "start", tp.name, total=len(tp.create) + len(tp.update))
     n = 0
     rec.add(tp.name, "create", plan.reconciled.get(tp.name, []))
     todo = [s for s in tp.create if s not in done_create]
+    # the total is this run's work: a resumed restore counts only what is left
+    task = progress.task(f"restore {tp.name}",
+                         total=len(todo) + sum(1 for s in tp.update if s not in done_update))
     for i in range(0, len(todo), BATCH):
         interrupts.check()  # a signal whose Interrupted an `except Exception` swallowed still stops us here
         chunk = todo[i:i + BATCH]
@@ -1003,7 +999,7 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
             fresh.add(new_id)
         result.created[tp.name] = result.created.get(tp.name, 0) + len(chunk)
         n += len(chunk)
-        _emit(progress, "page", tp.name, records=n)
+        task.advance(len(chunk))
 
     todo = [s for s in tp.update if s not in done_update]
     for i in range(0, len(todo), BATCH):
@@ -1020,7 +1016,8 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
         rec.add(tp.name, "update", [(sid, plan.id_map.get(sid, sid)) for sid in chunk])
         result.updated[tp.name] = result.updated.get(tp.name, 0) + len(batch)
         n += len(chunk)
-        _emit(progress, "page", tp.name, records=n)
+        task.advance(len(chunk))
+    task.done(f"{n:,} records")
 
     # one queue of files per (record, field), built from the backup now; what the target already
     # holds is read again just before uploading, so nothing is uploaded twice
@@ -1045,10 +1042,13 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
             if want:
                 queue[(dst, sp.name)] = (sid, want)
     table = tgw.table(tp.name) if queue else None
+    if not queue:
+        return
+    files = progress.task(f"upload {tp.name}", total=sum(len(w) for _, w in queue.values()), unit="files")
     for (dst, fname), (sid, want) in queue.items():
         _upload_missing(tgw, table, plan, tp, rec, store, result, dst, fname, want, sid,
-                        known_empty=dst in fresh)
-    _emit(progress, "done", tp.name, records=n)
+                        known_empty=dst in fresh, task=files)
+    files.done(f"{result.uploaded.get(tp.name, 0)} uploaded")
 
 
 def _same_as_body(body: dict[str, Any], have: dict[str, Any], tp: TablePlan) -> bool:
@@ -1132,7 +1132,7 @@ def _find_created(tgw: Gateway, plan: RestorePlan, tp: TablePlan, todo: dict[str
 
 def _upload_missing(tgw: Gateway, table: Any, plan: RestorePlan, tp: TablePlan, rec: _Recorder, store: BlobStore,
                     result: RestoreResult, dst: str, fname: str, want: list[dict[str, Any]], sid: str, *,
-                    known_empty: bool) -> None:
+                    known_empty: bool, task: Task) -> None:
     """Upload the files of ``want`` that record ``dst`` does not hold yet (by sha256), each once."""
     for attempt in range(1, RUN_ATTEMPTS + 1):
         if known_empty and attempt == 1:
@@ -1141,6 +1141,8 @@ def _upload_missing(tgw: Gateway, table: Any, plan: RestorePlan, tp: TablePlan, 
             got = _persist(tgw, f"get {tp.name}", lambda: tgw.get(tp.name, dst))
             have = list(got.get("fields", {}).get(fname) or [])
         missing = [a for a, m in zip(want, _match_atts(want, have, plan), strict=True) if m is None]
+        if attempt == 1:
+            task.advance(len(want) - len(missing))  # already there: nothing to send
         try:
             for att in missing:
                 sha = str(att["sha256"])
@@ -1151,6 +1153,7 @@ def _upload_missing(tgw: Gateway, table: Any, plan: RestorePlan, tp: TablePlan, 
                                         content_type=str(att.get("type") or "application/octet-stream"))
                 rec.add(tp.name, "upload", [(f"{dst}|{fname}|{sha}", dst)])
                 result.uploaded[tp.name] = result.uploaded.get(tp.name, 0) + 1
+                task.advance(1, bytes=len(data))
             return
         except errors.BestStagError as e:
             if not _retryable(e) or attempt == RUN_ATTEMPTS:

@@ -33,7 +33,7 @@ import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,6 +46,7 @@ from beststag_cli.diskspace import as_disk_full
 from beststag_cli.fsutil import _fsync_dir, atomic_write, check_safe_path, ensure_private_dir
 from beststag_cli.logs import log_event
 from beststag_cli.names import did_you_mean
+from beststag_cli.progress import Reporter, Task, guard
 
 from .chain import table_chain
 from .layout import (
@@ -93,8 +94,6 @@ INTERRUPTED = "interrupted"
 _STOP_WAIT_S = 30.0
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
-#: progress callback: (event, table, info) with event in start | page | done | failed
-Progress = Callable[[str, str, dict[str, Any]], None]
 
 
 @dataclass
@@ -208,7 +207,8 @@ class _Ctx:
     compression: str
     schema_tables: dict[str, dict[str, Any]]
     known_atts: dict[str, tuple[str, int]]
-    progress: Progress | None
+    #: guarded: a display problem never fails a backup
+    progress: Reporter
     airtable: AirtableClock | None = None
     attachments: dict[str, dict[str, Any]] = field(default_factory=dict)
     exceptions: dict[str, BaseException] = field(default_factory=dict)
@@ -232,7 +232,7 @@ class _Stopped(Exception):
 
 
 def run_backup(settings: Settings, gateway: Gateway, backup_type: str, tables: list[str] | None = None, *,
-               progress: Progress | None = None) -> BackupResult:
+               progress: Reporter | None = None) -> BackupResult:
     """Run one backup of ``backup_type`` over ``tables`` (default: the type's tables from config).
 
     :return: the result; ``status`` is ``ok`` or ``partial`` (some tables failed, the rest kept).
@@ -261,7 +261,7 @@ def run_backup(settings: Settings, gateway: Gateway, backup_type: str, tables: l
 
 
 def _run_locked(settings: Settings, gateway: Gateway, backup_type: str, names: list[str],
-                progress: Progress | None) -> BackupResult:
+                progress: Reporter | None) -> BackupResult:
     base = gateway.base_id
     with base_lock(settings, base):  # first: a second run exits 75 before it opens anything
         airtable = AirtableClock(settings.endpoint_url)
@@ -275,7 +275,7 @@ def _run_locked(settings: Settings, gateway: Gateway, backup_type: str, names: l
 
 
 def _run_with_clock(settings: Settings, gateway: Gateway, backup_type: str, names: list[str],
-                    progress: Progress | None, airtable: AirtableClock) -> BackupResult:
+                    progress: Reporter | None, airtable: AirtableClock) -> BackupResult:
     base = gateway.base_id
     root = settings.paths.backups
     schema = gateway.schema()
@@ -359,7 +359,7 @@ def _close_failed_run(settings: Settings, journal: Journal | None, backup_id: st
 
 def _run(settings: Settings, gateway: Gateway, backup_type: str, backup_id: str, names: list[str],
          schema: dict[str, Any], by_name: dict[str, dict[str, Any]], root: Path, partial: Path, started: datetime,
-         progress: Progress | None, airtable: AirtableClock | None = None) -> BackupResult:
+         progress: Reporter | None, airtable: AirtableClock | None = None) -> BackupResult:
     compression = settings.backup.compression
     if compression == "zstd":
         try:
@@ -372,7 +372,7 @@ def _run(settings: Settings, gateway: Gateway, backup_type: str, backup_id: str,
                if b.good and b.manifest is not None and b.manifest.base == gateway.base_id]
     ctx = _Ctx(settings=settings, gateway=gateway, backup_type=backup_type, partial=partial,
                store=BlobStore(root), compression=compression, schema_tables=by_name,
-               known_atts=_known_attachments(backups), progress=progress, airtable=airtable)
+               known_atts=_known_attachments(backups), progress=guard(progress), airtable=airtable)
     warnings: list[str] = []
     airtable_now = ctx.airtable_now()
     plans = {n: _plan_table(backup_type, n, by_name[n]["id"], backups, airtable_now, warnings) for n in names}
@@ -469,7 +469,6 @@ class _TablePlan:
     mode: str
     parent: str | None = None
     since: datetime | None = None
-    estimate: int | None = None
 
 
 def _plan_table(backup_type: str, name: str, table_id: str, backups: list[BackupInfo],
@@ -477,14 +476,8 @@ def _plan_table(backup_type: str, name: str, table_id: str, backups: list[Backup
     """Full or incremental, and from which parent: the newest good complete or incremental backup of
     the table whose chain is whole and whose ``as_of`` is not after Airtable's clock (a parent taken
     with a clock ahead would make ``since`` skip every change made until that clock is reached)."""
-    estimate = None
-    for b in reversed(backups):
-        t = b.manifest.tables.get(name) if b.manifest else None
-        if t is not None and t.status == OK and t.mode == "full":
-            estimate = t.records
-            break
     if backup_type != "incremental":
-        return _TablePlan(table_id, "full", estimate=estimate)
+        return _TablePlan(table_id, "full")
     index = {b.id: b for b in backups}
     for b in reversed(backups):
         if b.type not in ("complete", "incremental") or b.manifest is None:
@@ -503,8 +496,8 @@ def _plan_table(backup_type: str, name: str, table_id: str, backups: list[Backup
             table_chain(b, name, index)
         except errors.OperationFailed:
             continue  # its chain is broken: an incremental on top of it could never be restored
-        return _TablePlan(table_id, "incremental", parent=b.id, since=as_of - SAFETY_OVERLAP, estimate=estimate)
-    return _TablePlan(table_id, "full", estimate=estimate)
+        return _TablePlan(table_id, "incremental", parent=b.id, since=as_of - SAFETY_OVERLAP)
+    return _TablePlan(table_id, "full")
 
 
 def _ago(delta: timedelta) -> str:
@@ -615,12 +608,6 @@ def _changed_since(since: datetime) -> str:
             f"IS_AFTER(CREATED_TIME(), DATETIME_PARSE('{t}')))")
 
 
-def _emit(ctx: _Ctx, event: str, table: str, **info: Any) -> None:
-    if ctx.progress is not None:
-        with contextlib.suppress(Exception):  # a display problem must never fail a backup
-            ctx.progress(event, table, info)
-
-
 def _backup_table(ctx: _Ctx, name: str, plan: _TablePlan) -> TableEntry:
     entry = TableEntry(name=name, table_id=plan.table_id, mode=plan.mode, parent=plan.parent,
                        since=iso(plan.since) if plan.since else None)
@@ -630,7 +617,9 @@ def _backup_table(ctx: _Ctx, name: str, plan: _TablePlan) -> TableEntry:
     att_fields = [f["name"] for f in tdef["fields"] if f["type"] == "multipleAttachments"]
     writers: list[LineWriter] = []
     t0 = time.monotonic()
-    _emit(ctx, "start", name, mode=plan.mode, total=plan.estimate)
+    # no total: Airtable does not say how many records a listing holds, and an earlier backup's count
+    # is stale (a bar full while the listing went on); the display shows the count and its rate
+    task = ctx.progress.task(f"backup {name}" + (" (changes)" if plan.mode == "incremental" else ""))
     log_event("backup.table_started", table=name, mode=plan.mode, parent=plan.parent, since=entry.since)
     try:
         gw = ctx.gateway
@@ -640,12 +629,15 @@ def _backup_table(ctx: _Ctx, name: str, plan: _TablePlan) -> TableEntry:
             rel = table_file(name, plan.table_id, "ids", ctx.compression)
             w = LineWriter(ctx.partial / rel, ctx.compression)
             writers.append(w)
+            ids_task = ctx.progress.task(f"backup {name} (ids)")
             for page in gw.iterate(name, fields=[_small_field(tdef)]):
                 _check_stop(ctx)
                 for r in page:
                     w.write_line(r["id"])
+                ids_task.advance(len(page))
             entry.ids_file, entry.ids = rel, w.lines
             entry.ids_bytes, entry.ids_sha256 = w.close()
+            ids_task.done(f"{entry.ids:,} ids")
             pages = gw.iterate(name, formula=_changed_since(plan.since))  # type: ignore[arg-type]
         else:
             pages = gw.iterate(name)
@@ -658,9 +650,9 @@ def _backup_table(ctx: _Ctx, name: str, plan: _TablePlan) -> TableEntry:
             for r in page:
                 if att_fields and ctx.settings.backup.attachments:
                     _check_stop(ctx)
-                    n_atts += _fetch_attachments(ctx, name, r, att_fields)
+                    n_atts += _fetch_attachments(ctx, name, r, att_fields, task)
                 w.write_json(r)
-            _emit(ctx, "page", name, records=w.lines, total=plan.estimate)
+            task.advance(len(page))
         entry.file, entry.records = rel, w.lines
         entry.bytes, entry.sha256 = w.close()
         entry.attachments = n_atts
@@ -680,11 +672,13 @@ def _backup_table(ctx: _Ctx, name: str, plan: _TablePlan) -> TableEntry:
         if ctx.stop.is_set() or isinstance(e, _Stopped):
             # the whole run is stopping (a signal, a full disk): its one line says why, not each table
             log_event("backup.table_stopped", table=name, reason=entry.error)
+            task.failed("stopped")
             return entry
-        _emit(ctx, "failed", name, error=entry.error)
+        task.failed(entry.error or "")
         log_event("backup.table_failed", _level=40, table=name, error=entry.error)
         return entry
-    _emit(ctx, "done", name, records=entry.records, bytes=entry.bytes + entry.ids_bytes)
+    atts = entry.attachments
+    task.done(f"{entry.records:,} records" + (f", {atts} attachment{'s' if atts != 1 else ''}" if atts else ""))
     log_event("backup.table_finished", table=name, mode=plan.mode, records=entry.records, ids=entry.ids,
               bytes=entry.bytes + entry.ids_bytes, attachments=entry.attachments,
               seconds=round(time.monotonic() - t0, 3))
@@ -696,7 +690,7 @@ def _check_stop(ctx: _Ctx) -> None:
         raise _Stopped("the run is stopping")
 
 
-def _fetch_attachments(ctx: _Ctx, table: str, record: dict[str, Any], att_fields: list[str]) -> int:
+def _fetch_attachments(ctx: _Ctx, table: str, record: dict[str, Any], att_fields: list[str], task: Task) -> int:
     n = 0
     for fname in att_fields:
         for att in record.get("fields", {}).get(fname) or []:
@@ -707,6 +701,7 @@ def _fetch_attachments(ctx: _Ctx, table: str, record: dict[str, Any], att_fields
                 ctx.store.touch(sha)
             else:
                 sha, size = _download(ctx, table, record["id"], fname, att)
+                task.advance(0, bytes=size)  # downloaded bytes; a file already stored moves none
                 with ctx.lock:
                     ctx.known_atts[att_id] = (sha, size)
             att["sha256"] = sha

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from beststag_cli.errors import BadInput, Interrupted, OperationFailed, UnsafePath
+from beststag_cli.progress import Reporter, Task, guard
 
 from .chain import backup_index, table_chain
 from .layout import (
@@ -64,6 +65,9 @@ def table_files(backup_id: str, name: str, t: TableEntry) -> Iterator[tuple[str,
             raise BackupBroken(backup_id, MANIFEST, f"table {name}: bad file name {rel!r}") from None
         yield checked, sha, size, lines, records
 
+#: lines read between two progress updates (one call a line would cost more than the check)
+_ADVANCE_EVERY = 500
+
 
 @dataclass
 class VerifyReport:
@@ -100,11 +104,13 @@ def _check_file(backup_id: str, directory: Path, rel: str, sha: str | None, size
     return path
 
 
-def _count_lines(backup_id: str, path: Path, rel: str, records: bool) -> int:
+def _count_lines(backup_id: str, path: Path, rel: str, records: bool, task: Task | None = None) -> int:
     n = 0
     try:
         for line in iter_lines(path):
             n += 1
+            if task is not None and n % _ADVANCE_EVERY == 0:
+                task.advance(_ADVANCE_EVERY)
             if records:
                 obj = json.loads(line)
                 if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or "fields" not in obj:
@@ -117,17 +123,21 @@ def _count_lines(backup_id: str, path: Path, rel: str, records: bool) -> int:
         raise BackupBroken(backup_id, rel, f"unreadable after line {n}: {type(e).__name__}: {e}") from None
     except Exception as e:  # zstandard raises its own ZstdError
         raise BackupBroken(backup_id, rel, f"unreadable after line {n}: {type(e).__name__}: {e}") from None
+    if task is not None:
+        task.advance(n % _ADVANCE_EVERY)
     return n
 
 
 def verify_dir(directory: Path, *, store: BlobStore, expected_id: str | None = None, hash_blobs: bool = True,
-               checked_blobs: set[str] | None = None) -> VerifyReport:
+               checked_blobs: set[str] | None = None, progress: Reporter | None = None) -> VerifyReport:
     """Verify one backup folder (finished or still under ``.partial/``).
 
     :param hash_blobs: re-hash attachment files (False: check they exist with the right size).
     :param checked_blobs: sha256s already hashed in this session (``verify --all`` shares it).
+    :param progress: records read and attachment bytes hashed (totals from this backup's manifest).
     :raises BackupBroken: naming the first broken file.
     """
+    progress = guard(progress)
     label = expected_id or directory.name
     try:
         m: Manifest = read_manifest(directory)
@@ -151,19 +161,25 @@ def verify_dir(directory: Path, *, store: BlobStore, expected_id: str | None = N
     except Exception as e:
         raise BackupBroken(bid, SCHEMA, f"not a base schema: {e}") from None
 
-    for name, t in m.tables.items():
-        if t.status != OK:
-            continue
-        if t.table_id not in schema_tables:
-            raise BackupBroken(bid, SCHEMA, f"has no table {t.table_id} ({name})")
-        for rel, sha, size, count, records in table_files(bid, name, t):
-            path = _check_file(bid, directory, rel, sha, size, report)
-            lines = _count_lines(bid, path, rel, records)
-            if lines != count:
-                raise BackupBroken(bid, rel, f"{lines} lines, manifest says {count}")
-            if records:
-                report.records += lines
-        report.tables += 1
+    task = progress.task(f"verify {bid}", total=sum(t.records for t in m.tables.values() if t.status == OK))
+    try:
+        for name, t in m.tables.items():
+            if t.status != OK:
+                continue
+            if t.table_id not in schema_tables:
+                raise BackupBroken(bid, SCHEMA, f"has no table {t.table_id} ({name})")
+            for rel, sha, size, count, records in table_files(bid, name, t):
+                path = _check_file(bid, directory, rel, sha, size, report)
+                lines = _count_lines(bid, path, rel, records, task if records else None)
+                if lines != count:
+                    raise BackupBroken(bid, rel, f"{lines} lines, manifest says {count}")
+                if records:
+                    report.records += lines
+            report.tables += 1
+    except BackupBroken as e:
+        task.failed(f"{e.file}: {e.problem}")
+        raise
+    task.done(f"{report.records:,} records")
 
     att_path = directory / ATTACHMENTS
     if m.attachments_sha256 is not None or att_path.exists():
@@ -174,6 +190,7 @@ def verify_dir(directory: Path, *, store: BlobStore, expected_id: str | None = N
             raise BackupBroken(bid, ATTACHMENTS, f"a line does not parse: {e}") from None
         if len(items) != m.attachments_count:
             raise BackupBroken(bid, ATTACHMENTS, f"{len(items)} entries, manifest says {m.attachments_count}")
+        files = progress.task(f"verify {bid} attachments", total=len(items), unit="files")
         for n, a in enumerate(items, 1):
             if not isinstance(a, dict):
                 raise BackupBroken(bid, ATTACHMENTS, f"line {n} is not an attachment entry")
@@ -185,8 +202,11 @@ def verify_dir(directory: Path, *, store: BlobStore, expected_id: str | None = N
             if isinstance(size, bool) or not isinstance(size, int) or size < 0:
                 raise BackupBroken(bid, ATTACHMENTS, f"attachment {a.get('id')!r:.80}: size: expected a count "
                                    f"(integer >= 0), got {size!r:.80}")
+            hashed = report.bytes_checked
             _check_blob(bid, store, sha, size, str(a.get("id")), hash_blobs, report)
+            files.advance(1, bytes=report.bytes_checked - hashed)
             report.attachments += 1
+        files.done()
     return report
 
 
@@ -215,7 +235,7 @@ def _check_blob(bid: str, store: BlobStore, sha: str, size: int, att_id: str, ha
 
 
 def verify_backup(info: BackupInfo, store: BlobStore, checked_blobs: set[str] | None = None,
-                  index: dict[str, BackupInfo] | None = None) -> VerifyReport:
+                  index: dict[str, BackupInfo] | None = None, progress: Reporter | None = None) -> VerifyReport:
     """Verify a listed backup (see :func:`verify_dir`) and, like a restore, that every good table's
     chain of incrementals reaches a full copy through backups that are still there and readable.
 
@@ -223,7 +243,7 @@ def verify_backup(info: BackupInfo, store: BlobStore, checked_blobs: set[str] | 
     """
     if info.manifest is None:
         raise BackupBroken(info.id, MANIFEST, info.problem or "unreadable")
-    report = verify_dir(info.path, store=store, expected_id=info.id, checked_blobs=checked_blobs)
+    report = verify_dir(info.path, store=store, expected_id=info.id, checked_blobs=checked_blobs, progress=progress)
     check_chains(info, index if index is not None else backup_index(info.path.parent.parent))
     return report
 

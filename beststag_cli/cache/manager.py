@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import clock
 from ..errors import CorruptFile, DiskFull, UpstreamAuthError, UpstreamUnavailable
+from ..progress import Reporter, guard
 from . import policy
 from .backend import CacheBackend, make_store
 
@@ -746,9 +747,16 @@ class CacheManager:
         return False
 
     # ---------------------------------------------------------------- maintenance
-    def warm(self, specs: Iterable[QuerySpec]) -> list[CacheResult]:
-        """Load each query's answer now (refreshing what is cached)."""
-        return [self.get(s, refresh=True) for s in specs]
+    def warm(self, specs: Iterable[QuerySpec], progress: Reporter | None = None) -> list[CacheResult]:
+        """Load each query's answer now (refreshing what is cached); ``progress`` counts queries."""
+        specs = list(specs)
+        task = guard(progress).task("cache warm", total=len(specs), unit="queries")
+        out = []
+        for s in specs:
+            out.append(self.get(s, refresh=True))
+            task.advance(1)
+        task.done(f"{sum(len(r.records) for r in out):,} records")
+        return out
 
     def _warm_tables(self, tables: Iterable[str]) -> set[str]:
         """The names of `tables` (names or ids); an unknown one is `UnknownTable` with a 'did you mean'."""

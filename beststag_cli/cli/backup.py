@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
@@ -35,41 +33,6 @@ def _size(n: int) -> str:
     return f"{n} B"  # pragma: no cover
 
 
-def _interactive() -> bool:
-    return sys.stderr.isatty() and not STATE.json and not STATE.quiet
-
-
-@contextmanager
-def _progress(verb: str) -> Iterator[Callable[[str, str, dict[str, Any]], None] | None]:
-    """Rich progress bars per table on a terminal; None otherwise (the core logs JSON lines)."""
-    if not _interactive():
-        yield None
-        return
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    bars = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TextColumn("{task.fields[note]}"), TimeElapsedColumn(), console=Console(stderr=True))
-    tasks: dict[str, Any] = {}
-
-    def update(event: str, table: str, info: dict[str, Any]) -> None:
-        if table not in tasks:
-            tasks[table] = bars.add_task(f"{verb} {table}", total=info.get("total"), note="")
-        task = tasks[table]
-        if event == "page":
-            total = info.get("total")
-            done = info.get("records", 0)
-            bars.update(task, completed=done, total=max(total, done) if total else None)
-        elif event == "done":
-            done = info.get("records", 0)
-            bars.update(task, completed=done, total=done, note="done")
-        elif event == "failed":
-            bars.update(task, note=f"[red]failed: {info.get('error', '')}[/]")
-
-    with bars:
-        yield update
-
-
 @app.command()
 @interruptible
 @as_job("backup-{type_}")
@@ -85,7 +48,7 @@ def run(
     """
     from ..backup.runner import run_backup
 
-    with _progress("backing up") as progress:
+    with render.progress() as progress:
         result = run_backup(STATE.settings, STATE.gateway, type_, _split(tables), progress=progress)
     data = result.summary()
     if STATE.json:
@@ -207,11 +170,12 @@ def verify(
         targets = listed if all_ else [find_backup(root, str(backup_id))]
         store = BlobStore(root)
         index = {b.id: b for b in listed}
-        for b in targets:
-            try:
-                ok.append(verify_backup(b, store, seen, index).to_dict())
-            except BackupBroken as e:
-                broken.append(e)
+        with render.progress() as progress:
+            for b in targets:
+                try:
+                    ok.append(verify_backup(b, store, seen, index, progress=progress).to_dict())
+                except BackupBroken as e:
+                    broken.append(e)
     if STATE.json:
         render.emit_json({"verified": ok, "broken": [{"id": e.backup_id, "file": e.file, "problem": e.problem}
                                                      for e in broken]})
@@ -287,7 +251,7 @@ def _confirm_and_execute(settings: Any, gateway: Any, plan: Any, yes: bool) -> N
         _render_plan(plan.summary())
         if not typer.confirm(f"Write to base {plan.target_base}?", default=False, err=True):
             raise BadInput("nothing restored", hint="pass --yes to skip the question")
-    with _progress("restoring") as progress:
+    with render.progress() as progress:
         result = execute_restore(settings, gateway, plan, progress=progress)
     data = result.summary()
     if STATE.json:

@@ -221,7 +221,8 @@ def warm(
         for s in m.journal_warm_specs(limit=limit, tables=tables or []):
             if json.dumps(s.to_json(), sort_keys=True) not in seen:
                 specs.append(s)
-    results = m.warm(specs)
+    with render.progress() as progress:
+        results = m.warm(specs, progress=progress)
     rows = [{"table": r.table, "key": r.key, "records": len(r.records), "status": r.status} for r in results]
     if STATE.json:
         render.emit_json({"warmed": rows})

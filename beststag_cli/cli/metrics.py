@@ -115,6 +115,15 @@ def alerts(
             render.note(f"notified {n['url']}: {n['alert']} {n['status']}")
         else:
             render.note(f"[yellow]could not notify[/] {n['url']} ({n['alert']} {n['status']}): {n['error']}")
+    if result["firing"] and STATE.quiet and not STATE.json:
+        # cron mails this: each firing alert's figure and threshold, then the one-line error
+        from ..logs import redact
+        from ..metrics.alerts import firing_line
+
+        for a in result["alerts"]:
+            if a["firing"]:
+                sys.stderr.write(redact(firing_line(a)) + "\n")
+        sys.stderr.flush()
     if result["firing"]:
         raise AlertsFiring(f"{len(result['firing'])} alert(s) firing: {', '.join(result['firing'])}")
 

@@ -123,9 +123,14 @@ def run(
     service = _service()
     progress = None
     if sys.stderr.isatty() and not STATE.json and not STATE.quiet and not ndjson:
+        from rich.console import Console
         from rich.progress import Progress, SpinnerColumn, TextColumn
 
-        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True)
+        from ..logs import rich_console
+
+        STATE.settings  # noqa: B018 - logging first: the spinner draws through its Console (log lines above it)
+        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True,
+                            console=rich_console() or Console(stderr=True))
     if progress is not None:
         with progress:
             task = progress.add_task(f"fetching {table}", total=None)

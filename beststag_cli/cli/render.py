@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING, Any
 
 from .state import STATE
+
+if TYPE_CHECKING:
+    from ..progress import Reporter
 
 
 def _console(stderr: bool = False) -> Any:
@@ -94,3 +98,18 @@ def error(kind: str, message: str, hint: str = "") -> None:
     if hint:
         text += f" [dim]({escape(hint)})[/]"
     _console(stderr=True).print(text)
+
+
+def progress() -> AbstractContextManager[Reporter]:
+    """Progress of long work: a live display on a terminal; JSON lines in the log otherwise (pipes, cron, --quiet).
+
+    ``with render.progress() as reporter: core_call(..., progress=reporter)``
+    """
+    if sys.stderr.isatty() and not STATE.json and not STATE.quiet:
+        from .progress_view import live_progress
+
+        STATE.settings  # noqa: B018 - sets up logging first: the display draws through the log handler's Console
+        return live_progress()
+    from ..progress import LogReporter
+
+    return nullcontext(LogReporter())

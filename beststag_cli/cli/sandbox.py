@@ -64,7 +64,8 @@ def seed(
     """
     from ..sandbox.admin import seed as core_seed
 
-    counts = core_seed(_open(), scale=scale, seed=seed_)
+    with render.progress() as progress:
+        counts = core_seed(_open(), scale=scale, seed=seed_, progress=progress)
     if STATE.json:
         render.emit_json({"base_id": "appBestStagSandbx", "tables": counts})
     else:

@@ -41,7 +41,7 @@ def show(
                                               for t, names in collisions]})
     else:
         render.table(f"schedule (now {now:%Y-%m-%d %H:%M %Z})", ["job", "schedule", "command", "next runs"],
-                     [[j.name, j.cron, f"beststag {j.command}", ", ".join(f"{t:%a %d %H:%M}" for t in nxt)]
+                     [[j.name, j.cron, f"beststag {j.command}", ", ".join(f"{t:%a %Y-%m-%d %H:%M}" for t in nxt)]
                       for j, nxt in rows])
     if collisions:
         t, names = collisions[0]

@@ -36,6 +36,9 @@ def serve(
     from ..server.secret import resolve_secret
 
     settings = STATE.settings
+    from ..logs import log_requests_to_console
+
+    log_requests_to_console(quiet=STATE.quiet)  # one line a request: method, path, status, duration
     host = host or settings.webhook.host
     port = settings.webhook.port if port is None else port
     configured = settings.webhook.secret.get_secret_value() if settings.webhook.secret else None

@@ -136,7 +136,7 @@ def _backup_alert(settings: Settings, journal: Journal, now: float) -> Alert:
                        if st["last_success_age_seconds"] is not None else None,
                        "max_age_hours": max_age_s / 3600}
         if st["consecutive_failures"] >= rule.consecutive_failures:
-            failing[t] = f"{st['consecutive_failures']} failed run(s) in a row (last: {st['last_status']})"
+            failing[t] = f"{st['consecutive_failures']} failed run(s) in a row (last: {st['last_outcome_status']})"
         elif st["last_success_age_seconds"] is None:
             failing[t] = "no successful run yet"
         elif st["last_success_age_seconds"] > max_age_s:
@@ -149,6 +149,31 @@ def _backup_alert(settings: Settings, journal: Journal, now: float) -> Alert:
         else "every backup type succeeded recently"
     return Alert("backup_failure", bool(failing), float(len(failing)), 0, "types", msg,
                  {"failing": failing, "types": per_type})
+
+
+def figure(value: float | None, unit: str) -> str:
+    """An alert's value or threshold as an operator reads it: 45.0%, 1.250 s, 2 types."""
+    if value is None:
+        return "-"
+    if unit == "ratio":
+        return f"{value:.1%}"
+    if unit == "seconds":
+        return f"{value:.3f} s"
+    return f"{value:g} {unit}"
+
+
+#: which side of its threshold an alert fires on
+_BELOW = frozenset({"cache_hit_ratio"})
+
+
+def firing_line(alert: dict[str, Any]) -> str:
+    """One line for a firing alert, its figure against its threshold (what cron mails under --quiet).
+
+    ``backup_failure: 1 types, threshold 0 types (fires above) - backups failing: critical: no successful run yet``
+    """
+    side = "below" if alert["name"] in _BELOW else "above"
+    return (f"{alert['name']}: {figure(alert['value'], alert['unit'])}, threshold "
+            f"{figure(alert['threshold'], alert['unit'])} (fires {side}) - {alert['message']}")
 
 
 # --------------------------------------------------------------------------------------------

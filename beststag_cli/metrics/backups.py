@@ -28,6 +28,11 @@ def is_finished(status: str) -> bool:
     return status.lower() not in RUNNING_STATUSES
 
 
+def is_neutral(status: str) -> bool:
+    """An interrupted run: stopped on purpose, neither a success nor a failure."""
+    return status.lower() in NEUTRAL_STATUSES
+
+
 def type_status(journal: Journal, backup_type: str, now: float) -> dict[str, Any]:
     """State of one backup type over all time: last run, last success, failures in a row."""
     runs = journal.query("SELECT id, status, started, finished, duration_s, records, bytes FROM backup_runs"
@@ -39,6 +44,7 @@ def type_status(journal: Journal, backup_type: str, now: float) -> dict[str, Any
                              " WHERE type = ? ORDER BY coalesce(finished, started) DESC", (backup_type,))
         last_ok = next((r for r in rows if is_success(r["status"])), None)
     failures_in_a_row = 0
+    counted = next((r["status"] for r in finished if not is_neutral(r["status"])), None)
     for r in finished:
         if is_success(r["status"]):
             break
@@ -48,6 +54,8 @@ def type_status(journal: Journal, backup_type: str, now: float) -> dict[str, Any
     last_ok_ts = (last_ok["finished"] or last_ok["started"]) if last_ok else None
     return {
         "last_status": finished[0]["status"] if finished else None,
+        # the newest run that succeeded or failed (an interrupted one is neither)
+        "last_outcome_status": counted,
         "last_run_timestamp": (finished[0]["finished"] or finished[0]["started"]) if finished else None,
         "last_success_id": last_ok["id"] if last_ok else None,
         "last_success_timestamp": last_ok_ts,
@@ -64,7 +72,9 @@ def collect_backup(settings: Settings, journal: Journal, window: Window) -> dict
     """The backup section: success rate in the window, per-type state, storage, recovery estimate."""
     rows = journal.query("SELECT type, status, bytes, records FROM backup_runs WHERE started >= ? AND started <= ?",
                          (window.start, window.end))
-    finished = [r for r in rows if is_finished(r["status"])]
+    # an interrupted run is neither: it counts in neither the successes nor the failures nor the ratio
+    stopped = [r for r in rows if is_finished(r["status"]) and is_neutral(r["status"])]
+    finished = [r for r in rows if is_finished(r["status"]) and not is_neutral(r["status"])]
     ok = [r for r in finished if is_success(r["status"])]
     types = sorted(set(BACKUP_TYPES) | {r["type"] for r in rows})
     by_type: dict[str, Any] = {}
@@ -75,6 +85,7 @@ def collect_backup(settings: Settings, journal: Journal, window: Window) -> dict
             "runs": len(fin_t),
             "successes": len(ok_t),
             "failures": len(fin_t) - len(ok_t),
+            "interrupted": sum(1 for r in stopped if r["type"] == t),
             "success_ratio": rounded(ratio(len(ok_t), len(fin_t))),
             "bytes_in_range": sum(r["bytes"] or 0 for r in ok_t),
             "storage_bytes": dir_bytes(settings.paths.backups / t),
@@ -84,6 +95,7 @@ def collect_backup(settings: Settings, journal: Journal, window: Window) -> dict
         "runs_total": len(finished),
         "successes_total": len(ok),
         "failures_total": len(finished) - len(ok),
+        "interrupted_total": len(stopped),
         "success_ratio": rounded(ratio(len(ok), len(finished))),
         "by_type": by_type,
         "storage_bytes": sum(v["storage_bytes"] for v in by_type.values()),

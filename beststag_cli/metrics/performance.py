@@ -36,7 +36,7 @@ def request_figures(journal: Journal, window: Window, budget_per_s: float) -> di
     pct, method = rollup.duration_percentiles(journal, window, t)
     avg_ms = t.duration_sum_ms / t.duration_n if t.duration_n else None
     rate_per_s = t.requests / window.seconds
-    peak_hour = rollup.peak_hour_requests(journal, window)
+    peak_rate = rollup.peak_hour_rate(journal, window)
     return {
         "requests_total": t.requests,
         "throughput_per_hour": rounded(t.requests / window.hours, 3),
@@ -57,8 +57,8 @@ def request_figures(journal: Journal, window: Window, budget_per_s: float) -> di
             "budget_requests_per_second": budget_per_s,
             "avg_requests_per_second": rounded(rate_per_s, 6),
             "avg_budget_ratio": rounded(rate_per_s / budget_per_s, 6),
-            "peak_hour_requests": peak_hour,
-            "peak_hour_budget_ratio": rounded(peak_hour / (3600 * budget_per_s), 6),
+            "peak_hour_requests": rounded(peak_rate * 3600, 3),
+            "peak_hour_budget_ratio": rounded(peak_rate / budget_per_s, 6),
         },
         "records_transferred_total": t.records,
         "bytes_transferred_total": t.bytes,

@@ -275,6 +275,7 @@ def charts(result: dict[str, Any], history: dict[str, list[tuple[float, int]]],
         c.x_labels = types
         c.add("succeeded", [backup["by_type"][t]["successes"] for t in types])
         c.add("failed", [backup["by_type"][t]["failures"] for t in types])
+        c.add("interrupted", [backup["by_type"][t].get("interrupted", 0) for t in types])
         out.append(Chart("backup_runs", "Backup runs", _svg(c)))
 
         c = pygal.Bar(**_config(title="Backup storage on disk (MB)", y_title="MB", show_legend=False,

@@ -332,14 +332,28 @@ def cache_series(journal: Journal, window: Window, step: int) -> list[dict[str, 
             for t, a in sorted(acc.items())]
 
 
-def peak_hour_requests(journal: Journal, window: Window) -> int:
-    """The most requests recorded in one whole UTC hour of the window (0 without whole hours)."""
-    h0, h1 = ceil_hour(window.start), floor_hour(window.end)
-    if h0 >= h1:
-        return 0
-    rows = journal.query("SELECT max(r) AS m FROM (SELECT sum(requests) AS r FROM requests_hourly"
-                         " WHERE hour >= ? AND hour < ? GROUP BY hour)", (h0, h1))
-    return int(rows[0]["m"] or 0)
+def peak_hour_rate(journal: Journal, window: Window) -> float:
+    """Requests per second in the window's busiest hour (never below the window's average rate).
+
+    The window is cut into UTC hours; a partial hour at either edge is merged into its neighbour
+    (spans of 1 to 2 hours), and a window of at most two spans is one span. The spans tile the
+    window, so their rates average (weighted by length) to the window's rate and the busiest one is
+    at least that. Counting only whole hours read 0 for a 1h window, which never holds one.
+    """
+    if window.seconds <= 0:
+        return 0.0
+    spans: list[list[float]] = []  # [seconds, requests], oldest first
+    for b in request_series(journal, window, HOUR):
+        lo, hi = max(float(b["t"]), window.start), min(float(b["t"] + HOUR), window.end)
+        if hi > lo or b["requests"]:
+            spans.append([max(hi - lo, 0.0), float(b["requests"])])
+    if len(spans) > 1 and spans[0][0] < HOUR:
+        head = spans.pop(0)
+        spans[0] = [spans[0][0] + head[0], spans[0][1] + head[1]]
+    if len(spans) > 1 and spans[-1][0] < HOUR:
+        tail = spans.pop()
+        spans[-1] = [spans[-1][0] + tail[0], spans[-1][1] + tail[1]]
+    return max((n / s for s, n in spans if s > 0), default=0.0)
 
 
 def lifetime_request_totals(journal: Journal) -> dict[str, int]:

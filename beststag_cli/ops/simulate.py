@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(report.summary(), indent=2, ensure_ascii=False))
     bad = [r for r in report.runs if r.exit_code not in (0,)]
     for r in bad[:20]:
-        print(f"{r.at:%a %H:%M} {r.name} exit {r.exit_code}: {r.stderr[:200]}")
+        print(f"{r.at:%a %Y-%m-%d %H:%M} {r.name} exit {r.exit_code}: {r.stderr[:200]}")
     return 1 if bad else 0
 
 

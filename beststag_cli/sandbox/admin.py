@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..progress import Reporter
 from . import SANDBOX_BASE_ID, Sandbox, sandbox_tokens
 
 
@@ -20,14 +21,15 @@ def reset(sb: Sandbox) -> None:
     sb.store.reset()
 
 
-def seed(sb: Sandbox, *, scale: float = 1.0, seed: int = 42, replace: bool = True) -> dict[str, int]:
+def seed(sb: Sandbox, *, scale: float = 1.0, seed: int = 42, replace: bool = True,
+         progress: Reporter | None = None) -> dict[str, int]:
     from .seed import load_sample
 
     if sb.store.has_base(SANDBOX_BASE_ID):
         if not replace:
             return {}
         sb.store.drop_base(SANDBOX_BASE_ID)
-    return load_sample(sb.store, seed=seed, scale=scale)
+    return load_sample(sb.store, seed=seed, scale=scale, progress=progress)
 
 
 def open_sandbox(path: Path) -> Sandbox:

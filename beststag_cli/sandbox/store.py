@@ -28,6 +28,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from .. import clock
+from ..progress import Reporter, Task, guard
 from .fields import EMPTY, CellError, format_instant, formula_value, parse_instant, string_cell, validate_cell
 from .schema import MERGE_ON_TYPES, BaseDef, FieldDef, TableDef, build_base, is_id, new_id
 
@@ -1068,14 +1069,18 @@ class SandboxStore:
 
     # ------------------------------------------------------------------ bulk load (seeding)
     def bulk_load(
-        self, base_id: str, tables: dict[str, list[tuple[str, str, str, dict[str, Any]]]]
+        self, base_id: str, tables: dict[str, list[tuple[str, str, str, dict[str, Any]]]],
+        progress: Reporter | None = None,
     ) -> dict[str, dict[str, str]]:
         """Insert many records without the per-request limits (seeding only).
 
         `tables`: table name → list of (key, created ISO, modified ISO, fields by name) where link values
         are lists of keys and attachment values are lists of (filename, content type, bytes).
-        Returns table name → key → record id. Inverse links are filled in.
+        Returns table name → key → record id. Inverse links are filled in. ``progress``: one task a
+        table (records staged, attachment bytes stored), done once the table is written.
         """
+        reporter = guard(progress)
+
         def op() -> dict[str, dict[str, str]]:
             b = self._base(base_id)
             ids: dict[str, dict[str, str]] = {}
@@ -1085,14 +1090,17 @@ class SandboxStore:
                     raise KeyError(name)
                 ids[name] = {key: new_id("rec", self._rng) for key, *_ in rows}
             staged: dict[str, list[Rec]] = {}
+            tasks: dict[str, Task] = {}
             for name, rows in tables.items():
                 t = b.table(name)
                 assert t is not None
+                task = tasks[t.id] = reporter.task(f"seed {name}", total=len(rows))
                 auto_fields = [f.id for f in t.fields if f.type == "autoNumber"]
                 seq0, auto0 = self._db.execute("SELECT seq, auto FROM counters WHERE table_id=?", (t.id,)).fetchone()
                 out = []
                 for i, (key, created, modified, values) in enumerate(rows):
                     cells: dict[str, Any] = {}
+                    stored = 0
                     for fname, v in values.items():
                         f = t.field(fname)
                         if f is None:
@@ -1102,6 +1110,7 @@ class SandboxStore:
                             v = [ids[target][k] for k in v]
                         elif f.type == "multipleAttachments":
                             v = [self._attachment_from_bytes(data, fn, ct) for fn, ct, data in v]
+                            stored += sum(a["size"] for a in v)
                         if v is None or v == "" or v == [] or v is False:
                             continue
                         cells[f.id] = v
@@ -1109,6 +1118,7 @@ class SandboxStore:
                         cells[fid] = auto0 + i + 1
                     mt = {k: (modified if j % 2 == 0 else created) for j, k in enumerate(cells)}
                     out.append(Rec(ids[name][key], seq0 + i + 1, created, cells, mt))
+                    task.advance(1, bytes=stored)
                 self._db.execute("UPDATE counters SET seq=?, auto=? WHERE table_id=?",
                                  (seq0 + len(rows), auto0 + len(rows), t.id))
                 staged[t.id] = out
@@ -1127,6 +1137,7 @@ class SandboxStore:
                                 o.mtimes.setdefault(inv, o.created)
             for table_id, recs in staged.items():
                 self._persist(recs, b.table_by_id(table_id), b)
+                tasks[table_id].done(f"{len(recs):,} records")
             self._commit(set(staged))
             return ids
 

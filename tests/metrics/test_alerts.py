@@ -202,3 +202,23 @@ def test_a_failed_notification_is_reported_and_retried(settings, journal, receiv
     clock.advance(60)
     sent = al.check(settings, journal)["notifications"]  # not marked as notified, so sent now
     assert [(n["status"], n["ok"]) for n in sent] == [("firing", True)]
+
+
+def test_interrupted_runs_do_not_fire_the_backup_alert(settings, journal) -> None:  # type: ignore[no-untyped-def]
+    _healthy_backups(journal)
+    for i in range(3):  # three cron runs stopped by SIGTERM in a row
+        journal.record_backup_run(id=f"crit-int{i}", type="critical", status="interrupted", started=T - 50 + i,
+                                  finished=T - 40 + i)
+    assert not _by_name(al.evaluate(settings, journal))["backup_failure"].firing
+    journal.record_backup_run(id="crit-bad", type="critical", status="failed", started=T - 30, finished=T - 20)
+    journal.record_backup_run(id="crit-int9", type="critical", status="interrupted", started=T - 10, finished=T - 5)
+    a = _by_name(al.evaluate(settings, journal))["backup_failure"]
+    assert a.firing and a.detail["failing"] == {"critical": "1 failed run(s) in a row (last: failed)"}
+
+
+def test_firing_line_names_figure_and_threshold() -> None:
+    a = al.Alert("cache_hit_ratio", True, 0.45, 0.8, "ratio", "cache hit ratio 45.0% over 40 lookups (minimum 80%)")
+    assert al.firing_line(a.to_dict()) == ("cache_hit_ratio: 45.0%, threshold 80.0% (fires below) - "
+                                           "cache hit ratio 45.0% over 40 lookups (minimum 80%)")
+    a = al.Alert("response_time", True, 2.5, 2.0, "seconds", "average response time 2.500 s")
+    assert al.firing_line(a.to_dict()).startswith("response_time: 2.500 s, threshold 2.000 s (fires above)")

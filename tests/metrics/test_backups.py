@@ -68,3 +68,19 @@ def test_recovery_time_from_measured_restores(settings, journal) -> None:  # typ
     assert rec["records_per_second"] == 5.0  # 2000 records in 400 s
     assert rec["estimate_seconds"] == pytest.approx(600.0)
     assert rec["method"] == "measured over 2 restore(s)"
+
+
+def test_interrupted_runs_are_neither_successes_nor_failures(settings, journal) -> None:  # type: ignore[no-untyped-def]
+    """A run stopped by SIGINT/SIGTERM (status `interrupted`) is not a failure: not in failures, not in the ratio."""
+    _run(journal, "c1", "critical", "ok", 10)
+    _run(journal, "c2", "critical", "failed", 8)
+    _run(journal, "c3", "critical", "interrupted", 6)
+    _run(journal, "c4", "critical", "interrupted", 4)
+    b = collect_backup(settings, journal, Window.ending("24h", T))
+    crit = b["by_type"]["critical"]
+    assert (crit["runs"], crit["successes"], crit["failures"], crit["interrupted"]) == (2, 1, 1, 2)
+    assert crit["success_ratio"] == 0.5
+    assert (b["failures_total"], b["interrupted_total"]) == (1, 2)
+    assert crit["consecutive_failures"] == 1
+    assert crit["last_status"] == "interrupted"
+    assert crit["last_outcome_status"] == "failed"

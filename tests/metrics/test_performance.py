@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
 
 from beststag_cli.metrics import rollup
 from beststag_cli.metrics.performance import cache_figures, collect_performance, request_figures
@@ -137,3 +140,38 @@ def test_cache_figures_by_hand(settings, journal) -> None:  # type: ignore[no-un
     assert c["size_bytes"] == 1234
     c24 = cache_figures(journal, Window.ending("24h", T), settings.paths.cache_dir)
     assert c24["hits_total"] == 7
+
+
+# the issue's case: `--range 1h` showed "API budget used (avg / peak hour) 46.9% / 0.0%"
+_RANGES = ("1h", "24h", "7d")
+
+
+@settings_(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(range_name=st.sampled_from(_RANGES), end_offset=st.floats(min_value=0, max_value=7200),
+       offsets=st.lists(st.floats(min_value=0, max_value=1.0), min_size=1, max_size=40),
+       refresh_first=st.booleans())
+def test_peak_hour_is_never_below_the_average(journal, range_name, end_offset, offsets,  # type: ignore[no-untyped-def]
+                                              refresh_first) -> None:
+    journal.conn.execute("DELETE FROM requests")
+    journal.conn.execute("DELETE FROM requests_hourly")
+    journal.conn.execute("DELETE FROM kv")
+    window = Window.ending(range_name, T + end_offset)
+    # requests spread anywhere in the window (its edges included), rolled up before or after they land
+    rows = [(window.start + f * window.seconds, "Tarefas", "GET", 200, 10.0, 0) for f in offsets]
+    if refresh_first:
+        rollup.refresh(journal)
+    _fill(journal, rows)
+    rollup.refresh(journal)
+    api = request_figures(journal, window, 5.0)["api_usage"]
+    assert api["avg_requests_per_second"] > 0
+    assert api["peak_hour_budget_ratio"] >= api["avg_budget_ratio"]
+    assert api["peak_hour_requests"] > 0
+
+
+def test_one_hour_range_peak_is_the_window_itself(journal) -> None:  # type: ignore[no-untyped-def]
+    """A 1h window holds no whole UTC hour: its busiest hour is the window, not 0."""
+    _fill(journal, [(T - 60 * i, "Tarefas", "GET", 200, 10.0, 0) for i in range(30)])
+    rollup.refresh(journal)
+    api = request_figures(journal, Window.ending("1h", T), 5.0)["api_usage"]
+    assert api["peak_hour_requests"] == 30
+    assert api["peak_hour_budget_ratio"] == api["avg_budget_ratio"]

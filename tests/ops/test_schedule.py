@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -155,3 +158,14 @@ def test_schedule_crontab_fills_in_this_installation(cli: Any, tmp_path: Path) -
     as_json = cli("--json", "schedule", "crontab")
     assert as_json.json()["entries"][0] == {"schedule": "0 0 * * *", "args": ["backup", "run", "--type",
                                                                               "incremental"]}
+
+
+def test_schedule_show_prints_next_runs_with_their_month(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`Fri 01 04:40, Mon 01 04:40` said neither month: each run reads `Sun 2026-06-07 02:00`."""
+    monkeypatch.setenv("TZ", "UTC")
+    monkeypatch.setenv("BESTSTAG_FAKE_NOW", "2026-06-06T23:00:00Z")
+    monkeypatch.setenv("COLUMNS", "300")  # the runs column whole, however piped output gets wrapped
+    r = subprocess.run([sys.executable, "-m", "beststag_cli", "schedule", "show", "--count", "2"],
+                       env=os.environ.copy(), capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r
+    assert "Sun 2026-06-07 02:00, Sun 2026-06-14 02:00" in r.stdout, r.stdout
