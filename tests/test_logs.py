@@ -212,7 +212,7 @@ def test_unwritable_log_dir_falls_back_to_console(settings: Settings) -> None:
 
 def test_module_redact_helper(settings: Settings) -> None:
     setup_logging(settings, stream=io.StringIO(), tty=False)
-    assert logs.redact(f"x {TOKEN} y {HOOK} Bearer abc") == "x *** y *** Bearer ***"
+    assert logs.redact(f"x {TOKEN} y {HOOK} Bearer abc4def5") == "x *** y *** Bearer ***"
 
 
 def test_bad_format_string_neither_crashes_nor_leaks(settings: Settings) -> None:
