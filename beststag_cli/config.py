@@ -14,10 +14,14 @@ The environment wins over the file for secrets and identity:
 ``BESTSTAG_WEBHOOK_SECRET`` ``webhook.secret``
 ``BESTSTAG_SANDBOX_TOKEN``  ``airtable.sandbox_token``
 ``BESTSTAG_REDIS_URL``      ``cache.redis_url`` (may carry a password)
+``BESTSTAG_SANDBOX``        ``airtable.sandbox`` (1: use the sandbox)
 =========================== ================================
 
-Relative paths in the file resolve against the file's folder. No token means sandbox mode: the
-base id defaults to the sample base and the endpoint to the in-process sandbox.
+Relative paths in the file resolve against the file's folder. Sandbox mode (no token: the base id
+defaults to the sample base and the endpoint to the in-process sandbox) is entered only with
+``BESTSTAG_SANDBOX=1`` or when neither a token nor a base id is configured; a base id without a
+token, a token without a base id, and a token with ``BESTSTAG_SANDBOX=1`` are refused
+(:func:`beststag_cli.fastconfig.mode_problem`).
 
 Every problem (bad YAML, unknown key, wrong type) raises :class:`ConfigError` with one line that
 names the file (or the environment variable), the dotted key path and what was expected.
@@ -180,6 +184,8 @@ class AirtableSettings(_Model):
     rate_limit_per_s: Annotated[int, Field(ge=1, le=50)] = 5
     max_retries: Annotated[int, Field(ge=0, le=20)] = 5
     backoff: BackoffSettings = Field(default_factory=BackoffSettings)
+    #: run against the sandbox (BESTSTAG_SANDBOX=1); needed when a base id is configured without a token
+    sandbox: bool = False
     #: the token the sandbox accepts (only used in sandbox mode, or by `sandbox serve`)
     sandbox_token: SecretStr = SecretStr(SANDBOX_DEFAULT_TOKEN)
     #: file: the limit is shared by the processes of this host (a lock file under data_dir/locks);
@@ -750,6 +756,7 @@ ENV_OVERRIDES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("BESTSTAG_WEBHOOK_SECRET", ("webhook", "secret")),
     ("BESTSTAG_SANDBOX_TOKEN", ("airtable", "sandbox_token")),
     ("BESTSTAG_REDIS_URL", ("cache", "redis_url")),
+    ("BESTSTAG_SANDBOX", ("airtable", "sandbox")),
 )
 
 _SECRET_KEYS = {"token", "secret", "sandbox_token", "redis_url", "limiter_redis_url"}
@@ -821,11 +828,23 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         raise ConfigError(_format_validation_error(exc, source_name, env_locs)) from None
     except _KeyProblem as exc:  # pragma: no cover - pydantic wraps these; kept as a safety net
         raise ConfigError(f"{source_name}: {_dotted(exc.loc)}: {exc.message}") from None
+    _check_mode(settings)
     settings._source = file.resolve() if file is not None else None
     from beststag_cli import fastconfig
 
     fastconfig.save_snapshot(settings, file, env)
     return settings
+
+
+def _check_mode(settings: Settings) -> None:
+    """Refuse a token / base id / sandbox combination that is not one clear mode (exit 2, one line)."""
+    from beststag_cli.fastconfig import mode_problem
+
+    air = settings.airtable
+    # the base id as configured: sandbox mode fills in the sample base's id, which is never a problem
+    problem = mode_problem(token=air.token is not None, base_id=air.base_id, sandbox=air.sandbox)
+    if problem is not None:
+        raise ConfigError(problem[0], hint=problem[1])
 
 
 def default_settings(data_dir: str | Path = "var") -> Settings:

@@ -26,8 +26,33 @@ if TYPE_CHECKING:
 SNAPSHOT_NAME = "settings.snapshot.json"
 _ENV_KEYS = ("AIRTABLE_API_KEY", "AIRTABLE_TOKEN", "AIRTABLE_BASE_ID", "AIRTABLE_ENDPOINT_URL",
              "BESTSTAG_DATA_DIR", "BESTSTAG_WEBHOOK_SECRET", "BESTSTAG_SANDBOX_TOKEN", "BESTSTAG_CONFIG",
-             "BESTSTAG_REDIS_URL")
+             "BESTSTAG_REDIS_URL", "BESTSTAG_SANDBOX")
+#: bumped when the rules a snapshot was checked against change, so an older snapshot never answers
+_RULES = b"modes-2"
+SANDBOX_BASE_ID = "appBestStagSandbx"  # config.SANDBOX_BASE_ID (importing config costs the pydantic import)
 _SECRET_PATHS = (("airtable", "token"), ("airtable", "sandbox_token"), ("webhook", "secret"))
+
+
+def mode_problem(*, token: bool, base_id: str | None, sandbox: bool) -> tuple[str, str] | None:
+    """Why this token / base id / BESTSTAG_SANDBOX combination is refused, as (message, hint); None if fine.
+
+    One rule for the full loader and the snapshot path: sandbox mode only when asked for
+    (BESTSTAG_SANDBOX=1) or when neither a token nor a base id is configured. A base id without a
+    token is a production setup that lost its token (cron with a bad env file): answering from the
+    sample base there would report success on the wrong data.
+    """
+    if token and sandbox:
+        return ("AIRTABLE_TOKEN and BESTSTAG_SANDBOX=1 are both set: a token means Airtable, "
+                "BESTSTAG_SANDBOX=1 the local sandbox",
+                "unset BESTSTAG_SANDBOX to use Airtable, or unset AIRTABLE_TOKEN to use the sandbox")
+    if token and base_id is None:
+        return ("AIRTABLE_TOKEN is set but AIRTABLE_BASE_ID (airtable.base_id) is not: no base to work on",
+                "set AIRTABLE_BASE_ID=appXXXXXXXXXXXXXX (the app... part of the base's URL)")
+    if not token and not sandbox and base_id not in (None, SANDBOX_BASE_ID):
+        return (f"AIRTABLE_BASE_ID (airtable.base_id) is {base_id} but AIRTABLE_TOKEN is not set: "
+                "refusing to answer from the sandbox instead",
+                "set AIRTABLE_TOKEN, or BESTSTAG_SANDBOX=1 for the sandbox")
+    return None
 
 
 def _config_file(path: str | Path | None, env: Mapping[str, str]) -> Path | bool | None:
@@ -44,7 +69,7 @@ def _config_file(path: str | Path | None, env: Mapping[str, str]) -> Path | bool
 
 def _fingerprint(file: Path | None, body: bytes, env: Mapping[str, str]) -> str:
     h = hashlib.sha256()
-    h.update(__version__.encode())
+    h.update(__version__.encode() + b"\0" + _RULES)
     h.update(b"\0" + str(Path.cwd()).encode())
     h.update(b"\0" + (str(file.resolve()) if file else "").encode() + b"\0" + body)
     for k in _ENV_KEYS:
@@ -208,7 +233,12 @@ def fast_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
             return None
         if not _valid_settings(snap.get("settings"), data_dir):
             return None
-        return FastSettings(snap["settings"])
+        data = snap["settings"]
+        # the full loader refuses these; a snapshot must never answer where it would (e.g. one left by an older rule)
+        if mode_problem(token=not data["_sandbox_mode"], base_id=data["airtable"]["base_id"],
+                        sandbox=data["airtable"].get("sandbox") is True):
+            return None
+        return FastSettings(data)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
 

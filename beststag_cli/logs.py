@@ -10,8 +10,10 @@
 - Redaction: a log-record factory masks message, args and exception text as each record is
   created, before any handler (ours or anyone's) sees it; :class:`RedactingFilter`, first on
   each of our handlers, also masks ``extra=`` fields and ``log_event`` fields. Both replace the
-  configured secrets (Airtable token, webhook secret), anything shaped like an Airtable personal
-  access token, and ``Bearer <anything>``.
+  configured secrets (Airtable token, webhook secret, passwords in Redis URLs), anything shaped
+  like an Airtable personal access token, the password of any ``scheme://user:password@`` URL,
+  an ``Authorization`` header's value, and a credential-shaped word after ``Bearer``. Values,
+  never words: a hint saying "send it as a bearer token" stays readable.
 """
 
 from __future__ import annotations
@@ -49,11 +51,28 @@ MIN_SECRET_LEN = 4
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"pat[A-Za-z0-9]{14}\.[a-f0-9]{64}"), MASK),
-    (re.compile(r"(Bearer\s+)\S+", re.IGNORECASE), r"\g<1>" + MASK),
+    # a header's value is a value whatever it looks like
+    (re.compile(r"""(Authorization['"]?\s*[:=]\s*['"]?(?:Bearer\s+)?)[^\s'",}]+""", re.IGNORECASE), r"\g<1>" + MASK),
+    # in prose, "Bearer X" hides X only when X looks like a credential (8+ token characters, a digit
+    # among them), so "a bearer token" keeps its word
+    (re.compile(r"(Bearer\s+)(?=[A-Za-z0-9._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE), r"\g<1>" + MASK),
+    # the password of a URL's userinfo (redis://:pw@host, https://user:pw@host)
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@", re.IGNORECASE), r"\g<1>" + MASK + "@"),
 )
 
 # attributes every LogRecord has; anything else was passed with `extra=`
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+_AUTH_KEYS = frozenset({"authorization", "proxy-authorization", "x-api-key"})
+
+
+def _mask_auth(value: Any) -> Any:
+    """`Bearer X` → `Bearer ***`, anything else → `***` (the scheme is not a secret, the rest is)."""
+    if not isinstance(value, str):
+        return MASK
+    scheme, sep, _ = value.partition(" ")
+    return f"{scheme} {MASK}" if sep and scheme.isalpha() else MASK
 
 
 class Redactor:
@@ -76,8 +95,9 @@ class Redactor:
         """Redact strings inside ``value`` (dicts, lists and tuples are walked)."""
         if isinstance(value, str):
             return self.redact(value)
-        if isinstance(value, Mapping):
-            return {k: self.redact_value(v) for k, v in value.items()}
+        if isinstance(value, Mapping):  # a header's value is a value, whatever it looks like
+            return {k: _mask_auth(v) if str(k).lower() in _AUTH_KEYS else self.redact_value(v)
+                    for k, v in value.items()}
         if isinstance(value, list | tuple):
             return [self.redact_value(v) for v in value]
         return value

@@ -59,6 +59,8 @@ def clean_env(wire_trap: WireTrap, monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
             monkeypatch.delenv(key, raising=False)
     data = tmp_path / "var"
     monkeypatch.setenv("BESTSTAG_DATA_DIR", str(data))
+    # sandbox mode on purpose, never by accident (a test that sets a token must unset this)
+    monkeypatch.setenv("BESTSTAG_SANDBOX", "1")
     clock.reset()
     yield data
     clock.reset()

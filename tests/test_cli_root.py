@@ -75,7 +75,7 @@ def test_sandbox_info_and_seed(cli) -> None:
     assert info["base_id"] == "appBestStagSandbx" and info["token"] == "sandbox"
     counts = {t["name"]: t["records"] for t in info["tables"]}
     assert counts["Interações"] == 1000
-    r = cli("--json", "sandbox", "seed", "--scale", "0.1")
+    r = cli("--json", "sandbox", "seed", "--scale", "0.1", "--yes")
     assert r.exit_code == 0, r
     assert r.json()["tables"]["Interações"] == 100
 

@@ -193,8 +193,9 @@ def test_env_overrides_win_over_the_file(cwd: Path) -> None:
 
 
 def test_token_alias_and_precedence(cwd: Path) -> None:
-    assert load_config(env={"AIRTABLE_API_KEY": "key-alias"}).api_token() == "key-alias"
-    both = {"AIRTABLE_API_KEY": "key-alias", "AIRTABLE_TOKEN": "real-token"}
+    base = {"AIRTABLE_BASE_ID": "appBBBBBBBBBBBBBB"}  # a token needs its base (tests/test_config_modes.py)
+    assert load_config(env={"AIRTABLE_API_KEY": "key-alias", **base}).api_token() == "key-alias"
+    both = {"AIRTABLE_API_KEY": "key-alias", "AIRTABLE_TOKEN": "real-token", **base}
     assert load_config(env=both).api_token() == "real-token"
 
 
@@ -217,7 +218,7 @@ def test_sandbox_token_from_env(cwd: Path) -> None:
 
 
 def test_sandbox_mode_keeps_an_explicit_base_id(cwd: Path) -> None:
-    s = load_config(env={"AIRTABLE_BASE_ID": "appCCCCCCCCCCCCCC"})
+    s = load_config(env={"AIRTABLE_BASE_ID": "appCCCCCCCCCCCCCC", "BESTSTAG_SANDBOX": "1"})
     assert s.sandbox_mode
     assert s.airtable.base_id == "appCCCCCCCCCCCCCC"
 
@@ -226,7 +227,8 @@ def test_sandbox_mode_keeps_an_explicit_base_id(cwd: Path) -> None:
 
 
 def test_token_never_in_repr_str_or_json(cwd: Path) -> None:
-    s = load_config(env={"AIRTABLE_TOKEN": TOKEN, "BESTSTAG_WEBHOOK_SECRET": "hook-secret-value"})
+    s = load_config(env={"AIRTABLE_TOKEN": TOKEN, "AIRTABLE_BASE_ID": "appBBBBBBBBBBBBBB",
+                         "BESTSTAG_WEBHOOK_SECRET": "hook-secret-value"})
     for text in (repr(s), str(s), s.model_dump_json(), repr(s.airtable), json.dumps(s.model_dump(mode="json"))):
         assert TOKEN not in text
         assert "hook-secret-value" not in text

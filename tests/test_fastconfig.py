@@ -45,6 +45,8 @@ def test_any_change_invalidates_the_snapshot(clean_env: Path, tmp_path: Path, mo
 def test_snapshot_holds_no_secret(clean_env: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     clean_env.mkdir(parents=True)
     monkeypatch.setenv("AIRTABLE_TOKEN", "patTOPSECRETvalue1234")
+    monkeypatch.setenv("AIRTABLE_BASE_ID", "appBBBBBBBBBBBBBB")
+    monkeypatch.delenv("BESTSTAG_SANDBOX")
     monkeypatch.setenv("BESTSTAG_WEBHOOK_SECRET", "hooksecret-xyz-987")
     load_config(_repo_config())
     text = (clean_env / SNAPSHOT_NAME).read_text()

@@ -47,7 +47,7 @@ def served(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_two_processes_sixteen_threads_never_get_a_429(served: str, tmp_path: Path) -> None:
-    env = {**os.environ, "AIRTABLE_TOKEN": "sandbox", "AIRTABLE_BASE_ID": "appBestStagSandbx",
+    env = {**os.environ, "AIRTABLE_TOKEN": "sandbox", "BESTSTAG_SANDBOX": "", "AIRTABLE_BASE_ID": "appBestStagSandbx",
            "AIRTABLE_ENDPOINT_URL": served, "BESTSTAG_DATA_DIR": str(tmp_path / "client")}
     t0 = time.time()
     procs = [subprocess.Popen([sys.executable, "-c", WORKER], env=env, stdout=subprocess.PIPE,
@@ -78,8 +78,9 @@ def test_late_arrivals_never_get_a_429(sandbox, tmp_path: Path) -> None:  # type
     server, thread = serve_in_thread(sandbox.app)
     try:
         url = f"http://127.0.0.1:{server.server_port}"
-        env = {**os.environ, "AIRTABLE_TOKEN": "sandbox", "AIRTABLE_BASE_ID": "appBestStagSandbx",
-               "AIRTABLE_ENDPOINT_URL": url, "BESTSTAG_DATA_DIR": str(tmp_path / "client")}
+        env = {**os.environ, "AIRTABLE_TOKEN": "sandbox", "BESTSTAG_SANDBOX": "",
+               "AIRTABLE_BASE_ID": "appBestStagSandbx", "AIRTABLE_ENDPOINT_URL": url,
+               "BESTSTAG_DATA_DIR": str(tmp_path / "client")}
         worker = WORKER.replace("range(3)", "range(2)")
         procs = [subprocess.Popen([sys.executable, "-c", worker], env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True) for _ in range(2)]

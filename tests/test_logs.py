@@ -28,7 +28,8 @@ class TtyStringIO(io.StringIO):
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     monkeypatch.chdir(tmp_path)
-    env = {"AIRTABLE_TOKEN": TOKEN, "BESTSTAG_WEBHOOK_SECRET": HOOK, "BESTSTAG_DATA_DIR": str(tmp_path / "data")}
+    env = {"AIRTABLE_TOKEN": TOKEN, "AIRTABLE_BASE_ID": "appBBBBBBBBBBBBBB", "BESTSTAG_WEBHOOK_SECRET": HOOK,
+           "BESTSTAG_DATA_DIR": str(tmp_path / "data")}
     root = logging.getLogger()
     level = root.level
     yield load_config(env=env)
@@ -212,7 +213,7 @@ def test_unwritable_log_dir_falls_back_to_console(settings: Settings) -> None:
 
 def test_module_redact_helper(settings: Settings) -> None:
     setup_logging(settings, stream=io.StringIO(), tty=False)
-    assert logs.redact(f"x {TOKEN} y {HOOK} Bearer abc") == "x *** y *** Bearer ***"
+    assert logs.redact(f"x {TOKEN} y {HOOK} Bearer abc4def5") == "x *** y *** Bearer ***"
 
 
 def test_bad_format_string_neither_crashes_nor_leaks(settings: Settings) -> None:

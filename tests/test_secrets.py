@@ -15,6 +15,7 @@ def canary_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     cfg = tmp_path / "c.yaml"
     cfg.write_text(shipped.replace("max_retries: 5", "max_retries: 0").replace("data_dir: ../var", "data_dir: var"))
     monkeypatch.setenv("AIRTABLE_TOKEN", CANARY)
+    monkeypatch.delenv("BESTSTAG_SANDBOX")
     monkeypatch.setenv("AIRTABLE_BASE_ID", "appBestStagSandbx")
     monkeypatch.setenv("AIRTABLE_ENDPOINT_URL", "http://127.0.0.1:9")  # nothing listens: refused at once
     return cfg

@@ -40,7 +40,7 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -134,14 +134,10 @@ def _lock_path(settings: Settings, base_id: str) -> Any:
 
 
 def _holder_text(path: Any) -> str:
-    """``pid 123 on host, for 4 s`` from the holder file next to the lock (best effort)."""
-    try:
-        with open(f"{path}.holder", encoding="utf-8") as f:
-            h = json.loads(f.read())
-        age = max(0, round(clock.timestamp() - float(h["since"])))
-        return f"pid {int(h['pid'])} on {h['host']}, for {age} s; "
-    except (OSError, ValueError, KeyError, TypeError):
-        return ""
+    """``pid 123 on host, for 4 s; `` from the holder file next to the lock (best effort; lockholder's wording)."""
+    from beststag_cli.lockholder import holder_text
+
+    return holder_text(path)
 
 
 def holds_restore_lock(settings: Settings, base_id: str) -> bool:
@@ -270,6 +266,17 @@ class TablePlan:
                 "delete": len(self.delete), "attachments": self.uploads, "resumed": self.already}
 
 
+#: what a restore counts as a write, in the order plan and result name them
+WRITE_KINDS = ("create", "update", "delete", "upload")
+
+
+def describe_writes(counts: Mapping[str, int]) -> str:
+    """`3 writes (1 create, 1 update, 1 upload)`: the one wording of the plan, the question and the result."""
+    total = sum(counts.get(k, 0) for k in WRITE_KINDS)
+    parts = [f"{n:,} {k}{'' if n == 1 else 's'}" for k in WRITE_KINDS if (n := counts.get(k, 0))]
+    return f"{total:,} write{'' if total == 1 else 's'}" + (f" ({', '.join(parts)})" if parts else "")
+
+
 @dataclass
 class RestorePlan:
     restore_id: str
@@ -296,13 +303,18 @@ class RestorePlan:
 
     @property
     def writes(self) -> int:
-        return sum(len(t.create) + len(t.update) + len(t.delete) + t.uploads for t in self.tables)
+        return sum(self.write_counts().values())
+
+    def write_counts(self) -> dict[str, int]:
+        """Planned writes by kind (WRITE_KINDS): the result's `write_counts` counts the same things."""
+        return {"create": sum(len(t.create) for t in self.tables), "update": sum(len(t.update) for t in self.tables),
+                "delete": sum(len(t.delete) for t in self.tables), "upload": sum(t.uploads for t in self.tables)}
 
     def summary(self) -> dict[str, Any]:
         return {"restore_id": self.restore_id, "backup_id": self.backup_id, "source_base": self.source_base,
                 "target_base": self.target_base, "mode": "same base" if self.same_base else "other base",
                 "prune_extra": self.prune_extra, "resumed": self.resumed, "warnings": self.warnings,
-                "tables": {t.name: t.counts() for t in self.tables}}
+                "planned_writes": self.write_counts(), "tables": {t.name: t.counts() for t in self.tables}}
 
 
 def gateway_for_base(gateway: Gateway, base_id: str) -> Gateway:
@@ -794,10 +806,15 @@ class RestoreResult:
     def records(self) -> int:
         return sum(self.created.values()) + sum(self.updated.values())
 
+    def write_counts(self) -> dict[str, int]:
+        """Writes done by kind, counted as the plan counts them (link second passes are `links_set`, apart)."""
+        return {"create": sum(self.created.values()), "update": sum(self.updated.values()),
+                "delete": sum(self.deleted.values()), "upload": sum(self.uploaded.values())}
+
     def summary(self) -> dict[str, Any]:
         out = self.plan.summary()
         out.update({"id": self.plan.restore_id, "status": self.status, "duration_s": round(self.duration_s, 3),
-                    "records": self.records, "dropped_links": self.dropped_links})
+                    "records": self.records, "writes": self.write_counts(), "dropped_links": self.dropped_links})
         for n, t in out["tables"].items():
             t.update({"created": self.created.get(n, 0), "updated": self.updated.get(n, 0),
                       "deleted": self.deleted.get(n, 0), "uploaded": self.uploaded.get(n, 0),

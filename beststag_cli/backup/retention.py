@@ -63,6 +63,18 @@ class RetentionPlan:
     missing_parents: dict[str, list[str]] = field(default_factory=dict)
 
 
+_LABELS = {"last": "keep-last", "hourly": "hourly", "daily": "daily", "weekly": "weekly", "monthly": "monthly",
+           "within": "keep-within", "newest good": "last good backup", "newest": "newest backup (none is good)",
+           "no retention policy for this type": "no keep rules for this type"}
+
+
+def reason_label(reason: str) -> str:
+    """A keep reason as `restic forget --dry-run` words it: keep-last, daily, ..., last good backup."""
+    if reason.startswith("parent of "):
+        return "needed by " + reason[len("parent of "):]
+    return _LABELS.get(reason, reason)
+
+
 def _bucket(rule: str, t: datetime) -> tuple[int, ...]:
     if rule == "hourly":
         return (t.year, t.month, t.day, t.hour)

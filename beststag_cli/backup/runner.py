@@ -180,16 +180,20 @@ def base_lock(settings: Settings, base_id: str, job: str = "backup") -> Iterator
     """Hold ``<locks>/<job>-<base>.lock`` or raise :class:`LockHeld` at once (exit 75)."""
     from filelock import FileLock, Timeout
 
+    from ..lockholder import clear_holder, holder_text, write_holder
+
     ensure_private_dir(settings.paths.locks)
     path = check_safe_path(settings.paths.locks / f"{job}-{base_id}.lock")  # filelock truncates a link's target
     lock = FileLock(str(path), timeout=0, mode=0o600, thread_local=False)
     try:
         lock.acquire()
     except Timeout:
-        raise errors.LockHeld(f"another {job} of base {base_id} is running (lock {path})") from None
+        raise errors.LockHeld(f"another {job} of base {base_id} is running ({holder_text(path)}lock {path})") from None
     try:
+        write_holder(path)
         yield path
     finally:
+        clear_holder(path)
         lock.release()
 
 

@@ -24,6 +24,17 @@ def invalidate_tables(settings: Settings, base_id: str, tables: list[str]) -> No
         store.close()
 
 
+def invalidate_base(settings: Settings, base_id: str, tables: list[str] | tuple[str, ...] = ()) -> list[str]:
+    """Forget every cached answer of `base_id` (`sandbox seed` / `reset` call this); returns the tables dropped.
+
+    The configured tables and `tables` (the base's own, which may not all be configured) each get
+    a new generation: O(1) per table, and every process sharing the store sees it at once.
+    """
+    names = sorted(set(settings.tables) | set(tables))
+    invalidate_tables(settings, base_id, names)
+    return names
+
+
 def follow_writes(settings: Settings, gateway: Gateway, manager: CacheManager | None = None) -> Callable[[], None]:
     """Apply every write published through `query.events` to the cache; returns the unsubscriber.
 

@@ -234,7 +234,10 @@ def _restore(settings: Any, backup_id: str, tables: str | None, base: str | None
         if STATE.json:
             render.emit_json({**plan.summary(), "dry_run": True})
         else:
+            from ..backup.restore import describe_writes
+
             _render_plan(plan.summary())
+            render.line(f"dry run: restore would make {describe_writes(plan.write_counts())} in {plan.target_base}")
         return
     with restore_session(settings, gateway, backup_id, tables=_split(tables), target_base=base,
                          prune_extra=prune_extra, wait_s=wait) as plan:
@@ -242,14 +245,15 @@ def _restore(settings: Any, backup_id: str, tables: str | None, base: str | None
 
 
 def _confirm_and_execute(settings: Any, gateway: Any, plan: Any, yes: bool) -> None:
-    from ..backup.restore import execute_restore
+    from ..backup.restore import describe_writes, execute_restore
 
     if plan.writes and not yes:
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
-            raise BadInput(f"restore would write {plan.writes:,} record(s) to base {plan.target_base}; "
+            raise BadInput(f"restore would make {describe_writes(plan.write_counts())} in base {plan.target_base}; "
                            "without a terminal pass --yes", hint="check the plan first with --dry-run")
         _render_plan(plan.summary())
-        if not typer.confirm(f"Write to base {plan.target_base}?", default=False, err=True):
+        if not typer.confirm(f"Make {describe_writes(plan.write_counts())} in base {plan.target_base}?",
+                             default=False, err=True):
             raise BadInput("nothing restored", hint="pass --yes to skip the question")
     with render.progress() as progress:
         result = execute_restore(settings, gateway, plan, progress=progress)
@@ -258,7 +262,7 @@ def _confirm_and_execute(settings: Any, gateway: Any, plan: Any, yes: bool) -> N
         render.emit_json(data)
         return
     _render_plan(data)
-    render.line(f"restored {data['records']:,} record(s) into {data['target_base']} in {data['duration_s']:.1f} s "
+    render.line(f"restored: {describe_writes(data['writes'])} in {data['target_base']} in {data['duration_s']:.1f} s "
                 f"(restore {data['id']})")
 
 
@@ -297,16 +301,27 @@ def cleanup(dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what wo
     render.line(f"{verb} {len(report.removed)} backup(s), kept {len(report.kept)}; {verb} "
                 f"{report.attachments_removed} attachment file(s) ({_size(report.attachment_bytes_freed)}) and "
                 f"{len(report.partial_removed)} leftover(s) of killed runs")
-    for bid in report.removed:
-        render.line(f"  {verb} {bid}")
+    _render_decisions(report.kept, report.removed, verb)
     for bid, missing in report.missing_parents.items():
         render.note(f"[yellow]warning:[/] {bid} needs {', '.join(missing)}, which is already gone")
     if report.remote is not None:
         r = report.remote
         render.line(f"{r['url']}: {verb} {len(r['removed'])} backup(s), kept {len(r['kept'])}; {verb} "
                     f"{r['attachments_removed']} attachment file(s) ({_size(r['attachment_bytes_freed'])})")
-        for bid in r["removed"]:
-            render.line(f"  {verb} {bid}")
+        _render_decisions(r["kept"], r["removed"], verb)
+
+
+def _render_decisions(kept: dict[str, list[str]] | list[str], removed: list[str], verb: str) -> None:
+    """One row per backup, newest first within each type: kept by which rules, or removed (restic forget)."""
+    from ..backup.retention import reason_label
+
+    why = kept if isinstance(kept, dict) else {bid: [] for bid in kept}
+    rows = [[bid, "keep", ", ".join(reason_label(r) for r in reasons) or "a keep rule"]
+            for bid, reasons in why.items()]
+    rows += [[bid, verb, "no keep rule keeps it"] for bid in removed]
+    rows.sort(key=lambda r: r[0].rsplit("/", 1)[-1], reverse=True)  # newest first ...
+    rows.sort(key=lambda r: r[0].split("/", 1)[0])  # ... within each type (a stable sort keeps that order)
+    render.table(None, ["backup", "decision", "why"], rows)
 
 
 @app.command()

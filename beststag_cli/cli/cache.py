@@ -223,12 +223,15 @@ def warm(
                 specs.append(s)
     with render.progress() as progress:
         results = m.warm(specs, progress=progress)
-    rows = [{"table": r.table, "key": r.key, "records": len(r.records), "status": r.status} for r in results]
+    rows = [{"table": r.table, "query": s.describe(), "spec": s.to_json(), "key": r.key, "records": len(r.records),
+             "status": r.status} for s, r in zip(specs, results, strict=True)]
     if STATE.json:
         render.emit_json({"warmed": rows})
     else:
-        render.table(f"warmed {len(rows)} queries", ["table", "records", "key"],
-                     [[r["table"], r["records"], r["key"]] for r in rows])
+        from rich.markup import escape
+
+        render.table(f"warmed {len(rows)} queries", ["table", "query", "records"],
+                     [[escape(r["table"]), escape(r["query"]), r["records"]] for r in rows])
 
 
 @app.command()

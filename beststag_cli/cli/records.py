@@ -44,13 +44,40 @@ def _items(data: str | None, file: str | None) -> list[Any]:
 def _write(op: str, table: str, items: list[Any], **kw: Any) -> None:
     from ..query.writes import Writer, to_records
 
-    result = Writer(STATE.gateway).write(op, table, to_records(op, items), **kw)  # type: ignore[arg-type]
+    records = to_records(op, items)
+    result = Writer(STATE.gateway).write(op, table, records, **kw)  # type: ignore[arg-type]
     if STATE.json:
         render.emit_json(result.to_json())
         return
     render.line(f"{op}: {len(result.records)} record(s) in {result.table} ({result.requests} request(s))")
     if op != "delete":
-        render.table(None, ["id", "fields"], [[r["id"], ", ".join(r.get("fields", {}))] for r in result.records[:20]])
+        from rich.markup import escape
+
+        render.table(None, ["id", "written"], [[r["id"], escape(_written(r, _sent_fields(records, r, i)))]
+                                               for i, r in enumerate(result.records[:20])])
+
+
+def _sent_fields(sent: list[Any], record: dict[str, Any], i: int) -> list[str]:
+    """The fields the request set on this record: by id (update), else by position (create, upsert)."""
+    by_id = {s.get("id"): s for s in sent if isinstance(s, dict) and s.get("id")}
+    mine = by_id.get(record.get("id")) or (sent[i] if i < len(sent) and isinstance(sent[i], dict) else {})
+    return list(mine.get("fields", {}))
+
+
+def _written(record: dict[str, Any], names: list[str]) -> str:
+    """`field: value` for each field written, as Airtable stored it (typecast included); empty ones say so."""
+    import json
+
+    fields = record.get("fields", {})
+    parts = []
+    for name in names:
+        if name not in fields:  # Airtable leaves empty fields out of its answer
+            shown = "(empty)"
+        else:
+            value = fields[name]
+            shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+        parts.append(f"{name}: {shown}")
+    return ", ".join(parts)
 
 
 @app.command()
@@ -95,12 +122,20 @@ def upsert(table: TableArg,
 def delete(table: TableArg,
            id_: Annotated[list[str] | None, typer.Option("--id", metavar="RECORD_ID",
                                                          help="Record id (repeatable).")] = None,
-           data: DataOpt = None, file: FileOpt = None) -> None:
+           data: DataOpt = None, file: FileOpt = None,
+           yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False) -> None:
     """Delete records by id.
 
-    Example: beststag records delete Tarefas --id recXXXXXXXXXXXXXX --id recYYYYYYYYYYYYYY
+    Example: beststag records delete Tarefas --yes --id recXXXXXXXXXXXXXX --id recYYYYYYYYYYYYYY
     """
+    from .confirm import confirm
+
     items: list[Any] = list(id_ or [])
     if data is not None or file is not None:
         items += _items(data, file)
+    from ..query.writes import to_records
+
+    n = len(to_records("delete", items))  # bad ids are bad input, whether or not a terminal could answer
+    confirm(f"Delete {n:,} record(s) from {table}?", what=f"records delete would delete {n:,} record(s) from {table}",
+            yes=yes)
     _write("delete", table, items)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from ..errors import BadInput
 from . import render
+from .confirm import confirm
 from .state import STATE
 
 app = typer.Typer(help="The local Airtable-compatible sandbox (used when no AIRTABLE_TOKEN is set).",
@@ -18,6 +19,25 @@ def _open():  # type: ignore[no-untyped-def]
     from ..sandbox.admin import open_sandbox
 
     return open_sandbox(STATE.settings.paths.sandbox_db)
+
+
+def _table_names(sb: Any) -> set[str]:
+    from ..sandbox import SANDBOX_BASE_ID
+
+    if not sb.store.has_base(SANDBOX_BASE_ID):
+        return set()
+    return {t["name"] for t in sb.store.base_schema(SANDBOX_BASE_ID)["tables"]}
+
+
+def _drop_cached(tables: set[str]) -> None:
+    """The cache must not answer with records the reseed or reset removed (or changed)."""
+    from ..cache import invalidate_base
+    from ..sandbox import SANDBOX_BASE_ID
+
+    settings = STATE.settings
+    bases = {SANDBOX_BASE_ID} | ({settings.base_id} if settings.sandbox_mode and settings.base_id else set())
+    for base in sorted(bases):
+        invalidate_base(settings, base, sorted(tables))
 
 
 @app.command()
@@ -46,10 +66,12 @@ def reset(yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] 
     """
     from ..sandbox.admin import reset as core_reset
 
-    if not yes and not typer.confirm("Delete all sandbox data?", default=False):
-        raise BadInput("nothing deleted", hint="pass --yes to skip the question")
-    core_reset(_open())
-    render.note("sandbox reset")
+    confirm("Delete all sandbox data?", what="sandbox reset deletes every sandbox base and record", yes=yes)
+    sb = _open()
+    tables = _table_names(sb)
+    core_reset(sb)
+    _drop_cached(tables)
+    render.note("sandbox reset (cached answers of the sandbox base dropped)")
 
 
 @app.command()
@@ -57,15 +79,23 @@ def seed(
     scale: Annotated[float, typer.Option(metavar="SCALE",
                                          help="1 ≈ 2,000 records; 50 ≈ 100,000.", min=0.01, max=500)] = 1.0,
     seed_: Annotated[int, typer.Option("--seed", metavar="N", help="Random seed (same seed, same data).")] = 42,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
     """(Re)create the sample BestStag base, deterministic from --seed.
 
     Example: beststag sandbox seed --scale 50
     """
+    from ..sandbox import SANDBOX_BASE_ID
     from ..sandbox.admin import seed as core_seed
 
+    sb = _open()
+    if sb.store.has_base(SANDBOX_BASE_ID):  # a first seed replaces nothing: no question
+        confirm("Replace the sample base (every record in it)?",
+                what=f"sandbox seed replaces every record of {SANDBOX_BASE_ID}", yes=yes)
+    tables = _table_names(sb)
     with render.progress() as progress:
-        counts = core_seed(_open(), scale=scale, seed=seed_, progress=progress)
+        counts = core_seed(sb, scale=scale, seed=seed_, progress=progress)
+    _drop_cached(tables | set(counts))
     if STATE.json:
         render.emit_json({"base_id": "appBestStagSandbx", "tables": counts})
     else:

@@ -19,6 +19,7 @@ downloads, GET without the token, may also go to `https://*.airtableusercontent.
 from __future__ import annotations
 
 import random
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -194,7 +195,9 @@ class Gateway:
     # ---------------------------------------------------------------- wiring
     @property
     def base_id(self) -> str:
-        assert self.settings.base_id is not None
+        if self.settings.base_id is None:  # load_config refuses this; Settings built by hand may not
+            raise errors.ConfigError("AIRTABLE_BASE_ID (airtable.base_id) is not set: no base to work on",
+                                     hint="set AIRTABLE_BASE_ID=appXXXXXXXXXXXXXX (the app... part of the base's URL)")
         return self.settings.base_id
 
     @property
@@ -311,15 +314,37 @@ class Gateway:
                 if not self._idempotent(info):
                     raise errors.WriteOutcomeUnknown(
                         f"Airtable's answer to {info.operation} on {info.table or 'the base'} was lost "
-                        f"({redact(str(e))[:120]}): it may or may not have been applied") from None
+                        f"({self._unreachable(e)}): it may or may not have been applied") from None
                 if attempt >= cfg.max_retries:
                     raise errors.UpstreamUnavailable(
                         f"Airtable did not answer {info.operation} on {info.table or 'the base'} "
-                        f"after {attempt + 1} attempt(s): {redact(str(e))[:200]}"
+                        f"after {attempt + 1} attempt(s): {self._unreachable(e)}"
                     ) from None
                 unsure = True
             attempt += 1
             self.sleep(self._backoff(attempt, resp))
+
+    def _unreachable(self, e: Exception) -> str:
+        """Why the endpoint did not answer, whole and short: `cannot connect to URL (Connection refused)`.
+
+        requests' own text nests urllib3's repr of the pool, the URL with its query and the
+        connection object; cut to a length it ended mid-word, and the useful part (the errno's
+        words) came last.
+        """
+        import requests
+
+        text = str(e)
+        m = re.search(r"\[Errno -?\d+\] ([^'\")\]]+)", text)
+        if m:
+            reason = m.group(1).strip().rstrip(".")
+        elif isinstance(e, requests.Timeout) or "timed out" in text:
+            reason = f"no answer within {self.settings.airtable.timeout_s:g} s"
+        elif "NameResolutionError" in text or "Name or service not known" in text:
+            reason = "host name not found"
+        else:
+            reason = type(e).__name__
+        verb = "timed out on" if isinstance(e, requests.Timeout) else "cannot connect to"
+        return redact(f"{verb} {_shown(self.settings.endpoint_url)} ({reason})")
 
     @staticmethod
     def _idempotent(info: RequestInfo) -> bool:
@@ -359,7 +384,9 @@ class Gateway:
         msg = redact(_error_message(resp))
         where = f"{info.operation} on {info.table}" if info.table else info.operation
         if status == 401:
-            return errors.UpstreamAuthError(f"Airtable refused the token ({etype}) for {where}")
+            return errors.UpstreamAuthError(
+                f"Airtable refused the token ({etype}) for {where}",
+                hint="check AIRTABLE_TOKEN: a personal access token (pat...), sent as a bearer token")
         if status == 403:
             return errors.UpstreamAuthError(
                 f"Airtable answered {etype} for {where}: the token has no access to base {self.base_id}, "

@@ -58,16 +58,20 @@ def archive_lock(settings: Settings) -> Iterator[None]:
     """Hold ``<locks>/metrics-archive.lock`` or raise :class:`LockHeld` at once (exit 75)."""
     from filelock import FileLock, Timeout
 
+    from ..lockholder import clear_holder, holder_text, write_holder
+
     ensure_private_dir(settings.paths.locks)
     path = check_safe_path(settings.paths.locks / "metrics-archive.lock")
     lock = FileLock(str(path), timeout=0, mode=0o600, thread_local=False)
     try:
         lock.acquire()
     except Timeout:
-        raise LockHeld(f"another metrics archive is running (lock {path})") from None
+        raise LockHeld(f"another metrics archive is running ({holder_text(path)}lock {path})") from None
     try:
+        write_holder(path)
         yield
     finally:
+        clear_holder(path)
         lock.release()
 
 

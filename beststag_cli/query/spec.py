@@ -101,6 +101,25 @@ class QuerySpec(BaseModel):
                 out.append(s.field)
         return out
 
+    def describe(self) -> str:
+        """The query as the `cache get` options that ask it (`--filter '{...}' --fields a,b --sort -t --max 50`).
+
+        What an operator reads in `cache warm` instead of a sha256 key, and can paste back.
+        """
+        import json
+
+        parts: list[str] = []
+        if self.filters is not None:
+            parts.append(f"--filter '{json.dumps(self.filters, ensure_ascii=False)}'")
+        if self.fields is not None:
+            parts.append("--fields " + ",".join(self.fields))
+        parts.extend(f"--sort {s.option()}" for s in self.sort)
+        if self.max_records is not None:
+            parts.append(f"--max {self.max_records}")
+        if self.view is not None:
+            parts.append(f"--view {json.dumps(self.view, ensure_ascii=False)}")
+        return " ".join(parts) or "(every record)"
+
     def to_json(self) -> dict[str, Any]:
         """The spec in the webhook's JSON shape (camelCase keys, unset keys left out)."""
         return self.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True, mode="json") | {

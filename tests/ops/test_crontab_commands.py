@@ -37,7 +37,9 @@ def test_every_crontab_command_runs_against_the_sandbox(cli: Any, clean_env: Pat
 
 def _env_file(tmp_path: Path, data_dir: Path, mode: int = 0o600, extra: str = "") -> Path:
     f = tmp_path / "beststag.env"
-    f.write_text(f"# secrets of the cron jobs\nBESTSTAG_DATA_DIR={data_dir}\n{extra}", encoding="utf-8")
+    # these jobs run the sandbox on purpose: the wrapper refuses sandbox mode unless asked
+    f.write_text(f"# secrets of the cron jobs\nBESTSTAG_DATA_DIR={data_dir}\nBESTSTAG_ALLOW_SANDBOX=1\n{extra}",
+                 encoding="utf-8")
     f.chmod(mode)
     return f
 

@@ -40,7 +40,8 @@ def test_a_second_backup_while_one_runs_exits_75_logged_and_harmless(tmp_path: P
     shutil.copy(_sample_db, clean_env / "sandbox" / "base.sqlite")
     env_file = tmp_path / "env"
     # every sandbox request takes 150 ms, so the complete backup runs for seconds
-    env_file.write_text(f"BESTSTAG_DATA_DIR={clean_env}\nBESTSTAG_SANDBOX_FAULTS='{{\"latency_ms\": 150}}'\n")
+    env_file.write_text(f"BESTSTAG_DATA_DIR={clean_env}\nBESTSTAG_ALLOW_SANDBOX=1\n"
+                        f"BESTSTAG_SANDBOX_FAULTS='{{\"latency_ms\": 150}}'\n")
     env_file.chmod(0o600)
 
     first = _start(env_file, "backup", "run", "--type", "complete")

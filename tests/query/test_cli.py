@@ -151,7 +151,7 @@ def test_records_create_update_upsert_delete(cli: Any, requests_log: Any, publis
     assert len(ups.json()["created"]) == 1 and published[0].op == "upsert"
 
     published.clear()
-    dele = cli("--json", "records", "delete", "Tarefas", *[x for i in ids for x in ("--id", i)])
+    dele = cli("--json", "records", "delete", "Tarefas", "--yes", *[x for i in ids for x in ("--id", i)])
     assert dele.exit_code == 0 and dele.json()["count"] == 25
     assert {r["id"] for e in published for r in e.records} == set(ids)
     assert sandbox.store.count("appBestStagSandbx", "Tarefas") == before + 1
@@ -163,7 +163,7 @@ def test_records_bad_input_sends_nothing(cli: Any, requests_log: Any, published:
         (["create", "Tarefas", "--data", '{"fields": {"Titulo": "x"}}'], 'did you mean "Título"'),
         (["create", "Tarefas", "--data", "{oops"], "not valid JSON"),
         (["update", "Tarefas", "--data", '{"fields": {"Título": "x"}}'], 'needs an "id"'),
-        (["delete", "Tarefas", "--id", "nope"], "record id"),
+        (["delete", "Tarefas", "--yes", "--id", "nope"], "record id"),
         (["create", "Tarefs", "--data", '{"Título": "x"}'], 'did you mean "Tarefas"'),
         (["create", "Tarefas"], "nothing to create"),
     ]

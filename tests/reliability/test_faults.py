@@ -155,7 +155,7 @@ def test_writes_are_never_applied_twice(cli, sandbox, fast_retries, tally) -> No
             if o == "ok":
                 assert r.json()["records"][0]["fields"]["Título"] == title + "-upd"
         for rid in list(created.values())[2:]:
-            r = cli("--json", "records", "delete", "Tarefas", "--id", rid)
+            r = cli("--json", "records", "delete", "Tarefas", "--yes", "--id", rid)
             o = _outcome(r)
             counts["delete " + o] += 1
             if o == "ok":

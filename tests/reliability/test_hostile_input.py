@@ -75,7 +75,7 @@ CLI_CASES: list[tuple[str, list[str]]] = [
     ("table-cyrillic-a", ["cache", "get", f"Usu{CYR_A}rios"]),
     ("table-cyrillic-s", ["query", "run", f"Usuário{CYR_S}"]),
     ("table-cyrillic-write", ["records", "create", f"Usu{CYR_A}rios", "--data", '{"fields": {"Nome": "x"}}']),
-    ("table-decomposed-accent", ["records", "delete", "Usua\u0301rios", "--id", "recAAAAAAAAAAAAAA"]),
+    ("table-decomposed-accent", ["records", "delete", "Usua\u0301rios", "--yes", "--id", "recAAAAAAAAAAAAAA"]),
     ("backup-tables-cyrillic", ["backup", "run", "--type", "complete", "--tables", f"Usu{CYR_A}rios"]),
     # backup ids
     ("backup-id-dotdot", ["backup", "show", "../../etc"]),
@@ -94,7 +94,7 @@ CLI_CASES: list[tuple[str, list[str]]] = [
                                 '{"id": "recAAAAAAAAAAAAAA", "fields": {}}']),
     ("records-wrong-type", ["records", "create", "Usuários", "--data", '{"fields": {"mensalidade": "lots"}}']),
     ("records-update-no-id", ["records", "update", "Usuários", "--data", '[{"fields": {"Nome": "x"}}]']),
-    ("records-delete-path-id", ["records", "delete", "Usuários", "--id", "../../etc/passwd"]),
+    ("records-delete-path-id", ["records", "delete", "Usuários", "--yes", "--id", "../../etc/passwd"]),
     ("records-file-missing", ["records", "create", "Usuários", "--file", "/nonexistent/../x.ndjson"]),
     ("records-upsert-no-merge-value", ["records", "upsert", "Usuários", "--merge-on", "email", "--data",
                                        '[{"fields": {"Nome": "x"}}]']),

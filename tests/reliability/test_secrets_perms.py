@@ -21,6 +21,7 @@ from .conftest import CANARY, SECRET, modes
 def canary(monkeypatch: pytest.MonkeyPatch, sandbox: Any) -> str:
     """The in-process sandbox accepts only the canary, and the CLI sends it (so it is really used)."""
     monkeypatch.setenv("AIRTABLE_TOKEN", CANARY)
+    monkeypatch.delenv("BESTSTAG_SANDBOX")
     monkeypatch.setenv("BESTSTAG_SANDBOX_TOKEN", CANARY)
     monkeypatch.setenv("AIRTABLE_ENDPOINT_URL", "http://sandbox.beststag.local")
     monkeypatch.setenv("AIRTABLE_BASE_ID", "appBestStagSandbx")
@@ -72,7 +73,7 @@ COMMANDS: list[list[str]] = [
     ["cache", "invalidate", "--all"],
     # errors, with and without tracebacks
     ["query", "run", "Usuarios"],
-    ["records", "delete", "Tarefas", "--id", "recAAAAAAAAAAAAAA"],
+    ["records", "delete", "Tarefas", "--yes", "--id", "recAAAAAAAAAAAAAA"],
     ["backup", "show", "complete/2020-01-01T00-00-00Z"],
 ]
 

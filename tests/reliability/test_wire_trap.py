@@ -122,6 +122,7 @@ def http_gateway(served: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gatew
 
     monkeypatch.setenv("AIRTABLE_ENDPOINT_URL", served)
     monkeypatch.setenv("AIRTABLE_TOKEN", TOKEN)
+    monkeypatch.delenv("BESTSTAG_SANDBOX")
     monkeypatch.setenv("AIRTABLE_BASE_ID", SANDBOX_BASE_ID)
     settings = load_config()
     settings.airtable.rate_limit_per_s = 50  # the served sandbox has no limit; the test stays fast

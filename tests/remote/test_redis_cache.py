@@ -199,7 +199,7 @@ def served(tmp_path: Path) -> Iterator[str]:
 def host_env(tmp_path: Path, name: str, served: str, redis_url: str) -> dict[str, str]:
     cfg = write_config(tmp_path / "config.yaml", cache={"backend": "redis", "redis_url": redis_url,
                                                         "redis_prefix": "two-hosts:"})
-    return {**os.environ, "AIRTABLE_TOKEN": "sandbox", "AIRTABLE_BASE_ID": "appBestStagSandbx",
+    return {**os.environ, "AIRTABLE_TOKEN": "sandbox", "BESTSTAG_SANDBOX": "", "AIRTABLE_BASE_ID": "appBestStagSandbx",
             "AIRTABLE_ENDPOINT_URL": served, "BESTSTAG_CONFIG": str(cfg),
             "BESTSTAG_DATA_DIR": str(tmp_path / name)}
 

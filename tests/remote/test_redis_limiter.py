@@ -205,7 +205,8 @@ print(json.dumps({"errors": errors}))
 
 def test_two_hosts_sixteen_threads_never_get_a_429(served: str, tmp_path: Path, redis_url: str) -> None:
     cfg = write_config(tmp_path / "config.yaml", airtable={"limiter": "redis", "limiter_redis_url": redis_url})
-    envs = [{**os.environ, "AIRTABLE_TOKEN": "sandbox", "AIRTABLE_BASE_ID": BASE, "AIRTABLE_ENDPOINT_URL": served,
+    envs = [{**os.environ, "AIRTABLE_TOKEN": "sandbox", "BESTSTAG_SANDBOX": "", "AIRTABLE_BASE_ID": BASE,
+             "AIRTABLE_ENDPOINT_URL": served,
              "BESTSTAG_CONFIG": str(cfg), "BESTSTAG_DATA_DIR": str(tmp_path / f"host-{i}")} for i in range(2)]
     procs = [subprocess.Popen([sys.executable, "-c", WORKER], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                               text=True) for e in envs]
