@@ -139,3 +139,37 @@ def test_lock_collisions_skips_only_jobs_that_cannot_collide(crons: list[tuple[s
             by_minute.setdefault((str(j.lock), t), []).append(j.name)
     expected = sorted((t, names) for (_, t), names in by_minute.items() if len(names) > 1)
     assert lock_collisions(jobs, start, days=9) == expected
+
+
+_FORMULAS = ["{status}='Ativo'", "AND({status}='Ativo', {tokens} > 3)", "OR(x, NOT({resolvido}))",
+             "IF({a} >= 2, 'big' & \"x\", -{b} / 2 * 3)", "/* c */ LEN({Nome}) != 0", "{a\\}b} = 'it''s'",
+             "SWITCH({plano}, 'Pro', 1, 2) + 1", "DATETIME_DIFF(NOW(), {timestamp}, 'days') < 7",
+             "FIND('x', {Resumo})", "TRUE()", "{x} = ", "AND(", "'unclosed", "{a} == 1", ")", "1 +* 2"]
+
+
+def test_formula_parser_comes_from_the_precompiled_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox loads its formula parser from lalr_tables.py instead of analysing the grammar in every process."""
+    import lark
+
+    from beststag_cli.sandbox.formula import lalr_tables, parser
+
+    grammar = parser._GRAMMAR_PATH.read_text(encoding="utf-8")
+    assert parser._stamp(grammar) == lalr_tables.STAMP, (
+        "grammar.lark (or lark) changed: run python -c 'from beststag_cli.sandbox.formula.parser import "
+        "write_tables; write_tables()'")
+    built = parser._build(grammar)
+
+    def outcome(p: lark.Lark, text: str) -> Any:
+        try:
+            return p.parse(text)
+        except lark.exceptions.UnexpectedInput as exc:
+            return (type(exc).__name__, parser._describe(text, exc))
+
+    monkeypatch.setattr(parser, "_build", lambda grammar: pytest.fail("built the parser instead of loading it"))
+    parser.get_parser.cache_clear()
+    try:
+        loaded = parser.get_parser()
+        for text in _FORMULAS:
+            assert outcome(loaded, text) == outcome(built, text), text
+    finally:
+        parser.get_parser.cache_clear()
