@@ -8,7 +8,8 @@ Set up once, in a private temporary data dir, against the in-process sandbox: on
 (so `backup list`/`show` read a real manifest) and one run of each command through the full CLI (it
 writes the settings snapshot the fast path needs). Also measured, same pairs: the same commands
 through the full Typer CLI (`python -c` calling `cli.main.run`: what the table output and every
-other command pay), and `beststag --version`.
+other command pay), and `beststag --version`. In-process: the sandbox's formula parser loaded from
+its precompiled tables against building it from the grammar.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import figure
+from benchmarks import figure, ratio, timed_best
 
 GOAL = 5.0
 
@@ -51,6 +52,20 @@ def _full_cli(argv: list[str]) -> list[str]:
     """The same command through the Typer CLI (bypasses cli/__init__.py's fast paths)."""
     code = f"import sys; from beststag_cli.cli.main import run; sys.exit(run({argv!r}))"
     return [sys.executable, "-c", code]
+
+
+def _formula_parser(repeat: int) -> list[dict[str, Any]]:
+    """The sandbox's formula parser: loaded from the precompiled tables vs built from the grammar (in-process)."""
+    import lark
+
+    from beststag_cli.sandbox.formula import lalr_tables, parser
+
+    grammar = parser._GRAMMAR_PATH.read_text(encoding="utf-8")
+    _, load_s, _ = timed_best(lambda: lark.Lark.load(lalr_tables.TABLES), repeat)
+    _, build_s, _ = timed_best(lambda: parser._build(grammar), repeat)
+    return [figure("formula parser from lalr_tables.py (median)", load_s * 1000, "ms", baseline="built from grammar",
+                   ratio=ratio(load_s, build_s), note="once per sandbox process that filters by formula"),
+            figure("formula parser built from grammar.lark (median)", build_s * 1000, "ms", role="baseline")]
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -86,5 +101,6 @@ def run(quick: bool) -> dict[str, Any]:
         bare_all.append(bare)
         figures.append(figure("beststag --version (Typer loaded)", ms, "ms", baseline="python -c pass", ratio=r))
         figures.append(figure("python -c pass (median)", statistics.median(bare_all), "ms", role="baseline"))
+    figures.extend(_formula_parser(3 if quick else 10))
     return {"figures": figures, "setup": {"pairs per command": pairs},
             "notes": ["ratio = median over pairs of (command ÷ the `python -c pass` run just before it)"]}
