@@ -53,7 +53,7 @@ from pydantic import (
 
 from beststag_cli.cache.policy import MAX_TTL_S
 from beststag_cli.errors import BadInput, ConfigError
-from beststag_cli.paths import Paths
+from beststag_cli.paths import BACKUP_TYPES, Paths
 
 # --------------------------------------------------------------------------------------------
 # constants shared with other modules
@@ -80,7 +80,6 @@ BESTSTAG_TABLES: tuple[str, ...] = (T_USUARIOS, T_INTERACOES, T_TAREFAS, T_EVENT
 BackupType = Literal["incremental", "complete", "critical"]
 MetricType = Literal["usage", "performance", "storage"]
 TimeRange = Literal["1h", "24h", "7d", "30d"]
-BACKUP_TYPES: tuple[str, ...] = ("incremental", "complete", "critical")
 METRIC_TYPES: tuple[str, ...] = ("usage", "performance", "storage")
 
 # --------------------------------------------------------------------------------------------

@@ -30,6 +30,9 @@ _ENV_KEYS = ("AIRTABLE_API_KEY", "AIRTABLE_TOKEN", "AIRTABLE_BASE_ID", "AIRTABLE
 #: bumped when the rules a snapshot was checked against change, so an older snapshot never answers
 _RULES = b"modes-2"
 SANDBOX_BASE_ID = "appBestStagSandbx"  # config.SANDBOX_BASE_ID (importing config costs the pydantic import)
+#: read at run time, never by the config loader: they must not cost a hit its snapshot
+_NOT_CONFIG = frozenset({"BESTSTAG_FAKE_NOW", "BESTSTAG_SANDBOX_FAULTS", "BESTSTAG_SANDBOX_RATE_LIMIT",
+                         "BESTSTAG_TEST_WORKERS", "BESTSTAG_BIN", "BESTSTAG_ENV_FILE", "BESTSTAG_ALLOW_SANDBOX"})
 _SECRET_PATHS = (("airtable", "token"), ("airtable", "sandbox_token"), ("webhook", "secret"))
 
 
@@ -74,6 +77,11 @@ def _fingerprint(file: Path | None, body: bytes, env: Mapping[str, str]) -> str:
     h.update(b"\0" + (str(file.resolve()) if file else "").encode() + b"\0" + body)
     for k in _ENV_KEYS:
         h.update(b"\0" + k.encode() + b"=" + env.get(k, "").strip().encode())
+    # every other AIRTABLE_*/BESTSTAG_* variable too: one the full loader learns to read later (a mode
+    # switch such as BESTSTAG_SANDBOX) must never be answered with a snapshot built without it
+    for k in sorted(k for k in env if k.startswith(("AIRTABLE_", "BESTSTAG_")) and k not in _ENV_KEYS
+                    and k not in _NOT_CONFIG):
+        h.update(b"\0" + k.encode() + b"=" + env[k].strip().encode())
     return h.hexdigest()
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+#: backups/<type>/ folders; here, not in config.py, so reading backups needs no pydantic (start-up time)
+BACKUP_TYPES: tuple[str, ...] = ("incremental", "complete", "critical")
+
 
 @dataclass(frozen=True)
 class Paths:

@@ -142,7 +142,7 @@ def test_verify_and_seed_on_a_terminal_show_bars_of_known_totals_with_eta(seeded
     line = next(ln for ln in final if ln.startswith("✓ verify ") and ln.endswith(" records"))
     m = re.search(r"━+ (\d[\d,]*)/(\d[\d,]*) records", line)
     assert m and m.group(1) == m.group(2), line  # the manifest's count, reached
-    rc, _, term = run_on_pty(["sandbox", "seed", "--scale", "0.05"])
+    rc, _, term = run_on_pty(["sandbox", "seed", "--scale", "0.05", "--yes"])
     assert rc == 0, term[-2000:]
     final = screen(term)
     seeded_lines = [ln for ln in final if ln.startswith("✓ seed ") and "/" in ln]

@@ -35,7 +35,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from beststag_cli.config import BACKUP_TYPES
 from beststag_cli.errors import BadInput, NotFound, UnsafePath
 from beststag_cli.fsutil import (
     FILE_MODE,
@@ -46,6 +45,7 @@ from beststag_cli.fsutil import (
     private_root,
 )
 from beststag_cli.names import did_you_mean, fold
+from beststag_cli.paths import BACKUP_TYPES
 
 FORMAT_VERSION = 1
 TS_FORMAT = "%Y-%m-%dT%H-%M-%SZ"

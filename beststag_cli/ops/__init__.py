@@ -12,6 +12,18 @@ Plain core (no Typer, no Rich); `beststag_cli/cli/schedule.py` and the job comma
 
 from __future__ import annotations
 
-from .jobs import JobRun, job, outcome_of
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .jobs import JobRun, job, outcome_of
 
 __all__ = ["JobRun", "job", "outcome_of"]
+
+
+def __getattr__(name: str) -> Any:
+    # lazily: `schedule show` reads ops.schedule and must not pay for jobs' logging (start-up time)
+    if name in __all__:
+        from . import jobs
+
+        return getattr(jobs, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

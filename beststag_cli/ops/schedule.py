@@ -15,7 +15,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -101,14 +101,29 @@ def expand(cron: str, start: datetime, end: datetime) -> list[datetime]:
         out.append(t)
 
 
+def _may_share_minute(a: str, b: str) -> bool:
+    """False only when the two schedules have no minute or no hour in common (they never start together)."""
+    from croniter import croniter
+
+    try:
+        fa, fb = croniter.expand(a)[0], croniter.expand(b)[0]
+    except Exception:  # whatever croniter makes of it, expanding both decides
+        return True
+    return not any("*" not in fa[i] and "*" not in fb[i] and not set(fa[i]) & set(fb[i])
+                   for i in (0, 1))  # minute, hour
+
+
 def lock_collisions(jobs: Iterable[ScheduledJob], start: datetime, days: int = 366) -> list[tuple[datetime,
                                                                                                   list[str]]]:
     """Minutes in which two or more jobs sharing a lock would start: all but one of them exit 75."""
     by_minute: dict[tuple[str, datetime], list[str]] = {}
     end = start + timedelta(days=days)
-    for j in jobs:
-        if j.lock is None:
-            continue
+    locked = [j for j in jobs if j.lock is not None]
+    fixed_offset = isinstance(start.tzinfo, timezone)  # no DST: croniter's starts keep their minute and hour
+    for j in locked:
+        if fixed_offset and not any(k is not j and k.lock == j.lock and _may_share_minute(j.cron, k.cron)
+                                    for k in locked):
+            continue  # it starts in no minute another job of its lock can: a year of croniter steps saved
         for t in expand(j.cron, start, end):
             by_minute.setdefault((j.lock, t), []).append(j.name)
     return sorted((t, names) for (_, t), names in by_minute.items() if len(names) > 1)

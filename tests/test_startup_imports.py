@@ -1,0 +1,175 @@
+"""Start-up gate (issue 16): the read-only `--json` commands import none of the heavy modules.
+
+Not a timing test: it checks *what* a new process imports (`python -X importtime`), which is what
+start-up time is made of and what drifts when someone adds a top-level import. The ratios
+themselves are in `./scripts/bench startup`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import settings as settings_
+from hypothesis import strategies as st
+
+#: what the full CLI pays before doing anything: Typer (its coercion imports pydantic), the pydantic
+#: config models, the sandbox (its lark formula grammar), pyairtable and requests, rich, FastAPI
+HEAVY_TOP = ("typer", "click", "pydantic", "pydantic_core", "lark", "pyairtable", "requests", "urllib3", "rich",
+             "fastapi", "starlette", "yaml")
+HEAVY_OURS = ("beststag_cli.config", "beststag_cli.sandbox", "beststag_cli.gateway", "beststag_cli.cli.main",
+              "beststag_cli.logs")
+
+FAKE_NOW = "2026-06-10T12:00:00Z"
+
+
+def _imported(stderr: str) -> set[str]:
+    return {line.split("|")[-1].strip() for line in stderr.splitlines() if line.startswith("import time")}
+
+
+def _heavy(modules: set[str]) -> set[str]:
+    return {m for m in modules if m.split(".")[0] in HEAVY_TOP or m.startswith(HEAVY_OURS)}
+
+
+def _beststag(*args: str, importtime: bool = True) -> subprocess.CompletedProcess[str]:
+    """The real console entry point in a new process, with the test's environment."""
+    cmd = [sys.executable, *(["-X", "importtime"] if importtime else []), "-m", "beststag_cli", *args]
+    return subprocess.run(cmd, env=os.environ.copy(), capture_output=True, text=True, timeout=180)
+
+
+def _without_now(doc: Any) -> Any:
+    return {k: v for k, v in doc.items() if k != "now"} if isinstance(doc, dict) else doc
+
+
+@pytest.fixture
+def one_backup(cli, monkeypatch: pytest.MonkeyPatch) -> str:  # type: ignore[no-untyped-def]
+    """A critical backup of the sandbox in the test's data dir (the full CLI also writes the settings snapshot)."""
+    monkeypatch.setenv("BESTSTAG_FAKE_NOW", FAKE_NOW)  # schedule show's next runs agree across processes
+    r = cli("--quiet", "backup", "run", "--type", "critical")
+    assert r.exit_code == 0, r
+    return str(cli("--json", "backup", "list").json()[0]["id"])
+
+
+def test_read_only_json_commands_import_no_heavy_module(cli, one_backup: str) -> None:
+    commands = [("backup", "list"), ("backup", "list", "--type", "critical"), ("backup", "show", one_backup),
+                ("schedule", "show"), ("schedule", "show", "-n", "5")]
+    for args in commands:
+        r = _beststag("--json", *args)
+        assert r.returncode == 0, (args, r.stderr[-2000:])
+        assert not _heavy(_imported(r.stderr)), (args, sorted(_heavy(_imported(r.stderr))))
+        full = cli("--json", *args)  # the Typer CLI, in-process: the same document
+        assert full.exit_code == 0, full
+        assert _without_now(json.loads(r.stdout)) == _without_now(full.json()), args
+
+
+def test_read_only_fast_path_leaves_errors_and_tables_to_the_full_cli(cli, one_backup: str) -> None:
+    # an error is reported by the full CLI, exactly as before: one line, its exit code
+    missing = _beststag("--json", "backup", "show", "critical/2001-01-01T00-00-00Z", importtime=False)
+    full = cli("--json", "backup", "show", "critical/2001-01-01T00-00-00Z")
+    assert (missing.returncode, missing.stdout) == (full.exit_code, full.stdout) and missing.returncode != 0
+    bad = _beststag("--json", "backup", "list", "--type", "weekly", importtime=False)
+    assert bad.returncode == 2 and "unknown backup type" in bad.stdout
+    # the human table is the full CLI's (rich)
+    table = _beststag("backup", "list")
+    assert table.returncode == 0 and "critical" in table.stdout  # (piped, rich folds the id: not this test's point)
+    assert "typer" in {m.split(".")[0] for m in _imported(table.stderr)}
+    # and the fast path itself: no heavy module for the same command with --json
+    fast = _beststag("--json", "backup", "list")
+    assert fast.returncode == 0 and not _heavy(_imported(fast.stderr)), sorted(_heavy(_imported(fast.stderr)))
+
+
+def test_read_only_commands_with_a_token_never_touch_the_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a real-looking installation whose endpoint is unreachable: listing local backups needs neither
+    # Airtable nor pyairtable, and after the first (full, validating) run not even pydantic
+    monkeypatch.setenv("AIRTABLE_TOKEN", "patFAKEFAKEFAKEFAK.0123456789abcdef0123456789abcdef0123456789abcdef")
+    monkeypatch.setenv("AIRTABLE_BASE_ID", "appFAKEFAKEFAKE12")
+    monkeypatch.setenv("AIRTABLE_ENDPOINT_URL", "http://127.0.0.1:9")
+    first = _beststag("--json", "backup", "list")
+    assert first.returncode == 0 and json.loads(first.stdout) == [], first.stderr[-2000:]
+    for args in (("backup", "list"), ("schedule", "show")):
+        r = _beststag("--json", *args)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert not _heavy(_imported(r.stderr)), (args, sorted(_heavy(_imported(r.stderr))))
+    assert "patFAKE" not in json.dumps(json.loads((Path(os.environ["BESTSTAG_DATA_DIR"])
+                                                   / "settings.snapshot.json").read_text()))
+
+
+def test_snapshot_is_not_used_when_another_beststag_variable_changes(clean_env: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A variable the config loader may read (BESTSTAG_SANDBOX, say) is part of the snapshot's fingerprint."""
+    from beststag_cli.config import load_config
+    from beststag_cli.fastconfig import fast_settings
+
+    clean_env.mkdir(parents=True)
+    load_config()  # writes the snapshot for this environment
+    assert fast_settings() is not None
+    monkeypatch.setenv("BESTSTAG_SANDBOX", "1")
+    assert fast_settings() is None
+    monkeypatch.setenv("BESTSTAG_FAKE_NOW", FAKE_NOW)  # read at run time only: not a reason to miss
+    monkeypatch.delenv("BESTSTAG_SANDBOX")
+    assert fast_settings() is not None
+
+
+_MINUTES = st.sampled_from(["0", "15", "30", "*/15", "*/20", "0,30", "10-20", "*"])
+_HOURS = st.sampled_from(["0", "2", "*/4", "3,4", "1-5", "*", "*/6"])
+_DAYS = st.sampled_from(["* * *", "* * 0", "1 * *", "* * 1-5", "1,15 * *"])
+
+
+@settings_(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(_MINUTES, _HOURS, _DAYS, st.sampled_from(["backup", "other"])), min_size=2, max_size=4),
+       st.integers(0, 23), st.sampled_from([0, 5, -3]))
+def test_lock_collisions_skips_only_jobs_that_cannot_collide(crons: list[tuple[str, str, str, str]], hour: int,
+                                                             offset_h: int) -> None:
+    """`schedule show`'s year scan expands only the jobs that may start with another of their lock: same answer."""
+    from datetime import datetime, timedelta, timezone
+
+    from beststag_cli.ops.schedule import ScheduledJob, expand, lock_collisions
+
+    jobs = [ScheduledJob(f"j{i}", f"{m} {h} {d}", ("x",), "", lock) for i, (m, h, d, lock) in enumerate(crons)]
+    start = datetime(2026, 3, 1, hour, 7, tzinfo=timezone(timedelta(hours=offset_h)))
+    by_minute: dict[tuple[str, datetime], list[str]] = {}  # the scan of every job, as before
+    for j in jobs:
+        for t in expand(j.cron, start, start + timedelta(days=9)):
+            by_minute.setdefault((str(j.lock), t), []).append(j.name)
+    expected = sorted((t, names) for (_, t), names in by_minute.items() if len(names) > 1)
+    assert lock_collisions(jobs, start, days=9) == expected
+
+
+_FORMULAS = ["{status}='Ativo'", "AND({status}='Ativo', {tokens} > 3)", "OR(x, NOT({resolvido}))",
+             "IF({a} >= 2, 'big' & \"x\", -{b} / 2 * 3)", "/* c */ LEN({Nome}) != 0", "{a\\}b} = 'it''s'",
+             "SWITCH({plano}, 'Pro', 1, 2) + 1", "DATETIME_DIFF(NOW(), {timestamp}, 'days') < 7",
+             "FIND('x', {Resumo})", "TRUE()", "{x} = ", "AND(", "'unclosed", "{a} == 1", ")", "1 +* 2"]
+
+
+def test_formula_parser_comes_from_the_precompiled_tables(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sandbox loads its formula parser from lalr_tables.py instead of analysing the grammar in every process."""
+    import lark
+
+    from beststag_cli.sandbox.formula import lalr_tables, parser
+
+    grammar = parser._GRAMMAR_PATH.read_text(encoding="utf-8")
+    assert parser._stamp(grammar) == lalr_tables.STAMP, (
+        "grammar.lark (or lark) changed: run python -c 'from beststag_cli.sandbox.formula.parser import "
+        "write_tables; write_tables()'")
+    built = parser._build(grammar)
+
+    def outcome(p: lark.Lark, text: str) -> Any:
+        try:
+            return p.parse(text)
+        except lark.exceptions.UnexpectedInput as exc:
+            return (type(exc).__name__, parser._describe(text, exc))
+
+    monkeypatch.setattr(parser, "_build", lambda grammar: pytest.fail("built the parser instead of loading it"))
+    parser.get_parser.cache_clear()
+    try:
+        loaded = parser.get_parser()
+        for text in _FORMULAS:
+            assert outcome(loaded, text) == outcome(built, text), text
+    finally:
+        parser.get_parser.cache_clear()
