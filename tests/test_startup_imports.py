@@ -90,6 +90,7 @@ def test_read_only_commands_with_a_token_never_touch_the_network(monkeypatch: py
     monkeypatch.setenv("AIRTABLE_TOKEN", "patFAKEFAKEFAKEFAK.0123456789abcdef0123456789abcdef0123456789abcdef")
     monkeypatch.setenv("AIRTABLE_BASE_ID", "appFAKEFAKEFAKE12")
     monkeypatch.setenv("AIRTABLE_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.delenv("BESTSTAG_SANDBOX", raising=False)  # a token: not sandbox mode
     first = _beststag("--json", "backup", "list")
     assert first.returncode == 0 and json.loads(first.stdout) == [], first.stderr[-2000:]
     for args in (("backup", "list"), ("schedule", "show")):
@@ -107,12 +108,13 @@ def test_snapshot_is_not_used_when_another_beststag_variable_changes(clean_env: 
     from beststag_cli.fastconfig import fast_settings
 
     clean_env.mkdir(parents=True)
+    monkeypatch.setenv("BESTSTAG_SANDBOX", "1")
     load_config()  # writes the snapshot for this environment
     assert fast_settings() is not None
-    monkeypatch.setenv("BESTSTAG_SANDBOX", "1")
+    monkeypatch.setenv("BESTSTAG_SANDBOX", "")
     assert fast_settings() is None
     monkeypatch.setenv("BESTSTAG_FAKE_NOW", FAKE_NOW)  # read at run time only: not a reason to miss
-    monkeypatch.delenv("BESTSTAG_SANDBOX")
+    monkeypatch.setenv("BESTSTAG_SANDBOX", "1")
     assert fast_settings() is not None
 
 
