@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,38 @@ SANDBOX_BASE_ID = "appBestStagSandbx"  # config.SANDBOX_BASE_ID (importing confi
 _NOT_CONFIG = frozenset({"BESTSTAG_FAKE_NOW", "BESTSTAG_SANDBOX_FAULTS", "BESTSTAG_SANDBOX_RATE_LIMIT",
                          "BESTSTAG_TEST_WORKERS", "BESTSTAG_BIN", "BESTSTAG_ENV_FILE", "BESTSTAG_ALLOW_SANDBOX"})
 _SECRET_PATHS = (("airtable", "token"), ("airtable", "sandbox_token"), ("webhook", "secret"))
+#: URLs that carry keys in their path or query (healthchecks ping URLs, alert webhooks): never on disk
+_URL_SECRETS = (("alerts", "notify_urls"), ("jobs", "pings"))
+_USERINFO_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s/]+@", re.IGNORECASE)
+
+
+def _scrub(data: dict[str, Any]) -> list[str]:
+    """Take every secret out of a settings dump (in place); return the dotted paths whose value was masked.
+
+    Known secrets go; URL-valued settings that carry keys are emptied; and a password in any URL's
+    userinfo (``redis://:pw@host``, wherever it is configured) is masked, its path returned so the
+    fast path knows that value is not usable and leaves that case to the full loader.
+    """
+    for a, b in _SECRET_PATHS:
+        data.get(a, {}).pop(b, None)
+    for a, b in _URL_SECRETS:
+        section = data.get(a)
+        if isinstance(section, dict) and b in section:
+            section[b] = type(section[b])()
+    masked: list[str] = []
+
+    def walk(node: Any, path: str) -> Any:
+        if isinstance(node, dict):
+            return {k: walk(v, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v, path) for v in node]
+        if isinstance(node, str) and _USERINFO_PASSWORD.search(node):
+            masked.append(path)
+            return _USERINFO_PASSWORD.sub(r"\g<1>***@", node)
+        return node
+
+    data.update(walk(data, ""))
+    return masked
 
 
 def mode_problem(*, token: bool, base_id: str | None, sandbox: bool) -> tuple[str, str] | None:
@@ -242,6 +275,8 @@ def fast_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         if not _valid_settings(snap.get("settings"), data_dir):
             return None
         data = snap["settings"]
+        if data.get("_masked"):  # a Redis URL's password is not on disk: only the full loader can connect
+            return None
         # the full loader refuses these; a snapshot must never answer where it would (e.g. one left by an older rule)
         if mode_problem(token=not data["_sandbox_mode"], base_id=data["airtable"]["base_id"],
                         sandbox=data["airtable"].get("sandbox") is True):
@@ -266,8 +301,7 @@ def save_snapshot(settings: Settings, file: Path | None, env: Mapping[str, str])
         if not settings.paths.data_dir.is_dir():
             return  # never create the data dir as a side effect of reading config
         data = settings.model_dump(mode="json")
-        for a, b in _SECRET_PATHS:
-            data.get(a, {}).pop(b, None)
+        data["_masked"] = _scrub(data)
         data["_sandbox_mode"] = settings.sandbox_mode
         write_private_file(target, json.dumps({"fingerprint": fp, "settings": data}, ensure_ascii=False))
     except Exception:  # never let a cache of the config break loading it

@@ -51,13 +51,17 @@ MIN_SECRET_LEN = 4
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"pat[A-Za-z0-9]{14}\.[a-f0-9]{64}"), MASK),
-    # a header's value is a value whatever it looks like
-    (re.compile(r"""(Authorization['"]?\s*[:=]\s*['"]?(?:Bearer\s+)?)[^\s'",}]+""", re.IGNORECASE), r"\g<1>" + MASK),
-    # in prose, "Bearer X" hides X only when X looks like a credential (8+ token characters, a digit
-    # among them), so "a bearer token" keeps its word
-    (re.compile(r"(Bearer\s+)(?=[A-Za-z0-9._~+/=-]*[0-9])[A-Za-z0-9._~+/=-]{8,}", re.IGNORECASE), r"\g<1>" + MASK),
-    # the password of a URL's userinfo (redis://:pw@host, https://user:pw@host)
-    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s@/]+@", re.IGNORECASE), r"\g<1>" + MASK + "@"),
+    # a header's value is a value whatever it looks like, whatever its scheme (Bearer, Basic, Token…)
+    (re.compile(r"""((?:Proxy-)?Authorization['"]?\s*[:=]\s*['"]?(?:[A-Za-z]+\s+)?)[^\s'",}]+""", re.IGNORECASE),
+     r"\g<1>" + MASK),
+    (re.compile(r"""(X-Api-Key['"]?\s*[:=]\s*['"]?)[^\s'",}]+""", re.IGNORECASE), r"\g<1>" + MASK),
+    # "Bearer X" hides X, whatever X is, except the few words prose puts there ("a bearer token"):
+    # redact values, not words
+    (re.compile(r"(Bearer\s+)(?!(?:token|tokens|scheme|auth|authentication|header|credential)\b)[^\s'\",}]+",
+                re.IGNORECASE), r"\g<1>" + MASK),
+    # the password of a URL's userinfo (redis://:pw@host, https://user:pw@host); up to the last "@"
+    # before the host, as urllib and redis-py split it (a password may hold an unencoded "@")
+    (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s/]+@", re.IGNORECASE), r"\g<1>" + MASK + "@"),
 )
 
 # attributes every LogRecord has; anything else was passed with `extra=`

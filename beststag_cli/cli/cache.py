@@ -61,12 +61,7 @@ def _warn(line: str | None) -> None:
 
 
 def _cell(v: Any) -> str:
-    if v is None:
-        return ""
-    if isinstance(v, list):
-        return ", ".join(_cell(x) if not isinstance(x, dict) else str(x.get("filename") or x.get("id")) for x in v)
-    text = str(v)
-    return text if len(text) <= 60 else text[:57] + "…"
+    return render.cell(v)
 
 
 @app.command()

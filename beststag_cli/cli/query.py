@@ -98,10 +98,7 @@ def explain(
 
 
 def _cell(v: Any) -> str:
-    if isinstance(v, list):
-        v = ", ".join(x.get("filename", str(x)) if isinstance(x, dict) else str(x) for x in v)
-    text = str(v).replace("\n", " ")
-    return text if len(text) <= 60 else text[:57] + "..."
+    return render.cell(v)
 
 
 @app.command()

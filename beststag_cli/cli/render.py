@@ -47,6 +47,21 @@ def _rows_tsv(title: str | None, columns: list[str], rows: list[list[Any]]) -> N
     sys.stdout.flush()
 
 
+def cell(v: Any, width: int = 60) -> str:
+    """A record's value as a table cell: escaped (data is never read as rich markup: "[urgent] call"
+    must stay whole), lists joined, one line; cut to ``width`` only on a terminal (a pipe gets it all)."""
+    from rich.markup import escape
+
+    if v is None:
+        return ""
+    if isinstance(v, list):
+        v = ", ".join(str(x.get("filename") or x.get("id") or x) if isinstance(x, dict) else str(x) for x in v)
+    text = " ".join(str(v).splitlines())
+    if len(text) > width and _console().is_terminal:
+        text = text[:width - 1] + "…"
+    return escape(text)
+
+
 def emit_json(data: Any) -> None:
     STATE.emitted = True
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")

@@ -325,6 +325,13 @@ def test_a_hint_keeps_the_word_token(seeded: Path) -> None:
     ("redis://:hunter2pass@cache.example:6379/0 is down", "redis://:***@cache.example:6379/0 is down"),
     ("https://user:pw99@proxy.example/ refused", "https://user:***@proxy.example/ refused"),
     ("check the token's scopes", "check the token's scopes"),
+    # found by a review: other schemes kept their credential, and a Bearer value without a digit showed
+    ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "Authorization: Basic ***"),
+    ("Authorization: Token abcdef123456", "Authorization: Token ***"),
+    ("X-Api-Key: abcdef12345", "X-Api-Key: ***"),
+    ("Bearer abcdefghijklmnop", "Bearer ***"),
+    ("Bearer abc123:xyzsecret sent", "Bearer *** sent"),
+    ("redis://:p@ss@cache.example:6379/0 is down", "redis://:***@cache.example:6379/0 is down"),
 ])
 def test_the_redactor_hides_values_not_words(text: str, shown: str) -> None:
     assert logs.Redactor().redact(text) == shown
