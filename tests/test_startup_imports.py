@@ -175,3 +175,13 @@ def test_formula_parser_comes_from_the_precompiled_tables(monkeypatch: pytest.Mo
             assert outcome(loaded, text) == outcome(built, text), text
     finally:
         parser.get_parser.cache_clear()
+
+
+@pytest.mark.parametrize("form", [["--config="], ["--config", ""]])
+@pytest.mark.parametrize("command", [["backup", "list"], ["cache", "get", "Usuários"]])
+def test_an_empty_config_value_is_refused_by_every_path(clean_env: Path, form: list[str],
+                                                        command: list[str]) -> None:
+    """Found by review: the fast paths answered `--config=` from the snapshot, where the full CLI exits 2."""
+    assert _beststag("--json", *command).returncode == 0  # the snapshot exists
+    r = _beststag("--json", *form, *command)
+    assert r.returncode == 2, (r.stdout[-300:], r.stderr[-300:])

@@ -29,10 +29,10 @@ def _globals(argv: list[str]) -> tuple[dict[str, Any], list[str]] | None:
         a = argv[i]
         if a in _GLOBAL_FLAGS:
             opts[_GLOBAL_FLAGS[a]] = True
-        elif a == "--config" and i + 1 < len(argv):
+        elif a == "--config" and i + 1 < len(argv) and argv[i + 1]:
             opts["config"] = argv[i + 1]
             i += 1
-        elif a.startswith("--config="):
+        elif a.startswith("--config=") and a != "--config=":  # an empty value is the full CLI's to refuse
             opts["config"] = a.split("=", 1)[1]
         else:
             return None  # --verbose (debug logs), --version, --help…: the full CLI
