@@ -224,6 +224,7 @@ def check_modes(settings: Settings) -> Check:
         return _skip("modes", f"{d} does not exist yet")
     loose: list[str] = []
     links: list[str] = []
+    public = Path(settings.paths.prom_file)
     for top, dirs, files in os.walk(d, onerror=lambda e: None):  # never follows links
         for name in [*dirs, *files]:
             p = Path(top) / name
@@ -233,6 +234,8 @@ def check_modes(settings: Settings) -> Check:
                 continue
             if stat.S_ISLNK(st.st_mode):
                 links.append(str(p.relative_to(d)))
+            elif p == public and _mode(st) == 0o644:
+                continue  # the Prometheus textfile: 0644 on purpose (node_exporter reads it), the one exception
             elif _mode(st) & 0o077:
                 loose.append(f"{p.relative_to(d)} is {_mode(st):o}")
     try:

@@ -32,9 +32,12 @@ def identity() -> dict[str, Any]:
 
 
 def write_holder(lock_path: str | Path) -> None:
+    from .errors import BestStagError
     from .fsutil import write_private_file
 
-    with contextlib.suppress(OSError):
+    # a holder file that cannot be written (a full disk, a link planted at its name: UnsafePath) costs
+    # the lock message its details, never the run
+    with contextlib.suppress(OSError, BestStagError):
         write_private_file(f"{lock_path}.holder", json.dumps({**identity(), "since": clock.timestamp()}))
 
 

@@ -47,7 +47,8 @@ from typing import TYPE_CHECKING, Any
 
 from beststag_cli import clock, errors, interrupts
 from beststag_cli.diskspace import as_disk_full
-from beststag_cli.fsutil import check_safe_path, ensure_private_dir, write_private_file
+from beststag_cli.fsutil import check_safe_path, ensure_private_dir
+from beststag_cli.lockholder import clear_holder, write_holder
 from beststag_cli.logs import log_event
 from beststag_cli.names import did_you_mean
 from beststag_cli.progress import Reporter, Task, guard
@@ -179,14 +180,12 @@ def restore_lock(settings: Settings, base_id: str, *, wait_s: float = 0.0) -> It
     try:
         with _HELD_GUARD:
             _HELD[str(path)] = threading.get_ident()
-        with contextlib.suppress(OSError):
-            write_private_file(f"{path}.holder", json.dumps({**process_identity(), "since": clock.timestamp()}))
+        write_holder(path)  # best effort, like every lock's (a planted link there costs only the details)
         yield
     finally:
         with _HELD_GUARD:
             _HELD.pop(str(path), None)
-        with contextlib.suppress(OSError):
-            os.unlink(f"{path}.holder")
+        clear_holder(path)
         lock.release()
 
 

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     Progress,
@@ -109,10 +110,10 @@ class _LiveTask:
         # finished (the spinner turns into a tick); a count that never had a total still shows no bar
         total = task.completed if task.total is None else task.total
         self._bars.update(self._id, total=total, completed=max(task.completed, total),
-                          note=f"[green]{note or 'done'}[/]")
+                          note=f"[green]{escape(note or 'done')}[/]")
 
     def failed(self, error: str) -> None:
-        self._bars.update(self._id, note=f"[red]failed: {error[:120]}[/]")
+        self._bars.update(self._id, note=f"[red]failed: {escape(error[:120])}[/]")
         self._bars.stop_task(self._id)
 
 
@@ -121,7 +122,8 @@ class LiveReporter:
         self._bars = bars
 
     def task(self, label: str, *, total: int | None = None, unit: str = "records") -> Task:
-        return _LiveTask(self._bars, self._bars.add_task(label, total=total, unit=unit, bytes=0, note="",
+        # names and errors are data, never markup: "[/Tabela]" would fail the display's last refresh
+        return _LiveTask(self._bars, self._bars.add_task(escape(label), total=total, unit=unit, bytes=0, note="",
                                                          known=total is not None))
 
 
