@@ -146,6 +146,14 @@ def test_cron_job_refuses_a_sandbox_flag_next_to_a_token(tmp_path: Path, seeded:
     assert r.returncode == 2 and "BESTSTAG_ALLOW_SANDBOX=1" in r.stderr, r
 
 
+@pytest.mark.parametrize("off", ["0", "false", "No", "OFF"])
+def test_cron_job_reads_a_sandbox_flag_that_says_no_like_the_loader(tmp_path: Path, seeded: Path, off: str) -> None:
+    """Found by review: `BESTSTAG_SANDBOX=false`, which the loader reads as False, was refused as a sandbox."""
+    r = _wrapper(_env_file(tmp_path, seeded, f"AIRTABLE_TOKEN={TOKEN}\nAIRTABLE_BASE_ID=appBestStagSandbx\n"
+                                             f"BESTSTAG_SANDBOX={off}\n"), "cache", "prune")
+    assert "cron-job:" not in r.stderr, r
+
+
 @pytest.mark.parametrize("where", ["file", "environment"])
 def test_cron_job_runs_the_sandbox_when_asked(tmp_path: Path, seeded: Path, where: str) -> None:
     allow = "BESTSTAG_ALLOW_SANDBOX=1\n" if where == "file" else ""
