@@ -273,7 +273,8 @@ def served(sandbox: Any) -> Iterator[str]:
 
 
 def test_a_token_that_cannot_see_the_base_is_a_finding(served: str) -> None:
-    env = {"AIRTABLE_TOKEN": "sandbox", "AIRTABLE_ENDPOINT_URL": served, "AIRTABLE_BASE_ID": "appSomeOtherBase1"}
+    env = {"AIRTABLE_TOKEN": "sandbox", "AIRTABLE_ENDPOINT_URL": served, "AIRTABLE_BASE_ID": "appSomeOtherBase1",
+           "BESTSTAG_SANDBOX": ""}  # a token: not sandbox mode (the suite sets BESTSTAG_SANDBOX=1)
     r = _doctor("--json", "doctor", env=env)
     assert r.returncode == 1, r
     check = _checks(r.stdout)["base"]

@@ -180,7 +180,7 @@ class Workload:
                                          "status": rng.choice(["Ativo", "Inativo"])}}]))
             self.counts["updated"] += 1
         victim = self.interactions.pop(rng.randrange(len(self.interactions)))
-        self._cli("records", "delete", "Interações", "--id", victim)
+        self._cli("records", "delete", "Interações", "--yes", "--id", victim)
         self.counts["deleted"] += 1
         for _ in range(2):  # the workflows' hot query; the second read is a hit unless a write dropped it
             self._cli("cache", "get", "Usuários", "--filter", '{"status": "Ativo"}', "--fields", "Nome,status")
