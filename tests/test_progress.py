@@ -73,9 +73,9 @@ def run_on_pty(args: list[str], cols: int = 200) -> tuple[int, str, str]:
     """Run ``beststag ARGS`` with stderr on a pseudo-terminal: (exit code, stdout, what the terminal got)."""
     master, slave = pty.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 60, cols, 0, 0))
-    # the terminal's width, said twice: rich prefers $COLUMNS to the pty's size, and a value left in the
-    # worker's environment (a narrow 40 or rich's 80 fallback) squeezed every column to "1…" in a loaded run
-    env = {**os.environ, "COLUMNS": str(cols), "LINES": "60"}
+    # the terminal, said in full: rich prefers $COLUMNS to the pty's size and answers 80x25 whatever the
+    # size when TERM is dumb or unset-like (CI's); a narrow width squeezed every column to "1…" in loaded runs
+    env = {**os.environ, "COLUMNS": str(cols), "LINES": "60", "TERM": "xterm-256color"}
     proc = subprocess.Popen([sys.executable, "-m", "beststag_cli", *args], env=env,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
     os.close(slave)
