@@ -35,7 +35,6 @@ import hashlib
 import json
 import os
 import re
-import socket
 import stat
 import threading
 import time
@@ -48,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 from beststag_cli import clock, errors, interrupts
 from beststag_cli.diskspace import as_disk_full
 from beststag_cli.fsutil import check_safe_path, ensure_private_dir
-from beststag_cli.lockholder import clear_holder, write_holder
+from beststag_cli.lockholder import clear_holder, identity, write_holder
 from beststag_cli.logs import log_event
 from beststag_cli.names import did_you_mean
 from beststag_cli.progress import Reporter, Task, guard
@@ -91,17 +90,8 @@ _HELD: dict[str, int] = {}  # lock path → thread holding it (in this process)
 _HELD_GUARD = threading.Lock()
 
 
-def _boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-def process_identity() -> dict[str, Any]:
-    """Who runs this restore: pid, host and boot id (a pid means something only on its boot)."""
-    return {"pid": os.getpid(), "host": socket.gethostname(), "boot_id": _boot_id()}
+#: who runs this restore: pid, host and boot id (one definition, shared with every lock's holder file)
+process_identity = identity
 
 
 def process_alive(info: dict[str, Any]) -> bool:
