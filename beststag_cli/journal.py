@@ -25,6 +25,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -749,7 +750,7 @@ class Journal:
         conn = self.conn
         for table in ("requests", "cache_events", "count_snapshots"):
             with self._guard():
-                cur = _locked_retry(lambda t=table: conn.execute(f"DELETE FROM {t} WHERE ts < ?", (before_ts,)))
+                cur = _locked_retry(partial(conn.execute, f"DELETE FROM {table} WHERE ts < ?", (before_ts,)))
             deleted[table] = cur.rowcount
         return deleted
 

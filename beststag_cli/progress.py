@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 from .logs import log_event
 
@@ -150,7 +150,7 @@ class _LogTask:
             self._closed = True
         self._emit(status, **{k: v for k, v in extra.items() if v})
 
-    def _emit(self, status: str, **extra: str) -> None:
+    def _emit(self, status: str, **extra: Any) -> None:
         elapsed = max(self._owner.monotonic() - self._t0, 1e-9)
         rate = self.n / elapsed
         eta = (self.total - self.n) / rate if self.total is not None and rate > 0 and self.total >= self.n else None

@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 from beststag_cli.errors import BadInput, NotFound, UnsafePath
 from beststag_cli.fsutil import (
@@ -618,7 +618,8 @@ class LineWriter:
         if compression == "zstd":
             import zstandard
 
-            self._z = zstandard.ZstdCompressor(level=3).stream_writer(self._sink, closefd=False)
+            # the compressor only calls write() and flush(), which the sink has
+            self._z = zstandard.ZstdCompressor(level=3).stream_writer(cast("IO[bytes]", self._sink), closefd=False)
         else:
             # mtime=0 and no file name: the same records give the same bytes
             self._z = gzip.GzipFile(filename="", mode="wb", fileobj=self._sink, mtime=0, compresslevel=6)
@@ -655,7 +656,7 @@ def _open_text(path: Path) -> IO[str]:
         return io.TextIOWrapper(reader, encoding="utf-8")
     raw = open_read(path)
     gz = gzip.GzipFile(filename="", mode="rb", fileobj=raw)
-    gz.myfileobj = raw  # type: ignore[attr-defined]  # GzipFile closes the file it owns
+    gz.myfileobj = raw  # type: ignore[assignment]  # GzipFile closes the file it owns (typeshed says FileIO)
     return io.TextIOWrapper(gz, encoding="utf-8")
 
 

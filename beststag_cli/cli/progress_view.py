@@ -53,7 +53,7 @@ class _Count(ProgressColumn):
         done = int(task.completed)
         if not task.fields.get("known", True):
             return Text(f"{done:,} {unit}")
-        return Text(f"{done:,}/{int(task.total):,} {unit}")
+        return Text(f"{done:,}/{int(task.total or 0):,} {unit}")
 
 
 class _Bytes(ProgressColumn):

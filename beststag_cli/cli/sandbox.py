@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -11,11 +11,14 @@ from . import render
 from .confirm import confirm
 from .state import STATE
 
+if TYPE_CHECKING:
+    from ..sandbox import Sandbox
+
 app = typer.Typer(help="The local Airtable-compatible sandbox (used when no AIRTABLE_TOKEN is set).",
                   no_args_is_help=True)
 
 
-def _open():  # type: ignore[no-untyped-def]
+def _open() -> Sandbox:
     from ..sandbox.admin import open_sandbox
 
     return open_sandbox(STATE.settings.paths.sandbox_db)

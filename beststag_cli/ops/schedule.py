@@ -125,7 +125,7 @@ def lock_collisions(jobs: Iterable[ScheduledJob], start: datetime, days: int = 3
                                     for k in locked):
             continue  # it starts in no minute another job of its lock can: a year of croniter steps saved
         for t in expand(j.cron, start, end):
-            by_minute.setdefault((j.lock, t), []).append(j.name)
+            by_minute.setdefault((str(j.lock), t), []).append(j.name)
     return sorted((t, names) for (_, t), names in by_minute.items() if len(names) > 1)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from .filters import DATE_OPS, And, Cond, Const, Node, Not, Or, parse_instant, walk
@@ -228,7 +229,7 @@ class Evaluator:
         out = list(records)
         for s in reversed(sort):
             f = self.table.field(s.field)
-            out.sort(key=lambda r, f=f: self.field_key(f, r), reverse=s.direction == "desc")
+            out.sort(key=partial(self.field_key, f), reverse=s.direction == "desc")
         return out
 
     def sort_key(self, sort: Sequence[SortSpec], record: Record) -> tuple[Any, ...]:

@@ -75,7 +75,7 @@ class WSGIAdapter(BaseAdapter):
         resp.encoding = requests.utils.get_encoding_from_headers(resp.headers)
         resp.url = request.url or ""
         resp.request = request
-        resp.connection = self
+        resp.connection = self  # type: ignore[assignment]  # requests types it HTTPAdapter; any adapter works
         return resp
 
     def close(self) -> None:

@@ -212,7 +212,7 @@ class BaseDef:
             ]
             views = [
                 ViewDef(v["id"], v["name"], v.get("type", "grid"), v.get("filter"),
-                        [tuple(s) for s in v.get("sort") or []])  # type: ignore[misc]
+                        [tuple(s) for s in v.get("sort") or []])
                 for v in t["views"]
             ]
             tables.append(TableDef(t["id"], t["name"], t["primaryFieldId"], fields, views, t.get("description")))

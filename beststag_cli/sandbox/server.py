@@ -7,7 +7,8 @@ import socket
 import sys
 import threading
 from socketserver import ThreadingMixIn
-from typing import Any
+from typing import IO, Any, cast
+from wsgiref.headers import Headers
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from .app import MAX_BODY_BYTES, DropConnection
@@ -65,6 +66,9 @@ class _Body:
 class _ServerHandler(ServerHandler):
     #: set when the connection must close after this answer (body too large to drain, or unframed)
     close_after = False
+    # set by BaseHandler (start_response, finish_response); typeshed does not declare them
+    headers: Headers
+    status: str | None
 
     def cleanup_headers(self) -> None:
         super().cleanup_headers()
@@ -106,7 +110,8 @@ class _Handler(WSGIRequestHandler):
             return
         length, framed = _body_length(self.headers.get("Content-Length"), self.headers.get("Transfer-Encoding"))
         body = _Body(self.rfile, length)
-        handler = _ServerHandler(body, self.wfile, self.get_stderr(), self.get_environ(), multithread=True)
+        wfile = cast(IO[bytes], self.wfile)  # a BufferedIOBase: what wsgiref writes to
+        handler = _ServerHandler(body, wfile, self.get_stderr(), self.get_environ(), multithread=True)
         handler.request_handler = self  # type: ignore[attr-defined]
         handler.http_version = "1.1"
         if not framed or length > MAX_DRAIN_BYTES:

@@ -986,7 +986,7 @@ class SandboxStore:
 
         return self._write(op)
 
-    def upsert_records(self, base_id: str, table: str, items: list[dict[str, Any]], merge_on: list[str], *,
+    def upsert_records(self, base_id: str, table: str, items: list[dict[str, Any]], merge_on: object, *,
                        replace: bool = False, typecast: bool = False, url_base: str = "",
                        by_field_id: bool = False) -> dict[str, Any]:
         """performUpsert: items are {"fields": ..} or {"id": .., "fields": ..}."""
