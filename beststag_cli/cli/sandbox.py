@@ -11,7 +11,8 @@ from . import render
 from .confirm import confirm
 from .state import STATE
 
-app = typer.Typer(help="The local Airtable-compatible sandbox (used when no AIRTABLE_TOKEN is set).",
+app = typer.Typer(help="The local Airtable-compatible sandbox (used when no AIRTABLE_TOKEN is set).\n\n"
+                       "Example: beststag sandbox info",
                   no_args_is_help=True)
 
 
