@@ -158,7 +158,7 @@ def _status(code: int | None) -> ExitStatus:
 
 
 def run(argv: list[str] | None = None) -> ExitStatus:
-    """Run the CLI; every failure becomes one line and its exit code, an ExitStatus (ARCHITECTURE.md)."""
+    """Run the CLI; every failure becomes one line and its exit code, always an ExitStatus member."""
     STATE.reset()
     from ..fsutil import harden_umask, keep_modes, restore_umask
 
