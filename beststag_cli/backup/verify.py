@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from beststag_cli.errors import BadInput, Interrupted, OperationFailed, UnsafePath
+from beststag_cli.errors import BackupBroken, BadInput, Interrupted, OperationFailed, UnsafePath
 from beststag_cli.progress import Reporter, Task, guard
 
 from .chain import backup_index, table_chain
@@ -37,19 +37,6 @@ from .layout import (
     safe_rel,
     sha256_file,
 )
-
-
-class BackupBroken(OperationFailed):
-    """A backup failed verification; the message names the first broken file."""
-
-    kind = "backup_broken"
-    hint = "restore from another backup (`beststag backup list`), and run a new backup"
-
-    def __init__(self, backup_id: str, file: str, problem: str) -> None:
-        super().__init__(f"backup {backup_id} is broken: {file}: {problem}")
-        self.backup_id = backup_id
-        self.file = file
-        self.problem = problem
 
 
 def table_files(backup_id: str, name: str, t: TableEntry) -> Iterator[tuple[str, str | None, int, int, bool]]:

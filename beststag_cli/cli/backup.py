@@ -12,7 +12,8 @@ from . import render
 from .jobrun import as_job, interruptible
 from .state import STATE
 
-app = typer.Typer(help="Backups of the base: run, list, show, verify, restore, cleanup.", no_args_is_help=True)
+app = typer.Typer(help="Backups of the base: run, list, show, verify, restore, cleanup.\n\n"
+                       "Example: beststag backup run --type complete", no_args_is_help=True)
 
 
 def _split(tables: str | None) -> list[str] | None:

@@ -16,7 +16,8 @@ from .jobrun import as_job
 from .query import FieldsOpt, FilterOpt, MaxOpt, SortOpt, ViewOpt, build_spec
 from .state import STATE
 
-app = typer.Typer(help="The cache in front of Airtable: answers, invalidation, warming, statistics.",
+app = typer.Typer(help="The cache in front of Airtable: answers, invalidation, warming, statistics.\n\n"
+                       "Example: beststag cache get Usuários --max 5",
                   no_args_is_help=True)
 
 RecordOpt = Annotated[str | None, typer.Option("--record", metavar="RECORD_ID", help="One record by id (rec…).")]

@@ -15,13 +15,14 @@ except ImportError:  # pragma: no cover
     from click import exceptions as click_exc
 
 from .. import __version__
-from ..errors import EXIT_BAD_INPUT, EXIT_FAILED, BestStagError
+from ..errors import BestStagError, ExitStatus
 from . import render
 from .state import STATE
 
 root = typer.Typer(
     name="beststag",
-    help="Cache, query optimizer, backups and metrics for the BestStag Airtable base.",
+    help="Cache, query optimizer, backups and metrics for the BestStag Airtable base.\n\n"
+         "Example: beststag --json cache get Usuários --max 5",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
@@ -32,7 +33,7 @@ root = typer.Typer(
 def _version(value: bool) -> None:
     if value:
         print(f"beststag {__version__}")
-        raise typer.Exit(0)
+        raise typer.Exit(ExitStatus.OK)
 
 
 @root.callback()
@@ -144,26 +145,38 @@ def _disk_full(e: Exception) -> Any:
     return as_disk_full(e, settings.paths.data_dir if settings is not None else Path.cwd())
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Run the CLI; every failure becomes one line and its exit code (ARCHITECTURE.md)."""
+def _status(code: int | None) -> ExitStatus:
+    """click's own ends (``ctx.exit()`` after --help, a command's return value) as a member of the table."""
+    if code is None:
+        return ExitStatus.OK
+    try:
+        return ExitStatus(code)
+    except ValueError:  # a `typer.Exit(n)` outside the table is a bug: never exit with an undocumented code
+        render.error("internal_error", f"exit code {code} is not one of beststag's",
+                     "this is a bug; run again with -v and report it")
+        return ExitStatus.FAILED
+
+
+def run(argv: list[str] | None = None) -> ExitStatus:
+    """Run the CLI; every failure becomes one line and its exit code, always an ExitStatus member."""
     STATE.reset()
     from ..fsutil import harden_umask, keep_modes, restore_umask
 
     umask = harden_umask()  # files libraries create (SQLite, diskcache) are private too, whatever the umask
     try:
         rv = command().main(args=argv, prog_name="beststag", standalone_mode=False)
-        return rv if isinstance(rv, int) else 0
+        return _status(rv if isinstance(rv, int) else None)
     except typer.Exit as e:
-        return e.exit_code
+        return _status(e.exit_code)
     except typer.Abort:
         render.error("aborted", "aborted")
-        return 130
+        return ExitStatus.SIGINT
     except click_exc.ClickException as e:
         if STATE.json:
             render.error("usage", e.format_message(), "see --help")
         else:
             e.show()
-        return EXIT_BAD_INPUT
+        return ExitStatus.BAD_INPUT
     except BestStagError as e:
         render.error(e.kind, e.message, e.hint)
         logging.getLogger("beststag").debug("error", exc_info=True)
@@ -172,7 +185,7 @@ def run(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         render.error("interrupted", "interrupted")
-        return 130
+        return ExitStatus.SIGINT
     except Exception as e:  # a bug: one line, the traceback only with -v
         full = _disk_full(e)
         if full is not None:  # SQLite's I/O error on a nearly full disk is not a bug: say what to do
@@ -182,7 +195,7 @@ def run(argv: list[str] | None = None) -> int:
                      "this is a bug; run again with -v for the traceback and report it")
         if STATE.verbose:
             traceback.print_exc()
-        return EXIT_FAILED
+        return ExitStatus.FAILED
     finally:
         STATE.close()
         restore_umask(umask)

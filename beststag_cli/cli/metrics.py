@@ -13,7 +13,8 @@ from . import render
 from .jobrun import as_job
 from .state import STATE
 
-app = typer.Typer(help="Usage, performance, storage and backup metrics; alerts; HTML report; archival.",
+app = typer.Typer(help="Usage, performance, storage and backup metrics; alerts; HTML report; archival.\n\n"
+                       "Example: beststag metrics collect --range 24h",
                   no_args_is_help=True)
 
 FORMATS = ("table", "json", "prometheus")

@@ -11,7 +11,8 @@ import typer
 from . import render
 from .state import STATE
 
-app = typer.Typer(help="Build, explain and run optimised Airtable queries (filters → filterByFormula).",
+app = typer.Typer(help="Build, explain and run optimised Airtable queries (filters → filterByFormula).\n\n"
+                       "Example: beststag query explain Usuários -f '{\"status\": \"Ativo\"}'",
                   no_args_is_help=True)
 
 FilterOpt = Annotated[str | None, typer.Option("--filter", "-f", metavar="JSON",

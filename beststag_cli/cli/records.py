@@ -13,7 +13,8 @@ from . import render
 from .jobrun import interruptible
 from .state import STATE
 
-app = typer.Typer(help="Write records (10 a request, batches in parallel within the rate limit).",
+app = typer.Typer(help="Write records (10 a request, batches in parallel within the rate limit).\n\n"
+                       "Example: beststag records create Usuários --file new-users.ndjson",
                   no_args_is_help=True)
 
 TableArg = Annotated[str, typer.Argument(metavar="TABLE", help="Table name.")]

@@ -14,7 +14,8 @@ from .state import STATE
 if TYPE_CHECKING:
     from ..sandbox import Sandbox
 
-app = typer.Typer(help="The local Airtable-compatible sandbox (used when no AIRTABLE_TOKEN is set).",
+app = typer.Typer(help="The local Airtable-compatible sandbox (used when no AIRTABLE_TOKEN is set).\n\n"
+                       "Example: beststag sandbox info",
                   no_args_is_help=True)
 
 

@@ -12,7 +12,8 @@ from ..errors import BadInput
 from . import render
 from .state import STATE
 
-app = typer.Typer(help="The cron schedule from config: next runs, and crontab lines for this installation.",
+app = typer.Typer(help="The cron schedule from config: next runs, and crontab lines for this installation.\n\n"
+                       "Example: beststag schedule show",
                   no_args_is_help=True)
 
 

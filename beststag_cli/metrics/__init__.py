@@ -13,7 +13,8 @@ Public API (the CLI in ``cli/metrics.py`` is a thin client of these):
 
 from __future__ import annotations
 
-from .alerts import ALERT_NAMES, Alert, AlertsFiring
+from ..errors import AlertsFiring
+from .alerts import ALERT_NAMES, Alert
 from .alerts import check as check_alerts
 from .alerts import evaluate as evaluate_alerts
 from .archive import archive, read_archive

@@ -31,7 +31,6 @@ from typing import Any
 
 from .. import clock
 from ..config import BACKUP_TYPES, Settings
-from ..errors import OperationFailed
 from ..journal import Journal
 from ..logs import log_event
 from . import rollup
@@ -44,13 +43,6 @@ from .windows import Window, check_range
 ALERT_NAMES: tuple[str, ...] = ("cache_hit_ratio", "response_time", "backup_failure", "error_rate", "storage_usage")
 _NOTIFIED_KEY = "alerts.{}.notified"
 NOTIFY_TIMEOUT_S = 5.0
-
-
-class AlertsFiring(OperationFailed):
-    """At least one alert fires (exit 1, so cron mails and CI jobs notice)."""
-
-    kind = "alert_firing"
-    hint = "the figures above say what crossed its threshold; thresholds are under `alerts:` in the config"
 
 
 @dataclass

@@ -46,12 +46,35 @@ def _own(cmd: Any) -> list[Any]:
 # ---------------------------------------------------------------- the gate over every command
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 def test_every_command_has_help_and_an_example(tree: list[tuple[tuple[str, ...], Any]]) -> None:
-    for path, cmd in tree:
+    for path, cmd in tree:  # groups and the root too: `beststag cache --help` shows a line to start from
         name = " ".join(path) or "beststag"
         assert (cmd.help or "").strip(), f"{name} has no help text"
-        if not hasattr(cmd, "commands"):  # a leaf command: the others all show one
-            assert re.search(r"^Example: .*beststag ", cmd.help, re.M), f"{name} has no 'Example:' line"
+        assert re.search(r"^Example: .*beststag ", cmd.help, re.M), f"{name} has no 'Example:' line"
+
+
+def test_every_command_is_in_the_cli_reference(tree: list[tuple[tuple[str, ...], Any]]) -> None:
+    reference = (REPO / "docs" / "cli.md").read_text(encoding="utf-8")
+    headings = set(re.findall(r"^## (beststag(?: [\w-]+)*)$", reference, re.M))
+    commands = {" ".join(("beststag", *path)) for path, cmd in tree if not getattr(cmd, "hidden", False)}
+    assert commands - headings == set(), "missing from docs/cli.md: run `cog -r README.md docs/cli.md`"
+    assert headings - commands == set(), "docs/cli.md names commands that are gone: run `cog -r README.md docs/cli.md`"
+    for path, cmd in tree:  # each section holds the command's help, as --help shows it
+        section = reference.split(f"## {' '.join(('beststag', *path))}\n", 1)[1].split("\n## ", 1)[0]
+        assert cmd.help.strip() in section, path
+
+
+def test_generated_docs_are_current_whatever_the_terminal_and_environment(tmp_path: Path) -> None:
+    # what a developer's shell may hold must not change the generated text: width, colours, data dir, cwd
+    env = {**os.environ, "COLUMNS": "37", "LINES": "5", "TERM": "dumb", "FORCE_COLOR": "1", "NO_COLOR": "",
+           "BESTSTAG_DATA_DIR": str(tmp_path / "elsewhere"), "PYTHONPATH": str(REPO)}
+    docs = [str(REPO / "README.md"), str(REPO / "docs" / "cli.md")]
+    done = subprocess.run([sys.executable, "-m", "cogapp", "--check", *docs], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"{done.stdout}{done.stderr}\nregenerate with `cog -r README.md docs/cli.md`"
 
 
 def test_no_flag_shows_a_value_placeholder_and_values_are_named_alike(tree: list[tuple[tuple[str, ...], Any]]

@@ -9,8 +9,8 @@ import pytest
 
 from beststag_cli import errors
 from beststag_cli.config import ConfigError, load_config
+from beststag_cli.errors import AlertsFiring
 from beststag_cli.logs import setup_logging, teardown_logging
-from beststag_cli.metrics.alerts import AlertsFiring
 from beststag_cli.ops.jobs import job, outcome_of
 
 from .conftest import PingServer, job_lines, write_config
