@@ -222,10 +222,11 @@ def test_a_wait_of_more_than_2_s_is_said_once_with_its_reason(tmp_path: Path, ca
 
 
 def _note_on_console(settings_: Any, tmp_path: Path, **flags: Any) -> tuple[str, list[dict[str, Any]]]:
+    from beststag_cli.cli.console_log import rich_handler
     from beststag_cli.logs import setup_logging, teardown_logging
 
     buf = io.StringIO()
-    setup_logging(settings_, stream=buf, **flags)
+    setup_logging(settings_, stream=buf, terminal_handler=rich_handler, **flags)  # as the CLI does
     try:
         limits._noted.clear()
         clock = FakeClock(NOW)
