@@ -83,17 +83,19 @@ COMPONENT_EDGES = {
         "the cache subscribes to query's write events (the module-global subscriber list the gateway's change "
         "sink replaces, issue 17)",
     ("cache", "beststag_cli.query.spec"): "cached answers are keyed by and evaluated for a QuerySpec",
-    ("cache", "beststag_cli.query.schema"): "write application binds records to the table's TableInfo",
-    ("cache", "beststag_cli.query.schema_cache"): "the manager reads the table schema from query's schema cache",
-    ("cache", "beststag_cli.query.evaluate"): "applying a write to a cached answer re-evaluates the filter locally",
-    ("cache", "beststag_cli.query.validate"): "write application validates the spec against the schema",
+    ("cache", "beststag_cli.query.schema"): "write application works on the table's TableInfo",
+    ("cache", "beststag_cli.query.schema_cache"): "the manager binds specs through query's schema cache",
+    ("cache", "beststag_cli.query.evaluate"):
+        "answers from a mirror and answers patched by a write are evaluated with query's own semantics",
+    ("cache", "beststag_cli.query.validate"): "write application binds a cached spec to the schema (bind)",
     ("cache", "beststag_cli.query.normalize"): "cache keys are the query's canonical form (cache_key)",
-    ("cache", "beststag_cli.query.filters"): "mirrors parse the filter grammar",
-    ("cache", "beststag_cli.query.formula"): "the manager compiles a spec to filterByFormula on a miss",
-    ("cache", "beststag_cli.query.explain"): "the manager reports the plan/cost of what it fetched",
+    ("cache", "beststag_cli.query.filters"): "write application walks a cached query's filter",
+    ("cache", "beststag_cli.query.formula"): "selective caching scores the compiled formula (compile_bound)",
+    ("cache", "beststag_cli.query.explain"):
+        "selective caching scores a query's complexity; a miss fetches with its request options",
     ("cache", "beststag_cli.query.service"): "a miss is fetched through query's service (the gateway behind it)",
-    ("metrics", "beststag_cli.ops.jobs"): "job state reads JobRun (type only) to export the last run of each job",
-    ("ops", "beststag_cli.metrics.jobstate"): "a finished job records its state for the Prometheus textfile",
+    ("metrics", "beststag_cli.ops.jobs"): "jobstate takes the finished JobRun (a type only) to record its gauges",
+    ("ops", "beststag_cli.metrics.jobstate"): "a finished job records its gauges for the textfile (after_job)",
     ("ops", "beststag_cli.backup.runner"):
         "the simulated week holds the backup lock (base_lock) to reproduce cron's collisions",
 }
@@ -106,8 +108,8 @@ MEETING_EDGES = {
 #: cycles through function-level imports (lazy factories), as their module sets, and why
 KNOWN_RUNTIME_CYCLES = {
     frozenset({"beststag_cli.cache.backend", "beststag_cli.cache.store", "beststag_cli.cache.redis_store"}):
-        "make_store in cache/backend.py imports the store it picks; the stores import backend's Protocol "
-        "(the shape the limiter pair had before gateway/limits.py)",
+        "make_store in cache/backend.py imports the store it picks, and store.repair calls make_store back "
+        "(redis_store shares store's LRU and codec)",
     frozenset({"beststag_cli.metrics.export", "beststag_cli.metrics.jobstate"}):
         "jobstate writes the textfile through export, which reads jobstate's figures",
 }
