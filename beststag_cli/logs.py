@@ -4,8 +4,9 @@
   size (``logging.max_bytes``, ``logging.backups``). Several processes write the same file;
   each write and rotation happens under a ``flock`` on a sidecar lock file, and a process that
   finds the file rotated by another one reopens it.
-- Console (stderr): Rich on a terminal at INFO (DEBUG with ``-v``); only errors under
-  ``--quiet`` or when stderr is not a terminal (cron mails whatever reaches stderr). With
+- Console (stderr): on a terminal at INFO (DEBUG with ``-v``), through the handler the caller
+  gives (the CLI's rich one, ``cli/console_log.py``: the core imports no console library); only
+  errors under ``--quiet`` or when stderr is not a terminal (cron mails whatever reaches stderr). With
   ``--json`` the console lines are JSON too, since stdout then carries machine output.
 - Redaction: a log-record factory masks message, args and exception text as each record is
   created, before any handler (ours or anyone's) sees it; :class:`RedactingFilter`, first on
@@ -326,34 +327,20 @@ class FieldsFormatter(logging.Formatter):
         return f"{head} {tail}{sep}{rest}"
 
 
-_rich_console: Any = None
+#: builds the console handler on a terminal (the CLI's rich one: `cli/console_log.py:rich_handler`);
+#: the core never imports a console library, so without one a terminal gets plain lines
+TerminalHandler = Callable[[TextIO], logging.Handler]
 
 
-def rich_console() -> Any:
-    """The rich Console the terminal log handler prints through (None when logging is not on a terminal).
-
-    A live display (progress bars) must draw through this same Console: rich then prints each log
-    line above the display; a second Console on the same terminal would tear it.
-    """
-    return _rich_console
-
-
-def _console_handler(stream: TextIO, *, level: int, json_mode: bool, rich: bool,
+def _console_handler(stream: TextIO, *, level: int, json_mode: bool, terminal: TerminalHandler | None,
                      verbose: bool = False) -> logging.Handler:
-    global _rich_console
-    _rich_console = None
     if json_mode:
         h: logging.Handler = logging.StreamHandler(stream)
         h.setFormatter(JsonFormatter())
-    elif rich:
-        from rich.console import Console
-        from rich.logging import RichHandler
-
-        console = Console(file=stream, stderr=stream is sys.stderr, force_terminal=True, soft_wrap=True)
-        _rich_console = console
-        # rich_tracebacks would render from exc_info and bypass the redacted exc_text
-        h = RichHandler(console=console, show_path=False, rich_tracebacks=False, markup=False)
+    elif terminal is not None:
+        h = terminal(stream)
         h.setFormatter(FieldsFormatter(verbose=verbose))
+        h._beststag_terminal = True  # type: ignore[attr-defined]
     else:
         h = logging.StreamHandler(stream)
         h.setFormatter(FieldsFormatter("beststag: %(levelname)s: %(message)s", verbose=verbose))
@@ -365,7 +352,7 @@ def _console_handler(stream: TextIO, *, level: int, json_mode: bool, rich: bool,
 def log_requests_to_console(*, quiet: bool = False) -> None:
     """Let INFO lines (one a request) reach the console under `serve`: a server's log is its output.
 
-    On a terminal they stay rich lines; when the console is not a terminal (systemd, docker, a pipe)
+    On a terminal they stay the terminal handler's lines; when the console is not a terminal (systemd, docker, a pipe)
     they become JSON lines, which log collectors parse. ``--quiet`` keeps errors only.
     """
     if quiet:
@@ -374,7 +361,7 @@ def log_requests_to_console(*, quiet: bool = False) -> None:
         if getattr(h, "_beststag_console", False):
             if h.level > logging.INFO:
                 h.setLevel(logging.INFO)
-            if _rich_console is None:
+            if not getattr(h, "_beststag_terminal", False):
                 h.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.setLevel(min(root.level, logging.INFO))
@@ -388,11 +375,14 @@ def setup_logging(
     json_mode: bool = False,
     stream: TextIO | None = None,
     tty: bool | None = None,
+    terminal_handler: TerminalHandler | None = None,
 ) -> Path | None:
     """Install the file and console handlers on the root logger (replacing earlier ones).
 
     :param stream: console stream (default ``sys.stderr``, looked up at call time).
     :param tty: treat the console as a terminal or not (default: ``stream.isatty()``).
+    :param terminal_handler: makes the console handler when the console is a terminal (the CLI
+        passes its rich one); None: plain ``beststag: LEVEL: message`` lines there too.
     :return: the JSON-lines log file, or None when it could not be opened (a warning says why).
     """
     global _redactor
@@ -419,7 +409,8 @@ def setup_logging(
     file_level = logging.DEBUG if verbose else logging.getLevelName(settings.logging.level)
 
     handlers: list[logging.Handler] = []
-    console = _console_handler(stream, level=console_level, json_mode=json_mode, rich=is_tty, verbose=verbose)
+    console = _console_handler(stream, level=console_level, json_mode=json_mode,
+                               terminal=terminal_handler if is_tty else None, verbose=verbose)
     handlers.append(console)
 
     log_file: Path | None = settings.paths.log_file
@@ -452,8 +443,6 @@ def setup_logging(
 
 def teardown_logging() -> None:
     """Undo :func:`setup_logging`: remove its handlers and its record factory."""
-    global _rich_console
-    _rich_console = None
     _remove_record_factory()
     root = logging.getLogger()
     for h in list(root.handlers):

@@ -87,8 +87,10 @@ def test_file_is_json_lines_and_never_holds_a_secret(settings: Settings) -> None
 
 
 def test_rich_console_on_a_terminal_never_shows_a_secret(settings: Settings) -> None:
+    from beststag_cli.cli.console_log import rich_handler
+
     stream = TtyStringIO()
-    setup_logging(settings, stream=stream)
+    setup_logging(settings, stream=stream, terminal_handler=rich_handler)
     emit_secrets()
     out = stream.getvalue()
     assert "token in the message" in out  # INFO reaches a terminal

@@ -210,13 +210,15 @@ def test_a_failing_display_never_fails_the_work() -> None:
 def test_log_lines_print_above_the_live_display_without_tearing_it(settings,  # type: ignore[no-untyped-def]
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The log handler and the display share one Console: rich prints each log line above the bars."""
+    from beststag_cli.cli.console_log import rich_console, rich_handler
     from beststag_cli.cli.progress_view import live_progress
 
     monkeypatch.setenv("COLUMNS", "200")
     raw = io.StringIO()
-    logs.setup_logging(settings, stream=raw, tty=True)
+    logs.setup_logging(settings, stream=raw, tty=True, terminal_handler=rich_handler)
     try:
-        console = logs.rich_console()
+        console = rich_console()
+        assert console is not None
         console.record = True
         with live_progress() as rep:
             task = rep.task("backup Usuários", total=None)

@@ -136,7 +136,7 @@ def make_progress(console: Console) -> Progress:
 @contextmanager
 def live_progress(console: Console | None = None) -> Iterator[Reporter]:
     """A live display on ``console`` (default: the log handler's, so log lines print above it)."""
-    from ..logs import rich_console
+    from .console_log import rich_console
 
     console = console or rich_console() or Console(stderr=True)
     with make_progress(console) as bars:

@@ -124,7 +124,7 @@ def run(
         from rich.console import Console
         from rich.progress import Progress, SpinnerColumn, TextColumn
 
-        from ..logs import rich_console
+        from .console_log import rich_console
 
         STATE.settings  # noqa: B018 - logging first: the spinner draws through its Console (log lines above it)
         progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True,

@@ -20,9 +20,12 @@ app = typer.Typer(help="The local Airtable-compatible sandbox (used when no AIRT
 
 
 def _open() -> Sandbox:
+    from ..fsutil import ensure_private_dir
     from ..sandbox.admin import open_sandbox
 
-    return open_sandbox(STATE.settings.paths.sandbox_db)
+    path = STATE.settings.paths.sandbox_db
+    ensure_private_dir(path.parent)  # 0700, no planted link: the data dir's rules (fsutil), not the sandbox's
+    return open_sandbox(path)
 
 
 def _table_names(sb: Any) -> set[str]:

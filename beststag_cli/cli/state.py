@@ -27,9 +27,11 @@ class State:
         if self._settings is None:
             from ..config import load_config
             from ..logs import setup_logging
+            from .console_log import rich_handler
 
             self._settings = load_config(self.config)
-            setup_logging(self._settings, quiet=self.quiet, verbose=self.verbose, json_mode=self.json)
+            setup_logging(self._settings, quiet=self.quiet, verbose=self.verbose, json_mode=self.json,
+                          terminal_handler=rich_handler)
         return self._settings
 
     @property

@@ -37,7 +37,8 @@ if TYPE_CHECKING:
 
     from ..journal import Journal
     from ..sandbox import Sandbox
-    from .ratelimit import Hold, RateLimiter
+    from .limits import Hold
+    from .limits import Limiter as RateLimiter  # the protocol both limiters meet (annotations keep the old name)
 
 IDEMPOTENT = frozenset({"GET", "PATCH", "PUT", "DELETE", "HEAD"})
 # Airtable answers that say the request was not applied and may be sent again.

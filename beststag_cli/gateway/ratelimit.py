@@ -58,9 +58,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING
 
 from beststag_cli.fsutil import FILE_MODE, check_safe_path, ensure_private_dir, modes_kept
+
+# the parts both limiters share live in .limits, so redis_ratelimit needs nothing of this module
+from .limits import (
+    AIRTABLE_PENALTY_S,
+    DEFAULT_HOLD_S,
+    DEFAULT_MARGIN_S,
+    MAX_PENALTY_S,
+    REASON_PENALTY,
+    REASON_WINDOW,
+    Hold,
+    Limiter,
+    note_wait,
+    wait_for_grant,
+)
 
 try:  # POSIX: flock on the state file itself (one open fd per process and base)
     import fcntl
@@ -69,20 +83,8 @@ try:  # POSIX: flock on the state file itself (one open fd per process and base)
 except ImportError:  # pragma: no cover - Windows: filelock on a sibling .lock file
     _HAVE_FCNTL = False
 
-DEFAULT_MARGIN_S = 0.08  # covers scheduling jitter and a server counting windows on its own clock
-#: Airtable's lockout after a 429
-AIRTABLE_PENALTY_S = 30.0
-#: the longest penalty any state may impose, from the moment it was recorded (longer: corrupt or a clock jump)
-MAX_PENALTY_S = AIRTABLE_PENALTY_S + 2.0
-#: a held slot whose release never came (process killed, call hung) stops counting this long after its grant
-DEFAULT_HOLD_S = 60.0
-#: waits longer than this are said on the console (once) and logged, with their reason
-NOTE_AFTER_S = 2.0
-#: the same note (base, reason) is not repeated by one process within this many seconds
-NOTE_EVERY_S = 60.0
-
-REASON_PENALTY = "penalty"
-REASON_WINDOW = "window"
+if TYPE_CHECKING:
+    from beststag_cli.config import Settings
 
 # state file v2: magic, penalty_until, penalty_at, count, then `count` entries (time, pid, seq);
 # pid 0: a finished request (time = when it finished); else in flight since time, held by pid.
@@ -178,97 +180,6 @@ def _pid_alive(pid: int) -> bool:
     except (ProcessLookupError, OverflowError, ValueError, OSError):
         return False
     return True
-
-
-_noted: dict[tuple[str, str], float] = {}
-_noted_lock = threading.Lock()
-
-
-def note_wait(base_id: str, waited: float, seconds: float, reason: str, *, per_second: int, window_s: float,
-              where: str | None = None, repaired: bool = False) -> None:
-    """Say once (per process, base and reason, every ``NOTE_EVERY_S``) that a request waits, and why.
-
-    One record: the JSON log gets event ``ratelimit.wait`` with its fields, the console one line
-    (shown on a terminal; hidden under ``--quiet`` and in cron, as every non-error console line).
-    """
-    key = (base_id, reason)
-    mono = time.monotonic()
-    with _noted_lock:
-        last = _noted.get(key)
-        if last is not None and mono - last < NOTE_EVERY_S:
-            return
-        _noted[key] = mono
-    if reason == REASON_PENALTY:
-        why = "Airtable answered 429 (rate limit); every client of the base pauses"
-    else:
-        why = f"the rate window ({per_second} requests per {window_s:g} s, in flight included) is full"
-    how_long = f"waiting {seconds:.1f} s" if waited < 0.05 else f"waited {waited:.1f} s, waiting {seconds:.1f} s more"
-    msg = f"{how_long} before the next request to {base_id}: {why}"
-    if repaired and where:
-        msg += f" (the limiter state {where} was damaged or from another clock: repaired)"
-    _event_log.warning(msg, extra={"event": "ratelimit.wait", "fields": {
-        "base": base_id, "reason": reason, "wait_s": round(seconds, 3), "waited_s": round(waited, 3), "state": where,
-        "repaired": repaired}})
-
-
-def wait_for_grant(try_grant: Callable[[], tuple[float, str]], queue: threading.Lock, base_id: str,
-                   timeout: float | None, time_fn: Callable[[], float], sleep_fn: Callable[[float], None],
-                   note: Callable[[float, float, str], None] | None = None) -> float:
-    """The acquire loop both limiters share: one waiter per base in this process (`queue`), asking
-    `try_grant` (``(0, _)`` = granted, else seconds to wait and why) until granted; returns the seconds
-    waited. Once the wait for a slot (after this process's own queue) passes ``NOTE_AFTER_S``,
-    ``note(seconds waited, seconds still to wait at least, reason)`` is called, once."""
-    start = time_fn()
-    deadline = None if timeout is None else start + timeout
-    if not queue.acquire(timeout=-1 if timeout is None else max(timeout, 0)):
-        raise TimeoutError(f"no rate-limit slot for {base_id} within {timeout} s")
-    noted = False
-    polling = time_fn()  # waits behind this process's own threads (the queue) are normal: not said
-    try:
-        while True:
-            wait, reason = try_grant()
-            if wait <= 0:
-                return time_fn() - start
-            if deadline is not None:
-                left = deadline - time_fn()
-                if left <= 0 or wait > left:
-                    raise TimeoutError(f"no rate-limit slot for {base_id} within {timeout} s")
-            spent = time_fn() - polling
-            if note is not None and not noted and spent + wait > NOTE_AFTER_S:
-                noted = True
-                note(spent, wait, reason)
-            sleep_fn(wait)
-    finally:
-        queue.release()
-
-
-class Hold:
-    """A granted slot that keeps counting in the window until :meth:`release` (then one window more).
-
-    Release it as soon as the request's answer (or its failure) is in; ``with limiter.hold(base):``
-    does. Releasing twice is harmless.
-    """
-
-    def __init__(self, release: Callable[[], None], waited: float) -> None:
-        self._release: Callable[[], None] | None = release
-        self.waited = waited
-
-    def release(self) -> None:
-        """Never raises: the request is done; a release that cannot be recorded (the state file or
-        Redis failed) leaves the slot counting until its process is gone or ``hold_s`` passed."""
-        fn, self._release = self._release, None
-        if fn is not None:
-            try:
-                fn()
-            except Exception as e:  # the answer must reach the caller, not this
-                _log.debug("could not release a rate-limit slot: %s: %s", type(e).__name__, e)
-
-    def __enter__(self) -> Hold:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.release()
 
 
 class _Slot:
@@ -652,8 +563,11 @@ def _replace_state(path: Path) -> int | None:
         os.close(dfd)  # releases the flock
 
 
-def make_limiter(settings: Any) -> RateLimiter | Any:
-    """The limiter ``airtable.limiter`` configures: per host (a state file) or across hosts (Redis)."""
+def make_limiter(settings: Settings) -> Limiter:
+    """The limiter ``airtable.limiter`` configures: per host (a state file) or across hosts (Redis).
+
+    Redis's module (and the redis package) is imported only when configured; it imports
+    ``.limits``, never this module, so the pair has no cycle."""
     per_second = int(settings.airtable.rate_limit_per_s)
     if settings.airtable.limiter == "redis":
         from .redis_ratelimit import RedisRateLimiter

@@ -18,7 +18,7 @@ Distrust of what is stored, as in the file limiter: a key of the wrong type is d
 longer than ``MAX_PENALTY_S`` (or without a TTL) is cut to it, grant times ahead of the server's
 clock count as now, held grants never released stop counting after ``hold_s``.
 
-Same interface as :class:`beststag_cli.gateway.ratelimit.RateLimiter` and the same margin.
+Same interface (:class:`beststag_cli.gateway.limits.Limiter`) and the same margin as the file limiter.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import UpstreamUnavailable
-from .ratelimit import (
+from .limits import (
     AIRTABLE_PENALTY_S,
     DEFAULT_HOLD_S,
     DEFAULT_MARGIN_S,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..progress import Reporter
 from . import SANDBOX_BASE_ID, Sandbox, sandbox_tokens
+from .reporting import Reporter
 
 
 def info(sb: Sandbox, base_id: str = SANDBOX_BASE_ID) -> dict[str, Any]:
@@ -33,7 +33,6 @@ def seed(sb: Sandbox, *, scale: float = 1.0, seed: int = 42, replace: bool = Tru
 
 
 def open_sandbox(path: Path) -> Sandbox:
-    from ..fsutil import ensure_private_dir
-
-    ensure_private_dir(path.parent)
+    """The sandbox in ``path``; its folder must exist (the caller makes it with the product's
+    private-dir rules: the sandbox imports nothing of the product)."""
     return Sandbox.from_env(path)

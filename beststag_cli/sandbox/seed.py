@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ..progress import Reporter, guard
 from .fields import format_instant
+from .reporting import Reporter, guard
 from .sample import SAMPLE_BASE_ID, SampleAttachment, generate_sample
 from .store import SandboxStore
 

@@ -28,8 +28,8 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from .. import clock
-from ..progress import Reporter, Task, guard
 from .fields import EMPTY, CellError, format_instant, formula_value, parse_instant, string_cell, validate_cell
+from .reporting import Reporter, Task, guard
 from .schema import MERGE_ON_TYPES, BaseDef, FieldDef, TableDef, build_base, is_id, new_id
 
 MAX_RECORDS_PER_REQUEST = 10

@@ -29,7 +29,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beststag_cli.gateway import ratelimit
+from beststag_cli.gateway import limits, ratelimit
 from beststag_cli.gateway.ratelimit import RateLimiter
 
 BASE = "appBestStagSandbx"
@@ -199,7 +199,7 @@ def test_something_else_than_a_state_file_at_its_path_is_replaced_never_followed
 
 def test_a_wait_of_more_than_2_s_is_said_once_with_its_reason(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ratelimit, "_noted", {})
+    monkeypatch.setattr(limits, "_noted", {})
     clock = FakeClock(NOW)
     _state_file(tmp_path).write_bytes(_v1(NOW + 3600, []))
     caplog.set_level(logging.INFO)
@@ -222,12 +222,13 @@ def test_a_wait_of_more_than_2_s_is_said_once_with_its_reason(tmp_path: Path, ca
 
 
 def _note_on_console(settings_: Any, tmp_path: Path, **flags: Any) -> tuple[str, list[dict[str, Any]]]:
+    from beststag_cli.cli.console_log import rich_handler
     from beststag_cli.logs import setup_logging, teardown_logging
 
     buf = io.StringIO()
-    setup_logging(settings_, stream=buf, **flags)
+    setup_logging(settings_, stream=buf, terminal_handler=rich_handler, **flags)  # as the CLI does
     try:
-        ratelimit._noted.clear()
+        limits._noted.clear()
         clock = FakeClock(NOW)
         d = tmp_path / f"locks-{len(list(tmp_path.iterdir()))}"
         d.mkdir()
@@ -242,7 +243,7 @@ def _note_on_console(settings_: Any, tmp_path: Path, **flags: Any) -> tuple[str,
 
 def test_the_note_is_one_console_line_on_a_terminal_and_silent_under_quiet_and_cron(
         settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ratelimit, "_noted", {})
+    monkeypatch.setattr(limits, "_noted", {})
     out, events = _note_on_console(settings, tmp_path, tty=True)
     # one record (Rich wraps it to the terminal's width)
     assert out.count("WARNING") == 1 and out.count("waiting") == 1 and "429" in out, out
