@@ -58,6 +58,7 @@ from .layout import (
     check_backup_id,
     read_attachment_list,
     resolve_backup_id,
+    resolve_restore_id,
     safe_rel,
 )
 from .verify import BackupBroken, VerifyReport, table_files
@@ -95,6 +96,10 @@ class RemoteBackup:
     @property
     def good(self) -> bool:
         return self.manifest is not None and self.manifest.status in ("ok", "partial")
+
+    @property
+    def base(self) -> str | None:
+        return self.manifest.base if self.manifest is not None else None
 
     def summary(self) -> dict[str, Any]:
         if self.manifest is not None:
@@ -265,9 +270,13 @@ class S3Remote:
         except (ValueError, KeyError, TypeError, BadInput) as e:
             return RemoteBackup(backup_id, btype, None, url, f"{MANIFEST}: {e}")
 
-    def find(self, backup_id: str) -> RemoteBackup:
-        """The remote backup ``backup_id`` names: an id, a bare timestamp, ``latest`` or ``TYPE/latest``."""
-        backup_id = resolve_backup_id(backup_id, self.list_backups, self.url)
+    def find(self, backup_id: str, *, restore_of: str | None = None) -> RemoteBackup:
+        """The remote backup ``backup_id`` names: an id, a bare timestamp, ``latest`` or ``TYPE/latest``
+        (``restore_of``: a restore's, whose bare ``latest`` is that base's newest whole-base backup)."""
+        if restore_of is None:
+            backup_id = resolve_backup_id(backup_id, self.list_backups, self.url)
+        else:
+            backup_id = resolve_restore_id(backup_id, self.list_backups, self.url, restore_of)
         with self.guard(f"reading {backup_id}"):
             return self._read(backup_id)
 
@@ -327,11 +336,14 @@ class S3Remote:
             raise BackupBroken(bid, rel, "sha256 does not match the manifest (the object was altered)")
 
     # ---------------------------------------------------------------- download
-    def download(self, backup_id: str, root: Path) -> list[str]:
-        """Download a backup and every backup it is built on under ``root`` (a backups folder); their ids."""
+    def download(self, backup_id: str, root: Path, *, restore_of: str | None = None) -> list[str]:
+        """Download a backup and every backup it is built on under ``root`` (a backups folder); their ids.
+
+        :param restore_of: the base a restore is for: ``backup_id`` resolves as a restore's (see ``find``).
+        """
         done: list[str] = []
-        todo = [backup_id]
         store = BlobStore(root)
+        todo = [self.find(backup_id, restore_of=restore_of).id]
         while todo:
             bid = todo.pop()
             if bid in done:
@@ -461,7 +473,7 @@ def downloaded(settings: Settings, backup_id: str) -> Iterator[Settings]:
     ensure_private_dir(work)
     try:
         remote = S3Remote(settings)
-        ids = remote.download(backup_id, work)
+        ids = remote.download(backup_id, work, restore_of=str(settings.base_id))
         store = BlobStore(work)
         checked: set[str] = set()
         for bid in ids:

@@ -173,3 +173,17 @@ def test_cleanup_removes_the_same_backups_locally_and_remotely(settings: Any, ga
     assert [b.id for b in remote.list_backups()] == ids[2:]
     left = _objects(s3)
     assert not any(k.startswith(f"beststag/{bid}/") for bid in ids[:2] for k in left)
+
+
+def test_restore_latest_off_site_is_the_newest_whole_base_backup(remote_settings: Any, gateway: Any,
+                                                                 cli: Any) -> None:
+    """F9 off-site: `restore latest --remote` names the newest complete or incremental backup, not a newer
+    critical one (two tables); `critical/latest` still names that one."""
+    complete = run_backup(remote_settings, gateway, "complete").manifest.id
+    clock.advance(60)
+    critical = run_backup(remote_settings, gateway, "critical").manifest.id
+    shutil.rmtree(remote_settings.paths.backups)  # only the bucket has them
+    r = cli("--json", "backup", "restore", "latest", "--remote", "--dry-run")
+    assert r.exit_code == 0 and r.json()["backup_id"] == complete, r
+    r = cli("--json", "backup", "restore", "critical/latest", "--remote", "--dry-run")
+    assert r.exit_code == 0 and r.json()["backup_id"] == critical, r
