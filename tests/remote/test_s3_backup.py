@@ -187,3 +187,23 @@ def test_restore_latest_off_site_is_the_newest_whole_base_backup(remote_settings
     assert r.exit_code == 0 and r.json()["backup_id"] == complete, r
     r = cli("--json", "backup", "restore", "critical/latest", "--remote", "--dry-run")
     assert r.exit_code == 0 and r.json()["backup_id"] == critical, r
+
+
+def test_upload_all_sends_only_what_the_remote_does_not_list(remote_settings: Any, gateway: Any,
+                                                             s3: dict[str, str]) -> None:
+    """upload_backups(None): good local backups whose manifest the bucket lacks (a cut upload has none)."""
+    import boto3
+
+    from beststag_cli.backup.remote import upload_backups
+
+    first = run_backup(remote_settings, gateway, "critical").manifest.id  # each run uploads itself
+    clock.advance(60)
+    second = run_backup(remote_settings, gateway, "critical").manifest.id
+    assert upload_backups(remote_settings, None).results == []  # the remote has both
+    c = boto3.client("s3", endpoint_url=s3["endpoint"], region_name="us-east-1")
+    c.delete_object(Bucket=s3["bucket"], Key=f"beststag/{second}/manifest.json")
+    out = upload_backups(remote_settings, None)
+    assert [r["id"] for r in out.results] == [second] and out.error() is None
+    assert out.results[0]["status"] == "uploaded" and out.url == s3["remote"]
+    again = upload_backups(remote_settings, first)  # one id: sent again even when present (idempotent)
+    assert [r["id"] for r in again.results] == [first] and again.failed == []
