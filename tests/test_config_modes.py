@@ -160,3 +160,39 @@ def test_cron_job_runs_the_sandbox_when_asked(tmp_path: Path, seeded: Path, wher
     r = _wrapper(_env_file(tmp_path, seeded, allow), "cache", "prune",
                  extra={"BESTSTAG_ALLOW_SANDBOX": "1"} if where == "environment" else None)
     assert (r.returncode, r.stderr) == (0, ""), r
+
+
+def _config_file(tmp_path: Path, airtable: str) -> Path:
+    f = tmp_path / "beststag.yaml"
+    f.write_text(f"airtable:\n{airtable}", encoding="utf-8")
+    f.chmod(0o600)
+    return f
+
+
+@pytest.mark.parametrize("how", ["BESTSTAG_CONFIG", "--config"])
+def test_cron_job_accepts_a_token_kept_in_the_config_file(tmp_path: Path, seeded: Path, how: str) -> None:
+    """Found by review: the wrapper looked for AIRTABLE_TOKEN in the environment only, so a token in
+    the config file (airtable.token, which the loader reads) made every job exit 2."""
+    conf = _config_file(tmp_path, f"  token: {TOKEN}\n  base_id: {BASE}\n")
+    body = f"BESTSTAG_CONFIG={conf}\n" if how == "BESTSTAG_CONFIG" else ""
+    args = ["cache", "prune"] + (["--config", str(conf)] if how == "--config" else [])
+    r = _wrapper(_env_file(tmp_path, seeded, body), *args)
+    assert (r.returncode, r.stderr) == (0, ""), r
+    assert TOKEN not in r.stdout + r.stderr
+
+
+def test_cron_job_still_refuses_a_config_file_without_a_token(tmp_path: Path, seeded: Path) -> None:
+    conf = _config_file(tmp_path, "  timeout_s: 20\n")
+    r = _wrapper(_env_file(tmp_path, seeded, f"BESTSTAG_CONFIG={conf}\n"), "cache", "prune")
+    assert r.returncode == 2, r
+    assert "refusing" in r.stderr and "airtable.token" in r.stderr and "BESTSTAG_ALLOW_SANDBOX=1" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert not (seeded / "logs").exists()  # beststag never ran
+
+
+def test_cron_job_says_why_a_configuration_that_does_not_load_is_refused(tmp_path: Path, seeded: Path) -> None:
+    conf = _config_file(tmp_path, "  timeout_s: soon\n")
+    r = _wrapper(_env_file(tmp_path, seeded, f"BESTSTAG_CONFIG={conf}\n"), "cache", "prune")
+    assert r.returncode == 2, r
+    assert "does not load" in r.stderr and "timeout_s" in r.stderr, r
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr

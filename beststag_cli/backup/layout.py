@@ -469,6 +469,11 @@ class BackupInfo:
     def good(self) -> bool:
         return self.manifest is not None and self.manifest.status in (OK, PARTIAL)
 
+    @property
+    def base(self) -> str | None:
+        """The base it is a backup of (None when its manifest cannot be read)."""
+        return self.manifest.base if self.manifest is not None else None
+
     def summary(self) -> dict[str, Any]:
         if self.manifest is not None:
             return self.manifest.summary(self.path)
@@ -506,6 +511,9 @@ def list_backups(root: Path, *, types: Iterable[str] = BACKUP_TYPES) -> list[Bac
 
 
 LATEST = "latest"
+#: the types a bare ``latest`` may name for a restore: each holds every table of the base (critical
+#: holds a few), so restoring "the latest" brings the whole base back, never two tables of it
+WHOLE_BASE_TYPES = ("complete", "incremental")
 
 
 class _Listed(Protocol):
@@ -518,6 +526,16 @@ class _Listed(Protocol):
     def status(self) -> str: ...
 
 
+class _ListedWithBase(_Listed, Protocol):
+    """A listed backup that also says its type and base (what a restore's bare ``latest`` filters on)."""
+
+    @property
+    def type(self) -> str: ...
+
+    @property
+    def base(self) -> str | None: ...
+
+
 def resolve_backup_id(spec: str, listing: Callable[[], Sequence[_Listed]], where: str) -> str:
     """The ``TYPE/TIMESTAMP`` id that ``spec`` names, for every command that takes a backup id.
 
@@ -526,7 +544,8 @@ def resolve_backup_id(spec: str, listing: Callable[[], Sequence[_Listed]], where
     ``latest``. Partial and broken backups are never "latest": restoring one would bring back
     less than the operator expects. ``listing`` (oldest first) is only called when needed, so
     a plain id costs no scan. A well-formed ``TYPE/TIMESTAMP`` is returned as given: the caller
-    checks that it exists (:func:`not_found` says so with a did-you-mean).
+    checks that it exists (:func:`not_found` says so with a did-you-mean). A restore resolves
+    through :func:`resolve_restore_id`.
     """
     btype, _, rest = spec.rpartition("/")
     if rest == LATEST and (not btype or btype in BACKUP_TYPES):
@@ -558,16 +577,39 @@ def resolve_backup_id(spec: str, listing: Callable[[], Sequence[_Listed]], where
     return spec
 
 
+def resolve_restore_id(spec: str, listing: Callable[[], Sequence[_ListedWithBase]], where: str, base: str) -> str:
+    """What ``spec`` names for a restore of ``base`` (the configured base): as :func:`resolve_backup_id`,
+    except that a bare ``latest`` is the newest complete or incremental backup *of that base* that
+    finished ok. restic filters ``latest`` by host and path; here the base plays the host, and the
+    type must hold the whole base, so a restore of ``latest`` never brings back a critical backup's
+    two tables, nor another base's data. ``critical/latest`` still names the newest critical one.
+    """
+    if spec != LATEST:
+        return resolve_backup_id(spec, listing, where)
+    # a broken backup's base is unknown (None): it is counted among the skipped ones, never picked
+    listed = [b for b in listing() if b.type in WHOLE_BASE_TYPES and b.base in (base, None)]
+    good = [b for b in listed if b.status == OK]
+    if good:
+        return good[-1].id
+    skipped = f" ({len(listed)} partial or broken one(s) skipped)" if listed else ""
+    raise NotFound(f"no complete or incremental backup of base {base} that finished ok yet in {where}{skipped}",
+                   hint="`beststag backup run --type complete` makes one; `critical/latest` names the newest "
+                        "critical backup")
+
+
 def not_found(spec: str, listed: Sequence[_Listed], where: str) -> NotFound:
     """The error for an id that names no backup, with the closest one that exists."""
     return NotFound(f"no backup {spec} in {where}{did_you_mean(spec, [b.id for b in listed])}",
                     hint="`beststag backup list` shows the ids")
 
 
-def find_backup(root: Path, backup_id: str) -> BackupInfo:
+def find_backup(root: Path, backup_id: str, *, restore_of: str | None = None) -> BackupInfo:
     """The backup that ``backup_id`` names (see :func:`resolve_backup_id`: an id, a bare timestamp,
-    ``latest`` or ``TYPE/latest``)."""
-    backup_id = resolve_backup_id(backup_id, lambda: list_backups(root), str(root))
+    ``latest`` or ``TYPE/latest``; ``restore_of``: a restore's ``latest``, of that base)."""
+    if restore_of is None:
+        backup_id = resolve_backup_id(backup_id, lambda: list_backups(root), str(root))
+    else:
+        backup_id = resolve_restore_id(backup_id, lambda: list_backups(root), str(root), restore_of)
     btype, ts = check_backup_id(backup_id)
     path = check_safe_path(root / btype / ts)
     if not path.is_dir():
@@ -794,6 +836,7 @@ __all__ = [
     "list_backups",
     "read_manifest",
     "resolve_backup_id",
+    "resolve_restore_id",
     "slug",
     "table_file",
     "write_manifest",

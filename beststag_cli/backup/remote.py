@@ -58,6 +58,7 @@ from .layout import (
     check_backup_id,
     read_attachment_list,
     resolve_backup_id,
+    resolve_restore_id,
     safe_rel,
 )
 from .verify import BackupBroken, VerifyReport, table_files
@@ -95,6 +96,10 @@ class RemoteBackup:
     @property
     def good(self) -> bool:
         return self.manifest is not None and self.manifest.status in ("ok", "partial")
+
+    @property
+    def base(self) -> str | None:
+        return self.manifest.base if self.manifest is not None else None
 
     def summary(self) -> dict[str, Any]:
         if self.manifest is not None:
@@ -265,9 +270,13 @@ class S3Remote:
         except (ValueError, KeyError, TypeError, BadInput) as e:
             return RemoteBackup(backup_id, btype, None, url, f"{MANIFEST}: {e}")
 
-    def find(self, backup_id: str) -> RemoteBackup:
-        """The remote backup ``backup_id`` names: an id, a bare timestamp, ``latest`` or ``TYPE/latest``."""
-        backup_id = resolve_backup_id(backup_id, self.list_backups, self.url)
+    def find(self, backup_id: str, *, restore_of: str | None = None) -> RemoteBackup:
+        """The remote backup ``backup_id`` names: an id, a bare timestamp, ``latest`` or ``TYPE/latest``
+        (``restore_of``: a restore's, whose bare ``latest`` is that base's newest whole-base backup)."""
+        if restore_of is None:
+            backup_id = resolve_backup_id(backup_id, self.list_backups, self.url)
+        else:
+            backup_id = resolve_restore_id(backup_id, self.list_backups, self.url, restore_of)
         with self.guard(f"reading {backup_id}"):
             return self._read(backup_id)
 
@@ -327,11 +336,14 @@ class S3Remote:
             raise BackupBroken(bid, rel, "sha256 does not match the manifest (the object was altered)")
 
     # ---------------------------------------------------------------- download
-    def download(self, backup_id: str, root: Path) -> list[str]:
-        """Download a backup and every backup it is built on under ``root`` (a backups folder); their ids."""
+    def download(self, backup_id: str, root: Path, *, restore_of: str | None = None) -> list[str]:
+        """Download a backup and every backup it is built on under ``root`` (a backups folder); their ids.
+
+        :param restore_of: the base a restore is for: ``backup_id`` resolves as a restore's (see ``find``).
+        """
         done: list[str] = []
-        todo = [backup_id]
         store = BlobStore(root)
+        todo = [self.find(backup_id, restore_of=restore_of).id]
         while todo:
             bid = todo.pop()
             if bid in done:
@@ -428,9 +440,10 @@ class S3Remote:
 # -------------------------------------------------------------------------------------------- entry points
 
 
-def upload_after_run(settings: Settings, info: BackupInfo) -> dict[str, Any]:
+def upload_after_run(settings: Settings, info: BackupInfo, remote: S3Remote | None = None) -> dict[str, Any]:
     """Verify a finished local backup (attachments re-hashed) and upload it; never raises.
 
+    :param remote: the remote to send it to (default: ``backup.remote``'s, built here).
     :return: ``{"status": "uploaded", "url", "files", "attachments", "bytes"}`` or
         ``{"status": "failed", "url", "error"}``.
     """
@@ -440,13 +453,50 @@ def upload_after_run(settings: Settings, info: BackupInfo) -> dict[str, Any]:
     try:
         store = BlobStore(settings.paths.backups)
         verify_backup(info, store)
-        return S3Remote(settings).upload(info, store)
+        return (remote or S3Remote(settings)).upload(info, store)
     except BestStagError as e:
         log_event("backup.upload_failed", _level=40, backup_id=info.id, url=url, error=e.message)
         return {"status": "failed", "url": url, "error": e.message}
     except Exception as e:  # a bug or an unexpected library error: the local backup stands
         log_event("backup.upload_failed", _level=40, backup_id=info.id, url=url, error=repr(e)[:300])
         return {"status": "failed", "url": url, "error": f"{type(e).__name__}: {str(e)[:200]}"}
+
+
+@dataclass
+class UploadOutcome:
+    """What one `backup upload` did: per backup, oldest first, ``upload_after_run``'s answer and its id."""
+
+    url: str
+    results: list[dict[str, Any]]
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.results if r["status"] != "uploaded"]
+
+    def error(self) -> RemoteFailed | None:
+        failed = self.failed
+        if not failed:
+            return None
+        return RemoteFailed(f"{len(failed)} upload(s) to {self.url} failed, first {failed[0]['id']}: "
+                            f"{failed[0]['error']}", hint="run the same upload again: what was sent is kept")
+
+
+def upload_backups(settings: Settings, backup_id: str | None) -> UploadOutcome:
+    """Verify and send one local backup (``backup_id``: an id or alias) or, with ``None``, every good
+    local backup whose manifest the remote does not have yet (a half-finished upload has none).
+
+    :raises BadInput: no remote is configured (before any backup is read), or an unknown id.
+    """
+    from .layout import find_backup, list_backups
+
+    remote = S3Remote(settings)  # no remote configured: exit 2 with the hint, not one failed upload per backup
+    root = settings.paths.backups
+    if backup_id is None:
+        have = {b.id for b in remote.list_backups() if b.manifest is not None}
+        targets = [b for b in list_backups(root) if b.good and b.id not in have]
+    else:
+        targets = [find_backup(root, backup_id)]
+    return UploadOutcome(remote.url, [{"id": b.id, **upload_after_run(settings, b, remote)} for b in targets])
 
 
 @contextlib.contextmanager
@@ -461,7 +511,7 @@ def downloaded(settings: Settings, backup_id: str) -> Iterator[Settings]:
     ensure_private_dir(work)
     try:
         remote = S3Remote(settings)
-        ids = remote.download(backup_id, work)
+        ids = remote.download(backup_id, work, restore_of=str(settings.base_id))
         store = BlobStore(work)
         checked: set[str] = set()
         for bid in ids:

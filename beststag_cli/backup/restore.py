@@ -198,7 +198,7 @@ def _check_lock_file(path: Any) -> None:
 
 def restore_target(settings: Settings, backup_id: str, target_base: str | None) -> str:
     """The base a restore of ``backup_id`` writes to (``target_base``, or the backup's own base)."""
-    info = find_backup(settings.paths.backups, backup_id)
+    info = find_backup(settings.paths.backups, backup_id, restore_of=str(settings.base_id))
     if target_base is None and info.manifest is None:
         raise errors.OperationFailed(f"backup {info.id} cannot be read: {info.problem}")
     target = target_base or str(info.manifest.base)  # type: ignore[union-attr]
@@ -215,7 +215,7 @@ def restore_session(settings: Settings, gateway: Gateway, backup_id: str, *, tab
     Pass the plan to :func:`execute_restore` inside the block.
     """
     # an alias (`complete/latest`) is resolved once: a backup finishing meanwhile must not change which one
-    backup_id = find_backup(settings.paths.backups, backup_id).id
+    backup_id = find_backup(settings.paths.backups, backup_id, restore_of=str(settings.base_id)).id
     target = restore_target(settings, backup_id, target_base)
     with restore_lock(settings, target, wait_s=wait_s):
         yield plan_restore(settings, gateway, backup_id, tables=tables, target_base=target_base,
@@ -551,7 +551,7 @@ def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables
     :raises BackupBroken: a file in the chain fails verification.
     """
     root = settings.paths.backups
-    info = find_backup(root, backup_id)
+    info = find_backup(root, backup_id, restore_of=str(settings.base_id))
     if info.manifest is None:
         raise errors.OperationFailed(f"backup {info.id} cannot be read: {info.problem}")
     m = info.manifest

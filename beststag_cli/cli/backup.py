@@ -146,51 +146,22 @@ def verify(
 
     Example: beststag backup verify --all
     """
-    from ..backup.layout import BlobStore, find_backup, list_backups
-    from ..backup.verify import BackupBroken, verify_backup
+    from ..backup.verify import verify_backups
 
     if (backup_id is None) == (not all_):
         raise BadInput("give a backup ID or --all", hint="e.g. beststag backup verify --all")
-    seen: set[str] = set()
-    ok: list[dict[str, Any]] = []
-    broken: list[BackupBroken] = []
-    targets: list[Any]
-    if remote:
-        from ..backup.remote import S3Remote
-
-        rem = S3Remote(STATE.settings)
-        targets = [b.id for b in rem.list_backups()] if all_ else [str(backup_id)]
-        for bid in targets:
-            try:
-                ok.append(rem.verify(bid, seen).to_dict())
-            except BackupBroken as e:
-                broken.append(e)
-    else:
-        root = STATE.settings.paths.backups
-        listed = list_backups(root)
-        targets = listed if all_ else [find_backup(root, str(backup_id))]
-        store = BlobStore(root)
-        index = {b.id: b for b in listed}
-        with render.progress() as progress:
-            for b in targets:
-                try:
-                    ok.append(verify_backup(b, store, seen, index, progress=progress).to_dict())
-                except BackupBroken as e:
-                    broken.append(e)
+    with render.progress() as progress:
+        outcome = verify_backups(STATE.settings, None if all_ else str(backup_id), remote=remote, progress=progress)
     if STATE.json:
-        render.emit_json({"verified": ok, "broken": [{"id": e.backup_id, "file": e.file, "problem": e.problem}
-                                                     for e in broken]})
+        render.emit_json(outcome.to_dict())
     else:
-        for r in ok:
-            render.line(f"[green]ok[/]  {r['id']}  {r['tables']} tables, {r['records']:,} records, "
-                        f"{r['attachments']} attachments")
-        if not targets:
+        for r in outcome.verified:
+            render.line(f"[green]ok[/]  {r.id}  {r.tables} tables, {r.records:,} records, {r.attachments} attachments")
+        if not outcome.checked:
             render.note("no backups to verify")
-    if broken:
-        first = broken[0]
-        if len(broken) > 1:
-            first.message += f" (and {len(broken) - 1} more broken backup(s))"
-        raise first
+    error = outcome.error()
+    if error is not None:
+        raise error
 
 
 @app.command()
@@ -334,25 +305,18 @@ def upload(
 
     Example: beststag backup upload --all
     """
-    from ..backup.layout import find_backup, list_backups
-    from ..backup.remote import S3Remote, upload_after_run
+    from ..backup.remote import upload_backups
 
     if (backup_id is None) == (not all_):
         raise BadInput("give a backup ID or --all", hint="e.g. beststag backup upload --all")
-    root = STATE.settings.paths.backups
-    if all_:
-        have = {b.id for b in S3Remote(STATE.settings).list_backups() if b.manifest is not None}
-        targets = [b for b in list_backups(root) if b.good and b.id not in have]
-    else:
-        targets = [find_backup(root, str(backup_id))]
-    results = [{"id": b.id, **upload_after_run(STATE.settings, b)} for b in targets]
+    outcome = upload_backups(STATE.settings, None if all_ else str(backup_id))
     if STATE.json:
-        render.emit_json(results)
+        render.emit_json(outcome.results)
     else:
-        for r in results:
+        for r in outcome.results:
             render.line(f"{r['id']}  {r['status']}  {r.get('url')}  {r.get('error', '')}")
-        if not results:
+        if not outcome.results:
             render.note("nothing to upload: the remote has every local backup")
-    failed = [r for r in results if r["status"] != "uploaded"]
-    if failed:
-        raise RemoteFailed(f"{len(failed)} upload(s) failed, first {failed[0]['id']}: {failed[0]['error']}")
+    error = outcome.error()
+    if error is not None:
+        raise error

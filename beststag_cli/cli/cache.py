@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
@@ -209,25 +208,18 @@ def warm(
 
     Example: beststag cache warm --from-journal
     """
+    from ..cache.warmplan import warm_queries
+
     tables = [*(positional or []), *(split_tables(tables_opt) or [])]
-    m = _manager()
-    specs = m.configured_warm_specs(tables or [])
-    if from_journal:
-        seen = {json.dumps(s.to_json(), sort_keys=True) for s in specs}
-        for s in m.journal_warm_specs(limit=limit, tables=tables or []):
-            if json.dumps(s.to_json(), sort_keys=True) not in seen:
-                specs.append(s)
     with render.progress() as progress:
-        results = m.warm(specs, progress=progress)
-    rows = [{"table": r.table, "query": s.describe(), "spec": s.to_json(), "key": r.key, "records": len(r.records),
-             "status": r.status} for s, r in zip(specs, results, strict=True)]
+        warmed = warm_queries(_manager(), tables, from_journal=from_journal, limit=limit, progress=progress)
     if STATE.json:
-        render.emit_json({"warmed": rows})
+        render.emit_json({"warmed": [w.to_dict() for w in warmed]})
     else:
         from rich.markup import escape
 
-        render.table(f"warmed {len(rows)} queries", ["table", "query", "records"],
-                     [[escape(r["table"]), escape(r["query"]), r["records"]] for r in rows])
+        render.table(f"warmed {len(warmed)} queries", ["table", "query", "records"],
+                     [[escape(w.table), escape(w.query), w.records] for w in warmed])
 
 
 @app.command()

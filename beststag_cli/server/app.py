@@ -20,9 +20,10 @@ import hmac
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
@@ -35,7 +36,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import errors
 from ..cache.policy import MAX_TTL_S
 from ..logs import log_event, redact
-from .jobs import JobRunner
+from .jobs import JOB_ID_PATTERN, JobRunner
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -317,8 +318,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         job = jobs.start_backup(body.backup_type, body.tables)
         return JSONResponse(job.to_json(), status_code=202, headers={"Location": f"/jobs/{job.id}"})
 
-    @app.get("/jobs/{job_id}", dependencies=bearer, responses=_errors(401, 404, 422, 500))
-    def job_status(job_id: str) -> JSONResponse:
+    @app.get("/jobs/{job_id}", dependencies=bearer,
+             responses={**_errors(401, 404, 500),
+                        422: {"model": ErrorBody, "description": "not a job id (12 hexadecimal digits)"}})
+    def job_status(job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN)]) -> JSONResponse:
         """Status of a background job (backups)."""
         return JSONResponse(jobs.get(job_id).to_json())
 

@@ -15,6 +15,14 @@ if TYPE_CHECKING:
     from ..gateway.api import Gateway
 
 
+#: what `new_job_id` makes: `GET /jobs/{id}` answers 422 for anything else (404: a job id nobody started)
+JOB_ID_PATTERN = r"^[0-9a-f]{12}$"
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex[:12]
+
+
 @dataclass
 class Job:
     id: str
@@ -66,7 +74,7 @@ class JobRunner:
                 raise errors.UnknownTable(f"unknown table {n!r}{did_you_mean(n, schema_names)}")
         with base_lock(self.settings, self.gateway.base_id):  # held by cron now? LockHeld → 409 at once
             pass  # run_backup takes it again in the thread
-        job = Job(uuid.uuid4().hex[:12], "backup", {"backup_type": backup_type, "tables": names})
+        job = Job(new_job_id(), "backup", {"backup_type": backup_type, "tables": names})
         with self._lock:
             self._jobs[job.id] = job
 

@@ -107,3 +107,34 @@ def test_latest_aliases_through_show_verify_and_restore(cli: Any) -> None:
     assert r.exit_code == 2 and "no incremental backup" in r.json()["error"]["message"], r
     r = cli("backup", "show", "critical/" + first.split("/")[1][:10])
     assert r.exit_code == 2 and f'did you mean "{first}"' in r.stderr, r
+
+
+def test_restore_latest_is_the_newest_whole_base_backup_of_the_configured_base(cli: Any, sandbox: Any, gateway: Any,
+                                                                             settings: Any) -> None:
+    """Review finding F9: a bare `latest` picked the newest backup of any type (a critical one holds two
+    tables) and of any base; for a restore it is the configured base's newest complete or incremental."""
+    from beststag_cli.backup.runner import run_backup
+
+    from .conftest import empty_target
+
+    complete = _run(cli, "complete")
+    clock.advance(60)
+    critical = _run(cli, "critical")
+    clock.advance(60)
+    other = run_backup(settings, empty_target(sandbox, gateway, "appOtherBaseXXXXX"), "complete").manifest.id
+    r = cli("--json", "backup", "restore", "latest", "--dry-run")
+    assert r.exit_code == 0 and r.json()["backup_id"] == complete, r
+    assert r.json()["target_base"] == gateway.base_id
+    r = cli("--json", "backup", "restore", "critical/latest", "--dry-run")  # an explicit type is still obeyed
+    assert r.exit_code == 0 and r.json()["backup_id"] == critical, r
+    # reading commands keep restic's `latest` (newest of any type): nothing is written from it
+    assert cli("--json", "backup", "show", "latest").json()["id"] == other
+
+
+def test_restore_latest_with_only_critical_backups_says_what_to_do(cli: Any, gateway: Any) -> None:
+    _run(cli, "critical")
+    r = cli("--json", "backup", "restore", "latest", "--dry-run")
+    err = r.json()["error"]
+    assert r.exit_code == 2, r
+    assert f"no complete or incremental backup of base {gateway.base_id} that finished ok yet" in err["message"]
+    assert "critical/latest" in err["hint"] and "backup run --type complete" in err["hint"]

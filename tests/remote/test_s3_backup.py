@@ -173,3 +173,37 @@ def test_cleanup_removes_the_same_backups_locally_and_remotely(settings: Any, ga
     assert [b.id for b in remote.list_backups()] == ids[2:]
     left = _objects(s3)
     assert not any(k.startswith(f"beststag/{bid}/") for bid in ids[:2] for k in left)
+
+
+def test_restore_latest_off_site_is_the_newest_whole_base_backup(remote_settings: Any, gateway: Any,
+                                                                 cli: Any) -> None:
+    """F9 off-site: `restore latest --remote` names the newest complete or incremental backup, not a newer
+    critical one (two tables); `critical/latest` still names that one."""
+    complete = run_backup(remote_settings, gateway, "complete").manifest.id
+    clock.advance(60)
+    critical = run_backup(remote_settings, gateway, "critical").manifest.id
+    shutil.rmtree(remote_settings.paths.backups)  # only the bucket has them
+    r = cli("--json", "backup", "restore", "latest", "--remote", "--dry-run")
+    assert r.exit_code == 0 and r.json()["backup_id"] == complete, r
+    r = cli("--json", "backup", "restore", "critical/latest", "--remote", "--dry-run")
+    assert r.exit_code == 0 and r.json()["backup_id"] == critical, r
+
+
+def test_upload_all_sends_only_what_the_remote_does_not_list(remote_settings: Any, gateway: Any,
+                                                             s3: dict[str, str]) -> None:
+    """upload_backups(None): good local backups whose manifest the bucket lacks (a cut upload has none)."""
+    import boto3
+
+    from beststag_cli.backup.remote import upload_backups
+
+    first = run_backup(remote_settings, gateway, "critical").manifest.id  # each run uploads itself
+    clock.advance(60)
+    second = run_backup(remote_settings, gateway, "critical").manifest.id
+    assert upload_backups(remote_settings, None).results == []  # the remote has both
+    c = boto3.client("s3", endpoint_url=s3["endpoint"], region_name="us-east-1")
+    c.delete_object(Bucket=s3["bucket"], Key=f"beststag/{second}/manifest.json")
+    out = upload_backups(remote_settings, None)
+    assert [r["id"] for r in out.results] == [second] and out.error() is None
+    assert out.results[0]["status"] == "uploaded" and out.url == s3["remote"]
+    again = upload_backups(remote_settings, first)  # one id: sent again even when present (idempotent)
+    assert [r["id"] for r in again.results] == [first] and again.failed == []

@@ -121,7 +121,8 @@ def test_backup_job_202_then_409_then_done(client) -> None:
     assert st["result"]["tables"]["Usuários"]["records"] == 100
     assert client.post("/webhook/airtable/backup", json={"backup_type": "critical",
                                                           "tables": ["Usuarios"]}).status_code == 404
-    assert client.get("/jobs/nope").status_code == 404
+    assert client.get("/jobs/0123456789ab").status_code == 404  # well formed, never started
+    assert client.get("/jobs/nope").status_code == 422  # not a job id
 
 
 def test_metrics_usage_figures(client) -> None:
