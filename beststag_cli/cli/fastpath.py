@@ -67,19 +67,17 @@ def try_cache_hit(argv: list[str]) -> int | None:
     if opts is None:
         return None
     try:
-        from ..cache.alias import alias_parts
         from ..cache.manager import CacheManager, alias_digest
         from ..fastconfig import fast_settings
+        from ..query.request import from_cli
 
         settings = fast_settings(opts["config"])
         if settings is None:
             return None
-        parts = alias_parts(opts["table"], None, opts["filter"], opts["fields"], opts["sort"], opts["max"],
-                            opts["view"])
-        if parts is None:
-            return None
+        # the Typer command's reading of the line (a bad filter raises here: the full CLI reports it)
+        query = from_cli(opts["table"], opts["filter"], opts["fields"], opts["sort"], opts["max"], opts["view"])
         m = CacheManager(settings)  # type: ignore[arg-type]
-        res = m.lookup_alias(alias_digest(parts))
+        res = m.lookup_alias(alias_digest(query))
         if res is None:
             return None
         if opts["json"]:
