@@ -13,6 +13,8 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 _FLAGS = {"--json": "json", "--quiet": "quiet", "-q": "quiet"}
+#: global options the fast paths leave to the full CLI: debug logging and tracebacks are its business
+DECLINED = ("--verbose", "-v")
 
 
 @dataclass
@@ -47,7 +49,7 @@ def split_globals(argv: list[str], value_options: Collection[str] = ()) -> tuple
             if not value or config_seen:
                 return None  # the full CLI refuses an empty value, and decides which repeated one wins
             opts.config, config_seen = value, True
-        elif a in ("--", "-h", "--help"):
+        elif a in ("--", "-h", "--help", *DECLINED):
             return None
         elif a in value_options:
             rest.append(a)
