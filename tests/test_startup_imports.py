@@ -68,6 +68,34 @@ def test_read_only_json_commands_import_no_heavy_module(cli, one_backup: str) ->
         assert _without_now(json.loads(r.stdout)) == _without_now(full.json()), args
 
 
+def _without_importtime(stderr: str) -> str:
+    return "".join(line + "\n" for line in stderr.splitlines() if not line.startswith("import time"))
+
+
+@pytest.fixture
+def plain_pipes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """rich's own terminal switches unset: piped output is piped output for rich and for the fast path alike."""
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE", "NO_COLOR", "COLUMNS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_read_only_human_output_is_the_full_clis_without_heavy_modules(cli, one_backup: str,
+                                                                        plain_pipes: None) -> None:
+    """Issue 17: the tables (piped: tab-separated rows) come from the fast path too, byte for byte the Typer
+    command's output, global options anywhere on the line."""
+    commands = [("backup", "list"), ("backup", "list", "--type", "critical"), ("backup", "list", "--type=complete"),
+                ("backup", "show", one_backup), ("backup", "show", "latest"), ("schedule", "show"),
+                ("schedule", "show", "-n", "5"), ("backup", "list", "--quiet"), ("-q", "schedule", "show"),
+                ("backup", "--json", "list"), ("schedule", "show", "--count", "2", "--json")]
+    for args in commands:
+        r = _beststag(*args)
+        assert r.returncode == 0, (args, r.stderr[-2000:])
+        assert not _heavy(_imported(r.stderr)), (args, sorted(_heavy(_imported(r.stderr))))
+        full = cli(*args)
+        assert (r.returncode, r.stdout, _without_importtime(r.stderr)) == (full.exit_code, full.stdout,
+                                                                           full.stderr), args
+
+
 def test_read_only_fast_path_leaves_errors_and_tables_to_the_full_cli(cli, one_backup: str) -> None:
     # an error is reported by the full CLI, exactly as before: one line, its exit code
     missing = _beststag("--json", "backup", "show", "critical/2001-01-01T00-00-00Z", importtime=False)
@@ -75,10 +103,9 @@ def test_read_only_fast_path_leaves_errors_and_tables_to_the_full_cli(cli, one_b
     assert (missing.returncode, missing.stdout) == (full.exit_code, full.stdout) and missing.returncode != 0
     bad = _beststag("--json", "backup", "list", "--type", "weekly", importtime=False)
     assert bad.returncode == 2 and "unknown backup type" in bad.stdout
-    # the human table is the full CLI's (rich)
-    table = _beststag("backup", "list")
-    assert table.returncode == 0 and "critical" in table.stdout  # (piped, rich folds the id: not this test's point)
-    assert "typer" in {m.split(".")[0] for m in _imported(table.stderr)}
+    # an option it does not know (here --verbose) is the full CLI's
+    verbose = _beststag("--verbose", "backup", "list")
+    assert verbose.returncode == 0 and "typer" in {m.split(".")[0] for m in _imported(verbose.stderr)}
     # and the fast path itself: no heavy module for the same command with --json
     fast = _beststag("--json", "backup", "list")
     assert fast.returncode == 0 and not _heavy(_imported(fast.stderr)), sorted(_heavy(_imported(fast.stderr)))

@@ -18,13 +18,12 @@ def app(argv: Sequence[str] | None = None) -> None:
         code = try_cache_hit(args)
         if code is not None:
             sys.exit(code)
-    if "--json" in args:
-        from .readonly import WORDS, try_read_only
+    from .readonly import WORDS, try_read_only
 
-        if WORDS.intersection(args):
-            code = try_read_only(args)  # backup list/show, schedule show without Typer or pydantic
-            if code is not None:
-                sys.exit(code)
+    if WORDS.intersection(args):
+        code = try_read_only(args)  # backup list/show, schedule show without Typer or pydantic
+        if code is not None:
+            sys.exit(code)
     from .main import run
 
     sys.exit(run(args))

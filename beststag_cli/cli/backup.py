@@ -11,6 +11,9 @@ from ..errors import BadInput, PartialSuccess, RemoteFailed
 from . import render
 from .jobrun import as_job, interruptible
 from .state import STATE
+from .views import backup as _render_backup
+from .views import backup_list
+from .views import size as _size
 
 app = typer.Typer(help="Backups of the base: run, list, show, verify, restore, cleanup.\n\n"
                        "Example: beststag backup run --type complete", no_args_is_help=True)
@@ -23,15 +26,6 @@ def _split(tables: str | None) -> list[str] | None:
     if not names:
         raise BadInput("--tables is empty", hint="give table names separated by commas")
     return names
-
-
-def _size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1024 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"  # pragma: no cover
 
 
 @app.command()
@@ -66,22 +60,6 @@ def run(
                              f"{first[0]}: {first[1]}", hint="the other tables are kept; run the backup again")
 
 
-def _render_backup(d: dict[str, Any]) -> None:
-    render.line(f"[bold]{d['id']}[/]  {d['status']}  base {d.get('base')}  {d.get('records', 0):,} records  "
-                f"{_size(d.get('bytes') or 0)}  parent {d.get('parent') or '-'}")
-    rows = [[n, t.get("mode", ""), t.get("status", ""), t.get("records", 0), _size(t.get("bytes") or 0),
-             t.get("error", "")] for n, t in d.get("tables", {}).items()]
-    render.table(None, ["table", "mode", "status", "records", "size", "error"], rows)
-    if d.get("path"):
-        render.line(f"[dim]{d['path']}[/]")
-    for w in d.get("warnings", []):
-        render.note(f"[yellow]warning:[/] {w}")
-    remote = d.get("remote")
-    if remote and remote.get("status") == "uploaded":
-        render.line(f"[dim]uploaded to {remote['url']} ({remote['files']} files, {remote['attachments']} new "
-                    f"attachment files, {_size(remote['bytes'])})[/]")
-
-
 _REMOTE_HELP = "The copies in backup.remote (S3) instead of the local folder."
 
 
@@ -109,15 +87,7 @@ def list_(
     if STATE.json:
         render.emit_json(data)
         return
-    if not data:
-        render.note("no backups yet; `beststag backup run --type complete` makes one")
-        return
-    render.table(None, ["id", "type", "time", "status", "tables", "records", "size"],
-                 [[d["id"], d["type"], d["id"].split("/", 1)[1], d["status"], len(d.get("tables", {})),
-                   f"{d.get('records', 0):,}", _size(d.get("bytes") or 0)] for d in data])
-    for d in data:
-        if d["status"] == "broken":
-            render.note(f"[yellow]broken:[/] {d['id']}: {d.get('error')} (skipped as a parent and by cleanup)")
+    backup_list(data)
 
 
 @app.command()

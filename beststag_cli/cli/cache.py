@@ -6,7 +6,6 @@ from typing import Annotated, Any
 
 import typer
 
-from ..cache.alias import alias_parts
 from ..errors import BadInput
 from ..inputs import check_text
 from . import render
@@ -92,9 +91,11 @@ def get(
             raise BadInput("--record reads one record: it takes no --filter/--fields/--sort/--max/--view")
         render_result(m.get_record(table, record, ttl=ttl, refresh=refresh))
         return
-    spec = build_spec(table, filter_, fields, sort, max_, view, None)
-    parts = alias_parts(table, None, filter_, fields, sort, max_, view)
-    res = m.get(spec, ttl=ttl, refresh=refresh, alias=alias_digest(parts) if parts else None)
+    from ..query.request import from_cli, spec_data
+    from ..query.spec import QuerySpec
+
+    query = from_cli(table, filter_, fields, sort, max_, view)  # the fast path reads the line the same way
+    res = m.get(QuerySpec.parse(spec_data(query)), ttl=ttl, refresh=refresh, alias=alias_digest(query))
     render_result(res)
 
 

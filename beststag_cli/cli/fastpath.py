@@ -14,30 +14,22 @@ import json
 import sys
 from typing import Any
 
-_GLOBAL_FLAGS = {"--json": "json", "--quiet": "quiet", "-q": "quiet"}
+from .argv import split_globals
+
 _VALUE_OPTS = {"--filter": "filter", "-f": "filter", "--fields": "fields", "--sort": "sort", "--max": "max",
                "--view": "view"}
 
 
 def _parse(argv: list[str]) -> dict[str, Any] | None:
-    opts: dict[str, Any] = {"json": False, "quiet": False, "config": None, "fields": [], "sort": [],
-                            "filter": None, "max": None, "view": None, "table": None}
-    i = 0
-    while i < len(argv) and argv[i].startswith("-"):
-        a = argv[i]
-        if a in _GLOBAL_FLAGS:
-            opts[_GLOBAL_FLAGS[a]] = True
-        elif a == "--config" and i + 1 < len(argv) and argv[i + 1]:
-            opts["config"] = argv[i + 1]
-            i += 1
-        elif a.startswith("--config=") and a != "--config=":  # an empty value is the full CLI's to refuse
-            opts["config"] = a.split("=", 1)[1]
-        else:
-            return None
-        i += 1
-    if argv[i:i + 2] != ["cache", "get"]:
+    parsed = split_globals(argv, _VALUE_OPTS)
+    if parsed is None:
         return None
-    rest = argv[i + 2:]
+    globals_, words = parsed
+    if words[:2] != ["cache", "get"]:
+        return None
+    opts: dict[str, Any] = {"json": globals_.json, "quiet": globals_.quiet, "config": globals_.config,
+                            "fields": [], "sort": [], "filter": None, "max": None, "view": None, "table": None}
+    rest = words[2:]
     j = 0
     while j < len(rest):
         a = rest[j]
@@ -59,10 +51,8 @@ def _parse(argv: list[str]) -> dict[str, Any] | None:
                 opts["max"] = int(value)
             else:
                 opts[key] = value
-        elif a in _GLOBAL_FLAGS:  # global options go anywhere (`cache get T --quiet` from cron), as in the CLI
-            opts[_GLOBAL_FLAGS[a]] = True
         elif a.startswith("-"):
-            return None  # --record, --ttl, --refresh, --config, --help…: the full CLI decides
+            return None  # --record, --ttl, --refresh, --verbose…: the full CLI decides
         elif opts["table"] is None:
             opts["table"] = a
         else:
@@ -77,19 +67,17 @@ def try_cache_hit(argv: list[str]) -> int | None:
     if opts is None:
         return None
     try:
-        from ..cache.alias import alias_parts
         from ..cache.manager import CacheManager, alias_digest
         from ..fastconfig import fast_settings
+        from ..query.request import from_cli
 
         settings = fast_settings(opts["config"])
         if settings is None:
             return None
-        parts = alias_parts(opts["table"], None, opts["filter"], opts["fields"], opts["sort"], opts["max"],
-                            opts["view"])
-        if parts is None:
-            return None
+        # the Typer command's reading of the line (a bad filter raises here: the full CLI reports it)
+        query = from_cli(opts["table"], opts["filter"], opts["fields"], opts["sort"], opts["max"], opts["view"])
         m = CacheManager(settings)  # type: ignore[arg-type]
-        res = m.lookup_alias(alias_digest(parts))
+        res = m.lookup_alias(alias_digest(query))
         if res is None:
             return None
         if opts["json"]:

@@ -31,23 +31,10 @@ PageOpt = Annotated[int | None, typer.Option("--page-size", metavar="N",
 
 def build_spec(table: str, filter_: str | None, fields: list[str] | None, sort: list[str] | None,
                max_: int | None, view: str | None, page_size: int | None) -> Any:
-    from ..inputs import check_text
-    from ..query.spec import QuerySpec, SortSpec, load_filter_json
+    from ..query.request import from_cli, spec_data
+    from ..query.spec import QuerySpec
 
-    for where, given in (("TABLE", table), ("--fields", fields), ("--sort", sort), ("--view", view)):
-        check_text(given, where)
-    data: dict[str, Any] = {"table": table, "filters": load_filter_json(filter_)}
-    if fields:
-        data["fields"] = [x.strip() for f in fields for x in f.split(",") if x.strip()]
-    if sort:
-        data["sort"] = [SortSpec.from_cli(s).model_dump() for s in sort]
-    if max_ is not None:
-        data["maxRecords"] = max_
-    if view is not None:
-        data["view"] = view
-    if page_size is not None:
-        data["pageSize"] = page_size
-    return QuerySpec.parse(data)
+    return QuerySpec.parse(spec_data(from_cli(table, filter_, fields, sort, max_, view), page_size))
 
 
 def _service() -> Any:

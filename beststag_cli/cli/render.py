@@ -1,4 +1,9 @@
-"""Output: machine JSON on stdout with --json, rich tables otherwise; messages on stderr."""
+"""Output: machine JSON on stdout with --json, rich tables otherwise; messages on stderr.
+
+Piped output is written without importing rich when `plaintext` is sure of what rich would print
+(the read-only fast path, cli/readonly.py, renders through these same functions and must stay within
+its start-up budget); on a terminal, or for text only rich can render, rich does it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import sys
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
+from .plaintext import markup_plain, never_terminal, printed
 from .state import STATE
 
 if TYPE_CHECKING:
@@ -25,14 +31,18 @@ def _console(stderr: bool = False) -> Any:
 
 def _plain(cell: Any) -> str:
     """A cell as rich would show it (markup applied, no colour), on one line so a row stays a line."""
-    from rich.errors import MarkupError
-    from rich.text import Text
-
     text = "" if cell is None else str(cell)
-    try:
-        text = Text.from_markup(text).plain
-    except MarkupError:  # not markup after all: show it as given
-        pass
+    plain = markup_plain(text)
+    if plain is not None:
+        text = plain
+    else:
+        from rich.errors import MarkupError
+        from rich.text import Text
+
+        try:
+            text = Text.from_markup(text).plain
+        except MarkupError:  # not markup after all: show it as given
+            pass
     return " ".join(text.replace("\t", " ").splitlines())
 
 
@@ -73,6 +83,9 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
     rich table, otherwise tab-separated full rows."""
     if STATE.quiet:
         return
+    if never_terminal(sys.stdout):
+        _rows_tsv(title, columns, rows)
+        return
     console = _console()
     if not console.is_terminal:
         _rows_tsv(title, columns, rows)
@@ -91,13 +104,24 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:
 def line(text: str) -> None:
     """A human line on stdout (not shown with --json or --quiet)."""
     if not STATE.json and not STATE.quiet:
-        _console().print(text)
+        _print(text, stderr=False)
 
 
 def note(text: str) -> None:
     """An informational line on stderr (hidden by --quiet)."""
     if not STATE.quiet:
-        _console(stderr=True).print(text)
+        _print(text, stderr=True)
+
+
+def _print(text: str, *, stderr: bool) -> None:
+    """One message through rich, or as rich would print it when the stream is no terminal and the text plain."""
+    stream = sys.stderr if stderr else sys.stdout
+    shown = printed(text) if never_terminal(stream) else None
+    if shown is None:
+        _console(stderr=stderr).print(text)
+        return
+    stream.write(shown)
+    stream.flush()
 
 
 def error(kind: str, message: str, hint: str = "") -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from ..errors import BadInput
-from . import render
+from . import render, views
 from .state import STATE
 
 app = typer.Typer(help="The cron schedule from config: next runs, and crontab lines for this installation.\n\n"
@@ -26,29 +26,7 @@ def show(
 
     Example: beststag schedule show --count 5
     """
-    from .. import clock
-    from ..ops.schedule import lock_collisions, next_runs, scheduled_jobs
-
-    jobs = scheduled_jobs(STATE.settings)
-    now = clock.now().astimezone()  # cron reads schedules in the server's zone
-    rows = [(j, next_runs(j.cron, now, count)) for j in jobs]
-    collisions = lock_collisions(jobs, now)
-    if STATE.json:
-        render.emit_json({"now": now.isoformat(timespec="seconds"),
-                          "jobs": [{"name": j.name, "schedule": j.cron, "command": j.command, "what": j.what,
-                                    "lock": j.lock, "next": [t.isoformat(timespec="minutes") for t in nxt]}
-                                   for j, nxt in rows],
-                          "lock_collisions": [{"at": t.isoformat(timespec="minutes"), "jobs": names}
-                                              for t, names in collisions]})
-    else:
-        render.table(f"schedule (now {now:%Y-%m-%d %H:%M %Z})", ["job", "schedule", "command", "next runs"],
-                     [[j.name, j.cron, f"beststag {j.command}", ", ".join(f"{t:%a %Y-%m-%d %H:%M}" for t in nxt)]
-                      for j, nxt in rows])
-    if collisions:
-        t, names = collisions[0]
-        render.note(f"[yellow]warning:[/] {len(collisions)} start(s) in the next year where jobs sharing the "
-                    f"backup lock start in the same minute (first {t:%Y-%m-%d %H:%M}: {', '.join(names)}); "
-                    "all but one would exit 75 and skip that turn: move one schedule in the config")
+    views.schedule_show(views.schedule_data(STATE.settings, count), as_json=STATE.json)
 
 
 @app.command()

@@ -16,6 +16,8 @@ from ..errors import BadInput, FilterError
 from ..inputs import check_text
 from ..names import did_you_mean
 from .filters import Node, parse_filters
+from .request import load_filter_json as load_filter_json  # the CLI's filter text, read in one place
+from .request import sort_item
 
 SPEC_KEYS = ("table", "filters", "fields", "sort", "maxRecords", "pageSize", "view")
 #: keys of the cache webhook body that are not part of the query
@@ -31,10 +33,7 @@ class SortSpec(BaseModel):
     @classmethod
     def from_cli(cls, text: str) -> SortSpec:
         """`timestamp` → asc, `-timestamp` → desc."""
-        text = text.strip()
-        if text.startswith("-"):
-            return cls(field=text[1:].strip(), direction="desc")
-        return cls(field=text.lstrip("+").strip())
+        return cls(**sort_item(text))
 
     def option(self) -> str:
         """pyairtable's sort option form."""
@@ -161,19 +160,3 @@ def _one_line(e: ValidationError) -> BadInput:
     got = err.get("input")
     shown = json.dumps(got, ensure_ascii=False, default=str) if not isinstance(got, dict) else "{...}"
     return BadInput(f"query {loc}: {msg} (got {shown[:80]})")
-
-
-def load_filter_json(text: str | None) -> Any:
-    """The --filter option's text → JSON data; malformed JSON is a FilterError naming the position."""
-    if text is None or not text.strip():
-        return None
-    check_text(text, "--filter")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise FilterError(f"--filter is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}",
-                          hint='example: --filter \'{"status": "Ativo"}\'') from None
-    except RecursionError:
-        raise FilterError("--filter nests too deeply to read", hint="flatten it: and/or take a list of any length") \
-            from None
-    return check_text(data, "--filter")

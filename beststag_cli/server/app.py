@@ -366,8 +366,11 @@ def _version() -> str:
 
 
 def _query_parts(body: CacheRequest) -> dict[str, Any]:
-    return {"table": body.table, "filters": body.filters or None, "fields": body.fields or None,
-            "sort": [s.model_dump() for s in body.sort], "maxRecords": body.maxRecords, "view": body.view}
+    """The body's query, read as `cache get` reads its options (query/request.py)."""
+    from ..query.request import query
+
+    return query(body.table, body.filters, body.fields, [s.model_dump() for s in body.sort], body.maxRecords,
+                 body.view)
 
 
 class _Answers:
@@ -404,6 +407,7 @@ def _alias_hit(cache: Any, body: CacheRequest) -> Any:
 
 def _get(cache: Any, body: CacheRequest) -> Any:
     from ..cache.manager import alias_digest
+    from ..query.request import spec_data
     from ..query.spec import QuerySpec
 
     ttl = float(body.cacheTTL) if body.cacheTTL is not None else None
@@ -415,12 +419,13 @@ def _get(cache: Any, body: CacheRequest) -> Any:
         hit = cache.lookup_alias(alias, ttl=ttl)
         if hit is not None:
             return hit
-    spec = QuerySpec.parse({k: v for k, v in {**parts, "pageSize": body.pageSize}.items() if v is not None})
+    spec = QuerySpec.parse(spec_data(parts, body.pageSize))
     return cache.get(spec, ttl=ttl, refresh=body.refresh, alias=alias)
 
 
 def _set(cache: Any, body: CacheRequest) -> dict[str, Any]:
     from ..cache.records import check_records
+    from ..query.request import spec_data
     from ..query.spec import QuerySpec
 
     if body.data is None:
@@ -431,7 +436,7 @@ def _set(cache: Any, body: CacheRequest) -> dict[str, Any]:
         if rec["id"] != body.recordId:
             raise errors.BadInput(f"data holds record {rec['id']}, not recordId {body.recordId}")
         return {"stored": True, "key": cache.set_record(body.table, rec, ttl=ttl)}
-    spec = QuerySpec.parse({k: v for k, v in _query_parts(body).items() if v is not None})
+    spec = QuerySpec.parse(spec_data(_query_parts(body)))
     return {"stored": True, "key": cache.set(spec, check_records(body.data), ttl=ttl)}
 
 
