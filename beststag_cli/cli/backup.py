@@ -116,7 +116,7 @@ def verify(
 
     Example: beststag backup verify --all
     """
-    from ..backup.verify import verify_backups
+    from ..backup.verify_run import verify_backups
 
     if (backup_id is None) == (not all_):
         raise BadInput("give a backup ID or --all", hint="e.g. beststag backup verify --all")

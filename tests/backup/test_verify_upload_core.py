@@ -1,4 +1,4 @@
-"""`backup verify` and `backup upload` as core calls (backup/verify.py:verify_backups,
+"""`backup verify` and `backup upload` as core calls (backup/verify_run.py:verify_backups,
 backup/remote.py:upload_backups): which backups they take, what they report, the error they end with."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any
 
 from beststag_cli import clock
 from beststag_cli.backup.runner import run_backup
-from beststag_cli.backup.verify import verify_backups
+from beststag_cli.backup.verify_run import verify_backups
 
 
 def _damage(settings: Any, backup_id: str) -> str:
