@@ -53,6 +53,7 @@ from beststag_cli.settings_sources import (
     resolve_data_dir,
     resolve_path,
     secret_values,
+    url_password,
 )
 from beststag_cli.settings_sources import (
     SANDBOX_BASE_ID as SANDBOX_BASE_ID,  # re-exported: callers import it from here
@@ -133,6 +134,16 @@ def _check_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _check_endpoint_url(value: str | None, who_authenticates: str) -> str | None:
+    """An API endpoint: an http(s) URL without a password (one more secret to keep out of every file)."""
+    if value in (None, ""):
+        return None
+    if url_password(str(value)) is not None:
+        raise ValueError(f"expected a URL without user:password@ ({who_authenticates}), "
+                         f"got {mask_url_password(str(value))!r}")
+    return _check_url(str(value))
+
+
 def _check_redis_url(value: str | None) -> str | None:
     if value in (None, ""):
         return None
@@ -211,7 +222,7 @@ class AirtableSettings(_Model):
     @field_validator("endpoint_url", mode="after")
     @classmethod
     def _check_endpoint(cls, v: str | None) -> str | None:
-        return None if v in (None, "") else _check_url(v)  # type: ignore[arg-type]
+        return _check_endpoint_url(v, "the token authenticates")
 
 
 class TableSettings(_Model):
@@ -419,7 +430,8 @@ class BackupSettings(_Model):
     @field_validator("remote_endpoint_url", mode="after")
     @classmethod
     def _check_remote_endpoint(cls, v: str | None) -> str | None:
-        return None if v in (None, "") else _check_url(v)  # type: ignore[arg-type]
+        # botocore would not use a user:password@ anyway: it sent requests to "user:pw@host" as a host name
+        return _check_endpoint_url(v, "credentials come from the AWS_* variables")
 
     def of(self, backup_type: str) -> BackupTypeSettings:
         """Settings of one backup type (``incremental``, ``complete`` or ``critical``)."""

@@ -184,7 +184,6 @@ SECRET_SETTINGS: tuple[SecretSetting, ...] = (
     SecretSetting(("webhook", "secret"), "value"),
     SecretSetting(("cache", "redis_url"), "password"),
     SecretSetting(("airtable", "limiter_redis_url"), "password"),
-    SecretSetting(("backup", "remote_endpoint_url"), "password"),
     SecretSetting(("alerts", "notify_urls"), "value"),
     SecretSetting(("jobs", "pings", "*", "url"), "value"),
     SecretSetting(("jobs", "pings", "*", "start"), "value"),
@@ -203,6 +202,20 @@ URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s/]+@", re.IGNO
 def mask_url_password(text: str) -> str:
     """``text`` with every URL password masked: ``redis://:secret@host`` → ``redis://:***@host``."""
     return URL_PASSWORD.sub(r"\g<1>" + MASK + "@", text)
+
+
+def shown_url(url: str) -> str:
+    """How a URL whose path or query is its key (a ``value`` secret) may be shown: ``https://host/***``."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port is not None else ""
+    except ValueError:  # a port that is no number: show nothing of it
+        return MASK
+    rest = f"/{MASK}" if (parts.path.strip("/") or parts.query) else ""
+    return f"{parts.scheme}://{host}{port}{rest}"
 
 
 def url_password(url: str) -> str | None:
