@@ -213,3 +213,13 @@ def test_the_snapshot_answers_what_the_full_loader_says(env: dict[str, str], wit
             assert fast_settings(None, other) is None
         finally:
             os.chdir(old_cwd)
+
+
+def test_the_readme_lists_every_environment_variable() -> None:
+    """The README's table of variables was hand-written and had lost BESTSTAG_REDIS_URL and BESTSTAG_SANDBOX_TOKEN."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    table = readme[readme.index("| variable | meaning |"):]
+    table = table[: table.index("\n\n")]
+    rows = [line for line in table.splitlines() if line.startswith("| `")]
+    missing = [o.var for o in ENV_OVERRIDES if not any(f"`{o.var}`" in row.split("|")[1] for row in rows)]
+    assert missing == [], f"add a row to the README's table of variables for {missing}"
