@@ -1,27 +1,15 @@
 """Settings: pydantic models, the YAML file, and environment overrides.
 
-Search order for the file: an explicit path (``--config``), ``$BESTSTAG_CONFIG``, then
-``./config/beststag.yaml`` relative to the working directory. With none of them, the built-in
-defaults apply (the same values as the shipped file) with ``data_dir`` = ``./var``.
-
-The environment wins over the file for secrets and identity:
-
-=========================== ================================
-``AIRTABLE_TOKEN``          ``airtable.token`` (alias ``AIRTABLE_API_KEY``)
-``AIRTABLE_BASE_ID``        ``airtable.base_id``
-``AIRTABLE_ENDPOINT_URL``   ``airtable.endpoint_url``
-``BESTSTAG_DATA_DIR``       ``data_dir`` (relative to the working directory)
-``BESTSTAG_WEBHOOK_SECRET`` ``webhook.secret``
-``BESTSTAG_SANDBOX_TOKEN``  ``airtable.sandbox_token``
-``BESTSTAG_REDIS_URL``      ``cache.redis_url`` (may carry a password)
-``BESTSTAG_SANDBOX``        ``airtable.sandbox`` (1: use the sandbox)
-=========================== ================================
+Where settings come from — the config file's search order, the environment variables that override
+it, the secret settings and the data dir rule — is declared once in
+:mod:`beststag_cli.settings_sources`, which the pydantic-free snapshot path (``fastconfig``) reads
+too. Loading writes nothing: the CLI saves the settings snapshot (``fastconfig.save_snapshot``).
 
 Relative paths in the file resolve against the file's folder. Sandbox mode (no token: the base id
 defaults to the sample base and the endpoint to the in-process sandbox) is entered only with
 ``BESTSTAG_SANDBOX=1`` or when neither a token nor a base id is configured; a base id without a
 token, a token without a base id, and a token with ``BESTSTAG_SANDBOX=1`` are refused
-(:func:`beststag_cli.fastconfig.mode_problem`).
+(:func:`beststag_cli.settings_sources.mode_problem`).
 
 Every problem (bad YAML, unknown key, wrong type) raises :class:`ConfigError` with one line that
 names the file (or the environment variable), the dotted key path and what was expected.
@@ -54,17 +42,29 @@ from pydantic import (
 from beststag_cli.cache.policy import MAX_TTL_S
 from beststag_cli.errors import BadInput, ConfigError
 from beststag_cli.paths import BACKUP_TYPES, Paths
+from beststag_cli.settings_sources import (
+    ENV_DATA_DIR,
+    SANDBOX_DEFAULT_TOKEN,
+    MissingConfigFile,
+    env_overrides,
+    is_secret_path,
+    mask_url_password,
+    mode_problem,
+    resolve_data_dir,
+    resolve_path,
+    secret_values,
+    url_password,
+)
+from beststag_cli.settings_sources import (
+    SANDBOX_BASE_ID as SANDBOX_BASE_ID,  # re-exported: callers import it from here
+)
+from beststag_cli.settings_sources import find_config_file as _find_config_file
 
 # --------------------------------------------------------------------------------------------
 # constants shared with other modules
 
-SANDBOX_BASE_ID = "appBestStagSandbx"
 SANDBOX_ENDPOINT_URL = "http://sandbox.beststag.local"
-SANDBOX_DEFAULT_TOKEN = "sandbox"
 AIRTABLE_ENDPOINT_URL = "https://api.airtable.com"
-
-DEFAULT_CONFIG_RELPATH = Path("config") / "beststag.yaml"
-ENV_CONFIG = "BESTSTAG_CONFIG"
 
 T_USUARIOS = "Usuários"
 T_INTERACOES = "Interações"
@@ -134,18 +134,23 @@ def _check_url(value: str) -> str:
     return value.rstrip("/")
 
 
+def _check_endpoint_url(value: str | None, who_authenticates: str) -> str | None:
+    """An API endpoint: an http(s) URL without a password (one more secret to keep out of every file)."""
+    if value in (None, ""):
+        return None
+    if url_password(str(value)) is not None:
+        raise ValueError(f"expected a URL without user:password@ ({who_authenticates}), "
+                         f"got {mask_url_password(str(value))!r}")
+    return _check_url(str(value))
+
+
 def _check_redis_url(value: str | None) -> str | None:
     if value in (None, ""):
         return None
     if not re.match(r"^(redis|rediss|unix)://\S+$", str(value)):
         raise ValueError("expected a Redis URL like redis://host:6379/0 (or rediss://, unix://), "
-                         f"got {_hide_password(str(value))!r}")
+                         f"got {mask_url_password(str(value))!r}")
     return value
-
-
-def _hide_password(url: str) -> str:
-    """A URL as it may be shown: `redis://:secret@host` → `redis://:***@host`."""
-    return re.sub(r"(://[^:/@]*:)[^@/]*@", r"\1***@", url)
 
 
 Cron = Annotated[str, Field(min_length=1)]
@@ -217,7 +222,7 @@ class AirtableSettings(_Model):
     @field_validator("endpoint_url", mode="after")
     @classmethod
     def _check_endpoint(cls, v: str | None) -> str | None:
-        return None if v in (None, "") else _check_url(v)  # type: ignore[arg-type]
+        return _check_endpoint_url(v, "the token authenticates")
 
 
 class TableSettings(_Model):
@@ -425,7 +430,8 @@ class BackupSettings(_Model):
     @field_validator("remote_endpoint_url", mode="after")
     @classmethod
     def _check_remote_endpoint(cls, v: str | None) -> str | None:
-        return None if v in (None, "") else _check_url(v)  # type: ignore[arg-type]
+        # botocore would not use a user:password@ anyway: it sent requests to "user:pw@host" as a host name
+        return _check_endpoint_url(v, "credentials come from the AWS_* variables")
 
     def of(self, backup_type: str) -> BackupTypeSettings:
         """Settings of one backup type (``incremental``, ``complete`` or ``critical``)."""
@@ -684,16 +690,11 @@ class Settings(_Model):
         return tok.get_secret_value()
 
     def secrets(self) -> list[str]:
-        """Every configured secret value (for log redaction); empty strings left out."""
-        out: list[str] = []
-        for s in (self.airtable.token, self.webhook.secret):
-            if s is not None and s.get_secret_value():
-                out.append(s.get_secret_value())
-        for url in (self.cache.redis_url, self.airtable.limiter_redis_url):
-            m = re.match(r"^[a-z]+://[^:/@]*:([^@/]+)@", url or "")
-            if m:
-                out.append(m.group(1))
-        return out
+        """Every configured secret value (for log redaction); empty strings left out.
+
+        Which settings are secret is `settings_sources.SECRET_SETTINGS` (the snapshot leaves out the same ones).
+        """
+        return secret_values(self.model_dump())
 
     @property
     def limiter_redis_url(self) -> str | None:
@@ -745,41 +746,17 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
-#: env var -> key path in the raw config mapping
-ENV_OVERRIDES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("AIRTABLE_API_KEY", ("airtable", "token")),  # alias first, so AIRTABLE_TOKEN wins
-    ("AIRTABLE_TOKEN", ("airtable", "token")),
-    ("AIRTABLE_BASE_ID", ("airtable", "base_id")),
-    ("AIRTABLE_ENDPOINT_URL", ("airtable", "endpoint_url")),
-    ("BESTSTAG_DATA_DIR", ("data_dir",)),
-    ("BESTSTAG_WEBHOOK_SECRET", ("webhook", "secret")),
-    ("BESTSTAG_SANDBOX_TOKEN", ("airtable", "sandbox_token")),
-    ("BESTSTAG_REDIS_URL", ("cache", "redis_url")),
-    ("BESTSTAG_SANDBOX", ("airtable", "sandbox")),
-)
-
-_SECRET_KEYS = {"token", "secret", "sandbox_token", "redis_url", "limiter_redis_url"}
-
-
 def find_config_file(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Path | None:
-    """The config file the search order picks, or None for built-in defaults.
+    """The config file the search order (`settings_sources.find_config_file`) picks, or None for defaults.
 
     :raises ConfigError: when an explicit path or ``$BESTSTAG_CONFIG`` names a missing file.
     """
-    env = os.environ if env is None else env
-    if path is not None and str(path) != "":
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise ConfigError(f"{_show(p)}: config file not found (given with --config)")
-        return p
-    from_env = env.get(ENV_CONFIG)
-    if from_env:
-        p = Path(from_env).expanduser()
-        if not p.is_file():
-            raise ConfigError(f"{_show(p)}: config file not found (named by ${ENV_CONFIG})")
-        return p
-    p = Path.cwd() / DEFAULT_CONFIG_RELPATH
-    return p if p.is_file() else None
+    try:
+        return _find_config_file(path, env)
+    except MissingConfigFile as e:
+        raise ConfigError(f"{_show(e.path)}: config file not found (given with {e.named_by})"
+                          if e.named_by == "--config" else
+                          f"{_show(e.path)}: config file not found (named by {e.named_by})") from None
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
@@ -802,24 +779,18 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         source_name = _show(file)
 
     env_locs: dict[tuple[str, ...], str] = {}
-    for var, loc in ENV_OVERRIDES:
-        value = env.get(var)
-        if value is None or value.strip() == "":
-            continue
-        _set_in(raw, loc, value.strip(), source_name)
-        env_locs[loc] = var
+    for override, value in env_overrides(env):
+        _set_in(raw, override.path, value, source_name)
+        env_locs[override.path] = override.var
 
-    # Paths: file values resolve against the file's folder, env values against the cwd.
-    # A file without data_dir gets the built-in ./var, relative to the cwd like the env value.
-    cwd = Path.cwd()
-    if "data_dir" not in raw:
-        raw["data_dir"] = _resolve("var", cwd)
-    data_dir = raw["data_dir"]
-    if isinstance(data_dir, str | Path) and str(data_dir) != "":
-        raw["data_dir"] = _resolve(data_dir, cwd if ("data_dir",) in env_locs else base_dir)
+    # Paths: file values resolve against the file's folder, env values against the cwd (one rule,
+    # shared with the snapshot path); an unusable value is left for the model to reject.
+    data_dir = resolve_data_dir(raw, from_env=env_locs.get(("data_dir",)) == ENV_DATA_DIR, base_dir=base_dir)
+    if data_dir is not None:
+        raw["data_dir"] = data_dir
     backup = raw.get("backup")
     if isinstance(backup, dict) and isinstance(backup.get("dir"), str | Path) and str(backup["dir"]):
-        backup["dir"] = _resolve(backup["dir"], base_dir)
+        backup["dir"] = resolve_path(backup["dir"], base_dir)
 
     try:
         settings = Settings.model_validate(raw)
@@ -829,16 +800,11 @@ def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = 
         raise ConfigError(f"{source_name}: {_dotted(exc.loc)}: {exc.message}") from None
     _check_mode(settings)
     settings._source = file.resolve() if file is not None else None
-    from beststag_cli import fastconfig
-
-    fastconfig.save_snapshot(settings, file, env)
     return settings
 
 
 def _check_mode(settings: Settings) -> None:
     """Refuse a token / base id / sandbox combination that is not one clear mode (exit 2, one line)."""
-    from beststag_cli.fastconfig import mode_problem
-
     air = settings.airtable
     # the base id as configured: sandbox mode fills in the sample base's id, which is never a problem
     problem = mode_problem(token=air.token is not None, base_id=air.base_id, sandbox=air.sandbox)
@@ -848,14 +814,7 @@ def _check_mode(settings: Settings) -> None:
 
 def default_settings(data_dir: str | Path = "var") -> Settings:
     """Built-in defaults with ``data_dir`` resolved against the working directory (no env)."""
-    return Settings.model_validate({"data_dir": _resolve(data_dir, Path.cwd())})
-
-
-def _resolve(value: str | Path, base: Path) -> Path:
-    p = Path(value).expanduser()
-    if not p.is_absolute():
-        p = base / p
-    return Path(os.path.normpath(p))
+    return Settings.model_validate({"data_dir": resolve_path(data_dir, Path.cwd())})
 
 
 def _show(p: Path) -> str:
@@ -1029,7 +988,10 @@ def _format_validation_error(exc: ValidationError, source_name: str, env_locs: M
         loc = loc + ctx_error.loc
     expected = _one_line(_expectation(err))
     got = ""
-    secret = any(str(p) in _SECRET_KEYS for p in loc)
+    secret = is_secret_path(loc)
+    if secret and isinstance(err.get("input"), str) and err["input"]:
+        # a validator's message may quote the value (a bad ping URL): its key must not reach stderr
+        expected = expected.replace(repr(err["input"]), "a value that is not shown (secret)")
     if err["type"] not in ("missing", "extra_forbidden", "value_error"):
         value = err.get("input")
         if secret:

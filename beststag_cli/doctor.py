@@ -102,13 +102,13 @@ def _mode(st: os.stat_result) -> int:
 
 def _scrub(text: str, settings: Settings) -> str:
     """``text`` with every secret we know of masked: configured secrets, URL passwords, AWS keys."""
-    out = re.sub(r"(://[^:/@\s]*:)[^@/\s]+@", r"\1***@", text)
-    secrets = list(settings.secrets())
-    secrets += [os.environ[k] for k in ("AWS_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SESSION_TOKEN")
-                if os.environ.get(k)]
+    from .settings_sources import MASK, env_secret_values, mask_url_password
+
+    out = mask_url_password(text)
+    secrets = list(settings.secrets()) + env_secret_values(os.environ)
     for s in sorted(set(secrets), key=len, reverse=True):
         if len(s) >= 4:
-            out = out.replace(s, "***")
+            out = out.replace(s, MASK)
     return out
 
 

@@ -1,11 +1,14 @@
 """Settings for the cache-hit path without pydantic (importing the config models costs ~70 ms).
 
-`load_config` (the full, validating loader) saves a snapshot of the validated settings, without
-secrets, to `<data_dir>/settings.snapshot.json` together with a fingerprint of everything it was
-built from: the package version, the working directory, the config file's path and bytes, and the
-environment overrides (secrets enter only as part of a SHA-256 digest). `fast_settings()` rebuilds
-the same fingerprint cheaply and returns the snapshot only when it matches; any doubt returns
-None and the caller falls back to `load_config`.
+The CLI (and only the CLI: `cli/state.py`, once the full loader has validated the settings) saves a
+snapshot of them, without secrets, to `<data_dir>/settings.snapshot.json` together with a
+fingerprint of everything it was built from: the package version, the working directory, the config
+file's path and bytes, and the environment variables the loader reads (secrets enter only as part
+of a SHA-256 digest). `load_config` itself writes nothing, so library users and tests loading
+settings leave no file behind. `fast_settings()` rebuilds the same fingerprint cheaply and returns
+the snapshot only when it matches; any doubt returns None and the caller falls back to `load_config`.
+The search order, the variables, the secrets and the data dir rule come from `settings_sources`,
+the table the full loader reads too.
 """
 
 from __future__ import annotations
@@ -13,94 +16,32 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
 from .paths import Paths
+from .settings_sources import (
+    ENV_DATA_DIR,
+    LOADER_ENV,
+    RUNTIME_ENV,
+    MissingConfigFile,
+    env_value,
+    find_config_file,
+    mode_problem,
+    resolve_data_dir,
+    scrub,
+)
 
 if TYPE_CHECKING:
     from .config import Settings
 
+__all__ = ["SNAPSHOT_NAME", "FastSettings", "fast_settings", "mode_problem", "save_snapshot"]
+
 SNAPSHOT_NAME = "settings.snapshot.json"
-_ENV_KEYS = ("AIRTABLE_API_KEY", "AIRTABLE_TOKEN", "AIRTABLE_BASE_ID", "AIRTABLE_ENDPOINT_URL",
-             "BESTSTAG_DATA_DIR", "BESTSTAG_WEBHOOK_SECRET", "BESTSTAG_SANDBOX_TOKEN", "BESTSTAG_CONFIG",
-             "BESTSTAG_REDIS_URL", "BESTSTAG_SANDBOX")
 #: bumped when the rules a snapshot was checked against change, so an older snapshot never answers
 _RULES = b"modes-2"
-SANDBOX_BASE_ID = "appBestStagSandbx"  # config.SANDBOX_BASE_ID (importing config costs the pydantic import)
-#: read at run time, never by the config loader: they must not cost a hit its snapshot
-_NOT_CONFIG = frozenset({"BESTSTAG_FAKE_NOW", "BESTSTAG_SANDBOX_FAULTS", "BESTSTAG_SANDBOX_RATE_LIMIT",
-                         "BESTSTAG_TEST_WORKERS", "BESTSTAG_BIN", "BESTSTAG_ENV_FILE", "BESTSTAG_ALLOW_SANDBOX"})
-_SECRET_PATHS = (("airtable", "token"), ("airtable", "sandbox_token"), ("webhook", "secret"))
-#: URLs that carry keys in their path or query (healthchecks ping URLs, alert webhooks): never on disk
-_URL_SECRETS = (("alerts", "notify_urls"), ("jobs", "pings"))
-_USERINFO_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s/]+@", re.IGNORECASE)
-
-
-def _scrub(data: dict[str, Any]) -> list[str]:
-    """Take every secret out of a settings dump (in place); return the dotted paths whose value was masked.
-
-    Known secrets go; URL-valued settings that carry keys are emptied; and a password in any URL's
-    userinfo (``redis://:pw@host``, wherever it is configured) is masked, its path returned so the
-    fast path knows that value is not usable and leaves that case to the full loader.
-    """
-    for a, b in _SECRET_PATHS:
-        data.get(a, {}).pop(b, None)
-    for a, b in _URL_SECRETS:
-        section = data.get(a)
-        if isinstance(section, dict) and b in section:
-            section[b] = type(section[b])()
-    masked: list[str] = []
-
-    def walk(node: Any, path: str) -> Any:
-        if isinstance(node, dict):
-            return {k: walk(v, f"{path}.{k}" if path else str(k)) for k, v in node.items()}
-        if isinstance(node, list):
-            return [walk(v, path) for v in node]
-        if isinstance(node, str) and _USERINFO_PASSWORD.search(node):
-            masked.append(path)
-            return _USERINFO_PASSWORD.sub(r"\g<1>***@", node)
-        return node
-
-    data.update(walk(data, ""))
-    return masked
-
-
-def mode_problem(*, token: bool, base_id: str | None, sandbox: bool) -> tuple[str, str] | None:
-    """Why this token / base id / BESTSTAG_SANDBOX combination is refused, as (message, hint); None if fine.
-
-    One rule for the full loader and the snapshot path: sandbox mode only when asked for
-    (BESTSTAG_SANDBOX=1) or when neither a token nor a base id is configured. A base id without a
-    token is a production setup that lost its token (cron with a bad env file): answering from the
-    sample base there would report success on the wrong data.
-    """
-    if token and sandbox:
-        return ("AIRTABLE_TOKEN and BESTSTAG_SANDBOX=1 are both set: a token means Airtable, "
-                "BESTSTAG_SANDBOX=1 the local sandbox",
-                "unset BESTSTAG_SANDBOX to use Airtable, or unset AIRTABLE_TOKEN to use the sandbox")
-    if token and base_id is None:
-        return ("AIRTABLE_TOKEN is set but AIRTABLE_BASE_ID (airtable.base_id) is not: no base to work on",
-                "set AIRTABLE_BASE_ID=appXXXXXXXXXXXXXX (the app... part of the base's URL)")
-    if not token and not sandbox and base_id not in (None, SANDBOX_BASE_ID):
-        return (f"AIRTABLE_BASE_ID (airtable.base_id) is {base_id} but AIRTABLE_TOKEN is not set: "
-                "refusing to answer from the sandbox instead",
-                "set AIRTABLE_TOKEN, or BESTSTAG_SANDBOX=1 for the sandbox")
-    return None
-
-
-def _config_file(path: str | Path | None, env: Mapping[str, str]) -> Path | bool | None:
-    """Same search order as config.find_config_file; False when the full loader must decide."""
-    if path is not None and str(path) != "":
-        p = Path(path).expanduser()
-        return p if p.is_file() else False
-    if env.get("BESTSTAG_CONFIG"):
-        p = Path(env["BESTSTAG_CONFIG"]).expanduser()
-        return p if p.is_file() else False
-    p = Path.cwd() / "config" / "beststag.yaml"
-    return p if p.is_file() else None
 
 
 def _fingerprint(file: Path | None, body: bytes, env: Mapping[str, str]) -> str:
@@ -108,40 +49,35 @@ def _fingerprint(file: Path | None, body: bytes, env: Mapping[str, str]) -> str:
     h.update(__version__.encode() + b"\0" + _RULES)
     h.update(b"\0" + str(Path.cwd()).encode())
     h.update(b"\0" + (str(file.resolve()) if file else "").encode() + b"\0" + body)
-    for k in _ENV_KEYS:
+    for k in LOADER_ENV:
         h.update(b"\0" + k.encode() + b"=" + env.get(k, "").strip().encode())
     # every other AIRTABLE_*/BESTSTAG_* variable too: one the full loader learns to read later (a mode
     # switch such as BESTSTAG_SANDBOX) must never be answered with a snapshot built without it
-    for k in sorted(k for k in env if k.startswith(("AIRTABLE_", "BESTSTAG_")) and k not in _ENV_KEYS
-                    and k not in _NOT_CONFIG):
+    for k in sorted(k for k in env if k.startswith(("AIRTABLE_", "BESTSTAG_")) and k not in LOADER_ENV
+                    and k not in RUNTIME_ENV):
         h.update(b"\0" + k.encode() + b"=" + env[k].strip().encode())
     return h.hexdigest()
 
 
 def _data_dir(file: Path | None, body: bytes, env: Mapping[str, str]) -> Path | None:
-    """Where the full loader puts data_dir (env, else the file's value, else ./var)."""
-    def norm(p: Path) -> Path:
-        return Path(os.path.normpath(p))
-
-    if env.get("BESTSTAG_DATA_DIR", "").strip():
-        p = Path(env["BESTSTAG_DATA_DIR"].strip()).expanduser()
-        return norm(p if p.is_absolute() else Path.cwd() / p)
+    """Where the full loader puts data_dir (the same rule, `settings_sources.resolve_data_dir`)."""
+    from_env = env_value(env, ENV_DATA_DIR)
+    if from_env is not None:
+        return resolve_data_dir({"data_dir": from_env}, from_env=True, base_dir=Path.cwd())
     if file is None:
-        return norm(Path.cwd() / "var")
-    import yaml
+        return resolve_data_dir({}, from_env=False, base_dir=Path.cwd())
+    import yaml  # only here: with BESTSTAG_DATA_DIR set (cron, services) the hit path never pays for it
 
     try:
         loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
         raw = yaml.load(body, Loader=loader)
     except yaml.YAMLError:
         return None
-    value = raw.get("data_dir") if isinstance(raw, dict) else None
-    if value is None:
-        return norm(Path.cwd() / "var")
-    if not isinstance(value, str) or not value:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
         return None
-    p = Path(value).expanduser()
-    return norm(p if p.is_absolute() else file.resolve().parent / p)
+    return resolve_data_dir(raw, from_env=False, base_dir=file.resolve().parent)
 
 
 class _Section:
@@ -261,10 +197,10 @@ def fast_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
     """
     env = os.environ if env is None else env
     try:
-        file = _config_file(path, env)
-        if file is False:
-            return None
-        assert not isinstance(file, bool)
+        try:
+            file = find_config_file(path, env)
+        except MissingConfigFile:
+            return None  # the full loader says what is missing
         body = file.read_bytes() if file is not None else b""
         data_dir = _data_dir(file, body, env)
         if data_dir is None:
@@ -286,10 +222,15 @@ def fast_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         return None
 
 
-def save_snapshot(settings: Settings, file: Path | None, env: Mapping[str, str]) -> None:
-    """Best effort: a failure to write the snapshot only costs the next hit its fast path."""
+def save_snapshot(settings: Settings, env: Mapping[str, str] | None = None) -> None:
+    """Save the snapshot of validated ``settings`` for ``env`` (the CLI calls this; ``load_config`` never does).
+
+    Best effort: a failure to write the snapshot only costs the next hit its fast path.
+    """
     from .fsutil import write_private_file
 
+    env = os.environ if env is None else env
+    file = settings.config_path
     try:
         body = file.read_bytes() if file is not None else b""
         fp = _fingerprint(file, body, env)
@@ -301,7 +242,7 @@ def save_snapshot(settings: Settings, file: Path | None, env: Mapping[str, str])
         if not settings.paths.data_dir.is_dir():
             return  # never create the data dir as a side effect of reading config
         data = settings.model_dump(mode="json")
-        data["_masked"] = _scrub(data)
+        data["_masked"] = scrub(data)
         data["_sandbox_mode"] = settings.sandbox_mode
         write_private_file(target, json.dumps({"fingerprint": fp, "settings": data}, ensure_ascii=False))
     except Exception:  # never let a cache of the config break loading it

@@ -11,7 +11,8 @@
 - Redaction: a log-record factory masks message, args and exception text as each record is
   created, before any handler (ours or anyone's) sees it; :class:`RedactingFilter`, first on
   each of our handlers, also masks ``extra=`` fields and ``log_event`` fields. Both replace the
-  configured secrets (Airtable token, webhook secret, passwords in Redis URLs), anything shaped
+  configured secrets (``settings_sources.SECRET_SETTINGS``: tokens, the webhook secret, Redis URL
+  passwords, alert webhooks and ping URLs; and the AWS credentials of the environment), anything shaped
   like an Airtable personal access token, the password of any ``scheme://user:password@`` URL,
   an ``Authorization`` header's value, and a credential-shaped word after ``Bearer``. Values,
   never words: a hint saying "send it as a bearer token" stays readable.
@@ -386,7 +387,10 @@ def setup_logging(
     :return: the JSON-lines log file, or None when it could not be opened (a warning says why).
     """
     global _redactor
-    _redactor = Redactor(settings.secrets())
+    from beststag_cli.settings_sources import env_secret_values
+
+    # the S3 credentials are no settings, but botocore's debug lines carry them (the session token whole)
+    _redactor = Redactor([*settings.secrets(), *env_secret_values(os.environ)])
     redacting = RedactingFilter(_redactor)
     _install_record_factory()
 

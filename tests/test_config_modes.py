@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from beststag_cli.config import SANDBOX_BASE_ID, load_config
 from beststag_cli.errors import ConfigError
-from beststag_cli.fastconfig import SNAPSHOT_NAME, fast_settings
+from beststag_cli.fastconfig import SNAPSHOT_NAME, fast_settings, save_snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 WRAPPER = ROOT / "scripts" / "cron-job"
@@ -93,7 +93,7 @@ def test_the_snapshot_fast_path_refuses_where_the_full_loader_does(clean_env: Pa
                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     clean_env.mkdir(parents=True)
     monkeypatch.setenv("AIRTABLE_BASE_ID", BASE)
-    load_config()  # BESTSTAG_SANDBOX=1 (the fixture): a good snapshot for these settings
+    save_snapshot(load_config())  # BESTSTAG_SANDBOX=1 (the fixture): a good snapshot for these settings
     assert fast_settings() is not None
     monkeypatch.delenv("BESTSTAG_SANDBOX")
     assert fast_settings() is None  # the flag is part of the fingerprint

@@ -132,11 +132,11 @@ def test_snapshot_is_not_used_when_another_beststag_variable_changes(clean_env: 
                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     """A variable the config loader may read (BESTSTAG_SANDBOX, say) is part of the snapshot's fingerprint."""
     from beststag_cli.config import load_config
-    from beststag_cli.fastconfig import fast_settings
+    from beststag_cli.fastconfig import fast_settings, save_snapshot
 
     clean_env.mkdir(parents=True)
     monkeypatch.setenv("BESTSTAG_SANDBOX", "1")
-    load_config()  # writes the snapshot for this environment
+    save_snapshot(load_config())  # the snapshot for this environment, as the CLI writes it
     assert fast_settings() is not None
     monkeypatch.setenv("BESTSTAG_SANDBOX", "")
     assert fast_settings() is None

@@ -30,6 +30,7 @@ class State:
             from .console_log import rich_handler
 
             self._settings = load_config(self.config)
+            self._save_snapshot()  # the CLI's job, not the loader's: library users and tests write nothing
             setup_logging(self._settings, quiet=self.quiet, verbose=self.verbose, json_mode=self.json,
                           terminal_handler=rich_handler)
         return self._settings
@@ -44,16 +45,19 @@ class State:
             self.extra["unfollow"] = follow_writes(self.settings, self._gateway)
         return self._gateway
 
+    def _save_snapshot(self) -> None:
+        """The settings snapshot the fast paths (cache hits, read-only commands) answer from."""
+        from ..fastconfig import save_snapshot
+
+        assert self._settings is not None
+        save_snapshot(self._settings)
+
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
 
     def close(self) -> None:
         if self._settings is not None:  # the data dir may exist only now: let the next hit be fast
-            import os
-
-            from ..fastconfig import save_snapshot
-
-            save_snapshot(self._settings, self._settings.config_path, os.environ)
+            self._save_snapshot()
         if "unfollow" in self.extra:
             self.extra.pop("unfollow")()
         if self._gateway is not None:

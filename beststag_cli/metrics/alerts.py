@@ -33,6 +33,7 @@ from .. import clock
 from ..config import BACKUP_TYPES, Settings
 from ..journal import Journal
 from ..logs import log_event
+from ..settings_sources import shown_url
 from . import rollup
 from .backups import type_status
 from .collect import iso_utc
@@ -208,13 +209,16 @@ def update_state(settings: Settings, journal: Journal, alerts: list[Alert], now:
                        "base": settings.base_id}
             ok = False
             for url in cfg.notify_urls:
+                shown = shown_url(url)  # a webhook's path is its key (n8n): never in the answer or the log
                 try:
                     post(url, payload)
                     ok = True
-                    sent.append({"alert": a.name, "status": status, "url": url, "ok": True})
+                    sent.append({"alert": a.name, "status": status, "url": shown, "ok": True})
                 except (OSError, ValueError) as e:
-                    sent.append({"alert": a.name, "status": status, "url": url, "ok": False, "error": str(e)[:200]})
-                    log_event("metrics.alert_notify_failed", alert=a.name, status=status, url=url, error=str(e)[:200])
+                    sent.append({"alert": a.name, "status": status, "url": shown, "ok": False,
+                                 "error": str(e)[:200]})
+                    log_event("metrics.alert_notify_failed", alert=a.name, status=status, url=shown,
+                              error=str(e)[:200])
             if ok:
                 journal.kv_set(_NOTIFIED_KEY.format(a.name), status)
                 if status == "firing":
