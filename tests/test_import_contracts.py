@@ -51,7 +51,7 @@ LAYERS = {
     "cache": COMPONENT, "query": COMPONENT, "backup": COMPONENT, "metrics": COMPONENT, "ops": COMPONENT,
     # the gateway includes its change sink, gateway/changes.py (issue 17): any component may import it
     "gateway": MEETING, "journal": MEETING, "__init__": MEETING,
-    "config": MEETING, "fastconfig": MEETING, "errors": MEETING, "fsutil": MEETING, "clock": MEETING,
+    "config": MEETING, "fastconfig": MEETING, "settings_sources": MEETING, "errors": MEETING, "fsutil": MEETING, "clock": MEETING,
     "logs": MEETING, "paths": MEETING, "names": MEETING, "inputs": MEETING, "interrupts": MEETING,
     "diskspace": MEETING, "lockholder": MEETING, "progress": MEETING,
     "doctor": ORCHESTRATOR,
