@@ -244,6 +244,11 @@ def _epoch_only(e: BaseException, directory: Path) -> bool:
         and Path(str(e.filename)).parent == directory
 
 
+def _one_line(e: BaseException, limit: int = 200) -> str:
+    """An exception's text on one line: SQLite's messages about damaged files can quote bytes, newlines included."""
+    return " ".join(str(e).split())[:limit]
+
+
 #: what the store's files may raise when they are damaged or the disk is full
 STORE_ERRORS = (sqlite3.Error, OSError, struct.error, diskcache.Timeout, UnicodeDecodeError)
 
@@ -337,14 +342,15 @@ class CacheStore:
                 self._open()
             except STORE_ERRORS as e2:
                 self._close_quietly()
-                self._failure = CorruptFile(f"cache {self.directory} cannot be rebuilt: {type(e2).__name__}: {e2}")
+                self._failure = CorruptFile(f"cache {self.directory} cannot be rebuilt: "
+                                            f"{type(e2).__name__}: {_one_line(e2)}")
                 self._warn(f"{self._failure.message}; answering from Airtable without the cache")
                 return False
             self._lru.clear()
-            self._warn(f"cache {self.directory} was damaged ({type(e).__name__}: {str(e)[:120]}); "
+            self._warn(f"cache {self.directory} was damaged ({type(e).__name__}: {_one_line(e, 120)}); "
                        f"moved aside to {aside.name if aside else '-'} and rebuilt empty")
             return True
-        self._failure = CorruptFile(f"cache {self.directory}: {type(e).__name__}: {str(e)[:160]}")
+        self._failure = CorruptFile(f"cache {self.directory}: {type(e).__name__}: {_one_line(e, 160)}")
         self._warn(f"{self._failure.message}; answering from Airtable without the cache")
         if op == "open":
             self._close_quietly()
