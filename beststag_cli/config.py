@@ -568,7 +568,7 @@ class JobPings(_Model):
     @field_validator("url", "start", "success", "fail", mode="after")
     @classmethod
     def _urls(cls, v: str | None) -> str | None:
-        return None if v in (None, "") else _check_url(v)  # type: ignore[arg-type]
+        return None if v is None or v == "" else _check_url(v)
 
 
 class JobsSettings(_Model):
@@ -736,7 +736,7 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     loader.flatten_mapping(node)
     seen: set[Any] = set()
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         seen.add(key)

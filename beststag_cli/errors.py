@@ -220,7 +220,7 @@ class Interrupted(BestStagError):
     def __init__(self, signum: int, message: str | None = None) -> None:
         import signal as _signal
 
-        name = _signal.Signals(signum).name if signum in iter(_signal.Signals) else f"signal {signum}"
+        name = _signal.Signals(signum).name if signum in {s.value for s in _signal.Signals} else f"signal {signum}"
         super().__init__(message or f"interrupted by {name}")
         self.signum = signum
         # beststag handles SIGINT and SIGTERM only (interrupts.py), so the code is one of the table's two;

@@ -21,6 +21,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import logging.handlers
@@ -29,7 +30,7 @@ import re
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from beststag_cli import clock
 from beststag_cli.errors import BestStagError
@@ -232,8 +233,10 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
         touch_private(self._lock_path)  # UnsafePath now, at setup, for a planted link
         super().__init__(filename, mode="a", maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8")
 
-    def _open(self) -> IO[Any]:  # type: ignore[override]
-        return private_open(self.baseFilename, "a", encoding="utf-8")
+    def _open(self) -> io.TextIOWrapper:
+        f = private_open(self.baseFilename, "a", encoding="utf-8")
+        assert isinstance(f, io.TextIOWrapper)  # os.fdopen in text mode
+        return f
 
     def _reopen_if_rotated(self) -> None:
         if self.stream is None:

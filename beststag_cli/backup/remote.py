@@ -163,7 +163,7 @@ class S3Remote:
         from botocore.exceptions import ClientError
 
         try:
-            return self.client.head_object(Bucket=self.bucket, Key=key)  # type: ignore[no-any-return]
+            return dict(self.client.head_object(Bucket=self.bucket, Key=key))
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -177,7 +177,7 @@ class S3Remote:
         from botocore.exceptions import ClientError
 
         try:
-            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
+            return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
         except ClientError as e:
             if e.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -203,7 +203,7 @@ class S3Remote:
     def _keys(self, prefix: str) -> Iterator[dict[str, Any]]:
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         for page in pages:
-            yield from page.get("Contents", [])
+            yield from (dict(o) for o in page.get("Contents", []))
 
     # ---------------------------------------------------------------- upload
     def upload(self, info: BackupInfo, store: BlobStore) -> dict[str, Any]:
@@ -236,7 +236,8 @@ class S3Remote:
                 files += 1
             sent += self._put(info.path / MANIFEST, self.key(f"{info.id}/{MANIFEST}"))
             files += 1
-        out = {"status": "uploaded", "url": self.url_of(info.id), "files": files, "attachments": atts, "bytes": sent}
+        out: dict[str, Any] = {"status": "uploaded", "url": self.url_of(info.id), "files": files, "attachments": atts,
+                               "bytes": sent}
         log_event("backup.uploaded", backup_id=info.id, **out)
         return out
 

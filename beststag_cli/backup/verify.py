@@ -188,12 +188,12 @@ def verify_dir(directory: Path, *, store: BlobStore, expected_id: str | None = N
             if not isinstance(sha, str) or not SHA256_RE.match(sha):
                 raise BackupBroken(bid, ATTACHMENTS, f"attachment {a.get('id')!r:.80}: sha256: expected a sha256 "
                                    f"(64 hex), got {sha!r:.80}")
-            size = a.get("size")
-            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            listed_size = a.get("size")
+            if isinstance(listed_size, bool) or not isinstance(listed_size, int) or listed_size < 0:
                 raise BackupBroken(bid, ATTACHMENTS, f"attachment {a.get('id')!r:.80}: size: expected a count "
-                                   f"(integer >= 0), got {size!r:.80}")
+                                   f"(integer >= 0), got {listed_size!r:.80}")
             hashed = report.bytes_checked
-            _check_blob(bid, store, sha, size, str(a.get("id")), hash_blobs, report)
+            _check_blob(bid, store, sha, listed_size, str(a.get("id")), hash_blobs, report)
             files.advance(1, bytes=report.bytes_checked - hashed)
             report.attachments += 1
         files.done()

@@ -37,5 +37,5 @@ def rich_console() -> Console | None:
     for h in logging.getLogger().handlers:
         console = getattr(h, "console", None) if getattr(h, "_beststag_terminal", False) else None
         if console is not None:
-            return console  # type: ignore[no-any-return]
+            return console
     return None

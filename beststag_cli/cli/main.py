@@ -8,11 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-
-try:  # typer >= 0.20 vendors click
-    from typer._click import exceptions as click_exc  # type: ignore[import-not-found]
-except ImportError:  # pragma: no cover
-    from click import exceptions as click_exc
+from typer._click import exceptions as click_exc  # typer >= 0.26 vendors click (pyproject asks for it)
 
 from .. import __version__
 from ..errors import BestStagError, ExitStatus
@@ -117,7 +113,7 @@ def _no_type_placeholders() -> None:
                 return None
             if self.param_type_name == "argument" and self.metavar:
                 return None  # the name column already shows it
-            return _shown(self, ctx)  # type: ignore[no-any-return]
+            return _shown(self, ctx)
 
         display_type_rich._beststag = True  # type: ignore[attr-defined]
         cls.display_type_rich = display_type_rich  # type: ignore[method-assign]

@@ -58,7 +58,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from beststag_cli.fsutil import FILE_MODE, check_safe_path, ensure_private_dir, modes_kept
 
@@ -182,6 +182,14 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+class _FileLock(Protocol):
+    """filelock.FileLock, used only where fcntl is missing."""
+
+    def acquire(self) -> object: ...
+
+    def release(self) -> None: ...
+
+
 class _Slot:
     """Per-base state of one process: the queue lock, the I/O lock, and the open state file."""
 
@@ -189,7 +197,7 @@ class _Slot:
         self.queue = threading.Lock()  # waiting threads of this process line up here
         self.io = threading.Lock()  # guards fd and the in-memory state
         self.fd: int | None = None
-        self.filelock: object | None = None
+        self.filelock: _FileLock | None = None  # where fcntl is missing (not on Linux)
         self.memory = _State()
         self.broken = False  # the state file cannot be used: this process keeps the state in memory
         self.repaired = False  # this process found the state file damaged (and rewrote it)
@@ -460,7 +468,8 @@ class RateLimiter:
             if _HAVE_FCNTL:
                 fcntl.flock(fd, fcntl.LOCK_EX)
             else:  # pragma: no cover
-                slot.filelock.acquire()  # type: ignore[union-attr]
+                assert slot.filelock is not None
+                slot.filelock.acquire()
             try:
                 now = self._time()  # read under the lock, so grant times are ordered
                 data = os.pread(fd, _HEADER.size + _ENTRY.size * (self._keep + 64) + 1, 0)
@@ -483,7 +492,8 @@ class RateLimiter:
                 if _HAVE_FCNTL:
                     fcntl.flock(fd, fcntl.LOCK_UN)
                 else:  # pragma: no cover
-                    slot.filelock.release()  # type: ignore[union-attr]
+                    assert slot.filelock is not None
+                    slot.filelock.release()
 
     def _open(self, base_id: str, slot: _Slot) -> int | None:
         """The state file, opened once per process; None (state kept in memory) if it cannot be made safe."""

@@ -216,7 +216,7 @@ class RedisRateLimiter:
         """Block until a request to ``base_id`` may be sent; the slot counts until released."""
         member, waited = self._acquire(base_id, timeout, True)
         keys = self._keys(base_id)
-        args = [member, int(self.effective_window_s * 1_000_000), int(self.hold_s * 1_000_000)]
+        args: list[str | int] = [member, int(self.effective_window_s * 1_000_000), int(self.hold_s * 1_000_000)]
         return Hold(lambda: self._call(lambda: self._release(keys=[keys[0], keys[2]], args=args)), waited)
 
     def try_acquire(self, base_id: str) -> bool:

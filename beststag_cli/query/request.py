@@ -37,7 +37,7 @@ def load_filter_json(text: str | None) -> Any:
     return check_text(data, "--filter")
 
 
-def sort_item(text: str) -> dict[str, str]:
+def sort_item(text: str) -> dict[str, Any]:
     """`timestamp` → ascending, `-timestamp` → descending (an empty field is QuerySpec's error to report)."""
     text = text.strip()
     if text.startswith("-"):
