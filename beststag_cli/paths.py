@@ -1,4 +1,4 @@
-"""Where things live under the data dir (ARCHITECTURE.md, 'Data directory'). Import-light."""
+"""Where things live under the data dir (docs/architecture.md, 'Data directory'). Import-light."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ BACKUP_TYPES: tuple[str, ...] = ("incremental", "complete", "critical")
 
 @dataclass(frozen=True)
 class Paths:
-    """Where things live under the data dir (see ARCHITECTURE.md, 'Data directory')."""
+    """Where things live under the data dir (see docs/architecture.md, 'Data directory')."""
 
     data_dir: Path
     cache_dir: Path

@@ -381,7 +381,7 @@ class Manifest:
         return m
 
     def summary(self, path: Path | None = None) -> dict[str, Any]:
-        """The `--json` shape of `backup run`, `show` and `list` (ARCHITECTURE.md)."""
+        """The `--json` shape of `backup run`, `show` and `list` (docs/cli.md; tests/backup pin its keys)."""
         out: dict[str, Any] = {
             "id": self.id, "type": self.type, "status": self.status,
             "path": str(path) if path is not None else None, "base": self.base,
