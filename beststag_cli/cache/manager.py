@@ -35,7 +35,6 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..gateway.api import Gateway
     from ..journal import Journal
-    from ..query.events import WriteEvent
     from ..query.schema import BaseSchema, TableInfo
     from ..query.spec import QuerySpec
 
@@ -105,10 +104,11 @@ class CacheManager:
         if self._gateway is None:
             if self._gateway_factory is not None:
                 self._gateway = self._gateway_factory()
-            else:
-                from ..gateway.api import Gateway
+            else:  # its own gateway: the writes made through it reach this cache
+                from ..gateway import build
+                from .sync import CacheSync
 
-                self._gateway = Gateway(self.settings, source=self.source)  # type: ignore[arg-type]
+                self._gateway = build(self.settings, sink=CacheSync(self), source=self.source)
         return self._gateway
 
     @property
@@ -641,6 +641,8 @@ class CacheManager:
         The record's change is unknown, so a link field may have moved (inverse links elsewhere) and
         any looked-up value may have changed. Without the schema, every other configured table goes.
         """
+        from .sync import lookup_reads
+
         try:
             schema = self.schema()
             info = schema.table(table)
@@ -650,101 +652,13 @@ class CacheManager:
                     continue
                 if any((f.type == "multipleRecordLinks" and f.linked_table_id == info.id)
                        or (f.type in ("multipleLookupValues", "rollup")
-                           and self._lookup_reads(schema, other, f, info)) for f in other.fields):
+                           and lookup_reads(other, f, info)) for f in other.fields):
                     names.append(other.name)
         except (UpstreamUnavailable, CorruptFile, DiskFull):
             names = [t for t in self.settings.tables if t != table]
         for n in names:
             self.store.incr(f"g:{self.base}:{n}")
         return names
-
-    # ---------------------------------------------------------------- own writes
-    def apply_write(self, event: WriteEvent) -> dict[str, int]:
-        """Keep every cached answer exact after a write made through beststag."""
-        schema = self.schema()
-        table = schema.table(event.table)
-        name = table.name
-        gen = self.generation(name)
-        deletes = [str(r.get("id")) for r in event.records] if event.op == "delete" else []
-        upserts = [] if event.op == "delete" else [r for r in event.records if "fields" in r]
-        counts = {"patched": 0, "dropped": 0}
-        now = clock.now()
-        ix = self._index(name, gen)
-        from ..query.spec import QuerySpec
-
-        for key in ix["q"]:
-            k = self._q(name, gen, key)
-            entry = self._entry(k)
-            if entry is None:
-                continue
-            try:
-                from .maintain import patch_answer
-
-                spec = QuerySpec.parse(entry["spec"])
-                patched = patch_answer(entry["records"], truncated=bool(entry.get("truncated")), spec=spec,
-                                       table=table, now=now, upserts=upserts, deletes=deletes)
-            except Exception:
-                patched = None
-            if patched is None:
-                self.store.delete(k)
-                counts["dropped"] += 1
-                continue
-            records, truncated = patched
-            if records != entry["records"] or truncated != entry.get("truncated"):
-                entry.update(records=records, truncated=truncated, hash=answer_hash(records))
-                left = max(1.0, entry["ttl"] - (clock.timestamp() - entry["stored"]))
-                self.store.set(k, entry, expire_s=self._expire_s(left))
-                counts["patched"] += 1
-        by_id = {r["id"]: r for r in upserts}
-        for rid in ix["r"]:
-            k = self._r(name, gen, rid)
-            if rid in deletes:
-                counts["dropped"] += int(self.store.delete(k))
-            elif rid in by_id:
-                entry = self._entry(k)
-                if entry is not None:
-                    entry.update(records=[by_id[rid]], hash=answer_hash([by_id[rid]]))
-                    self.store.set(k, entry, expire_s=self._expire_s(entry["ttl"]))
-                    counts["patched"] += 1
-        mk = self._m(name, gen)
-        mirror = self._entry(mk)
-        if mirror is not None:
-            from .maintain import patch_mirror
-
-            mirror["records"] = patch_mirror(mirror["records"], upserts=upserts, deletes=deletes)
-            mirror["hash"] = answer_hash(mirror["records"])
-            self.store.set(mk, mirror, expire_s=self._expire_s(mirror["ttl"]))
-            counts["patched"] += 1
-        counts["dropped"] += self._invalidate_related(schema, table, event, upserts)
-        self._event("write_applied", name, event.op, nbytes=len(event.records))
-        return counts
-
-    def _invalidate_related(self, schema: BaseSchema, table: TableInfo, event: WriteEvent,
-                            upserts: list[Record]) -> int:
-        """Links and lookups: a write to T changes inverse link fields and lookups in other tables."""
-        touched_links = event.op == "delete" or any(
-            (r.get("fields") or {}).get(f.name) for r in upserts for f in table.fields
-            if f.type == "multipleRecordLinks")
-        n = 0
-        for other in schema.tables:
-            if other.name == table.name:
-                continue
-            reads_us = any(f.type == "multipleLookupValues" and self._lookup_reads(schema, other, f, table)
-                           for f in other.fields)
-            links_us = any(f.type == "multipleRecordLinks" and f.linked_table_id == table.id for f in other.fields)
-            if reads_us or (links_us and touched_links):
-                self.store.incr(f"g:{self.base}:{other.name}")
-                n += 1
-        # lookups in T through links to itself are covered by the entries' own re-evaluation
-        return n
-
-    @staticmethod
-    def _lookup_reads(schema: BaseSchema, other: TableInfo, lookup: Any, table: TableInfo) -> bool:
-        link_id = (lookup.options or {}).get("recordLinkFieldId")
-        for f in other.fields:
-            if f.id == link_id:
-                return f.linked_table_id == table.id
-        return False
 
     # ---------------------------------------------------------------- maintenance
     def warm(self, specs: Iterable[QuerySpec], progress: Reporter | None = None) -> list[CacheResult]:

@@ -77,8 +77,9 @@ def try_cache_hit(argv: list[str]) -> int | None:
     if opts is None:
         return None
     try:
+        from ..cache import build_cache
         from ..cache.alias import alias_parts
-        from ..cache.manager import CacheManager, alias_digest
+        from ..cache.manager import alias_digest
         from ..fastconfig import fast_settings
 
         settings = fast_settings(opts["config"])
@@ -88,7 +89,7 @@ def try_cache_hit(argv: list[str]) -> int | None:
                             opts["view"])
         if parts is None:
             return None
-        m = CacheManager(settings)  # type: ignore[arg-type]
+        m = build_cache(settings)  # type: ignore[arg-type]
         res = m.lookup_alias(alias_digest(parts))
         if res is None:
             return None
