@@ -33,6 +33,10 @@ class CacheSync:
         self._lock = threading.Lock()  # writes arrive from the writer's threads at once
 
     @property
+    def built(self) -> bool:
+        return self._cache is not None
+
+    @property
     def manager(self) -> CacheManager:
         with self._lock:
             if self._cache is None:

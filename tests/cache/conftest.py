@@ -5,13 +5,19 @@ import pytest
 
 @pytest.fixture
 def wired(settings, sandbox):  # type: ignore[no-untyped-def]
-    """A gateway and a cache built as every process builds them: the gateway's change sink is the cache."""
-    from beststag_cli.cache import connect
+    """A gateway whose change sink is the cache, as every process wires them; the cache (and its store)
+    is opened on first use only, so a test that damages the store's files has nothing open on them."""
+    from beststag_cli.cache import build_cache
+    from beststag_cli.cache.sync import CacheSync
+    from beststag_cli.gateway import build
 
-    gw, m = connect(settings, sandbox=sandbox, source="test")
-    yield gw, m
-    m.close()
-    gw.close()
+    box = []
+    sync = CacheSync(lambda: build_cache(settings, gateway=box[0]))
+    box.append(build(settings, sink=sync, sandbox=sandbox, source="test"))
+    yield box[0], sync
+    if sync.built:
+        sync.manager.close()
+    box[0].close()
 
 
 @pytest.fixture
@@ -21,4 +27,4 @@ def gateway(wired):  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def cache(wired):  # type: ignore[no-untyped-def]
-    return wired[1]
+    return wired[1].manager
