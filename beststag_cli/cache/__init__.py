@@ -14,11 +14,13 @@ if TYPE_CHECKING:
 def invalidate_tables(settings: Settings, base_id: str, tables: list[str]) -> None:
     """Forget every cached answer of `tables` in `base_id` (restores call this)."""
     from .backend import make_store
+    from .keyspace import Keyspace
 
     store = make_store(settings)
+    keys = Keyspace(base_id)
     try:
         for t in tables:
-            store.incr(f"g:{base_id}:{t}")
+            store.incr(keys.generation(t))
     finally:
         store.close()
 

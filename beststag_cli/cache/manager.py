@@ -1,15 +1,6 @@
-"""The cache: get / set / invalidate / apply own writes / mirror / warm / prune / stats.
+"""The cache: get / set / invalidate / mirror / warm / prune / stats (changes from writes: `sync.py`).
 
-Keys (all in one store, diskcache or Redis: `cache/backend.py`; `B` = base id, `T` = table name, `G` = its generation):
-
-    g:B:T             generation counter; `invalidate T` increments it (O(1) for any table size)
-    q:B:T:G:<key>     a query's answer; <key> = query.normalize.cache_key(spec)
-    r:B:T:G:<id>      one record
-    ix:B:T:G          the query keys and record ids cached for the table (for write application)
-    qv:B:T            moved on by every record invalidation: an answer fetched across one is not stored
-    m:B:T:G           a mirrored table: every record, every field, creation order
-    ttl:B:T           the table's dynamic TTL state
-    alias:<digest>    raw CLI/webhook request → (table, key): the hit path skips pydantic
+Keys: `keyspace.py` (per-table generations make invalidating a table O(1)).
 
 Entries carry their own `stored` time and `ttl`; the store expires them only after
 `ttl + max_stale` so that a stale answer can be served, flagged, while Airtable is down.
@@ -30,6 +21,7 @@ from ..errors import CorruptFile, DiskFull, UpstreamAuthError, UpstreamUnavailab
 from ..progress import Reporter, guard
 from . import policy
 from .backend import CacheBackend, make_store
+from .keyspace import Keyspace
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -96,6 +88,7 @@ class CacheManager:
         self._journal = journal
         self.source = source
         self.base = settings.base_id or "base"
+        self.keys = Keyspace(self.base)
         self._schema: Any = None
 
     # ---------------------------------------------------------------- wiring
@@ -164,30 +157,18 @@ class CacheManager:
         return len(getattr(self.store, "warnings", []))
 
     def _record_version(self, table: str) -> int:
-        return self.store.get_int(f"qv:{self.base}:{table}")
+        return self.store.get_int(self.keys.record_version(table))
 
     # ---------------------------------------------------------------- keys and TTL
     def generation(self, table: str) -> int:
-        return self.store.get_int(f"g:{self.base}:{table}")
-
-    def _q(self, table: str, gen: int, key: str) -> str:
-        return f"q:{self.base}:{table}:{gen}:{key}"
-
-    def _r(self, table: str, gen: int, rid: str) -> str:
-        return f"r:{self.base}:{table}:{gen}:{rid}"
-
-    def _m(self, table: str, gen: int) -> str:
-        return f"m:{self.base}:{table}:{gen}"
-
-    def _ix(self, table: str, gen: int) -> str:
-        return f"ix:{self.base}:{table}:{gen}"
+        return self.store.get_int(self.keys.generation(table))
 
     def mode(self, table: str) -> str:
         t = self.settings.tables.get(table)
         return t.cache_mode if t is not None else "query"
 
     def ttl_state(self, table: str) -> policy.TTLState:
-        return policy.TTLState.from_json(self.store.get(f"ttl:{self.base}:{table}"),
+        return policy.TTLState.from_json(self.store.get(self.keys.ttl(table)),
                                          float(self.settings.ttl_for(table)))
 
     def ttl_for(self, table: str, per_call: float | None = None) -> float:
@@ -201,7 +182,7 @@ class CacheManager:
         if not dyn.enabled:
             return
         new = policy.after_refresh(self.ttl_state(table), changed=changed, min_s=dyn.min_s, max_s=dyn.max_s)
-        self.store.set(f"ttl:{self.base}:{table}", new.to_json(), expire_s=None)
+        self.store.set(self.keys.ttl(table), new.to_json(), expire_s=None)
 
     def _entry(self, key: str) -> dict[str, Any] | None:
         """A stored answer, or None; one whose `stored`/`ttl` are not finite numbers is dropped (a miss)."""
@@ -215,14 +196,14 @@ class CacheManager:
         return ttl + float(self.settings.cache.max_stale_s)
 
     def _index_add(self, table: str, gen: int, *, query: str | None = None, record: str | None = None) -> None:
-        key = self._ix(table, gen)
+        key = self.keys.index(table, gen)
         if query is not None:
             self.store.index_add(key + ":q", query)
         if record is not None:
             self.store.index_add(key + ":r", record)
 
     def _index(self, table: str, gen: int) -> dict[str, list[str]]:
-        key = self._ix(table, gen)
+        key = self.keys.index(table, gen)
         return {"q": self.store.index_members(key + ":q"), "r": self.store.index_members(key + ":r")}
 
     # ---------------------------------------------------------------- reads
@@ -278,7 +259,7 @@ class CacheManager:
                 fetch: Callable[[], tuple[list[Record], dict[str, Any]]], *,
                 project_fields: list[str] | None, kind: str = "q", rid: str | None = None) -> CacheResult:
         gen = self.generation(table)
-        skey = self._q(table, gen, key) if kind == "q" else self._r(table, gen, rid or key)
+        skey = self.keys.query(table, gen, key) if kind == "q" else self.keys.record(table, gen, rid or key)
         now = clock.timestamp()
         entry = self._entry(skey)
         if entry is not None and not refresh and now - entry["stored"] < _limit(entry, ttl):
@@ -327,7 +308,7 @@ class CacheManager:
                     self._index_add(table, gen, query=key)
                     self._note_fetch(table, gen, started)
                     if "spec" in meta:  # lets `warm --from-journal` rebuild the query later
-                        self.store.set(f"spec:{key}", meta["spec"], expire_s=7 * 86400)
+                        self.store.set(Keyspace.spec(key), meta["spec"], expire_s=7 * 86400)
                 else:
                     self._index_add(table, gen, record=rid)
                 self._event("set", table, key, nbytes=nbytes)
@@ -372,12 +353,9 @@ class CacheManager:
     # ---------------------------------------------------------------- revalidation
     REVALIDATE_SKEW_S = 5.0  # Airtable's clock is not ours: look a little further back than needed
 
-    def _rv(self, table: str, gen: int) -> str:
-        return f"rv:{self.base}:{table}:{gen}"
-
     def _note_fetch(self, table: str, gen: int, started: float) -> None:
         """Keep the invariant: every answer of the table is current as of `synced_at` or later."""
-        key = self._rv(table, gen)
+        key = self.keys.sync_point(table, gen)
         with self.store.lock(key):  # both backends have locks shared by processes (and hosts)
             st = self.store.get(key)
             if st is None or started < st["synced_at"]:
@@ -403,7 +381,7 @@ class CacheManager:
         """
         if not self.settings.cache.revalidate or self.mode(table) != "query":
             return False
-        key = self._rv(table, gen)
+        key = self.keys.sync_point(table, gen)
         if self.store.get(key) is None:
             return False
         with self.store.lock(key):
@@ -449,7 +427,7 @@ class CacheManager:
         any_change = False
         life = self.ttl_for(name)
         for qkey in ix["q"]:
-            k = self._q(name, gen, qkey)
+            k = self.keys.query(name, gen, qkey)
             entry = self._entry(k)
             if entry is None:
                 continue
@@ -473,7 +451,7 @@ class CacheManager:
             self.store.set(k, entry, expire_s=self._expire_s(life))
         by_id = {r["id"]: r for r in changed}
         for rid in ix["r"]:
-            k = self._r(name, gen, rid)
+            k = self.keys.record(name, gen, rid)
             entry = self._entry(k)
             if entry is None:
                 continue
@@ -487,7 +465,7 @@ class CacheManager:
                 any_change = True
             entry.update(hash=answer_hash(entry["records"]), stored=ts, ttl=life)
             self.store.set(k, entry, expire_s=self._expire_s(life))
-        mk = self._m(name, gen)
+        mk = self.keys.mirror(name, gen)
         mirror = self.store.get(mk)
         if mirror is not None:
             gone = [r["id"] for r in mirror["records"] if ids is not None and r["id"] not in ids]
@@ -500,7 +478,7 @@ class CacheManager:
     def _mirror(self, table: TableInfo, *, ttl: float | None, refresh: bool) -> tuple[dict[str, Any], str]:
         name = table.name
         gen = self.generation(name)
-        key = self._m(name, gen)
+        key = self.keys.mirror(name, gen)
         now = clock.timestamp()
         entry = self._entry(key)
         if entry is not None and not refresh and now - entry["stored"] < entry["ttl"]:
@@ -560,7 +538,7 @@ class CacheManager:
         truncated = bool(spec.max_records and len(records) >= spec.max_records)
         entry = {"records": records, "stored": clock.timestamp(), "ttl": life, "hash": answer_hash(records),
                  "spec": spec.to_json(), "truncated": truncated}
-        nbytes = self.store.set(self._q(table, gen, key), entry, expire_s=self._expire_s(life))
+        nbytes = self.store.set(self.keys.query(table, gen, key), entry, expire_s=self._expire_s(life))
         self._index_add(table, gen, query=key)
         self._event("set", table, key, nbytes=nbytes)
         return key
@@ -570,24 +548,24 @@ class CacheManager:
         gen = self.generation(name)
         life = self.ttl_for(name, ttl)
         entry = {"records": [record], "stored": clock.timestamp(), "ttl": life, "hash": answer_hash([record])}
-        nbytes = self.store.set(self._r(name, gen, record["id"]), entry, expire_s=self._expire_s(life))
+        nbytes = self.store.set(self.keys.record(name, gen, record["id"]), entry, expire_s=self._expire_s(life))
         self._index_add(name, gen, record=record["id"])
         self._event("set", name, record["id"], nbytes=nbytes)
         return str(record["id"])
 
     def _remember_alias(self, alias: str | None, table: str, key: str) -> None:
         if alias is not None:
-            self.store.set(f"alias:{alias}", {"table": table, "key": key}, expire_s=7 * 86400)
+            self.store.set(Keyspace.alias(alias), {"table": table, "key": key}, expire_s=7 * 86400)
 
     def lookup_alias(self, alias: str, ttl: float | None = None) -> CacheResult | None:
         """The hit path without pydantic or the schema: a fresh entry for a raw request seen before."""
-        target = self.store.get(f"alias:{alias}")
+        target = self.store.get(Keyspace.alias(alias))
         if target is None:
             return None
         table, key = target["table"], target["key"]
         if self.mode(table) != "query":
             return None
-        entry = self._entry(self._q(table, self.generation(table), key))
+        entry = self._entry(self.keys.query(table, self.generation(table), key))
         now = clock.timestamp()
         if entry is None or now - entry["stored"] >= _limit(entry, ttl):
             return None
@@ -607,7 +585,7 @@ class CacheManager:
         if table not in known:
             name = self.schema().table(table).name  # UnknownTable with a "did you mean"
         if record_id is None:
-            gen = self.store.incr(f"g:{self.base}:{name}")
+            gen = self.store.incr(self.keys.generation(name))
             self._event("invalidate", name, f"table:{gen}")
             return {"scope": "table", "table": name, "generation": gen}
         dropped = self._drop_record(name, record_id)
@@ -625,13 +603,13 @@ class CacheManager:
         entries stay (a change to one record does not change another's fields; lookups in other
         tables are `_drop_related`'s).
         """
-        self.store.incr(f"qv:{self.base}:{table}")
+        self.store.incr(self.keys.record_version(table))
         gen = self.generation(table)
-        dropped = int(self.store.delete(self._r(table, gen, record_id)))
+        dropped = int(self.store.delete(self.keys.record(table, gen, record_id)))
         for key in self._index(table, gen)["q"]:
-            dropped += int(self.store.delete(self._q(table, gen, key)))
-        if self.store.get(self._m(table, gen)) is not None:
-            self.store.delete(self._m(table, gen))  # the record's new value is unknown: refetch the mirror
+            dropped += int(self.store.delete(self.keys.query(table, gen, key)))
+        if self.store.get(self.keys.mirror(table, gen)) is not None:
+            self.store.delete(self.keys.mirror(table, gen))  # the record's new value is unknown: refetch the mirror
             dropped += 1
         return dropped
 
@@ -657,7 +635,7 @@ class CacheManager:
         except (UpstreamUnavailable, CorruptFile, DiskFull):
             names = [t for t in self.settings.tables if t != table]
         for n in names:
-            self.store.incr(f"g:{self.base}:{n}")
+            self.store.incr(self.keys.generation(n))
         return names
 
     # ---------------------------------------------------------------- maintenance
@@ -706,7 +684,7 @@ class CacheManager:
         for r in rows:
             if wanted and r["table_name"] not in wanted:
                 continue
-            spec = self.store.get(f"spec:{r['key']}")
+            spec = self.store.get(Keyspace.spec(r['key']))
             if spec is not None:
                 out.append(QuerySpec.parse(spec))
             if len(out) >= limit:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .. import clock
+from .keyspace import Keyspace
 
 if TYPE_CHECKING:
     from ..gateway.changes import Change
@@ -71,7 +72,7 @@ def _name(m: CacheManager, table: str) -> str:
 
 def forget(m: CacheManager, base: str, table: str, source: str) -> None:
     """Every cached answer of `table` in `base` goes (O(1): a new generation, seen by every process)."""
-    m.store.incr(f"g:{base}:{table}")
+    m.store.incr(Keyspace(base).generation(table))
     m._event("invalidate", table, f"changed:{source}")
 
 
@@ -90,7 +91,7 @@ def apply_change(m: CacheManager, change: Change) -> dict[str, int]:
     now = clock.now()
     ix = m._index(name, gen)
     for key in ix["q"]:
-        k = m._q(name, gen, key)
+        k = m.keys.query(name, gen, key)
         entry = m._entry(k)
         if entry is None:
             continue
@@ -112,7 +113,7 @@ def apply_change(m: CacheManager, change: Change) -> dict[str, int]:
             counts["patched"] += 1
     by_id = {r["id"]: r for r in upserts}
     for rid in ix["r"]:
-        k = m._r(name, gen, rid)
+        k = m.keys.record(name, gen, rid)
         if rid in deletes:
             counts["dropped"] += int(m.store.delete(k))
         elif rid in by_id:
@@ -121,7 +122,7 @@ def apply_change(m: CacheManager, change: Change) -> dict[str, int]:
                 entry.update(records=[by_id[rid]], hash=answer_hash([by_id[rid]]))
                 m.store.set(k, entry, expire_s=m._expire_s(entry["ttl"]))
                 counts["patched"] += 1
-    mk = m._m(name, gen)
+    mk = m.keys.mirror(name, gen)
     mirror = m._entry(mk)
     if mirror is not None:
         mirror["records"] = patch_mirror(mirror["records"], upserts=upserts, deletes=deletes)
@@ -146,7 +147,7 @@ def _invalidate_related(m: CacheManager, schema: BaseSchema, table: TableInfo, d
         reads_us = any(f.type == "multipleLookupValues" and lookup_reads(other, f, table) for f in other.fields)
         links_us = any(f.type == "multipleRecordLinks" and f.linked_table_id == table.id for f in other.fields)
         if reads_us or (links_us and touched_links):
-            m.store.incr(f"g:{m.base}:{other.name}")
+            m.store.incr(m.keys.generation(other.name))
             n += 1
     # lookups in T through links to itself are covered by the entries' own re-evaluation
     return n
