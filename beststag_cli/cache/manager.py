@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import clock
 from ..errors import CorruptFile, DiskFull, UpstreamAuthError, UpstreamUnavailable
-from ..progress import Reporter, guard
+from ..progress import Reporter
 from . import policy
 from .backend import CacheBackend, make_store
 from .keyspace import Keyspace
@@ -350,129 +348,16 @@ class CacheManager:
                                          lambda: ([self.gateway.get(name, record_id)], {}),
                                          project_fields=None, kind="r", rid=record_id), before)
 
-    # ---------------------------------------------------------------- revalidation
-    REVALIDATE_SKEW_S = 5.0  # Airtable's clock is not ours: look a little further back than needed
-
+    # ---------------------------------------------------------------- revalidation (sync.py)
     def _note_fetch(self, table: str, gen: int, started: float) -> None:
-        """Keep the invariant: every answer of the table is current as of `synced_at` or later."""
-        key = self.keys.sync_point(table, gen)
-        with self.store.lock(key):  # both backends have locks shared by processes (and hosts)
-            st = self.store.get(key)
-            if st is None or started < st["synced_at"]:
-                self.store.set(key, {**(st or {}), "synced_at": started}, expire_s=None)
+        from .sync import note_fetch
+
+        note_fetch(self, table, gen, started)
 
     def _try_revalidate(self, table: str, gen: int) -> bool:
-        try:
-            return self._revalidate(table, gen)
-        except UpstreamUnavailable:
-            return False  # the fetch that follows fails too, and serves the stale answer if it may
-        except (DiskFull, CorruptFile):
-            return False  # the store cannot be written: the fetch that follows answers from Airtable
+        from .sync import try_revalidate
 
-    def _revalidate(self, table: str, gen: int) -> bool:
-        """Bring every cached answer of `table` up to date at once, instead of refetching each.
-
-        One listing of the records modified since the last sync (`LAST_MODIFIED_TIME()`) plus the
-        table's current ids (to see deletions by other clients) are applied to every answer with
-        the query's own semantics, as our own writes are. Answers that cannot be patched exactly
-        (truncated windows that lose a member, link filters, views, fields computed from other
-        tables, whose changes do not move LAST_MODIFIED_TIME) are dropped and refetched on demand.
-        False when it does not apply (off in config, no sync point, table too big).
-        """
-        if not self.settings.cache.revalidate or self.mode(table) != "query":
-            return False
-        key = self.keys.sync_point(table, gen)
-        if self.store.get(key) is None:
-            return False
-        with self.store.lock(key):
-            st = self.store.get(key)
-            if st is None:
-                return False
-            started = clock.timestamp()
-            if started - st["synced_at"] < 1.0:
-                return True  # another caller has just done it
-            info = self.schema().table(table)
-            limit = int(self.settings.cache.mirror_max_records)
-            ids: set[str] | None = None
-            checked = st.get("ids_at", st["synced_at"])
-            if started - checked >= float(self.settings.cache.deletion_check_s):
-                ids = set()
-                for page in self.gateway.iterate(table, fields=[info.primary.name], page_size=100):
-                    ids.update(r["id"] for r in page)
-                    if len(ids) > limit:
-                        return False  # too big to list cheaply: its answers are refetched one by one
-                checked = started
-            since = datetime.fromtimestamp(st["synced_at"] - self.REVALIDATE_SKEW_S, UTC)
-            changed = self.gateway.all(table, formula="IS_AFTER(LAST_MODIFIED_TIME(), DATETIME_PARSE('"
-                                       + since.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z'))")
-            outside = self._apply_sync(info, gen, changed, ids)
-            self._learn(table, changed=outside)
-            self.store.set(key, {"synced_at": started, "ids_at": checked}, expire_s=None)
-            self._event("revalidate", table, f"changed:{len(changed)}", nbytes=len(ids or ()))
-            return True
-
-    def _apply_sync(self, info: TableInfo, gen: int, changed: list[Record], ids: set[str] | None) -> bool:
-        """Patch every answer of the table with the current state; True when any answer changed.
-
-        `ids`: every record id of the table now, or None when deletions were not checked this time.
-        """
-        from ..query.filters import walk
-        from ..query.spec import QuerySpec
-        from .maintain import patch_answer, patch_mirror
-
-        name = info.name
-        remote = {f.name for f in info.fields if f.type in ("multipleLookupValues", "rollup", "formula", "count")}
-        ix = self._index(name, gen)
-        now, ts = clock.now(), clock.timestamp()
-        any_change = False
-        life = self.ttl_for(name)
-        for qkey in ix["q"]:
-            k = self.keys.query(name, gen, qkey)
-            entry = self._entry(k)
-            if entry is None:
-                continue
-            patched = None
-            try:
-                spec = QuerySpec.parse(entry["spec"])
-                reads = set(spec.needed_fields() or [f.name for f in info.fields]) | {c.field for c in walk(spec.tree)}
-                if not (reads & remote):
-                    gone = [r["id"] for r in entry["records"] if ids is not None and r["id"] not in ids]
-                    patched = patch_answer(entry["records"], truncated=bool(entry.get("truncated")), spec=spec,
-                                           table=info, now=now, upserts=changed, deletes=gone)
-            except Exception:
-                patched = None
-            if patched is None:
-                self.store.delete(k)  # could not be patched exactly: refetched on demand (not evidence
-                continue              # of an outside change, so it does not shorten the TTL)
-            records, truncated = patched
-            if records != entry["records"]:
-                any_change = True
-            entry.update(records=records, truncated=truncated, hash=answer_hash(records), stored=ts, ttl=life)
-            self.store.set(k, entry, expire_s=self._expire_s(life))
-        by_id = {r["id"]: r for r in changed}
-        for rid in ix["r"]:
-            k = self.keys.record(name, gen, rid)
-            entry = self._entry(k)
-            if entry is None:
-                continue
-            deleted = ids is not None and rid not in ids
-            if deleted or remote:
-                self.store.delete(k)
-                any_change = any_change or deleted
-                continue
-            if rid in by_id and by_id[rid] != entry["records"][0]:
-                entry["records"] = [by_id[rid]]
-                any_change = True
-            entry.update(hash=answer_hash(entry["records"]), stored=ts, ttl=life)
-            self.store.set(k, entry, expire_s=self._expire_s(life))
-        mk = self.keys.mirror(name, gen)
-        mirror = self.store.get(mk)
-        if mirror is not None:
-            gone = [r["id"] for r in mirror["records"] if ids is not None and r["id"] not in ids]
-            mirror["records"] = patch_mirror(mirror["records"], upserts=changed, deletes=gone)
-            mirror.update(hash=answer_hash(mirror["records"]), stored=ts, ttl=life)
-            self.store.set(mk, mirror, expire_s=self._expire_s(life))
-        return any_change
+        return try_revalidate(self, table, gen)
 
     # ---------------------------------------------------------------- mirror
     def _mirror(self, table: TableInfo, *, ttl: float | None, refresh: bool) -> tuple[dict[str, Any], str]:
@@ -638,115 +523,39 @@ class CacheManager:
             self.store.incr(self.keys.generation(n))
         return names
 
-    # ---------------------------------------------------------------- maintenance
+    # ---------------------------------------------------------------- upkeep (admin.py)
     def warm(self, specs: Iterable[QuerySpec], progress: Reporter | None = None) -> list[CacheResult]:
         """Load each query's answer now (refreshing what is cached); ``progress`` counts queries."""
-        specs = list(specs)
-        task = guard(progress).task("cache warm", total=len(specs), unit="queries")
-        out = []
-        for s in specs:
-            out.append(self.get(s, refresh=True))
-            task.advance(1)
-        task.done(f"{sum(len(r.records) for r in out):,} records")
-        return out
+        from . import admin
 
-    def _warm_tables(self, tables: Iterable[str]) -> set[str]:
-        """The names of `tables` (names or ids); an unknown one is `UnknownTable` with a 'did you mean'."""
-        tables = list(tables)
-        if not tables:
-            return set()
-        from ..inputs import check_text
-
-        check_text(tables, "TABLES")
-        schema = self.schema()
-        return {schema.table(t).name for t in tables}
+        return admin.warm(self, specs, progress)
 
     def configured_warm_specs(self, tables: Iterable[str] = ()) -> list[QuerySpec]:
-        from ..query.spec import QuerySpec
+        from . import admin
 
-        wanted = self._warm_tables(tables)
-        specs = [QuerySpec.parse(dict(w)) for w in self.settings.cache.warm]
-        return [s for s in specs if not wanted or s.table in wanted]
+        return admin.configured_warm_specs(self, tables)
 
     def journal_warm_specs(self, *, hours: float = 24, limit: int = 20, tables: Iterable[str] = ()) -> list[QuerySpec]:
         """The most frequently read queries of the last `hours`, from the journal's cache events."""
-        from ..query.spec import QuerySpec
+        from . import admin
 
-        j = self.journal
-        if j is None:
-            return []
-        rows = j.query("SELECT key, table_name, COUNT(*) AS n FROM cache_events WHERE event IN ('hit', 'miss', "
-                       "'stale') AND ts >= ? AND key LIKE 'q1:%' AND (base = ? OR base IS NULL) "
-                       "GROUP BY key, table_name ORDER BY n DESC LIMIT ?",
-                       (clock.timestamp() - hours * 3600, self.base, limit * 3))
-        wanted = self._warm_tables(tables)
-        out: list[QuerySpec] = []
-        for r in rows:
-            if wanted and r["table_name"] not in wanted:
-                continue
-            spec = self.store.get(Keyspace.spec(r['key']))
-            if spec is not None:
-                out.append(QuerySpec.parse(spec))
-            if len(out) >= limit:
-                break
-        return out
+        return admin.journal_warm_specs(self, hours=hours, limit=limit, tables=tables)
 
     def stats(self, *, hours: float = 24) -> dict[str, Any]:
         """Hits, misses, ratios, entries, bytes and each table's TTL (events from the journal)."""
-        since = clock.timestamp() - hours * 3600
-        rows: list[dict[str, Any]] = []
-        warnings: list[str] = []
-        try:
-            j = self.journal
-            if j is not None:
-                rows = j.query("SELECT table_name, event, COUNT(*) AS n FROM cache_events WHERE ts >= ? "
-                               "AND (base = ? OR base IS NULL) GROUP BY table_name, event", (since, self.base))
-        except Exception as e:  # the counters are the journal's: without them, report the rest
-            warnings.append(f"hit/miss counters unavailable ({type(e).__name__}: {str(e)[:120]})")
-        per: dict[str, dict[str, int]] = {}
-        total: dict[str, int] = {}
-        for r in rows:
-            t = r["table_name"] or "*"
-            per.setdefault(t, {})[r["event"]] = r["n"]
-            total[r["event"]] = total.get(r["event"], 0) + r["n"]
+        from . import admin
 
-        def figures(c: dict[str, int]) -> dict[str, Any]:
-            hits, misses, stale = c.get("hit", 0), c.get("miss", 0), c.get("stale", 0)
-            reads = hits + misses + stale
-            return {"hits": hits, "misses": misses, "stale": stale, "sets": c.get("set", 0),
-                    "invalidations": c.get("invalidate", 0), "write_applications": c.get("write_applied", 0),
-                    "hit_ratio": round(hits / reads, 4) if reads else None,
-                    "miss_ratio": round(misses / reads, 4) if reads else None,
-                    # how many reads each stored answer served before it was replaced
-                    "ttl_effectiveness": round(hits / c["set"], 2) if c.get("set") else None}
-
-        tables = {}
-        for name in self.settings.tables:
-            st = self.ttl_state(name)
-            configured = float(self.settings.ttl_for(name))
-            dyn = self.settings.cache.dynamic_ttl.enabled
-            tables[name] = {**figures(per.get(name, {})), "mode": self.mode(name),
-                            "ttl_s": st.ttl_s if dyn else configured,
-                            "ttl_reason": st.reason if dyn else "configured",
-                            "generation": self.generation(name)}
-        degraded = getattr(self.store, "degraded", None)
-        entries = None if degraded else len(self.store)
-        volume = None if degraded else self.store.volume()
-        warnings = list(dict.fromkeys([*getattr(self.store, "warnings", []), *warnings]))
-        out = {"range_h": hours, "overall": figures(total), "entries": entries,
-               "bytes": volume, "evictions": total.get("evict", 0), "tables": tables}
-        if warnings:
-            out["warnings"] = warnings
-        return out
+        return admin.stats(self, hours=hours)
 
     def prune(self) -> dict[str, int]:
-        t0 = time.perf_counter()
-        n = self.store.expire()
-        self._event("evict", None, "prune", nbytes=n)
-        return {"removed": n, "ms": int((time.perf_counter() - t0) * 1000)}
+        from . import admin
+
+        return admin.prune(self)
 
     def clear(self) -> int:
-        return self.invalidate(None)["entries"]  # type: ignore[no-any-return]
+        from . import admin
+
+        return admin.clear(self)
 
     def close(self) -> None:
         self.store.close()
