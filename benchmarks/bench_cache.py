@@ -18,8 +18,9 @@ Clients: (1) direct pyairtable, one request per write (the baseline); (2) pyairt
 `CachedSession` (expire_after 300 simulated seconds: entries are deleted by us when 300 simulated seconds
 old, because requests-cache reads the real clock; GET and POST listRecords cached); (3) a dict cache with
 a 300 s TTL that drops every entry of a table on a write to it; (4) beststag `CacheManager` in `query`
-mode with `Writer` writes (one record per call) and `follow_writes`; (5) beststag with every table
-mirrored and batched writes (a run of consecutive writes to one table and operation = one `Writer` call).
+mode with `Writer` writes (one record per call) through the gateway (its change sink is the cache); (5)
+beststag with every table mirrored and batched writes (a run of consecutive writes to one table and
+operation = one `Writer` call).
 Beststag runs with the shipped cache settings (dynamic TTL on, starting at 300 s, within 60..1800 s).
 
 Variant: 2% of the writes are made by another client (direct pyairtable on the same sandbox, not seen by
@@ -497,16 +498,15 @@ class _Stored:
 
 
 class Beststag(Client):
-    """CacheManager + Writer + follow_writes on a Gateway wired to the sandbox (as tests/cache wire it)."""
+    """CacheManager + Writer on a Gateway wired to the sandbox whose change sink is the cache (as processes wire it)."""
 
     def __init__(self, env: Env, sandbox: Any, ids: dict[str, str], data_dir: Path, *, mode: str = "query",
                  batches: bool = False, dynamic: bool = True, ttl_s: int = TTL_S, diagnose: bool = False,
                  name: str = "") -> None:
-        from beststag_cli.cache import follow_writes
-        from beststag_cli.cache.manager import CacheManager
+        from beststag_cli.cache import build_cache
+        from beststag_cli.cache.sync import CacheSync
         from beststag_cli.config import Settings, TableSettings
-        from beststag_cli.gateway.api import Gateway
-        from beststag_cli.query.events import subscribe
+        from beststag_cli.gateway import build
         from beststag_cli.query.writes import Writer
 
         self.env, self.ids = env, ids
@@ -523,24 +523,28 @@ class Beststag(Client):
         for t in TABLES:
             settings.tables[t] = TableSettings(ttl_s=ttl_s, cache_mode=mode)  # type: ignore[arg-type]
         self.settings = settings
-        self.gw = Gateway(settings, sandbox=sandbox, source="bench")
-        self.m = CacheManager(settings, gateway=self.gw)
-        # the diagnostic subscriber goes first: it sees each cached answer before the cache patches it
         self.diagnosed = diagnose and mode == "query"
-        self._unsub = [subscribe(self._diagnose_write)] if self.diagnosed else []
-        self._unsub.append(follow_writes(settings, self.gw, self.m))
         self.applied: dict[str, float] = {"events": 0, "ms": 0.0}
-        apply = self.m.apply_write
+        bench = self
 
-        def timed_apply(event: Any) -> dict[str, int]:  # the cache's own work per write event, timed
-            t0 = time.perf_counter()
-            try:
-                return apply(event)
-            finally:
-                self.applied["events"] += 1
-                self.applied["ms"] += (time.perf_counter() - t0) * 1000
+        class TimedSink:
+            """The cache's own work per change, timed; the diagnosis first (it sees each answer unpatched)."""
 
-        self.m.apply_write = timed_apply  # type: ignore[method-assign]
+            def __init__(self) -> None:
+                self.cache = CacheSync(lambda: bench.m)
+
+            def apply(self, change: Any) -> None:
+                if bench.diagnosed:
+                    bench._diagnose_write(change)
+                t0 = time.perf_counter()
+                try:
+                    self.cache.apply(change)
+                finally:
+                    bench.applied["events"] += 1
+                    bench.applied["ms"] += (time.perf_counter() - t0) * 1000
+
+        self.gw = build(settings, sink=TimedSink(), sandbox=sandbox, source="bench")
+        self.m = build_cache(settings, gateway=self.gw)
         self.writer = Writer(self.gw)
         self.mode = mode
         self.stored: dict[str, _Stored] = {}
@@ -579,8 +583,6 @@ class Beststag(Client):
         return new
 
     def close(self) -> None:
-        for u in self._unsub:
-            u()
         self.m.close()
         self.gw.close()
 
@@ -589,8 +591,8 @@ class Beststag(Client):
         table = self.env.queries[q]["table"]
         gen = self.m.generation(table)
         if self.mode == "mirror":
-            return f"m:{table}", self.m._m(table, gen), gen
-        return f"q:{self.keys[q]}", self.m._q(table, gen, self.keys[q]), gen
+            return f"m:{table}", self.m.keys.mirror(table, gen), gen
+        return f"q:{self.keys[q]}", self.m.keys.query(table, gen, self.keys[q]), gen
 
     def before_read(self, q: int, out: Outcome) -> Any:
         from beststag_cli import clock
@@ -643,21 +645,23 @@ class Beststag(Client):
                         "same_ids_other_order": sorted(before) == sorted(after) and before != after,
                         "records_with_other_values": fields_differ[:5]})
 
-    def _diagnose_write(self, event: Any) -> None:
+    def _diagnose_write(self, change: Any) -> None:
         """Why would the cache drop entries for this write? (same call the cache makes, plus the reason)"""
         from beststag_cli import clock
         from beststag_cli.cache.maintain import patch_answer
         from beststag_cli.query.spec import QuerySpec
 
-        table = self.m.schema().table(event.table)
+        if change.unknown:
+            return
+        table = self.m.schema().table(change.table)
         name = table.name
         gen = self.m.generation(name)
         ix = self.m._index(name, gen)
-        deletes = [str(r.get("id")) for r in event.records] if event.op == "delete" else []
-        upserts = [] if event.op == "delete" else [r for r in event.records if "fields" in r]
+        deletes = list(change.deleted)
+        upserts = [r for r in change.upserted if "fields" in r]
         now = clock.now()
         for key in ix["q"]:
-            entry = self.m.store.get(self.m._q(name, gen, key))
+            entry = self.m.store.get(self.m.keys.query(name, gen, key))
             if entry is None:
                 continue
             spec = QuerySpec.parse(entry["spec"])
@@ -1090,7 +1094,7 @@ def _report(quick: bool, env: Env, ops: list[Op], vops: list[Op], results: dict[
         applied = o.extra.get("write_applications")
         extra = ""
         if applied and applied["events"]:
-            extra = f"; the cache's apply_write {applied['ms'] / applied['events']:.1f} ms per write event"
+            extra = f"; the cache's change sink {applied['ms'] / applied['events']:.1f} ms per change"
             if o.extra.get("diagnosed"):
                 extra += " (the rest of the call includes this benchmark's drop diagnosis)"
         notes.append(f"{label}: write call p50 {o.pct(0.5, o.write_ms):.1f} ms, p95 {o.pct(0.95, o.write_ms):.1f} ms "

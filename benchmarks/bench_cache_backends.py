@@ -81,7 +81,7 @@ def _measure(settings: Any, gateway: Any, n: int, lru_items: int) -> dict[str, f
         alias = alias_digest({"bench": q})
         res = m.get(QuerySpec.parse(dict(q)), alias=alias)
         aliases.append(alias)
-        keys.append(m._q(res.table, m.generation(res.table), res.key))
+        keys.append(m.keys.query(res.table, m.generation(res.table), res.key))
     for i in range(200):  # warm: connections, LRU, page cache
         m.lookup_alias(aliases[i % 2])
         m.store.get(keys[i % 2])

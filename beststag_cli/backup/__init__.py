@@ -10,7 +10,7 @@ Imports are lazy so that `import beststag_cli.backup` stays cheap.
   :func:`restore.execute_restore` → ``RestoreResult``; :func:`restore.gateway_for_base`
 - :func:`chain.table_state` (point-in-time records of one table at one backup)
 - :func:`retention.plan_retention` (pure) and ``cleanup.cleanup`` (the submodule's function)
-- :func:`hooks.invalidate_cache` (what a restore publishes for the cache)
+- :func:`hooks.record_restored_tables` (the journal rows saying which tables a restore rewrote)
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ _EXPORTS = {
     "RestorePlan": "restore", "RestoreResult": "restore",
     "table_state": "chain",
     "plan_retention": "retention", "Policy": "retention", "Snapshot": "retention",
-    "invalidate_cache": "hooks",
+    "record_restored_tables": "hooks",
 }
 
 __all__ = sorted(_EXPORTS)

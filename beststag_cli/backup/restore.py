@@ -53,7 +53,7 @@ from beststag_cli.names import did_you_mean
 from beststag_cli.progress import Reporter, Task, guard
 
 from .chain import backup_index, table_chain, table_state
-from .hooks import invalidate_cache
+from .hooks import record_restored_tables
 from .layout import SCHEMA, BlobStore, find_backup, iso, read_bytes, sha256_file
 from .runner import AirtableClock
 from .verify import BackupBroken, verify_dir
@@ -319,7 +319,7 @@ def gateway_for_base(gateway: Gateway, base_id: str) -> Gateway:
     s = gateway.settings.model_copy(deep=True)
     s.airtable.base_id = base_id
     other = _Gateway(s, journal=gateway.journal, source=gateway.source, limiter=gateway._limiter,
-                     sandbox=gateway.sandbox)
+                     sandbox=gateway.sandbox, sink=gateway.sink)  # its writes reach the same cache
     other.sleep = gateway.sleep  # the same retry policy, waits included
     return other
 
@@ -921,8 +921,9 @@ def _execute_locked(settings: Settings, gateway: Gateway, plan: RestorePlan,
         raise full from None
     log_event("restore.finished", restore_id=plan.restore_id, records=result.records,
               duration_s=round(result.duration_s, 3))
-    invalidate_cache(settings, plan.target_base, [t.name for t in plan.tables], reason=f"restore {plan.restore_id}",
-                     journal=journal)
+    # the cache already heard of every write, as it happened (the gateway's change sink), failed runs too
+    record_restored_tables(plan.target_base, [t.name for t in plan.tables], reason=f"restore {plan.restore_id}",
+                           journal=journal)
     return result
 
 
@@ -1018,7 +1019,8 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
             if fields:
                 batch.append({"id": dst, "fields": fields})
         if batch:
-            _persist(tgw, f"update {tp.name}", lambda b=batch: tgw.update(tp.name, b))  # type: ignore[misc]
+            _persist(tgw, f"update {tp.name}",
+                     lambda b=batch: tgw.update(tp.name, b, source="restore"))  # type: ignore[misc]
         rec.add(tp.name, "update", [(sid, plan.id_map.get(sid, sid)) for sid in chunk])
         result.updated[tp.name] = result.updated.get(tp.name, 0) + len(batch)
         n += len(chunk)
@@ -1047,12 +1049,11 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
                     want.append(att)
             if want:
                 queue[(dst, sp.name)] = (sid, want)
-    table = tgw.table(tp.name) if queue else None
     if not queue:
         return
     files = progress.task(f"upload {tp.name}", total=sum(len(w) for _, w in queue.values()), unit="files")
     for (dst, fname), (sid, want) in queue.items():
-        _upload_missing(tgw, table, plan, tp, rec, store, result, dst, fname, want, sid,
+        _upload_missing(tgw, plan, tp, rec, store, result, dst, fname, want, sid,
                         known_empty=dst in fresh, task=files)
     files.done(f"{result.uploaded.get(tp.name, 0)} uploaded")
 
@@ -1082,7 +1083,7 @@ def _create_batch(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder
     rec.add(tp.name, "pending", [(sid, sent) for sid in todo])
     for attempt in range(1, RUN_ATTEMPTS + 1):
         try:
-            created = tgw.create(tp.name, list(todo.values()))
+            created = tgw.create(tp.name, list(todo.values()), source="restore")
         except errors.BestStagError as e:
             if not _retryable(e) or attempt == RUN_ATTEMPTS:
                 raise
@@ -1136,7 +1137,7 @@ def _find_created(tgw: Gateway, plan: RestorePlan, tp: TablePlan, todo: dict[str
     return out
 
 
-def _upload_missing(tgw: Gateway, table: Any, plan: RestorePlan, tp: TablePlan, rec: _Recorder, store: BlobStore,
+def _upload_missing(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder, store: BlobStore,
                     result: RestoreResult, dst: str, fname: str, want: list[dict[str, Any]], sid: str, *,
                     known_empty: bool, task: Task) -> None:
     """Upload the files of ``want`` that record ``dst`` does not hold yet (by sha256), each once."""
@@ -1155,8 +1156,9 @@ def _upload_missing(tgw: Gateway, table: Any, plan: RestorePlan, tp: TablePlan, 
                 data = store.read(sha)
                 if hashlib.sha256(data).hexdigest() != sha:  # changed since the plan checked it
                     raise _corrupt_blob(plan.backup_id, sha, tp.name, sid, fname, att)
-                table.upload_attachment(dst, fname, str(att.get("filename") or "file"), content=data,
-                                        content_type=str(att.get("type") or "application/octet-stream"))
+                tgw.upload_attachment(tp.name, dst, fname, str(att.get("filename") or "file"), content=data,
+                                      content_type=str(att.get("type") or "application/octet-stream"),
+                                      source="restore")
                 rec.add(tp.name, "upload", [(f"{dst}|{fname}|{sha}", dst)])
                 result.uploaded[tp.name] = result.uploaded.get(tp.name, 0) + 1
                 task.advance(1, bytes=len(data))
@@ -1181,7 +1183,7 @@ def _second_pass(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder,
     def flush() -> None:
         if batch:
             body = list(batch)
-            _persist(tgw, f"links {tp.name}", lambda: tgw.update(tp.name, body))
+            _persist(tgw, f"links {tp.name}", lambda: tgw.update(tp.name, body, source="restore"))
             rec.add(tp.name, "link", [(s, None) for s in srcs])
             result.links[tp.name] = result.links.get(tp.name, 0) + len(batch)
         batch.clear()
@@ -1213,6 +1215,6 @@ def _prune(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder, resul
     for i in range(0, len(todo), BATCH):
         interrupts.check()  # a signal whose Interrupted an `except Exception` swallowed still stops us here
         chunk = todo[i:i + BATCH]
-        tgw.delete(tp.name, chunk)
+        tgw.delete(tp.name, chunk, source="restore")
         rec.add(tp.name, "delete", [(d, None) for d in chunk])
         result.deleted[tp.name] = result.deleted.get(tp.name, 0) + len(chunk)

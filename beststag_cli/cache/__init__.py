@@ -8,18 +8,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ..config import Settings
     from ..gateway.api import Gateway
-    from ..query.events import WriteEvent
     from .manager import CacheManager
 
 
 def invalidate_tables(settings: Settings, base_id: str, tables: list[str]) -> None:
     """Forget every cached answer of `tables` in `base_id` (restores call this)."""
     from .backend import make_store
+    from .keyspace import Keyspace
 
     store = make_store(settings)
+    keys = Keyspace(base_id)
     try:
         for t in tables:
-            store.incr(f"g:{base_id}:{t}")
+            store.incr(keys.generation(t))
     finally:
         store.close()
 
@@ -35,29 +36,24 @@ def invalidate_base(settings: Settings, base_id: str, tables: list[str] | tuple[
     return names
 
 
-def follow_writes(settings: Settings, gateway: Gateway, manager: CacheManager | None = None) -> Callable[[], None]:
-    """Apply every write published through `query.events` to the cache; returns the unsubscriber.
+def build_cache(settings: Settings, *, gateway: Gateway | None = None,
+                gateway_factory: Callable[[], Gateway] | None = None, lru_items: int = 0,
+                source: str = "cli") -> CacheManager:
+    """The one way a process builds its cache (the CLI, the server, tests)."""
+    from .manager import CacheManager
 
-    The cache manager is built on the first write only. If applying a write fails for any reason,
-    the written table's generation moves on instead: the cache may lose entries, never exactness.
-    """
-    from ..query.events import subscribe
+    return CacheManager(settings, gateway=gateway, gateway_factory=gateway_factory, lru_items=lru_items,
+                        source=source)
 
-    holder: dict[str, Any] = {"m": manager}
 
-    def on_write(event: WriteEvent) -> None:
-        if holder["m"] is None:
-            from .manager import CacheManager
+def connect(settings: Settings, *, source: str = "cli", lru_items: int = 0,
+            **gateway_options: Any) -> tuple[Gateway, CacheManager]:
+    """A gateway and a cache wired both ways: the cache reads through the gateway, the gateway's
+    change sink is the cache (so every write made through it reaches the cache)."""
+    from ..gateway import build
+    from .sync import CacheSync
 
-            holder["m"] = CacheManager(settings, gateway=gateway)
-        m = holder["m"]
-        if event.outcome_unknown:  # nothing to apply exactly: forget the table's answers
-            m.store.incr(f"g:{m.base}:{event.table}")
-            return
-        try:
-            m.apply_write(event)
-        except Exception:
-            m.store.incr(f"g:{m.base}:{event.table}")
-            raise
-
-    return subscribe(on_write)
+    box: list[Gateway] = []
+    cache = build_cache(settings, gateway_factory=lambda: box[0], lru_items=lru_items, source=source)
+    box.append(build(settings, sink=CacheSync(cache), source=source, **gateway_options))
+    return box[0], cache

@@ -1,15 +1,6 @@
-"""The cache: get / set / invalidate / apply own writes / mirror / warm / prune / stats.
+"""The cache: get / set / invalidate / mirror / warm / prune / stats (changes from writes: `sync.py`).
 
-Keys (all in one store, diskcache or Redis: `cache/backend.py`; `B` = base id, `T` = table name, `G` = its generation):
-
-    g:B:T             generation counter; `invalidate T` increments it (O(1) for any table size)
-    q:B:T:G:<key>     a query's answer; <key> = query.normalize.cache_key(spec)
-    r:B:T:G:<id>      one record
-    ix:B:T:G          the query keys and record ids cached for the table (for write application)
-    qv:B:T            moved on by every record invalidation: an answer fetched across one is not stored
-    m:B:T:G           a mirrored table: every record, every field, creation order
-    ttl:B:T           the table's dynamic TTL state
-    alias:<digest>    raw CLI/webhook request → (table, key): the hit path skips pydantic
+Keys: `keyspace.py` (per-table generations make invalidating a table O(1)).
 
 Entries carry their own `stored` time and `ttl`; the store expires them only after
 `ttl + max_stale` so that a stale answer can be served, flagged, while Airtable is down.
@@ -19,23 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import clock
 from ..errors import CorruptFile, DiskFull, UpstreamAuthError, UpstreamUnavailable
-from ..progress import Reporter, guard
+from ..progress import Reporter
 from . import policy
 from .backend import CacheBackend, make_store
+from .keyspace import Keyspace
 
 if TYPE_CHECKING:
     from ..config import Settings
     from ..gateway.api import Gateway
     from ..journal import Journal
-    from ..query.events import WriteEvent
     from ..query.schema import BaseSchema, TableInfo
     from ..query.spec import QuerySpec
 
@@ -97,6 +86,7 @@ class CacheManager:
         self._journal = journal
         self.source = source
         self.base = settings.base_id or "base"
+        self.keys = Keyspace(self.base)
         self._schema: Any = None
 
     # ---------------------------------------------------------------- wiring
@@ -105,10 +95,11 @@ class CacheManager:
         if self._gateway is None:
             if self._gateway_factory is not None:
                 self._gateway = self._gateway_factory()
-            else:
-                from ..gateway.api import Gateway
+            else:  # its own gateway: the writes made through it reach this cache
+                from ..gateway import build
+                from .sync import CacheSync
 
-                self._gateway = Gateway(self.settings, source=self.source)  # type: ignore[arg-type]
+                self._gateway = build(self.settings, sink=CacheSync(self), source=self.source)
         return self._gateway
 
     @property
@@ -164,30 +155,18 @@ class CacheManager:
         return len(getattr(self.store, "warnings", []))
 
     def _record_version(self, table: str) -> int:
-        return self.store.get_int(f"qv:{self.base}:{table}")
+        return self.store.get_int(self.keys.record_version(table))
 
     # ---------------------------------------------------------------- keys and TTL
     def generation(self, table: str) -> int:
-        return self.store.get_int(f"g:{self.base}:{table}")
-
-    def _q(self, table: str, gen: int, key: str) -> str:
-        return f"q:{self.base}:{table}:{gen}:{key}"
-
-    def _r(self, table: str, gen: int, rid: str) -> str:
-        return f"r:{self.base}:{table}:{gen}:{rid}"
-
-    def _m(self, table: str, gen: int) -> str:
-        return f"m:{self.base}:{table}:{gen}"
-
-    def _ix(self, table: str, gen: int) -> str:
-        return f"ix:{self.base}:{table}:{gen}"
+        return self.store.get_int(self.keys.generation(table))
 
     def mode(self, table: str) -> str:
         t = self.settings.tables.get(table)
         return t.cache_mode if t is not None else "query"
 
     def ttl_state(self, table: str) -> policy.TTLState:
-        return policy.TTLState.from_json(self.store.get(f"ttl:{self.base}:{table}"),
+        return policy.TTLState.from_json(self.store.get(self.keys.ttl(table)),
                                          float(self.settings.ttl_for(table)))
 
     def ttl_for(self, table: str, per_call: float | None = None) -> float:
@@ -201,7 +180,7 @@ class CacheManager:
         if not dyn.enabled:
             return
         new = policy.after_refresh(self.ttl_state(table), changed=changed, min_s=dyn.min_s, max_s=dyn.max_s)
-        self.store.set(f"ttl:{self.base}:{table}", new.to_json(), expire_s=None)
+        self.store.set(self.keys.ttl(table), new.to_json(), expire_s=None)
 
     def _entry(self, key: str) -> dict[str, Any] | None:
         """A stored answer, or None; one whose `stored`/`ttl` are not finite numbers is dropped (a miss)."""
@@ -215,14 +194,14 @@ class CacheManager:
         return ttl + float(self.settings.cache.max_stale_s)
 
     def _index_add(self, table: str, gen: int, *, query: str | None = None, record: str | None = None) -> None:
-        key = self._ix(table, gen)
+        key = self.keys.index(table, gen)
         if query is not None:
             self.store.index_add(key + ":q", query)
         if record is not None:
             self.store.index_add(key + ":r", record)
 
     def _index(self, table: str, gen: int) -> dict[str, list[str]]:
-        key = self._ix(table, gen)
+        key = self.keys.index(table, gen)
         return {"q": self.store.index_members(key + ":q"), "r": self.store.index_members(key + ":r")}
 
     # ---------------------------------------------------------------- reads
@@ -278,7 +257,7 @@ class CacheManager:
                 fetch: Callable[[], tuple[list[Record], dict[str, Any]]], *,
                 project_fields: list[str] | None, kind: str = "q", rid: str | None = None) -> CacheResult:
         gen = self.generation(table)
-        skey = self._q(table, gen, key) if kind == "q" else self._r(table, gen, rid or key)
+        skey = self.keys.query(table, gen, key) if kind == "q" else self.keys.record(table, gen, rid or key)
         now = clock.timestamp()
         entry = self._entry(skey)
         if entry is not None and not refresh and now - entry["stored"] < _limit(entry, ttl):
@@ -327,7 +306,7 @@ class CacheManager:
                     self._index_add(table, gen, query=key)
                     self._note_fetch(table, gen, started)
                     if "spec" in meta:  # lets `warm --from-journal` rebuild the query later
-                        self.store.set(f"spec:{key}", meta["spec"], expire_s=7 * 86400)
+                        self.store.set(Keyspace.spec(key), meta["spec"], expire_s=7 * 86400)
                 else:
                     self._index_add(table, gen, record=rid)
                 self._event("set", table, key, nbytes=nbytes)
@@ -369,138 +348,22 @@ class CacheManager:
                                          lambda: ([self.gateway.get(name, record_id)], {}),
                                          project_fields=None, kind="r", rid=record_id), before)
 
-    # ---------------------------------------------------------------- revalidation
-    REVALIDATE_SKEW_S = 5.0  # Airtable's clock is not ours: look a little further back than needed
-
-    def _rv(self, table: str, gen: int) -> str:
-        return f"rv:{self.base}:{table}:{gen}"
-
+    # ---------------------------------------------------------------- revalidation (sync.py)
     def _note_fetch(self, table: str, gen: int, started: float) -> None:
-        """Keep the invariant: every answer of the table is current as of `synced_at` or later."""
-        key = self._rv(table, gen)
-        with self.store.lock(key):  # both backends have locks shared by processes (and hosts)
-            st = self.store.get(key)
-            if st is None or started < st["synced_at"]:
-                self.store.set(key, {**(st or {}), "synced_at": started}, expire_s=None)
+        from .sync import note_fetch
+
+        note_fetch(self, table, gen, started)
 
     def _try_revalidate(self, table: str, gen: int) -> bool:
-        try:
-            return self._revalidate(table, gen)
-        except UpstreamUnavailable:
-            return False  # the fetch that follows fails too, and serves the stale answer if it may
-        except (DiskFull, CorruptFile):
-            return False  # the store cannot be written: the fetch that follows answers from Airtable
+        from .sync import try_revalidate
 
-    def _revalidate(self, table: str, gen: int) -> bool:
-        """Bring every cached answer of `table` up to date at once, instead of refetching each.
-
-        One listing of the records modified since the last sync (`LAST_MODIFIED_TIME()`) plus the
-        table's current ids (to see deletions by other clients) are applied to every answer with
-        the query's own semantics, as our own writes are. Answers that cannot be patched exactly
-        (truncated windows that lose a member, link filters, views, fields computed from other
-        tables, whose changes do not move LAST_MODIFIED_TIME) are dropped and refetched on demand.
-        False when it does not apply (off in config, no sync point, table too big).
-        """
-        if not self.settings.cache.revalidate or self.mode(table) != "query":
-            return False
-        key = self._rv(table, gen)
-        if self.store.get(key) is None:
-            return False
-        with self.store.lock(key):
-            st = self.store.get(key)
-            if st is None:
-                return False
-            started = clock.timestamp()
-            if started - st["synced_at"] < 1.0:
-                return True  # another caller has just done it
-            info = self.schema().table(table)
-            limit = int(self.settings.cache.mirror_max_records)
-            ids: set[str] | None = None
-            checked = st.get("ids_at", st["synced_at"])
-            if started - checked >= float(self.settings.cache.deletion_check_s):
-                ids = set()
-                for page in self.gateway.iterate(table, fields=[info.primary.name], page_size=100):
-                    ids.update(r["id"] for r in page)
-                    if len(ids) > limit:
-                        return False  # too big to list cheaply: its answers are refetched one by one
-                checked = started
-            since = datetime.fromtimestamp(st["synced_at"] - self.REVALIDATE_SKEW_S, UTC)
-            changed = self.gateway.all(table, formula="IS_AFTER(LAST_MODIFIED_TIME(), DATETIME_PARSE('"
-                                       + since.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z'))")
-            outside = self._apply_sync(info, gen, changed, ids)
-            self._learn(table, changed=outside)
-            self.store.set(key, {"synced_at": started, "ids_at": checked}, expire_s=None)
-            self._event("revalidate", table, f"changed:{len(changed)}", nbytes=len(ids or ()))
-            return True
-
-    def _apply_sync(self, info: TableInfo, gen: int, changed: list[Record], ids: set[str] | None) -> bool:
-        """Patch every answer of the table with the current state; True when any answer changed.
-
-        `ids`: every record id of the table now, or None when deletions were not checked this time.
-        """
-        from ..query.filters import walk
-        from ..query.spec import QuerySpec
-        from .maintain import patch_answer, patch_mirror
-
-        name = info.name
-        remote = {f.name for f in info.fields if f.type in ("multipleLookupValues", "rollup", "formula", "count")}
-        ix = self._index(name, gen)
-        now, ts = clock.now(), clock.timestamp()
-        any_change = False
-        life = self.ttl_for(name)
-        for qkey in ix["q"]:
-            k = self._q(name, gen, qkey)
-            entry = self._entry(k)
-            if entry is None:
-                continue
-            patched = None
-            try:
-                spec = QuerySpec.parse(entry["spec"])
-                reads = set(spec.needed_fields() or [f.name for f in info.fields]) | {c.field for c in walk(spec.tree)}
-                if not (reads & remote):
-                    gone = [r["id"] for r in entry["records"] if ids is not None and r["id"] not in ids]
-                    patched = patch_answer(entry["records"], truncated=bool(entry.get("truncated")), spec=spec,
-                                           table=info, now=now, upserts=changed, deletes=gone)
-            except Exception:
-                patched = None
-            if patched is None:
-                self.store.delete(k)  # could not be patched exactly: refetched on demand (not evidence
-                continue              # of an outside change, so it does not shorten the TTL)
-            records, truncated = patched
-            if records != entry["records"]:
-                any_change = True
-            entry.update(records=records, truncated=truncated, hash=answer_hash(records), stored=ts, ttl=life)
-            self.store.set(k, entry, expire_s=self._expire_s(life))
-        by_id = {r["id"]: r for r in changed}
-        for rid in ix["r"]:
-            k = self._r(name, gen, rid)
-            entry = self._entry(k)
-            if entry is None:
-                continue
-            deleted = ids is not None and rid not in ids
-            if deleted or remote:
-                self.store.delete(k)
-                any_change = any_change or deleted
-                continue
-            if rid in by_id and by_id[rid] != entry["records"][0]:
-                entry["records"] = [by_id[rid]]
-                any_change = True
-            entry.update(hash=answer_hash(entry["records"]), stored=ts, ttl=life)
-            self.store.set(k, entry, expire_s=self._expire_s(life))
-        mk = self._m(name, gen)
-        mirror = self.store.get(mk)
-        if mirror is not None:
-            gone = [r["id"] for r in mirror["records"] if ids is not None and r["id"] not in ids]
-            mirror["records"] = patch_mirror(mirror["records"], upserts=changed, deletes=gone)
-            mirror.update(hash=answer_hash(mirror["records"]), stored=ts, ttl=life)
-            self.store.set(mk, mirror, expire_s=self._expire_s(life))
-        return any_change
+        return try_revalidate(self, table, gen)
 
     # ---------------------------------------------------------------- mirror
     def _mirror(self, table: TableInfo, *, ttl: float | None, refresh: bool) -> tuple[dict[str, Any], str]:
         name = table.name
         gen = self.generation(name)
-        key = self._m(name, gen)
+        key = self.keys.mirror(name, gen)
         now = clock.timestamp()
         entry = self._entry(key)
         if entry is not None and not refresh and now - entry["stored"] < entry["ttl"]:
@@ -560,7 +423,7 @@ class CacheManager:
         truncated = bool(spec.max_records and len(records) >= spec.max_records)
         entry = {"records": records, "stored": clock.timestamp(), "ttl": life, "hash": answer_hash(records),
                  "spec": spec.to_json(), "truncated": truncated}
-        nbytes = self.store.set(self._q(table, gen, key), entry, expire_s=self._expire_s(life))
+        nbytes = self.store.set(self.keys.query(table, gen, key), entry, expire_s=self._expire_s(life))
         self._index_add(table, gen, query=key)
         self._event("set", table, key, nbytes=nbytes)
         return key
@@ -570,24 +433,24 @@ class CacheManager:
         gen = self.generation(name)
         life = self.ttl_for(name, ttl)
         entry = {"records": [record], "stored": clock.timestamp(), "ttl": life, "hash": answer_hash([record])}
-        nbytes = self.store.set(self._r(name, gen, record["id"]), entry, expire_s=self._expire_s(life))
+        nbytes = self.store.set(self.keys.record(name, gen, record["id"]), entry, expire_s=self._expire_s(life))
         self._index_add(name, gen, record=record["id"])
         self._event("set", name, record["id"], nbytes=nbytes)
         return str(record["id"])
 
     def _remember_alias(self, alias: str | None, table: str, key: str) -> None:
         if alias is not None:
-            self.store.set(f"alias:{alias}", {"table": table, "key": key}, expire_s=7 * 86400)
+            self.store.set(Keyspace.alias(alias), {"table": table, "key": key}, expire_s=7 * 86400)
 
     def lookup_alias(self, alias: str, ttl: float | None = None) -> CacheResult | None:
         """The hit path without pydantic or the schema: a fresh entry for a raw request seen before."""
-        target = self.store.get(f"alias:{alias}")
+        target = self.store.get(Keyspace.alias(alias))
         if target is None:
             return None
         table, key = target["table"], target["key"]
         if self.mode(table) != "query":
             return None
-        entry = self._entry(self._q(table, self.generation(table), key))
+        entry = self._entry(self.keys.query(table, self.generation(table), key))
         now = clock.timestamp()
         if entry is None or now - entry["stored"] >= _limit(entry, ttl):
             return None
@@ -607,7 +470,7 @@ class CacheManager:
         if table not in known:
             name = self.schema().table(table).name  # UnknownTable with a "did you mean"
         if record_id is None:
-            gen = self.store.incr(f"g:{self.base}:{name}")
+            gen = self.store.incr(self.keys.generation(name))
             self._event("invalidate", name, f"table:{gen}")
             return {"scope": "table", "table": name, "generation": gen}
         dropped = self._drop_record(name, record_id)
@@ -625,13 +488,13 @@ class CacheManager:
         entries stay (a change to one record does not change another's fields; lookups in other
         tables are `_drop_related`'s).
         """
-        self.store.incr(f"qv:{self.base}:{table}")
+        self.store.incr(self.keys.record_version(table))
         gen = self.generation(table)
-        dropped = int(self.store.delete(self._r(table, gen, record_id)))
+        dropped = int(self.store.delete(self.keys.record(table, gen, record_id)))
         for key in self._index(table, gen)["q"]:
-            dropped += int(self.store.delete(self._q(table, gen, key)))
-        if self.store.get(self._m(table, gen)) is not None:
-            self.store.delete(self._m(table, gen))  # the record's new value is unknown: refetch the mirror
+            dropped += int(self.store.delete(self.keys.query(table, gen, key)))
+        if self.store.get(self.keys.mirror(table, gen)) is not None:
+            self.store.delete(self.keys.mirror(table, gen))  # the record's new value is unknown: refetch the mirror
             dropped += 1
         return dropped
 
@@ -641,6 +504,8 @@ class CacheManager:
         The record's change is unknown, so a link field may have moved (inverse links elsewhere) and
         any looked-up value may have changed. Without the schema, every other configured table goes.
         """
+        from .sync import lookup_reads
+
         try:
             schema = self.schema()
             info = schema.table(table)
@@ -650,211 +515,47 @@ class CacheManager:
                     continue
                 if any((f.type == "multipleRecordLinks" and f.linked_table_id == info.id)
                        or (f.type in ("multipleLookupValues", "rollup")
-                           and self._lookup_reads(schema, other, f, info)) for f in other.fields):
+                           and lookup_reads(other, f, info)) for f in other.fields):
                     names.append(other.name)
         except (UpstreamUnavailable, CorruptFile, DiskFull):
             names = [t for t in self.settings.tables if t != table]
         for n in names:
-            self.store.incr(f"g:{self.base}:{n}")
+            self.store.incr(self.keys.generation(n))
         return names
 
-    # ---------------------------------------------------------------- own writes
-    def apply_write(self, event: WriteEvent) -> dict[str, int]:
-        """Keep every cached answer exact after a write made through beststag."""
-        schema = self.schema()
-        table = schema.table(event.table)
-        name = table.name
-        gen = self.generation(name)
-        deletes = [str(r.get("id")) for r in event.records] if event.op == "delete" else []
-        upserts = [] if event.op == "delete" else [r for r in event.records if "fields" in r]
-        counts = {"patched": 0, "dropped": 0}
-        now = clock.now()
-        ix = self._index(name, gen)
-        from ..query.spec import QuerySpec
-
-        for key in ix["q"]:
-            k = self._q(name, gen, key)
-            entry = self._entry(k)
-            if entry is None:
-                continue
-            try:
-                from .maintain import patch_answer
-
-                spec = QuerySpec.parse(entry["spec"])
-                patched = patch_answer(entry["records"], truncated=bool(entry.get("truncated")), spec=spec,
-                                       table=table, now=now, upserts=upserts, deletes=deletes)
-            except Exception:
-                patched = None
-            if patched is None:
-                self.store.delete(k)
-                counts["dropped"] += 1
-                continue
-            records, truncated = patched
-            if records != entry["records"] or truncated != entry.get("truncated"):
-                entry.update(records=records, truncated=truncated, hash=answer_hash(records))
-                left = max(1.0, entry["ttl"] - (clock.timestamp() - entry["stored"]))
-                self.store.set(k, entry, expire_s=self._expire_s(left))
-                counts["patched"] += 1
-        by_id = {r["id"]: r for r in upserts}
-        for rid in ix["r"]:
-            k = self._r(name, gen, rid)
-            if rid in deletes:
-                counts["dropped"] += int(self.store.delete(k))
-            elif rid in by_id:
-                entry = self._entry(k)
-                if entry is not None:
-                    entry.update(records=[by_id[rid]], hash=answer_hash([by_id[rid]]))
-                    self.store.set(k, entry, expire_s=self._expire_s(entry["ttl"]))
-                    counts["patched"] += 1
-        mk = self._m(name, gen)
-        mirror = self._entry(mk)
-        if mirror is not None:
-            from .maintain import patch_mirror
-
-            mirror["records"] = patch_mirror(mirror["records"], upserts=upserts, deletes=deletes)
-            mirror["hash"] = answer_hash(mirror["records"])
-            self.store.set(mk, mirror, expire_s=self._expire_s(mirror["ttl"]))
-            counts["patched"] += 1
-        counts["dropped"] += self._invalidate_related(schema, table, event, upserts)
-        self._event("write_applied", name, event.op, nbytes=len(event.records))
-        return counts
-
-    def _invalidate_related(self, schema: BaseSchema, table: TableInfo, event: WriteEvent,
-                            upserts: list[Record]) -> int:
-        """Links and lookups: a write to T changes inverse link fields and lookups in other tables."""
-        touched_links = event.op == "delete" or any(
-            (r.get("fields") or {}).get(f.name) for r in upserts for f in table.fields
-            if f.type == "multipleRecordLinks")
-        n = 0
-        for other in schema.tables:
-            if other.name == table.name:
-                continue
-            reads_us = any(f.type == "multipleLookupValues" and self._lookup_reads(schema, other, f, table)
-                           for f in other.fields)
-            links_us = any(f.type == "multipleRecordLinks" and f.linked_table_id == table.id for f in other.fields)
-            if reads_us or (links_us and touched_links):
-                self.store.incr(f"g:{self.base}:{other.name}")
-                n += 1
-        # lookups in T through links to itself are covered by the entries' own re-evaluation
-        return n
-
-    @staticmethod
-    def _lookup_reads(schema: BaseSchema, other: TableInfo, lookup: Any, table: TableInfo) -> bool:
-        link_id = (lookup.options or {}).get("recordLinkFieldId")
-        for f in other.fields:
-            if f.id == link_id:
-                return f.linked_table_id == table.id
-        return False
-
-    # ---------------------------------------------------------------- maintenance
+    # ---------------------------------------------------------------- upkeep (admin.py)
     def warm(self, specs: Iterable[QuerySpec], progress: Reporter | None = None) -> list[CacheResult]:
         """Load each query's answer now (refreshing what is cached); ``progress`` counts queries."""
-        specs = list(specs)
-        task = guard(progress).task("cache warm", total=len(specs), unit="queries")
-        out = []
-        for s in specs:
-            out.append(self.get(s, refresh=True))
-            task.advance(1)
-        task.done(f"{sum(len(r.records) for r in out):,} records")
-        return out
+        from . import admin
 
-    def _warm_tables(self, tables: Iterable[str]) -> set[str]:
-        """The names of `tables` (names or ids); an unknown one is `UnknownTable` with a 'did you mean'."""
-        tables = list(tables)
-        if not tables:
-            return set()
-        from ..inputs import check_text
-
-        check_text(tables, "TABLES")
-        schema = self.schema()
-        return {schema.table(t).name for t in tables}
+        return admin.warm(self, specs, progress)
 
     def configured_warm_specs(self, tables: Iterable[str] = ()) -> list[QuerySpec]:
-        from ..query.spec import QuerySpec
+        from . import admin
 
-        wanted = self._warm_tables(tables)
-        specs = [QuerySpec.parse(dict(w)) for w in self.settings.cache.warm]
-        return [s for s in specs if not wanted or s.table in wanted]
+        return admin.configured_warm_specs(self, tables)
 
     def journal_warm_specs(self, *, hours: float = 24, limit: int = 20, tables: Iterable[str] = ()) -> list[QuerySpec]:
         """The most frequently read queries of the last `hours`, from the journal's cache events."""
-        from ..query.spec import QuerySpec
+        from . import admin
 
-        j = self.journal
-        if j is None:
-            return []
-        rows = j.query("SELECT key, table_name, COUNT(*) AS n FROM cache_events WHERE event IN ('hit', 'miss', "
-                       "'stale') AND ts >= ? AND key LIKE 'q1:%' AND (base = ? OR base IS NULL) "
-                       "GROUP BY key, table_name ORDER BY n DESC LIMIT ?",
-                       (clock.timestamp() - hours * 3600, self.base, limit * 3))
-        wanted = self._warm_tables(tables)
-        out: list[QuerySpec] = []
-        for r in rows:
-            if wanted and r["table_name"] not in wanted:
-                continue
-            spec = self.store.get(f"spec:{r['key']}")
-            if spec is not None:
-                out.append(QuerySpec.parse(spec))
-            if len(out) >= limit:
-                break
-        return out
+        return admin.journal_warm_specs(self, hours=hours, limit=limit, tables=tables)
 
     def stats(self, *, hours: float = 24) -> dict[str, Any]:
         """Hits, misses, ratios, entries, bytes and each table's TTL (events from the journal)."""
-        since = clock.timestamp() - hours * 3600
-        rows: list[dict[str, Any]] = []
-        warnings: list[str] = []
-        try:
-            j = self.journal
-            if j is not None:
-                rows = j.query("SELECT table_name, event, COUNT(*) AS n FROM cache_events WHERE ts >= ? "
-                               "AND (base = ? OR base IS NULL) GROUP BY table_name, event", (since, self.base))
-        except Exception as e:  # the counters are the journal's: without them, report the rest
-            warnings.append(f"hit/miss counters unavailable ({type(e).__name__}: {str(e)[:120]})")
-        per: dict[str, dict[str, int]] = {}
-        total: dict[str, int] = {}
-        for r in rows:
-            t = r["table_name"] or "*"
-            per.setdefault(t, {})[r["event"]] = r["n"]
-            total[r["event"]] = total.get(r["event"], 0) + r["n"]
+        from . import admin
 
-        def figures(c: dict[str, int]) -> dict[str, Any]:
-            hits, misses, stale = c.get("hit", 0), c.get("miss", 0), c.get("stale", 0)
-            reads = hits + misses + stale
-            return {"hits": hits, "misses": misses, "stale": stale, "sets": c.get("set", 0),
-                    "invalidations": c.get("invalidate", 0), "write_applications": c.get("write_applied", 0),
-                    "hit_ratio": round(hits / reads, 4) if reads else None,
-                    "miss_ratio": round(misses / reads, 4) if reads else None,
-                    # how many reads each stored answer served before it was replaced
-                    "ttl_effectiveness": round(hits / c["set"], 2) if c.get("set") else None}
-
-        tables = {}
-        for name in self.settings.tables:
-            st = self.ttl_state(name)
-            configured = float(self.settings.ttl_for(name))
-            dyn = self.settings.cache.dynamic_ttl.enabled
-            tables[name] = {**figures(per.get(name, {})), "mode": self.mode(name),
-                            "ttl_s": st.ttl_s if dyn else configured,
-                            "ttl_reason": st.reason if dyn else "configured",
-                            "generation": self.generation(name)}
-        degraded = getattr(self.store, "degraded", None)
-        entries = None if degraded else len(self.store)
-        volume = None if degraded else self.store.volume()
-        warnings = list(dict.fromkeys([*getattr(self.store, "warnings", []), *warnings]))
-        out = {"range_h": hours, "overall": figures(total), "entries": entries,
-               "bytes": volume, "evictions": total.get("evict", 0), "tables": tables}
-        if warnings:
-            out["warnings"] = warnings
-        return out
+        return admin.stats(self, hours=hours)
 
     def prune(self) -> dict[str, int]:
-        t0 = time.perf_counter()
-        n = self.store.expire()
-        self._event("evict", None, "prune", nbytes=n)
-        return {"removed": n, "ms": int((time.perf_counter() - t0) * 1000)}
+        from . import admin
+
+        return admin.prune(self)
 
     def clear(self) -> int:
-        return self.invalidate(None)["entries"]  # type: ignore[no-any-return]
+        from . import admin
+
+        return admin.clear(self)
 
     def close(self) -> None:
         self.store.close()

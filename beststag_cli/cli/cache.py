@@ -25,9 +25,7 @@ TTLOpt = Annotated[float | None, typer.Option("--ttl", metavar="SECONDS",
 
 
 def _manager() -> Any:
-    from ..cache.manager import CacheManager
-
-    return CacheManager(STATE.settings, gateway=STATE.gateway)
+    return STATE.cache
 
 
 def render_result(res: Any, show_fields: bool = True) -> None:
@@ -156,9 +154,7 @@ def invalidate(
         check_text(table, "TABLE")
     if record is not None:
         check_text(record, "--record")
-    from ..cache.manager import CacheManager
-
-    m = CacheManager(STATE.settings, gateway_factory=lambda: STATE.gateway)
+    m = STATE.cache
     out = m.invalidate(table, record)
     if STATE.json:
         render.emit_json(out)
@@ -173,9 +169,7 @@ def stats(hours: Annotated[float, typer.Option("--hours", metavar="HOURS",
 
     Example: beststag cache stats --hours 1
     """
-    from ..cache.manager import CacheManager
-
-    data = CacheManager(STATE.settings, gateway_factory=lambda: STATE.gateway).stats(hours=hours)
+    data = STATE.cache.stats(hours=hours)
     for w in data.get("warnings", []):
         _warn(w)
     if STATE.json:
@@ -230,9 +224,7 @@ def prune() -> None:
 
     Example: beststag --quiet cache prune
     """
-    from ..cache.manager import CacheManager
-
-    out = CacheManager(STATE.settings, gateway_factory=lambda: STATE.gateway).prune()
+    out = STATE.cache.prune()
     if STATE.json:
         render.emit_json(out)
     else:
@@ -245,11 +237,9 @@ def clear(yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] 
 
     Example: beststag cache clear --yes
     """
-    from ..cache.manager import CacheManager
-
     if not yes and not typer.confirm("Empty the whole cache?", default=False):
         raise BadInput("nothing removed", hint="pass --yes to skip the question")
-    n = CacheManager(STATE.settings, gateway_factory=lambda: STATE.gateway).clear()
+    n = STATE.cache.clear()
     if STATE.json:
         render.emit_json({"removed": n})
     else:

@@ -67,7 +67,8 @@ def try_cache_hit(argv: list[str]) -> int | None:
     if opts is None:
         return None
     try:
-        from ..cache.manager import CacheManager, alias_digest
+        from ..cache import build_cache
+        from ..cache.manager import alias_digest
         from ..fastconfig import fast_settings
         from ..query.request import from_cli
 
@@ -76,7 +77,7 @@ def try_cache_hit(argv: list[str]) -> int | None:
             return None
         # the Typer command's reading of the line (a bad filter raises here: the full CLI reports it)
         query = from_cli(opts["table"], opts["filter"], opts["fields"], opts["sort"], opts["max"], opts["view"])
-        m = CacheManager(settings)  # type: ignore[arg-type]
+        m = build_cache(settings)  # type: ignore[arg-type]
         res = m.lookup_alias(alias_digest(query))
         if res is None:
             return None

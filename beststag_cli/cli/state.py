@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..cache.manager import CacheManager
     from ..config import Settings
     from ..gateway.api import Gateway
 
@@ -20,6 +21,7 @@ class State:
     emitted: bool = False  # machine output already written to stdout
     _settings: Settings | None = None
     _gateway: Gateway | None = None
+    _cache: CacheManager | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -37,12 +39,12 @@ class State:
 
     @property
     def gateway(self) -> Gateway:
+        """The gateway; its change sink is the cache, built on the first write only."""
         if self._gateway is None:
-            from ..cache import follow_writes
-            from ..gateway.api import Gateway
+            from ..cache.sync import CacheSync
+            from ..gateway import build
 
-            self._gateway = Gateway(self.settings, source="cli")
-            self.extra["unfollow"] = follow_writes(self.settings, self._gateway)
+            self._gateway = build(self.settings, sink=CacheSync(lambda: self.cache), source="cli")
         return self._gateway
 
     def _save_snapshot(self) -> None:
@@ -52,14 +54,23 @@ class State:
         assert self._settings is not None
         save_snapshot(self._settings)
 
+    @property
+    def cache(self) -> CacheManager:
+        """The cache, reading through `gateway` (the one way the CLI builds it)."""
+        if self._cache is None:
+            from ..cache import build_cache
+
+            self._cache = build_cache(self.settings, gateway_factory=lambda: self.gateway, source="cli")
+        return self._cache
+
     def reset(self) -> None:
         self.__init__()  # type: ignore[misc]
 
     def close(self) -> None:
         if self._settings is not None:  # the data dir may exist only now: let the next hit be fast
             self._save_snapshot()
-        if "unfollow" in self.extra:
-            self.extra.pop("unfollow")()
+        if self._cache is not None:
+            self._cache.close()
         if self._gateway is not None:
             self._gateway.close()
 

@@ -14,6 +14,10 @@ the endpoint itself (the sandbox serves `uploadAttachment` on its own host). The
 checks every request it sends, redirects included, and refuses any other origin before a byte
 leaves, so the token is never attached to another origin. (Real Airtable only: attachment
 downloads, GET without the token, may also go to `https://*.airtableusercontent.com`.)
+
+Writes (create, update, upsert, delete, upload_attachment) tell the gateway's change sink
+(`changes.py`) what Airtable answered, or, when a write fails, that the table may have changed:
+the cache learns of every write here, whoever the writer.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from .. import errors
 from ..config import SANDBOX_ENDPOINT_URL, Settings
 from ..logs import redact
+from .changes import Change, ChangeSink, NullSink, deliver
 
 if TYPE_CHECKING:
     import requests
@@ -181,9 +186,12 @@ class Gateway:
     """One per process and config. Thread-safe (pyairtable's session is shared by threads)."""
 
     def __init__(self, settings: Settings, *, journal: Journal | None = None, source: str = "cli",
-                 limiter: RateLimiter | None = None, sandbox: Sandbox | None = None) -> None:
+                 limiter: RateLimiter | None = None, sandbox: Sandbox | None = None,
+                 sink: ChangeSink | None = None) -> None:
         self.settings = settings
         self.source = source
+        #: told of every write's outcome (gateway/changes.py); fixed at construction so no write escapes it
+        self.sink: ChangeSink = sink if sink is not None else NullSink()
         self._journal = journal
         self._limiter = limiter
         self._sandbox = sandbox
@@ -430,19 +438,55 @@ class Gateway:
     def get(self, table: str, record_id: str) -> dict[str, Any]:
         return self.table(table).get(record_id)
 
-    def create(self, table: str, records: list[dict[str, Any]], *, typecast: bool = False) -> list[dict[str, Any]]:
-        return self.table(table).batch_create(records, typecast=typecast)
+    # Every write goes through `_write`: the sink hears of the answer, or that the table may have
+    # changed when the write failed (an error can follow an applied attempt: a lost answer, a retry).
+    def create(self, table: str, records: list[dict[str, Any]], *, typecast: bool = False,
+               source: str = "beststag") -> list[dict[str, Any]]:
+        created: list[dict[str, Any]] = self._write(
+            table, source, lambda: self.table(table).batch_create(records, typecast=typecast))
+        self._tell(Change(self.base_id, table, source, created=tuple(created)))
+        return created
 
     def update(self, table: str, records: list[dict[str, Any]], *, replace: bool = False,
-               typecast: bool = False) -> list[dict[str, Any]]:
-        return self.table(table).batch_update(records, replace=replace, typecast=typecast)
+               typecast: bool = False, source: str = "beststag") -> list[dict[str, Any]]:
+        updated: list[dict[str, Any]] = self._write(
+            table, source, lambda: self.table(table).batch_update(records, replace=replace, typecast=typecast))
+        self._tell(Change(self.base_id, table, source, updated=tuple(updated)))
+        return updated
 
     def upsert(self, table: str, records: list[dict[str, Any]], merge_on: list[str], *,
-               typecast: bool = False) -> dict[str, Any]:
-        return dict(self.table(table).batch_upsert(records, key_fields=merge_on, typecast=typecast))
+               typecast: bool = False, source: str = "beststag") -> dict[str, Any]:
+        answer = dict(self._write(
+            table, source, lambda: self.table(table).batch_upsert(records, key_fields=merge_on, typecast=typecast)))
+        new = set(answer.get("createdRecords", []))
+        recs = list(answer.get("records", []))
+        self._tell(Change(self.base_id, table, source, created=tuple(r for r in recs if r.get("id") in new),
+                          updated=tuple(r for r in recs if r.get("id") not in new)))
+        return answer
 
-    def delete(self, table: str, ids: list[str]) -> list[dict[str, Any]]:
-        return self.table(table).batch_delete(ids)
+    def delete(self, table: str, ids: list[str], *, source: str = "beststag") -> list[dict[str, Any]]:
+        gone: list[dict[str, Any]] = self._write(table, source, lambda: self.table(table).batch_delete(ids))
+        self._tell(Change(self.base_id, table, source, deleted=tuple(str(r["id"]) for r in gone if r.get("deleted"))))
+        return gone
+
+    def upload_attachment(self, table: str, record_id: str, field: str, filename: str, *, content: bytes,
+                          content_type: str, source: str = "beststag") -> dict[str, Any]:
+        """Add a file to a record's attachment field (Airtable's uploadAttachment)."""
+        answer = dict(self._write(table, source, lambda: self.table(table).upload_attachment(
+            record_id, field, filename, content=content, content_type=content_type)))
+        # the answer holds only the attachment field, not the record: what else it matches is unknown
+        self._tell(Change.table_may_have_changed(self.base_id, table, source))
+        return answer
+
+    def _write(self, table: str, source: str, call: Callable[[], Any]) -> Any:
+        try:
+            return call()
+        except BaseException:
+            self._tell(Change.table_may_have_changed(self.base_id, table, source))
+            raise
+
+    def _tell(self, change: Change) -> None:
+        deliver(self.sink, change)  # logged, never raised: the write already happened
 
     def close(self) -> None:
         if self._api is not None:

@@ -77,5 +77,5 @@ def push(settings: Settings, gateway: Gateway, result: dict[str, Any]) -> list[s
     rows = rows_for(result)
     if not rows:
         return []
-    created = gateway.create(settings.metrics.table, rows)
+    created = gateway.create(settings.metrics.table, rows, source="push")  # the gateway tells the cache
     return [r["id"] for r in created]

@@ -1,9 +1,9 @@
 """Record writes: create, update, upsert, delete — 10 records a request, batches sent concurrently
-(the gateway's limiter keeps them within 5 req/s), one `WriteEvent` published per accepted batch.
+(the gateway's limiter keeps them within 5 req/s); the gateway tells its change sink (the cache) of each batch.
 
 Field names are checked against the cached schema before anything is sent (unknown field → exit 2
 with a suggestion). A failure after some batches went through is a `PartialSuccess` (exit 3) that
-says how many records were written; the written batches have already published their events.
+says how many records were written; the written batches have already reached the cache.
 """
 
 from __future__ import annotations
@@ -12,15 +12,16 @@ import json
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BadInput, BestStagError, Interrupted, NotFound, PartialSuccess, WriteOutcomeUnknown
 from ..inputs import check_text
-from .events import WriteEvent, WriteOp, publish
 from .schema_cache import SchemaCache
 
 if TYPE_CHECKING:
     from ..gateway.api import Gateway
+
+WriteOp = Literal["create", "update", "upsert", "delete"]
 
 BATCH = 10
 WORKERS = 4
@@ -220,14 +221,9 @@ class Writer:
     def _guard(self, call: Callable[[list[Any]], tuple[list[dict[str, Any]], list[str]]], chunk: list[Any],
                op: WriteOp, table: str) -> tuple[list[dict[str, Any]], list[str]] | BaseException:
         try:
-            recs, created = call(chunk)
-        except WriteOutcomeUnknown as e:  # the cache cannot know what changed: it forgets the table
-            publish(WriteEvent(table, op, outcome_unknown=True))
-            return e
+            return call(chunk)  # the gateway tells the cache of the outcome, success or not
         except Exception as e:  # collected: the other batches go on
             return e
-        publish(WriteEvent(table, op, tuple(recs), tuple(created)))
-        return recs, created
 
     def _call(self, op: WriteOp, table: str, *, typecast: bool, replace: bool,
               merge_on: list[str]) -> Callable[[list[Any]], tuple[list[dict[str, Any]], list[str]]]:

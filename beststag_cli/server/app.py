@@ -175,14 +175,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         from ..config import load_config
 
         settings = load_config()
-    from ..cache import follow_writes
-    from ..cache.manager import CacheManager
-    from ..gateway.api import Gateway
+    from ..cache import connect
 
     secret = settings.webhook.secret.get_secret_value() if settings.webhook.secret else ""
-    gateway = Gateway(settings, source="webhook")
-    cache = CacheManager(settings, gateway=gateway, lru_items=int(settings.cache.lru_items), source="webhook")
-    unfollow = follow_writes(settings, gateway, cache)
+    gateway, cache = connect(settings, source="webhook", lru_items=int(settings.cache.lru_items))
     jobs = JobRunner(settings, gateway)
     health: dict[str, Any] = {"checked": 0.0, "upstream": None}
     answers = _Answers()
@@ -190,7 +186,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
-        unfollow()
         jobs.close()
         cache.close()
         gateway.close()

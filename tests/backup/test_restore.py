@@ -98,12 +98,18 @@ def test_point_in_time_through_a_chain_of_incrementals(settings, gateway, sandbo
         assert_same_state(state, snapshot(target, tables), restored.plan.id_map)
 
 
-def test_same_base_restore_with_prune_extra_goes_back_in_time(settings, gateway, sandbox):
+def test_same_base_restore_with_prune_extra_goes_back_in_time(settings, sandbox):
+    from beststag_cli.cache import connect
+    from beststag_cli.query.spec import QuerySpec
+
+    gateway, cache = connect(settings, sandbox=sandbox, source="test")  # as every process wires them
     tables = ["Usuários", "Interações", "Tarefas", "Eventos"]
     before = snapshot(gateway, tables)
     backup = run_backup(settings, gateway, "incremental")  # no parent yet: a full copy
     assert all(t.mode == "full" for t in backup.manifest.tables.values())
     _mutate(gateway, 1)
+    tasks = QuerySpec.parse({"table": "Tarefas", "fields": ["Título", "status"]})
+    cache.get(tasks)  # cached as mutated: the restore must bring it back too
     plan = plan_restore(settings, gateway, backup.manifest.id, prune_extra=True)
     counts = plan.summary()["tables"]
     assert counts["Tarefas"]["create"] == 3 and counts["Tarefas"]["delete"] == 5
@@ -116,16 +122,12 @@ def test_same_base_restore_with_prune_extra_goes_back_in_time(settings, gateway,
     # the restore invalidated the cache of what it touched (journal event; see backup/hooks.py)
     rows = gateway.journal.query("SELECT DISTINCT table_name FROM cache_events WHERE event = 'invalidate'")
     assert {r["table_name"] for r in rows} == set(tables)
-    # ... and through the cache package's own entry point (each table's generation was bumped)
-    from beststag_cli.cache.store import CacheStore
-
-    store = CacheStore(settings.paths.cache_dir)
-    try:
-        assert all(store.get_int(f"g:{gateway.base_id}:{t}") >= 1 for t in tables)
-    finally:
-        store.close()
+    # ... and the cache heard of every write as it was made (the gateway's change sink)
+    assert {r["id"] for r in cache.get(tasks).records} == {r["id"] for r in gateway.all("Tarefas")}
     run = gateway.journal.query("SELECT * FROM restore_runs WHERE id = ?", (plan.restore_id,))[0]
     assert run["status"] == "ok" and run["duration_s"] > 0
+    cache.close()
+    gateway.close()
 
 
 def test_an_interrupted_restore_resumes_without_duplicates(settings, gateway, sandbox):

@@ -169,26 +169,17 @@ def test_related_tables_follow_link_changes(cache, writer) -> None:
     assert cache.get(users).status == "miss"
 
 
-def test_mirror_mode_answers_locally(settings, gateway, upstream, writer, sandbox) -> None:
-    from beststag_cli.cache import follow_writes
-    from beststag_cli.cache.manager import CacheManager
-
+def test_mirror_mode_answers_locally(settings, cache, upstream, writer, sandbox) -> None:
     settings.tables["Eventos"].cache_mode = "mirror"
-    m = CacheManager(settings, gateway=gateway)
-    unfollow = follow_writes(settings, gateway, m)
-    try:
-        a = m.get(spec(table="Eventos", filters={"tipo": "Reunião"}, sort=["Nome"]))
-        pages = upstream.reads()
-        assert a.source == "mirror" and pages == -(-sandbox.store.count("appBestStagSandbx", "Eventos") // 100)
-        b = m.get(spec(table="Eventos", filters={"tipo": "Viagem"}, fields=["Nome"]))
-        assert b.status == "hit" and upstream.reads() == pages  # any query on the table: no request
-        writer("create", "Eventos", [{"Nome": "Viagem a Salvador", "tipo": "Viagem"}])
-        c = m.get(spec(table="Eventos", filters={"tipo": "Viagem"}, fields=["Nome"]))
-        assert "Viagem a Salvador" in [r["fields"]["Nome"] for r in c.records]
-        assert [r["id"] for r in c.records] == direct(sandbox, spec(table="Eventos", filters={"tipo": "Viagem"}))
-    finally:
-        unfollow()
-        m.close()
+    a = cache.get(spec(table="Eventos", filters={"tipo": "Reunião"}, sort=["Nome"]))
+    pages = upstream.reads()
+    assert a.source == "mirror" and pages == -(-sandbox.store.count("appBestStagSandbx", "Eventos") // 100)
+    b = cache.get(spec(table="Eventos", filters={"tipo": "Viagem"}, fields=["Nome"]))
+    assert b.status == "hit" and upstream.reads() == pages  # any query on the table: no request
+    writer("create", "Eventos", [{"Nome": "Viagem a Salvador", "tipo": "Viagem"}])
+    c = cache.get(spec(table="Eventos", filters={"tipo": "Viagem"}, fields=["Nome"]))
+    assert "Viagem a Salvador" in [r["fields"]["Nome"] for r in c.records]
+    assert [r["id"] for r in c.records] == direct(sandbox, spec(table="Eventos", filters={"tipo": "Viagem"}))
 
 
 def test_stale_if_error(cache, sandbox, settings) -> None:

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from beststag_cli import clock
-from beststag_cli.cache import follow_writes
-from beststag_cli.cache.manager import CacheManager
+from beststag_cli.cache import connect
 from beststag_cli.config import load_config
 from beststag_cli.gateway.api import Gateway
 from beststag_cli.query.service import QueryService
@@ -45,9 +44,7 @@ class CacheVersusAirtable(RuleBasedStateMachine):
         self.sandbox = Sandbox(self.dir / "sandbox" / "base.sqlite")
         load_sample(self.sandbox.store, scale=0.05, seed=7)
         self.settings = load_config(env={"BESTSTAG_DATA_DIR": str(self.dir / "var")})
-        self.gw = Gateway(self.settings, sandbox=self.sandbox)
-        self.cache = CacheManager(self.settings, gateway=self.gw)
-        self.unfollow = follow_writes(self.settings, self.gw, self.cache)
+        self.gw, self.cache = connect(self.settings, sandbox=self.sandbox)
         self.writer = Writer(self.gw)
         self.truth = QueryService(Gateway(self.settings, sandbox=self.sandbox))
         self.ids = [r["id"] for r in self.sandbox.api().table("appBestStagSandbx", "Tarefas").all()]
@@ -58,7 +55,6 @@ class CacheVersusAirtable(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         clock.reset()
-        self.unfollow()
         self.cache.close()
         self.sandbox.close()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from beststag_cli import clock
-from beststag_cli.errors import PartialSuccess
-from beststag_cli.query import events
+from beststag_cli.errors import BestStagError, PartialSuccess
+from beststag_cli.gateway.api import Gateway
+from beststag_cli.gateway.changes import Change
 from beststag_cli.query.evaluate import Evaluator, NeedsLinkedRecords, apply_query, matches, needs_links, sort_key
 from beststag_cli.query.schema_cache import SchemaCache
 from beststag_cli.query.spec import QuerySpec
@@ -92,12 +93,22 @@ def test_schema_cache_ttl_and_refetch_on_unknown(gateway: Any, requests_log: Any
     assert len(requests_log.routes("meta")) == 3  # TTL expired
 
 
-def test_partial_write_failure_keeps_the_written_batches(gateway: Any, sandbox: Any) -> None:
+class Recorder:
+    """A change sink that keeps what it is told (the cache is the real one; this one shows the flow)."""
+
+    def __init__(self) -> None:
+        self.changes: list[Change] = []
+
+    def apply(self, change: Change) -> None:
+        self.changes.append(change)
+
+
+def test_partial_write_failure_keeps_the_written_batches(settings: Any, sandbox: Any) -> None:
+    sink = Recorder()
+    gateway = Gateway(settings, sandbox=sandbox, source="test", sink=sink)
     writer = Writer(gateway)
     writer.schema.get()
     gateway.sleep = lambda s: None
-    got: list[events.WriteEvent] = []
-    unsubscribe = events.subscribe(got.append)
     before = sandbox.store.count("appBestStagSandbx", "Tarefas")
     sandbox.app.set_faults(FaultConfig(seed=3, rate_500=0.5))
     try:
@@ -105,8 +116,52 @@ def test_partial_write_failure_keeps_the_written_batches(gateway: Any, sandbox: 
             writer.write("create", "Tarefas", to_records("create", [{"Título": f"t{i}"} for i in range(60)]))
     finally:
         sandbox.app.set_faults(FaultConfig())
-        unsubscribe()
-    written = sum(len(ev.records) for ev in got)
+    written = sum(len(c.created) for c in sink.changes)
+    # every batch was reported: its records, or that the table may have changed (its answer is unknown)
+    assert len(sink.changes) == 6 and all(bool(c.created) != c.unknown for c in sink.changes)
     assert 0 < written < 60
     assert f"{written} of 60 records written" in e.value.message and e.value.exit_code == 3
     assert sandbox.store.count("appBestStagSandbx", "Tarefas") == before + written
+
+
+def test_every_write_tells_the_sink_what_airtable_answered(settings: Any, sandbox: Any) -> None:
+    sink = Recorder()
+    gateway = Gateway(settings, sandbox=sandbox, source="test", sink=sink)
+    writer = Writer(gateway)
+    created = writer.write("create", "Tarefas", to_records("create", [{"Título": f"t{i}"} for i in range(25)]))
+    assert sorted(len(c.created) for c in sink.changes) == [5, 10, 10]
+    assert all(c.base == "appBestStagSandbx" and c.table == "Tarefas" and c.source == "beststag"
+               and c.created[0]["fields"]["Título"].startswith("t") for c in sink.changes)
+    ids = [r["id"] for r in created.records]
+    sink.changes.clear()
+    writer.write("update", "Tarefas", to_records("update", [{"id": i, "fields": {"prioridade": "Baixa"}}
+                                                            for i in ids[:12]]))
+    assert sorted(len(c.updated) for c in sink.changes) == [2, 10]
+    assert all(r["fields"]["prioridade"] == "Baixa" for c in sink.changes for r in c.updated)
+    sink.changes.clear()
+    writer.write("upsert", "Tarefas", to_records("upsert", [{"Título": "t0", "prioridade": "Alta"},
+                                                            {"Título": "brand new"}]), merge_on=["Título"])
+    [c] = sink.changes
+    assert [r["fields"]["Título"] for r in c.created] == ["brand new"]
+    assert [r["id"] for r in c.updated] == [ids[0]]
+    sink.changes.clear()
+    writer.write("delete", "Tarefas", ids)
+    assert sorted(i for c in sink.changes for i in c.deleted) == sorted(ids)
+
+
+def test_a_failing_sink_never_fails_a_write_and_the_other_sinks_still_hear(settings: Any, sandbox: Any) -> None:
+    from beststag_cli.gateway.changes import FanOut
+
+    class Broken:
+        def apply(self, change: Change) -> None:
+            raise RuntimeError("cache bug")
+
+    after = Recorder()
+    gateway = Gateway(settings, sandbox=sandbox, source="test", sink=FanOut([Broken(), after]))
+    [rec_] = gateway.create("Tarefas", [{"Título": "ok"}])
+    assert gateway.get("Tarefas", rec_["id"])["fields"]["Título"] == "ok"
+    assert [c.created[0]["id"] for c in after.changes] == [rec_["id"]]
+    with pytest.raises(BestStagError):
+        gateway.create("Tarefas", [{"No such field": 1}])
+    # a failed write: the table may have changed (a retried attempt may have been applied)
+    assert after.changes[-1].unknown and after.changes[-1].table == "Tarefas"

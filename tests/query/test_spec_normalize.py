@@ -185,7 +185,7 @@ def test_type_aware_contradictions(schema: Any) -> None:
 
 def test_spec_normalize_and_evaluate_do_not_import_pyairtable() -> None:
     code = ("import sys; import beststag_cli.query.spec, beststag_cli.query.normalize, beststag_cli.query.evaluate, "
-            "beststag_cli.query.formula, beststag_cli.query.events; "
+            "beststag_cli.query.formula, beststag_cli.gateway.changes; "
             "bad = [m for m in ('pyairtable', 'requests', 'lark', 'beststag_cli.gateway.api') if m in sys.modules]; "
             "print(bad)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

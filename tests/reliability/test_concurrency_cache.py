@@ -129,7 +129,7 @@ def test_kill_9_during_a_cache_miss_does_not_block_the_next_read(clean_env: Path
     spec = QuerySpec.parse({"table": "Usuários", "filters": {"status": "Ativo"}, "fields": ["Nome"]})
     m = CacheManager(load_config(), source="test")
     m.schema()  # seeds the sandbox and caches the schema on disk
-    skey = m._q("Usuários", m.generation("Usuários"), cache_key(spec))
+    skey = m.keys.query("Usuários", m.generation("Usuários"), cache_key(spec))
     env = {**os.environ, "BESTSTAG_SANDBOX_FAULTS": json.dumps({"latency_ms": 600_000})}  # the miss hangs
     p = subprocess.Popen([sys.executable, "-c", MISS_WORKER], env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)

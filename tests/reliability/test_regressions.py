@@ -73,18 +73,16 @@ def test_delete_of_an_unknown_id_is_still_an_error(gateway) -> None:
         Writer(gateway).write("delete", "Tarefas", ["recAAAAAAAAAAAAAA"])
 
 
-def test_create_whose_answer_is_lost_says_so_and_the_cache_forgets_the_table(gateway, sandbox, settings) -> None:
+def test_create_whose_answer_is_lost_says_so_and_the_cache_forgets_the_table(sandbox, settings) -> None:
     """Drop-after on a create: exit 4 naming the batch, never retried, and no cached answer hides the record."""
-    from beststag_cli.cache import follow_writes
-    from beststag_cli.cache.manager import CacheManager
+    from beststag_cli.cache import connect
     from beststag_cli.errors import WriteOutcomeUnknown
     from beststag_cli.query.spec import QuerySpec
     from beststag_cli.query.writes import Writer
     from beststag_cli.sandbox import FaultConfig
 
+    gateway, cache = connect(settings, sandbox=sandbox, source="test")  # as every process wires them
     gateway.sleep = lambda s: None
-    cache = CacheManager(settings, gateway=gateway)
-    unfollow = follow_writes(settings, gateway, cache)
     try:
         spec = QuerySpec.parse({"table": "Tarefas", "filters": {"Título": "lost answer"}})
         assert cache.get(spec).records == []
@@ -98,8 +96,8 @@ def test_create_whose_answer_is_lost_says_so_and_the_cache_forgets_the_table(gat
         got = cache.get(spec)
         assert got.status == "miss" and len(got.records) == 1
     finally:
-        unfollow()
         cache.close()
+        gateway.close()
 
 
 def test_a_pickled_cache_entry_reads_as_a_miss_and_is_dropped(tmp_path) -> None:

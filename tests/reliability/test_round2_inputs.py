@@ -45,7 +45,7 @@ def test_planted_entry_with_bad_times_reads_as_a_miss_and_is_dropped(cli, client
 
     m = CacheManager(settings, gateway=gateway)
     try:
-        skey = m._q("Usuários", m.generation("Usuários"), key)
+        skey = m.keys.query("Usuários", m.generation("Usuários"), key)
         entry = m.store.get(skey)
         assert entry is not None
         m.store.set(skey, {**entry, **bad}, expire_s=3600)

@@ -142,17 +142,15 @@ def redis_settings(settings: Any, redis_url: str) -> Any:
 
 
 def test_manager_on_redis(redis_settings: Any, gateway: Any, sandbox: Any) -> None:
-    from beststag_cli.cache import follow_writes, invalidate_tables
-    from beststag_cli.cache.manager import CacheManager
+    from beststag_cli.cache import connect, invalidate_tables
     from beststag_cli.cache.redis_store import RedisStore
     from beststag_cli.query.spec import QuerySpec
     from beststag_cli.query.writes import Writer, to_records
 
     reads: list[str] = []
     sandbox.app.observers.append(lambda m, r, s: reads.append(r) if r in ("list", "get") else None)
-    m = CacheManager(redis_settings, gateway=gateway)
+    gateway, m = connect(redis_settings, sandbox=sandbox, source="test")
     assert isinstance(m.store, RedisStore)
-    unfollow = follow_writes(redis_settings, gateway, m)
     spec = QuerySpec.parse({"table": "Usuários", "filters": {"status": "Ativo"}, "fields": ["Nome", "status"]})
     first = m.get(spec)
     assert first.status == "miss" and first.records
@@ -175,8 +173,8 @@ def test_manager_on_redis(redis_settings: Any, gateway: Any, sandbox: Any) -> No
     stats = m.stats()
     assert stats["overall"]["hits"] >= 3 and stats["entries"] > 0 and stats["bytes"] > 0
     assert m.clear() > 0 and m.get(spec).status == "miss"
-    unfollow()
     m.close()
+    gateway.close()
 
 
 # --------------------------------------------------------------------------------------------
