@@ -51,8 +51,8 @@ LAYERS = {
     "cache": COMPONENT, "query": COMPONENT, "backup": COMPONENT, "metrics": COMPONENT, "ops": COMPONENT,
     # the gateway includes its change sink, gateway/changes.py (issue 17): any component may import it
     "gateway": MEETING, "journal": MEETING, "__init__": MEETING,
-    "config": MEETING, "fastconfig": MEETING, "settings_sources": MEETING, "errors": MEETING, "fsutil": MEETING, "clock": MEETING,
-    "logs": MEETING, "paths": MEETING, "names": MEETING, "inputs": MEETING, "interrupts": MEETING,
+    "config": MEETING, "fastconfig": MEETING, "settings_sources": MEETING, "errors": MEETING, "fsutil": MEETING,
+    "clock": MEETING, "logs": MEETING, "paths": MEETING, "names": MEETING, "inputs": MEETING, "interrupts": MEETING,
     "diskspace": MEETING, "lockholder": MEETING, "progress": MEETING,
     "doctor": ORCHESTRATOR,
 }
@@ -79,9 +79,6 @@ SANDBOX_EXEMPTIONS = {
 
 #: (component, module of another component) → why the component imports it directly
 COMPONENT_EDGES = {
-    ("cache", "beststag_cli.query.events"):
-        "the cache subscribes to query's write events (the module-global subscriber list the gateway's change "
-        "sink replaces, issue 17)",
     ("cache", "beststag_cli.query.spec"): "cached answers are keyed by and evaluated for a QuerySpec",
     ("cache", "beststag_cli.query.schema"): "write application works on the table's TableInfo",
     ("cache", "beststag_cli.query.schema_cache"): "the manager binds specs through query's schema cache",
