@@ -39,7 +39,7 @@ import stat
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -640,8 +640,8 @@ def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables
         lost = {sid: t for sid, t in pending.get(n, {}).items() if sid not in id_map}
         if lost:
             found = reconcile_pending(plan.states[n], plan.current[n], lost, specs[n], set(id_map.values()))
-            for sid, dst in found:
-                id_map[sid] = dst
+            for sid, found_id in found:
+                id_map[sid] = found_id
             plan.reconciled[n] = found
             if found:
                 plan.warnings.append(f"{n}: {len(found)} record(s) created by an interrupted restore whose answer "
@@ -669,9 +669,9 @@ def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables
                 tp.update.append(sid)
                 for s in att_specs:
                     want = rec["fields"].get(s.name)
-                    for a, m in zip(want or [], _match_atts(want, current[dst]["fields"].get(s.name), plan),
+                    for a, matched in zip(want or [], _match_atts(want, current[dst]["fields"].get(s.name), plan),
                                     strict=True):
-                        if m is None:
+                        if matched is None:
                             tp.uploads += 1
                             to_upload.append((n, sid, s.name, a))
             else:
@@ -818,7 +818,7 @@ class _Recorder:
         self.journal = journal
         self.restore_id = restore_id
 
-    def add(self, table: str, phase: str, pairs: list[tuple[str, str | None]]) -> None:
+    def add(self, table: str, phase: str, pairs: Sequence[tuple[str, str | None]]) -> None:
         if self.journal is None or not pairs:
             return
         ts = clock.timestamp()
@@ -1014,10 +1014,10 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
         chunk = todo[i:i + BATCH]
         batch = []
         for sid in chunk:
-            dst = plan.id_map.get(sid, sid)
-            fields, _ = _payload(state[sid], tp, plan, result, current=current[dst])
+            upd_id = plan.id_map.get(sid, sid)
+            fields, _ = _payload(state[sid], tp, plan, result, current=current[upd_id])
             if fields:
-                batch.append({"id": dst, "fields": fields})
+                batch.append({"id": upd_id, "fields": fields})
         if batch:
             _persist(tgw, f"update {tp.name}",
                      lambda b=batch: tgw.update(tp.name, b, source="restore"))  # type: ignore[misc]

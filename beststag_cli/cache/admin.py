@@ -133,4 +133,4 @@ def prune(m: CacheManager) -> dict[str, int]:
 
 
 def clear(m: CacheManager) -> int:
-    return m.invalidate(None)["entries"]  # type: ignore[no-any-return]
+    return int(m.invalidate(None)["entries"])

@@ -35,7 +35,8 @@ class Epoch(Protocol):
 class CacheBackend(Protocol):
     """Key → JSON value with expiry; atomic counters, sets of keys and a lock, shared by processes."""
 
-    epoch: Epoch
+    @property
+    def epoch(self) -> Epoch: ...
 
     def get(self, key: str) -> Any | None:
         """The stored value, or None (missing or expired)."""

@@ -123,7 +123,7 @@ class CacheManager:
 
     def schema(self) -> BaseSchema:
         self._service()
-        return self._schema.get()  # type: ignore[no-any-return]
+        return self._schema.get()
 
     def _event(self, event: str, table: str | None, key: str | None = None, nbytes: int | None = None,
                age_s: float | None = None) -> None:

@@ -146,7 +146,7 @@ class RedisStore:
         if blob is None:
             return None
         try:
-            value = decode(blob)
+            value = decode(blob) if isinstance(blob, bytes) else None  # the client answers bytes (no decode_responses)
         except (ValueError, zlib.error):  # not something we wrote (pickled, garbage): dropped, read as a miss
             with self.guard():
                 self.client.delete(self._k(key))

@@ -67,7 +67,7 @@ def _dumps(value: Any) -> bytes:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
 
 
-def _loads(data: bytes) -> Any:
+def _loads(data: bytes | bytearray) -> Any:
     return _orjson.loads(data) if _orjson is not None else json.loads(data)
 
 
@@ -78,7 +78,7 @@ def encode(value: Any, compress_min_bytes: int) -> bytes:
     return RAW + data
 
 
-def decode(blob: bytes) -> Any:
+def decode(blob: bytes | bytearray) -> Any:
     head, body = blob[:1], blob[1:]
     if head == ZLIB:
         body = zlib.decompress(body)
@@ -573,7 +573,11 @@ class _GuardedLock:
         return self._lock.broken
 
     def __enter__(self) -> _GuardedLock:
-        self._held = bool(self._store._run("lock", lambda: self._lock.acquire() or True, False, write=False))
+        def take() -> bool:
+            self._lock.acquire()
+            return True
+
+        self._held = bool(self._store._run("lock", take, False, write=False))
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -12,6 +12,9 @@ from ..errors import BadInput
 from . import render
 from .jobrun import interruptible
 from .state import STATE
+
+if TYPE_CHECKING:
+    from ..query.writes import WriteOp
 
 app = typer.Typer(help="Write records (10 a request, batches in parallel within the rate limit).\n\n"
                        "Example: beststag records create Usuários --file new-users.ndjson",
@@ -42,11 +45,11 @@ def _items(data: str | None, file: str | None) -> list[Any]:
     return read_items(data, lines)
 
 
-def _write(op: str, table: str, items: list[Any], **kw: Any) -> None:
+def _write(op: WriteOp, table: str, items: list[Any], **kw: Any) -> None:
     from ..query.writes import Writer, to_records
 
     records = to_records(op, items)
-    result = Writer(STATE.gateway).write(op, table, records, **kw)  # type: ignore[arg-type]
+    result = Writer(STATE.gateway).write(op, table, records, **kw)
     if STATE.json:
         render.emit_json(result.to_json())
         return

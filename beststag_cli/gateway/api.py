@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from .. import errors
@@ -266,7 +266,9 @@ class Gateway:
 
         timeout = (min(10.0, self.settings.airtable.timeout_s), self.settings.airtable.timeout_s)
         token = self.settings.api_token()
-        api = _PolicyApi(token, timeout=timeout, retry_strategy=None, endpoint_url=self.settings.endpoint_url)
+        # pyairtable annotates (int, int), but hands the tuple to requests, which takes seconds as floats
+        api = _PolicyApi(token, timeout=cast("tuple[int, int]", timeout), retry_strategy=None,
+                         endpoint_url=self.settings.endpoint_url)
         api.session = guarded_session(self.origins)
         api.api_key = token  # the setter puts the Authorization header on the new session
         sb = self.sandbox

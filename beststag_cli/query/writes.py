@@ -118,7 +118,9 @@ def _spans(ranges: list[tuple[int, int]]) -> str:
 
 def _interrupted_message(e: Interrupted, chunks: list[list[Any]], results: list[Any], given: int) -> str:
     """'interrupted by SIGTERM after records 1-120 (of 300 given) were written; records 121-300 were not sent'."""
-    written, unsent, failed = [], [], []
+    written: list[tuple[int, int]] = []
+    unsent: list[tuple[int, int]] = []
+    failed: list[tuple[int, int]] = []
     start = 1
     for c, r in zip(chunks, results, strict=True):
         span = (start, start + len(c) - 1)
