@@ -13,6 +13,9 @@ Public API (the CLI in ``cli/metrics.py`` is a thin client of these):
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from ..errors import AlertsFiring
 from .alerts import ALERT_NAMES, Alert
 from .alerts import check as check_alerts
@@ -20,8 +23,6 @@ from .alerts import evaluate as evaluate_alerts
 from .archive import archive, read_archive
 from .collect import collect, open_journal, remembered
 from .export import prometheus_text, summary_rows, write_prometheus
-from .push import push, rows_for
-from .report import count_history, write_report
 from .rollup import refresh as refresh_rollups
 from .windows import KINDS, RANGES, Window
 
@@ -48,3 +49,16 @@ __all__ = [
     "write_prometheus",
     "write_report",
 ]
+
+#: loaded on first use: they import the pydantic config models, which `metrics alerts` on the fast path
+#: (cli/readonly.py) must not pay for; every other name above is import-light
+_LAZY = {"push": ".push", "rows_for": ".push", "count_history": ".report", "write_report": ".report"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    # importing the submodule `push` bound the package's `push` to that module: the function wins, as before
+    globals()[name] = value
+    return value

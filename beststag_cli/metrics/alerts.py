@@ -27,12 +27,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import clock
-from ..config import BACKUP_TYPES, Settings
 from ..journal import Journal
 from ..logs import log_event
+from ..paths import BACKUP_TYPES
 from ..settings_sources import shown_url
 from . import rollup
 from .backups import type_status
@@ -40,6 +40,9 @@ from .collect import iso_utc
 from .stats import ratio, rounded
 from .usage import last_snapshots
 from .windows import Window, check_range
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 ALERT_NAMES: tuple[str, ...] = ("cache_hit_ratio", "response_time", "backup_failure", "error_rate", "storage_usage")
 _NOTIFIED_KEY = "alerts.{}.notified"
