@@ -529,8 +529,6 @@ class AlertsSettings(_Model):
         return [_check_url(u) for u in v]
 
 
-
-
 class JobSchedules(_Model):
     """Cron schedules of the maintenance jobs (backups and collections have theirs in their sections)."""
 

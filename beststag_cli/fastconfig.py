@@ -171,7 +171,7 @@ class FastSettings(_Section):
     @property
     def jobs(self) -> _Section:
         if self.has_pings:
-            raise AttributeError("jobs.pings: not in the snapshot")
+            raise LookupError("jobs.pings: not in the snapshot")  # not AttributeError: __getattr__ would answer
         return _Jobs(self._data["jobs"])
 
     @property
@@ -185,13 +185,13 @@ class FastSettings(_Section):
     def secrets(self) -> list[str]:
         """``Settings.secrets()``, read again from the environment (only when ``secrets_from_env``)."""
         if not self.secrets_from_env:
-            raise AttributeError("secrets: not all in the environment")
+            raise LookupError("secrets: not all in the environment")
         return secret_values(_env_secrets(self._env))
 
     def api_token(self) -> str:
         """``Settings.api_token()``, from the environment (only when ``secrets_from_env``)."""
         if not self.secrets_from_env:
-            raise AttributeError("api_token: not in the environment")
+            raise LookupError("api_token: not in the environment")
         air = _env_secrets(self._env).get("airtable", {})
         return str(air.get("token") or air.get("sandbox_token") or SANDBOX_DEFAULT_TOKEN)
 

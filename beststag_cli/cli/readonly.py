@@ -25,7 +25,7 @@ from .argv import split_globals
 
 #: what a handler gives back: the output to print (given --json), once it is known that this path answers;
 #: it returns the exit code (None: 0)
-Output = Callable[[bool], "int | None"]
+Output = Callable[[bool], int | None]
 #: the options of these commands that take a value (their value is never a global option)
 _VALUE_OPTIONS = ("--type", "--count", "-n", "--range", "-r")
 

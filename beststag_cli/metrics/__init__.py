@@ -14,7 +14,7 @@ Public API (the CLI in ``cli/metrics.py`` is a thin client of these):
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import AlertsFiring
 from .alerts import ALERT_NAMES, Alert
@@ -22,9 +22,13 @@ from .alerts import check as check_alerts
 from .alerts import evaluate as evaluate_alerts
 from .archive import archive, read_archive
 from .collect import collect, open_journal, remembered
-from .export import prometheus_text, summary_rows, write_prometheus
 from .rollup import refresh as refresh_rollups
 from .windows import KINDS, RANGES, Window
+
+if TYPE_CHECKING:  # loaded on first use at run time (below)
+    from .export import prometheus_text, summary_rows, write_prometheus
+    from .push import push, rows_for
+    from .report import count_history, write_report
 
 __all__ = [
     "ALERT_NAMES",
@@ -50,9 +54,10 @@ __all__ = [
     "write_report",
 ]
 
-#: loaded on first use: they import the pydantic config models, which `metrics alerts` on the fast path
-#: (cli/readonly.py) must not pay for; every other name above is import-light
-_LAZY = {"push": ".push", "rows_for": ".push", "count_history": ".report", "write_report": ".report"}
+#: loaded on first use: push and report import the pydantic config models, export is ~10 ms that `metrics
+#: alerts` on the fast path (cli/readonly.py) does not need; the names bound above are import-light
+_LAZY = {"push": ".push", "rows_for": ".push", "count_history": ".report", "write_report": ".report",
+         "prometheus_text": ".export", "summary_rows": ".export", "write_prometheus": ".export"}
 
 
 def __getattr__(name: str) -> Any:
