@@ -191,10 +191,13 @@ def test_metrics_alerts_and_doctor_offline_on_the_fast_path(cli, one_backup: str
         assert _same_as_full_cli(cli, args, fast=True).returncode == 1, args
     for args in _DOCTOR:
         assert _same_as_full_cli(cli, args, fast=True).returncode == 0, args
+    # bad input inside the job: the same one line and exit 2 (the run is logged as failed, as the Typer command's)
+    assert _same_as_full_cli(cli, ("metrics", "alerts", "--range", "bogus"), fast=True).returncode == 2
     # the job's log lines are written on the fast path too (job.started / job.finished, outcome alerting)
     log = (Path(os.environ["BESTSTAG_DATA_DIR"]) / "logs" / "beststag.jsonl").read_text().splitlines()
     ends = [e for e in map(json.loads, log) if e.get("msg") == "job.finished" and e.get("job") == "alerts"]
-    assert len(ends) == 2 * len(_ALERTS) and {e["outcome"] for e in ends} == {"alerting"}, ends
+    assert len(ends) == 2 * len(_ALERTS) + 2, ends
+    assert [e["outcome"] for e in ends] == ["alerting"] * 2 * len(_ALERTS) + ["failed"] * 2, ends
 
 
 def test_alerts_quiet_and_doctor_failing_on_the_fast_path(cli, one_backup: str, plain_pipes: None,
