@@ -41,7 +41,7 @@ from pydantic import (
 
 from beststag_cli.cache.policy import MAX_TTL_S
 from beststag_cli.errors import BadInput, ConfigError
-from beststag_cli.paths import BACKUP_TYPES, Paths
+from beststag_cli.paths import BACKUP_TYPES, JOB_NAMES, Paths
 from beststag_cli.settings_sources import (
     ENV_DATA_DIR,
     SANDBOX_DEFAULT_TOKEN,
@@ -527,14 +527,6 @@ class AlertsSettings(_Model):
     @classmethod
     def _urls(cls, v: list[str]) -> list[str]:
         return [_check_url(u) for u in v]
-
-
-#: every scheduled job, by name (`beststag schedule show` lists them; `jobs.pings` keys)
-JOB_NAMES: tuple[str, ...] = (
-    "backup-incremental", "backup-complete", "backup-critical",
-    "metrics-usage", "metrics-performance", "metrics-storage",
-    "alerts", "cache-prune", "backup-cleanup", "metrics-archive",
-)
 
 
 class JobSchedules(_Model):

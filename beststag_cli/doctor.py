@@ -25,12 +25,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from . import __version__, clock
-from .config import Settings
 from .errors import BestStagError
 from .names import did_you_mean
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 Status = Literal["ok", "fail", "skip"]
 

@@ -21,27 +21,30 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
-from .paths import Paths
+from .paths import BACKUP_TYPES, Paths
 from .settings_sources import (
     ENV_DATA_DIR,
     LOADER_ENV,
     RUNTIME_ENV,
+    SANDBOX_DEFAULT_TOKEN,
     MissingConfigFile,
+    env_overrides,
     env_value,
     find_config_file,
     mode_problem,
     resolve_data_dir,
     scrub,
+    secret_values,
 )
 
 if TYPE_CHECKING:
     from .config import Settings
 
-__all__ = ["SNAPSHOT_NAME", "FastSettings", "fast_settings", "mode_problem", "save_snapshot"]
+__all__ = ["SNAPSHOT_NAME", "FastSettings", "fast_settings", "mode_problem", "save_snapshot", "valid_for_commands"]
 
 SNAPSHOT_NAME = "settings.snapshot.json"
 #: bumped when the rules a snapshot was checked against change, so an older snapshot never answers
-_RULES = b"modes-2"
+_RULES = b"modes-3"
 
 
 def _fingerprint(file: Path | None, body: bytes, env: Mapping[str, str]) -> str:
@@ -94,11 +97,45 @@ class _Section:
         return _Section(v) if isinstance(v, dict) else v
 
 
-class FastSettings(_Section):
-    """The subset of `Settings` the cache-hit path reads, from a snapshot."""
+def _env_secrets(env: Mapping[str, str]) -> dict[str, Any]:
+    """The secret settings the environment gives, as a settings mapping (``{"airtable": {"token": …}}``)."""
+    tree: dict[str, Any] = {}
+    for override, value in env_overrides(env):
+        if override.kind == "secret":
+            node = tree
+            for key in override.path[:-1]:
+                node = node.setdefault(key, {})
+            node[override.path[-1]] = value
+    return tree
 
-    def __init__(self, data: dict[str, Any]) -> None:
+
+def _secrets_from_env(settings: Settings, env: Mapping[str, str]) -> bool:
+    """Every configured secret is the environment's (none from the file): the fast path can read them again
+    from the environment, so the snapshot needs to hold none of them, only this answer."""
+    return secret_values(settings.model_dump()) == secret_values(_env_secrets(env))
+
+
+class _Jobs(_Section):
+    """`jobs` without ping URLs (they are secrets: never in the snapshot); used only when none is configured."""
+
+    @property
+    def pings(self) -> dict[str, Any]:
+        return {}
+
+
+class FastSettings(_Section):
+    """The subset of `Settings` the fast paths read, from a snapshot.
+
+    What the snapshot leaves out because it is secret is known only as booleans (``has_pings``,
+    ``has_notify_urls``, ``secrets_from_env``); a command that would need the values declines unless
+    they can be read again from the environment (``secrets()``, ``api_token()``).
+    """
+
+    def __init__(self, data: dict[str, Any], *, config_file: Path | None = None,
+                 env: Mapping[str, str] | None = None) -> None:
         super().__init__(data)
+        self._config_file = config_file
+        self._env = os.environ if env is None else env
         prom = (data.get("metrics") or {}).get("prometheus_path")
         self.paths = Paths.from_data_dir(Path(data["data_dir"]),
                                          Path(data["backup"]["dir"]) if data["backup"].get("dir") else None,
@@ -115,6 +152,48 @@ class FastSettings(_Section):
     @property
     def tables(self) -> dict[str, Any]:
         return {k: _Section(v) for k, v in self._data["tables"].items()}
+
+    @property
+    def has_pings(self) -> bool:
+        """Some job has a ping URL configured (the URLs themselves are not in the snapshot)."""
+        return self._data.get("_has_pings") is not False
+
+    @property
+    def has_notify_urls(self) -> bool:
+        """Alert webhooks are configured (the URLs themselves are not in the snapshot)."""
+        return self._data.get("_has_notify_urls") is not False
+
+    @property
+    def secrets_from_env(self) -> bool:
+        """Every configured secret comes from the environment: ``secrets()`` and ``api_token()`` are exact."""
+        return self._data.get("_secrets_from_env") is True
+
+    @property
+    def jobs(self) -> _Section:
+        if self.has_pings:
+            raise LookupError("jobs.pings: not in the snapshot")  # not AttributeError: __getattr__ would answer
+        return _Jobs(self._data["jobs"])
+
+    @property
+    def config_path(self) -> Path | None:
+        return self._config_file.resolve() if self._config_file is not None else None
+
+    @property
+    def endpoint_url(self) -> str:
+        return str(self._data["_endpoint_url"])
+
+    def secrets(self) -> list[str]:
+        """``Settings.secrets()``, read again from the environment (only when ``secrets_from_env``)."""
+        if not self.secrets_from_env:
+            raise LookupError("secrets: not all in the environment")
+        return secret_values(_env_secrets(self._env))
+
+    def api_token(self) -> str:
+        """``Settings.api_token()``, from the environment (only when ``secrets_from_env``)."""
+        if not self.secrets_from_env:
+            raise LookupError("api_token: not in the environment")
+        air = _env_secrets(self._env).get("airtable", {})
+        return str(air.get("token") or air.get("sandbox_token") or SANDBOX_DEFAULT_TOKEN)
 
     def ttl_for(self, table: str) -> int:
         t = self._data["tables"].get(table)
@@ -189,6 +268,29 @@ def _valid_settings(data: Any, data_dir: Path) -> bool:
     return True
 
 
+def valid_for_commands(data: Any) -> bool:
+    """The fields `metrics alerts` and `doctor` read beyond the hit path's have the loader's types
+    (a hand-edited snapshot must not reach them: they write the journal and the log before answering)."""
+    try:
+        alerts, metrics, logging_, jobs = data["alerts"], data["metrics"], data["logging"], data["jobs"]
+        rule = alerts["backup_failure"]
+        numbers = [alerts[k] for k in ("cache_hit_ratio_min", "response_time_max_s", "error_rate_max",
+                                       "storage_usage_max", "cooldown_s")]
+        numbers += [rule["max_age_h"][t] for t in BACKUP_TYPES] + [jobs["ping_timeout_s"]]
+        ints = [alerts["min_samples"], rule["consecutive_failures"], metrics["plan_record_limit"],
+                logging_["max_bytes"], logging_["backups"], jobs["ping_retries"]]
+        flags = [rule["enabled"], data["_has_pings"], data["_has_notify_urls"], data["_secrets_from_env"]]
+        return (all(_is_num(v) for v in numbers) and all(_is_int(v) for v in ints)
+                and all(isinstance(v, bool) for v in flags) and isinstance(alerts["range"], str)
+                and logging_["level"] in ("DEBUG", "INFO", "WARNING", "ERROR")
+                and isinstance(data["_endpoint_url"], str)
+                and isinstance(metrics.get("prometheus_path"), str | None)
+                and isinstance(data["cache"].get("redis_url"), str | None)
+                and isinstance(data["backup"].get("remote"), str | None))
+    except (KeyError, TypeError):
+        return False
+
+
 def fast_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> FastSettings | None:
     """The snapshot's settings when it matches the current config exactly; None (use the full loader) on any doubt.
 
@@ -217,7 +319,7 @@ def fast_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         if mode_problem(token=not data["_sandbox_mode"], base_id=data["airtable"]["base_id"],
                         sandbox=data["airtable"].get("sandbox") is True):
             return None
-        return FastSettings(data)
+        return FastSettings(data, config_file=file, env=env)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return None
 
@@ -242,8 +344,15 @@ def save_snapshot(settings: Settings, env: Mapping[str, str] | None = None) -> N
         if not settings.paths.data_dir.is_dir():
             return  # never create the data dir as a side effect of reading config
         data = settings.model_dump(mode="json")
-        data["_masked"] = scrub(data)
         data["_sandbox_mode"] = settings.sandbox_mode
+        # what the secrets scrub removes look like, as booleans only: the fast paths decline the
+        # commands that would need them (ping and alert URLs), or read them again from the environment
+        data["_has_pings"] = any(any(getattr(p, w) for w in ("url", "start", "success", "fail"))
+                                 for p in settings.jobs.pings.values())
+        data["_has_notify_urls"] = bool(settings.alerts.notify_urls)
+        data["_secrets_from_env"] = _secrets_from_env(settings, env)
+        data["_endpoint_url"] = settings.endpoint_url  # before scrub: a password in it is masked like any
+        data["_masked"] = scrub(data)
         write_private_file(target, json.dumps({"fingerprint": fp, "settings": data}, ensure_ascii=False))
     except Exception:  # never let a cache of the config break loading it
         return

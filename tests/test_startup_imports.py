@@ -145,6 +145,123 @@ def test_snapshot_is_not_used_when_another_beststag_variable_changes(clean_env: 
     assert fast_settings() is not None
 
 
+# --------------------------------------------------------------------------------------------
+# `metrics alerts` and `doctor --offline`: they run as a job / look at the installation, so they write the log
+# (beststag_cli.logs is stdlib only: allowed) and the journal; everything else heavy stays out
+
+_RUN_ALLOWED = ("beststag_cli.logs",)
+
+
+def _heavy_run(stderr: str) -> set[str]:
+    return {m for m in _heavy(_imported(stderr)) if not m.startswith(_RUN_ALLOWED)}
+
+
+def _free_space_blind(text: str) -> str:
+    """doctor's data_dir line gives the free space, which other processes on the machine move between two runs."""
+    import re
+
+    return re.sub(r"[\d.,]+ (bytes|KiB|MiB|GiB) free", "N free", text)
+
+
+def _same_as_full_cli(cli: Any, args: tuple[str, ...], *, fast: bool) -> subprocess.CompletedProcess[str]:
+    """Run ``args`` through the console script, then through the full CLI in-process: same exit code, stdout and
+    stderr; and the console script answered on the fast path (no heavy module) or declined to the full CLI."""
+    r = _beststag(*args)
+    full = cli(*args)
+    mine = (r.returncode, _free_space_blind(r.stdout), _free_space_blind(_without_importtime(r.stderr)))
+    theirs = (int(full.exit_code), _free_space_blind(full.stdout), _free_space_blind(full.stderr))
+    assert mine == theirs, args
+    if fast:
+        assert not _heavy_run(r.stderr), (args, sorted(_heavy_run(r.stderr)))
+    else:
+        assert "typer" in {m.split(".")[0] for m in _imported(r.stderr)}, args  # the full CLI answered
+    return r
+
+
+_ALERTS = [("metrics", "alerts"), ("--json", "metrics", "alerts"), ("--quiet", "metrics", "alerts"),
+           ("metrics", "alerts", "--range", "24h", "--json"), ("metrics", "alerts", "-r", "7d"),
+           ("-q", "metrics", "--json", "alerts")]
+_DOCTOR = [("doctor", "--offline"), ("--json", "doctor", "--offline"), ("doctor", "--offline", "--quiet")]
+
+
+def test_metrics_alerts_and_doctor_offline_on_the_fast_path(cli, one_backup: str, plain_pipes: None) -> None:
+    """Issue 16: `metrics alerts` (here firing: two backup types never ran) and `doctor --offline` answer without
+    Typer or pydantic, byte for byte the Typer commands' output and exit codes."""
+    for args in _ALERTS:
+        assert _same_as_full_cli(cli, args, fast=True).returncode == 1, args
+    for args in _DOCTOR:
+        assert _same_as_full_cli(cli, args, fast=True).returncode == 0, args
+    # bad input inside the job: the same one line and exit 2 (the run is logged as failed, as the Typer command's)
+    assert _same_as_full_cli(cli, ("metrics", "alerts", "--range", "bogus"), fast=True).returncode == 2
+    # the job's log lines are written on the fast path too (job.started / job.finished, outcome alerting)
+    log = (Path(os.environ["BESTSTAG_DATA_DIR"]) / "logs" / "beststag.jsonl").read_text().splitlines()
+    ends = [e for e in map(json.loads, log) if e.get("msg") == "job.finished" and e.get("job") == "alerts"]
+    assert len(ends) == 2 * len(_ALERTS) + 2, ends
+    assert [e["outcome"] for e in ends] == ["alerting"] * 2 * len(_ALERTS) + ["failed"] * 2, ends
+
+
+def test_alerts_quiet_and_doctor_failing_on_the_fast_path(cli, one_backup: str, plain_pipes: None,
+                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing firing (exit 0), and a doctor check failing (a broken manifest: exit 1, one line each)."""
+    config = tmp_path / "quiet.yaml"
+    config.write_text("alerts:\n  backup_failure:\n    enabled: false\n")
+    monkeypatch.setenv("BESTSTAG_CONFIG", str(config))
+    cli("--json", "backup", "list")  # the full CLI writes the snapshot for this config
+    for args in _ALERTS:
+        assert _same_as_full_cli(cli, args, fast=True).returncode == 0, args
+    [manifest] = list((Path(os.environ["BESTSTAG_DATA_DIR"]) / "backups").glob("critical/*/manifest.json"))
+    manifest.write_text("{not json")
+    for args in _DOCTOR:
+        r = _same_as_full_cli(cli, args, fast=True)
+        assert r.returncode == 1 and "backups" in r.stdout + r.stderr, args
+
+
+@pytest.mark.parametrize("config", [
+    "jobs:\n  ping_retries: 0\n  pings:\n    alerts:\n      url: http://127.0.0.1:9/ping-uuid\n",
+    "alerts:\n  notify_urls: [\"http://127.0.0.1:9/hook-key\"]\n",
+], ids=["pings", "notify_urls"])
+def test_alerts_answer_on_the_fast_path_only_without_ping_or_notify_urls(cli, one_backup: str, plain_pipes: None,
+                                                                         tmp_path: Path, config: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ping and alert URLs are secrets the snapshot does not hold: with one configured the fast path declines and
+    the full CLI answers (and calls it), the output the same as ever; without, the fast path answers."""
+    path = tmp_path / "urls.yaml"
+    path.write_text("metrics:\n  plan_record_limit: 60000\n")
+    monkeypatch.setenv("BESTSTAG_CONFIG", str(path))
+    cli("--json", "backup", "list")  # the full CLI writes the snapshot for this config
+    _same_as_full_cli(cli, ("--json", "metrics", "alerts"), fast=True)
+    path.write_text(config)
+    cli("--json", "backup", "list")
+    from beststag_cli.fastconfig import fast_settings
+
+    assert fast_settings() is not None  # a good snapshot: what declines is the URLs, not a stale fingerprint
+    for args in (("metrics", "alerts"), ("--json", "metrics", "alerts")):
+        _same_as_full_cli(cli, args, fast=False)
+    assert _same_as_full_cli(cli, ("doctor", "--offline"), fast=False).returncode == 0
+
+
+def test_doctor_offline_with_a_token_reads_it_from_the_environment(cli, tmp_path: Path, plain_pipes: None,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """The token's length is in doctor's line, the token is not in the snapshot: the fast path reads it again from
+    the environment; a token in the config file (not in the environment) leaves doctor to the full CLI."""
+    token = "patFAKEFAKEFAKEFAK.0123456789abcdef0123456789abcdef0123456789abcdef"
+    monkeypatch.delenv("BESTSTAG_SANDBOX", raising=False)
+    monkeypatch.setenv("AIRTABLE_TOKEN", token)
+    monkeypatch.setenv("AIRTABLE_BASE_ID", "appFAKEFAKEFAKE12")
+    monkeypatch.setenv("AIRTABLE_ENDPOINT_URL", "http://127.0.0.1:9")
+    cli("--json", "backup", "list")
+    r = _same_as_full_cli(cli, ("doctor", "--offline"), fast=True)
+    assert f"({len(token)} characters)" in r.stdout
+    monkeypatch.delenv("AIRTABLE_TOKEN")
+    path = tmp_path / "token.yaml"
+    path.write_text(f"airtable:\n  token: {token}\n")
+    monkeypatch.setenv("BESTSTAG_CONFIG", str(path))
+    cli("--json", "backup", "list")
+    r = _same_as_full_cli(cli, ("doctor", "--offline"), fast=False)
+    assert f"({len(token)} characters)" in r.stdout
+    assert token not in (Path(os.environ["BESTSTAG_DATA_DIR"]) / "settings.snapshot.json").read_text()
+
+
 _MINUTES = st.sampled_from(["0", "15", "30", "*/15", "*/20", "0,30", "10-20", "*"])
 _HOURS = st.sampled_from(["0", "2", "*/4", "3,4", "1-5", "*", "*/6"])
 _DAYS = st.sampled_from(["* * *", "* * 0", "1 * *", "* * 1-5", "1,15 * *"])

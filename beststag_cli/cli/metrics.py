@@ -87,7 +87,6 @@ def collect(
 
 
 @app.command()
-@as_job("alerts")
 def alerts(
     range_: Annotated[str | None, typer.Option("--range", "-r", metavar="RANGE",
                                                help="Window to evaluate (default: alerts.range "
@@ -97,36 +96,9 @@ def alerts(
 
     Example: beststag metrics alerts --range 1h
     """
-    from ..metrics import AlertsFiring, check_alerts
-    from ..metrics.windows import check_range
+    from .views import metrics_alerts
 
-    if range_ is not None:
-        check_range(range_)
-    journal, _ = _journal_and_gateway("alerts", False)
-    result = check_alerts(STATE.settings, journal, range_)
-    if STATE.json:
-        render.emit_json(result)
-    else:
-        render.table(f"alerts — last {result['range']}", ["alert", "state", "value", "threshold", "detail"],
-                     [[a["name"], "[bold red]FIRING[/]" if a["firing"] else "[green]ok[/]",
-                       "—" if a["value"] is None else f"{a['value']:g}", f"{a['threshold']:g}", a["message"]]
-                      for a in result["alerts"]])
-    for n in result["notifications"]:
-        if n["ok"]:
-            render.note(f"notified {n['url']}: {n['alert']} {n['status']}")
-        else:
-            render.note(f"[yellow]could not notify[/] {n['url']} ({n['alert']} {n['status']}): {n['error']}")
-    if result["firing"] and STATE.quiet and not STATE.json:
-        # cron mails this: each firing alert's figure and threshold, then the one-line error
-        from ..logs import redact
-        from ..metrics.alerts import firing_line
-
-        for a in result["alerts"]:
-            if a["firing"]:
-                sys.stderr.write(redact(firing_line(a)) + "\n")
-        sys.stderr.flush()
-    if result["firing"]:
-        raise AlertsFiring(f"{len(result['firing'])} alert(s) firing: {', '.join(result['firing'])}")
+    metrics_alerts(STATE.settings, range_)  # the body is shared with the fast path (cli/readonly.py)
 
 
 @app.command()

@@ -19,6 +19,12 @@ from typing import Any
 _TAG = re.compile(r"((\\*)\[([a-z#/@][^[]*?)])")
 #: rich's emoji codes (`:name:`, `:name-emoji:`), rich._emoji_replace's pattern
 _EMOJI = re.compile(r"(:(\S*?)(?:(?:\-)(emoji|text))?:)")
+#: rich.markup.escape's pattern: a tag-like piece and the backslashes before it
+_ESCAPABLE = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
+#: rich's emoji names without a letter (tests/cli/test_plaintext.py holds this to rich's list); any other
+#: name without one is no emoji
+LETTERLESS_EMOJI = frozenset({"+1", "-1", "100", "1234", "__1"})
+_LETTER = re.compile(r"[^\W\d_]")
 #: the control codes rich's Text strips
 _CONTROL = frozenset("\a\b\v\f\r")
 
@@ -36,6 +42,14 @@ def never_terminal(stream: Any) -> bool:
         return isatty is None or not isatty()
     except ValueError:  # a closed stream: rich says "not a terminal" too
         return True
+
+
+def escape(text: str) -> str:
+    """``rich.markup.escape(text)`` without importing rich: ``text`` shown as text, never read as markup."""
+    out = _ESCAPABLE.sub(lambda m: f"{m.group(1)}{m.group(1)}\\{m.group(2)}", text)
+    if out.endswith("\\") and not out.endswith("\\\\"):
+        return out + "\\"
+    return out
 
 
 def markup_plain(text: str) -> str | None:
@@ -80,6 +94,9 @@ def markup_plain(text: str) -> str | None:
 def _has_emoji(piece: str) -> bool:
     """Whether rich would put an emoji in this piece of text."""
     for match in _EMOJI.finditer(piece):
+        name = match.group(2).lower()
+        if not _LETTER.search(name) and name not in LETTERLESS_EMOJI:
+            continue  # `(UTC+00:00):` (doctor's timezone line) names no emoji: no need to ask rich's list
         from rich._emoji_codes import EMOJI  # ~17 ms, paid only by a text with a `:name:` pair
 
         if match.group(2).lower() in EMOJI:

@@ -23,10 +23,11 @@ from typing import Any
 from . import render, views
 from .argv import split_globals
 
-#: what a handler gives back: the output to print, once it is known that this path answers
-Output = Callable[[bool], None]
+#: what a handler gives back: the output to print (given --json), once it is known that this path answers;
+#: it returns the exit code (None: 0)
+Output = Callable[[bool], int | None]
 #: the options of these commands that take a value (their value is never a global option)
-_VALUE_OPTIONS = ("--type", "--count", "-n")
+_VALUE_OPTIONS = ("--type", "--count", "-n", "--range", "-r")
 
 
 def _options(rest: list[str], value_opts: dict[str, str]) -> tuple[dict[str, str], list[str]] | None:
@@ -96,10 +97,79 @@ def _schedule_show(settings: Any, rest: list[str]) -> Output | None:
     return lambda as_json: views.schedule_show(data, as_json=as_json)
 
 
-_COMMANDS: dict[tuple[str, str], Callable[[Any, list[str]], Output | None]] = {
+def _runs_here(settings: Any) -> bool:
+    """The snapshot holds what `metrics alerts` and `doctor` read, and no secret they need is missing from it:
+    every secret comes from the environment (read again from there), no ping or alert URL is configured
+    (those are secrets the snapshot leaves out: the full CLI calls them)."""
+    from ..fastconfig import valid_for_commands
+
+    return (valid_for_commands(settings._data) and settings.secrets_from_env and not settings.has_pings
+            and not settings.has_notify_urls)
+
+
+def _metrics_alerts(settings: Any, rest: list[str]) -> Output | None:
+    parsed = _options(rest, {"--range": "range", "-r": "range"})
+    if parsed is None or parsed[1] or not _runs_here(settings):
+        return None
+    range_ = parsed[0].get("range")  # a bad one is refused inside the job, as the Typer command does
+    return lambda as_json: _run(settings, lambda: views.metrics_alerts(settings, range_))
+
+
+def _doctor(settings: Any, rest: list[str]) -> Output | None:
+    if not rest or any(a != "--offline" for a in rest) or not _runs_here(settings):
+        return None  # the network checks (and --repair) need the gateway: the full CLI's
+
+    def body() -> None:
+        from ..doctor import run_checks
+
+        views.doctor_report(run_checks(settings, None), [], offline=True, repair=False)
+
+    return lambda as_json: _run(settings, body, look_only=True)
+
+
+def _run(settings: Any, body: Callable[[], None], *, look_only: bool = False) -> int:
+    """Run a command that writes as it goes (log lines, the journal): from here on this path answers, so it
+    reports a failure itself, as `cli/main.py:run` does (one line, the error's exit code)."""
+    import logging
+
+    from ..errors import BestStagError, ExitStatus
+    from ..fsutil import harden_umask, keep_modes
+    from ..logs import setup_logging
+    from .console_log import rich_handler
+    from .state import STATE
+
+    harden_umask()  # the journal and the log file are private whatever the umask, as under the full CLI
+    if look_only:
+        keep_modes()  # doctor: setting up logs must not chmod what it reports
+    setup_logging(settings, quiet=STATE.quiet, verbose=False, json_mode=STATE.json, terminal_handler=rich_handler)
+    try:
+        body()
+        return 0
+    except BestStagError as e:
+        render.error(e.kind, e.message, e.hint)
+        logging.getLogger("beststag").debug("error", exc_info=True)
+        return int(e.exit_code)
+    except KeyboardInterrupt:
+        render.error("interrupted", "interrupted")
+        return int(ExitStatus.SIGINT)
+    except Exception as e:  # a bug: one line, as the full CLI prints it
+        from ..diskspace import as_disk_full
+
+        full = as_disk_full(e, settings.paths.data_dir)
+        if full is not None:
+            render.error(full.kind, full.message, full.hint)
+            return int(full.exit_code)
+        render.error("internal_error", f"{type(e).__name__}: {e}",
+                     "this is a bug; run again with -v for the traceback and report it")
+        return int(ExitStatus.FAILED)
+
+
+_COMMANDS: dict[tuple[str, ...], Callable[[Any, list[str]], Output | None]] = {
     ("backup", "list"): _backup_list,
     ("backup", "show"): _backup_show,
     ("schedule", "show"): _schedule_show,
+    ("metrics", "alerts"): _metrics_alerts,
+    ("doctor",): _doctor,
 }
 
 #: the command words this path may answer (cli/__init__.py looks here before importing more)
@@ -112,7 +182,8 @@ def try_read_only(argv: list[str]) -> int | None:
     if parsed is None:
         return None
     opts, rest = parsed
-    handler = _COMMANDS.get((rest[0], rest[1])) if len(rest) >= 2 else None
+    words = 2 if tuple(rest[:2]) in _COMMANDS else 1
+    handler = _COMMANDS.get(tuple(rest[:words]))
     if handler is None:
         return None
     try:
@@ -121,7 +192,7 @@ def try_read_only(argv: list[str]) -> int | None:
         settings = fast_settings(opts.config)
         if settings is None:
             return None
-        output = handler(settings, rest[2:])
+        output = handler(settings, rest[words:])
     except Exception:  # an error, or any surprise: the full CLI reports it properly
         return None
     if output is None:
@@ -129,5 +200,4 @@ def try_read_only(argv: list[str]) -> int | None:
     from .state import STATE
 
     STATE.json, STATE.quiet = opts.json, opts.quiet
-    output(opts.json)
-    return 0
+    return output(opts.json) or 0

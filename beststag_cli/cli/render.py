@@ -12,7 +12,7 @@ import sys
 from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
-from .plaintext import markup_plain, never_terminal, printed
+from .plaintext import escape, markup_plain, never_terminal, printed
 from .state import STATE
 
 if TYPE_CHECKING:
@@ -60,8 +60,6 @@ def _rows_tsv(title: str | None, columns: list[str], rows: list[list[Any]]) -> N
 def cell(v: Any, width: int = 60) -> str:
     """A record's value as a table cell: escaped (data is never read as rich markup: "[urgent] call"
     must stay whole), lists joined, one line; cut to ``width`` only on a terminal (a pipe gets it all)."""
-    from rich.markup import escape
-
     if v is None:
         return ""
     if isinstance(v, list):
@@ -131,12 +129,10 @@ def error(kind: str, message: str, hint: str = "") -> None:
     if STATE.json and not STATE.emitted:  # stdout holds one JSON document, never two
         emit_json({"error": {"type": kind, "message": message, "hint": hint}})
         return
-    from rich.markup import escape
-
     text = f"[bold red]error:[/] {escape(message)}"
     if hint:
         text += f" [dim]({escape(hint)})[/]"
-    _console(stderr=True).print(text)
+    _print(text, stderr=True)  # piped (cron): no rich import, so a failing fast-path command stays fast
 
 
 def progress() -> AbstractContextManager[Reporter]:

@@ -92,3 +92,106 @@ def schedule_json(now: datetime, rows: list[tuple[Any, list[datetime]]],
                       "lock": j.lock, "next": [t.isoformat(timespec="minutes") for t in nxt]}
                      for j, nxt in rows],
             "lock_collisions": [{"at": t.isoformat(timespec="minutes"), "jobs": names} for t, names in collisions]}
+
+
+# --------------------------------------------------------------------------------------------
+# the read-only commands that run as a job or look at the installation: their whole body is shared,
+# since what they write (log lines, alert state, the job's gauges) must be the same on both paths
+
+
+def metrics_alerts(settings: Any, range_: str | None) -> None:
+    """`metrics alerts`: one run of the alerts job; raises AlertsFiring (exit 1) while any fires."""
+    from ..ops.jobs import job
+
+    with job(settings, "alerts"):
+        _alerts(settings, range_)
+
+
+def _alerts(settings: Any, range_: str | None) -> None:
+    from ..errors import AlertsFiring
+    from ..metrics.alerts import check, firing_line
+    from ..metrics.collect import open_journal
+    from ..metrics.windows import check_range
+    from .state import STATE
+
+    if range_ is not None:
+        check_range(range_)
+    journal, _ = open_journal(settings, None)
+    result = check(settings, journal, range_)
+    if STATE.json:
+        render.emit_json(result)
+    else:
+        render.table(f"alerts — last {result['range']}", ["alert", "state", "value", "threshold", "detail"],
+                     [[a["name"], "[bold red]FIRING[/]" if a["firing"] else "[green]ok[/]",
+                       "—" if a["value"] is None else f"{a['value']:g}", f"{a['threshold']:g}", a["message"]]
+                      for a in result["alerts"]])
+    for n in result["notifications"]:
+        if n["ok"]:
+            render.note(f"notified {n['url']}: {n['alert']} {n['status']}")
+        else:
+            render.note(f"[yellow]could not notify[/] {n['url']} ({n['alert']} {n['status']}): {n['error']}")
+    if result["firing"] and STATE.quiet and not STATE.json:
+        # cron mails this: each firing alert's figure and threshold, then the one-line error
+        import sys
+
+        from ..logs import redact
+
+        for a in result["alerts"]:
+            if a["firing"]:
+                sys.stderr.write(redact(firing_line(a)) + "\n")
+        sys.stderr.flush()
+    if result["firing"]:
+        raise AlertsFiring(f"{len(result['firing'])} alert(s) firing: {', '.join(result['firing'])}")
+
+
+_MARK = {"ok": "[green]ok[/]  ", "fail": "[red]FAIL[/]", "skip": "[dim]skip[/]"}
+
+
+def doctor_line(c: Any) -> str:
+    from .plaintext import escape
+
+    text = f"{_MARK[c.status]} {c.name}: {escape(c.message)}"
+    return text + (f" [dim]→ {escape(c.hint)}[/]" if c.hint and c.status == "fail" else "")
+
+
+def _print_whole(lines: list[str], *, stderr: bool) -> None:
+    """One line per check however narrow the terminal or the pipe: cron mail and grep read it whole."""
+    import sys
+
+    from .plaintext import never_terminal, printed
+
+    text = "\n".join(lines)
+    stream = sys.stderr if stderr else sys.stdout
+    shown = printed(text) if never_terminal(stream) else None
+    if shown is None:
+        from rich.console import Console
+
+        Console(stderr=stderr, highlight=False, soft_wrap=True).print(text)
+        return
+    stream.write(shown)
+    stream.flush()
+
+
+def doctor_report(checks: list[Any], repaired: list[str], *, offline: bool, repair: bool) -> None:
+    """`doctor`'s output; raises OperationFailed (exit 1) when a check failed."""
+    from ..errors import OperationFailed
+    from .state import STATE
+
+    for line in repaired:
+        render.note(f"repaired: {line}")
+    failed = [c for c in checks if not c.ok]
+    if STATE.json:
+        render.emit_json({"healthy": not failed, "offline": offline, "checks": [c.to_dict() for c in checks],
+                          **({"repaired": repaired} if repair else {})})
+    elif STATE.quiet:  # cron: only what is wrong, on stderr
+        if failed:
+            _print_whole([doctor_line(c) for c in failed], stderr=True)
+    else:
+        _print_whole([doctor_line(c) for c in checks], stderr=False)
+    if failed:
+        first = failed[0]
+        # the summary line alone must say what is wrong (stderr is all some callers keep); with --quiet the
+        # failed checks' own lines are already there, on stderr
+        detail = "" if STATE.quiet and not STATE.json else f" ({first.name}: {first.message})"
+        raise OperationFailed(f"doctor: {len(failed)} check(s) failed: " + ", ".join(c.name for c in failed)
+                              + detail, hint="" if detail == "" else first.hint)

@@ -13,17 +13,22 @@ Public API (the CLI in ``cli/metrics.py`` is a thin client of these):
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from ..errors import AlertsFiring
 from .alerts import ALERT_NAMES, Alert
 from .alerts import check as check_alerts
 from .alerts import evaluate as evaluate_alerts
 from .archive import archive, read_archive
 from .collect import collect, open_journal, remembered
-from .export import prometheus_text, summary_rows, write_prometheus
-from .push import push, rows_for
-from .report import count_history, write_report
 from .rollup import refresh as refresh_rollups
 from .windows import KINDS, RANGES, Window
+
+if TYPE_CHECKING:  # loaded on first use at run time (below)
+    from .export import prometheus_text, summary_rows, write_prometheus
+    from .push import push, rows_for
+    from .report import count_history, write_report
 
 __all__ = [
     "ALERT_NAMES",
@@ -48,3 +53,17 @@ __all__ = [
     "write_prometheus",
     "write_report",
 ]
+
+#: loaded on first use: push and report import the pydantic config models, export is ~10 ms that `metrics
+#: alerts` on the fast path (cli/readonly.py) does not need; the names bound above are import-light
+_LAZY = {"push": ".push", "rows_for": ".push", "count_history": ".report", "write_report": ".report",
+         "prometheus_text": ".export", "summary_rows": ".export", "write_prometheus": ".export"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    # importing the submodule `push` bound the package's `push` to that module: the function wins, as before
+    globals()[name] = value
+    return value

@@ -23,16 +23,14 @@ while it keeps firing at most once per ``alerts.cooldown_s``, and one "resolved"
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import clock
-from ..config import BACKUP_TYPES, Settings
 from ..journal import Journal
 from ..logs import log_event
+from ..paths import BACKUP_TYPES
 from ..settings_sources import shown_url
 from . import rollup
 from .backups import type_status
@@ -40,6 +38,9 @@ from .collect import iso_utc
 from .stats import ratio, rounded
 from .usage import last_snapshots
 from .windows import Window, check_range
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 ALERT_NAMES: tuple[str, ...] = ("cache_hit_ratio", "response_time", "backup_failure", "error_rate", "storage_usage")
 _NOTIFIED_KEY = "alerts.{}.notified"
@@ -177,6 +178,9 @@ Poster = Callable[[str, dict[str, Any]], None]
 
 def post_json(url: str, payload: dict[str, Any]) -> None:
     """POST ``payload`` as JSON; raises OSError (urllib's errors) on failure or a non-2xx answer."""
+    import urllib.error  # here: http.client and ssl cost a run with no webhook (the fast path) ~10 ms
+    import urllib.request
+
     body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
     req = urllib.request.Request(url, data=body, method="POST",
                                  headers={"Content-Type": "application/json", "User-Agent": "beststag-alerts"})

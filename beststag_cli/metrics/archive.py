@@ -22,15 +22,17 @@ import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import clock
-from ..config import Settings
 from ..errors import LockHeld
 from ..fsutil import atomic_writer, check_safe_path, ensure_private_dir
 from ..journal import Journal, _locked_retry
 from . import rollup
 from .collect import iso_utc
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 ARCHIVED_TABLES = ("requests", "cache_events", "count_snapshots")
 SNAPSHOT_MIN_DAYS = 62

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config import BACKUP_TYPES, Settings
 from ..journal import Journal
+from ..paths import BACKUP_TYPES
 from .performance import dir_bytes
 from .stats import ratio, rounded
 from .windows import Window
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 #: statuses that count as a good run; "running" (and the like) are not finished yet; anything
 #: else (failed, error, partial, aborted...) is a failed run

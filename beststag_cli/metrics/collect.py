@@ -11,7 +11,6 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import clock
-from ..config import Settings
 from ..errors import BadInput
 from ..journal import Journal
 from . import rollup
@@ -22,6 +21,7 @@ from .usage import collect_usage, take_census
 from .windows import SECTIONS, Window, check_kind, check_range
 
 if TYPE_CHECKING:
+    from ..config import Settings
     from ..gateway.api import Gateway
 
 _LAST_KEY = "metrics.last.{}"

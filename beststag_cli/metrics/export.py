@@ -128,7 +128,7 @@ class JournalFigures:
 
 
 def journal_figures(journal: Journal, now: float) -> JournalFigures:
-    from ..config import BACKUP_TYPES, JOB_NAMES
+    from ..paths import BACKUP_TYPES, JOB_NAMES
     from .backups import type_status
     from .jobstate import states
 

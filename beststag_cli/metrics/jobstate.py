@@ -70,8 +70,8 @@ def after_job(settings: Settings, run: JobRun) -> None:
     """Record ``run`` and refresh the textfile if the operator uses one; log (never raise) a failure."""
     try:
         from .. import clock
-        from ..config import JOB_NAMES
         from ..journal import Journal
+        from ..paths import JOB_NAMES
 
         # only scheduled jobs have series; and never create the journal just to say a command failed early
         if run.name not in JOB_NAMES or run.outcome is None or not settings.paths.journal.exists():

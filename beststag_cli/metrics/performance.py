@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config import Settings
 from ..journal import Journal
 from . import rollup
 from .stats import delta_pct, ratio, rounded
 from .windows import SERIES_STEP, Window
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 
 def dir_bytes(path: Path) -> int:

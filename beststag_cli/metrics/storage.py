@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..config import Settings
 from ..journal import Journal
 from . import rollup
 from .performance import dir_bytes
 from .stats import ratio, rounded
 from .usage import Census
 from .windows import Window
+
+if TYPE_CHECKING:
+    from ..config import Settings
 
 
 def collect_storage(settings: Settings, journal: Journal, window: Window, census: Census,

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from ..config import T_INTERACOES, T_LOGS, T_USUARIOS, Settings
 from ..journal import Journal
 from .stats import delta_pct, ratio, rounded
 from .windows import SERIES_STEP, Window
 
 if TYPE_CHECKING:
+    from ..config import Settings
     from ..gateway.api import Gateway
 
 
@@ -153,6 +153,9 @@ def _count_in(times: Iterable[float], lo: float, hi: float) -> int:
 def collect_usage(settings: Settings, gateway: Gateway, journal: Journal, window: Window,
                   census: Census) -> dict[str, Any]:
     """The usage section for ``window``, from a census just taken and the journal's snapshots."""
+    # not at the top: the alerts fast path loads this module without pydantic
+    from ..config import T_INTERACOES, T_LOGS, T_USUARIOS
+
     prev = window.previous()
     then = last_snapshots(journal, before=window.start)
     before_then = last_snapshots(journal, before=prev.start)

@@ -78,3 +78,31 @@ def test_never_terminal_only_when_rich_agrees(monkeypatch: pytest.MonkeyPatch, t
         assert not Console(file=stream).is_terminal
     else:
         assert Console(file=stream).is_terminal
+
+
+@settings_(max_examples=400, deadline=None)
+@given(_TEXT)
+def test_escape_is_riches_escape(text: str) -> None:
+    """The fast paths escape messages (error lines, doctor's checks) without rich: rich's own answer, always."""
+    from rich.markup import escape as riches
+
+    from beststag_cli.cli.plaintext import escape
+
+    assert escape(text) == riches(text), text
+    shown = printed(escape(text))
+    if shown is not None:  # and what rich prints of it is the text itself
+        out = io.StringIO()
+        Console(file=out, highlight=False, soft_wrap=True).print(escape(text))
+        assert shown == out.getvalue(), text
+
+
+def test_letterless_emoji_names_are_riches() -> None:
+    """plaintext skips rich's emoji list for a `:name:` with no letter unless it is one of these (doctor's
+    `(UTC+00:00):` must not import rich)."""
+    import re
+
+    from rich._emoji_codes import EMOJI
+
+    from beststag_cli.cli.plaintext import LETTERLESS_EMOJI
+
+    assert {k for k in EMOJI if not re.search(r"[^\W\d_]", k)} == LETTERLESS_EMOJI
