@@ -34,10 +34,9 @@ from ..paths import BACKUP_TYPES
 from ..settings_sources import shown_url
 from . import rollup
 from .backups import type_status
-from .collect import iso_utc
 from .stats import ratio, rounded
 from .usage import last_snapshots
-from .windows import Window, check_range
+from .windows import Window, check_range, iso_utc
 
 if TYPE_CHECKING:
     from ..config import Settings

@@ -29,7 +29,7 @@ from ..errors import LockHeld
 from ..fsutil import atomic_writer, check_safe_path, ensure_private_dir
 from ..journal import Journal, _locked_retry
 from . import rollup
-from .collect import iso_utc
+from .windows import iso_utc
 
 if TYPE_CHECKING:
     from ..config import Settings

@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .. import clock
@@ -18,17 +17,13 @@ from .backups import collect_backup
 from .performance import collect_performance
 from .storage import collect_storage
 from .usage import collect_usage, take_census
-from .windows import SECTIONS, Window, check_kind, check_range
+from .windows import SECTIONS, Window, check_kind, check_range, iso_utc
 
 if TYPE_CHECKING:
     from ..config import Settings
     from ..gateway.api import Gateway
 
 _LAST_KEY = "metrics.last.{}"
-
-
-def iso_utc(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def open_journal(settings: Settings, gateway: Gateway | None = None) -> tuple[Journal, bool]:

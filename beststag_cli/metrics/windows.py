@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from ..errors import BadInput
 
@@ -71,3 +72,8 @@ def floor_hour(ts: float) -> int:
 def ceil_hour(ts: float) -> int:
     f = floor_hour(ts)
     return f if f == ts else f + HOUR
+
+
+def iso_utc(ts: float) -> str:
+    """A timestamp as ISO 8601 UTC to the second (`2026-12-01T04:40:00Z`)."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
