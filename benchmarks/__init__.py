@@ -23,7 +23,7 @@ PREFIX = "bench_"
 
 def available() -> list[str]:
     """Names of the benchmarks in this package (`bench_<name>.py` → `<name>`)."""
-    return sorted(m.name[len(PREFIX):] for m in pkgutil.iter_modules(__path__) if m.name.startswith(PREFIX))
+    return sorted(m.name[len(PREFIX) :] for m in pkgutil.iter_modules(__path__) if m.name.startswith(PREFIX))
 
 
 def load(name: str) -> ModuleType:
@@ -35,9 +35,18 @@ def load(name: str) -> ModuleType:
     return module
 
 
-def figure(name: str, value: float, unit: str, *, baseline: str | None = None, ratio: float | None = None,
-           goal: str | None = None, ok: bool | None = None, note: str | None = None,
-           role: str = "measured") -> dict[str, Any]:
+def figure(
+    name: str,
+    value: float,
+    unit: str,
+    *,
+    baseline: str | None = None,
+    ratio: float | None = None,
+    goal: str | None = None,
+    ok: bool | None = None,
+    note: str | None = None,
+    role: str = "measured",
+) -> dict[str, Any]:
     """One row of a benchmark's result.
 
     `ratio` is value ÷ baseline value (both measured in this run); `baseline` names what it was compared with.

@@ -43,15 +43,31 @@ def render(result: dict[str, Any]) -> None:
         console = Console(width=140)
     title = f"benchmark {result.get('benchmark', '?')}" + (" (quick)" if result.get("quick") else "")
     table = Table(title=title, title_justify="left")
-    for col, justify in (("figure", "left"), ("value", "right"), ("unit", "left"), ("ratio", "right"),
-                         ("baseline (same run)", "left"), ("goal", "left"), ("", "left"), ("note", "left")):
+    for col, justify in (
+        ("figure", "left"),
+        ("value", "right"),
+        ("unit", "left"),
+        ("ratio", "right"),
+        ("baseline (same run)", "left"),
+        ("goal", "left"),
+        ("", "left"),
+        ("note", "left"),
+    ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for row in result.get("figures", []):
         ratio = f"{_fmt(row['ratio'])}×" if "ratio" in row else ""
         status = {True: "[green]PASS[/]", False: "[red]FAIL[/]"}.get(row.get("ok"), "")
         name = row["name"] if row.get("role") != "baseline" else f"[dim]{row['name']} (baseline)[/]"
-        table.add_row(name, _fmt(row["value"]), row.get("unit", ""), ratio, row.get("baseline", ""),
-                      row.get("goal", ""), status, row.get("note", ""))
+        table.add_row(
+            name,
+            _fmt(row["value"]),
+            row.get("unit", ""),
+            ratio,
+            row.get("baseline", ""),
+            row.get("goal", ""),
+            status,
+            row.get("note", ""),
+        )
     console.print(table)
     for key, value in result.get("setup", {}).items():
         console.print(f"[dim]{key}:[/] {_fmt(value)}")

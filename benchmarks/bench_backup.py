@@ -46,15 +46,17 @@ BIG_TABLE = "Big"
 
 _BIG_SCHEMA: dict[str, Any] = {
     "name": "Backup benchmark",
-    "tables": [{
-        "name": BIG_TABLE,
-        "fields": [
-            {"name": "Resumo", "type": "singleLineText"},
-            {"name": "message", "type": "multilineText"},
-            {"name": "tokens", "type": "number", "options": {"precision": 0}},
-            {"name": "resolvido", "type": "checkbox", "options": {"icon": "check", "color": "greenBright"}},
-        ],
-    }],
+    "tables": [
+        {
+            "name": BIG_TABLE,
+            "fields": [
+                {"name": "Resumo", "type": "singleLineText"},
+                {"name": "message", "type": "multilineText"},
+                {"name": "tokens", "type": "number", "options": {"precision": 0}},
+                {"name": "resolvido", "type": "checkbox", "options": {"icon": "check", "color": "greenBright"}},
+            ],
+        }
+    ],
 }
 
 _CHILD = r"""
@@ -108,8 +110,19 @@ def _big_rows(n: int) -> list[tuple[str, str, str, dict[str, Any]]]:
     out = []
     for i in range(n):
         stamp = f"2026-01-{1 + i % 28:02d}T{i % 24:02d}:00:00.000Z"
-        out.append((f"k{i}", stamp, stamp, {"Resumo": f"registro {i}", "message": f"mensagem número {i} " * 6,
-                                            "tokens": i % 997, "resolvido": i % 3 == 0}))
+        out.append(
+            (
+                f"k{i}",
+                stamp,
+                stamp,
+                {
+                    "Resumo": f"registro {i}",
+                    "message": f"mensagem número {i} " * 6,
+                    "tokens": i % 997,
+                    "resolvido": i % 3 == 0,
+                },
+            )
+        )
     return out
 
 
@@ -134,8 +147,10 @@ def _throughput(quick: bool, tmp: Path) -> tuple[list[dict[str, Any]], dict[str,
     gw = Gateway(_settings(tmp / "limited"), sandbox=sb, source="bench")
     time.sleep(1.1)  # an empty window for the sandbox's own limiter
     before_req, before_429 = sb.app.stats.requests, sb.app.stats.rate_limited
-    _progress(f"complete backup of {base.manifest.records:,} records at {RATE} req/s "
-              f"(~{base.manifest.records / 500:.0f} s) ...")
+    _progress(
+        f"complete backup of {base.manifest.records:,} records at {RATE} req/s "
+        f"(~{base.manifest.records / 500:.0f} s) ..."
+    )
     t0 = time.perf_counter()
     res = run_backup(gw.settings, gw, "complete")
     secs = time.perf_counter() - t0
@@ -147,23 +162,43 @@ def _throughput(quick: bool, tmp: Path) -> tuple[list[dict[str, Any]], dict[str,
     rate = n / secs
     ideal = n / (requests / RATE)  # the ceiling for the pages this base actually has
     figs = [
-        figure("backup, 5 req/s limit", rate, "records/s", baseline="ceiling 100 records × 5 req/s = 500",
-               ratio=ratio(rate, RECORDS_PER_PAGE * RATE), goal="≥ 90% of 500, no 429",
-               ok=rate >= 0.9 * RECORDS_PER_PAGE * RATE and got_429 == 0,
-               note=f"{n:,} records, {requests} requests in {secs:.1f} s; 429s: {got_429}"),
-        figure("backup vs its exact ceiling", rate, "records/s", baseline=f"{ideal:.0f} records/s "
-               "(records ÷ requests sent × 5)", ratio=ratio(rate, ideal)),
-        figure("backup, no limit (baseline)", n / base_s, "records/s", role="baseline",
-               note=f"{base_s:.2f} s: our own cost per run"),
+        figure(
+            "backup, 5 req/s limit",
+            rate,
+            "records/s",
+            baseline="ceiling 100 records × 5 req/s = 500",
+            ratio=ratio(rate, RECORDS_PER_PAGE * RATE),
+            goal="≥ 90% of 500, no 429",
+            ok=rate >= 0.9 * RECORDS_PER_PAGE * RATE and got_429 == 0,
+            note=f"{n:,} records, {requests} requests in {secs:.1f} s; 429s: {got_429}",
+        ),
+        figure(
+            "backup vs its exact ceiling",
+            rate,
+            "records/s",
+            baseline=f"{ideal:.0f} records/s (records ÷ requests sent × 5)",
+            ratio=ratio(rate, ideal),
+        ),
+        figure(
+            "backup, no limit (baseline)",
+            n / base_s,
+            "records/s",
+            role="baseline",
+            note=f"{base_s:.2f} s: our own cost per run",
+        ),
     ]
-    setup = {"sample scale": scale, "records backed up": n, "requests sent (limited run)": requests,
-             "attachments stored": res.manifest.attachments_count, "429 answers": got_429}
+    setup = {
+        "sample scale": scale,
+        "records backed up": n,
+        "requests sent (limited run)": requests,
+        "attachments stored": res.manifest.attachments_count,
+        "429 answers": got_429,
+    }
     return figs, setup
 
 
 def _child(cfg: dict[str, Any]) -> dict[str, Any]:
-    out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(cfg)], capture_output=True, text=True,
-                         timeout=1800)
+    out = subprocess.run([sys.executable, "-c", _CHILD, json.dumps(cfg)], capture_output=True, text=True, timeout=1800)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -190,12 +225,18 @@ def _memory(quick: bool, tmp: Path) -> tuple[list[dict[str, Any]], dict[str, Any
         server.server_close()
         sb.close()
     figs = [
-        figure(f"peak RSS, backup of a {n:,}-record table", run["rss_mb"], "MB",
-               baseline=f"same process after reading one page: {base['rss_mb']:.0f} MB",
-               ratio=ratio(run["rss_mb"], base["rss_mb"]), goal="< 150 MB", ok=run["rss_mb"] < 150,
-               note=f"{run['records']:,} records in {run['seconds']:.1f} s over loopback HTTP; peak from "
-                    f"{run['how']} (ru_maxrss says {run['ru_maxrss_mb']:.0f} MB: it inherits the parent's "
-                    "peak across fork+exec on Linux)"),
+        figure(
+            f"peak RSS, backup of a {n:,}-record table",
+            run["rss_mb"],
+            "MB",
+            baseline=f"same process after reading one page: {base['rss_mb']:.0f} MB",
+            ratio=ratio(run["rss_mb"], base["rss_mb"]),
+            goal="< 150 MB",
+            ok=run["rss_mb"] < 150,
+            note=f"{run['records']:,} records in {run['seconds']:.1f} s over loopback HTTP; peak from "
+            f"{run['how']} (ru_maxrss says {run['ru_maxrss_mb']:.0f} MB: it inherits the parent's "
+            "peak across fork+exec on Linux)",
+        ),
         figure("peak RSS after one page (baseline)", base["rss_mb"], "MB", role="baseline"),
     ]
     return figs, {"big table records": n}
@@ -215,7 +256,7 @@ def _restore(quick: bool, tmp: Path) -> tuple[list[dict[str, Any]], dict[str, An
     backup = run_backup(gw.settings, gw, "complete")
     ids = [r["id"] for r in gw.all("Interações")]
     for i in range(0, len(ids), 10):
-        gw.delete("Interações", ids[i:i + 10])
+        gw.delete("Interações", ids[i : i + 10])
 
     sb.app.set_limits(LimitConfig(per_second=RATE, penalty_s=30))
     time.sleep(1.1)
@@ -234,8 +275,10 @@ def _restore(quick: bool, tmp: Path) -> tuple[list[dict[str, Any]], dict[str, An
     time.sleep(1.1)
     before_req = sb.app.stats.requests
     total = backup.manifest.records
-    _progress(f"restoring all {total:,} records into an empty base at {RATE} req/s "
-              f"(~{total / 50 + backup.manifest.attachments_count / 5:.0f} s) ...")
+    _progress(
+        f"restoring all {total:,} records into an empty base at {RATE} req/s "
+        f"(~{total / 50 + backup.manifest.attachments_count / 5:.0f} s) ..."
+    )
     t0 = time.perf_counter()
     plan = plan_restore(gw.settings, gw, backup.manifest.id, target_base="appRestoreBench01")
     res2 = execute_restore(gw.settings, gw, plan)
@@ -250,14 +293,25 @@ def _restore(quick: bool, tmp: Path) -> tuple[list[dict[str, Any]], dict[str, An
     sb.close()
     ceiling = RECORDS_PER_WRITE * RATE
     figs = [
-        figure("restore of deleted records, 5 req/s", rate1, "records/s", baseline="ceiling 10 records × 5 req/s = 50",
-               ratio=ratio(rate1, ceiling), goal="≥ 90% of 50", ok=rate1 >= 0.9 * ceiling,
-               note=f"{n1:,} records, {req1} requests (incl. planning reads) in {secs:.1f} s"),
-        figure("full restore into an empty base, 5 req/s", n2 / secs2, "records/s",
-               baseline=f"its request ceiling {n2 / (needed / RATE):.1f} records/s ({needed} writes incl. "
-                        f"{uploads} uploads)", ratio=ratio(n2 / secs2, n2 / (needed / RATE)),
-               note=f"{n2:,} records, {req2} requests in {secs2:.1f} s; vs 50 records/s: "
-                    f"{ratio(n2 / secs2, ceiling):.0%}"),
+        figure(
+            "restore of deleted records, 5 req/s",
+            rate1,
+            "records/s",
+            baseline="ceiling 10 records × 5 req/s = 50",
+            ratio=ratio(rate1, ceiling),
+            goal="≥ 90% of 50",
+            ok=rate1 >= 0.9 * ceiling,
+            note=f"{n1:,} records, {req1} requests (incl. planning reads) in {secs:.1f} s",
+        ),
+        figure(
+            "full restore into an empty base, 5 req/s",
+            n2 / secs2,
+            "records/s",
+            baseline=f"its request ceiling {n2 / (needed / RATE):.1f} records/s ({needed} writes incl. "
+            f"{uploads} uploads)",
+            ratio=ratio(n2 / secs2, n2 / (needed / RATE)),
+            note=f"{n2:,} records, {req2} requests in {secs2:.1f} s; vs 50 records/s: {ratio(n2 / secs2, ceiling):.0%}",
+        ),
     ]
     return figs, {"restore: deleted records": n1, "restore: full records": n2, "restore: 429 answers": got_429}
 

@@ -63,8 +63,28 @@ STATUS = ["Novo", "Ativo", "Pausado", "Encerrado"]
 PRIORIDADE = ["Baixa", "Média", "Alta", "Urgente"]
 CATEGORIA = ["Vendas", "Suporte", "Financeiro", "Marketing", "Produto", "Jurídico"]
 TAGS = ["vip", "novo", "recorrente", "atrasado", "revisar"]
-NOMES = ["Ana", "Bruno", "Carla", "Diego", "Elisa", "Fábio", "Gabriela", "Heitor", "Isabela", "João",
-         "Larissa", "Marcos", "Natália", "Otávio", "Paula", "Rafael", "Sofia", "Tiago", "Vanessa", "Yuri"]
+NOMES = [
+    "Ana",
+    "Bruno",
+    "Carla",
+    "Diego",
+    "Elisa",
+    "Fábio",
+    "Gabriela",
+    "Heitor",
+    "Isabela",
+    "João",
+    "Larissa",
+    "Marcos",
+    "Natália",
+    "Otávio",
+    "Paula",
+    "Rafael",
+    "Sofia",
+    "Tiago",
+    "Vanessa",
+    "Yuri",
+]
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)  # simulated start
 DATES_FROM = datetime(2026, 1, 1, tzinfo=UTC)  # record dates spread over 60 days before T0
 TTL_S = 300
@@ -100,9 +120,15 @@ def _schema() -> dict[str, Any]:
         {"name": "pontos", "type": "number", "options": {"precision": 0}},
         {"name": "ativo", "type": "checkbox", "options": {"icon": "check", "color": "greenBright"}},
         {"name": "tags", "type": "multipleSelects", "options": sel(TAGS)},
-        {"name": "data", "type": "dateTime",
-         "options": {"dateFormat": {"name": "iso", "format": "YYYY-MM-DD"},
-                     "timeFormat": {"name": "24hour", "format": "HH:mm"}, "timeZone": "America/Sao_Paulo"}},
+        {
+            "name": "data",
+            "type": "dateTime",
+            "options": {
+                "dateFormat": {"name": "iso", "format": "YYYY-MM-DD"},
+                "timeFormat": {"name": "24hour", "format": "HH:mm"},
+                "timeZone": "America/Sao_Paulo",
+            },
+        },
         {"name": "notas", "type": "multilineText"},
     ]
     return {"name": "Cache benchmark", "tables": [{"name": t, "fields": copy.deepcopy(fields)} for t in TABLES]}
@@ -118,8 +144,23 @@ def _random_fields(rng: random.Random, name: str) -> dict[str, Any]:
         "ativo": rng.random() < 0.6,
         "tags": rng.sample(TAGS, k=rng.choice((0, 1, 1, 2))),
         "data": _iso(DATES_FROM + timedelta(minutes=rng.randrange(0, 60 * 24 * 60))),
-        "notas": " ".join(rng.choice(("pedido", "contato", "retorno", "ligar", "proposta", "revisão", "prazo",
-                                      "reunião", "cliente", "entrega")) for _ in range(rng.randint(4, 20))),
+        "notas": " ".join(
+            rng.choice(
+                (
+                    "pedido",
+                    "contato",
+                    "retorno",
+                    "ligar",
+                    "proposta",
+                    "revisão",
+                    "prazo",
+                    "reunião",
+                    "cliente",
+                    "entrega",
+                )
+            )
+            for _ in range(rng.randint(4, 20))
+        ),
     }
 
 
@@ -127,18 +168,28 @@ def _rows(rng: random.Random, table: str, n: int) -> list[tuple[str, str, str, d
     out = []
     for i in range(n):
         created = _iso(DATES_FROM + timedelta(seconds=97 * i + 11 * TABLES.index(table)))
-        out.append((f"{table}:{i}", created, created,
-                    _random_fields(rng, f"{rng.choice(NOMES)} {table[:3]}-{i:04d}")))
+        out.append((f"{table}:{i}", created, created, _random_fields(rng, f"{rng.choice(NOMES)} {table[:3]}-{i:04d}")))
     return out
 
 
 # ------------------------------------------------------------------------------------------ queries
-FIELD_SETS: list[list[str] | None] = [None, None, None, ["Nome", "status"], ["Nome", "pontos", "data"],
-                                      ["Nome", "prioridade", "categoria"], ["Nome", "tags", "ativo"]]
-SORTS: list[list[dict[str, str]]] = [[], [], [{"field": "pontos", "direction": "desc"}],
-                                     [{"field": "Nome", "direction": "asc"}], [{"field": "data", "direction": "desc"}],
-                                     [{"field": "prioridade", "direction": "desc"},
-                                      {"field": "pontos", "direction": "asc"}]]
+FIELD_SETS: list[list[str] | None] = [
+    None,
+    None,
+    None,
+    ["Nome", "status"],
+    ["Nome", "pontos", "data"],
+    ["Nome", "prioridade", "categoria"],
+    ["Nome", "tags", "ativo"],
+]
+SORTS: list[list[dict[str, str]]] = [
+    [],
+    [],
+    [{"field": "pontos", "direction": "desc"}],
+    [{"field": "Nome", "direction": "asc"}],
+    [{"field": "data", "direction": "desc"}],
+    [{"field": "prioridade", "direction": "desc"}, {"field": "pontos", "direction": "asc"}],
+]
 
 
 def _filter(rng: random.Random) -> Any:
@@ -244,8 +295,9 @@ def make_ops(rng: random.Random, n_ops: int, n_queries: int, records: int) -> li
                 f: dict[str, Any] | None = None
                 if wop == "update":
                     full = _random_fields(rng, "")
-                    keys = rng.sample(["status", "prioridade", "categoria", "pontos", "ativo", "tags", "data"],
-                                      k=rng.randint(1, 3))
+                    keys = rng.sample(
+                        ["status", "prioridade", "categoria", "pontos", "ativo", "tags", "data"], k=rng.randint(1, 3)
+                    )
                     f = {k: full[k] for k in keys}
                 elif wop == "create":
                     f = _random_fields(rng, f"{rng.choice(NOMES)} novo {ref.rsplit(':', 1)[1]}")
@@ -415,8 +467,11 @@ class RequestsCache(Direct):
         self.env, self.ids = env, ids
         api = Api(DEFAULT_TOKEN, endpoint_url=SANDBOX_ENDPOINT, retry_strategy=None)
         session = CachedSession(
-            backend="memory", expire_after=NEVER_EXPIRE, allowable_methods=("GET", "POST"),
-            filter_fn=lambda r: r.request.method == "GET" or r.request.url.split("?")[0].endswith("/listRecords"))
+            backend="memory",
+            expire_after=NEVER_EXPIRE,
+            allowable_methods=("GET", "POST"),
+            filter_fn=lambda r: r.request.method == "GET" or r.request.url.split("?")[0].endswith("/listRecords"),
+        )
         sandbox.mount(session, SANDBOX_ENDPOINT)
         api.session = session
         api.api_key = DEFAULT_TOKEN  # the Authorization header goes on the new session
@@ -500,9 +555,20 @@ class _Stored:
 class Beststag(Client):
     """CacheManager + Writer on a Gateway wired to the sandbox whose change sink is the cache (as processes wire it)."""
 
-    def __init__(self, env: Env, sandbox: Any, ids: dict[str, str], data_dir: Path, *, mode: str = "query",
-                 batches: bool = False, dynamic: bool = True, ttl_s: int = TTL_S, diagnose: bool = False,
-                 name: str = "") -> None:
+    def __init__(
+        self,
+        env: Env,
+        sandbox: Any,
+        ids: dict[str, str],
+        data_dir: Path,
+        *,
+        mode: str = "query",
+        batches: bool = False,
+        dynamic: bool = True,
+        ttl_s: int = TTL_S,
+        diagnose: bool = False,
+        name: str = "",
+    ) -> None:
         from beststag_cli.cache import build_cache
         from beststag_cli.cache.sync import CacheSync
         from beststag_cli.config import Settings, TableSettings
@@ -636,14 +702,21 @@ class Beststag(Client):
                 if len(self.refresh_examples) < 5:
                     before = [r["id"] for r in old["records"]]
                     after = [r["id"] for r in entry["records"]]
-                    fields_differ = [r["id"] for r, n in zip(old["records"], entry["records"], strict=False)
-                                     if r["id"] == n["id"] and r != n]
-                    self.refresh_examples.append({
-                        "query": self.env.queries[q], "truncated": old.get("truncated"),
-                        "ids_only_before": [i for i in before if i not in after][:5],
-                        "ids_only_after": [i for i in after if i not in before][:5],
-                        "same_ids_other_order": sorted(before) == sorted(after) and before != after,
-                        "records_with_other_values": fields_differ[:5]})
+                    fields_differ = [
+                        r["id"]
+                        for r, n in zip(old["records"], entry["records"], strict=False)
+                        if r["id"] == n["id"] and r != n
+                    ]
+                    self.refresh_examples.append(
+                        {
+                            "query": self.env.queries[q],
+                            "truncated": old.get("truncated"),
+                            "ids_only_before": [i for i in before if i not in after][:5],
+                            "ids_only_after": [i for i in after if i not in before][:5],
+                            "same_ids_other_order": sorted(before) == sorted(after) and before != after,
+                            "records_with_other_values": fields_differ[:5],
+                        }
+                    )
 
     def _diagnose_write(self, change: Any) -> None:
         """Why would the cache drop entries for this write? (same call the cache makes, plus the reason)"""
@@ -666,19 +739,29 @@ class Beststag(Client):
                 continue
             spec = QuerySpec.parse(entry["spec"])
             try:
-                patched = patch_answer(entry["records"], truncated=bool(entry.get("truncated")), spec=spec,
-                                       table=table, now=now, upserts=upserts, deletes=deletes)
+                patched = patch_answer(
+                    entry["records"],
+                    truncated=bool(entry.get("truncated")),
+                    spec=spec,
+                    table=table,
+                    now=now,
+                    upserts=upserts,
+                    deletes=deletes,
+                )
             except Exception as e:  # the cache drops on any exception too
                 self.drops[f"error: {type(e).__name__}"] += 1
                 continue
             if patched is None:
                 expired = clock.timestamp() - entry["stored"] >= entry["ttl"]
-                self.drops[_drop_reason(entry, spec, table, now, upserts, deletes)
-                           + (" (entry already past its TTL)" if expired else "")] += 1
+                self.drops[
+                    _drop_reason(entry, spec, table, now, upserts, deletes)
+                    + (" (entry already past its TTL)" if expired else "")
+                ] += 1
 
 
-def _drop_reason(entry: dict[str, Any], spec: Any, table: Any, now: datetime, upserts: list[Record],
-                 deletes: list[str]) -> str:
+def _drop_reason(
+    entry: dict[str, Any], spec: Any, table: Any, now: datetime, upserts: list[Record], deletes: list[str]
+) -> str:
     """The rule of `maintain.patch_answer` that refused to patch (mirrors its order of checks)."""
     from beststag_cli.cache.maintain import _compare
     from beststag_cli.query.evaluate import Evaluator
@@ -772,8 +855,9 @@ def replay_truth(env: Env, ops: list[Op]) -> dict[int, list[tuple[str, Any]]]:
     return truth
 
 
-def run_client(env: Env, make: Callable[..., Client], ops: list[Op], truth: dict[int, list[tuple[str, Any]]],
-               label: str) -> Outcome:
+def run_client(
+    env: Env, make: Callable[..., Client], ops: list[Op], truth: dict[int, list[tuple[str, Any]]], label: str
+) -> Outcome:
     from beststag_cli import clock
     from beststag_cli.sandbox import FaultConfig, Sandbox
 
@@ -855,8 +939,10 @@ def run_client(env: Env, make: Callable[..., Client], ops: list[Op], truth: dict
         sandbox.close()
         clock.reset()
     out.reads, out.meta, out.writes = meter.reads, meter.meta, meter.writes
-    _progress(f"{label}: {out.reads} reads, {out.writes} writes, {out.stale} stale, "
-              f"p50 {out.pct(0.5):.2f} ms, {out.wall_s:.1f} s")
+    _progress(
+        f"{label}: {out.reads} reads, {out.writes} writes, {out.stale} stale, "
+        f"p50 {out.pct(0.5):.2f} ms, {out.wall_s:.1f} s"
+    )
     return out
 
 
@@ -908,8 +994,9 @@ def build_env(tmp: Path, records: int, per_table: int) -> Env:
 
 
 # ------------------------------------------------------------------------------------------ variant
-def tune_fixed_ttl(env: Env, ops: list[Op], truth: dict[int, list[tuple[str, Any]]], target_reads: int,
-                   first: Outcome, steps: int) -> list[tuple[int, Outcome]]:
+def tune_fixed_ttl(
+    env: Env, ops: list[Op], truth: dict[int, list[tuple[str, Any]]], target_reads: int, first: Outcome, steps: int
+) -> list[tuple[int, Outcome]]:
     """Fixed-TTL runs whose upstream reads approach `target_reads` (reads fall as the TTL grows).
 
     The first probe is the dynamic TTL's upper bound (1800 s: a fixed TTL there requests no more than the
@@ -939,8 +1026,13 @@ def tune_fixed_ttl(env: Env, ops: list[Op], truth: dict[int, list[tuple[str, Any
             ttl = round(math.exp(math.log(t1) + w * (math.log(t2) - math.log(t1))))
         if any(t == ttl for t, _ in runs):
             break
-        o = run_client(env, lambda *a, ttl=ttl: Beststag(*a, dynamic=False, ttl_s=ttl, name=f"fixed TTL {ttl}"),
-                       ops, truth, f"variant fixed TTL {ttl}")
+        o = run_client(
+            env,
+            lambda *a, ttl=ttl: Beststag(*a, dynamic=False, ttl_s=ttl, name=f"fixed TTL {ttl}"),
+            ops,
+            truth,
+            f"variant fixed TTL {ttl}",
+        )
         runs.append((ttl, o))
     return sorted(runs, key=lambda p: p[0])
 
@@ -980,15 +1072,19 @@ def run(quick: bool) -> dict[str, Any]:
         have_rc = False
     notes: list[str] = []
     if not have_rc:
-        msg = ("requests-cache is not installed: the requests-cache client is SKIPPED "
-               "(install it with: .venv/bin/pip install 'requests-cache>=1.2', the project's bench extra)")
+        msg = (
+            "requests-cache is not installed: the requests-cache client is SKIPPED "
+            "(install it with: .venv/bin/pip install 'requests-cache>=1.2', the project's bench extra)"
+        )
         _progress(msg)
         notes.append(msg)
     try:
         with tempfile.TemporaryDirectory(prefix="beststag-bench-cache-") as tmpdir:
             tmp = Path(tmpdir)
-            _progress(f"building the base ({len(TABLES)} tables × {records} records), "
-                      f"{per_table * len(TABLES)} queries, {n_ops} operations ...")
+            _progress(
+                f"building the base ({len(TABLES)} tables × {records} records), "
+                f"{per_table * len(TABLES)} queries, {n_ops} operations ..."
+            )
             env = build_env(tmp, records, per_table)
             ops = make_ops(random.Random(SEED + 1), n_ops, len(env.queries), records)
             vops = with_outside_writes(random.Random(SEED + 2), ops)
@@ -999,8 +1095,10 @@ def run(quick: bool) -> dict[str, Any]:
             clients += [
                 ("invalidate-on-write", InvalidateOnWrite),
                 ("beststag query", lambda *a: Beststag(*a, diagnose=True, name="beststag query")),
-                ("beststag mirror+batched", lambda *a: Beststag(*a, mode="mirror", batches=True,
-                                                                 name="beststag mirror+batched")),
+                (
+                    "beststag mirror+batched",
+                    lambda *a: Beststag(*a, mode="mirror", batches=True, name="beststag mirror+batched"),
+                ),
             ]
             results: dict[str, Outcome] = {}
             for label, make in clients:
@@ -1009,16 +1107,25 @@ def run(quick: bool) -> dict[str, Any]:
 
             _progress("variant: 2% of writes by another client ...")
             dyn = run_client(env, lambda *a: Beststag(*a, name="dynamic TTL"), vops, truth, "variant dynamic TTL")
-            fixed300 = run_client(env, lambda *a: Beststag(*a, dynamic=False, name="fixed TTL 300"), vops, truth,
-                                  "variant fixed TTL 300")
+            fixed300 = run_client(
+                env, lambda *a: Beststag(*a, dynamic=False, name="fixed TTL 300"), vops, truth, "variant fixed TTL 300"
+            )
             tuned = tune_fixed_ttl(env, vops, truth, dyn.reads, fixed300, tune_steps)
     finally:
         clock.reset()
     return _report(quick, env, ops, vops, results, dyn, tuned, notes)
 
 
-def _report(quick: bool, env: Env, ops: list[Op], vops: list[Op], results: dict[str, Outcome], dyn: Outcome,
-            tuned: list[tuple[int, Outcome]], notes: list[str]) -> dict[str, Any]:
+def _report(
+    quick: bool,
+    env: Env,
+    ops: list[Op],
+    vops: list[Op],
+    results: dict[str, Outcome],
+    dyn: Outcome,
+    tuned: list[tuple[int, Outcome]],
+    notes: list[str],
+) -> dict[str, Any]:
     direct = results["direct"]
     figures: list[dict[str, Any]] = []
     for label, o in results.items():
@@ -1038,18 +1145,43 @@ def _report(quick: bool, env: Env, ops: list[Op], vops: list[Op], results: dict[
         if label.startswith("beststag"):
             goal_stale, ok_stale = "0", o.stale == 0
         figures += [
-            figure(f"{label}: upstream reads", o.reads, "requests", baseline=vs, ratio=r(o.reads, direct.reads),
-                   goal=goal_reads, ok=ok_reads, role=role, note=f"incl. {o.meta} schema" if o.meta else None),
-            figure(f"{label}: writes", o.writes, "requests", baseline=vs, ratio=r(o.writes, direct.writes),
-                   role=role),
-            figure(f"{label}: total requests", o.total, "requests", baseline=vs, ratio=r(o.total, direct.total),
-                   goal=goal_total, ok=ok_total, role=role),
-            figure(f"{label}: stale reads", o.stale, f"of {o.read_ops}", goal=goal_stale, ok=ok_stale, role=role,
-                   note=f"{o.stale / o.read_ops:.1%} of reads, {len(o.stale_queries)} queries" if o.stale else None),
-            figure(f"{label}: read p50", o.pct(0.5), "ms", baseline=vs, ratio=r(o.pct(0.5), direct.pct(0.5)),
-                   role=role),
-            figure(f"{label}: read p95", o.pct(0.95), "ms", baseline=vs, ratio=r(o.pct(0.95), direct.pct(0.95)),
-                   role=role),
+            figure(
+                f"{label}: upstream reads",
+                o.reads,
+                "requests",
+                baseline=vs,
+                ratio=r(o.reads, direct.reads),
+                goal=goal_reads,
+                ok=ok_reads,
+                role=role,
+                note=f"incl. {o.meta} schema" if o.meta else None,
+            ),
+            figure(f"{label}: writes", o.writes, "requests", baseline=vs, ratio=r(o.writes, direct.writes), role=role),
+            figure(
+                f"{label}: total requests",
+                o.total,
+                "requests",
+                baseline=vs,
+                ratio=r(o.total, direct.total),
+                goal=goal_total,
+                ok=ok_total,
+                role=role,
+            ),
+            figure(
+                f"{label}: stale reads",
+                o.stale,
+                f"of {o.read_ops}",
+                goal=goal_stale,
+                ok=ok_stale,
+                role=role,
+                note=f"{o.stale / o.read_ops:.1%} of reads, {len(o.stale_queries)} queries" if o.stale else None,
+            ),
+            figure(
+                f"{label}: read p50", o.pct(0.5), "ms", baseline=vs, ratio=r(o.pct(0.5), direct.pct(0.5)), role=role
+            ),
+            figure(
+                f"{label}: read p95", o.pct(0.95), "ms", baseline=vs, ratio=r(o.pct(0.95), direct.pct(0.95)), role=role
+            ),
         ]
     # variant: fixed TTL matched to the dynamic run's upstream reads
     best_ttl, best = min(tuned, key=lambda p: (abs(p[1].reads - dyn.reads), p[0]))
@@ -1059,37 +1191,73 @@ def _report(quick: bool, env: Env, ops: list[Op], vops: list[Op], results: dict[
         return f"{1000 * o.stale / max(1, o.reads):.1f} stale per 1,000 upstream reads"
 
     figures += [
-        figure("variant, dynamic TTL: upstream reads", dyn.reads, "requests",
-               note=f"{dyn.outside_writes} writes by another client"),
+        figure(
+            "variant, dynamic TTL: upstream reads",
+            dyn.reads,
+            "requests",
+            note=f"{dyn.outside_writes} writes by another client",
+        ),
         figure("variant, dynamic TTL: stale reads", dyn.stale, f"of {dyn.read_ops}", note=per_k(dyn)),
-        figure(f"variant, fixed TTL {best_ttl} s (closest in requests): upstream reads", best.reads, "requests",
-               baseline="dynamic TTL", ratio=ratio(best.reads, dyn.reads)),
-        figure(f"variant, fixed TTL {best_ttl} s (closest in requests): stale reads", best.stale, f"of {best.read_ops}",
-               baseline="dynamic TTL", ratio=ratio(best.stale, dyn.stale) if dyn.stale else None, note=per_k(best)),
-        figure(f"variant, fixed TTL {TTL_S} s: upstream reads", fixed300.reads, "requests", baseline="dynamic TTL",
-               ratio=ratio(fixed300.reads, dyn.reads)),
-        figure(f"variant, fixed TTL {TTL_S} s: stale reads", fixed300.stale, f"of {fixed300.read_ops}",
-               baseline="dynamic TTL", ratio=ratio(fixed300.stale, dyn.stale) if dyn.stale else None,
-               note=per_k(fixed300)),
+        figure(
+            f"variant, fixed TTL {best_ttl} s (closest in requests): upstream reads",
+            best.reads,
+            "requests",
+            baseline="dynamic TTL",
+            ratio=ratio(best.reads, dyn.reads),
+        ),
+        figure(
+            f"variant, fixed TTL {best_ttl} s (closest in requests): stale reads",
+            best.stale,
+            f"of {best.read_ops}",
+            baseline="dynamic TTL",
+            ratio=ratio(best.stale, dyn.stale) if dyn.stale else None,
+            note=per_k(best),
+        ),
+        figure(
+            f"variant, fixed TTL {TTL_S} s: upstream reads",
+            fixed300.reads,
+            "requests",
+            baseline="dynamic TTL",
+            ratio=ratio(fixed300.reads, dyn.reads),
+        ),
+        figure(
+            f"variant, fixed TTL {TTL_S} s: stale reads",
+            fixed300.stale,
+            f"of {fixed300.read_ops}",
+            baseline="dynamic TTL",
+            ratio=ratio(fixed300.stale, dyn.stale) if dyn.stale else None,
+            note=per_k(fixed300),
+        ),
     ]
     interpolated = _stale_at(tuned, dyn.reads)
     if interpolated is not None:
         (t1, t2), stale_eq = interpolated
-        figures.append(figure("variant, fixed TTL at equal requests: stale reads", round(stale_eq, 1),
-                              f"of {dyn.read_ops}", baseline="dynamic TTL",
-                              ratio=ratio(stale_eq, dyn.stale) if dyn.stale else None,
-                              note=f"interpolated between fixed {t1} s and {t2} s to {dyn.reads} reads"))
+        figures.append(
+            figure(
+                "variant, fixed TTL at equal requests: stale reads",
+                round(stale_eq, 1),
+                f"of {dyn.read_ops}",
+                baseline="dynamic TTL",
+                ratio=ratio(stale_eq, dyn.stale) if dyn.stale else None,
+                note=f"interpolated between fixed {t1} s and {t2} s to {dyn.reads} reads",
+            )
+        )
     n_writes = sum(1 for o in ops if o.kind == "write")
     for label in ("invalidate-on-write", "beststag query", "beststag mirror+batched"):
         o = results[label]
         notes.append(f"{label}: misses by cause: {_breakdown_text(o)}")
         if o.drops:
-            notes.append(f"{label}: entries dropped by write application (at the write): "
-                         + ", ".join(f"{k} {n}" for k, n in o.drops.most_common()))
+            notes.append(
+                f"{label}: entries dropped by write application (at the write): "
+                + ", ".join(f"{k} {n}" for k, n in o.drops.most_common())
+            )
         if "refreshes" in o.extra:
-            notes.append(f"{label}: {o.extra['refreshes']} refreshes of expired answers, "
-                         f"{o.extra['refreshes_that_found_a_change']} found a change; final TTLs "
-                         + ", ".join(f"{t:g}" for t in sorted(set(o.extra["ttl_s"].values()))) + " s")
+            notes.append(
+                f"{label}: {o.extra['refreshes']} refreshes of expired answers, "
+                f"{o.extra['refreshes_that_found_a_change']} found a change; final TTLs "
+                + ", ".join(f"{t:g}" for t in sorted(set(o.extra["ttl_s"].values())))
+                + " s"
+            )
     for label, o in results.items():
         applied = o.extra.get("write_applications")
         extra = ""
@@ -1097,15 +1265,22 @@ def _report(quick: bool, env: Env, ops: list[Op], vops: list[Op], results: dict[
             extra = f"; the cache's change sink {applied['ms'] / applied['events']:.1f} ms per change"
             if o.extra.get("diagnosed"):
                 extra += " (the rest of the call includes this benchmark's drop diagnosis)"
-        notes.append(f"{label}: write call p50 {o.pct(0.5, o.write_ms):.1f} ms, p95 {o.pct(0.95, o.write_ms):.1f} ms "
-                     f"({len(o.write_ms)} calls){extra}")
-    notes.append("variant runs (TTL → upstream reads, stale reads, refreshes that found a change): dynamic → "
-                 f"{dyn.reads}, {dyn.stale}, {dyn.extra.get('refreshes_that_found_a_change')}; "
-                 + "; ".join(f"fixed {t} → {o.reads}, {o.stale}, {o.extra.get('refreshes_that_found_a_change')}"
-                             for t, o in tuned))
+        notes.append(
+            f"{label}: write call p50 {o.pct(0.5, o.write_ms):.1f} ms, p95 {o.pct(0.95, o.write_ms):.1f} ms "
+            f"({len(o.write_ms)} calls){extra}"
+        )
+    notes.append(
+        "variant runs (TTL → upstream reads, stale reads, refreshes that found a change): dynamic → "
+        f"{dyn.reads}, {dyn.stale}, {dyn.extra.get('refreshes_that_found_a_change')}; "
+        + "; ".join(
+            f"fixed {t} → {o.reads}, {o.stale}, {o.extra.get('refreshes_that_found_a_change')}" for t, o in tuned
+        )
+    )
     notes.append(f"variant dynamic TTL: misses by cause: {_breakdown_text(dyn)}; final TTLs {dyn.extra.get('ttl_s')}")
-    notes.append("ratios: value ÷ the same figure of direct pyairtable in this run (variant: ÷ the dynamic-TTL run); "
-                 "goals are the issue's, shown for information")
+    notes.append(
+        "ratios: value ÷ the same figure of direct pyairtable in this run (variant: ÷ the dynamic-TTL run); "
+        "goals are the issue's, shown for information"
+    )
     if quick:
         notes.append("--quick runs a smaller workload (see setup); the issue's goals are about the full run")
     setup = {
@@ -1122,19 +1297,53 @@ def _report(quick: bool, env: Env, ops: list[Op], vops: list[Op], results: dict[
         "simulated time": f"1 s per operation ({len(ops):,} s)",
         "TTL (s)": f"{TTL_S} (beststag: dynamic, 60..1800, unless fixed)",
     }
-    per_client = {label: {"reads": o.reads, "meta": o.meta, "writes": o.writes, "total": o.total,
-                          "stale": o.stale, "read_ops": o.read_ops, "p50_ms": round(o.pct(0.5), 3),
-                          "p95_ms": round(o.pct(0.95), 3), "write_p50_ms": round(o.pct(0.5, o.write_ms), 3),
-                          "misses": dict(o.misses), "miss_requests": dict(o.miss_requests), "drops": dict(o.drops),
-                          "wall_s": round(o.wall_s, 1), **o.extra}
-                  for label, o in results.items()}
-    variant = {"dynamic": {"reads": dyn.reads, "stale": dyn.stale, "misses": dict(dyn.misses),
-                           "miss_requests": dict(dyn.miss_requests), "outside_writes": dyn.outside_writes,
-                           **dyn.extra},
-               "fixed": [{"ttl_s": t, "reads": o.reads, "stale": o.stale, "misses": dict(o.misses),
-                          "miss_requests": dict(o.miss_requests),
-                          "refreshes_that_found_a_change": o.extra.get("refreshes_that_found_a_change")}
-                         for t, o in tuned],
-               "matched_fixed_ttl_s": best_ttl}
-    return {"benchmark": "cache", "quick": quick, "figures": figures, "setup": setup, "notes": notes,
-            "clients": per_client, "variant": variant}
+    per_client = {
+        label: {
+            "reads": o.reads,
+            "meta": o.meta,
+            "writes": o.writes,
+            "total": o.total,
+            "stale": o.stale,
+            "read_ops": o.read_ops,
+            "p50_ms": round(o.pct(0.5), 3),
+            "p95_ms": round(o.pct(0.95), 3),
+            "write_p50_ms": round(o.pct(0.5, o.write_ms), 3),
+            "misses": dict(o.misses),
+            "miss_requests": dict(o.miss_requests),
+            "drops": dict(o.drops),
+            "wall_s": round(o.wall_s, 1),
+            **o.extra,
+        }
+        for label, o in results.items()
+    }
+    variant = {
+        "dynamic": {
+            "reads": dyn.reads,
+            "stale": dyn.stale,
+            "misses": dict(dyn.misses),
+            "miss_requests": dict(dyn.miss_requests),
+            "outside_writes": dyn.outside_writes,
+            **dyn.extra,
+        },
+        "fixed": [
+            {
+                "ttl_s": t,
+                "reads": o.reads,
+                "stale": o.stale,
+                "misses": dict(o.misses),
+                "miss_requests": dict(o.miss_requests),
+                "refreshes_that_found_a_change": o.extra.get("refreshes_that_found_a_change"),
+            }
+            for t, o in tuned
+        ],
+        "matched_fixed_ttl_s": best_ttl,
+    }
+    return {
+        "benchmark": "cache",
+        "quick": quick,
+        "figures": figures,
+        "setup": setup,
+        "notes": notes,
+        "clients": per_client,
+        "variant": variant,
+    }

@@ -32,9 +32,13 @@ from benchmarks import figure, ratio
 
 QUERIES = (
     {"table": "Usuários", "filters": {"status": "Ativo"}},
-    {"table": "Interações", "filters": {"timestamp": {"operator": "date_after", "days": -7}},
-     "fields": ["user", "message", "timestamp"], "sort": [{"field": "timestamp", "direction": "desc"}],
-     "maxRecords": 50},
+    {
+        "table": "Interações",
+        "filters": {"timestamp": {"operator": "date_after", "days": -7}},
+        "fields": ["user", "message", "timestamp"],
+        "sort": [{"field": "timestamp", "direction": "desc"}],
+        "maxRecords": 50,
+    },
 )
 
 
@@ -55,8 +59,11 @@ def _start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes] | None, str | N
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(workdir / "redis.log", "wb")  # noqa: SIM115 - closed with the process
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(workdir)], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(workdir)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     for _ in range(200):
@@ -101,9 +108,13 @@ def _measure(settings: Any, gateway: Any, n: int, lru_items: int) -> dict[str, f
         assert r is not None and r.status == "hit"
     m.close()
     us = 1e6
-    return {"store_p50": _pct(store_s, 50) * us, "store_p99": _pct(store_s, 99) * us,
-            "hit_p50": _pct(hit_s, 50) * us, "hit_p99": _pct(hit_s, 99) * us,
-            "hit_mean": statistics.fmean(hit_s) * us}
+    return {
+        "store_p50": _pct(store_s, 50) * us,
+        "store_p99": _pct(store_s, 99) * us,
+        "hit_p50": _pct(hit_s, 50) * us,
+        "hit_p99": _pct(hit_s, 99) * us,
+        "hit_mean": statistics.fmean(hit_s) * us,
+    }
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -145,11 +156,24 @@ def run(quick: bool = False) -> dict[str, Any]:
     figures = []
     for name, r in runs.items():
         role = "baseline" if name == "diskcache" else "measured"
-        for metric, label in (("store_p50", "store get p50"), ("store_p99", "store get p99"),
-                              ("hit_p50", "hit path p50"), ("hit_p99", "hit path p99")):
-            figures.append(figure(f"{name}: {label}", round(r[metric], 1), "µs", role=role,
-                                  baseline=None if role == "baseline" else f"diskcache: {label}",
-                                  ratio=None if role == "baseline" else round(ratio(r[metric], base[metric]), 4)))
-    notes.append("hit path = CacheManager.lookup_alias (alias, generation, entry, projection, journal hit row); "
-                 "Redis on loopback, one round trip each for alias, generation and entry")
+        for metric, label in (
+            ("store_p50", "store get p50"),
+            ("store_p99", "store get p99"),
+            ("hit_p50", "hit path p50"),
+            ("hit_p99", "hit path p99"),
+        ):
+            figures.append(
+                figure(
+                    f"{name}: {label}",
+                    round(r[metric], 1),
+                    "µs",
+                    role=role,
+                    baseline=None if role == "baseline" else f"diskcache: {label}",
+                    ratio=None if role == "baseline" else round(ratio(r[metric], base[metric]), 4),
+                )
+            )
+    notes.append(
+        "hit path = CacheManager.lookup_alias (alias, generation, entry, projection, journal hit row); "
+        "Redis on loopback, one round trip each for alias, generation and entry"
+    )
     return {"figures": figures, "setup": {"reads per measurement": n, "queries": len(QUERIES)}, "notes": notes}

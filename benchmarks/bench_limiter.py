@@ -38,10 +38,24 @@ def run(quick: bool) -> dict[str, Any]:
             os.close(fd)
     return {
         "figures": [
-            figure("acquire, uncontended (p50)", acquire_us, "µs", baseline="flock + unlock",
-                   ratio=ratio(acquire_us, flock_us), goal="≤ 1,000 µs", ok=acquire_us <= 1000),
-            figure("hold + release, uncontended (p50)", hold_us, "µs", baseline="flock + unlock",
-                   ratio=ratio(hold_us, flock_us), goal="≤ 1,000 µs", ok=hold_us <= 1000),
+            figure(
+                "acquire, uncontended (p50)",
+                acquire_us,
+                "µs",
+                baseline="flock + unlock",
+                ratio=ratio(acquire_us, flock_us),
+                goal="≤ 1,000 µs",
+                ok=acquire_us <= 1000,
+            ),
+            figure(
+                "hold + release, uncontended (p50)",
+                hold_us,
+                "µs",
+                baseline="flock + unlock",
+                ratio=ratio(hold_us, flock_us),
+                goal="≤ 1,000 µs",
+                ok=hold_us <= 1000,
+            ),
             figure("flock + unlock of a file (p50)", flock_us, "µs", role="baseline"),
         ],
         "setup": {"calls": n},

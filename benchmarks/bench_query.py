@@ -27,41 +27,91 @@ BASE = "appBestStagSandbx"
 def queries(user_name: str) -> list[dict[str, Any]]:
     return [
         {"table": "Usuários", "filters": {"status": "Ativo"}},  # Teste 1, verbatim
-        {"table": "Interações", "filters": {"timestamp": {"operator": "date_after", "days": -7}},  # Teste 2
-         "fields": ["user", "message", "timestamp"], "sort": [{"field": "timestamp", "direction": "desc"}],
-         "maxRecords": 50},
+        {
+            "table": "Interações",
+            "filters": {"timestamp": {"operator": "date_after", "days": -7}},  # Teste 2
+            "fields": ["user", "message", "timestamp"],
+            "sort": [{"field": "timestamp", "direction": "desc"}],
+            "maxRecords": 50,
+        },
         {"table": "Usuários", "filters": {"status": "Ativo"}, "fields": ["Nome", "email"]},
-        {"table": "Interações", "filters": {"canal": "WhatsApp", "resolvido": False},
-         "fields": ["Resumo", "user", "timestamp"], "maxRecords": 20},
-        {"table": "Interações", "filters": {"sentimento": "Negativo",
-                                            "timestamp": {"operator": "date_after", "hours": -24}},
-         "fields": ["Resumo", "sentimento"]},
-        {"table": "Tarefas", "filters": {"status": ["A fazer", "Em andamento"], "prioridade": "Urgente"},
-         "fields": ["Título", "vencimento"], "sort": ["vencimento"]},
-        {"table": "Tarefas", "filters": {"vencimento": {"operator": "date_within", "days": 7}},
-         "fields": ["Título", "vencimento", "responsável"]},
-        {"table": "Tarefas", "filters": {"tags": {"operator": "contains", "value": "financeiro"}},
-         "fields": ["Título", "tags"]},
-        {"table": "Eventos", "filters": {"início": {"operator": "date_within", "days": 7}},
-         "fields": ["Nome", "início", "local"], "sort": ["início"]},
+        {
+            "table": "Interações",
+            "filters": {"canal": "WhatsApp", "resolvido": False},
+            "fields": ["Resumo", "user", "timestamp"],
+            "maxRecords": 20,
+        },
+        {
+            "table": "Interações",
+            "filters": {"sentimento": "Negativo", "timestamp": {"operator": "date_after", "hours": -24}},
+            "fields": ["Resumo", "sentimento"],
+        },
+        {
+            "table": "Tarefas",
+            "filters": {"status": ["A fazer", "Em andamento"], "prioridade": "Urgente"},
+            "fields": ["Título", "vencimento"],
+            "sort": ["vencimento"],
+        },
+        {
+            "table": "Tarefas",
+            "filters": {"vencimento": {"operator": "date_within", "days": 7}},
+            "fields": ["Título", "vencimento", "responsável"],
+        },
+        {
+            "table": "Tarefas",
+            "filters": {"tags": {"operator": "contains", "value": "financeiro"}},
+            "fields": ["Título", "tags"],
+        },
+        {
+            "table": "Eventos",
+            "filters": {"início": {"operator": "date_within", "days": 7}},
+            "fields": ["Nome", "início", "local"],
+            "sort": ["início"],
+        },
         {"table": "Eventos", "filters": {"tipo": "Reunião"}, "fields": ["Nome", "início"], "maxRecords": 10},
-        {"table": "Logs do Sistema", "filters": {"nível": ["ERROR", "WARN"],
-                                                 "timestamp": {"operator": "date_after", "days": -1}},
-         "fields": ["Mensagem", "nível", "timestamp"], "sort": ["-timestamp"], "maxRecords": 100},
-        {"table": "Logs do Sistema", "filters": {"componente": "cache", "duração (ms)": {"gt": 500}},
-         "fields": ["Mensagem", "duração (ms)"]},
+        {
+            "table": "Logs do Sistema",
+            "filters": {"nível": ["ERROR", "WARN"], "timestamp": {"operator": "date_after", "days": -1}},
+            "fields": ["Mensagem", "nível", "timestamp"],
+            "sort": ["-timestamp"],
+            "maxRecords": 100,
+        },
+        {
+            "table": "Logs do Sistema",
+            "filters": {"componente": "cache", "duração (ms)": {"gt": 500}},
+            "fields": ["Mensagem", "duração (ms)"],
+        },
         {"table": "Memória Contextual", "filters": {"relevância": {"gte": 0.8}}, "fields": ["Chave", "conteúdo"]},
-        {"table": "Memória Contextual", "filters": {"expira em": {"operator": "date_before", "days": 0}},
-         "fields": ["Chave", "expira em"]},
-        {"table": "Usuários", "filters": {"plano": ["Pro", "Enterprise"], "ativo no WhatsApp": True},
-         "fields": ["Nome", "telefone"]},
+        {
+            "table": "Memória Contextual",
+            "filters": {"expira em": {"operator": "date_before", "days": 0}},
+            "fields": ["Chave", "expira em"],
+        },
+        {
+            "table": "Usuários",
+            "filters": {"plano": ["Pro", "Enterprise"], "ativo no WhatsApp": True},
+            "fields": ["Nome", "telefone"],
+        },
         {"table": "Usuários", "filters": {"tags": "vip"}, "fields": ["Nome", "email"]},
-        {"table": "Interações", "filters": {"message": {"operator": "contains", "value": "reunião"}},
-         "fields": ["Resumo", "message"], "maxRecords": 25},
-        {"table": "Interações", "filters": {"user": user_name}, "fields": ["Resumo", "timestamp"],
-         "sort": ["-timestamp"]},
-        {"table": "Interações", "filters": {"tokens": {"gt": 500}}, "fields": ["Resumo", "tokens"],
-         "sort": ["-tokens"], "maxRecords": 10},
+        {
+            "table": "Interações",
+            "filters": {"message": {"operator": "contains", "value": "reunião"}},
+            "fields": ["Resumo", "message"],
+            "maxRecords": 25,
+        },
+        {
+            "table": "Interações",
+            "filters": {"user": user_name},
+            "fields": ["Resumo", "timestamp"],
+            "sort": ["-timestamp"],
+        },
+        {
+            "table": "Interações",
+            "filters": {"tokens": {"gt": 500}},
+            "fields": ["Resumo", "tokens"],
+            "sort": ["-tokens"],
+            "maxRecords": 10,
+        },
         {"table": "Usuários", "filters": {"and": [{"status": "Ativo"}, {"status": "Inativo"}]}},  # contradiction
     ]
 
@@ -143,9 +193,19 @@ def _run(scale: float) -> dict[str, Any]:
             naive = apply_query(spec, everything, table, now, links=links)
             naive_s = time.perf_counter() - t1
             naive_req, naive_bytes = meter.take()
-            rows.append({"table": spec.table, "records": len(opt), "same": [r["id"] for r in opt] == [
-                r["id"] for r in naive], "opt_req": opt_req, "opt_bytes": opt_bytes, "naive_req": naive_req,
-                "naive_bytes": naive_bytes, "opt_s": opt_s, "naive_s": naive_s})
+            rows.append(
+                {
+                    "table": spec.table,
+                    "records": len(opt),
+                    "same": [r["id"] for r in opt] == [r["id"] for r in naive],
+                    "opt_req": opt_req,
+                    "opt_bytes": opt_bytes,
+                    "naive_req": naive_req,
+                    "naive_bytes": naive_bytes,
+                    "opt_s": opt_s,
+                    "naive_s": naive_s,
+                }
+            )
         gateway.close()
         sandbox.close()
 
@@ -156,17 +216,41 @@ def _run(scale: float) -> dict[str, Any]:
     same = sum(1 for r in rows if r["same"])
     per_query_bytes = sorted(ratio(r["opt_bytes"], r["naive_bytes"]) for r in rows)
     figures = [
-        figure("requests, 20 queries", opt_req, "requests", baseline="naive table.all() + Python filter",
-               ratio=ratio(opt_req, naive_req)),
-        figure("response bytes, 20 queries", opt_bytes, "bytes", baseline="naive table.all() + Python filter",
-               ratio=ratio(opt_bytes, naive_bytes)),
-        figure("time at 5 req/s (requests ÷ 5)", opt_req / 5, "s", baseline="naive at 5 req/s",
-               ratio=ratio(opt_req, naive_req)),
-        figure("in-process wall time", sum(r["opt_s"] for r in rows), "s", baseline="naive, in-process",
-               ratio=ratio(sum(r["opt_s"] for r in rows), sum(r["naive_s"] for r in rows)),
-               note="sandbox in-process: no network latency"),
-        figure("median per-query bytes ratio", per_query_bytes[len(per_query_bytes) // 2], "×",
-               note="optimised ÷ naive, per query"),
+        figure(
+            "requests, 20 queries",
+            opt_req,
+            "requests",
+            baseline="naive table.all() + Python filter",
+            ratio=ratio(opt_req, naive_req),
+        ),
+        figure(
+            "response bytes, 20 queries",
+            opt_bytes,
+            "bytes",
+            baseline="naive table.all() + Python filter",
+            ratio=ratio(opt_bytes, naive_bytes),
+        ),
+        figure(
+            "time at 5 req/s (requests ÷ 5)",
+            opt_req / 5,
+            "s",
+            baseline="naive at 5 req/s",
+            ratio=ratio(opt_req, naive_req),
+        ),
+        figure(
+            "in-process wall time",
+            sum(r["opt_s"] for r in rows),
+            "s",
+            baseline="naive, in-process",
+            ratio=ratio(sum(r["opt_s"] for r in rows), sum(r["naive_s"] for r in rows)),
+            note="sandbox in-process: no network latency",
+        ),
+        figure(
+            "median per-query bytes ratio",
+            per_query_bytes[len(per_query_bytes) // 2],
+            "×",
+            note="optimised ÷ naive, per query",
+        ),
         figure("answers identical to the naive way", same, f"of {len(rows)}", ok=same == len(rows)),
         figure("naive requests", naive_req, "requests", role="baseline"),
         figure("naive response bytes", naive_bytes, "bytes", role="baseline"),
@@ -175,6 +259,8 @@ def _run(scale: float) -> dict[str, Any]:
         "figures": figures,
         "setup": {"scale": scale, "records in the base": int(2000 * scale), "seed time (s)": round(seed_s, 2)},
         "per_query": rows,
-        "notes": ["the contradiction query costs 0 requests optimised; the naive way still lists the table",
-                  "naive link filters also list Usuários to learn the linked records' names"],
+        "notes": [
+            "the contradiction query costs 0 requests optimised; the naive way still lists the table",
+            "naive link filters also list Usuários to learn the linked records' names",
+        ],
     }

@@ -69,8 +69,13 @@ def run(quick: bool) -> dict[str, Any]:
         env = {**os.environ, "BESTSTAG_DATA_DIR": str(Path(tmp) / "var"), "BESTSTAG_WEBHOOK_SECRET": SECRET}
         for k in ("AIRTABLE_TOKEN", "AIRTABLE_API_KEY", "AIRTABLE_ENDPOINT_URL", "BESTSTAG_SANDBOX_FAULTS"):
             env.pop(k, None)
-        proc = subprocess.Popen([sys.executable, "-m", "beststag_cli", "--quiet", "serve", "--port", str(port)],
-                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "beststag_cli", "--quiet", "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         try:
             deadline = time.time() + 60
             while True:
@@ -97,14 +102,30 @@ def run(quick: bool) -> dict[str, Any]:
     return {
         "figures": [
             figure("cache hit p50", hp50, "ms", baseline="miss p50", ratio=ratio(hp50, mp50)),
-            figure("cache hit p99", hp99, "ms", baseline="miss p99", ratio=ratio(hp99, mp99),
-                   goal="p99 < 5 ms", ok=hp99 < 5.0),
+            figure(
+                "cache hit p99",
+                hp99,
+                "ms",
+                baseline="miss p99",
+                ratio=ratio(hp99, mp99),
+                goal="p99 < 5 ms",
+                ok=hp99 < 5.0,
+            ),
             figure("cache miss p50 (refresh from the sandbox)", mp50, "ms", role="baseline"),
             figure("cache miss p99", mp99, "ms", role="baseline"),
-            figure("422 answer p50 (framework floor)", fp50, "ms", role="baseline",
-                   note="a request that does no cache work"),
+            figure(
+                "422 answer p50 (framework floor)",
+                fp50,
+                "ms",
+                role="baseline",
+                note="a request that does no cache work",
+            ),
         ],
-        "setup": {"hit requests": n_hit, "miss requests": n_miss, "records per answer": 66,
-                  "server": "beststag serve, 1 uvicorn worker, in-process sandbox"},
+        "setup": {
+            "hit requests": n_hit,
+            "miss requests": n_miss,
+            "records per answer": 66,
+            "server": "beststag serve, 1 uvicorn worker, in-process sandbox",
+        },
         "notes": ["latency measured from a separate process over loopback, keep-alive, one request at a time"],
     }

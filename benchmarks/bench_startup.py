@@ -71,9 +71,17 @@ def _formula_parser(repeat: int) -> list[dict[str, Any]]:
     grammar = parser._GRAMMAR_PATH.read_text(encoding="utf-8")
     _, load_s, _ = timed_best(lambda: lark.Lark.load(lalr_tables.TABLES), repeat)
     _, build_s, _ = timed_best(lambda: parser._build(grammar), repeat)
-    return [figure("formula parser from lalr_tables.py (median)", load_s * 1000, "ms", baseline="built from grammar",
-                   ratio=ratio(load_s, build_s), note="once per sandbox process that filters by formula"),
-            figure("formula parser built from grammar.lark (median)", build_s * 1000, "ms", role="baseline")]
+    return [
+        figure(
+            "formula parser from lalr_tables.py (median)",
+            load_s * 1000,
+            "ms",
+            baseline="built from grammar",
+            ratio=ratio(load_s, build_s),
+            note="once per sandbox process that filters by formula",
+        ),
+        figure("formula parser built from grammar.lark (median)", build_s * 1000, "ms", role="baseline"),
+    ]
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -87,8 +95,9 @@ def run(quick: bool) -> dict[str, Any]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRTABLE_", "BESTSTAG_"))}
         env["BESTSTAG_DATA_DIR"] = str(Path(tmp) / "var")
         cli = [sys.executable, "-m", "beststag_cli"]
-        subprocess.run([*cli, "--quiet", "backup", "run", "--type", "critical"], env=env, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*cli, "--quiet", "backup", "run", "--type", "critical"], env=env, check=True, stdout=subprocess.DEVNULL
+        )
         listed = subprocess.run([*cli, "--json", "backup", "list"], env=env, check=True, capture_output=True)
         assert json.loads(listed.stdout), "the set-up backup is missing"
         commands = {
@@ -106,17 +115,37 @@ def run(quick: bool) -> dict[str, Any]:
         for name, argv in commands.items():
             r, ms, bare = _paired([*cli, *argv], env, pairs)
             bare_all.append(bare)
-            figures.append(figure(f"beststag {name} (median of pairs)", ms, "ms", baseline="python -c pass",
-                                  ratio=r, goal=f"≤ {GOAL:g}×", ok=r <= GOAL))
+            figures.append(
+                figure(
+                    f"beststag {name} (median of pairs)",
+                    ms,
+                    "ms",
+                    baseline="python -c pass",
+                    ratio=r,
+                    goal=f"≤ {GOAL:g}×",
+                    ok=r <= GOAL,
+                )
+            )
         for name in ("backup list", "schedule show"):
             r, ms, bare = _paired(_full_cli(commands[name]), env, pairs)
             bare_all.append(bare)
-            figures.append(figure(f"{name} through the full Typer CLI", ms, "ms", baseline="python -c pass",
-                                  ratio=r, note="what every command the fast path declines pays"))
+            figures.append(
+                figure(
+                    f"{name} through the full Typer CLI",
+                    ms,
+                    "ms",
+                    baseline="python -c pass",
+                    ratio=r,
+                    note="what every command the fast path declines pays",
+                )
+            )
         r, ms, bare = _paired([*cli, "--version"], env, pairs)
         bare_all.append(bare)
         figures.append(figure("beststag --version (Typer loaded)", ms, "ms", baseline="python -c pass", ratio=r))
         figures.append(figure("python -c pass (median)", statistics.median(bare_all), "ms", role="baseline"))
     figures.extend(_formula_parser(3 if quick else 10))
-    return {"figures": figures, "setup": {"pairs per command": pairs},
-            "notes": ["ratio = median over pairs of (command ÷ the `python -c pass` run just before it)"]}
+    return {
+        "figures": figures,
+        "setup": {"pairs per command": pairs},
+        "notes": ["ratio = median over pairs of (command ÷ the `python -c pass` run just before it)"],
+    }

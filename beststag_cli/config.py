@@ -139,8 +139,9 @@ def _check_endpoint_url(value: str | None, who_authenticates: str) -> str | None
     if value in (None, ""):
         return None
     if url_password(str(value)) is not None:
-        raise ValueError(f"expected a URL without user:password@ ({who_authenticates}), "
-                         f"got {mask_url_password(str(value))!r}")
+        raise ValueError(
+            f"expected a URL without user:password@ ({who_authenticates}), got {mask_url_password(str(value))!r}"
+        )
     return _check_url(str(value))
 
 
@@ -148,8 +149,10 @@ def _check_redis_url(value: str | None) -> str | None:
     if value in (None, ""):
         return None
     if not re.match(r"^(redis|rediss|unix)://\S+$", str(value)):
-        raise ValueError("expected a Redis URL like redis://host:6379/0 (or rediss://, unix://), "
-                         f"got {mask_url_password(str(value))!r}")
+        raise ValueError(
+            "expected a Redis URL like redis://host:6379/0 (or rediss://, unix://), "
+            f"got {mask_url_password(str(value))!r}"
+        )
     return value
 
 
@@ -278,9 +281,13 @@ class DynamicTTLSettings(_Model):
 #: the spec's two hot queries (its "Teste 1" and "Teste 2")
 DEFAULT_WARM: tuple[dict[str, Any], ...] = (
     {"table": "Usuários", "filters": {"status": "Ativo"}},
-    {"table": "Interações", "filters": {"timestamp": {"operator": "date_after", "days": -7}},
-     "fields": ["user", "message", "timestamp"], "sort": [{"field": "timestamp", "direction": "desc"}],
-     "maxRecords": 50},
+    {
+        "table": "Interações",
+        "filters": {"timestamp": {"operator": "date_after", "days": -7}},
+        "fields": ["user", "message", "timestamp"],
+        "sort": [{"field": "timestamp", "direction": "desc"}],
+        "maxRecords": 50,
+    },
 )
 
 
@@ -485,11 +492,15 @@ class MetricsSettings(_Model):
         p = Path(v).expanduser()
         if not p.is_absolute():
             # a system folder, not a place relative to wherever cron or the config file happens to be
-            raise ValueError(f"expected an absolute path, got {str(v)!r} "
-                             "(e.g. /var/lib/node_exporter/textfile_collector/beststag.prom)")
+            raise ValueError(
+                f"expected an absolute path, got {str(v)!r} "
+                "(e.g. /var/lib/node_exporter/textfile_collector/beststag.prom)"
+            )
         if p.suffix != ".prom":
-            raise ValueError(f"expected a file name ending in .prom, got {p.name!r} "
-                             "(node_exporter's textfile collector reads only *.prom files)")
+            raise ValueError(
+                f"expected a file name ending in .prom, got {p.name!r} "
+                "(node_exporter's textfile collector reads only *.prom files)"
+            )
         return Path(os.path.normpath(p))
 
 
@@ -640,8 +651,9 @@ class Settings(_Model):
         if self.metrics.table not in self.tables:
             raise _KeyProblem(("metrics", "table"), _unknown_table_message(self.metrics.table, known))
         if self.airtable.limiter == "redis" and not (self.airtable.limiter_redis_url or self.cache.redis_url):
-            raise _KeyProblem(("airtable", "limiter_redis_url"),
-                              "required with limiter: redis when cache.redis_url is not set")
+            raise _KeyProblem(
+                ("airtable", "limiter_redis_url"), "required with limiter: redis when cache.redis_url is not set"
+            )
         # Identity defaults depend on sandbox mode; filling them here keeps `Settings()` usable.
         if self.airtable.token is None:
             if self.airtable.base_id is None:
@@ -746,9 +758,11 @@ def find_config_file(path: str | Path | None = None, env: Mapping[str, str] | No
     try:
         return _find_config_file(path, env)
     except MissingConfigFile as e:
-        raise ConfigError(f"{_show(e.path)}: config file not found (given with {e.named_by})"
-                          if e.named_by == "--config" else
-                          f"{_show(e.path)}: config file not found (named by {e.named_by})") from None
+        raise ConfigError(
+            f"{_show(e.path)}: config file not found (given with {e.named_by})"
+            if e.named_by == "--config"
+            else f"{_show(e.path)}: config file not found (named by {e.named_by})"
+        ) from None
 
 
 def load_config(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:

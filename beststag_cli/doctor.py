@@ -125,9 +125,11 @@ def check_config(settings: Settings) -> Check:
 
 def check_token(settings: Settings) -> Check:
     if settings.sandbox_mode:
-        where = ("in-process sandbox at " + str(settings.paths.sandbox_db)
-                 if settings.endpoint_url.rstrip("/").endswith("sandbox.beststag.local")
-                 else f"sandbox server at {settings.endpoint_url}")
+        where = (
+            "in-process sandbox at " + str(settings.paths.sandbox_db)
+            if settings.endpoint_url.rstrip("/").endswith("sandbox.beststag.local")
+            else f"sandbox server at {settings.endpoint_url}"
+        )
         return _ok("token", f"no AIRTABLE_TOKEN: sandbox mode ({where})")
     # never a character of the token itself: its length and kind are enough to spot a truncated paste
     tok = settings.api_token()
@@ -180,35 +182,50 @@ def check_data_dir(settings: Settings) -> Check:
     from .diskspace import free_bytes
 
     d = settings.paths.data_dir
-    ro_hint = (f"remount that filesystem read-write (`mount -o remount,rw {_mount_point(d)}`) or point "
-               "BESTSTAG_DATA_DIR (data_dir) at a writable folder")
+    ro_hint = (
+        f"remount that filesystem read-write (`mount -o remount,rw {_mount_point(d)}`) or point "
+        "BESTSTAG_DATA_DIR (data_dir) at a writable folder"
+    )
     if not os.path.lexists(d):
         above = _nearest_existing(d)
         if _read_only_fs(above):
-            return _fail("data_dir", f"{d} does not exist and cannot be created: {above} is on a read-only "
-                         "filesystem", ro_hint)
+            return _fail(
+                "data_dir", f"{d} does not exist and cannot be created: {above} is on a read-only filesystem", ro_hint
+            )
         return _ok("data_dir", f"{d} not created yet (the first command creates it, 0700)")
     if os.path.islink(d) or not d.is_dir():
-        return _fail("data_dir", f"{d} is not a folder" + (" (a symlink)" if os.path.islink(d) else ""),
-                     "point BESTSTAG_DATA_DIR (data_dir) at a real folder")
+        return _fail(
+            "data_dir",
+            f"{d} is not a folder" + (" (a symlink)" if os.path.islink(d) else ""),
+            "point BESTSTAG_DATA_DIR (data_dir) at a real folder",
+        )
     if _read_only_fs(d):
-        return _fail("data_dir", f"{d} is on a read-only filesystem: nothing can be cached, journaled or backed up",
-                     ro_hint)
+        return _fail(
+            "data_dir", f"{d} is on a read-only filesystem: nothing can be cached, journaled or backed up", ro_hint
+        )
     free = free_bytes(d)
     err = _probe(d)
     if err is not None:
         if err.errno in (errno.ENOSPC, errno.EDQUOT):
-            return _fail("data_dir", f"{d}: disk full, a {PROBE_BYTES}-byte file could not be written "
-                         f"({_size(free or 0)} free)",
-                         "free space on that filesystem, or move BESTSTAG_DATA_DIR (data_dir) to a bigger one")
+            return _fail(
+                "data_dir",
+                f"{d}: disk full, a {PROBE_BYTES}-byte file could not be written ({_size(free or 0)} free)",
+                "free space on that filesystem, or move BESTSTAG_DATA_DIR (data_dir) to a bigger one",
+            )
         if err.errno == errno.EROFS:
             return _fail("data_dir", f"{d} is on a read-only filesystem", ro_hint)
         who = f"uid {os.geteuid()}" if hasattr(os, "geteuid") else "this user"
-        return _fail("data_dir", f"{d} is not writable by {who}: {err.strerror or err}",
-                     f"give the folder to the user beststag runs as (`chown -R {who.split()[-1]} {d}`)")
+        return _fail(
+            "data_dir",
+            f"{d} is not writable by {who}: {err.strerror or err}",
+            f"give the folder to the user beststag runs as (`chown -R {who.split()[-1]} {d}`)",
+        )
     if free is not None and free < LOW_SPACE_BYTES:
-        return _fail("data_dir", f"{d}: disk full soon, only {_size(free)} free (below {_size(LOW_SPACE_BYTES)})",
-                     "free space on that filesystem, or move BESTSTAG_DATA_DIR (data_dir) to a bigger one")
+        return _fail(
+            "data_dir",
+            f"{d}: disk full soon, only {_size(free)} free (below {_size(LOW_SPACE_BYTES)})",
+            "free space on that filesystem, or move BESTSTAG_DATA_DIR (data_dir) to a bigger one",
+        )
     return _ok("data_dir", f"{d} writable, {_size(free) if free is not None else 'unknown space'} free")
 
 
@@ -247,14 +264,22 @@ def check_modes(settings: Settings) -> Check:
     if top_mode & 0o077:
         loose.insert(0, f"{d} is {top_mode:o}")
     if links:
-        return _fail("modes", "symlinks inside the data dir (beststag refuses them): "
-                     + ", ".join(links[:5]) + (" …" if len(links) > 5 else ""),
-                     f"remove them (`find {d} -type l`) or replace them with real folders/files")
+        return _fail(
+            "modes",
+            "symlinks inside the data dir (beststag refuses them): "
+            + ", ".join(links[:5])
+            + (" …" if len(links) > 5 else ""),
+            f"remove them (`find {d} -type l`) or replace them with real folders/files",
+        )
     if loose:
-        hint = (f"chmod 700 {d}" if len(loose) == 1 and top_mode & 0o077
-                else f"chmod -R go-rwx {d}")
-        return _fail("modes", "readable by others (want 0700 folders, 0600 files): " + "; ".join(loose[:5])
-                     + (f" … ({len(loose)} in all)" if len(loose) > 5 else ""), hint)
+        hint = f"chmod 700 {d}" if len(loose) == 1 and top_mode & 0o077 else f"chmod -R go-rwx {d}"
+        return _fail(
+            "modes",
+            "readable by others (want 0700 folders, 0600 files): "
+            + "; ".join(loose[:5])
+            + (f" … ({len(loose)} in all)" if len(loose) > 5 else ""),
+            hint,
+        )
     return _ok("modes", f"{d} private (0700/0600), no symlinks")
 
 
@@ -262,12 +287,14 @@ def check_journal(settings: Settings) -> Check:
     """The journal passes ``PRAGMA quick_check``, opened read-only (``mode=ro``): doctor never creates,
     migrates or chmods it."""
     path = settings.paths.journal
-    repair = ("`--repair` moves it aside (journal.sqlite.corrupt-<time>, kept for inspection) "
-              "and starts a fresh one")
+    repair = "`--repair` moves it aside (journal.sqlite.corrupt-<time>, kept for inspection) and starts a fresh one"
     links = [c for c in (path, Path(f"{path}-wal"), Path(f"{path}-shm")) if os.path.islink(c)]
     if links:
-        return _fail("journal", f"{links[0]} is a symlink (beststag never opens its journal through a link)",
-                     f"remove the link ({links[0]}) and move the real file back")
+        return _fail(
+            "journal",
+            f"{links[0]} is a symlink (beststag never opens its journal through a link)",
+            f"remove the link ({links[0]}) and move the real file back",
+        )
     if not path.exists():
         return _ok("journal", f"{path}: not created yet")
     try:
@@ -301,9 +328,12 @@ def check_cache(settings: Settings) -> Check:
     except OSError as e:
         problems = [f"{settings.paths.cache_dir}: {e.strerror or e}"]
     if problems:
-        return _fail("cache", "; ".join(problems[:3]),
-                     "reads fall back to Airtable meanwhile; `--repair` (or the next cache read) moves the "
-                     "damaged files aside (cache/store.corrupt-*) and rebuilds the cache")
+        return _fail(
+            "cache",
+            "; ".join(problems[:3]),
+            "reads fall back to Airtable meanwhile; `--repair` (or the next cache read) moves the "
+            "damaged files aside (cache/store.corrupt-*) and rebuilds the cache",
+        )
     return _ok("cache", f"{settings.paths.cache_dir} sound")
 
 
@@ -314,16 +344,20 @@ def check_backups(settings: Settings) -> Check:
     try:
         backups = list_backups(settings.paths.backups)
     except OSError as e:
-        return _fail("backups", f"{settings.paths.backups}: cannot be read ({e.strerror})",
-                     "fix the folder's owner and mode")
+        return _fail(
+            "backups", f"{settings.paths.backups}: cannot be read ({e.strerror})", "fix the folder's owner and mode"
+        )
     except BestStagError as e:
         return _fail("backups", e.message, e.hint)
     broken = [b for b in backups if b.manifest is None]
     if broken:
         detail = "; ".join(f"{b.id}: {b.problem}" for b in broken[:3]) + (" …" if len(broken) > 3 else "")
-        return _fail("backups", f"{len(broken)} of {len(backups)} backup(s) broken: {detail}",
-                     "they are skipped as parents and by cleanup; move them out of the backups folder "
-                     "and run a new complete backup (`beststag backup run --type complete`)")
+        return _fail(
+            "backups",
+            f"{len(broken)} of {len(backups)} backup(s) broken: {detail}",
+            "they are skipped as parents and by cleanup; move them out of the backups folder "
+            "and run a new complete backup (`beststag backup run --type complete`)",
+        )
     return _ok("backups", f"{len(backups)} backup(s), every manifest readable")
 
 
@@ -358,8 +392,11 @@ def check_versions() -> Check:
         except metadata.PackageNotFoundError:
             return "missing"
 
-    return _ok("versions", f"beststag {__version__}, python {platform.python_version()}, "
-                           f"pyairtable {v('pyairtable')}, diskcache {v('diskcache')}")
+    return _ok(
+        "versions",
+        f"beststag {__version__}, python {platform.python_version()}, "
+        f"pyairtable {v('pyairtable')}, diskcache {v('diskcache')}",
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -390,10 +427,13 @@ def check_timezone(now: datetime | None = None) -> Check:
     if all(o == timedelta(0) for o, _ in seen):
         return _ok("timezone", f"host in {zone} ({_fmt_offset(off)}): the schedule's zone")
     other = sorted({_fmt_offset(o) for o, _ in seen})
-    return _fail("timezone", f"the host runs in {zone} ({'/'.join(other)}) but the schedules, retention and "
-                 f"metrics assume {SCHEDULE_ZONE}: cron starts each job at the host's local time",
-                 "set the host's zone to UTC (`timedatectl set-timezone UTC`) or shift the schedules in the "
-                 "config by the offset")
+    return _fail(
+        "timezone",
+        f"the host runs in {zone} ({'/'.join(other)}) but the schedules, retention and "
+        f"metrics assume {SCHEDULE_ZONE}: cron starts each job at the host's local time",
+        "set the host's zone to UTC (`timedatectl set-timezone UTC`) or shift the schedules in the "
+        "config by the offset",
+    )
 
 
 def _prometheus_path(settings: Settings) -> tuple[Path, bool]:
@@ -414,8 +454,10 @@ def check_prometheus(settings: Settings, path: Path | None = None) -> Check:
     if not configured and not os.path.lexists(path):
         return _skip("prometheus", "no textfile written (metrics.prometheus_path not set)")
     data_dir = Path(os.path.abspath(settings.paths.data_dir))
-    move = ("set metrics.prometheus_path to a file in node_exporter's textfile folder "
-            "(e.g. /var/lib/node_exporter/textfile_collector/beststag.prom)")
+    move = (
+        "set metrics.prometheus_path to a file in node_exporter's textfile folder "
+        "(e.g. /var/lib/node_exporter/textfile_collector/beststag.prom)"
+    )
     for folder in [*reversed(path.parents)]:
         try:
             st = os.stat(folder)
@@ -425,8 +467,11 @@ def check_prometheus(settings: Settings, path: Path | None = None) -> Check:
             return _fail("prometheus", f"{folder}: {e.strerror}", move)
         if not _mode(st) & 0o001:
             inside = data_dir in path.parents  # the data dir stays 0700: the file has to move out
-            return _fail("prometheus", f"{path}: node_exporter (another user) cannot reach it, {folder} is "
-                         f"{_mode(st):o} (no o+x)", move if inside else f"chmod o+x {folder}")
+            return _fail(
+                "prometheus",
+                f"{path}: node_exporter (another user) cannot reach it, {folder} is {_mode(st):o} (no o+x)",
+                move if inside else f"chmod o+x {folder}",
+            )
     try:
         st = os.stat(path)
     except FileNotFoundError:
@@ -434,8 +479,9 @@ def check_prometheus(settings: Settings, path: Path | None = None) -> Check:
     except OSError as e:
         return _fail("prometheus", f"{path}: {e.strerror}", move)
     if not _mode(st) & 0o004:
-        return _fail("prometheus", f"{path} is {_mode(st):o}: node_exporter (another user) cannot read it",
-                     f"chmod 644 {path}")
+        return _fail(
+            "prometheus", f"{path} is {_mode(st):o}: node_exporter (another user) cannot read it", f"chmod 644 {path}"
+        )
     return _ok("prometheus", f"{path} readable by node_exporter ({_mode(st):o})")
 
 
@@ -495,18 +541,24 @@ def check_base(settings: Settings, gateway: Any) -> BaseAnswer:
     if schema is None:
         shown = ", ".join(seen[:5]) + (" …" if len(seen) > 5 else "")
         if settings.sandbox_mode:
-            check = _fail("base", f"{base} is not a sandbox base (the sandbox has {shown or 'none'}): without "
-                          "AIRTABLE_TOKEN beststag runs against the sandbox",
-                          f"unset AIRTABLE_BASE_ID (airtable.base_id) to use the sandbox ({SANDBOX_BASE_ID}), or "
-                          "set AIRTABLE_TOKEN to reach that base on Airtable")
+            check = _fail(
+                "base",
+                f"{base} is not a sandbox base (the sandbox has {shown or 'none'}): without "
+                "AIRTABLE_TOKEN beststag runs against the sandbox",
+                f"unset AIRTABLE_BASE_ID (airtable.base_id) to use the sandbox ({SANDBOX_BASE_ID}), or "
+                "set AIRTABLE_TOKEN to reach that base on Airtable",
+            )
         else:
-            check = _fail("base", f"the token cannot see base {base} (it sees {len(seen)} base(s)"
-                          + (f": {shown})" if shown else ")"),
-                          "give the token access to that base (airtable.com/create/tokens), or fix AIRTABLE_BASE_ID")
+            check = _fail(
+                "base",
+                f"the token cannot see base {base} (it sees {len(seen)} base(s)" + (f": {shown})" if shown else ")"),
+                "give the token access to that base (airtable.com/create/tokens), or fix AIRTABLE_BASE_ID",
+            )
         return BaseAnswer(check, None, airtable.now(), host_now)
     tables = schema.get("tables", [])
-    return BaseAnswer(_ok("base", f"{base} reachable ({len(tables)} tables, {ms:.0f} ms)"), schema,
-                      airtable.now(), host_now)
+    return BaseAnswer(
+        _ok("base", f"{base} reachable ({len(tables)} tables, {ms:.0f} ms)"), schema, airtable.now(), host_now
+    )
 
 
 def check_tables(settings: Settings, schema: dict[str, Any] | None) -> Check:
@@ -520,8 +572,11 @@ def check_tables(settings: Settings, schema: dict[str, Any] | None) -> Check:
             continue
         missing.append(f'"{name}"{did_you_mean(name, names)}')
     if missing:
-        return _fail("tables", "missing from the base: " + ", ".join(missing),
-                     "fix `tables:` in the config to match the base's table names")
+        return _fail(
+            "tables",
+            "missing from the base: " + ", ".join(missing),
+            "fix `tables:` in the config to match the base's table names",
+        )
     return _ok("tables", f"all {len(settings.tables)} configured tables present")
 
 
@@ -534,9 +589,12 @@ def check_clock(settings: Settings, gateway: Any, answer: BaseAnswer) -> Check:
     skew = (answer.host_now - answer.airtable_now).total_seconds()
     where = "ahead of" if skew > 0 else "behind"
     if abs(skew) > MAX_SKEW_S:
-        return _fail("clock", f"the host's clock is {abs(skew):.0f} s {where} Airtable's (its Date header; "
-                     f"more than {MAX_SKEW_S:.0f} s): backup ages and alerts are off by as much",
-                     "sync the host's clock with NTP (`timedatectl set-ntp true`, chrony or systemd-timesyncd)")
+        return _fail(
+            "clock",
+            f"the host's clock is {abs(skew):.0f} s {where} Airtable's (its Date header; "
+            f"more than {MAX_SKEW_S:.0f} s): backup ages and alerts are off by as much",
+            "sync the host's clock with NTP (`timedatectl set-ntp true`, chrony or systemd-timesyncd)",
+        )
     return _ok("clock", f"within {max(1.0, abs(skew)):.0f} s of Airtable's (Date header)")
 
 
@@ -560,20 +618,31 @@ def check_redis(settings: Settings) -> list[Check]:
         from redis.backoff import NoBackoff
         from redis.retry import Retry
     except ImportError:
-        return [_fail("redis", "a Redis URL is configured but the redis package is not installed",
-                      "pip install 'beststag[remote]'")]
+        return [
+            _fail(
+                "redis",
+                "a Redis URL is configured but the redis package is not installed",
+                "pip install 'beststag[remote]'",
+            )
+        ]
     out = []
     for url, what in urls:
         shown = _scrub(url, settings)
-        client = redis.Redis.from_url(url, socket_connect_timeout=CONNECT_TIMEOUT_S,
-                                      socket_timeout=CONNECT_TIMEOUT_S, retry=Retry(NoBackoff(), 0))
+        client = redis.Redis.from_url(
+            url, socket_connect_timeout=CONNECT_TIMEOUT_S, socket_timeout=CONNECT_TIMEOUT_S, retry=Retry(NoBackoff(), 0)
+        )
         try:
             client.ping()
             out.append(_ok("redis", f"{shown} answers"))
         except Exception as e:  # redis-py raises many kinds (connection, auth, TLS, response): all one line
             text = " ".join(str(e).split())[:200]
-            out.append(_fail("redis", f"{shown} ({what}): {type(e).__name__}: {_scrub(text, settings)}",
-                             "start Redis or fix the URL (host, port, password) in BESTSTAG_REDIS_URL"))
+            out.append(
+                _fail(
+                    "redis",
+                    f"{shown} ({what}): {type(e).__name__}: {_scrub(text, settings)}",
+                    "start Redis or fix the URL (host, port, password) in BESTSTAG_REDIS_URL",
+                )
+            )
         finally:
             client.close()
     return out
@@ -586,14 +655,16 @@ def check_s3(settings: Settings) -> Check:
     from .backup.remote import S3Remote
 
     try:
-        remote = S3Remote(settings, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=CONNECT_TIMEOUT_S * 2,
-                          attempts=1)
+        remote = S3Remote(settings, connect_timeout=CONNECT_TIMEOUT_S, read_timeout=CONNECT_TIMEOUT_S * 2, attempts=1)
         with remote.guard("HEAD bucket"):
             remote.client.head_bucket(Bucket=remote.bucket)
     except BestStagError as e:
         text = " ".join(e.message.split())
-        return _fail("s3", _scrub(text, settings)[:300],
-                     e.hint or "check backup.remote, backup.remote_endpoint_url and the AWS credentials")
+        return _fail(
+            "s3",
+            _scrub(text, settings)[:300],
+            e.hint or "check backup.remote, backup.remote_endpoint_url and the AWS credentials",
+        )
     return _ok("s3", f"{settings.backup.remote} reachable")
 
 
@@ -603,14 +674,29 @@ def check_s3(settings: Settings) -> Check:
 
 def run_checks(settings: Settings, gateway: Callable[[], Any] | None) -> list[Check]:
     """Every check, local ones first; ``gateway`` (a factory) None means offline: network checks skipped."""
-    checks = [check_config(settings), check_token(settings), check_data_dir(settings), check_modes(settings),
-              check_journal(settings), check_cache(settings), check_backups(settings), check_locks(settings),
-              check_timezone(), check_prometheus(settings), check_versions()]
+    checks = [
+        check_config(settings),
+        check_token(settings),
+        check_data_dir(settings),
+        check_modes(settings),
+        check_journal(settings),
+        check_cache(settings),
+        check_backups(settings),
+        check_locks(settings),
+        check_timezone(),
+        check_prometheus(settings),
+        check_versions(),
+    ]
     if gateway is None:
         why = "skipped: --offline"
-        return [*checks, _skip("base", why), _skip("tables", why), _skip("clock", why),
-                *([_skip("redis", why)] if _redis_urls(settings) else []),
-                *([_skip("s3", why)] if settings.backup.remote else [])]
+        return [
+            *checks,
+            _skip("base", why),
+            _skip("tables", why),
+            _skip("clock", why),
+            *([_skip("redis", why)] if _redis_urls(settings) else []),
+            *([_skip("s3", why)] if settings.backup.remote else []),
+        ]
     try:
         gw = gateway()
         answer = check_base(settings, gw)

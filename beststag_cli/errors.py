@@ -33,19 +33,19 @@ class ExitStatus(enum.IntEnum):
 _MEANINGS: dict[ExitStatus, str] = {
     ExitStatus.OK: "success",
     ExitStatus.FAILED: "the operation failed, an alert fires, or `doctor` found a problem; also an unexpected "
-                       "error (a bug: one line, the traceback with `-v`)",
+    "error (a bug: one line, the traceback with `-v`)",
     ExitStatus.BAD_INPUT: "bad input or config (one line says what and how to fix it): a command line that does "
-                          "not parse, an unknown table or field, input holding a lone UTF-16 surrogate (`\\ud83d`) "
-                          "or a `--file` that is not UTF-8",
+    "not parse, an unknown table or field, input holding a lone UTF-16 surrogate (`\\ud83d`) "
+    "or a `--file` that is not UTF-8",
     ExitStatus.PARTIAL: "partial success (some tables failed; the rest was kept)",
     ExitStatus.UPSTREAM: "upstream unavailable (auth, network, Airtable 5xx after retries), or a create's answer "
-                         "was lost (it may or may not have been applied)",
+    "was lost (it may or may not have been applied)",
     ExitStatus.LOCKED: "another run holds the lock (cron may retry later): backups, cleanup, `metrics archive`, or "
-                       "another restore into the same base (the line names the holder's pid, host and age; "
-                       "`restore --wait S` waits up to S seconds first)",
+    "another restore into the same base (the line names the holder's pid, host and age; "
+    "`restore --wait S` waits up to S seconds first)",
     ExitStatus.SIGINT: "interrupted by SIGINT (Ctrl-C): no new work is started, in-flight requests settle, the "
-                       "partial backup is removed, the journal row is closed as `interrupted` (not a failure for "
-                       "the backup alert) and one line is printed; run the command again to redo or resume it",
+    "partial backup is removed, the journal row is closed as `interrupted` (not a failure for "
+    "the backup alert) and one line is printed; run the command again to redo or resume it",
     ExitStatus.SIGTERM: "interrupted by SIGTERM: the same clean stop as 130",
 }
 
@@ -164,8 +164,10 @@ class WriteOutcomeUnknown(UpstreamUnavailable):
     """A create (not safe to send twice) lost its answer: Airtable may or may not have applied it."""
 
     kind = "write_outcome_unknown"
-    hint = ("check with `beststag query run` whether the records exist before sending them again; "
-            "`beststag records upsert --merge-on FIELD` is safe to retry")
+    hint = (
+        "check with `beststag query run` whether the records exist before sending them again; "
+        "`beststag records upsert --merge-on FIELD` is safe to retry"
+    )
 
 
 class UpstreamAuthError(UpstreamUnavailable):

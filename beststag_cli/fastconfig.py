@@ -56,8 +56,9 @@ def _fingerprint(file: Path | None, body: bytes, env: Mapping[str, str]) -> str:
         h.update(b"\0" + k.encode() + b"=" + env.get(k, "").strip().encode())
     # every other AIRTABLE_*/BESTSTAG_* variable too: one the full loader learns to read later (a mode
     # switch such as BESTSTAG_SANDBOX) must never be answered with a snapshot built without it
-    for k in sorted(k for k in env if k.startswith(("AIRTABLE_", "BESTSTAG_")) and k not in LOADER_ENV
-                    and k not in RUNTIME_ENV):
+    for k in sorted(
+        k for k in env if k.startswith(("AIRTABLE_", "BESTSTAG_")) and k not in LOADER_ENV and k not in RUNTIME_ENV
+    ):
         h.update(b"\0" + k.encode() + b"=" + env[k].strip().encode())
     return h.hexdigest()
 
@@ -131,15 +132,18 @@ class FastSettings(_Section):
     they can be read again from the environment (``secrets()``, ``api_token()``).
     """
 
-    def __init__(self, data: dict[str, Any], *, config_file: Path | None = None,
-                 env: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, data: dict[str, Any], *, config_file: Path | None = None, env: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(data)
         self._config_file = config_file
         self._env = os.environ if env is None else env
         prom = (data.get("metrics") or {}).get("prometheus_path")
-        self.paths = Paths.from_data_dir(Path(data["data_dir"]),
-                                         Path(data["backup"]["dir"]) if data["backup"].get("dir") else None,
-                                         prom_file=Path(prom) if isinstance(prom, str) and prom else None)
+        self.paths = Paths.from_data_dir(
+            Path(data["data_dir"]),
+            Path(data["backup"]["dir"]) if data["backup"].get("dir") else None,
+            prom_file=Path(prom) if isinstance(prom, str) and prom else None,
+        )
 
     @property
     def base_id(self) -> str | None:
@@ -243,8 +247,9 @@ def _valid_settings(data: Any, data_dir: Path) -> bool:
     if not isinstance(data, dict):
         return False
     air, cache, backup, tables = (data.get(k) for k in ("airtable", "cache", "backup", "tables"))
-    if not (isinstance(air, dict) and isinstance(cache, dict) and isinstance(backup, dict)
-            and isinstance(tables, dict)):
+    if not (
+        isinstance(air, dict) and isinstance(cache, dict) and isinstance(backup, dict) and isinstance(tables, dict)
+    ):
         return False
     if not isinstance(data.get("data_dir"), str) or Path(os.path.normpath(data["data_dir"])) != data_dir:
         return False
@@ -252,13 +257,15 @@ def _valid_settings(data: Any, data_dir: Path) -> bool:
         return False
     if not isinstance(backup.get("dir"), str | None):
         return False
-    if not all(_is_int(cache.get(k)) and cache[k] >= 0 for k in ("default_ttl_s", "compress_min_bytes",
-                                                                    "size_limit_mb")):
+    if not all(
+        _is_int(cache.get(k)) and cache[k] >= 0 for k in ("default_ttl_s", "compress_min_bytes", "size_limit_mb")
+    ):
         return False
     if not _is_num(cache.get("max_stale_s")) or cache.get("backend", "diskcache") not in ("diskcache", "redis"):
         return False
-    if cache.get("backend") == "redis" and not (isinstance(cache.get("redis_url"), str)
-                                                and isinstance(cache.get("redis_prefix", ""), str)):
+    if cache.get("backend") == "redis" and not (
+        isinstance(cache.get("redis_url"), str) and isinstance(cache.get("redis_prefix", ""), str)
+    ):
         return False
     for name, t in tables.items():
         if not isinstance(name, str) or not isinstance(t, dict):
@@ -274,19 +281,31 @@ def valid_for_commands(data: Any) -> bool:
     try:
         alerts, metrics, logging_, jobs = data["alerts"], data["metrics"], data["logging"], data["jobs"]
         rule = alerts["backup_failure"]
-        numbers = [alerts[k] for k in ("cache_hit_ratio_min", "response_time_max_s", "error_rate_max",
-                                       "storage_usage_max", "cooldown_s")]
+        numbers = [
+            alerts[k]
+            for k in ("cache_hit_ratio_min", "response_time_max_s", "error_rate_max", "storage_usage_max", "cooldown_s")
+        ]
         numbers += [rule["max_age_h"][t] for t in BACKUP_TYPES] + [jobs["ping_timeout_s"]]
-        ints = [alerts["min_samples"], rule["consecutive_failures"], metrics["plan_record_limit"],
-                logging_["max_bytes"], logging_["backups"], jobs["ping_retries"]]
+        ints = [
+            alerts["min_samples"],
+            rule["consecutive_failures"],
+            metrics["plan_record_limit"],
+            logging_["max_bytes"],
+            logging_["backups"],
+            jobs["ping_retries"],
+        ]
         flags = [rule["enabled"], data["_has_pings"], data["_has_notify_urls"], data["_secrets_from_env"]]
-        return (all(_is_num(v) for v in numbers) and all(_is_int(v) for v in ints)
-                and all(isinstance(v, bool) for v in flags) and isinstance(alerts["range"], str)
-                and logging_["level"] in ("DEBUG", "INFO", "WARNING", "ERROR")
-                and isinstance(data["_endpoint_url"], str)
-                and isinstance(metrics.get("prometheus_path"), str | None)
-                and isinstance(data["cache"].get("redis_url"), str | None)
-                and isinstance(data["backup"].get("remote"), str | None))
+        return (
+            all(_is_num(v) for v in numbers)
+            and all(_is_int(v) for v in ints)
+            and all(isinstance(v, bool) for v in flags)
+            and isinstance(alerts["range"], str)
+            and logging_["level"] in ("DEBUG", "INFO", "WARNING", "ERROR")
+            and isinstance(data["_endpoint_url"], str)
+            and isinstance(metrics.get("prometheus_path"), str | None)
+            and isinstance(data["cache"].get("redis_url"), str | None)
+            and isinstance(data["backup"].get("remote"), str | None)
+        )
     except (KeyError, TypeError):
         return False
 
@@ -316,8 +335,11 @@ def fast_settings(path: str | Path | None = None, env: Mapping[str, str] | None 
         if data.get("_masked"):  # a Redis URL's password is not on disk: only the full loader can connect
             return None
         # the full loader refuses these; a snapshot must never answer where it would (e.g. one left by an older rule)
-        if mode_problem(token=not data["_sandbox_mode"], base_id=data["airtable"]["base_id"],
-                        sandbox=data["airtable"].get("sandbox") is True):
+        if mode_problem(
+            token=not data["_sandbox_mode"],
+            base_id=data["airtable"]["base_id"],
+            sandbox=data["airtable"].get("sandbox") is True,
+        ):
             return None
         return FastSettings(data, config_file=file, env=env)
     except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError):
@@ -338,8 +360,11 @@ def save_snapshot(settings: Settings, env: Mapping[str, str] | None = None) -> N
         fp = _fingerprint(file, body, env)
         target = settings.paths.data_dir / SNAPSHOT_NAME
         current = _read_snapshot(target)
-        if isinstance(current, dict) and current.get("fingerprint") == fp and \
-                _valid_settings(current.get("settings"), Path(os.path.normpath(settings.paths.data_dir))):
+        if (
+            isinstance(current, dict)
+            and current.get("fingerprint") == fp
+            and _valid_settings(current.get("settings"), Path(os.path.normpath(settings.paths.data_dir)))
+        ):
             return  # a damaged one (garbage, wrong types, a link) is written again below
         if not settings.paths.data_dir.is_dir():
             return  # never create the data dir as a side effect of reading config
@@ -347,8 +372,9 @@ def save_snapshot(settings: Settings, env: Mapping[str, str] | None = None) -> N
         data["_sandbox_mode"] = settings.sandbox_mode
         # what the secrets scrub removes look like, as booleans only: the fast paths decline the
         # commands that would need them (ping and alert URLs), or read them again from the environment
-        data["_has_pings"] = any(any(getattr(p, w) for w in ("url", "start", "success", "fail"))
-                                 for p in settings.jobs.pings.values())
+        data["_has_pings"] = any(
+            any(getattr(p, w) for w in ("url", "start", "success", "fail")) for p in settings.jobs.pings.values()
+        )
         data["_has_notify_urls"] = bool(settings.alerts.notify_urls)
         data["_secrets_from_env"] = _secrets_from_env(settings, env)
         data["_endpoint_url"] = settings.endpoint_url  # before scrub: a password in it is masked like any

@@ -548,8 +548,10 @@ def _deletable(path: str | Path) -> tuple[Path, Path]:
     p = Path(os.path.abspath(path))
     root = private_root(p)
     if root is None or p == root:
-        raise UnsafePath(f"refusing to delete {p}: not inside beststag's data dir",
-                         hint="beststag only deletes what it keeps in its data dir")
+        raise UnsafePath(
+            f"refusing to delete {p}: not inside beststag's data dir",
+            hint="beststag only deletes what it keeps in its data dir",
+        )
     check_safe_path(p.parent)
     return p, root
 

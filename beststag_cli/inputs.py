@@ -74,8 +74,10 @@ def check_text(value: Any, where: str) -> Any:
         return value
     path, index, char = found
     inside = f" at {path}" if path else ""
-    raise BadInput(f"{where}{inside}: character {index + 1} is a lone surrogate (\\u{ord(char):04x}), "
-                   "which is not valid Unicode", hint=HINT)
+    raise BadInput(
+        f"{where}{inside}: character {index + 1} is a lone surrogate (\\u{ord(char):04x}), which is not valid Unicode",
+        hint=HINT,
+    )
 
 
 def printable(text: str) -> str:

@@ -41,9 +41,21 @@ LOCKED_RETRY_TOTAL_S = 60.0
 #: SQLite's companions of a database file (opened by name: each must not be a planted symlink)
 COMPANIONS = ("-wal", "-shm", "-journal")
 #: tables every migrated journal has (a file without them is not our journal)
-REQUIRED_TABLES = frozenset({"requests", "cache_events", "backup_runs", "restore_runs", "count_snapshots",
-                             "alert_state", "kv", "requests_hourly", "cache_hourly", "restore_items",
-                             "webhook_requests"})
+REQUIRED_TABLES = frozenset(
+    {
+        "requests",
+        "cache_events",
+        "backup_runs",
+        "restore_runs",
+        "count_snapshots",
+        "alert_state",
+        "kv",
+        "requests_hourly",
+        "cache_hourly",
+        "restore_items",
+        "webhook_requests",
+    }
+)
 
 CACHE_EVENTS = ("hit", "miss", "stale", "set", "invalidate", "evict", "write_applied", "lock_broken")
 
@@ -349,8 +361,7 @@ def connect(path: str | Path) -> sqlite3.Connection:
         # and another process may then write at the same time (a "malformed" database).
         if not p.exists():
             touch_private(p)
-        elif hasattr(os, "getuid") and p.stat().st_uid == os.getuid() and p.stat().st_mode & 0o077 \
-                and not modes_kept():
+        elif hasattr(os, "getuid") and p.stat().st_uid == os.getuid() and p.stat().st_mode & 0o077 and not modes_kept():
             os.chmod(p, 0o600, follow_symlinks=False)
     conn = sqlite3.connect(
         p,
@@ -380,8 +391,10 @@ def corrupt_error(path: Path, detail: str) -> CorruptFile:
     """The one line a damaged journal gives: which file, what SQLite said, and how to recover."""
     return CorruptFile(
         f"the journal {path} is damaged ({detail}); beststag cannot read or write it",
-        hint=(f"run `beststag doctor --repair` (moves it aside to {path.name}.corrupt-<time> in the data dir and "
-              f"starts a fresh one), or move {path.name} and its -wal/-shm files out of {path.parent} yourself"),
+        hint=(
+            f"run `beststag doctor --repair` (moves it aside to {path.name}.corrupt-<time> in the data dir and "
+            f"starts a fresh one), or move {path.name} and its -wal/-shm files out of {path.parent} yourself"
+        ),
     )
 
 
@@ -505,8 +518,9 @@ class Journal:
             write()
         except (CorruptFile, UnsafePath) as e:
             self._broken = True
-            logging.getLogger("beststag").warning("%s; not journaling requests until it is repaired (%s)",
-                                                  e.message, e.hint)
+            logging.getLogger("beststag").warning(
+                "%s; not journaling requests until it is repaired (%s)", e.message, e.hint
+            )
 
     def close(self) -> None:
         """Close every connection this object opened (in this process)."""
@@ -570,35 +584,54 @@ class Journal:
         ts: float | None = None,
     ) -> None:
         """Record one upstream HTTP request (``status`` None: no answer, e.g. a network error)."""
-        self._telemetry(lambda: self._write(
-            "INSERT INTO requests (ts, base, table_name, method, operation, status, duration_ms,"
-            " records, bytes, error_type, retries, source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                clock.timestamp() if ts is None else ts,
-                base,
-                table_name,
-                method,
-                operation,
-                status,
-                duration_ms,
-                records,
-                bytes,
-                error_type,
-                retries,
-                source or self.source,
-            ),
-        ))
+        self._telemetry(
+            lambda: self._write(
+                "INSERT INTO requests (ts, base, table_name, method, operation, status, duration_ms,"
+                " records, bytes, error_type, retries, source) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    clock.timestamp() if ts is None else ts,
+                    base,
+                    table_name,
+                    method,
+                    operation,
+                    status,
+                    duration_ms,
+                    records,
+                    bytes,
+                    error_type,
+                    retries,
+                    source or self.source,
+                ),
+            )
+        )
 
-    def record_webhook_request(self, *, endpoint: str, status: int, duration_ms: float, operation: str | None = None,
-                               table_name: str | None = None, cache_status: str | None = None,
-                               ts: float | None = None) -> None:
+    def record_webhook_request(
+        self,
+        *,
+        endpoint: str,
+        status: int,
+        duration_ms: float,
+        operation: str | None = None,
+        table_name: str | None = None,
+        cache_status: str | None = None,
+        ts: float | None = None,
+    ) -> None:
         """Record one answer of the webhook server."""
-        self._telemetry(lambda: self._write(
-            "INSERT INTO webhook_requests (ts, endpoint, operation, table_name, status, duration_ms, cache_status)"
-            " VALUES (?,?,?,?,?,?,?)",
-            (clock.timestamp() if ts is None else ts, endpoint, operation, table_name, status, duration_ms,
-             cache_status),
-        ))
+        self._telemetry(
+            lambda: self._write(
+                "INSERT INTO webhook_requests (ts, endpoint, operation, table_name, status, duration_ms, cache_status)"
+                " VALUES (?,?,?,?,?,?,?)",
+                (
+                    clock.timestamp() if ts is None else ts,
+                    endpoint,
+                    operation,
+                    table_name,
+                    status,
+                    duration_ms,
+                    cache_status,
+                ),
+            )
+        )
 
     def record_cache_event(
         self,
@@ -617,10 +650,12 @@ class Journal:
         """
         if event not in CACHE_EVENTS:
             raise ValueError(f"unknown cache event {event!r} (expected one of {', '.join(CACHE_EVENTS)})")
-        self._telemetry(lambda: self._write(
-            'INSERT INTO cache_events (ts, base, table_name, event, "key", bytes, age_s) VALUES (?,?,?,?,?,?,?)',
-            (clock.timestamp() if ts is None else ts, base, table_name, event, key, bytes, age_s),
-        ))
+        self._telemetry(
+            lambda: self._write(
+                'INSERT INTO cache_events (ts, base, table_name, event, "key", bytes, age_s) VALUES (?,?,?,?,?,?,?)',
+                (clock.timestamp() if ts is None else ts, base, table_name, event, key, bytes, age_s),
+            )
+        )
 
     def record_backup_run(
         self,

@@ -55,13 +55,19 @@ MIN_SECRET_LEN = 4
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"pat[A-Za-z0-9]{14}\.[a-f0-9]{64}"), MASK),
     # a header's value is a value whatever it looks like, whatever its scheme (Bearer, Basic, Token…)
-    (re.compile(r"""((?:Proxy-)?Authorization['"]?\s*[:=]\s*['"]?(?:[A-Za-z]+\s+)?)[^\s'",}]+""", re.IGNORECASE),
-     r"\g<1>" + MASK),
+    (
+        re.compile(r"""((?:Proxy-)?Authorization['"]?\s*[:=]\s*['"]?(?:[A-Za-z]+\s+)?)[^\s'",}]+""", re.IGNORECASE),
+        r"\g<1>" + MASK,
+    ),
     (re.compile(r"""(X-Api-Key['"]?\s*[:=]\s*['"]?)[^\s'",}]+""", re.IGNORECASE), r"\g<1>" + MASK),
     # "Bearer X" hides X, whatever X is, except the few words prose puts there ("a bearer token"):
     # redact values, not words
-    (re.compile(r"(Bearer\s+)(?!(?:token|tokens|scheme|auth|authentication|header|credential)\b)[^\s'\",}]+",
-                re.IGNORECASE), r"\g<1>" + MASK),
+    (
+        re.compile(
+            r"(Bearer\s+)(?!(?:token|tokens|scheme|auth|authentication|header|credential)\b)[^\s'\",}]+", re.IGNORECASE
+        ),
+        r"\g<1>" + MASK,
+    ),
     # the password of a URL's userinfo (redis://:pw@host, https://user:pw@host); up to the last "@"
     # before the host, as urllib and redis-py split it (a password may hold an unencoded "@")
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]*:)[^\s/]+@", re.IGNORECASE), r"\g<1>" + MASK + "@"),
@@ -103,8 +109,9 @@ class Redactor:
         if isinstance(value, str):
             return self.redact(value)
         if isinstance(value, Mapping):  # a header's value is a value, whatever it looks like
-            return {k: _mask_auth(v) if str(k).lower() in _AUTH_KEYS else self.redact_value(v)
-                    for k, v in value.items()}
+            return {
+                k: _mask_auth(v) if str(k).lower() in _AUTH_KEYS else self.redact_value(v) for k, v in value.items()
+            }
         if isinstance(value, list | tuple):
             return [self.redact_value(v) for v in value]
         return value
@@ -259,8 +266,9 @@ class SharedRotatingFileHandler(logging.handlers.RotatingFileHandler):
         try:
             if self._lock_fd is None:
                 touch_private(self._lock_path)
-                self._lock_fd = os.open(self._lock_path,
-                                        os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0))
+                self._lock_fd = os.open(
+                    self._lock_path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
+                )
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         except (OSError, BestStagError):
             self.handleError(record)
@@ -297,7 +305,7 @@ def _logfmt(value: Any, limit: int | None) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
     if limit is not None and len(text) > limit:
         text = text[: limit - 1] + "…"
-    if text == "" or any(c.isspace() or c in "\"=" for c in text):
+    if text == "" or any(c.isspace() or c in '"=' for c in text):
         text = json.dumps(text, ensure_ascii=False)
     return text
 
@@ -336,8 +344,9 @@ class FieldsFormatter(logging.Formatter):
 TerminalHandler = Callable[[TextIO], logging.Handler]
 
 
-def _console_handler(stream: TextIO, *, level: int, json_mode: bool, terminal: TerminalHandler | None,
-                     verbose: bool = False) -> logging.Handler:
+def _console_handler(
+    stream: TextIO, *, level: int, json_mode: bool, terminal: TerminalHandler | None, verbose: bool = False
+) -> logging.Handler:
     if json_mode:
         h: logging.Handler = logging.StreamHandler(stream)
         h.setFormatter(JsonFormatter())
@@ -416,8 +425,9 @@ def setup_logging(
     file_level = logging.DEBUG if verbose else logging.getLevelName(settings.logging.level)
 
     handlers: list[logging.Handler] = []
-    console = _console_handler(stream, level=console_level, json_mode=json_mode,
-                               terminal=terminal_handler if is_tty else None, verbose=verbose)
+    console = _console_handler(
+        stream, level=console_level, json_mode=json_mode, terminal=terminal_handler if is_tty else None, verbose=verbose
+    )
     handlers.append(console)
 
     log_file: Path | None = settings.paths.log_file

@@ -10,9 +10,16 @@ BACKUP_TYPES: tuple[str, ...] = ("incremental", "complete", "critical")
 #: every scheduled job, by name (`beststag schedule show` lists them; `jobs.pings` keys; the per-job gauges
 #: of the textfile); here for the same reason: a job's end (`metrics alerts` on its fast path) needs no pydantic
 JOB_NAMES: tuple[str, ...] = (
-    "backup-incremental", "backup-complete", "backup-critical",
-    "metrics-usage", "metrics-performance", "metrics-storage",
-    "alerts", "cache-prune", "backup-cleanup", "metrics-archive",
+    "backup-incremental",
+    "backup-complete",
+    "backup-critical",
+    "metrics-usage",
+    "metrics-performance",
+    "metrics-storage",
+    "alerts",
+    "cache-prune",
+    "backup-cleanup",
+    "metrics-archive",
 )
 
 

@@ -154,9 +154,20 @@ class _LogTask:
         elapsed = max(self._owner.monotonic() - self._t0, 1e-9)
         rate = self.n / elapsed
         eta = (self.total - self.n) / rate if self.total is not None and rate > 0 and self.total >= self.n else None
-        log_event("progress", task=self.label, status=status, unit=self.unit, done=self.n, total=self.total,
-                  bytes=self.bytes, seconds=round(elapsed, 3), rate_per_s=round(rate, 3),
-                  bytes_per_s=round(self.bytes / elapsed, 1), eta_s=None if eta is None else round(eta, 1), **extra)
+        log_event(
+            "progress",
+            task=self.label,
+            status=status,
+            unit=self.unit,
+            done=self.n,
+            total=self.total,
+            bytes=self.bytes,
+            seconds=round(elapsed, 3),
+            rate_per_s=round(rate, 3),
+            bytes_per_s=round(self.bytes / elapsed, 1),
+            eta_s=None if eta is None else round(eta, 1),
+            **extra,
+        )
 
 
 class LogReporter:

@@ -107,8 +107,17 @@ ENV_OVERRIDES: tuple[EnvOverride, ...] = (
 LOADER_ENV: tuple[str, ...] = (*(o.var for o in ENV_OVERRIDES), ENV_CONFIG)
 
 #: read at run time, never by the config loader: changing one must not cost a cache hit its snapshot
-RUNTIME_ENV = frozenset({"BESTSTAG_FAKE_NOW", "BESTSTAG_SANDBOX_FAULTS", "BESTSTAG_SANDBOX_RATE_LIMIT",
-                         "BESTSTAG_TEST_WORKERS", "BESTSTAG_BIN", "BESTSTAG_ENV_FILE", "BESTSTAG_ALLOW_SANDBOX"})
+RUNTIME_ENV = frozenset(
+    {
+        "BESTSTAG_FAKE_NOW",
+        "BESTSTAG_SANDBOX_FAULTS",
+        "BESTSTAG_SANDBOX_RATE_LIMIT",
+        "BESTSTAG_TEST_WORKERS",
+        "BESTSTAG_BIN",
+        "BESTSTAG_ENV_FILE",
+        "BESTSTAG_ALLOW_SANDBOX",
+    }
+)
 
 
 def env_value(env: Mapping[str, str], var: str) -> str | None:
@@ -221,7 +230,7 @@ def shown_url(url: str) -> str:
 def url_password(url: str) -> str | None:
     """The password in a URL's userinfo, or None."""
     m = URL_PASSWORD.search(url)
-    return m.group(0)[len(m.group(1)):-1] if m else None
+    return m.group(0)[len(m.group(1)) : -1] if m else None
 
 
 def is_secret_path(loc: tuple[str | int, ...]) -> bool:
@@ -321,14 +330,20 @@ def mode_problem(*, token: bool, base_id: str | None, sandbox: bool) -> tuple[st
     sample base there would report success on the wrong data.
     """
     if token and sandbox:
-        return ("AIRTABLE_TOKEN and BESTSTAG_SANDBOX=1 are both set: a token means Airtable, "
-                "BESTSTAG_SANDBOX=1 the local sandbox",
-                "unset BESTSTAG_SANDBOX to use Airtable, or unset AIRTABLE_TOKEN to use the sandbox")
+        return (
+            "AIRTABLE_TOKEN and BESTSTAG_SANDBOX=1 are both set: a token means Airtable, "
+            "BESTSTAG_SANDBOX=1 the local sandbox",
+            "unset BESTSTAG_SANDBOX to use Airtable, or unset AIRTABLE_TOKEN to use the sandbox",
+        )
     if token and base_id is None:
-        return ("AIRTABLE_TOKEN is set but AIRTABLE_BASE_ID (airtable.base_id) is not: no base to work on",
-                "set AIRTABLE_BASE_ID=appXXXXXXXXXXXXXX (the app... part of the base's URL)")
+        return (
+            "AIRTABLE_TOKEN is set but AIRTABLE_BASE_ID (airtable.base_id) is not: no base to work on",
+            "set AIRTABLE_BASE_ID=appXXXXXXXXXXXXXX (the app... part of the base's URL)",
+        )
     if not token and not sandbox and base_id not in (None, SANDBOX_BASE_ID):
-        return (f"AIRTABLE_BASE_ID (airtable.base_id) is {base_id} but AIRTABLE_TOKEN is not set: "
-                "refusing to answer from the sandbox instead",
-                "set AIRTABLE_TOKEN, or BESTSTAG_SANDBOX=1 for the sandbox")
+        return (
+            f"AIRTABLE_BASE_ID (airtable.base_id) is {base_id} but AIRTABLE_TOKEN is not set: "
+            "refusing to answer from the sandbox instead",
+            "set AIRTABLE_TOKEN, or BESTSTAG_SANDBOX=1 for the sandbox",
+        )
     return None

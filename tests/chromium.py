@@ -21,17 +21,28 @@ import pytest
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARTIFACTS = Path(os.environ.get("BESTSTAG_ARTIFACTS") or Path(__file__).resolve().parents[1] / "test-artifacts")
 #: what works as root in a container: no sandbox, no GPU, nothing phoning home
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--disable-default-apps", "--hide-scrollbars",
-         # the browser's own traffic (component updater, Google sign-in) would still try to go out
-         # through the wire trap's proxy: no proxy, and no name resolves but loopback's. The
-         # page's own requests are recorded by watched_page whether they succeed or not.
-         "--no-proxy-server", "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1"]
+FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-default-apps",
+    "--hide-scrollbars",
+    # the browser's own traffic (component updater, Google sign-in) would still try to go out
+    # through the wire trap's proxy: no proxy, and no name resolves but loopback's. The
+    # page's own requests are recorded by watched_page whether they succeed or not.
+    "--no-proxy-server",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+]
 #: generous: a loaded CI machine takes tens of seconds to start Chromium
 TIMEOUT_MS = 120_000
 
 needs_chromium = pytest.mark.skipif(
-    CHROMIUM is None, reason="headless check needs Debian's chromium (apt-get install -y chromium)")
+    CHROMIUM is None, reason="headless check needs Debian's chromium (apt-get install -y chromium)"
+)
 
 
 @dataclass

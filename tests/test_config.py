@@ -227,8 +227,13 @@ def test_sandbox_mode_keeps_an_explicit_base_id(cwd: Path) -> None:
 
 
 def test_token_never_in_repr_str_or_json(cwd: Path) -> None:
-    s = load_config(env={"AIRTABLE_TOKEN": TOKEN, "AIRTABLE_BASE_ID": "appBBBBBBBBBBBBBB",
-                         "BESTSTAG_WEBHOOK_SECRET": "hook-secret-value"})
+    s = load_config(
+        env={
+            "AIRTABLE_TOKEN": TOKEN,
+            "AIRTABLE_BASE_ID": "appBBBBBBBBBBBBBB",
+            "BESTSTAG_WEBHOOK_SECRET": "hook-secret-value",
+        }
+    )
     for text in (repr(s), str(s), s.model_dump_json(), repr(s.airtable), json.dumps(s.model_dump(mode="json"))):
         assert TOKEN not in text
         assert "hook-secret-value" not in text

@@ -25,8 +25,9 @@ BASE = "appBBBBBBBBBBBBBB"
 
 
 def _run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "beststag_cli", *args], env=env, capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "beststag_cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def _env(**kw: str | None) -> dict[str, str]:
@@ -40,14 +41,18 @@ def _env(**kw: str | None) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize(("env", "needle"), [
-    ({"AIRTABLE_TOKEN": TOKEN}, "AIRTABLE_BASE_ID"),  # was an AssertionError reported as a bug (exit 1)
-    ({"AIRTABLE_BASE_ID": BASE}, "BESTSTAG_SANDBOX=1"),  # was sandbox mode, then "the token's scopes"
-    ({"AIRTABLE_TOKEN": TOKEN, "AIRTABLE_BASE_ID": BASE, "BESTSTAG_SANDBOX": "1"}, "both set"),
-    ({"AIRTABLE_API_KEY": TOKEN, "BESTSTAG_SANDBOX": "1"}, "both set"),
-])
-def test_a_configuration_that_is_not_one_clear_mode_exits_2_with_one_line(clean_env: Path, env: dict[str, str],
-                                                                          needle: str) -> None:
+@pytest.mark.parametrize(
+    ("env", "needle"),
+    [
+        ({"AIRTABLE_TOKEN": TOKEN}, "AIRTABLE_BASE_ID"),  # was an AssertionError reported as a bug (exit 1)
+        ({"AIRTABLE_BASE_ID": BASE}, "BESTSTAG_SANDBOX=1"),  # was sandbox mode, then "the token's scopes"
+        ({"AIRTABLE_TOKEN": TOKEN, "AIRTABLE_BASE_ID": BASE, "BESTSTAG_SANDBOX": "1"}, "both set"),
+        ({"AIRTABLE_API_KEY": TOKEN, "BESTSTAG_SANDBOX": "1"}, "both set"),
+    ],
+)
+def test_a_configuration_that_is_not_one_clear_mode_exits_2_with_one_line(
+    clean_env: Path, env: dict[str, str], needle: str
+) -> None:
     r = _run(_env(**env), "backup", "list")
     assert r.returncode == 2, r
     lines = r.stderr.strip().splitlines()
@@ -65,8 +70,9 @@ def test_a_base_id_without_a_token_says_what_to_set(clean_env: Path) -> None:
     assert "scope" not in json.dumps(err)
 
 
-@pytest.mark.parametrize("env", [{"BESTSTAG_SANDBOX": "1"}, {},
-                                 {"BESTSTAG_SANDBOX": "1", "AIRTABLE_BASE_ID": SANDBOX_BASE_ID}])
+@pytest.mark.parametrize(
+    "env", [{"BESTSTAG_SANDBOX": "1"}, {}, {"BESTSTAG_SANDBOX": "1", "AIRTABLE_BASE_ID": SANDBOX_BASE_ID}]
+)
 def test_sandbox_mode_when_asked_for_or_when_nothing_is_configured(clean_env: Path, env: dict[str, str]) -> None:
     r = _run(_env(**env), "--json", "sandbox", "info")
     assert r.returncode == 0, r
@@ -89,8 +95,9 @@ def test_mode_rule_is_sandbox_only_on_purpose(token: bool, base: str | None, san
         assert (problem is None) == (sandbox or base in (None, SANDBOX_BASE_ID))
 
 
-def test_the_snapshot_fast_path_refuses_where_the_full_loader_does(clean_env: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_snapshot_fast_path_refuses_where_the_full_loader_does(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     clean_env.mkdir(parents=True)
     monkeypatch.setenv("AIRTABLE_BASE_ID", BASE)
     save_snapshot(load_config())  # BESTSTAG_SANDBOX=1 (the fixture): a good snapshot for these settings
@@ -119,10 +126,21 @@ def _env_file(tmp_path: Path, data_dir: Path, body: str) -> Path:
 
 
 def _wrapper(env_file: Path, *args: str, extra: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8",
-           "BESTSTAG_BIN": str(Path(sys.executable).parent / "beststag"), **(extra or {})}
-    return subprocess.run([str(WRAPPER), "--env-file", str(env_file), *args], capture_output=True, text=True,
-                          env=env, cwd="/", timeout=120)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": os.environ.get("HOME", "/root"),
+        "LANG": "C.UTF-8",
+        "BESTSTAG_BIN": str(Path(sys.executable).parent / "beststag"),
+        **(extra or {}),
+    }
+    return subprocess.run(
+        [str(WRAPPER), "--env-file", str(env_file), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -149,16 +167,25 @@ def test_cron_job_refuses_a_sandbox_flag_next_to_a_token(tmp_path: Path, seeded:
 @pytest.mark.parametrize("off", ["0", "false", "No", "OFF"])
 def test_cron_job_reads_a_sandbox_flag_that_says_no_like_the_loader(tmp_path: Path, seeded: Path, off: str) -> None:
     """Found by review: `BESTSTAG_SANDBOX=false`, which the loader reads as False, was refused as a sandbox."""
-    r = _wrapper(_env_file(tmp_path, seeded, f"AIRTABLE_TOKEN={TOKEN}\nAIRTABLE_BASE_ID=appBestStagSandbx\n"
-                                             f"BESTSTAG_SANDBOX={off}\n"), "cache", "prune")
+    r = _wrapper(
+        _env_file(
+            tmp_path, seeded, f"AIRTABLE_TOKEN={TOKEN}\nAIRTABLE_BASE_ID=appBestStagSandbx\nBESTSTAG_SANDBOX={off}\n"
+        ),
+        "cache",
+        "prune",
+    )
     assert "cron-job:" not in r.stderr, r
 
 
 @pytest.mark.parametrize("where", ["file", "environment"])
 def test_cron_job_runs_the_sandbox_when_asked(tmp_path: Path, seeded: Path, where: str) -> None:
     allow = "BESTSTAG_ALLOW_SANDBOX=1\n" if where == "file" else ""
-    r = _wrapper(_env_file(tmp_path, seeded, allow), "cache", "prune",
-                 extra={"BESTSTAG_ALLOW_SANDBOX": "1"} if where == "environment" else None)
+    r = _wrapper(
+        _env_file(tmp_path, seeded, allow),
+        "cache",
+        "prune",
+        extra={"BESTSTAG_ALLOW_SANDBOX": "1"} if where == "environment" else None,
+    )
     assert (r.returncode, r.stderr) == (0, ""), r
 
 

@@ -11,8 +11,14 @@ from beststag_cli.journal import Journal
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "beststag_cli", *args], env=os.environ.copy(), capture_output=True,
-                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "beststag_cli", *args],
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_quiet_alerts_print_each_firing_alert_with_figure_and_threshold(clean_env) -> None:  # type: ignore[no-untyped-def]
@@ -24,8 +30,13 @@ def test_quiet_alerts_print_each_firing_alert_with_figure_and_threshold(clean_en
     assert r.returncode == 1, r
     assert r.stdout == ""
     lines = r.stderr.splitlines()
-    assert any(ln.startswith("backup_failure: 3 types, threshold 0 types (fires above) - backups failing: "
-                             "incremental: no successful run yet") for ln in lines), r.stderr
+    assert any(
+        ln.startswith(
+            "backup_failure: 3 types, threshold 0 types (fires above) - backups failing: "
+            "incremental: no successful run yet"
+        )
+        for ln in lines
+    ), r.stderr
     assert any(ln.startswith("cache_hit_ratio: 10.0%, threshold") and "(fires below)" in ln for ln in lines), r.stderr
     assert "2 alert(s) firing" in lines[-1]
     assert len(lines) == 3, r.stderr  # one line per firing alert, then the error: nothing else for cron to mail

@@ -23,23 +23,33 @@ def _chained(outer: BaseException, inner: BaseException) -> BaseException:
         return e
 
 
-@pytest.mark.parametrize("free, err, full", [
-    (10**9, OSError(errno.ENOSPC, "No space left on device", "/d/x"), True),
-    (10**9, OSError(errno.EDQUOT, "Disk quota exceeded"), True),
-    (10**9, OSError(errno.EACCES, "Permission denied"), False),
-    (10**9, sqlite3.OperationalError("database or disk is full"), True),
-    (10**9, sqlite3.OperationalError("disk I/O error"), False),  # plenty of room: not a full disk
-    (40_000, sqlite3.OperationalError("disk I/O error"), True),
-    (40_000, sqlite3.OperationalError("unable to open database file"), True),
-    (40_000, sqlite3.OperationalError("database is locked"), False),
-    (None, sqlite3.OperationalError("disk I/O error"), False),  # cannot tell: not claimed
-    (40_000, _chained(sqlite3.OperationalError("cannot rollback - no transaction is active"),
-                      sqlite3.OperationalError("disk I/O error")), True),
-    (10**9, _chained(RuntimeError("wrapped"), OSError(errno.ENOSPC, "full")), True),
-    (10**9, ValueError("no"), False),
-])
-def test_what_counts_as_a_full_disk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, free: int | None,
-                                    err: BaseException, full: bool) -> None:
+@pytest.mark.parametrize(
+    "free, err, full",
+    [
+        (10**9, OSError(errno.ENOSPC, "No space left on device", "/d/x"), True),
+        (10**9, OSError(errno.EDQUOT, "Disk quota exceeded"), True),
+        (10**9, OSError(errno.EACCES, "Permission denied"), False),
+        (10**9, sqlite3.OperationalError("database or disk is full"), True),
+        (10**9, sqlite3.OperationalError("disk I/O error"), False),  # plenty of room: not a full disk
+        (40_000, sqlite3.OperationalError("disk I/O error"), True),
+        (40_000, sqlite3.OperationalError("unable to open database file"), True),
+        (40_000, sqlite3.OperationalError("database is locked"), False),
+        (None, sqlite3.OperationalError("disk I/O error"), False),  # cannot tell: not claimed
+        (
+            40_000,
+            _chained(
+                sqlite3.OperationalError("cannot rollback - no transaction is active"),
+                sqlite3.OperationalError("disk I/O error"),
+            ),
+            True,
+        ),
+        (10**9, _chained(RuntimeError("wrapped"), OSError(errno.ENOSPC, "full")), True),
+        (10**9, ValueError("no"), False),
+    ],
+)
+def test_what_counts_as_a_full_disk(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, free: int | None, err: BaseException, full: bool
+) -> None:
     monkeypatch.setattr(diskspace, "free_bytes", lambda _p: free)
     got = diskspace.as_disk_full(err, tmp_path)
     assert (got is not None) == full

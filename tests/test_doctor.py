@@ -31,8 +31,9 @@ def _doctor(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
     full = os.environ.copy()
     full.setdefault("TZ", "UTC0")
     full.update(env or {})
-    return subprocess.run([sys.executable, "-m", "beststag_cli", *args], env=full, capture_output=True, text=True,
-                          timeout=TIMEOUT_S)
+    return subprocess.run(
+        [sys.executable, "-m", "beststag_cli", *args], env=full, capture_output=True, text=True, timeout=TIMEOUT_S
+    )
 
 
 def _checks(out: str) -> dict[str, dict[str, Any]]:
@@ -61,8 +62,9 @@ def mounted(tmp_path: Path) -> Iterator[Path]:
         pytest.skip("mounting a tmpfs needs root")
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mnt)],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mnt)], capture_output=True, text=True
+    )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
     try:
@@ -83,8 +85,21 @@ def test_json_lists_every_check_with_name_status_message_hint_and_offline_says_s
         assert set(c) == {"name", "status", "message", "hint"}, c
         assert c["status"] in ("ok", "fail", "skip"), c
     checks = {c["name"]: c for c in data["checks"]}
-    assert {"config", "token", "data_dir", "modes", "journal", "cache", "backups", "locks", "timezone",
-            "prometheus", "base", "tables", "clock"} <= set(checks)
+    assert {
+        "config",
+        "token",
+        "data_dir",
+        "modes",
+        "journal",
+        "cache",
+        "backups",
+        "locks",
+        "timezone",
+        "prometheus",
+        "base",
+        "tables",
+        "clock",
+    } <= set(checks)
     for name in ("base", "tables", "clock"):
         assert checks[name]["status"] == "skip" and "--offline" in checks[name]["message"], checks[name]
 
@@ -273,8 +288,12 @@ def served(sandbox: Any) -> Iterator[str]:
 
 
 def test_a_token_that_cannot_see_the_base_is_a_finding(served: str) -> None:
-    env = {"AIRTABLE_TOKEN": "sandbox", "AIRTABLE_ENDPOINT_URL": served, "AIRTABLE_BASE_ID": "appSomeOtherBase1",
-           "BESTSTAG_SANDBOX": ""}  # a token: not sandbox mode (the suite sets BESTSTAG_SANDBOX=1)
+    env = {
+        "AIRTABLE_TOKEN": "sandbox",
+        "AIRTABLE_ENDPOINT_URL": served,
+        "AIRTABLE_BASE_ID": "appSomeOtherBase1",
+        "BESTSTAG_SANDBOX": "",
+    }  # a token: not sandbox mode (the suite sets BESTSTAG_SANDBOX=1)
     r = _doctor("--json", "doctor", env=env)
     assert r.returncode == 1, r
     check = _checks(r.stdout)["base"]
@@ -287,8 +306,11 @@ def test_a_token_that_cannot_see_the_base_is_a_finding(served: str) -> None:
 # ---------------------------------------------------------------------------------------------- the host
 
 
-@pytest.mark.parametrize(("tz", "status"), [("UTC0", "ok"), ("BRT3", "fail"), ("GMT0BST,M3.5.0/1,M10.5.0", "fail")],
-                         ids=["utc", "sao-paulo", "london-utc-in-winter"])
+@pytest.mark.parametrize(
+    ("tz", "status"),
+    [("UTC0", "ok"), ("BRT3", "fail"), ("GMT0BST,M3.5.0/1,M10.5.0", "fail")],
+    ids=["utc", "sao-paulo", "london-utc-in-winter"],
+)
 def test_the_host_time_zone_against_the_schedule_s(tz: str, status: str) -> None:
     r = _doctor("--json", "doctor", "--offline", env={"TZ": tz})
     check = _checks(r.stdout)["timezone"]
@@ -298,8 +320,9 @@ def test_the_host_time_zone_against_the_schedule_s(tz: str, status: str) -> None
         assert "UTC" in check["message"] and "timedatectl set-timezone UTC" in check["hint"], check
 
 
-@pytest.mark.parametrize(("ahead_s", "status"), [(3600, "fail"), (-3600, "fail"), (0, "ok")],
-                         ids=["5-min-ahead", "1-h-behind", "in-sync"])
+@pytest.mark.parametrize(
+    ("ahead_s", "status"), [(3600, "fail"), (-3600, "fail"), (0, "ok")], ids=["5-min-ahead", "1-h-behind", "in-sync"]
+)
 def test_clock_skew_against_airtable_s_date_header(served: str, ahead_s: int, status: str) -> None:
     env = {"AIRTABLE_ENDPOINT_URL": served}
     if ahead_s:
@@ -339,10 +362,14 @@ def test_redis_at_a_closed_port_is_one_line_without_the_password(served: str) ->
 def test_s3_at_a_closed_port_is_one_line_without_the_keys(served: str, tmp_path: Path) -> None:
     pytest.importorskip("boto3")
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"backup:\n  remote: s3://beststag-test/backups\n"
-                   f"  remote_endpoint_url: http://127.0.0.1:{_closed_port()}\n")
-    env = {"AWS_ACCESS_KEY_ID": "AKIADOCTORTESTKEY01", "AWS_SECRET_ACCESS_KEY": "doctorTestSecretValue0123456789",
-           "AIRTABLE_ENDPOINT_URL": served}
+    cfg.write_text(
+        f"backup:\n  remote: s3://beststag-test/backups\n  remote_endpoint_url: http://127.0.0.1:{_closed_port()}\n"
+    )
+    env = {
+        "AWS_ACCESS_KEY_ID": "AKIADOCTORTESTKEY01",
+        "AWS_SECRET_ACCESS_KEY": "doctorTestSecretValue0123456789",
+        "AIRTABLE_ENDPOINT_URL": served,
+    }
     r = _doctor("--json", "--config", str(cfg), "doctor", env=env)
     assert r.returncode == 1, r
     check = _checks(r.stdout)["s3"]
@@ -415,8 +442,11 @@ def test_no_hint_sends_the_operator_back_to_doctor(cli: Any, settings: Any, tmp_
         assert "doctor" not in c["hint"], c
 
 
-@given(st.text(max_size=80), st.sampled_from(["run `beststag doctor`", "`beststag doctor --repair` fixes it",
-                                              "see `doctor`", "doctor --fix"]), st.text(max_size=80))
+@given(
+    st.text(max_size=80),
+    st.sampled_from(["run `beststag doctor`", "`beststag doctor --repair` fixes it", "see `doctor`", "doctor --fix"]),
+    st.text(max_size=80),
+)
 @hsettings(max_examples=200, deadline=None)
 def test_a_borrowed_hint_loses_every_clause_that_names_doctor(before: str, self_ref: str, after: str) -> None:
     from beststag_cli.doctor import Check
@@ -433,5 +463,6 @@ def test_a_redis_password_never_survives_the_scrub(password: str) -> None:
 
     s = Settings()
     text = f"redis://:{password}@10.0.0.1:6379/0 (cache.redis_url): ConnectionError: Error connecting"
-    assert password not in _scrub(text, s).replace("10.0.0.1:6379/0 (cache.redis_url): ConnectionError: Error "
-                                                   "connecting", "")
+    assert password not in _scrub(text, s).replace(
+        "10.0.0.1:6379/0 (cache.redis_url): ConnectionError: Error connecting", ""
+    )

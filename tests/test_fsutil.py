@@ -300,16 +300,30 @@ def test_safe_delete_never_leaves_the_data_dir(tmp_path: Path, target: Path, out
 # ---- property: whatever links are planted where, no helper changes anything outside the data dir
 
 
-_SPOTS = ("logs", "logs/beststag.jsonl", "cache", "backups", "backups/attachments", "backups/attachments/ab",
-          "backups/attachments/ab/blob", "metrics", "metrics/beststag.prom", "locks", "locks/x.lock")
+_SPOTS = (
+    "logs",
+    "logs/beststag.jsonl",
+    "cache",
+    "backups",
+    "backups/attachments",
+    "backups/attachments/ab",
+    "backups/attachments/ab/blob",
+    "metrics",
+    "metrics/beststag.prom",
+    "locks",
+    "locks/x.lock",
+)
 
 
-@given(links=st.sets(st.sampled_from(_SPOTS), max_size=4),
-       op=st.sampled_from(["dir", "open_a", "touch", "atomic", "unlink", "rmtree"]),
-       spot=st.sampled_from(_SPOTS))
+@given(
+    links=st.sets(st.sampled_from(_SPOTS), max_size=4),
+    op=st.sampled_from(["dir", "open_a", "touch", "atomic", "unlink", "rmtree"]),
+    spot=st.sampled_from(_SPOTS),
+)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-def test_property_planted_links_never_reach_outside(tmp_path: Path, outside: Path, links: set[str], op: str,
-                                                    spot: str) -> None:
+def test_property_planted_links_never_reach_outside(
+    tmp_path: Path, outside: Path, links: set[str], op: str, spot: str
+) -> None:
     import shutil
     import uuid
 

@@ -45,36 +45,63 @@ MEETING = "meeting point"  # the gateway, the journal and the shared utilities: 
 ORCHESTRATOR = "orchestrator"  # core code above the components (reads them all), run by the CLI only
 
 LAYERS = {
-    "cli": CLI, "__main__": CLI,
+    "cli": CLI,
+    "__main__": CLI,
     "server": SERVER,
     "sandbox": SANDBOX,
-    "cache": COMPONENT, "query": COMPONENT, "backup": COMPONENT, "metrics": COMPONENT, "ops": COMPONENT,
+    "cache": COMPONENT,
+    "query": COMPONENT,
+    "backup": COMPONENT,
+    "metrics": COMPONENT,
+    "ops": COMPONENT,
     # the gateway includes its change sink, gateway/changes.py (issue 17): any component may import it
-    "gateway": MEETING, "journal": MEETING, "__init__": MEETING,
-    "config": MEETING, "fastconfig": MEETING, "settings_sources": MEETING, "errors": MEETING, "fsutil": MEETING,
-    "clock": MEETING, "logs": MEETING, "paths": MEETING, "names": MEETING, "inputs": MEETING, "interrupts": MEETING,
-    "diskspace": MEETING, "lockholder": MEETING, "progress": MEETING,
+    "gateway": MEETING,
+    "journal": MEETING,
+    "__init__": MEETING,
+    "config": MEETING,
+    "fastconfig": MEETING,
+    "settings_sources": MEETING,
+    "errors": MEETING,
+    "fsutil": MEETING,
+    "clock": MEETING,
+    "logs": MEETING,
+    "paths": MEETING,
+    "names": MEETING,
+    "inputs": MEETING,
+    "interrupts": MEETING,
+    "diskspace": MEETING,
+    "lockholder": MEETING,
+    "progress": MEETING,
     "doctor": ORCHESTRATOR,
 }
 
 #: what the core must never import (the CLI's and the server's own libraries included)
-FORBIDDEN_IN_CORE = ("beststag_cli.cli", "beststag_cli.server", "typer", "click", "rich", "fastapi", "starlette",
-                     "uvicorn")
+FORBIDDEN_IN_CORE = (
+    "beststag_cli.cli",
+    "beststag_cli.server",
+    "typer",
+    "click",
+    "rich",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+)
 
 #: core module → forbidden prefix it may import, and why
 CORE_EXEMPTIONS = {
-    ("beststag_cli.ops.simulate", "beststag_cli.cli"):
-        "the simulated cron week is a testing aid above the CLI: it runs `beststag ARGS` in-process through "
-        "cli.main.run and the fast path, as cron would (scripts/simulate-week); no core module imports it "
-        "(test_nothing_in_the_core_imports_the_simulation)",
+    (
+        "beststag_cli.ops.simulate",
+        "beststag_cli.cli",
+    ): "the simulated cron week is a testing aid above the CLI: it runs `beststag ARGS` in-process through "
+    "cli.main.run and the fast path, as cron would (scripts/simulate-week); no core module imports it "
+    "(test_nothing_in_the_core_imports_the_simulation)",
 }
 
 #: product module the sandbox may import, and why (each must itself import nothing of the product)
 SANDBOX_EXEMPTIONS = {
-    "beststag_cli.clock":
-        "the emulator keeps the product's pinned time (Airtable's Date header, createdTime and "
-        "last-modified times, attachment URL expiry follow clock.now(), which tests and the simulated week "
-        "pin); clock is stdlib-only. Dropping it means a time source passed to every Sandbox/SandboxStore",
+    "beststag_cli.clock": "the emulator keeps the product's pinned time (Airtable's Date header, createdTime and "
+    "last-modified times, attachment URL expiry follow clock.now(), which tests and the simulated week "
+    "pin); clock is stdlib-only. Dropping it means a time source passed to every Sandbox/SandboxStore",
 }
 
 #: (component, module of another component) → why the component imports it directly
@@ -82,19 +109,25 @@ COMPONENT_EDGES = {
     ("cache", "beststag_cli.query.spec"): "cached answers are keyed by and evaluated for a QuerySpec",
     ("cache", "beststag_cli.query.schema"): "write application works on the table's TableInfo",
     ("cache", "beststag_cli.query.schema_cache"): "the manager binds specs through query's schema cache",
-    ("cache", "beststag_cli.query.evaluate"):
-        "answers from a mirror and answers patched by a write are evaluated with query's own semantics",
+    (
+        "cache",
+        "beststag_cli.query.evaluate",
+    ): "answers from a mirror and answers patched by a write are evaluated with query's own semantics",
     ("cache", "beststag_cli.query.validate"): "write application binds a cached spec to the schema (bind)",
     ("cache", "beststag_cli.query.normalize"): "cache keys are the query's canonical form (cache_key)",
     ("cache", "beststag_cli.query.filters"): "write application walks a cached query's filter",
     ("cache", "beststag_cli.query.formula"): "selective caching scores the compiled formula (compile_bound)",
-    ("cache", "beststag_cli.query.explain"):
-        "selective caching scores a query's complexity; a miss fetches with its request options",
+    (
+        "cache",
+        "beststag_cli.query.explain",
+    ): "selective caching scores a query's complexity; a miss fetches with its request options",
     ("cache", "beststag_cli.query.service"): "a miss is fetched through query's service (the gateway behind it)",
     ("metrics", "beststag_cli.ops.jobs"): "jobstate takes the finished JobRun (a type only) to record its gauges",
     ("ops", "beststag_cli.metrics.jobstate"): "a finished job records its gauges for the textfile (after_job)",
-    ("ops", "beststag_cli.backup.runner"):
-        "the simulated week holds the backup lock (base_lock) to reproduce cron's collisions",
+    (
+        "ops",
+        "beststag_cli.backup.runner",
+    ): "the simulated week holds the backup lock (base_lock) to reproduce cron's collisions",
 }
 
 #: (meeting-point module, component module) → why a shared module reaches into a component
@@ -104,11 +137,13 @@ MEETING_EDGES = {
 
 #: cycles through function-level imports (lazy factories), as their module sets, and why
 KNOWN_RUNTIME_CYCLES = {
-    frozenset({"beststag_cli.cache.backend", "beststag_cli.cache.store", "beststag_cli.cache.redis_store"}):
-        "make_store in cache/backend.py imports the store it picks, and store.repair calls make_store back "
-        "(redis_store shares store's LRU and codec)",
-    frozenset({"beststag_cli.metrics.export", "beststag_cli.metrics.jobstate"}):
-        "jobstate writes the textfile through export, which reads jobstate's figures",
+    frozenset(
+        {"beststag_cli.cache.backend", "beststag_cli.cache.store", "beststag_cli.cache.redis_store"}
+    ): "make_store in cache/backend.py imports the store it picks, and store.repair calls make_store back "
+    "(redis_store shares store's LRU and codec)",
+    frozenset(
+        {"beststag_cli.metrics.export", "beststag_cli.metrics.jobstate"}
+    ): "jobstate writes the textfile through export, which reads jobstate's figures",
 }
 
 
@@ -154,7 +189,8 @@ def _targets(module: str, is_pkg: bool, node: ast.Import | ast.ImportFrom) -> li
 
 def _is_type_checking(test: ast.expr) -> bool:
     return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING")
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
 
 
 class _Collector(ast.NodeVisitor):
@@ -232,8 +268,11 @@ def fail_with(what: str, problems: Iterable[object], how: str) -> None:
 
 
 def test_every_module_has_a_layer() -> None:
-    fail_with("modules in no layer", {top(m) for m in modules() if top(m) not in LAYERS},
-              "place each in LAYERS (tests/test_import_contracts.py)")
+    fail_with(
+        "modules in no layer",
+        {top(m) for m in modules() if top(m) not in LAYERS},
+        "place each in LAYERS (tests/test_import_contracts.py)",
+    )
 
 
 def test_the_core_imports_no_cli_server_or_console_library() -> None:
@@ -248,16 +287,21 @@ def test_the_core_imports_no_cli_server_or_console_library() -> None:
                     used.add((imp.importer, prefix))
                 else:
                     bad.append(imp)
-    fail_with("the core imports the CLI, the server or their libraries", bad,
-              "move the code to cli/ (or server/), or hand the core what it needs (a callable, a Protocol)")
+    fail_with(
+        "the core imports the CLI, the server or their libraries",
+        bad,
+        "move the code to cli/ (or server/), or hand the core what it needs (a callable, a Protocol)",
+    )
     fail_with("CORE_EXEMPTIONS entries nothing needs any more", set(CORE_EXEMPTIONS) - used, "remove them")
 
 
 def test_nothing_in_the_core_imports_the_simulation() -> None:
     exempt = {m for m, _ in CORE_EXEMPTIONS}
-    fail_with("core modules import a module exempted from the core contract",
-              [i for i in imports() if i.target in exempt and in_core(i.importer) and i.importer not in exempt],
-              "an exempted module must stay a leaf: only the CLI, scripts and tests may import it")
+    fail_with(
+        "core modules import a module exempted from the core contract",
+        [i for i in imports() if i.target in exempt and in_core(i.importer) and i.importer not in exempt],
+        "an exempted module must stay a leaf: only the CLI, scripts and tests may import it",
+    )
 
 
 def test_the_sandbox_imports_nothing_of_the_product() -> None:
@@ -270,13 +314,18 @@ def test_the_sandbox_imports_nothing_of_the_product() -> None:
             used.add(imp.target)
         else:
             bad.append(imp)
-    fail_with("the sandbox imports the product", bad,
-              "the sandbox stays self-contained: define what it needs in beststag_cli/sandbox/ "
-              "(a Protocol is matched structurally) or let the product pass it in")
+    fail_with(
+        "the sandbox imports the product",
+        bad,
+        "the sandbox stays self-contained: define what it needs in beststag_cli/sandbox/ "
+        "(a Protocol is matched structurally) or let the product pass it in",
+    )
     fail_with("SANDBOX_EXEMPTIONS entries nothing needs any more", set(SANDBOX_EXEMPTIONS) - used, "remove them")
-    fail_with("modules the sandbox may import pull in more of the product",
-              [i for i in imports() if i.importer in SANDBOX_EXEMPTIONS and is_product(i.target)],
-              "an exempted module must import nothing of the product")
+    fail_with(
+        "modules the sandbox may import pull in more of the product",
+        [i for i in imports() if i.importer in SANDBOX_EXEMPTIONS and is_product(i.target)],
+        "an exempted module must import nothing of the product",
+    )
 
 
 def _graph(kinds: set[str], parents: bool) -> dict[str, dict[str, Import]]:
@@ -349,8 +398,7 @@ def _cycle_path(g: dict[str, dict[str, Import]], comp: frozenset[str]) -> str:
             for w, imp in sorted(g.get(v, {}).items()):
                 if w == start:
                     steps = [*paths[v], imp]
-                    return " -> ".join([start, *(s.target for s in steps)]) + "\n    " + "\n    ".join(
-                        map(str, steps))
+                    return " -> ".join([start, *(s.target for s in steps)]) + "\n    " + "\n    ".join(map(str, steps))
                 if w in comp and w not in paths:
                     paths[w] = [*paths[v], imp]
                     nxt.append(w)
@@ -360,19 +408,27 @@ def _cycle_path(g: dict[str, dict[str, Import]], comp: frozenset[str]) -> str:
 
 def test_no_import_cycle_at_module_level() -> None:
     g = _graph({"module"}, parents=True)
-    fail_with("import cycles among module-level imports", [_cycle_path(g, c) for c in _cycles(g)],
-              "break each: move what both need into a small module both import")
+    fail_with(
+        "import cycles among module-level imports",
+        [_cycle_path(g, c) for c in _cycles(g)],
+        "break each: move what both need into a small module both import",
+    )
 
 
 def test_no_new_import_cycle_through_lazy_imports() -> None:
     g = _graph({"module", "function"}, parents=False)
     found = _cycles(g)
-    fail_with("import cycles through function-level imports", [_cycle_path(g, c) for c in found
-                                                                if c not in KNOWN_RUNTIME_CYCLES],
-              "break each (the shared parts in a module both import, as gateway/limits.py does for the "
-              "limiters), or list it in KNOWN_RUNTIME_CYCLES with a reason")
-    fail_with("KNOWN_RUNTIME_CYCLES entries that are no cycle (any more)",
-              [", ".join(sorted(c)) for c in set(KNOWN_RUNTIME_CYCLES) - set(found)], "remove them")
+    fail_with(
+        "import cycles through function-level imports",
+        [_cycle_path(g, c) for c in found if c not in KNOWN_RUNTIME_CYCLES],
+        "break each (the shared parts in a module both import, as gateway/limits.py does for the "
+        "limiters), or list it in KNOWN_RUNTIME_CYCLES with a reason",
+    )
+    fail_with(
+        "KNOWN_RUNTIME_CYCLES entries that are no cycle (any more)",
+        [", ".join(sorted(c)) for c in set(KNOWN_RUNTIME_CYCLES) - set(found)],
+        "remove them",
+    )
 
 
 def test_components_meet_only_through_the_gateway_the_journal_and_shared_utilities() -> None:
@@ -393,10 +449,11 @@ def test_components_meet_only_through_the_gateway_the_journal_and_shared_utiliti
             used.add(key)
         else:
             bad.append(imp)
-    fail_with("imports between components outside the gateway, the change sink, the journal and the shared "
-              "utilities", bad,
-              "go through the gateway (writes reach the cache through its change sink), the journal or a "
-              "shared utility; if the edge is right, add it to COMPONENT_EDGES / MEETING_EDGES with a reason")
+    fail_with(
+        "imports between components outside the gateway, the change sink, the journal and the shared utilities",
+        bad,
+        "go through the gateway (writes reach the cache through its change sink), the journal or a "
+        "shared utility; if the edge is right, add it to COMPONENT_EDGES / MEETING_EDGES with a reason",
+    )
     stale = (set(COMPONENT_EDGES) | set(MEETING_EDGES)) - used
     fail_with("COMPONENT_EDGES / MEETING_EDGES entries no import uses any more", stale, "remove them")
-

@@ -359,7 +359,7 @@ def _truncated(p: Path) -> None:
 
 def _malformed(p: Path) -> None:
     data = bytearray(p.read_bytes())
-    data[4096 * 2:] = b"\x07" * (len(data) - 4096 * 2)
+    data[4096 * 2 :] = b"\x07" * (len(data) - 4096 * 2)
     p.write_bytes(bytes(data))
 
 
@@ -375,8 +375,13 @@ def _newer_schema(p: Path) -> None:
     conn.close()
 
 
-DAMAGE = {"garbage": _garbage, "truncated": _truncated, "malformed": _malformed, "wrong_schema": _wrong_schema,
-          "newer_schema": _newer_schema}
+DAMAGE = {
+    "garbage": _garbage,
+    "truncated": _truncated,
+    "malformed": _malformed,
+    "wrong_schema": _wrong_schema,
+    "newer_schema": _newer_schema,
+}
 
 
 def _checkpointed(path: Path) -> None:
@@ -449,6 +454,7 @@ def test_an_exception_landing_right_after_commit_is_not_masked_by_a_failed_rollb
                     fired.append(1)
                     raise Landed()
                 return local
+
             return local
         return None
 

@@ -36,8 +36,13 @@ print(json.dumps({"stamps": stamps, "errors": errors}))
 @pytest.fixture
 def served(tmp_path: Path):  # type: ignore[no-untyped-def]
     env = {**os.environ, "BESTSTAG_DATA_DIR": str(tmp_path / "server")}
-    proc = subprocess.Popen([sys.executable, "-m", "beststag_cli", "sandbox", "serve", "--port", "0",
-                             "--rate-limit"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "beststag_cli", "sandbox", "serve", "--port", "0", "--rate-limit"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline() if proc.stdout else ""
     assert line.startswith("sandbox serving http://"), line + (proc.stderr.read() if proc.stderr else "")
     url = line.split()[2]
@@ -47,11 +52,21 @@ def served(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_two_processes_sixteen_threads_never_get_a_429(served: str, tmp_path: Path) -> None:
-    env = {**os.environ, "AIRTABLE_TOKEN": "sandbox", "BESTSTAG_SANDBOX": "", "AIRTABLE_BASE_ID": "appBestStagSandbx",
-           "AIRTABLE_ENDPOINT_URL": served, "BESTSTAG_DATA_DIR": str(tmp_path / "client")}
+    env = {
+        **os.environ,
+        "AIRTABLE_TOKEN": "sandbox",
+        "BESTSTAG_SANDBOX": "",
+        "AIRTABLE_BASE_ID": "appBestStagSandbx",
+        "AIRTABLE_ENDPOINT_URL": served,
+        "BESTSTAG_DATA_DIR": str(tmp_path / "client"),
+    }
     t0 = time.time()
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     elapsed = time.time() - t0
     results = [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
@@ -78,12 +93,21 @@ def test_late_arrivals_never_get_a_429(sandbox, tmp_path: Path) -> None:  # type
     server, thread = serve_in_thread(sandbox.app)
     try:
         url = f"http://127.0.0.1:{server.server_port}"
-        env = {**os.environ, "AIRTABLE_TOKEN": "sandbox", "BESTSTAG_SANDBOX": "",
-               "AIRTABLE_BASE_ID": "appBestStagSandbx", "AIRTABLE_ENDPOINT_URL": url,
-               "BESTSTAG_DATA_DIR": str(tmp_path / "client")}
+        env = {
+            **os.environ,
+            "AIRTABLE_TOKEN": "sandbox",
+            "BESTSTAG_SANDBOX": "",
+            "AIRTABLE_BASE_ID": "appBestStagSandbx",
+            "AIRTABLE_ENDPOINT_URL": url,
+            "BESTSTAG_DATA_DIR": str(tmp_path / "client"),
+        }
         worker = WORKER.replace("range(3)", "range(2)")
-        procs = [subprocess.Popen([sys.executable, "-c", worker], env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", worker], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(2)
+        ]
         outs = [p.communicate(timeout=300) for p in procs]
         results = [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
         assert all(not r["errors"] for r in results), (results, [e[-800:] for _, e in outs])

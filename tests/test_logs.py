@@ -28,8 +28,12 @@ class TtyStringIO(io.StringIO):
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     monkeypatch.chdir(tmp_path)
-    env = {"AIRTABLE_TOKEN": TOKEN, "AIRTABLE_BASE_ID": "appBBBBBBBBBBBBBB", "BESTSTAG_WEBHOOK_SECRET": HOOK,
-           "BESTSTAG_DATA_DIR": str(tmp_path / "data")}
+    env = {
+        "AIRTABLE_TOKEN": TOKEN,
+        "AIRTABLE_BASE_ID": "appBBBBBBBBBBBBBB",
+        "BESTSTAG_WEBHOOK_SECRET": HOOK,
+        "BESTSTAG_DATA_DIR": str(tmp_path / "data"),
+    }
     root = logging.getLogger()
     level = root.level
     yield load_config(env=env)

@@ -64,7 +64,7 @@ def screen(raw: str) -> list[str]:
                 lines.append("")
         else:
             line = lines[row].ljust(col)
-            lines[row] = line[:col] + ch + line[col + 1:]
+            lines[row] = line[:col] + ch + line[col + 1 :]
             col += 1
     return [ln.rstrip() for ln in lines if ln.strip()]
 
@@ -76,8 +76,13 @@ def run_on_pty(args: list[str], cols: int = 200) -> tuple[int, str, str]:
     # the terminal, said in full: rich prefers $COLUMNS to the pty's size and answers 80x25 whatever the
     # size when TERM is dumb or unset-like (CI's); a narrow width squeezed every column to "1…" in loaded runs
     env = {**os.environ, "COLUMNS": str(cols), "LINES": "60", "TERM": "xterm-256color"}
-    proc = subprocess.Popen([sys.executable, "-m", "beststag_cli", *args], env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=slave)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "beststag_cli", *args],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+    )
     os.close(slave)
     chunks: list[bytes] = []
     deadline = time.monotonic() + WAIT_S
@@ -104,8 +109,14 @@ def run_on_pty(args: list[str], cols: int = 200) -> tuple[int, str, str]:
 
 
 def run_piped(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "beststag_cli", *args], env=os.environ.copy(), capture_output=True,
-                          text=True, timeout=WAIT_S, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "beststag_cli", *args],
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 @pytest.fixture
@@ -169,8 +180,11 @@ def test_piped_progress_is_json_lines_in_the_log_and_nothing_on_the_console(seed
     assert done["backup Tarefas"]["bytes"] > 0  # its attachments were downloaded
     r = run_piped("--quiet", "backup", "verify", "--all")
     assert r.returncode == 0 and r.stderr == "" and r.stdout == "", r
-    verify = [e for e in _progress_events(seeded) if e["task"].startswith("verify ") and e["status"] == "done"
-              and e["unit"] == "records"]
+    verify = [
+        e
+        for e in _progress_events(seeded)
+        if e["task"].startswith("verify ") and e["status"] == "done" and e["unit"] == "records"
+    ]
     assert verify and verify[0]["done"] == verify[0]["total"] == sum(t["records"] for t in tables.values())
 
 
@@ -207,8 +221,10 @@ def test_a_failing_display_never_fails_the_work() -> None:
 # ---- log lines above the live display
 
 
-def test_log_lines_print_above_the_live_display_without_tearing_it(settings,  # type: ignore[no-untyped-def]
-                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_log_lines_print_above_the_live_display_without_tearing_it(
+    settings,  # type: ignore[no-untyped-def]
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The log handler and the display share one Console: rich prints each log line above the bars."""
     from beststag_cli.cli.console_log import rich_console, rich_handler
     from beststag_cli.cli.progress_view import live_progress
@@ -266,8 +282,14 @@ def test_serve_logs_one_json_line_a_request_when_not_on_a_terminal(seeded: Path)
     pytest.importorskip("uvicorn")
     port = _free_port()
     env = {**os.environ, "BESTSTAG_WEBHOOK_SECRET": "s3cret-for-the-test-0123456789"}
-    proc = subprocess.Popen([sys.executable, "-m", "beststag_cli", "serve", "--port", str(port)], env=env,
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "beststag_cli", "serve", "--port", str(port)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert proc.stderr is not None
         deadline = time.monotonic() + WAIT_S

@@ -239,8 +239,10 @@ def test_a_slot_held_by_a_dead_process_or_for_too_long_is_freed(tmp_path: Path) 
     import subprocess
     import sys
 
-    code = ("import sys; from beststag_cli.gateway.ratelimit import RateLimiter; "
-            "RateLimiter(sys.argv[1], per_second=1).hold('appBestStagSandbx'); print('held', flush=True)")
+    code = (
+        "import sys; from beststag_cli.gateway.ratelimit import RateLimiter; "
+        "RateLimiter(sys.argv[1], per_second=1).hold('appBestStagSandbx'); print('held', flush=True)"
+    )
     p = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
     assert p.stdout.strip() == "held", p.stderr  # the process exited without releasing its slot
     with RateLimiter(tmp_path, per_second=1) as rl:

@@ -107,8 +107,11 @@ def _declared(path: tuple[str, ...]) -> bool:
 def test_every_setting_that_looks_secret_is_declared() -> None:
     leaves = list(_leaves(Settings))
     assert len(leaves) > 80 and (("jobs", "pings", "*", "url") in dict(leaves))  # the walk reaches every section
-    missing = [".".join(p) for p, ann in leaves
-               if (SECRET_WORDS & set(p[-1].split("_")) or _takes_a_url_password(p, ann)) and not _declared(p)]
+    missing = [
+        ".".join(p)
+        for p, ann in leaves
+        if (SECRET_WORDS & set(p[-1].split("_")) or _takes_a_url_password(p, ann)) and not _declared(p)
+    ]
     assert missing == [], f"declare these in settings_sources.SECRET_SETTINGS: {missing}"
 
 
@@ -171,8 +174,9 @@ def _values(var: str, kind: str) -> list[str]:
     return _TEXT_VALUES[var] if kind == "text" else _BY_KIND[kind]
 
 
-_ENVS = st.fixed_dictionaries({}, optional={
-    o.var: st.sampled_from(_values(o.var, o.kind) + _NOISE) for o in ENV_OVERRIDES})
+_ENVS = st.fixed_dictionaries(
+    {}, optional={o.var: st.sampled_from(_values(o.var, o.kind) + _NOISE) for o in ENV_OVERRIDES}
+)
 
 
 @settings_(max_examples=60, deadline=None)
@@ -218,7 +222,7 @@ def test_the_snapshot_answers_what_the_full_loader_says(env: dict[str, str], wit
 def test_the_readme_lists_every_environment_variable() -> None:
     """The README's table of variables was hand-written and had lost BESTSTAG_REDIS_URL and BESTSTAG_SANDBOX_TOKEN."""
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    table = readme[readme.index("| variable | meaning |"):]
+    table = readme[readme.index("| variable | meaning |") :]
     table = table[: table.index("\n\n")]
     rows = [line for line in table.splitlines() if line.startswith("| `")]
     missing = [o.var for o in ENV_OVERRIDES if not any(f"`{o.var}`" in row.split("|")[1] for row in rows)]

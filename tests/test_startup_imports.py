@@ -21,10 +21,27 @@ from hypothesis import strategies as st
 
 #: what the full CLI pays before doing anything: Typer (its coercion imports pydantic), the pydantic
 #: config models, the sandbox (its lark formula grammar), pyairtable and requests, rich, FastAPI
-HEAVY_TOP = ("typer", "click", "pydantic", "pydantic_core", "lark", "pyairtable", "requests", "urllib3", "rich",
-             "fastapi", "starlette", "yaml")
-HEAVY_OURS = ("beststag_cli.config", "beststag_cli.sandbox", "beststag_cli.gateway", "beststag_cli.cli.main",
-              "beststag_cli.logs")
+HEAVY_TOP = (
+    "typer",
+    "click",
+    "pydantic",
+    "pydantic_core",
+    "lark",
+    "pyairtable",
+    "requests",
+    "urllib3",
+    "rich",
+    "fastapi",
+    "starlette",
+    "yaml",
+)
+HEAVY_OURS = (
+    "beststag_cli.config",
+    "beststag_cli.sandbox",
+    "beststag_cli.gateway",
+    "beststag_cli.cli.main",
+    "beststag_cli.logs",
+)
 
 FAKE_NOW = "2026-06-10T12:00:00Z"
 
@@ -57,8 +74,13 @@ def one_backup(cli, monkeypatch: pytest.MonkeyPatch) -> str:  # type: ignore[no-
 
 
 def test_read_only_json_commands_import_no_heavy_module(cli, one_backup: str) -> None:
-    commands = [("backup", "list"), ("backup", "list", "--type", "critical"), ("backup", "show", one_backup),
-                ("schedule", "show"), ("schedule", "show", "-n", "5")]
+    commands = [
+        ("backup", "list"),
+        ("backup", "list", "--type", "critical"),
+        ("backup", "show", one_backup),
+        ("schedule", "show"),
+        ("schedule", "show", "-n", "5"),
+    ]
     for args in commands:
         r = _beststag("--json", *args)
         assert r.returncode == 0, (args, r.stderr[-2000:])
@@ -79,21 +101,30 @@ def plain_pipes(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-def test_read_only_human_output_is_the_full_clis_without_heavy_modules(cli, one_backup: str,
-                                                                        plain_pipes: None) -> None:
+def test_read_only_human_output_is_the_full_clis_without_heavy_modules(cli, one_backup: str, plain_pipes: None) -> None:
     """Issue 17: the tables (piped: tab-separated rows) come from the fast path too, byte for byte the Typer
     command's output, global options anywhere on the line."""
-    commands = [("backup", "list"), ("backup", "list", "--type", "critical"), ("backup", "list", "--type=complete"),
-                ("backup", "show", one_backup), ("backup", "show", "latest"), ("schedule", "show"),
-                ("schedule", "show", "-n", "5"), ("backup", "list", "--quiet"), ("-q", "schedule", "show"),
-                ("backup", "--json", "list"), ("schedule", "show", "--count", "2", "--json")]
+    commands = [
+        ("backup", "list"),
+        ("backup", "list", "--type", "critical"),
+        ("backup", "list", "--type=complete"),
+        ("backup", "show", one_backup),
+        ("backup", "show", "latest"),
+        ("schedule", "show"),
+        ("schedule", "show", "-n", "5"),
+        ("backup", "list", "--quiet"),
+        ("-q", "schedule", "show"),
+        ("backup", "--json", "list"),
+        ("schedule", "show", "--count", "2", "--json"),
+    ]
     for args in commands:
         r = _beststag(*args)
         assert r.returncode == 0, (args, r.stderr[-2000:])
         assert not _heavy(_imported(r.stderr)), (args, sorted(_heavy(_imported(r.stderr))))
         full = cli(*args)
-        assert (r.returncode, r.stdout, _without_importtime(r.stderr)) == (full.exit_code, full.stdout,
-                                                                           full.stderr), args
+        assert (r.returncode, r.stdout, _without_importtime(r.stderr)) == (full.exit_code, full.stdout, full.stderr), (
+            args
+        )
 
 
 def test_read_only_fast_path_leaves_errors_and_tables_to_the_full_cli(cli, one_backup: str) -> None:
@@ -124,12 +155,14 @@ def test_read_only_commands_with_a_token_never_touch_the_network(monkeypatch: py
         r = _beststag("--json", *args)
         assert r.returncode == 0, r.stderr[-2000:]
         assert not _heavy(_imported(r.stderr)), (args, sorted(_heavy(_imported(r.stderr))))
-    assert "patFAKE" not in json.dumps(json.loads((Path(os.environ["BESTSTAG_DATA_DIR"])
-                                                   / "settings.snapshot.json").read_text()))
+    assert "patFAKE" not in json.dumps(
+        json.loads((Path(os.environ["BESTSTAG_DATA_DIR"]) / "settings.snapshot.json").read_text())
+    )
 
 
-def test_snapshot_is_not_used_when_another_beststag_variable_changes(clean_env: Path,
-                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_snapshot_is_not_used_when_another_beststag_variable_changes(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A variable the config loader may read (BESTSTAG_SANDBOX, say) is part of the snapshot's fingerprint."""
     from beststag_cli.config import load_config
     from beststag_cli.fastconfig import fast_settings, save_snapshot
@@ -178,9 +211,14 @@ def _same_as_full_cli(cli: Any, args: tuple[str, ...], *, fast: bool) -> subproc
     return r
 
 
-_ALERTS = [("metrics", "alerts"), ("--json", "metrics", "alerts"), ("--quiet", "metrics", "alerts"),
-           ("metrics", "alerts", "--range", "24h", "--json"), ("metrics", "alerts", "-r", "7d"),
-           ("-q", "metrics", "--json", "alerts")]
+_ALERTS = [
+    ("metrics", "alerts"),
+    ("--json", "metrics", "alerts"),
+    ("--quiet", "metrics", "alerts"),
+    ("metrics", "alerts", "--range", "24h", "--json"),
+    ("metrics", "alerts", "-r", "7d"),
+    ("-q", "metrics", "--json", "alerts"),
+]
 _DOCTOR = [("doctor", "--offline"), ("--json", "doctor", "--offline"), ("doctor", "--offline", "--quiet")]
 
 
@@ -200,8 +238,9 @@ def test_metrics_alerts_and_doctor_offline_on_the_fast_path(cli, one_backup: str
     assert [e["outcome"] for e in ends] == ["alerting"] * 2 * len(_ALERTS) + ["failed"] * 2, ends
 
 
-def test_alerts_quiet_and_doctor_failing_on_the_fast_path(cli, one_backup: str, plain_pipes: None,
-                                                          tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_alerts_quiet_and_doctor_failing_on_the_fast_path(
+    cli, one_backup: str, plain_pipes: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Nothing firing (exit 0), and a doctor check failing (a broken manifest: exit 1, one line each)."""
     config = tmp_path / "quiet.yaml"
     config.write_text("alerts:\n  backup_failure:\n    enabled: false\n")
@@ -216,13 +255,17 @@ def test_alerts_quiet_and_doctor_failing_on_the_fast_path(cli, one_backup: str, 
         assert r.returncode == 1 and "backups" in r.stdout + r.stderr, args
 
 
-@pytest.mark.parametrize("config", [
-    "jobs:\n  ping_retries: 0\n  pings:\n    alerts:\n      url: http://127.0.0.1:9/ping-uuid\n",
-    "alerts:\n  notify_urls: [\"http://127.0.0.1:9/hook-key\"]\n",
-], ids=["pings", "notify_urls"])
-def test_alerts_answer_on_the_fast_path_only_without_ping_or_notify_urls(cli, one_backup: str, plain_pipes: None,
-                                                                         tmp_path: Path, config: str,
-                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "config",
+    [
+        "jobs:\n  ping_retries: 0\n  pings:\n    alerts:\n      url: http://127.0.0.1:9/ping-uuid\n",
+        'alerts:\n  notify_urls: ["http://127.0.0.1:9/hook-key"]\n',
+    ],
+    ids=["pings", "notify_urls"],
+)
+def test_alerts_answer_on_the_fast_path_only_without_ping_or_notify_urls(
+    cli, one_backup: str, plain_pipes: None, tmp_path: Path, config: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Ping and alert URLs are secrets the snapshot does not hold: with one configured the fast path declines and
     the full CLI answers (and calls it), the output the same as ever; without, the fast path answers."""
     path = tmp_path / "urls.yaml"
@@ -240,8 +283,9 @@ def test_alerts_answer_on_the_fast_path_only_without_ping_or_notify_urls(cli, on
     assert _same_as_full_cli(cli, ("doctor", "--offline"), fast=False).returncode == 0
 
 
-def test_doctor_offline_with_a_token_reads_it_from_the_environment(cli, tmp_path: Path, plain_pipes: None,
-                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_doctor_offline_with_a_token_reads_it_from_the_environment(
+    cli, tmp_path: Path, plain_pipes: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The token's length is in doctor's line, the token is not in the snapshot: the fast path reads it again from
     the environment; a token in the config file (not in the environment) leaves doctor to the full CLI."""
     token = "patFAKEFAKEFAKEFAK.0123456789abcdef0123456789abcdef0123456789abcdef"
@@ -268,10 +312,14 @@ _DAYS = st.sampled_from(["* * *", "* * 0", "1 * *", "* * 1-5", "1,15 * *"])
 
 
 @settings_(max_examples=25, deadline=None)
-@given(st.lists(st.tuples(_MINUTES, _HOURS, _DAYS, st.sampled_from(["backup", "other"])), min_size=2, max_size=4),
-       st.integers(0, 23), st.sampled_from([0, 5, -3]))
-def test_lock_collisions_skips_only_jobs_that_cannot_collide(crons: list[tuple[str, str, str, str]], hour: int,
-                                                             offset_h: int) -> None:
+@given(
+    st.lists(st.tuples(_MINUTES, _HOURS, _DAYS, st.sampled_from(["backup", "other"])), min_size=2, max_size=4),
+    st.integers(0, 23),
+    st.sampled_from([0, 5, -3]),
+)
+def test_lock_collisions_skips_only_jobs_that_cannot_collide(
+    crons: list[tuple[str, str, str, str]], hour: int, offset_h: int
+) -> None:
     """`schedule show`'s year scan expands only the jobs that may start with another of their lock: same answer."""
     from datetime import datetime, timedelta, timezone
 
@@ -287,10 +335,24 @@ def test_lock_collisions_skips_only_jobs_that_cannot_collide(crons: list[tuple[s
     assert lock_collisions(jobs, start, days=9) == expected
 
 
-_FORMULAS = ["{status}='Ativo'", "AND({status}='Ativo', {tokens} > 3)", "OR(x, NOT({resolvido}))",
-             "IF({a} >= 2, 'big' & \"x\", -{b} / 2 * 3)", "/* c */ LEN({Nome}) != 0", "{a\\}b} = 'it''s'",
-             "SWITCH({plano}, 'Pro', 1, 2) + 1", "DATETIME_DIFF(NOW(), {timestamp}, 'days') < 7",
-             "FIND('x', {Resumo})", "TRUE()", "{x} = ", "AND(", "'unclosed", "{a} == 1", ")", "1 +* 2"]
+_FORMULAS = [
+    "{status}='Ativo'",
+    "AND({status}='Ativo', {tokens} > 3)",
+    "OR(x, NOT({resolvido}))",
+    "IF({a} >= 2, 'big' & \"x\", -{b} / 2 * 3)",
+    "/* c */ LEN({Nome}) != 0",
+    "{a\\}b} = 'it''s'",
+    "SWITCH({plano}, 'Pro', 1, 2) + 1",
+    "DATETIME_DIFF(NOW(), {timestamp}, 'days') < 7",
+    "FIND('x', {Resumo})",
+    "TRUE()",
+    "{x} = ",
+    "AND(",
+    "'unclosed",
+    "{a} == 1",
+    ")",
+    "1 +* 2",
+]
 
 
 def test_formula_parser_comes_from_the_precompiled_tables(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -302,7 +364,8 @@ def test_formula_parser_comes_from_the_precompiled_tables(monkeypatch: pytest.Mo
     grammar = parser._GRAMMAR_PATH.read_text(encoding="utf-8")
     assert parser._stamp(grammar) == lalr_tables.STAMP, (
         "grammar.lark (or lark) changed: run python -c 'from beststag_cli.sandbox.formula.parser import "
-        "write_tables; write_tables()'")
+        "write_tables; write_tables()'"
+    )
     built = parser._build(grammar)
 
     def outcome(p: lark.Lark, text: str) -> Any:
@@ -323,8 +386,7 @@ def test_formula_parser_comes_from_the_precompiled_tables(monkeypatch: pytest.Mo
 
 @pytest.mark.parametrize("form", [["--config="], ["--config", ""]])
 @pytest.mark.parametrize("command", [["backup", "list"], ["cache", "get", "Usuários"]])
-def test_an_empty_config_value_is_refused_by_every_path(clean_env: Path, form: list[str],
-                                                        command: list[str]) -> None:
+def test_an_empty_config_value_is_refused_by_every_path(clean_env: Path, form: list[str], command: list[str]) -> None:
     """Found by review: the fast paths answered `--config=` from the snapshot, where the full CLI exits 2."""
     assert _beststag("--json", *command).returncode == 0  # the snapshot exists
     r = _beststag("--json", *form, *command)

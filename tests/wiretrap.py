@@ -88,8 +88,9 @@ class WireTrap:
         self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.trap = self
         self.port = self._server.server_address[1]
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        daemon=True, name="wire-trap")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True, name="wire-trap"
+        )
         self._thread.start()
 
     def new_tag(self, name: str) -> str:

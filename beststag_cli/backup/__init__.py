@@ -18,13 +18,25 @@ from __future__ import annotations
 from typing import Any
 
 _EXPORTS = {
-    "run_backup": "runner", "BackupResult": "runner", "base_lock": "runner",
-    "list_backups": "layout", "find_backup": "layout", "BackupInfo": "layout", "Manifest": "layout",
-    "verify_backup": "verify", "verify_dir": "verify", "BackupBroken": "verify",
-    "plan_restore": "restore", "execute_restore": "restore", "gateway_for_base": "restore",
-    "RestorePlan": "restore", "RestoreResult": "restore",
+    "run_backup": "runner",
+    "BackupResult": "runner",
+    "base_lock": "runner",
+    "list_backups": "layout",
+    "find_backup": "layout",
+    "BackupInfo": "layout",
+    "Manifest": "layout",
+    "verify_backup": "verify",
+    "verify_dir": "verify",
+    "BackupBroken": "verify",
+    "plan_restore": "restore",
+    "execute_restore": "restore",
+    "gateway_for_base": "restore",
+    "RestorePlan": "restore",
+    "RestoreResult": "restore",
     "table_state": "chain",
-    "plan_retention": "retention", "Policy": "retention", "Snapshot": "retention",
+    "plan_retention": "retention",
+    "Policy": "retention",
+    "Snapshot": "retention",
     "record_restored_tables": "hooks",
 }
 

@@ -27,14 +27,18 @@ def table_chain(info: BackupInfo, table: str, index: dict[str, BackupInfo]) -> l
         m = cur.manifest
         entry = m.tables.get(table) if m is not None else None
         if entry is None or entry.status != OK:
-            raise OperationFailed(f"backup {cur.id} has no good copy of table {table!r}",
-                                  hint="pick another backup (`beststag backup list`)")
+            raise OperationFailed(
+                f"backup {cur.id} has no good copy of table {table!r}",
+                hint="pick another backup (`beststag backup list`)",
+            )
         chain.append(cur)
         if entry.mode == "full":
             return chain
         if entry.parent is None or entry.parent not in index:
-            raise OperationFailed(f"backup {cur.id} needs {entry.parent} for table {table!r}, which is gone",
-                                  hint="restore from a complete backup instead")
+            raise OperationFailed(
+                f"backup {cur.id} needs {entry.parent} for table {table!r}, which is gone",
+                hint="restore from a complete backup instead",
+            )
         if len(chain) > 10_000:
             raise OperationFailed(f"backup {info.id}: the chain of table {table!r} loops")
         cur = index[entry.parent]

@@ -55,11 +55,17 @@ class CleanupReport:
     remote: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"dry_run": self.dry_run, "removed": self.removed, "kept": self.kept, "broken": self.broken,
-                "attachments_removed": self.attachments_removed,
-                "attachment_bytes_freed": self.attachment_bytes_freed, "partial_removed": self.partial_removed,
-                "missing_parents": self.missing_parents,
-                **({"remote": self.remote} if self.remote is not None else {})}
+        return {
+            "dry_run": self.dry_run,
+            "removed": self.removed,
+            "kept": self.kept,
+            "broken": self.broken,
+            "attachments_removed": self.attachments_removed,
+            "attachment_bytes_freed": self.attachment_bytes_freed,
+            "partial_removed": self.partial_removed,
+            "missing_parents": self.missing_parents,
+            **({"remote": self.remote} if self.remote is not None else {}),
+        }
 
 
 def _refuse_links(root: Path) -> None:
@@ -81,11 +87,21 @@ def cleanup(settings: Settings, base_id: str, *, dry_run: bool = False, now: dat
         _refuse_links(root)
         backups = list_backups(root)
         report.broken = [b.id for b in backups if b.manifest is None]
-        snaps = [Snapshot(id=b.id, type=b.type, time=b.timestamp, ok=b.status == "ok",
-                          parents=frozenset(b.manifest.parents()), base=b.manifest.base)
-                 for b in backups if b.manifest is not None]
-        policies = {t: Policy.from_settings(settings.backup.of(t).retention) for t in ("incremental", "complete",
-                                                                                        "critical")}
+        snaps = [
+            Snapshot(
+                id=b.id,
+                type=b.type,
+                time=b.timestamp,
+                ok=b.status == "ok",
+                parents=frozenset(b.manifest.parents()),
+                base=b.manifest.base,
+            )
+            for b in backups
+            if b.manifest is not None
+        ]
+        policies = {
+            t: Policy.from_settings(settings.backup.of(t).retention) for t in ("incremental", "complete", "critical")
+        }
         plan = plan_retention(snaps, policies, now)
         report.kept = plan.keep
         report.missing_parents = plan.missing_parents
@@ -123,11 +139,17 @@ def cleanup(settings: Settings, base_id: str, *, dry_run: bool = False, now: dat
             if not dry_run:
                 safe_unlink(path)  # through a symlinked attachments/<aa>: UnsafePath, never a file outside
         if report.attachments_removed:
-            log_event("backup.attachments_collected", count=report.attachments_removed,
-                      bytes=report.attachment_bytes_freed, dry_run=dry_run)
+            log_event(
+                "backup.attachments_collected",
+                count=report.attachments_removed,
+                bytes=report.attachment_bytes_freed,
+                dry_run=dry_run,
+            )
 
-        for leftover in [*(pdir.iterdir() if pdir.is_dir() else []),
-                         *(store.tmp.iterdir() if store.tmp.is_dir() else [])]:
+        for leftover in [
+            *(pdir.iterdir() if pdir.is_dir() else []),
+            *(store.tmp.iterdir() if store.tmp.is_dir() else []),
+        ]:
             if not older_than(leftover, PARTIAL_MAX_AGE, now):
                 continue
             report.partial_removed.append(leftover.name)

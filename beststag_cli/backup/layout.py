@@ -94,15 +94,18 @@ def check_backup_id(backup_id: str) -> tuple[str, str]:
     """(type, timestamp) of a well-formed id; BadInput for anything else (``../`` included)."""
     m = BACKUP_ID_RE.match(backup_id)
     if not m:
-        raise BadInput(f"{backup_id!r} is not a backup id (expected TYPE/YYYY-MM-DDTHH-MM-SSZ, "
-                       "e.g. complete/2026-01-31T02-00-00Z)", hint="`beststag backup list` shows the ids")
+        raise BadInput(
+            f"{backup_id!r} is not a backup id (expected TYPE/YYYY-MM-DDTHH-MM-SSZ, "
+            "e.g. complete/2026-01-31T02-00-00Z)",
+            hint="`beststag backup list` shows the ids",
+        )
     return m.group(1), m.group(2)
 
 
 def slug(name: str) -> str:
     """A file-name-safe form of a table name: `Memória Contextual` → `memoria-contextual`."""
     s = re.sub(r"[^a-z0-9]+", "-", fold(name)).strip("-")
-    return (s[:40].rstrip("-") or "table")
+    return s[:40].rstrip("-") or "table"
 
 
 def table_file(name: str, table_id: str, kind: str, compression: str) -> str:
@@ -232,7 +235,6 @@ class _Fields:
         return value
 
 
-
 @dataclass
 class TableEntry:
     """One table inside a backup."""
@@ -272,15 +274,27 @@ class TableEntry:
         v = _Fields(d, where)
         file = v.opt_text("file")
         ids_file = v.opt_text("ids_file")
-        e = cls(name=name, table_id=v.text("id", pattern=_TABLE_ID_RE),
-                status=v.choice("status", (OK, FAILED), OK), mode=v.choice("mode", ("full", "incremental"), "full"),
-                file=file, records=v.strict_count("records"), bytes=v.strict_count("bytes"),
-                sha256=v.sha256("sha256") if file is not None else v.opt_text("sha256", pattern=SHA256_RE),
-                ids_file=ids_file, ids=v.strict_count("ids"), ids_bytes=v.strict_count("ids_bytes"),
-                ids_sha256=(v.sha256("ids_sha256") if ids_file is not None
-                            else v.opt_text("ids_sha256", pattern=SHA256_RE)),
-                as_of=v.opt_instant("as_of"), since=v.opt_instant("since"), parent=v.opt_backup_id("parent"),
-                attachments=v.count("attachments"), error=v.opt_text("error"))
+        e = cls(
+            name=name,
+            table_id=v.text("id", pattern=_TABLE_ID_RE),
+            status=v.choice("status", (OK, FAILED), OK),
+            mode=v.choice("mode", ("full", "incremental"), "full"),
+            file=file,
+            records=v.strict_count("records"),
+            bytes=v.strict_count("bytes"),
+            sha256=v.sha256("sha256") if file is not None else v.opt_text("sha256", pattern=SHA256_RE),
+            ids_file=ids_file,
+            ids=v.strict_count("ids"),
+            ids_bytes=v.strict_count("ids_bytes"),
+            ids_sha256=(
+                v.sha256("ids_sha256") if ids_file is not None else v.opt_text("ids_sha256", pattern=SHA256_RE)
+            ),
+            as_of=v.opt_instant("as_of"),
+            since=v.opt_instant("since"),
+            parent=v.opt_backup_id("parent"),
+            attachments=v.count("attachments"),
+            error=v.opt_text("error"),
+        )
         if e.status == OK:  # what a restore needs from a good table (verify checks the files themselves)
             if e.file is None:
                 raise ManifestError(f"{where}.file: a good table names no record file")
@@ -342,8 +356,12 @@ class Manifest:
             "records": self.records,
             "bytes": self.bytes,
             "schema": {"file": SCHEMA, "sha256": self.schema_sha256, "bytes": self.schema_bytes},
-            "attachments": {"file": ATTACHMENTS, "sha256": self.attachments_sha256,
-                            "count": self.attachments_count, "bytes": self.attachments_bytes},
+            "attachments": {
+                "file": ATTACHMENTS,
+                "sha256": self.attachments_sha256,
+                "count": self.attachments_count,
+                "bytes": self.attachments_bytes,
+            },
             "tables": {n: t.to_dict() for n, t in self.tables.items()},
         }
 
@@ -369,13 +387,23 @@ class Manifest:
         duration = d.get("duration_s")
         if duration is not None and (isinstance(duration, bool) or not isinstance(duration, int | float)):
             raise ManifestError(f"duration_s: expected a number or null, got {_kind(duration)}")
-        m = cls(id=bid, type=btype, base=v.text("base"), started=v.instant("started"),
-                status=v.choice("status", (OK, PARTIAL), OK), finished=v.opt_instant("finished"),
-                duration_s=duration, parent=v.opt_backup_id("parent"),
-                compression=v.choice("compression", ("gzip", "zstd"), "gzip"),
-                schema_sha256=schema.sha256("sha256"), schema_bytes=schema.strict_count("bytes"),
-                attachments_sha256=att.sha256("sha256"), attachments_count=att.strict_count("count"),
-                attachments_bytes=att.strict_count("bytes"), format=fmt)
+        m = cls(
+            id=bid,
+            type=btype,
+            base=v.text("base"),
+            started=v.instant("started"),
+            status=v.choice("status", (OK, PARTIAL), OK),
+            finished=v.opt_instant("finished"),
+            duration_s=duration,
+            parent=v.opt_backup_id("parent"),
+            compression=v.choice("compression", ("gzip", "zstd"), "gzip"),
+            schema_sha256=schema.sha256("sha256"),
+            schema_bytes=schema.strict_count("bytes"),
+            attachments_sha256=att.sha256("sha256"),
+            attachments_count=att.strict_count("count"),
+            attachments_bytes=att.strict_count("bytes"),
+            format=fmt,
+        )
         tables = v.obj("tables")
         m.tables = {n: TableEntry.from_dict(n, t) for n, t in tables.items()}
         return m
@@ -383,14 +411,28 @@ class Manifest:
     def summary(self, path: Path | None = None) -> dict[str, Any]:
         """The `--json` shape of `backup run`, `show` and `list` (docs/cli.md; tests/backup pin its keys)."""
         out: dict[str, Any] = {
-            "id": self.id, "type": self.type, "status": self.status,
-            "path": str(path) if path is not None else None, "base": self.base,
-            "started": self.started, "finished": self.finished, "duration_s": self.duration_s,
-            "parent": self.parent, "records": self.records, "bytes": self.bytes,
+            "id": self.id,
+            "type": self.type,
+            "status": self.status,
+            "path": str(path) if path is not None else None,
+            "base": self.base,
+            "started": self.started,
+            "finished": self.finished,
+            "duration_s": self.duration_s,
+            "parent": self.parent,
+            "records": self.records,
+            "bytes": self.bytes,
             "attachments": {"count": self.attachments_count, "bytes": self.attachments_bytes},
-            "tables": {n: {"records": t.records, "bytes": t.bytes + t.ids_bytes, "status": t.status,
-                           "mode": t.mode, **({"error": t.error} if t.error else {})}
-                       for n, t in self.tables.items()},
+            "tables": {
+                n: {
+                    "records": t.records,
+                    "bytes": t.bytes + t.ids_bytes,
+                    "status": t.status,
+                    "mode": t.mode,
+                    **({"error": t.error} if t.error else {}),
+                }
+                for n, t in self.tables.items()
+            },
         }
         return out
 
@@ -414,8 +456,9 @@ def open_read(path: str | Path) -> IO[bytes]:
                 target = os.readlink(p)
             except OSError:
                 target = "?"
-            raise UnsafePath(f"{p} is a symlink (to {target}); beststag does not follow links inside its "
-                             f"data dir {root}") from None
+            raise UnsafePath(
+                f"{p} is a symlink (to {target}); beststag does not follow links inside its data dir {root}"
+            ) from None
         raise
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
@@ -477,8 +520,16 @@ class BackupInfo:
     def summary(self) -> dict[str, Any]:
         if self.manifest is not None:
             return self.manifest.summary(self.path)
-        return {"id": self.id, "type": self.type, "status": BROKEN, "path": str(self.path),
-                "records": 0, "bytes": 0, "tables": {}, "error": self.problem}
+        return {
+            "id": self.id,
+            "type": self.type,
+            "status": BROKEN,
+            "path": str(self.path),
+            "records": 0,
+            "bytes": 0,
+            "tables": {},
+            "error": self.problem,
+        }
 
 
 def list_backups(root: Path, *, types: Iterable[str] = BACKUP_TYPES) -> list[BackupInfo]:
@@ -494,8 +545,9 @@ def list_backups(root: Path, *, types: Iterable[str] = BACKUP_TYPES) -> list[Bac
             bid = f"{btype}/{entry.name}"
             path = Path(entry.path)
             if entry.is_symlink():  # listed, never followed
-                out.append(BackupInfo(bid, btype, path, None, "symlink: beststag does not follow links inside "
-                                      "its data dir"))
+                out.append(
+                    BackupInfo(bid, btype, path, None, "symlink: beststag does not follow links inside its data dir")
+                )
                 continue
             if not entry.is_dir(follow_symlinks=False):
                 continue
@@ -555,25 +607,34 @@ def resolve_backup_id(spec: str, listing: Callable[[], Sequence[_Listed]], where
             return good[-1].id
         what = f"{btype} backup" if btype else "backup"
         skipped = f" ({len(listed)} partial or broken one(s) skipped)" if listed else ""
-        raise NotFound(f"no {what} that finished ok yet in {where}{skipped}",
-                       hint=f"`beststag backup run --type {btype or 'complete'}` makes one")
+        raise NotFound(
+            f"no {what} that finished ok yet in {where}{skipped}",
+            hint=f"`beststag backup run --type {btype or 'complete'}` makes one",
+        )
     if rest == LATEST:
-        raise BadInput(f"unknown backup type {btype!r} in {spec!r}"
-                       f"{did_you_mean(btype, BACKUP_TYPES)} (expected one of {', '.join(BACKUP_TYPES)})",
-                       hint=f"e.g. {BACKUP_TYPES[0]}/{LATEST}")
+        raise BadInput(
+            f"unknown backup type {btype!r} in {spec!r}"
+            f"{did_you_mean(btype, BACKUP_TYPES)} (expected one of {', '.join(BACKUP_TYPES)})",
+            hint=f"e.g. {BACKUP_TYPES[0]}/{LATEST}",
+        )
     if BARE_TS_RE.match(spec):
         hits = [b for b in listing() if b.id.endswith("/" + spec)]
         if len(hits) == 1:
             return hits[0].id
         if len(hits) > 1:
-            raise BadInput(f"{spec} names {len(hits)} backups: {', '.join(b.id for b in hits)}",
-                           hint="give the id with its type, e.g. " + hits[0].id)
+            raise BadInput(
+                f"{spec} names {len(hits)} backups: {', '.join(b.id for b in hits)}",
+                hint="give the id with its type, e.g. " + hits[0].id,
+            )
         raise not_found(spec, listing(), where)
     if not BACKUP_ID_RE.match(spec):
         known = [b.id for b in listing()]
         suggestion = did_you_mean(spec, [*known, LATEST, *(f"{t}/{LATEST}" for t in BACKUP_TYPES)])
-        raise BadInput(f"{spec!r} is not a backup id{suggestion} (expected TYPE/YYYY-MM-DDTHH-MM-SSZ, a bare "
-                       f"timestamp, {LATEST} or TYPE/{LATEST})", hint="`beststag backup list` shows the ids")
+        raise BadInput(
+            f"{spec!r} is not a backup id{suggestion} (expected TYPE/YYYY-MM-DDTHH-MM-SSZ, a bare "
+            f"timestamp, {LATEST} or TYPE/{LATEST})",
+            hint="`beststag backup list` shows the ids",
+        )
     return spec
 
 
@@ -592,15 +653,18 @@ def resolve_restore_id(spec: str, listing: Callable[[], Sequence[_ListedWithBase
     if good:
         return good[-1].id
     skipped = f" ({len(listed)} partial or broken one(s) skipped)" if listed else ""
-    raise NotFound(f"no complete or incremental backup of base {base} that finished ok yet in {where}{skipped}",
-                   hint="`beststag backup run --type complete` makes one; `critical/latest` names the newest "
-                        "critical backup")
+    raise NotFound(
+        f"no complete or incremental backup of base {base} that finished ok yet in {where}{skipped}",
+        hint="`beststag backup run --type complete` makes one; `critical/latest` names the newest critical backup",
+    )
 
 
 def not_found(spec: str, listed: Sequence[_Listed], where: str) -> NotFound:
     """The error for an id that names no backup, with the closest one that exists."""
-    return NotFound(f"no backup {spec} in {where}{did_you_mean(spec, [b.id for b in listed])}",
-                    hint="`beststag backup list` shows the ids")
+    return NotFound(
+        f"no backup {spec} in {where}{did_you_mean(spec, [b.id for b in listed])}",
+        hint="`beststag backup list` shows the ids",
+    )
 
 
 def find_backup(root: Path, backup_id: str, *, restore_of: str | None = None) -> BackupInfo:

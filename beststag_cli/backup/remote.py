@@ -106,15 +106,24 @@ class RemoteBackup:
             out = self.manifest.summary(None)
             out["path"] = self.url
             return out
-        return {"id": self.id, "type": self.type, "status": "broken", "path": self.url, "records": 0, "bytes": 0,
-                "tables": {}, "error": self.problem}
+        return {
+            "id": self.id,
+            "type": self.type,
+            "status": "broken",
+            "path": self.url,
+            "records": 0,
+            "bytes": 0,
+            "tables": {},
+            "error": self.problem,
+        }
 
 
 class S3Remote:
     """The bucket and prefix of ``backup.remote``, through boto3."""
 
-    def __init__(self, settings: Settings, *, connect_timeout: float = 10, read_timeout: float = 60,
-                 attempts: int | None = None) -> None:
+    def __init__(
+        self, settings: Settings, *, connect_timeout: float = 10, read_timeout: float = 60, attempts: int | None = None
+    ) -> None:
         url = settings.backup.remote
         if not url:
             raise BadInput("no remote is configured", hint="set backup.remote: s3://bucket/prefix in the config")
@@ -124,16 +133,21 @@ class S3Remote:
             import boto3
             from botocore.config import Config
         except ImportError:
-            raise BadInput("backup.remote needs boto3, which is not installed",
-                           hint="pip install 'beststag[remote]'") from None
+            raise BadInput(
+                "backup.remote needs boto3, which is not installed", hint="pip install 'beststag[remote]'"
+            ) from None
         b = settings.backup
         region = b.remote_region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         attempts = attempts or int(os.environ.get("AWS_MAX_ATTEMPTS") or 5)
-        cfg = Config(retries={"max_attempts": attempts, "mode": "standard"}, connect_timeout=connect_timeout,
-                     read_timeout=read_timeout,
-                     s3={"addressing_style": "path"} if b.remote_endpoint_url else None)
-        self.client = boto3.session.Session().client("s3", endpoint_url=b.remote_endpoint_url, region_name=region,
-                                                     config=cfg)
+        cfg = Config(
+            retries={"max_attempts": attempts, "mode": "standard"},
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            s3={"addressing_style": "path"} if b.remote_endpoint_url else None,
+        )
+        self.client = boto3.session.Session().client(
+            "s3", endpoint_url=b.remote_endpoint_url, region_name=region, config=cfg
+        )
 
     # ---------------------------------------------------------------- plumbing
     @contextlib.contextmanager
@@ -144,12 +158,15 @@ class S3Remote:
         try:
             yield
         except NoCredentialsError:
-            raise RemoteFailed(f"{what} on {self.url}: no credentials",
-                               hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)") from None
+            raise RemoteFailed(
+                f"{what} on {self.url}: no credentials",
+                hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE)",
+            ) from None
         except ClientError as e:
             err = e.response.get("Error", {})
-            raise RemoteFailed(f"{what} on {self.url}: {err.get('Code', '?')}: {err.get('Message', '')}"[:300]) \
-                from None
+            raise RemoteFailed(
+                f"{what} on {self.url}: {err.get('Code', '?')}: {err.get('Message', '')}"[:300]
+            ) from None
         except BotoCoreError as e:
             raise RemoteFailed(f"{what} on {self.url}: {type(e).__name__}: {str(e)[:200]}") from None
 
@@ -236,8 +253,13 @@ class S3Remote:
                 files += 1
             sent += self._put(info.path / MANIFEST, self.key(f"{info.id}/{MANIFEST}"))
             files += 1
-        out: dict[str, Any] = {"status": "uploaded", "url": self.url_of(info.id), "files": files, "attachments": atts,
-                               "bytes": sent}
+        out: dict[str, Any] = {
+            "status": "uploaded",
+            "url": self.url_of(info.id),
+            "files": files,
+            "attachments": atts,
+            "bytes": sent,
+        }
         log_event("backup.uploaded", backup_id=info.id, **out)
         return out
 
@@ -249,7 +271,7 @@ class S3Remote:
             for btype in types:
                 base = self.key(f"{btype}/")
                 for obj in self._keys(base):
-                    rest = obj["Key"][len(base):]
+                    rest = obj["Key"][len(base) :]
                     parts = rest.split("/")
                     if len(parts) != 2 or parts[1] != MANIFEST or not BARE_TS_RE.match(parts[0]):
                         continue
@@ -404,8 +426,9 @@ class S3Remote:
             self.client.delete_object(Bucket=self.bucket, Key=self.key(f"{backup_id}/{MANIFEST}"))
             keys = [o["Key"] for o in self._keys(self.key(f"{backup_id}/"))]
             for i in range(0, len(keys), 1000):
-                self.client.delete_objects(Bucket=self.bucket, Delete={
-                    "Objects": [{"Key": k} for k in keys[i:i + 1000]], "Quiet": True})
+                self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys[i : i + 1000]], "Quiet": True}
+                )
         log_event("backup.remote_removed", backup_id=backup_id, url=self.url_of(backup_id))
         return len(keys) + 1
 
@@ -478,8 +501,10 @@ class UploadOutcome:
         failed = self.failed
         if not failed:
             return None
-        return RemoteFailed(f"{len(failed)} upload(s) to {self.url} failed, first {failed[0]['id']}: "
-                            f"{failed[0]['error']}", hint="run the same upload again: what was sent is kept")
+        return RemoteFailed(
+            f"{len(failed)} upload(s) to {self.url} failed, first {failed[0]['id']}: {failed[0]['error']}",
+            hint="run the same upload again: what was sent is kept",
+        )
 
 
 def upload_backups(settings: Settings, backup_id: str | None) -> UploadOutcome:
@@ -531,9 +556,18 @@ def cleanup_remote(settings: Settings, *, dry_run: bool, now: datetime | None = 
     remote = S3Remote(settings)
     with remote.guard("cleaning up"):
         backups = remote.list_backups()
-        snaps = [Snapshot(id=b.id, type=b.type, time=b.manifest.timestamp, ok=b.status == "ok",
-                          parents=frozenset(b.manifest.parents()), base=b.manifest.base)
-                 for b in backups if b.manifest is not None]
+        snaps = [
+            Snapshot(
+                id=b.id,
+                type=b.type,
+                time=b.manifest.timestamp,
+                ok=b.status == "ok",
+                parents=frozenset(b.manifest.parents()),
+                base=b.manifest.base,
+            )
+            for b in backups
+            if b.manifest is not None
+        ]
         policies = {t: Policy.from_settings(settings.backup.of(t).retention) for t in BACKUP_TYPES}
         plan = plan_retention(snaps, policies, now)
         removed = list(plan.remove)
@@ -547,6 +581,11 @@ def cleanup_remote(settings: Settings, *, dry_run: bool, now: datetime | None = 
             count, freed = remote.collect_blobs(referenced, now, dry_run=dry_run)
         else:
             log_event("backup.remote_cleanup_skipped_gc", _level=30, url=remote.url)
-    return {"url": remote.url, "removed": removed, "kept": sorted(plan.keep),
-            "broken": [b.id for b in backups if b.manifest is None],
-            "attachments_removed": count, "attachment_bytes_freed": freed}
+    return {
+        "url": remote.url,
+        "removed": removed,
+        "kept": sorted(plan.keep),
+        "broken": [b.id for b in backups if b.manifest is None],
+        "attachments_removed": count,
+        "attachment_bytes_freed": freed,
+    }

@@ -64,10 +64,23 @@ if TYPE_CHECKING:
     from beststag_cli.journal import Journal
 
 #: field types Airtable computes; a restore never writes them
-COMPUTED_TYPES = frozenset({
-    "formula", "rollup", "multipleLookupValues", "count", "autoNumber", "createdTime", "lastModifiedTime",
-    "createdBy", "lastModifiedBy", "button", "aiText", "externalSyncSource", "manualSort",
-})
+COMPUTED_TYPES = frozenset(
+    {
+        "formula",
+        "rollup",
+        "multipleLookupValues",
+        "count",
+        "autoNumber",
+        "createdTime",
+        "lastModifiedTime",
+        "createdBy",
+        "lastModifiedBy",
+        "button",
+        "aiText",
+        "externalSyncSource",
+        "manualSort",
+    }
+)
 BATCH = 10
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 #: attempts per create batch or upload within one run when Airtable fails or loses an answer (a POST
@@ -79,7 +92,6 @@ SENT_MARGIN_S = 120
 #: attempts per read or update by id (each already retried by the gateway, with its backoff)
 IDEMPOTENT_ATTEMPTS = 3
 _BASE_ID_RE = re.compile(r"app[A-Za-z0-9]{14}")
-
 
 
 # --------------------------------------------------------------------------------------------
@@ -157,9 +169,10 @@ def restore_lock(settings: Settings, base_id: str, *, wait_s: float = 0.0) -> It
         lock.acquire()
     except Timeout:  # (an OSError: first)
         waited = f" (waited {wait_s:g} s)" if wait_s > 0 else ""
-        raise errors.LockHeld(f"another restore into base {base_id} is running ({_holder_text(path)}lock "
-                              f"{path}){waited}", hint="wait for it to finish (or pass --wait SECONDS), "
-                              "then run the same restore again") from None
+        raise errors.LockHeld(
+            f"another restore into base {base_id} is running ({_holder_text(path)}lock {path}){waited}",
+            hint="wait for it to finish (or pass --wait SECONDS), then run the same restore again",
+        ) from None
     except OSError as e:
         if e.errno in (errno.ELOOP, errno.EISDIR, errno.ENOTDIR):  # planted after the check
             raise _unsafe_lock(path) from None
@@ -180,9 +193,10 @@ def restore_lock(settings: Settings, base_id: str, *, wait_s: float = 0.0) -> It
 
 
 def _unsafe_lock(path: Any) -> errors.UnsafePath:
-    return errors.UnsafePath(f"the restore lock {path} is not a regular file (a symlink or a folder was put there)",
-                             hint=f"remove {path} (beststag never follows links inside its data dir), then run "
-                             "the restore again")
+    return errors.UnsafePath(
+        f"the restore lock {path} is not a regular file (a symlink or a folder was put there)",
+        hint=f"remove {path} (beststag never follows links inside its data dir), then run the restore again",
+    )
 
 
 def _check_lock_file(path: Any) -> None:
@@ -207,9 +221,16 @@ def restore_target(settings: Settings, backup_id: str, target_base: str | None) 
 
 
 @contextlib.contextmanager
-def restore_session(settings: Settings, gateway: Gateway, backup_id: str, *, tables: list[str] | None = None,
-                    target_base: str | None = None, prune_extra: bool = False,
-                    wait_s: float = 0.0) -> Iterator[RestorePlan]:
+def restore_session(
+    settings: Settings,
+    gateway: Gateway,
+    backup_id: str,
+    *,
+    tables: list[str] | None = None,
+    target_base: str | None = None,
+    prune_extra: bool = False,
+    wait_s: float = 0.0,
+) -> Iterator[RestorePlan]:
     """Take the target's restore lock, then plan: the plan stays true while the block runs.
 
     Pass the plan to :func:`execute_restore` inside the block.
@@ -218,8 +239,9 @@ def restore_session(settings: Settings, gateway: Gateway, backup_id: str, *, tab
     backup_id = find_backup(settings.paths.backups, backup_id, restore_of=str(settings.base_id)).id
     target = restore_target(settings, backup_id, target_base)
     with restore_lock(settings, target, wait_s=wait_s):
-        yield plan_restore(settings, gateway, backup_id, tables=tables, target_base=target_base,
-                           prune_extra=prune_extra)
+        yield plan_restore(
+            settings, gateway, backup_id, tables=tables, target_base=target_base, prune_extra=prune_extra
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -251,8 +273,15 @@ class TablePlan:
     already: int = 0  # done by the interrupted run this one resumes
 
     def counts(self) -> dict[str, int]:
-        return {"records": self.records, "create": len(self.create), "update": len(self.update), "skip": self.skip,
-                "delete": len(self.delete), "attachments": self.uploads, "resumed": self.already}
+        return {
+            "records": self.records,
+            "create": len(self.create),
+            "update": len(self.update),
+            "skip": self.skip,
+            "delete": len(self.delete),
+            "attachments": self.uploads,
+            "resumed": self.already,
+        }
 
 
 #: what a restore counts as a write, in the order plan and result name them
@@ -296,14 +325,26 @@ class RestorePlan:
 
     def write_counts(self) -> dict[str, int]:
         """Planned writes by kind (WRITE_KINDS): the result's `write_counts` counts the same things."""
-        return {"create": sum(len(t.create) for t in self.tables), "update": sum(len(t.update) for t in self.tables),
-                "delete": sum(len(t.delete) for t in self.tables), "upload": sum(t.uploads for t in self.tables)}
+        return {
+            "create": sum(len(t.create) for t in self.tables),
+            "update": sum(len(t.update) for t in self.tables),
+            "delete": sum(len(t.delete) for t in self.tables),
+            "upload": sum(t.uploads for t in self.tables),
+        }
 
     def summary(self) -> dict[str, Any]:
-        return {"restore_id": self.restore_id, "backup_id": self.backup_id, "source_base": self.source_base,
-                "target_base": self.target_base, "mode": "same base" if self.same_base else "other base",
-                "prune_extra": self.prune_extra, "resumed": self.resumed, "warnings": self.warnings,
-                "planned_writes": self.write_counts(), "tables": {t.name: t.counts() for t in self.tables}}
+        return {
+            "restore_id": self.restore_id,
+            "backup_id": self.backup_id,
+            "source_base": self.source_base,
+            "target_base": self.target_base,
+            "mode": "same base" if self.same_base else "other base",
+            "prune_extra": self.prune_extra,
+            "resumed": self.resumed,
+            "warnings": self.warnings,
+            "planned_writes": self.write_counts(),
+            "tables": {t.name: t.counts() for t in self.tables},
+        }
 
 
 def gateway_for_base(gateway: Gateway, base_id: str) -> Gateway:
@@ -318,8 +359,14 @@ def gateway_for_base(gateway: Gateway, base_id: str) -> Gateway:
         raise errors.BadInput(f"{base_id!r} is not a base id (expected appXXXXXXXXXXXXXX)")
     s = gateway.settings.model_copy(deep=True)
     s.airtable.base_id = base_id
-    other = _Gateway(s, journal=gateway.journal, source=gateway.source, limiter=gateway._limiter,
-                     sandbox=gateway.sandbox, sink=gateway.sink)  # its writes reach the same cache
+    other = _Gateway(
+        s,
+        journal=gateway.journal,
+        source=gateway.source,
+        limiter=gateway._limiter,
+        sandbox=gateway.sandbox,
+        sink=gateway.sink,
+    )  # its writes reach the same cache
     other.sleep = gateway.sleep  # the same retry policy, waits included
     return other
 
@@ -431,16 +478,20 @@ def _atts_equal(want: Any, have: Any, plan: RestorePlan) -> bool:
     return len(want or []) == len(have or []) and _match_atts(want, have, plan) == _att_ids(have)
 
 
-def find_resumable(journal: Journal | None, backup_id: str, target_base: str, tables: list[str],
-                   prune_extra: bool) -> str | None:
+def find_resumable(
+    journal: Journal | None, backup_id: str, target_base: str, tables: list[str], prune_extra: bool
+) -> str | None:
     """The id of an unfinished restore of the same backup, base and tables (to resume), if any.
 
     A run still ``running`` is resumed only if its process is gone (:func:`process_alive`).
     """
     if journal is None:
         return None
-    rows = journal.query("SELECT id, status, progress_json FROM restore_runs WHERE backup_id = ? AND status IN "
-                         "('running', 'failed', 'interrupted') ORDER BY started DESC", (backup_id,))
+    rows = journal.query(
+        "SELECT id, status, progress_json FROM restore_runs WHERE backup_id = ? AND status IN "
+        "('running', 'failed', 'interrupted') ORDER BY started DESC",
+        (backup_id,),
+    )
     for r in rows:
         try:
             p = json.loads(r["progress_json"] or "{}")
@@ -450,8 +501,11 @@ def find_resumable(journal: Journal | None, backup_id: str, target_base: str, ta
             continue
         if r["status"] == "running" and process_alive(p.get("process") or {}):
             continue
-        if p.get("target_base") == target_base and sorted(p.get("tables") or []) == sorted(tables) \
-                and bool(p.get("prune_extra")) == prune_extra:
+        if (
+            p.get("target_base") == target_base
+            and sorted(p.get("tables") or []) == sorted(tables)
+            and bool(p.get("prune_extra")) == prune_extra
+        ):
             return str(r["id"])
     return None
 
@@ -473,8 +527,9 @@ def known_mappings(journal: Journal | None, target_base: str) -> dict[str, str]:
             continue
     out: dict[str, str] = {}
     for rid in runs:
-        for r in journal.query("SELECT src, dst FROM restore_items WHERE restore_id = ? AND phase = 'create' "
-                               "ORDER BY ts", (rid,)):
+        for r in journal.query(
+            "SELECT src, dst FROM restore_items WHERE restore_id = ? AND phase = 'create' ORDER BY ts", (rid,)
+        ):
             if r["dst"]:
                 out[r["src"]] = r["dst"]
     return out
@@ -497,14 +552,20 @@ def pending_creates(journal: Journal | None, target_base: str) -> dict[str, dict
         return {}
     out: dict[str, dict[str, str]] = {}
     for rid in _runs_into(journal, target_base):
-        for r in journal.query("SELECT table_name, src, dst FROM restore_items WHERE restore_id = ? "
-                               "AND phase = 'pending'", (rid,)):
+        for r in journal.query(
+            "SELECT table_name, src, dst FROM restore_items WHERE restore_id = ? AND phase = 'pending'", (rid,)
+        ):
             out.setdefault(r["table_name"], {})[r["src"]] = r["dst"] or ""
     return out
 
 
-def reconcile_pending(state: dict[str, dict[str, Any]], current: dict[str, dict[str, Any]],
-                      pending: dict[str, str], specs: list[Any], taken: set[str]) -> list[tuple[str, str]]:
+def reconcile_pending(
+    state: dict[str, dict[str, Any]],
+    current: dict[str, dict[str, Any]],
+    pending: dict[str, str],
+    specs: list[Any],
+    taken: set[str],
+) -> list[tuple[str, str]]:
     """Find the records a lost create answer did create: created since it was sent, same values.
 
     Links and attachments are left out of the comparison (their ids change in a restore); every other
@@ -540,8 +601,15 @@ def _load_done(journal: Journal | None, restore_id: str) -> tuple[dict[str, str]
     return id_map, done
 
 
-def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables: list[str] | None = None,
-                 target_base: str | None = None, prune_extra: bool = False) -> RestorePlan:
+def plan_restore(
+    settings: Settings,
+    gateway: Gateway,
+    backup_id: str,
+    *,
+    tables: list[str] | None = None,
+    target_base: str | None = None,
+    prune_extra: bool = False,
+) -> RestorePlan:
     """Read the backup (its whole chain, verified) and the target base; say what a restore would do.
 
     Writes nothing. ``gateway`` is the configured one; another base gets its own gateway.
@@ -559,11 +627,15 @@ def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables
     if tables:
         for t in tables:
             if t not in m.tables:
-                raise errors.UnknownTable(f"backup {info.id} has no table {t!r}{did_you_mean(t, list(m.tables))}",
-                                          hint=f"it holds: {', '.join(m.tables)}")
+                raise errors.UnknownTable(
+                    f"backup {info.id} has no table {t!r}{did_you_mean(t, list(m.tables))}",
+                    hint=f"it holds: {', '.join(m.tables)}",
+                )
             if t not in available:
-                raise errors.BadInput(f"table {t!r} failed in backup {info.id}; it cannot be restored from it",
-                                      hint="pick an earlier backup of that table")
+                raise errors.BadInput(
+                    f"table {t!r} failed in backup {info.id}; it cannot be restored from it",
+                    hint="pick an earlier backup of that table",
+                )
         names = list(tables)
     else:
         names = available
@@ -591,23 +663,31 @@ def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables
         if n not in src_tables:
             raise errors.OperationFailed(f"backup {info.id}: {SCHEMA} has no table {n!r}")
         if n not in tgt_tables:
-            raise errors.BadInput(f"base {target} has no table {n!r}, which the backup holds",
-                                  hint="restore into a base with the same tables and fields (same names)")
+            raise errors.BadInput(
+                f"base {target} has no table {n!r}, which the backup holds",
+                hint="restore into a base with the same tables and fields (same names)",
+            )
         specs[n] = _field_specs(src_tables[n], src_ids)
         tfields = {f["name"]: f for f in tgt_tables[n]["fields"]}
         for spec in specs[n]:
             tf = tfields.get(spec.name)
             if tf is None:
-                raise errors.BadInput(f"base {target}: table {n!r} has no field {spec.name!r}, which the backup "
-                                      "holds", hint="add the field (same name and type) or restore elsewhere")
+                raise errors.BadInput(
+                    f"base {target}: table {n!r} has no field {spec.name!r}, which the backup holds",
+                    hint="add the field (same name and type) or restore elsewhere",
+                )
             if tf["type"] != spec.type:
-                raise errors.BadInput(f"base {target}: field {n}.{spec.name} is {tf['type']}, the backup has "
-                                      f"{spec.type}", hint="restore into a base with the same schema")
+                raise errors.BadInput(
+                    f"base {target}: field {n}.{spec.name} is {tf['type']}, the backup has {spec.type}",
+                    hint="restore into a base with the same schema",
+                )
             if spec.type == "multipleRecordLinks":
                 ttarget = tgt_ids.get((tf.get("options") or {}).get("linkedTableId", ""))
                 if ttarget != spec.target:
-                    raise errors.BadInput(f"base {target}: field {n}.{spec.name} links to {ttarget!r}, the backup "
-                                          f"links to {spec.target!r}")
+                    raise errors.BadInput(
+                        f"base {target}: field {n}.{spec.name} links to {ttarget!r}, the backup "
+                        f"links to {spec.target!r}"
+                    )
     order = _order_tables(names, src_tables, src_ids)
     _assign_links(order, specs, src_tables)
 
@@ -616,10 +696,20 @@ def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables
     restore_id = resume or f"restore-{uuid.uuid4().hex[:12]}"
     id_map, done = _load_done(journal, restore_id) if resume else ({}, {})
     id_map = {**known_mappings(journal, target), **id_map}
-    plan = RestorePlan(restore_id=restore_id, backup_id=info.id, source_base=m.base, target_base=target,
-                       same_base=same, prune_extra=prune_extra, tables=[], resumed=resume is not None,
-                       id_map=id_map, done=done, fetch_sha=_sha_fetcher(tgw),
-                       requested_tables=list(tables) if tables else None)
+    plan = RestorePlan(
+        restore_id=restore_id,
+        backup_id=info.id,
+        source_base=m.base,
+        target_base=target,
+        same_base=same,
+        prune_extra=prune_extra,
+        tables=[],
+        resumed=resume is not None,
+        id_map=id_map,
+        done=done,
+        fetch_sha=_sha_fetcher(tgw),
+        requested_tables=list(tables) if tables else None,
+    )
 
     for n in order:
         plan.states[n] = table_state(info, n, index)
@@ -628,12 +718,15 @@ def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables
         plan.current[n] = {r["id"]: r for r in tgw.all(n)}
     for t in sorted(t for t in link_targets if t is not None):
         if t in tgt_tables:
-            small = next((f["name"] for f in tgt_tables[t]["fields"] if f["type"] == "checkbox"),
-                         tgt_tables[t]["fields"][0]["name"])
+            small = next(
+                (f["name"] for f in tgt_tables[t]["fields"] if f["type"] == "checkbox"),
+                tgt_tables[t]["fields"][0]["name"],
+            )
             plan.existing_ids[t] = {r["id"] for r in tgw.all(t, fields=[small])}
             if not same:
-                plan.warnings.append(f"links to table {t!r} (not restored) are dropped: its records have "
-                                     "other ids in the target base")
+                plan.warnings.append(
+                    f"links to table {t!r} (not restored) are dropped: its records have other ids in the target base"
+                )
 
     pending = pending_creates(journal, target)
     for n in order:
@@ -644,8 +737,10 @@ def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables
                 id_map[sid] = found_id
             plan.reconciled[n] = found
             if found:
-                plan.warnings.append(f"{n}: {len(found)} record(s) created by an interrupted restore whose answer "
-                                     "was lost were found and will not be created again")
+                plan.warnings.append(
+                    f"{n}: {len(found)} record(s) created by an interrupted restore whose answer "
+                    "was lost were found and will not be created again"
+                )
 
     to_upload: list[tuple[str, str, str, dict[str, Any]]] = []  # (table, backup id, field, attachment)
     for n in order:
@@ -669,8 +764,9 @@ def plan_restore(settings: Settings, gateway: Gateway, backup_id: str, *, tables
                 tp.update.append(sid)
                 for s in att_specs:
                     want = rec["fields"].get(s.name)
-                    for a, matched in zip(want or [], _match_atts(want, current[dst]["fields"].get(s.name), plan),
-                                    strict=True):
+                    for a, matched in zip(
+                        want or [], _match_atts(want, current[dst]["fields"].get(s.name), plan), strict=True
+                    ):
                         if matched is None:
                             tp.uploads += 1
                             to_upload.append((n, sid, s.name, a))
@@ -710,9 +806,12 @@ def check_blobs(backup_id: str, store: BlobStore, uploads: Iterable[tuple[str, s
 
 
 def _corrupt_blob(backup_id: str, sha: str, table: str, sid: str, fname: str, att: dict[str, Any]) -> BackupBroken:
-    err = BackupBroken(backup_id, f"attachments/{sha[:2]}/{sha}",
-                       f"does not match its sha256 (file {att.get('filename')!r} of {table} record {sid}, field "
-                       f"{fname!r}); nothing was written")
+    err = BackupBroken(
+        backup_id,
+        f"attachments/{sha[:2]}/{sha}",
+        f"does not match its sha256 (file {att.get('filename')!r} of {table} record {sid}, field "
+        f"{fname!r}); nothing was written",
+    )
     err.hint = f"run `beststag backup verify {backup_id}` to list every damaged file; restore from another backup"
     return err
 
@@ -758,8 +857,9 @@ def _map_links(ids: Iterable[str], spec: FieldSpec, plan: RestorePlan, *, lenien
     return out
 
 
-def _differs(rec: dict[str, Any], cur: dict[str, Any], specs: list[FieldSpec], id_map: dict[str, str],
-             plan: RestorePlan) -> bool:
+def _differs(
+    rec: dict[str, Any], cur: dict[str, Any], specs: list[FieldSpec], id_map: dict[str, str], plan: RestorePlan
+) -> bool:
     for spec in specs:
         if not spec.owned:
             continue
@@ -797,17 +897,35 @@ class RestoreResult:
 
     def write_counts(self) -> dict[str, int]:
         """Writes done by kind, counted as the plan counts them (link second passes are `links_set`, apart)."""
-        return {"create": sum(self.created.values()), "update": sum(self.updated.values()),
-                "delete": sum(self.deleted.values()), "upload": sum(self.uploaded.values())}
+        return {
+            "create": sum(self.created.values()),
+            "update": sum(self.updated.values()),
+            "delete": sum(self.deleted.values()),
+            "upload": sum(self.uploaded.values()),
+        }
 
     def summary(self) -> dict[str, Any]:
         out = self.plan.summary()
-        out.update({"id": self.plan.restore_id, "status": self.status, "duration_s": round(self.duration_s, 3),
-                    "records": self.records, "writes": self.write_counts(), "dropped_links": self.dropped_links})
+        out.update(
+            {
+                "id": self.plan.restore_id,
+                "status": self.status,
+                "duration_s": round(self.duration_s, 3),
+                "records": self.records,
+                "writes": self.write_counts(),
+                "dropped_links": self.dropped_links,
+            }
+        )
         for n, t in out["tables"].items():
-            t.update({"created": self.created.get(n, 0), "updated": self.updated.get(n, 0),
-                      "deleted": self.deleted.get(n, 0), "uploaded": self.uploaded.get(n, 0),
-                      "links_set": self.links.get(n, 0)})
+            t.update(
+                {
+                    "created": self.created.get(n, 0),
+                    "updated": self.updated.get(n, 0),
+                    "deleted": self.deleted.get(n, 0),
+                    "uploaded": self.uploaded.get(n, 0),
+                    "links_set": self.links.get(n, 0),
+                }
+            )
         return out
 
 
@@ -825,11 +943,13 @@ class _Recorder:
         # Journal has no public bulk append; its transactional helper keeps a batch one commit.
         self.journal._write_many(
             "INSERT INTO restore_items (restore_id, table_name, phase, src, dst, ts) VALUES (?,?,?,?,?,?)",
-            [(self.restore_id, table, phase, s, d, ts) for s, d in pairs])
+            [(self.restore_id, table, phase, s, d, ts) for s, d in pairs],
+        )
 
 
-def execute_restore(settings: Settings, gateway: Gateway, plan: RestorePlan, *,
-                    progress: Reporter | None = None, wait_s: float = 0.0) -> RestoreResult:
+def execute_restore(
+    settings: Settings, gateway: Gateway, plan: RestorePlan, *, progress: Reporter | None = None, wait_s: float = 0.0
+) -> RestoreResult:
     """Carry out ``plan`` (from :func:`plan_restore`) under the target base's restore lock.
 
     A plan made without the lock (not inside :func:`restore_session`) is made again once the lock is
@@ -845,8 +965,14 @@ def execute_restore(settings: Settings, gateway: Gateway, plan: RestorePlan, *,
     if holds_restore_lock(settings, plan.target_base):
         return _execute_locked(settings, gateway, plan, guard(progress))
     with restore_lock(settings, plan.target_base, wait_s=wait_s):
-        fresh = plan_restore(settings, gateway, plan.backup_id, tables=plan.requested_tables,
-                             target_base=plan.target_base, prune_extra=plan.prune_extra)
+        fresh = plan_restore(
+            settings,
+            gateway,
+            plan.backup_id,
+            tables=plan.requested_tables,
+            target_base=plan.target_base,
+            prune_extra=plan.prune_extra,
+        )
         if not fresh.resumed:
             fresh.restore_id = plan.restore_id  # the id the caller was shown
         return _execute_locked(settings, gateway, fresh, guard(progress))
@@ -857,25 +983,35 @@ def _disk_full(e: BaseException, settings: Settings) -> errors.DiskFull | None:
     return as_disk_full(e, settings.paths.data_dir, settings.paths.journal)
 
 
-def _execute_locked(settings: Settings, gateway: Gateway, plan: RestorePlan,
-                    progress: Reporter) -> RestoreResult:
+def _execute_locked(settings: Settings, gateway: Gateway, plan: RestorePlan, progress: Reporter) -> RestoreResult:
     tgw = gateway_for_base(gateway, plan.target_base)
     journal = gateway.journal
     rec = _Recorder(journal, plan.restore_id)
     result = RestoreResult(plan, "running", 0.0)
     started = clock.timestamp()
     t0 = time.monotonic()
-    progress_info = {"backup_id": plan.backup_id, "target_base": plan.target_base,
-                     "tables": [t.name for t in plan.tables], "prune_extra": plan.prune_extra,
-                     "mode": "same" if plan.same_base else "other", "process": process_identity()}
+    progress_info = {
+        "backup_id": plan.backup_id,
+        "target_base": plan.target_base,
+        "tables": [t.name for t in plan.tables],
+        "prune_extra": plan.prune_extra,
+        "mode": "same" if plan.same_base else "other",
+        "process": process_identity(),
+    }
 
     def record(status: str) -> None:
         if journal is None:
             return
-        journal.record_restore_run(id=plan.restore_id, backup_id=plan.backup_id, status=status, started=started,
-                                   finished=None if status == "running" else clock.timestamp(),
-                                   duration_s=time.monotonic() - t0, records=result.records,
-                                   progress={**progress_info, "counts": result.summary()["tables"]})
+        journal.record_restore_run(
+            id=plan.restore_id,
+            backup_id=plan.backup_id,
+            status=status,
+            started=started,
+            finished=None if status == "running" else clock.timestamp(),
+            duration_s=time.monotonic() - t0,
+            records=result.records,
+            progress={**progress_info, "counts": result.summary()["tables"]},
+        )
 
     store = BlobStore(settings.paths.backups)
     airtable = AirtableClock(settings.endpoint_url)  # "sent" times come from Airtable's clock, never ours
@@ -883,8 +1019,13 @@ def _execute_locked(settings: Settings, gateway: Gateway, plan: RestorePlan,
     session.hooks["response"].append(airtable.hook)
     try:
         record("running")
-        log_event("restore.started", restore_id=plan.restore_id, backup_id=plan.backup_id,
-                  target_base=plan.target_base, resumed=plan.resumed)
+        log_event(
+            "restore.started",
+            restore_id=plan.restore_id,
+            backup_id=plan.backup_id,
+            target_base=plan.target_base,
+            resumed=plan.resumed,
+        )
         for tp in plan.tables:
             _restore_table(tgw, plan, tp, rec, store, result, progress, airtable)
         for tp in plan.tables:
@@ -899,8 +1040,12 @@ def _execute_locked(settings: Settings, gateway: Gateway, plan: RestorePlan,
         with contextlib.suppress(Exception):  # the journal itself may be what failed (disk full)
             record(result.status)
         with contextlib.suppress(Exception):
-            log_event("restore." + result.status, _level=30 if interrupted else 40, restore_id=plan.restore_id,
-                      error=str(e)[:300])
+            log_event(
+                "restore." + result.status,
+                _level=30 if interrupted else 40,
+                restore_id=plan.restore_id,
+                error=str(e)[:300],
+            )
         if full is not None and full is not e:
             full.hint = full.hint + "; run the same restore again to resume it"
             raise full from None
@@ -919,11 +1064,13 @@ def _execute_locked(settings: Settings, gateway: Gateway, plan: RestorePlan,
         if full is None:
             raise
         raise full from None
-    log_event("restore.finished", restore_id=plan.restore_id, records=result.records,
-              duration_s=round(result.duration_s, 3))
+    log_event(
+        "restore.finished", restore_id=plan.restore_id, records=result.records, duration_s=round(result.duration_s, 3)
+    )
     # the cache already heard of every write, as it happened (the gateway's change sink), failed runs too
-    record_restored_tables(plan.target_base, [t.name for t in plan.tables], reason=f"restore {plan.restore_id}",
-                           journal=journal)
+    record_restored_tables(
+        plan.target_base, [t.name for t in plan.tables], reason=f"restore {plan.restore_id}", journal=journal
+    )
     return result
 
 
@@ -945,10 +1092,9 @@ def _persist(tgw: Gateway, what: str, fn: Callable[[], Any]) -> Any:
     raise AssertionError("unreachable")
 
 
-
-
-def _payload(rec: dict[str, Any], tp: TablePlan, plan: RestorePlan, result: RestoreResult, *,
-             current: dict[str, Any] | None) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+def _payload(
+    rec: dict[str, Any], tp: TablePlan, plan: RestorePlan, result: RestoreResult, *, current: dict[str, Any] | None
+) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
     """Fields to write for one record (changed ones only when ``current`` is given) and the uploads it needs."""
     out: dict[str, Any] = {}
     uploads: list[tuple[str, dict[str, Any]]] = []
@@ -985,8 +1131,16 @@ def _payload(rec: dict[str, Any], tp: TablePlan, plan: RestorePlan, result: Rest
     return out, uploads
 
 
-def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder, store: BlobStore,
-                   result: RestoreResult, progress: Reporter, airtable: AirtableClock) -> None:
+def _restore_table(
+    tgw: Gateway,
+    plan: RestorePlan,
+    tp: TablePlan,
+    rec: _Recorder,
+    store: BlobStore,
+    result: RestoreResult,
+    progress: Reporter,
+    airtable: AirtableClock,
+) -> None:
     state, current = plan.states[tp.name], plan.current[tp.name]
     done_create = plan.done.get("create", set())
     done_update = plan.done.get("update", set())
@@ -995,11 +1149,10 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
     rec.add(tp.name, "create", plan.reconciled.get(tp.name, []))
     todo = [s for s in tp.create if s not in done_create]
     # the total is this run's work: a resumed restore counts only what is left
-    task = progress.task(f"restore {tp.name}",
-                         total=len(todo) + sum(1 for s in tp.update if s not in done_update))
+    task = progress.task(f"restore {tp.name}", total=len(todo) + sum(1 for s in tp.update if s not in done_update))
     for i in range(0, len(todo), BATCH):
         interrupts.check()  # a signal whose Interrupted an `except Exception` swallowed still stops us here
-        chunk = todo[i:i + BATCH]
+        chunk = todo[i : i + BATCH]
         bodies = {sid: _payload(state[sid], tp, plan, result, current=None)[0] for sid in chunk}
         for sid, new_id in _create_batch(tgw, plan, tp, rec, bodies, airtable):
             plan.id_map[sid] = new_id
@@ -1011,7 +1164,7 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
     todo = [s for s in tp.update if s not in done_update]
     for i in range(0, len(todo), BATCH):
         interrupts.check()  # a signal whose Interrupted an `except Exception` swallowed still stops us here
-        chunk = todo[i:i + BATCH]
+        chunk = todo[i : i + BATCH]
         batch = []
         for sid in chunk:
             upd_id = plan.id_map.get(sid, sid)
@@ -1019,8 +1172,7 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
             if fields:
                 batch.append({"id": upd_id, "fields": fields})
         if batch:
-            _persist(tgw, f"update {tp.name}",
-                     lambda b=batch: tgw.update(tp.name, b, source="restore"))  # type: ignore[misc]
+            _persist(tgw, f"update {tp.name}", lambda b=batch: tgw.update(tp.name, b, source="restore"))  # type: ignore[misc]
         rec.add(tp.name, "update", [(sid, plan.id_map.get(sid, sid)) for sid in chunk])
         result.updated[tp.name] = result.updated.get(tp.name, 0) + len(batch)
         n += len(chunk)
@@ -1040,11 +1192,14 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
             for att in state[sid].get("fields", {}).get(sp.name) or []:
                 sha = att.get("sha256")
                 if not sha or not store.has(str(sha)):
-                    plan.warnings.append(f"{tp.name}/{dst}: attachment {att.get('filename')} is not in the backup; "
-                                         "skipped")
+                    plan.warnings.append(
+                        f"{tp.name}/{dst}: attachment {att.get('filename')} is not in the backup; skipped"
+                    )
                 elif store.path(str(sha)).stat().st_size > MAX_UPLOAD_BYTES:
-                    plan.warnings.append(f"{tp.name}/{dst}: attachment {att.get('filename')} is over 5 MB, which "
-                                         "uploadAttachment refuses; skipped")
+                    plan.warnings.append(
+                        f"{tp.name}/{dst}: attachment {att.get('filename')} is over 5 MB, which "
+                        "uploadAttachment refuses; skipped"
+                    )
                 else:
                     want.append(att)
             if want:
@@ -1053,8 +1208,7 @@ def _restore_table(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorde
         return
     files = progress.task(f"upload {tp.name}", total=sum(len(w) for _, w in queue.values()), unit="files")
     for (dst, fname), (sid, want) in queue.items():
-        _upload_missing(tgw, plan, tp, rec, store, result, dst, fname, want, sid,
-                        known_empty=dst in fresh, task=files)
+        _upload_missing(tgw, plan, tp, rec, store, result, dst, fname, want, sid, known_empty=dst in fresh, task=files)
     files.done(f"{result.uploaded.get(tp.name, 0)} uploaded")
 
 
@@ -1068,8 +1222,14 @@ def _same_as_body(body: dict[str, Any], have: dict[str, Any], tp: TablePlan) -> 
     return True
 
 
-def _create_batch(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder,
-                  bodies: dict[str, dict[str, Any]], airtable: AirtableClock) -> list[tuple[str, str]]:
+def _create_batch(
+    tgw: Gateway,
+    plan: RestorePlan,
+    tp: TablePlan,
+    rec: _Recorder,
+    bodies: dict[str, dict[str, Any]],
+    airtable: AirtableClock,
+) -> list[tuple[str, str]]:
     """Create one batch; return (backup id, new id) for each record. Never creates a record twice.
 
     The batch is marked pending before it is sent (a kill before the answer is reconciled by the
@@ -1120,8 +1280,9 @@ def _sent_time(tgw: Gateway, airtable: AirtableClock) -> str:
     return iso(now - timedelta(seconds=SENT_MARGIN_S))
 
 
-def _find_created(tgw: Gateway, plan: RestorePlan, tp: TablePlan, todo: dict[str, dict[str, Any]], sent: str,
-                  taken: set[str]) -> list[tuple[str, str]]:
+def _find_created(
+    tgw: Gateway, plan: RestorePlan, tp: TablePlan, todo: dict[str, dict[str, Any]], sent: str, taken: set[str]
+) -> list[tuple[str, str]]:
     """The records of ``todo`` a create whose answer was lost did create (read from the target)."""
     used = taken | set(plan.id_map.values()) | set(plan.current[tp.name])
     records = _persist(tgw, f"reconcile {tp.name}", lambda: tgw.all(tp.name))
@@ -1137,9 +1298,21 @@ def _find_created(tgw: Gateway, plan: RestorePlan, tp: TablePlan, todo: dict[str
     return out
 
 
-def _upload_missing(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder, store: BlobStore,
-                    result: RestoreResult, dst: str, fname: str, want: list[dict[str, Any]], sid: str, *,
-                    known_empty: bool, task: Task) -> None:
+def _upload_missing(
+    tgw: Gateway,
+    plan: RestorePlan,
+    tp: TablePlan,
+    rec: _Recorder,
+    store: BlobStore,
+    result: RestoreResult,
+    dst: str,
+    fname: str,
+    want: list[dict[str, Any]],
+    sid: str,
+    *,
+    known_empty: bool,
+    task: Task,
+) -> None:
     """Upload the files of ``want`` that record ``dst`` does not hold yet (by sha256), each once."""
     for attempt in range(1, RUN_ATTEMPTS + 1):
         if known_empty and attempt == 1:
@@ -1156,9 +1329,15 @@ def _upload_missing(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Record
                 data = store.read(sha)
                 if hashlib.sha256(data).hexdigest() != sha:  # changed since the plan checked it
                     raise _corrupt_blob(plan.backup_id, sha, tp.name, sid, fname, att)
-                tgw.upload_attachment(tp.name, dst, fname, str(att.get("filename") or "file"), content=data,
-                                      content_type=str(att.get("type") or "application/octet-stream"),
-                                      source="restore")
+                tgw.upload_attachment(
+                    tp.name,
+                    dst,
+                    fname,
+                    str(att.get("filename") or "file"),
+                    content=data,
+                    content_type=str(att.get("type") or "application/octet-stream"),
+                    source="restore",
+                )
                 rec.add(tp.name, "upload", [(f"{dst}|{fname}|{sha}", dst)])
                 result.uploaded[tp.name] = result.uploaded.get(tp.name, 0) + 1
                 task.advance(1, bytes=len(data))
@@ -1166,8 +1345,7 @@ def _upload_missing(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Record
         except errors.BestStagError as e:
             if not _retryable(e) or attempt == RUN_ATTEMPTS:
                 raise
-            log_event("restore.retry", _level=30, what=f"upload {tp.name}/{dst}", attempt=attempt,
-                      error=str(e)[:200])
+            log_event("restore.retry", _level=30, what=f"upload {tp.name}/{dst}", attempt=attempt, error=str(e)[:200])
             tgw.sleep(tgw._backoff(attempt, None))
 
 
@@ -1214,7 +1392,7 @@ def _prune(tgw: Gateway, plan: RestorePlan, tp: TablePlan, rec: _Recorder, resul
     todo = [d for d in tp.delete if d not in done]
     for i in range(0, len(todo), BATCH):
         interrupts.check()  # a signal whose Interrupted an `except Exception` swallowed still stops us here
-        chunk = todo[i:i + BATCH]
+        chunk = todo[i : i + BATCH]
         tgw.delete(tp.name, chunk, source="restore")
         rec.add(tp.name, "delete", [(d, None) for d in chunk])
         result.deleted[tp.name] = result.deleted.get(tp.name, 0) + len(chunk)

@@ -48,9 +48,14 @@ class Policy:
     @classmethod
     def from_settings(cls, p: object) -> Policy:
         """From a config `RetentionPolicy`."""
-        return cls(keep_last=getattr(p, "keep_last", None), keep_hourly=getattr(p, "keep_hourly", None),
-                   keep_daily=getattr(p, "keep_daily", None), keep_weekly=getattr(p, "keep_weekly", None),
-                   keep_monthly=getattr(p, "keep_monthly", None), keep_within=getattr(p, "keep_within_delta", None))
+        return cls(
+            keep_last=getattr(p, "keep_last", None),
+            keep_hourly=getattr(p, "keep_hourly", None),
+            keep_daily=getattr(p, "keep_daily", None),
+            keep_weekly=getattr(p, "keep_weekly", None),
+            keep_monthly=getattr(p, "keep_monthly", None),
+            keep_within=getattr(p, "keep_within_delta", None),
+        )
 
 
 @dataclass
@@ -63,15 +68,23 @@ class RetentionPlan:
     missing_parents: dict[str, list[str]] = field(default_factory=dict)
 
 
-_LABELS = {"last": "keep-last", "hourly": "hourly", "daily": "daily", "weekly": "weekly", "monthly": "monthly",
-           "within": "keep-within", "newest good": "last good backup", "newest": "newest backup (none is good)",
-           "no retention policy for this type": "no keep rules for this type"}
+_LABELS = {
+    "last": "keep-last",
+    "hourly": "hourly",
+    "daily": "daily",
+    "weekly": "weekly",
+    "monthly": "monthly",
+    "within": "keep-within",
+    "newest good": "last good backup",
+    "newest": "newest backup (none is good)",
+    "no retention policy for this type": "no keep rules for this type",
+}
 
 
 def reason_label(reason: str) -> str:
     """A keep reason as `restic forget --dry-run` words it: keep-last, daily, ..., last good backup."""
     if reason.startswith("parent of "):
-        return "needed by " + reason[len("parent of "):]
+        return "needed by " + reason[len("parent of ") :]
     return _LABELS.get(reason, reason)
 
 

@@ -82,8 +82,18 @@ if TYPE_CHECKING:
 #: incremental windows start this long before the parent's start (clock skew, in-flight writes)
 SAFETY_OVERLAP = timedelta(minutes=5)
 #: field types whose values are small: the id listing of an incremental asks for one of them only
-_SMALL_TYPES = ("checkbox", "autoNumber", "number", "rating", "percent", "currency", "singleSelect", "date",
-                "count", "duration")
+_SMALL_TYPES = (
+    "checkbox",
+    "autoNumber",
+    "number",
+    "rating",
+    "percent",
+    "currency",
+    "singleSelect",
+    "date",
+    "count",
+    "duration",
+)
 _DOWNLOAD_TRIES = 4
 _DOWNLOAD_BACKOFF_S = 0.2
 #: a parent whose as_of is later than Airtable's clock by more than this is not used (its clock ran ahead)
@@ -93,7 +103,6 @@ INTERRUPTED = "interrupted"
 #: how long an interrupted run waits for its in-flight table workers (each ends at its next page)
 _STOP_WAIT_S = 30.0
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
-
 
 
 @dataclass
@@ -235,8 +244,14 @@ class _Stopped(Exception):
     """Raised inside a table worker when the run is stopping."""
 
 
-def run_backup(settings: Settings, gateway: Gateway, backup_type: str, tables: list[str] | None = None, *,
-               progress: Reporter | None = None) -> BackupResult:
+def run_backup(
+    settings: Settings,
+    gateway: Gateway,
+    backup_type: str,
+    tables: list[str] | None = None,
+    *,
+    progress: Reporter | None = None,
+) -> BackupResult:
     """Run one backup of ``backup_type`` over ``tables`` (default: the type's tables from config).
 
     :return: the result; ``status`` is ``ok`` or ``partial`` (some tables failed, the rest kept).
@@ -264,8 +279,9 @@ def run_backup(settings: Settings, gateway: Gateway, backup_type: str, tables: l
         raise
 
 
-def _run_locked(settings: Settings, gateway: Gateway, backup_type: str, names: list[str],
-                progress: Reporter | None) -> BackupResult:
+def _run_locked(
+    settings: Settings, gateway: Gateway, backup_type: str, names: list[str], progress: Reporter | None
+) -> BackupResult:
     base = gateway.base_id
     with base_lock(settings, base):  # first: a second run exits 75 before it opens anything
         airtable = AirtableClock(settings.endpoint_url)
@@ -278,16 +294,24 @@ def _run_locked(settings: Settings, gateway: Gateway, backup_type: str, names: l
                 session.hooks["response"].remove(airtable.hook)
 
 
-def _run_with_clock(settings: Settings, gateway: Gateway, backup_type: str, names: list[str],
-                    progress: Reporter | None, airtable: AirtableClock) -> BackupResult:
+def _run_with_clock(
+    settings: Settings,
+    gateway: Gateway,
+    backup_type: str,
+    names: list[str],
+    progress: Reporter | None,
+    airtable: AirtableClock,
+) -> BackupResult:
     base = gateway.base_id
     root = settings.paths.backups
     schema = gateway.schema()
     by_name = {t["name"]: t for t in schema.get("tables", [])}
     for n in names:
         if n not in by_name:
-            raise errors.UnknownTable(f"base {base} has no table {n!r}{did_you_mean(n, list(by_name))}",
-                                      hint="`beststag sandbox info` or the Airtable UI lists the tables")
+            raise errors.UnknownTable(
+                f"base {base} has no table {n!r}{did_you_mean(n, list(by_name))}",
+                hint="`beststag sandbox info` or the Airtable UI lists the tables",
+            )
     journal = gateway.journal
     ensure_private_dir(root)
     close_dead_runs(root, base, journal)
@@ -300,14 +324,26 @@ def _run_with_clock(settings: Settings, gateway: Gateway, backup_type: str, name
     t0 = time.monotonic()
     try:
         ensure_private_dir(partial / "tables")
-        write_json_file(partial / RUN_INFO, {"id": backup_id, "base": base, "pid": os.getpid(),
-                                             "started": iso(started)})
+        write_json_file(
+            partial / RUN_INFO, {"id": backup_id, "base": base, "pid": os.getpid(), "started": iso(started)}
+        )
         if journal is not None:
-            journal.record_backup_run(id=backup_id, type=backup_type, status="running",
-                                      started=started.timestamp())
+            journal.record_backup_run(id=backup_id, type=backup_type, status="running", started=started.timestamp())
         log_event("backup.started", backup_id=backup_id, type=backup_type, base=base, tables=names)
-        result = _run(settings, gateway, backup_type, backup_id, names, schema, by_name, root, partial, started,
-                      progress, airtable)
+        result = _run(
+            settings,
+            gateway,
+            backup_type,
+            backup_id,
+            names,
+            schema,
+            by_name,
+            root,
+            partial,
+            started,
+            progress,
+            airtable,
+        )
     except BaseException as e:
         signum = interrupts.requested()
         if signum is not None and not isinstance(e, errors.Interrupted | KeyboardInterrupt):
@@ -320,15 +356,31 @@ def _run_with_clock(settings: Settings, gateway: Gateway, backup_type: str, name
     if journal is not None:
         try:
             journal.record_backup_run(
-                id=backup_id, type=backup_type, status=m.status, started=started.timestamp(),
-                finished=clock.timestamp(), duration_s=time.monotonic() - t0, records=m.records, bytes=m.bytes,
-                tables={n: {"records": t.records, "bytes": t.bytes + t.ids_bytes, "status": t.status}
-                        for n, t in m.tables.items()},
-                error="; ".join(f"{k}: {v}" for k, v in result.failed.items())[:500] or None)
+                id=backup_id,
+                type=backup_type,
+                status=m.status,
+                started=started.timestamp(),
+                finished=clock.timestamp(),
+                duration_s=time.monotonic() - t0,
+                records=m.records,
+                bytes=m.bytes,
+                tables={
+                    n: {"records": t.records, "bytes": t.bytes + t.ids_bytes, "status": t.status}
+                    for n, t in m.tables.items()
+                },
+                error="; ".join(f"{k}: {v}" for k, v in result.failed.items())[:500] or None,
+            )
         except sqlite3.Error as e:  # the backup is in place; the next run closes the row from it
             log_event("backup.journal_unwritable", _level=30, backup_id=backup_id, error=str(e)[:200])
-    log_event("backup.finished", backup_id=backup_id, status=m.status, records=m.records, bytes=m.bytes,
-              duration_s=m.duration_s, failed=sorted(result.failed))
+    log_event(
+        "backup.finished",
+        backup_id=backup_id,
+        status=m.status,
+        records=m.records,
+        bytes=m.bytes,
+        duration_s=m.duration_s,
+        failed=sorted(result.failed),
+    )
     if settings.backup.remote:  # off-site copy, still under the lock (cleanup cannot interleave)
         from .remote import upload_after_run
 
@@ -336,8 +388,16 @@ def _run_with_clock(settings: Settings, gateway: Gateway, backup_type: str, name
     return result
 
 
-def _close_failed_run(settings: Settings, journal: Journal | None, backup_id: str, backup_type: str, partial: Path,
-                      started: datetime, t0: float, e: BaseException) -> errors.DiskFull | None:
+def _close_failed_run(
+    settings: Settings,
+    journal: Journal | None,
+    backup_id: str,
+    backup_type: str,
+    partial: Path,
+    started: datetime,
+    t0: float,
+    e: BaseException,
+) -> errors.DiskFull | None:
     """A run that raised: remove its partial folder when it must not stay (a full disk, an interruption),
     close its journal row (``failed`` or ``interrupted``) when the journal can be written, log it.
 
@@ -350,20 +410,39 @@ def _close_failed_run(settings: Settings, journal: Journal | None, backup_id: st
     message = (full.message if full is not None else str(getattr(e, "message", e)))[:500] or type(e).__name__
     if journal is not None:
         try:
-            journal.record_backup_run(id=backup_id, type=backup_type, status=status, started=started.timestamp(),
-                                      finished=clock.timestamp(), duration_s=time.monotonic() - t0, error=message)
+            journal.record_backup_run(
+                id=backup_id,
+                type=backup_type,
+                status=status,
+                started=started.timestamp(),
+                finished=clock.timestamp(),
+                duration_s=time.monotonic() - t0,
+                error=message,
+            )
         except Exception as je:  # a full disk may refuse this too; the next run closes the row
             with contextlib.suppress(Exception):
                 log_event("backup.journal_unwritable", _level=30, backup_id=backup_id, error=str(je)[:200])
     with contextlib.suppress(Exception):
-        log_event("backup.interrupted" if interrupted else "backup.failed", _level=30, backup_id=backup_id,
-                  error=message)
+        log_event(
+            "backup.interrupted" if interrupted else "backup.failed", _level=30, backup_id=backup_id, error=message
+        )
     return full
 
 
-def _run(settings: Settings, gateway: Gateway, backup_type: str, backup_id: str, names: list[str],
-         schema: dict[str, Any], by_name: dict[str, dict[str, Any]], root: Path, partial: Path, started: datetime,
-         progress: Reporter | None, airtable: AirtableClock | None = None) -> BackupResult:
+def _run(
+    settings: Settings,
+    gateway: Gateway,
+    backup_type: str,
+    backup_id: str,
+    names: list[str],
+    schema: dict[str, Any],
+    by_name: dict[str, dict[str, Any]],
+    root: Path,
+    partial: Path,
+    started: datetime,
+    progress: Reporter | None,
+    airtable: AirtableClock | None = None,
+) -> BackupResult:
     compression = settings.backup.compression
     if compression == "zstd":
         try:
@@ -372,11 +451,21 @@ def _run(settings: Settings, gateway: Gateway, backup_type: str, backup_id: str,
             log_event("backup.zstd_unavailable", _level=30, note="zstandard is not installed; using gzip")
             compression = "gzip"
     schema_bytes, schema_sha = write_json_file(partial / SCHEMA, schema)
-    backups = [b for b in list_backups(root)
-               if b.good and b.manifest is not None and b.manifest.base == gateway.base_id]
-    ctx = _Ctx(settings=settings, gateway=gateway, backup_type=backup_type, partial=partial,
-               store=BlobStore(root), compression=compression, schema_tables=by_name,
-               known_atts=_known_attachments(backups), progress=guard(progress), airtable=airtable)
+    backups = [
+        b for b in list_backups(root) if b.good and b.manifest is not None and b.manifest.base == gateway.base_id
+    ]
+    ctx = _Ctx(
+        settings=settings,
+        gateway=gateway,
+        backup_type=backup_type,
+        partial=partial,
+        store=BlobStore(root),
+        compression=compression,
+        schema_tables=by_name,
+        known_atts=_known_attachments(backups),
+        progress=guard(progress),
+        airtable=airtable,
+    )
     warnings: list[str] = []
     airtable_now = ctx.airtable_now()
     plans = {n: _plan_table(backup_type, n, by_name[n]["id"], backups, airtable_now, warnings) for n in names}
@@ -400,12 +489,23 @@ def _run(settings: Settings, gateway: Gateway, backup_type: str, backup_id: str,
     atomic_write(partial / ATTACHMENTS, att_lines)
     finished = clock.now()
     parents = [e.parent for e in entries.values() if e.parent]
-    m = Manifest(id=backup_id, type=backup_type, base=gateway.base_id, started=iso(started), finished=iso(finished),
-                 duration_s=round((finished - started).total_seconds(), 3), status=PARTIAL if failed else OK,
-                 parent=max(parents) if parents else None, compression=compression, schema_sha256=schema_sha,
-                 schema_bytes=schema_bytes, attachments_sha256=hashlib.sha256(att_lines).hexdigest(),
-                 attachments_count=len(atts), attachments_bytes=sum(int(a["size"]) for a in atts),
-                 tables=entries)
+    m = Manifest(
+        id=backup_id,
+        type=backup_type,
+        base=gateway.base_id,
+        started=iso(started),
+        finished=iso(finished),
+        duration_s=round((finished - started).total_seconds(), 3),
+        status=PARTIAL if failed else OK,
+        parent=max(parents) if parents else None,
+        compression=compression,
+        schema_sha256=schema_sha,
+        schema_bytes=schema_bytes,
+        attachments_sha256=hashlib.sha256(att_lines).hexdigest(),
+        attachments_count=len(atts),
+        attachments_bytes=sum(int(a["size"]) for a in atts),
+        tables=entries,
+    )
     write_manifest(partial, m)
     # Self-verification: the folder only becomes a backup when it reads back whole.
     verify_dir(partial, store=ctx.store, expected_id=backup_id, hash_blobs=False)
@@ -420,8 +520,9 @@ def _run(settings: Settings, gateway: Gateway, backup_type: str, backup_id: str,
     except OSError as e:
         if e.errno in _DISK_FULL_ERRNOS:
             raise
-        raise errors.OperationFailed(f"cannot move the finished backup into {final}: {e.strerror}",
-                                     hint=f"the files are kept in {partial}") from None
+        raise errors.OperationFailed(
+            f"cannot move the finished backup into {final}: {e.strerror}", hint=f"the files are kept in {partial}"
+        ) from None
     _fsync_dir(final.parent)
     (final / RUN_INFO).unlink(missing_ok=True)
     return BackupResult(m, final, failed, warnings=warnings)
@@ -475,8 +576,14 @@ class _TablePlan:
     since: datetime | None = None
 
 
-def _plan_table(backup_type: str, name: str, table_id: str, backups: list[BackupInfo],
-                airtable_now: datetime | None = None, warnings: list[str] | None = None) -> _TablePlan:
+def _plan_table(
+    backup_type: str,
+    name: str,
+    table_id: str,
+    backups: list[BackupInfo],
+    airtable_now: datetime | None = None,
+    warnings: list[str] | None = None,
+) -> _TablePlan:
     """Full or incremental, and from which parent: the newest good complete or incremental backup of
     the table whose chain is whole and whose ``as_of`` is not after Airtable's clock (a parent taken
     with a clock ahead would make ``since`` skip every change made until that clock is reached)."""
@@ -492,9 +599,11 @@ def _plan_table(backup_type: str, name: str, table_id: str, backups: list[Backup
         as_of = parse_iso(t.as_of)
         if airtable_now is not None and as_of > airtable_now + FUTURE_TOLERANCE:
             if warnings is not None:
-                warnings.append(f"{b.id} is not used as the parent of {name}: it is dated {iso(as_of)}, "
-                                f"{_ago(as_of - airtable_now)} after Airtable's clock (a clock ahead when it "
-                                "ran); the table is taken from an earlier backup or in full")
+                warnings.append(
+                    f"{b.id} is not used as the parent of {name}: it is dated {iso(as_of)}, "
+                    f"{_ago(as_of - airtable_now)} after Airtable's clock (a clock ahead when it "
+                    "ran); the table is taken from an earlier backup or in full"
+                )
             continue
         try:
             table_chain(b, name, index)
@@ -519,8 +628,9 @@ def _id_taken(root: Path, backup_type: str, ts: str, journal: Journal | None) ->
     """An id is never reused: not by a finished backup, a killed run's leftovers, nor a journal row."""
     if (root / backup_type / ts).exists() or any((root / PARTIAL_DIR).glob(f"{backup_type}-{ts}-*")):
         return True
-    return bool(journal is not None and journal.query("SELECT 1 FROM backup_runs WHERE id = ?",
-                                                      (f"{backup_type}/{ts}",)))
+    return bool(
+        journal is not None and journal.query("SELECT 1 FROM backup_runs WHERE id = ?", (f"{backup_type}/{ts}",))
+    )
 
 
 def _known_attachments(backups: list[BackupInfo]) -> dict[str, tuple[str, int]]:
@@ -550,7 +660,7 @@ def close_dead_runs(root: Path, base: str, journal: Journal | None) -> list[str]
     closed: list[str] = []
     pdir = root / PARTIAL_DIR
     partial_base: dict[str, tuple[str | None, Path]] = {}
-    for d in (pdir.iterdir() if pdir.is_dir() else []):
+    for d in pdir.iterdir() if pdir.is_dir() else []:
         try:
             info = json.loads((d / RUN_INFO).read_text(encoding="utf-8"))
             partial_base[str(info["id"])] = (info.get("base"), d)
@@ -575,17 +685,25 @@ def close_dead_runs(root: Path, base: str, journal: Journal | None) -> list[str]
             if m is not None:
                 if m.base != base:
                     continue
-                journal.record_backup_run(id=rid, type=r["type"], status=m.status, started=r["started"],
-                                          finished=parse_iso(m.finished).timestamp() if m.finished else None,
-                                          duration_s=m.duration_s, records=m.records, bytes=m.bytes,
-                                          error="the run was killed after its backup was in place")
+                journal.record_backup_run(
+                    id=rid,
+                    type=r["type"],
+                    status=m.status,
+                    started=r["started"],
+                    finished=parse_iso(m.finished).timestamp() if m.finished else None,
+                    duration_s=m.duration_s,
+                    records=m.records,
+                    bytes=m.bytes,
+                    error="the run was killed after its backup was in place",
+                )
                 info_file.unlink(missing_ok=True)
                 closed.append(rid)
                 log_event("backup.row_closed", _level=30, backup_id=rid, status=m.status)
                 continue
             status, note = INTERRUPTED, "the run was killed; nothing of it is left"
-        journal.record_backup_run(id=rid, type=r["type"], status=status, started=r["started"], finished=None,
-                                  error=note)
+        journal.record_backup_run(
+            id=rid, type=r["type"], status=status, started=r["started"], finished=None, error=note
+        )
         closed.append(rid)
         log_event("backup.interrupted", _level=30, backup_id=rid, note=note)
     return closed
@@ -608,13 +726,17 @@ def _small_field(table: dict[str, Any]) -> str:
 
 def _changed_since(since: datetime) -> str:
     t = iso(since)
-    return (f"OR(IS_AFTER(LAST_MODIFIED_TIME(), DATETIME_PARSE('{t}')), "
-            f"IS_AFTER(CREATED_TIME(), DATETIME_PARSE('{t}')))")
+    return f"OR(IS_AFTER(LAST_MODIFIED_TIME(), DATETIME_PARSE('{t}')), IS_AFTER(CREATED_TIME(), DATETIME_PARSE('{t}')))"
 
 
 def _backup_table(ctx: _Ctx, name: str, plan: _TablePlan) -> TableEntry:
-    entry = TableEntry(name=name, table_id=plan.table_id, mode=plan.mode, parent=plan.parent,
-                       since=iso(plan.since) if plan.since else None)
+    entry = TableEntry(
+        name=name,
+        table_id=plan.table_id,
+        mode=plan.mode,
+        parent=plan.parent,
+        since=iso(plan.since) if plan.since else None,
+    )
     # Airtable's time before the first listing request: every change after it is in this run or the next
     entry.as_of = iso(ctx.airtable_now())
     tdef = ctx.schema_tables[name]
@@ -683,9 +805,16 @@ def _backup_table(ctx: _Ctx, name: str, plan: _TablePlan) -> TableEntry:
         return entry
     atts = entry.attachments
     task.done(f"{entry.records:,} records" + (f", {atts} attachment{'s' if atts != 1 else ''}" if atts else ""))
-    log_event("backup.table_finished", table=name, mode=plan.mode, records=entry.records, ids=entry.ids,
-              bytes=entry.bytes + entry.ids_bytes, attachments=entry.attachments,
-              seconds=round(time.monotonic() - t0, 3))
+    log_event(
+        "backup.table_finished",
+        table=name,
+        mode=plan.mode,
+        records=entry.records,
+        ids=entry.ids,
+        bytes=entry.bytes + entry.ids_bytes,
+        attachments=entry.attachments,
+        seconds=round(time.monotonic() - t0, 3),
+    )
     return entry
 
 
@@ -714,8 +843,13 @@ def _fetch_attachments(ctx: _Ctx, table: str, record: dict[str, Any], att_fields
             att.pop("url", None)
             att.pop("thumbnails", None)
             with ctx.lock:
-                ctx.attachments[att_id] = {"id": att_id, "sha256": sha, "size": size,
-                                           "filename": att.get("filename"), "type": att.get("type")}
+                ctx.attachments[att_id] = {
+                    "id": att_id,
+                    "sha256": sha,
+                    "size": size,
+                    "filename": att.get("filename"),
+                    "type": att.get("type"),
+                }
             n += 1
     return n
 
@@ -739,12 +873,14 @@ def _download(ctx: _Ctx, table: str, record_id: str, field_name: str, att: dict[
                     fresh = ctx.gateway.get(table, record_id).get("fields", {}).get(field_name) or []
                     match = [a for a in fresh if a.get("id") == att.get("id")]
                     if not match:
-                        raise errors.OperationFailed(f"attachment {att.get('id')} of {table}/{record_id} "
-                                                     "disappeared while the backup ran")
+                        raise errors.OperationFailed(
+                            f"attachment {att.get('id')} of {table}/{record_id} disappeared while the backup ran"
+                        )
                     url = str(match[0].get("url", ""))
         except (requests.ConnectionError, requests.Timeout) as e:
             last = type(e).__name__
         if attempt + 1 < _DOWNLOAD_TRIES:
-            time.sleep(min(2.0, _DOWNLOAD_BACKOFF_S * 2 ** attempt))
-    raise errors.UpstreamUnavailable(f"cannot download attachment {att.get('id')} ({att.get('filename')}) of "
-                                     f"{table}/{record_id}: {last}")
+            time.sleep(min(2.0, _DOWNLOAD_BACKOFF_S * 2**attempt))
+    raise errors.UpstreamUnavailable(
+        f"cannot download attachment {att.get('id')} ({att.get('filename')}) of {table}/{record_id}: {last}"
+    )

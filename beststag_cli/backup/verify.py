@@ -45,8 +45,10 @@ if TYPE_CHECKING:
 def table_files(backup_id: str, name: str, t: TableEntry) -> Iterator[tuple[str, str | None, int, int, bool]]:
     """A table's files named in its manifest — (checked path, sha256, bytes, lines, holds records) —
     for the record file and the id list, each path checked before it is joined to a directory."""
-    for rel, sha, size, lines, records in ((t.file, t.sha256, t.bytes, t.records, True),
-                                           (t.ids_file, t.ids_sha256, t.ids_bytes, t.ids, False)):
+    for rel, sha, size, lines, records in (
+        (t.file, t.sha256, t.bytes, t.records, True),
+        (t.ids_file, t.ids_sha256, t.ids_bytes, t.ids, False),
+    ):
         if rel is None:
             continue
         try:
@@ -54,6 +56,7 @@ def table_files(backup_id: str, name: str, t: TableEntry) -> Iterator[tuple[str,
         except BadInput:
             raise BackupBroken(backup_id, MANIFEST, f"table {name}: bad file name {rel!r}") from None
         yield checked, sha, size, lines, records
+
 
 #: lines read between two progress updates (one call a line would cost more than the check)
 _ADVANCE_EVERY = 500
@@ -70,12 +73,20 @@ class VerifyReport:
     checked_blobs: set[str] = field(default_factory=set)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"id": self.id, "ok": True, "tables": self.tables, "records": self.records, "files": self.files,
-                "attachments": self.attachments, "bytes_checked": self.bytes_checked}
+        return {
+            "id": self.id,
+            "ok": True,
+            "tables": self.tables,
+            "records": self.records,
+            "files": self.files,
+            "attachments": self.attachments,
+            "bytes_checked": self.bytes_checked,
+        }
 
 
-def _check_file(backup_id: str, directory: Path, rel: str, sha: str | None, size: int | None,
-                report: VerifyReport) -> Path:
+def _check_file(
+    backup_id: str, directory: Path, rel: str, sha: str | None, size: int | None, report: VerifyReport
+) -> Path:
     path = directory / rel
     try:
         n, digest = sha256_file(path)  # never through a symlink inside the data dir (UnsafePath)
@@ -118,8 +129,15 @@ def _count_lines(backup_id: str, path: Path, rel: str, records: bool, task: Task
     return n
 
 
-def verify_dir(directory: Path, *, store: BlobStore, expected_id: str | None = None, hash_blobs: bool = True,
-               checked_blobs: set[str] | None = None, progress: Reporter | None = None) -> VerifyReport:
+def verify_dir(
+    directory: Path,
+    *,
+    store: BlobStore,
+    expected_id: str | None = None,
+    hash_blobs: bool = True,
+    checked_blobs: set[str] | None = None,
+    progress: Reporter | None = None,
+) -> VerifyReport:
     """Verify one backup folder (finished or still under ``.partial/``).
 
     :param hash_blobs: re-hash attachment files (False: check they exist with the right size).
@@ -186,12 +204,18 @@ def verify_dir(directory: Path, *, store: BlobStore, expected_id: str | None = N
                 raise BackupBroken(bid, ATTACHMENTS, f"line {n} is not an attachment entry")
             sha = a.get("sha256")
             if not isinstance(sha, str) or not SHA256_RE.match(sha):
-                raise BackupBroken(bid, ATTACHMENTS, f"attachment {a.get('id')!r:.80}: sha256: expected a sha256 "
-                                   f"(64 hex), got {sha!r:.80}")
+                raise BackupBroken(
+                    bid,
+                    ATTACHMENTS,
+                    f"attachment {a.get('id')!r:.80}: sha256: expected a sha256 (64 hex), got {sha!r:.80}",
+                )
             listed_size = a.get("size")
             if isinstance(listed_size, bool) or not isinstance(listed_size, int) or listed_size < 0:
-                raise BackupBroken(bid, ATTACHMENTS, f"attachment {a.get('id')!r:.80}: size: expected a count "
-                                   f"(integer >= 0), got {listed_size!r:.80}")
+                raise BackupBroken(
+                    bid,
+                    ATTACHMENTS,
+                    f"attachment {a.get('id')!r:.80}: size: expected a count (integer >= 0), got {listed_size!r:.80}",
+                )
             hashed = report.bytes_checked
             _check_blob(bid, store, sha, listed_size, str(a.get("id")), hash_blobs, report)
             files.advance(1, bytes=report.bytes_checked - hashed)
@@ -200,8 +224,9 @@ def verify_dir(directory: Path, *, store: BlobStore, expected_id: str | None = N
     return report
 
 
-def _check_blob(bid: str, store: BlobStore, sha: str, size: int, att_id: str, hash_blobs: bool,
-                report: VerifyReport) -> None:
+def _check_blob(
+    bid: str, store: BlobStore, sha: str, size: int, att_id: str, hash_blobs: bool, report: VerifyReport
+) -> None:
     path = store.path(sha)
     rel = f"{path.parent.parent.name}/{path.parent.name}/{path.name}"
     what = f"{rel} (attachment {att_id})"
@@ -224,8 +249,13 @@ def _check_blob(bid: str, store: BlobStore, sha: str, size: int, att_id: str, ha
     report.checked_blobs.add(sha)
 
 
-def verify_backup(info: BackupInfo, store: BlobStore, checked_blobs: set[str] | None = None,
-                  index: dict[str, BackupInfo] | None = None, progress: Reporter | None = None) -> VerifyReport:
+def verify_backup(
+    info: BackupInfo,
+    store: BlobStore,
+    checked_blobs: set[str] | None = None,
+    index: dict[str, BackupInfo] | None = None,
+    progress: Reporter | None = None,
+) -> VerifyReport:
     """Verify a listed backup (see :func:`verify_dir`) and, like a restore, that every good table's
     chain of incrementals reaches a full copy through backups that are still there and readable.
 

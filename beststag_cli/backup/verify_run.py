@@ -31,8 +31,10 @@ class VerifyOutcome:
         return len(self.verified) + len(self.broken)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"verified": [r.to_dict() for r in self.verified],
-                "broken": [{"id": e.backup_id, "file": e.file, "problem": e.problem} for e in self.broken]}
+        return {
+            "verified": [r.to_dict() for r in self.verified],
+            "broken": [{"id": e.backup_id, "file": e.file, "problem": e.problem} for e in self.broken],
+        }
 
     def error(self) -> BackupBroken | None:
         """The error to exit with: the first broken backup, saying how many more there are."""
@@ -45,8 +47,9 @@ class VerifyOutcome:
         return out
 
 
-def verify_backups(settings: Settings, backup_id: str | None, *, remote: bool = False,
-                   progress: Reporter | None = None) -> VerifyOutcome:
+def verify_backups(
+    settings: Settings, backup_id: str | None, *, remote: bool = False, progress: Reporter | None = None
+) -> VerifyOutcome:
     """Verify one backup (``backup_id``: an id or alias) or every listed one (``None``), locally or the
     copies in ``backup.remote``; one broken backup does not stop the others.
 

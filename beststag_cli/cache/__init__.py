@@ -36,18 +36,23 @@ def invalidate_base(settings: Settings, base_id: str, tables: list[str] | tuple[
     return names
 
 
-def build_cache(settings: Settings, *, gateway: Gateway | None = None,
-                gateway_factory: Callable[[], Gateway] | None = None, lru_items: int = 0,
-                source: str = "cli") -> CacheManager:
+def build_cache(
+    settings: Settings,
+    *,
+    gateway: Gateway | None = None,
+    gateway_factory: Callable[[], Gateway] | None = None,
+    lru_items: int = 0,
+    source: str = "cli",
+) -> CacheManager:
     """The one way a process builds its cache (the CLI, the server, tests)."""
     from .manager import CacheManager
 
-    return CacheManager(settings, gateway=gateway, gateway_factory=gateway_factory, lru_items=lru_items,
-                        source=source)
+    return CacheManager(settings, gateway=gateway, gateway_factory=gateway_factory, lru_items=lru_items, source=source)
 
 
-def connect(settings: Settings, *, source: str = "cli", lru_items: int = 0,
-            **gateway_options: Any) -> tuple[Gateway, CacheManager]:
+def connect(
+    settings: Settings, *, source: str = "cli", lru_items: int = 0, **gateway_options: Any
+) -> tuple[Gateway, CacheManager]:
     """A gateway and a cache wired both ways: the cache reads through the gateway, the gateway's
     change sink is the cache (so every write made through it reaches the cache)."""
     from ..gateway import build

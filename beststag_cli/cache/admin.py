@@ -51,18 +51,21 @@ def configured_warm_specs(m: CacheManager, tables: Iterable[str] = ()) -> list[Q
     return [s for s in specs if not wanted or s.table in wanted]
 
 
-def journal_warm_specs(m: CacheManager, *, hours: float = 24, limit: int = 20,
-                       tables: Iterable[str] = ()) -> list[QuerySpec]:
+def journal_warm_specs(
+    m: CacheManager, *, hours: float = 24, limit: int = 20, tables: Iterable[str] = ()
+) -> list[QuerySpec]:
     """The most frequently read queries of the last `hours`, from the journal's cache events."""
     from ..query.spec import QuerySpec
 
     j = m.journal
     if j is None:
         return []
-    rows = j.query("SELECT key, table_name, COUNT(*) AS n FROM cache_events WHERE event IN ('hit', 'miss', "
-                   "'stale') AND ts >= ? AND key LIKE 'q1:%' AND (base = ? OR base IS NULL) "
-                   "GROUP BY key, table_name ORDER BY n DESC LIMIT ?",
-                   (clock.timestamp() - hours * 3600, m.base, limit * 3))
+    rows = j.query(
+        "SELECT key, table_name, COUNT(*) AS n FROM cache_events WHERE event IN ('hit', 'miss', "
+        "'stale') AND ts >= ? AND key LIKE 'q1:%' AND (base = ? OR base IS NULL) "
+        "GROUP BY key, table_name ORDER BY n DESC LIMIT ?",
+        (clock.timestamp() - hours * 3600, m.base, limit * 3),
+    )
     wanted = _warm_tables(m, tables)
     out: list[QuerySpec] = []
     for r in rows:
@@ -84,8 +87,11 @@ def stats(m: CacheManager, *, hours: float = 24) -> dict[str, Any]:
     try:
         j = m.journal
         if j is not None:
-            rows = j.query("SELECT table_name, event, COUNT(*) AS n FROM cache_events WHERE ts >= ? "
-                           "AND (base = ? OR base IS NULL) GROUP BY table_name, event", (since, m.base))
+            rows = j.query(
+                "SELECT table_name, event, COUNT(*) AS n FROM cache_events WHERE ts >= ? "
+                "AND (base = ? OR base IS NULL) GROUP BY table_name, event",
+                (since, m.base),
+            )
     except Exception as e:  # the counters are the journal's: without them, report the rest
         warnings.append(f"hit/miss counters unavailable ({type(e).__name__}: {str(e)[:120]})")
     per: dict[str, dict[str, int]] = {}
@@ -98,28 +104,43 @@ def stats(m: CacheManager, *, hours: float = 24) -> dict[str, Any]:
     def figures(c: dict[str, int]) -> dict[str, Any]:
         hits, misses, stale = c.get("hit", 0), c.get("miss", 0), c.get("stale", 0)
         reads = hits + misses + stale
-        return {"hits": hits, "misses": misses, "stale": stale, "sets": c.get("set", 0),
-                "invalidations": c.get("invalidate", 0), "write_applications": c.get("write_applied", 0),
-                "hit_ratio": round(hits / reads, 4) if reads else None,
-                "miss_ratio": round(misses / reads, 4) if reads else None,
-                # how many reads each stored answer served before it was replaced
-                "ttl_effectiveness": round(hits / c["set"], 2) if c.get("set") else None}
+        return {
+            "hits": hits,
+            "misses": misses,
+            "stale": stale,
+            "sets": c.get("set", 0),
+            "invalidations": c.get("invalidate", 0),
+            "write_applications": c.get("write_applied", 0),
+            "hit_ratio": round(hits / reads, 4) if reads else None,
+            "miss_ratio": round(misses / reads, 4) if reads else None,
+            # how many reads each stored answer served before it was replaced
+            "ttl_effectiveness": round(hits / c["set"], 2) if c.get("set") else None,
+        }
 
     tables = {}
     for name in m.settings.tables:
         st = m.ttl_state(name)
         configured = float(m.settings.ttl_for(name))
         dyn = m.settings.cache.dynamic_ttl.enabled
-        tables[name] = {**figures(per.get(name, {})), "mode": m.mode(name),
-                        "ttl_s": st.ttl_s if dyn else configured,
-                        "ttl_reason": st.reason if dyn else "configured",
-                        "generation": m.generation(name)}
+        tables[name] = {
+            **figures(per.get(name, {})),
+            "mode": m.mode(name),
+            "ttl_s": st.ttl_s if dyn else configured,
+            "ttl_reason": st.reason if dyn else "configured",
+            "generation": m.generation(name),
+        }
     degraded = getattr(m.store, "degraded", None)
     entries = None if degraded else len(m.store)
     volume = None if degraded else m.store.volume()
     warnings = list(dict.fromkeys([*getattr(m.store, "warnings", []), *warnings]))
-    out = {"range_h": hours, "overall": figures(total), "entries": entries,
-           "bytes": volume, "evictions": total.get("evict", 0), "tables": tables}
+    out = {
+        "range_h": hours,
+        "overall": figures(total),
+        "entries": entries,
+        "bytes": volume,
+        "evictions": total.get("evict", 0),
+        "tables": tables,
+    }
     if warnings:
         out["warnings"] = warnings
     return out

@@ -84,9 +84,17 @@ def make_store(settings: Any, *, lru_items: int = 0) -> CacheBackend:
     if backend == "redis":
         from .redis_store import RedisStore
 
-        return RedisStore(str(cs.redis_url), prefix=str(getattr(cs, "redis_prefix", "beststag:")),
-                          compress_min_bytes=compress, lru_items=lru_items)
+        return RedisStore(
+            str(cs.redis_url),
+            prefix=str(getattr(cs, "redis_prefix", "beststag:")),
+            compress_min_bytes=compress,
+            lru_items=lru_items,
+        )
     from .store import CacheStore
 
-    return CacheStore(settings.paths.cache_dir, size_limit_bytes=int(cs.size_limit_mb) * 2**20,
-                      compress_min_bytes=compress, lru_items=lru_items)
+    return CacheStore(
+        settings.paths.cache_dir,
+        size_limit_bytes=int(cs.size_limit_mb) * 2**20,
+        compress_min_bytes=compress,
+        lru_items=lru_items,
+    )

@@ -41,7 +41,7 @@ def start_time(pid: int) -> str | None:
     except OSError:
         return None
     try:
-        return raw[raw.rindex(b")") + 2:].split()[19].decode()
+        return raw[raw.rindex(b")") + 2 :].split()[19].decode()
     except (ValueError, IndexError):
         return None
 
@@ -49,8 +49,10 @@ def start_time(pid: int) -> str | None:
 def token() -> bytes:
     """A fresh lock value naming this process (JSON bytes)."""
     pid = os.getpid()
-    return json.dumps({"pid": pid, "boot": boot_id(), "host": host(), "start": start_time(pid) or "",
-                       "nonce": uuid.uuid4().hex}, separators=(",", ":")).encode()
+    return json.dumps(
+        {"pid": pid, "boot": boot_id(), "host": host(), "start": start_time(pid) or "", "nonce": uuid.uuid4().hex},
+        separators=(",", ":"),
+    ).encode()
 
 
 def parse(value: Any) -> dict[str, Any] | None:
@@ -96,6 +98,6 @@ def _zombie(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             raw = f.read()
-        return raw[raw.rindex(b")") + 2:].split()[0] == b"Z"
+        return raw[raw.rindex(b")") + 2 :].split()[0] == b"Z"
     except (OSError, ValueError, IndexError):
         return False

@@ -42,9 +42,16 @@ def answer_hash(records: Iterable[Record]) -> str:
     return h.hexdigest()[:32]
 
 
-def patch_answer(records: list[Record], *, truncated: bool, spec: QuerySpec, table: TableInfo, now: datetime,
-                 upserts: Iterable[Record] = (), deletes: Iterable[str] = ()
-                 ) -> tuple[list[Record], bool] | None:
+def patch_answer(
+    records: list[Record],
+    *,
+    truncated: bool,
+    spec: QuerySpec,
+    table: TableInfo,
+    now: datetime,
+    upserts: Iterable[Record] = (),
+    deletes: Iterable[str] = (),
+) -> tuple[list[Record], bool] | None:
     """The answer after the writes, and whether it is still truncated; None = drop the entry.
 
     `records` hold the fields the query requested plus its sort fields (`spec.needed_fields()`);
@@ -162,8 +169,9 @@ def patch_mirror(records: list[Record], *, upserts: Iterable[Record] = (), delet
     return out
 
 
-def fields_touched_by(spec_fields: list[str] | None, filter_fields: Iterable[str], sort_fields: Iterable[str],
-                      affected: set[str]) -> bool:
+def fields_touched_by(
+    spec_fields: list[str] | None, filter_fields: Iterable[str], sort_fields: Iterable[str], affected: set[str]
+) -> bool:
     """Does a cached answer read any of `affected` (None fields = every field)?"""
     if spec_fields is None:
         return True

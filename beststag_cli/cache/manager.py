@@ -45,9 +45,19 @@ class CacheResult:
     digest: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"table": self.table, "records": self.records, "count": len(self.records),
-                "cache": {"status": self.status, "age_s": round(self.age_s, 3), "ttl_s": self.ttl_s,
-                          "key": self.key, "source": self.source, **self.extra}}
+        return {
+            "table": self.table,
+            "records": self.records,
+            "count": len(self.records),
+            "cache": {
+                "status": self.status,
+                "age_s": round(self.age_s, 3),
+                "ttl_s": self.ttl_s,
+                "key": self.key,
+                "source": self.source,
+                **self.extra,
+            },
+        }
 
 
 def alias_digest(parts: dict[str, Any]) -> str:
@@ -75,9 +85,16 @@ def _project(record: Record, fields: list[str]) -> Record:
 class CacheManager:
     """One per process; thread-safe (the store is, and state lives in it)."""
 
-    def __init__(self, settings: Settings, *, gateway: Gateway | None = None,
-                 gateway_factory: Callable[[], Gateway] | None = None, journal: Journal | None = None,
-                 lru_items: int = 0, source: str = "cli") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        gateway: Gateway | None = None,
+        gateway_factory: Callable[[], Gateway] | None = None,
+        journal: Journal | None = None,
+        lru_items: int = 0,
+        source: str = "cli",
+    ) -> None:
         self.settings = settings
         self.store: CacheBackend = make_store(settings, lru_items=lru_items)
         self._reported = 0  # store warnings already put on an answer (those of opening it are not, yet)
@@ -125,8 +142,14 @@ class CacheManager:
         self._service()
         return self._schema.get()
 
-    def _event(self, event: str, table: str | None, key: str | None = None, nbytes: int | None = None,
-               age_s: float | None = None) -> None:
+    def _event(
+        self,
+        event: str,
+        table: str | None,
+        key: str | None = None,
+        nbytes: int | None = None,
+        age_s: float | None = None,
+    ) -> None:
         j = self.journal
         if j is None:
             return
@@ -145,7 +168,7 @@ class CacheManager:
     def _warned(self, res: CacheResult, before: int) -> CacheResult:
         """Put the store's warnings since `before` on the answer (the CLI prints them, one line each)."""
         every = list(getattr(self.store, "warnings", []))
-        lines = every[min(before, self._reported):]
+        lines = every[min(before, self._reported) :]
         self._reported = len(every)
         if lines:
             res.extra["warning"] = lines[-1] if len(lines) == 1 else "; ".join(dict.fromkeys(lines))
@@ -166,14 +189,12 @@ class CacheManager:
         return t.cache_mode if t is not None else "query"
 
     def ttl_state(self, table: str) -> policy.TTLState:
-        return policy.TTLState.from_json(self.store.get(self.keys.ttl(table)),
-                                         float(self.settings.ttl_for(table)))
+        return policy.TTLState.from_json(self.store.get(self.keys.ttl(table)), float(self.settings.ttl_for(table)))
 
     def ttl_for(self, table: str, per_call: float | None = None) -> float:
         dyn = self.settings.cache.dynamic_ttl
         state = self.ttl_state(table) if dyn.enabled else None
-        return policy.effective_ttl(float(self.settings.ttl_for(table)), state, enabled=dyn.enabled,
-                                    per_call=per_call)
+        return policy.effective_ttl(float(self.settings.ttl_for(table)), state, enabled=dyn.enabled, per_call=per_call)
 
     def _learn(self, table: str, changed: bool) -> None:
         dyn = self.settings.cache.dynamic_ttl
@@ -205,8 +226,9 @@ class CacheManager:
         return {"q": self.store.index_members(key + ":q"), "r": self.store.index_members(key + ":r")}
 
     # ---------------------------------------------------------------- reads
-    def get(self, spec: QuerySpec, *, ttl: float | None = None, refresh: bool = False,
-            alias: str | None = None) -> CacheResult:
+    def get(
+        self, spec: QuerySpec, *, ttl: float | None = None, refresh: bool = False, alias: str | None = None
+    ) -> CacheResult:
         """A query's answer from the cache, or from Airtable on a miss (then cached)."""
         from ..query.normalize import cache_key
 
@@ -216,8 +238,16 @@ class CacheManager:
         key = cache_key(spec)
         if bound.empty:
             self._remember_alias(alias, table, key)
-            return CacheResult(table, [], "hit", 0.0, 0.0, key, source="empty",
-                               extra={"note": "the filter contradicts itself: empty without a request"})
+            return CacheResult(
+                table,
+                [],
+                "hit",
+                0.0,
+                0.0,
+                key,
+                source="empty",
+                extra={"note": "the filter contradicts itself: empty without a request"},
+            )
         before = self._nwarn()
         mode = self.mode(table)
         if mode == "query" and self.settings.cache.selective_min_score > 0:
@@ -236,8 +266,9 @@ class CacheManager:
             if got is not None:
                 return self._warned(got, before)
         self._soft(lambda: self._remember_alias(alias, table, key))
-        return self._warned(self._cached(table, key, ttl, refresh, lambda: self._fetch(svc, bound),
-                                         project_fields=spec.fields), before)
+        return self._warned(
+            self._cached(table, key, ttl, refresh, lambda: self._fetch(svc, bound), project_fields=spec.fields), before
+        )
 
     def _fetch(self, svc: Any, bound: Any) -> tuple[list[Record], dict[str, Any]]:
         from ..query.explain import request_options
@@ -253,9 +284,18 @@ class CacheManager:
         truncated = bool(spec.max_records and len(records) >= spec.max_records)
         return records, {"spec": spec.to_json(), "truncated": truncated}
 
-    def _cached(self, table: str, key: str, ttl: float | None, refresh: bool,
-                fetch: Callable[[], tuple[list[Record], dict[str, Any]]], *,
-                project_fields: list[str] | None, kind: str = "q", rid: str | None = None) -> CacheResult:
+    def _cached(
+        self,
+        table: str,
+        key: str,
+        ttl: float | None,
+        refresh: bool,
+        fetch: Callable[[], tuple[list[Record], dict[str, Any]]],
+        *,
+        project_fields: list[str] | None,
+        kind: str = "q",
+        rid: str | None = None,
+    ) -> CacheResult:
         gen = self.generation(table)
         skey = self.keys.query(table, gen, key) if kind == "q" else self.keys.record(table, gen, rid or key)
         now = clock.timestamp()
@@ -328,25 +368,44 @@ class CacheManager:
             except Exception:  # reporting must not fail the read
                 pass
 
-    def _result(self, table: str, key: str, entry: dict[str, Any], status: str, now: float,
-                fields: list[str] | None, kind: str) -> CacheResult:
+    def _result(
+        self, table: str, key: str, entry: dict[str, Any], status: str, now: float, fields: list[str] | None, kind: str
+    ) -> CacheResult:
         records = [_project(r, fields) for r in entry["records"]] if fields is not None else entry["records"]
-        digest = f"{entry.get('hash', '')}:{','.join(fields) if fields is not None else '*'}" \
-            if entry.get("hash") else ""
-        return CacheResult(table, records, status, max(0.0, now - entry["stored"]), entry["ttl"], key,
-                           source="record" if kind == "r" else "query", digest=digest)
+        digest = (
+            f"{entry.get('hash', '')}:{','.join(fields) if fields is not None else '*'}" if entry.get("hash") else ""
+        )
+        return CacheResult(
+            table,
+            records,
+            status,
+            max(0.0, now - entry["stored"]),
+            entry["ttl"],
+            key,
+            source="record" if kind == "r" else "query",
+            digest=digest,
+        )
 
-    def get_record(self, table: str, record_id: str, *, ttl: float | None = None,
-                   refresh: bool = False) -> CacheResult:
+    def get_record(self, table: str, record_id: str, *, ttl: float | None = None, refresh: bool = False) -> CacheResult:
         info = self.schema().table(table)
         name = info.name
         if self.mode(name) == "off":
             rec = self.gateway.get(name, record_id)
             return CacheResult(name, [rec], "miss", 0.0, 0.0, record_id, source="bypass")
         before = self._nwarn()
-        return self._warned(self._cached(name, record_id, ttl, refresh,
-                                         lambda: ([self.gateway.get(name, record_id)], {}),
-                                         project_fields=None, kind="r", rid=record_id), before)
+        return self._warned(
+            self._cached(
+                name,
+                record_id,
+                ttl,
+                refresh,
+                lambda: ([self.gateway.get(name, record_id)], {}),
+                project_fields=None,
+                kind="r",
+                rid=record_id,
+            ),
+            before,
+        )
 
     # ---------------------------------------------------------------- revalidation (sync.py)
     def _note_fetch(self, table: str, gen: int, started: float) -> None:
@@ -395,8 +454,9 @@ class CacheManager:
             self._soft(keep)
             return new, "miss"
 
-    def _from_mirror(self, spec: QuerySpec, table: TableInfo, *, ttl: float | None, refresh: bool,
-                     key: str) -> CacheResult | None:
+    def _from_mirror(
+        self, spec: QuerySpec, table: TableInfo, *, ttl: float | None, refresh: bool, key: str
+    ) -> CacheResult | None:
         from ..query.evaluate import NeedsLinkedRecords, apply_query
 
         limit = int(self.settings.cache.mirror_max_records)
@@ -409,8 +469,9 @@ class CacheManager:
             return None
         now = clock.timestamp()
         self._event(status if status != "miss" else "miss", table.name, key, age_s=now - entry["stored"])
-        return CacheResult(table.name, records, status, max(0.0, now - entry["stored"]), entry["ttl"], key,
-                           source="mirror")
+        return CacheResult(
+            table.name, records, status, max(0.0, now - entry["stored"]), entry["ttl"], key, source="mirror"
+        )
 
     # ---------------------------------------------------------------- set / alias
     def set(self, spec: QuerySpec, records: list[Record], *, ttl: float | None = None) -> str:
@@ -421,8 +482,14 @@ class CacheManager:
         gen = self.generation(table)
         life = self.ttl_for(table, ttl)
         truncated = bool(spec.max_records and len(records) >= spec.max_records)
-        entry = {"records": records, "stored": clock.timestamp(), "ttl": life, "hash": answer_hash(records),
-                 "spec": spec.to_json(), "truncated": truncated}
+        entry = {
+            "records": records,
+            "stored": clock.timestamp(),
+            "ttl": life,
+            "hash": answer_hash(records),
+            "spec": spec.to_json(),
+            "truncated": truncated,
+        }
         nbytes = self.store.set(self.keys.query(table, gen, key), entry, expire_s=self._expire_s(life))
         self._index_add(table, gen, query=key)
         self._event("set", table, key, nbytes=nbytes)
@@ -513,9 +580,11 @@ class CacheManager:
             for other in schema.tables:
                 if other.name == table:
                     continue
-                if any((f.type == "multipleRecordLinks" and f.linked_table_id == info.id)
-                       or (f.type in ("multipleLookupValues", "rollup")
-                           and lookup_reads(other, f, info)) for f in other.fields):
+                if any(
+                    (f.type == "multipleRecordLinks" and f.linked_table_id == info.id)
+                    or (f.type in ("multipleLookupValues", "rollup") and lookup_reads(other, f, info))
+                    for f in other.fields
+                ):
                     names.append(other.name)
         except (UpstreamUnavailable, CorruptFile, DiskFull):
             names = [t for t in self.settings.tables if t != table]

@@ -24,10 +24,16 @@ def check_ttl(value: float | None, where: str = "--ttl") -> float | None:
     """`value` unchanged when it is a finite number in (0, MAX_TTL_S], else one `BadInput` line."""
     if value is None:
         return None
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) \
-            or not 0 < value <= MAX_TTL_S:
-        raise BadInput(f"{where} must be a number of seconds above 0 and at most {MAX_TTL_S} (30 days), "
-                       f"got {value!r}", hint=f"give e.g. {where} 300")
+    if (
+        not isinstance(value, (int, float))
+        or isinstance(value, bool)
+        or not math.isfinite(value)
+        or not 0 < value <= MAX_TTL_S
+    ):
+        raise BadInput(
+            f"{where} must be a number of seconds above 0 and at most {MAX_TTL_S} (30 days), got {value!r}",
+            hint=f"give e.g. {where} 300",
+        )
     return float(value)
 
 
@@ -56,8 +62,13 @@ class TTLState:
     def from_json(cls, data: dict[str, object] | None, default_ttl: float) -> TTLState:
         if not data:
             return cls(default_ttl)
-        return cls(float(data.get("ttl_s", default_ttl)), str(data.get("reason", "configured")),  # type: ignore[arg-type]
-                   int(data.get("unchanged", 0)), int(data.get("changed", 0)))  # type: ignore[call-overload]
+        ttl, unchanged, changed = data.get("ttl_s", default_ttl), data.get("unchanged", 0), data.get("changed", 0)
+        return cls(
+            float(ttl) if isinstance(ttl, (int, float, str)) else default_ttl,
+            str(data.get("reason", "configured")),
+            int(unchanged) if isinstance(unchanged, (int, float, str)) else 0,
+            int(changed) if isinstance(changed, (int, float, str)) else 0,
+        )
 
 
 def after_refresh(state: TTLState, *, changed: bool, min_s: float, max_s: float) -> TTLState:

@@ -15,15 +15,19 @@ def check_records(items: Any, *, single: bool = False) -> list[dict[str, Any]]:
     if single and isinstance(items, dict):
         items = [items]
     if not isinstance(items, list):
-        raise BadInput("data must be a JSON list of records" + (" (or one record)" if single else ""),
-                       hint='a record is {"id": "rec…", "createdTime": "…", "fields": {…}}')
+        raise BadInput(
+            "data must be a JSON list of records" + (" (or one record)" if single else ""),
+            hint='a record is {"id": "rec…", "createdTime": "…", "fields": {…}}',
+        )
     out = []
     for i, r in enumerate(items, 1):
         if not isinstance(r, dict) or not isinstance(r.get("id"), str) or not _REC.match(r["id"]):
-            raise BadInput(f"record {i}: needs an \"id\" like recXXXXXXXXXXXXXX",
-                           hint='a record is {"id": "rec…", "createdTime": "…", "fields": {…}}')
+            raise BadInput(
+                f'record {i}: needs an "id" like recXXXXXXXXXXXXXX',
+                hint='a record is {"id": "rec…", "createdTime": "…", "fields": {…}}',
+            )
         if not isinstance(r.get("fields", {}), dict):
-            raise BadInput(f"record {i}: \"fields\" must be an object")
+            raise BadInput(f'record {i}: "fields" must be an object')
         out.append({"id": r["id"], "createdTime": str(r.get("createdTime", "")), "fields": dict(r.get("fields", {}))})
     if single and len(out) != 1:
         raise BadInput("--record takes exactly one record in --data")

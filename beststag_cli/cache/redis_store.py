@@ -106,15 +106,26 @@ class _Lock:
 class RedisStore:
     """Key → JSON value with expiry in Redis, with an optional in-memory LRU in front."""
 
-    def __init__(self, url: str, *, prefix: str = "beststag:", compress_min_bytes: int = 4096, lru_items: int = 0,
-                 socket_timeout_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "beststag:",
+        compress_min_bytes: int = 4096,
+        lru_items: int = 0,
+        socket_timeout_s: float = 5.0,
+    ) -> None:
         import redis
 
         self.url = url
         self.prefix = prefix
         self.compress_min_bytes = compress_min_bytes
-        self.client = redis.Redis.from_url(url, socket_connect_timeout=min(2.0, socket_timeout_s),
-                                           socket_timeout=socket_timeout_s, health_check_interval=30)
+        self.client = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=min(2.0, socket_timeout_s),
+            socket_timeout=socket_timeout_s,
+            health_check_interval=30,
+        )
         self.epoch = RedisEpoch(self, prefix + "epoch")
         self._lru_items = lru_items
         self._lru = EpochLRU(lru_items)
@@ -127,8 +138,9 @@ class RedisStore:
         try:
             yield
         except RedisError as e:
-            raise CacheUnavailable(f"the cache's Redis at {_shown(self.url)} failed: {type(e).__name__}: "
-                                   f"{str(e)[:200]}") from None
+            raise CacheUnavailable(
+                f"the cache's Redis at {_shown(self.url)} failed: {type(e).__name__}: {str(e)[:200]}"
+            ) from None
 
     def _k(self, key: str) -> str:
         return self.prefix + key
@@ -246,7 +258,7 @@ class RedisStore:
         with self.guard():
             for i in range(0, len(keys), _SCAN_BATCH):
                 pipe = self.client.pipeline(transaction=False)
-                for k in keys[i:i + _SCAN_BATCH]:
+                for k in keys[i : i + _SCAN_BATCH]:
                     pipe.memory_usage(k)
                 total += sum(int(x or 0) for x in pipe.execute())
         return total

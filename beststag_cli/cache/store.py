@@ -119,8 +119,9 @@ class Epoch:
             os.close(fd)
 
     def _open_lock(self) -> int:
-        return os.open(self._lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0)
-                       | getattr(os, "O_CLOEXEC", 0), 0o600)
+        return os.open(
+            self._lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0), 0o600
+        )
 
     def read(self) -> int:
         return int(struct.unpack_from("<Q", self._mm, 0)[0])
@@ -240,8 +241,12 @@ def _is_corrupt(e: BaseException) -> bool:
 
 def _epoch_only(e: BaseException, directory: Path) -> bool:
     """The failure is the epoch file's (a link, a folder, a short file), not the database's."""
-    return isinstance(e, OSError) and bool(e.filename) and Path(str(e.filename)).name.startswith("epoch") \
+    return (
+        isinstance(e, OSError)
+        and bool(e.filename)
+        and Path(str(e.filename)).name.startswith("epoch")
         and Path(str(e.filename)).parent == directory
+    )
 
 
 def _one_line(e: BaseException, limit: int = 200) -> str:
@@ -264,8 +269,14 @@ class CacheStore:
     write was the point. ``warnings`` lists what happened, one line each (also logged).
     """
 
-    def __init__(self, directory: Path, *, size_limit_bytes: int = 256 * 2**20, compress_min_bytes: int = 4096,
-                 lru_items: int = 0) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        size_limit_bytes: int = 256 * 2**20,
+        compress_min_bytes: int = 4096,
+        lru_items: int = 0,
+    ) -> None:
         self.directory = Path(directory)
         self.size_limit_bytes = size_limit_bytes
         self.compress_min_bytes = compress_min_bytes
@@ -292,10 +303,14 @@ class CacheStore:
         old_umask = os.umask(0o077)  # diskcache creates cache.db and value files itself
         try:
             # diskcache owns `store/`; the epoch lives beside it so `check()` sees only its own files
-            self._dc = diskcache.Cache(str(ensure_private_dir(self.directory / "store")), disk=_NoPickleDisk,
-                                       size_limit=self.size_limit_bytes,
-                                       eviction_policy="least-recently-stored", statistics=False,
-                                       disk_min_file_size=2**40)  # values stay in cache.db (0600)
+            self._dc = diskcache.Cache(
+                str(ensure_private_dir(self.directory / "store")),
+                disk=_NoPickleDisk,
+                size_limit=self.size_limit_bytes,
+                eviction_policy="least-recently-stored",
+                statistics=False,
+                disk_min_file_size=2**40,
+            )  # values stay in cache.db (0600)
             self.epoch = Epoch(self.directory / "epoch")
         except BaseException:
             self._close_quietly()
@@ -331,8 +346,10 @@ class CacheStore:
         if full is not None:
             free = full.free_bytes
             self._failure = DiskFull(str(self.directory), free)
-            self._warn(f"cache {self.directory}: disk full during {op} ({free if free is not None else '?'} bytes "
-                       "free): answering from Airtable without the cache")
+            self._warn(
+                f"cache {self.directory}: disk full during {op} ({free if free is not None else '?'} bytes "
+                "free): answering from Airtable without the cache"
+            )
             if op == "open":
                 self._close_quietly()
             return False
@@ -342,13 +359,16 @@ class CacheStore:
                 self._open()
             except STORE_ERRORS as e2:
                 self._close_quietly()
-                self._failure = CorruptFile(f"cache {self.directory} cannot be rebuilt: "
-                                            f"{type(e2).__name__}: {_one_line(e2)}")
+                self._failure = CorruptFile(
+                    f"cache {self.directory} cannot be rebuilt: {type(e2).__name__}: {_one_line(e2)}"
+                )
                 self._warn(f"{self._failure.message}; answering from Airtable without the cache")
                 return False
             self._lru.clear()
-            self._warn(f"cache {self.directory} was damaged ({type(e).__name__}: {_one_line(e, 120)}); "
-                       f"moved aside to {aside.name if aside else '-'} and rebuilt empty")
+            self._warn(
+                f"cache {self.directory} was damaged ({type(e).__name__}: {_one_line(e, 120)}); "
+                f"moved aside to {aside.name if aside else '-'} and rebuilt empty"
+            )
             return True
         self._failure = CorruptFile(f"cache {self.directory}: {type(e).__name__}: {_one_line(e, 160)}")
         self._warn(f"{self._failure.message}; answering from Airtable without the cache")
@@ -443,6 +463,7 @@ class CacheStore:
 
     def _fetch(self, key: str) -> Any:
         """The raw stored value; a tampered entry (pickled, refused by `_NoPickleDisk`) is dropped, never run."""
+
         def fetch() -> Any:
             try:
                 return self._dc.get(key)
@@ -484,6 +505,7 @@ class CacheStore:
 
     def incr(self, key: str) -> int:
         """Atomic counter increment across processes (table generations)."""
+
         def bump() -> int:
             try:
                 value = int(self._dc.incr(key, default=0))
@@ -498,6 +520,7 @@ class CacheStore:
     # ---------------------------------------------------------------- indexes (sets of keys)
     def index_add(self, name: str, member: str) -> None:
         """Add to a set shared by processes (atomic; not served from the LRU)."""
+
         def add() -> None:
             with self._dc.transact():
                 members = self._members(name)

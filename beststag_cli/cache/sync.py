@@ -101,8 +101,15 @@ def apply_change(m: CacheManager, change: Change) -> dict[str, int]:
             continue
         try:
             spec = QuerySpec.parse(entry["spec"])
-            patched = patch_answer(entry["records"], truncated=bool(entry.get("truncated")), spec=spec,
-                                   table=table, now=now, upserts=upserts, deletes=deletes)
+            patched = patch_answer(
+                entry["records"],
+                truncated=bool(entry.get("truncated")),
+                spec=spec,
+                table=table,
+                now=now,
+                upserts=upserts,
+                deletes=deletes,
+            )
         except Exception:
             patched = None
         if patched is None:
@@ -138,12 +145,13 @@ def apply_change(m: CacheManager, change: Change) -> dict[str, int]:
     return counts
 
 
-def _invalidate_related(m: CacheManager, schema: BaseSchema, table: TableInfo, deleted: bool,
-                        upserts: list[Record]) -> int:
+def _invalidate_related(
+    m: CacheManager, schema: BaseSchema, table: TableInfo, deleted: bool, upserts: list[Record]
+) -> int:
     """Links and lookups: a change to T changes inverse link fields and lookups in other tables."""
     touched_links = deleted or any(
-        (r.get("fields") or {}).get(f.name) for r in upserts for f in table.fields
-        if f.type == "multipleRecordLinks")
+        (r.get("fields") or {}).get(f.name) for r in upserts for f in table.fields if f.type == "multipleRecordLinks"
+    )
     n = 0
     for other in schema.tables:
         if other.name == table.name:
@@ -222,8 +230,12 @@ def revalidate(m: CacheManager, table: str, gen: int) -> bool:
                     return False  # too big to list cheaply: its answers are refetched one by one
             checked = started
         since = datetime.fromtimestamp(st["synced_at"] - REVALIDATE_SKEW_S, UTC)
-        changed = m.gateway.all(table, formula="IS_AFTER(LAST_MODIFIED_TIME(), DATETIME_PARSE('"
-                                   + since.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z'))")
+        changed = m.gateway.all(
+            table,
+            formula="IS_AFTER(LAST_MODIFIED_TIME(), DATETIME_PARSE('"
+            + since.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3]
+            + "Z'))",
+        )
         outside = _apply_sync(m, info, gen, changed, ids)
         m._learn(table, changed=outside)
         m.store.set(key, {"synced_at": started, "ids_at": checked}, expire_s=None)
@@ -257,13 +269,20 @@ def _apply_sync(m: CacheManager, info: TableInfo, gen: int, changed: list[Record
             reads = set(spec.needed_fields() or [f.name for f in info.fields]) | {c.field for c in walk(spec.tree)}
             if not (reads & remote):
                 gone = [r["id"] for r in entry["records"] if ids is not None and r["id"] not in ids]
-                patched = patch_answer(entry["records"], truncated=bool(entry.get("truncated")), spec=spec,
-                                       table=info, now=now, upserts=changed, deletes=gone)
+                patched = patch_answer(
+                    entry["records"],
+                    truncated=bool(entry.get("truncated")),
+                    spec=spec,
+                    table=info,
+                    now=now,
+                    upserts=changed,
+                    deletes=gone,
+                )
         except Exception:
             patched = None
         if patched is None:
             m.store.delete(k)  # could not be patched exactly: refetched on demand (not evidence
-            continue              # of an outside change, so it does not shorten the TTL)
+            continue  # of an outside change, so it does not shorten the TTL)
         records, truncated = patched
         if records != entry["records"]:
             any_change = True

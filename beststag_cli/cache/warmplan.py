@@ -33,8 +33,9 @@ class WarmSource(Protocol):
 
     def configured_warm_specs(self, tables: Iterable[str] = ...) -> list[QuerySpec]: ...
 
-    def journal_warm_specs(self, *, hours: float = ..., limit: int = ...,
-                           tables: Iterable[str] = ...) -> list[QuerySpec]: ...
+    def journal_warm_specs(
+        self, *, hours: float = ..., limit: int = ..., tables: Iterable[str] = ...
+    ) -> list[QuerySpec]: ...
 
     def warm(self, specs: Iterable[QuerySpec], progress: Reporter | None = ...) -> Sequence[_Answer]: ...
 
@@ -79,16 +80,30 @@ class WarmedQuery:
     status: str
 
     def to_dict(self) -> dict[str, Any]:
-        return {"table": self.table, "query": self.query, "spec": self.spec, "key": self.key,
-                "records": self.records, "status": self.status}
+        return {
+            "table": self.table,
+            "query": self.query,
+            "spec": self.spec,
+            "key": self.key,
+            "records": self.records,
+            "status": self.status,
+        }
 
 
-def warm_queries(cache: WarmSource, tables: Sequence[str] = (), *, from_journal: bool = False, limit: int = 20,
-                 progress: Reporter | None = None) -> list[WarmedQuery]:
+def warm_queries(
+    cache: WarmSource,
+    tables: Sequence[str] = (),
+    *,
+    from_journal: bool = False,
+    limit: int = 20,
+    progress: Reporter | None = None,
+) -> list[WarmedQuery]:
     """Plan (configured queries, and with ``from_journal`` the ``limit`` busiest of the last 24 h,
     only of ``tables`` when given) and load each planned query now."""
     journal = cache.journal_warm_specs(limit=limit, tables=tables) if from_journal else []
     plan = plan_warm(cache.configured_warm_specs(tables), journal)
     answers = cache.warm(plan.specs, progress=progress)
-    return [WarmedQuery(a.table, s.describe(), s.to_json(), a.key, len(a.records), a.status)
-            for s, a in zip(plan.specs, answers, strict=True)]
+    return [
+        WarmedQuery(a.table, s.describe(), s.to_json(), a.key, len(a.records), a.status)
+        for s, a in zip(plan.specs, answers, strict=True)
+    ]

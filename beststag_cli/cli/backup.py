@@ -15,8 +15,11 @@ from .views import backup as _render_backup
 from .views import backup_list
 from .views import size as _size
 
-app = typer.Typer(help="Backups of the base: run, list, show, verify, restore, cleanup.\n\n"
-                       "Example: beststag backup run --type complete", no_args_is_help=True)
+app = typer.Typer(
+    help="Backups of the base: run, list, show, verify, restore, cleanup.\n\n"
+    "Example: beststag backup run --type complete",
+    no_args_is_help=True,
+)
 
 
 def _split(tables: str | None) -> list[str] | None:
@@ -33,9 +36,10 @@ def _split(tables: str | None) -> list[str] | None:
 @as_job("backup-{type_}")
 def run(
     type_: Annotated[str, typer.Option("--type", metavar="TYPE", help="incremental, complete or critical.")],
-    tables: Annotated[str | None, typer.Option(metavar="TABLE,...",
-                                               help="Tables, comma-separated (default: the type's tables "
-                                                    "in config).")] = None,
+    tables: Annotated[
+        str | None,
+        typer.Option(metavar="TABLE,...", help="Tables, comma-separated (default: the type's tables in config)."),
+    ] = None,
 ) -> None:
     """Back up the base into a new timestamped folder (exit 3 when some tables failed).
 
@@ -51,13 +55,17 @@ def run(
     else:
         _render_backup(data)
     if result.remote is not None and result.remote.get("status") != "uploaded":
-        raise RemoteFailed(f"backup {data['id']} is kept locally, but its upload to {result.remote.get('url')} "
-                           f"failed: {result.remote.get('error')}",
-                           hint=f"`beststag backup upload {data['id']}` sends it again")
+        raise RemoteFailed(
+            f"backup {data['id']} is kept locally, but its upload to {result.remote.get('url')} "
+            f"failed: {result.remote.get('error')}",
+            hint=f"`beststag backup upload {data['id']}` sends it again",
+        )
     if result.failed:
         first = next(iter(result.failed.items()))
-        raise PartialSuccess(f"backup {data['id']} is partial: {len(result.failed)} table(s) failed, first "
-                             f"{first[0]}: {first[1]}", hint="the other tables are kept; run the backup again")
+        raise PartialSuccess(
+            f"backup {data['id']} is partial: {len(result.failed)} table(s) failed, first {first[0]}: {first[1]}",
+            hint="the other tables are kept; run the backup again",
+        )
 
 
 _REMOTE_HELP = "The copies in backup.remote (S3) instead of the local folder."
@@ -109,8 +117,12 @@ def show(backup_id: Annotated[str, typer.Argument(metavar="ID", help="TYPE/TIMES
 def verify(
     backup_id: Annotated[str | None, typer.Argument(metavar="ID", help="The backup to check.")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Check every backup.")] = False,
-    remote: Annotated[bool, typer.Option("--remote", help="Check the copies in backup.remote: every object's "
-                                         "size and sha256 against the manifest.")] = False,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote", help="Check the copies in backup.remote: every object's size and sha256 against the manifest."
+        ),
+    ] = False,
 ) -> None:
     """Check checksums, records, counts, schema and attachments (exit 1 naming the first broken file).
 
@@ -138,19 +150,33 @@ def verify(
 @interruptible
 def restore(
     backup_id: Annotated[str, typer.Argument(metavar="ID", help="The backup (its state at that time is restored).")],
-    tables: Annotated[str | None, typer.Option(metavar="TABLE,...",
-                                               help="Tables, comma-separated (default: all in the backup).")] = None,
-    base: Annotated[str | None, typer.Option(metavar="BASE_ID",
-                                             help="Restore into this base (default: the backup's own base).")] = None,
+    tables: Annotated[
+        str | None, typer.Option(metavar="TABLE,...", help="Tables, comma-separated (default: all in the backup).")
+    ] = None,
+    base: Annotated[
+        str | None, typer.Option(metavar="BASE_ID", help="Restore into this base (default: the backup's own base).")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; write nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Write without asking (needed without a terminal).")] = False,
-    prune_extra: Annotated[bool, typer.Option("--prune-extra", help="Same base: delete records the backup does "
-                                              "not have.")] = False,
-    remote: Annotated[bool, typer.Option("--remote", help="Download the backup (and what it is built on) from "
-                                         "backup.remote, verify it, then restore.")] = False,
-    wait: Annotated[float, typer.Option(min=0, max=86400, metavar="SECONDS",
-                                        help="Wait up to this long for another restore into the same base to "
-                                        "finish (default: exit 75 at once).")] = 0.0,
+    prune_extra: Annotated[
+        bool, typer.Option("--prune-extra", help="Same base: delete records the backup does not have.")
+    ] = False,
+    remote: Annotated[
+        bool,
+        typer.Option(
+            "--remote",
+            help="Download the backup (and what it is built on) from backup.remote, verify it, then restore.",
+        ),
+    ] = False,
+    wait: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=86400,
+            metavar="SECONDS",
+            help="Wait up to this long for another restore into the same base to finish (default: exit 75 at once).",
+        ),
+    ] = 0.0,
 ) -> None:
     """Restore the base (or --base another one) to the state of a backup; resumes an interrupted restore.
 
@@ -165,14 +191,23 @@ def restore(
         _restore(settings, backup_id, tables, base, dry_run, yes, prune_extra, wait)
 
 
-def _restore(settings: Any, backup_id: str, tables: str | None, base: str | None, dry_run: bool, yes: bool,
-             prune_extra: bool, wait: float) -> None:
+def _restore(
+    settings: Any,
+    backup_id: str,
+    tables: str | None,
+    base: str | None,
+    dry_run: bool,
+    yes: bool,
+    prune_extra: bool,
+    wait: float,
+) -> None:
     from ..backup.restore import plan_restore, restore_session
 
     gateway = STATE.gateway
     if dry_run:
-        plan = plan_restore(settings, gateway, backup_id, tables=_split(tables), target_base=base,
-                            prune_extra=prune_extra)
+        plan = plan_restore(
+            settings, gateway, backup_id, tables=_split(tables), target_base=base, prune_extra=prune_extra
+        )
         if STATE.json:
             render.emit_json({**plan.summary(), "dry_run": True})
         else:
@@ -181,8 +216,9 @@ def _restore(settings: Any, backup_id: str, tables: str | None, base: str | None
             _render_plan(plan.summary())
             render.line(f"dry run: restore would make {describe_writes(plan.write_counts())} in {plan.target_base}")
         return
-    with restore_session(settings, gateway, backup_id, tables=_split(tables), target_base=base,
-                         prune_extra=prune_extra, wait_s=wait) as plan:
+    with restore_session(
+        settings, gateway, backup_id, tables=_split(tables), target_base=base, prune_extra=prune_extra, wait_s=wait
+    ) as plan:
         _confirm_and_execute(settings, gateway, plan, yes)
 
 
@@ -191,11 +227,15 @@ def _confirm_and_execute(settings: Any, gateway: Any, plan: Any, yes: bool) -> N
 
     if plan.writes and not yes:
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
-            raise BadInput(f"restore would make {describe_writes(plan.write_counts())} in base {plan.target_base}; "
-                           "without a terminal pass --yes", hint="check the plan first with --dry-run")
+            raise BadInput(
+                f"restore would make {describe_writes(plan.write_counts())} in base {plan.target_base}; "
+                "without a terminal pass --yes",
+                hint="check the plan first with --dry-run",
+            )
         _render_plan(plan.summary())
-        if not typer.confirm(f"Make {describe_writes(plan.write_counts())} in base {plan.target_base}?",
-                             default=False, err=True):
+        if not typer.confirm(
+            f"Make {describe_writes(plan.write_counts())} in base {plan.target_base}?", default=False, err=True
+        ):
             raise BadInput("nothing restored", hint="pass --yes to skip the question")
     with render.progress() as progress:
         result = execute_restore(settings, gateway, plan, progress=progress)
@@ -204,16 +244,22 @@ def _confirm_and_execute(settings: Any, gateway: Any, plan: Any, yes: bool) -> N
         render.emit_json(data)
         return
     _render_plan(data)
-    render.line(f"restored: {describe_writes(data['writes'])} in {data['target_base']} in {data['duration_s']:.1f} s "
-                f"(restore {data['id']})")
+    render.line(
+        f"restored: {describe_writes(data['writes'])} in {data['target_base']} in {data['duration_s']:.1f} s "
+        f"(restore {data['id']})"
+    )
 
 
 def _render_plan(d: dict[str, Any]) -> None:
-    render.line(f"restore of [bold]{d['backup_id']}[/] into {d['target_base']} ({d['mode']})"
-                + ("  [dim]resuming an interrupted restore[/]" if d.get("resumed") else ""))
+    render.line(
+        f"restore of [bold]{d['backup_id']}[/] into {d['target_base']} ({d['mode']})"
+        + ("  [dim]resuming an interrupted restore[/]" if d.get("resumed") else "")
+    )
     cols = ["table", "records", "create", "update", "skip", "delete", "attachments"]
-    rows = [[n, t["records"], t["create"], t["update"], t["skip"], t["delete"], t["attachments"]]
-            for n, t in d["tables"].items()]
+    rows = [
+        [n, t["records"], t["create"], t["update"], t["skip"], t["delete"], t["attachments"]]
+        for n, t in d["tables"].items()
+    ]
     if any("created" in t for t in d["tables"].values()):
         cols += ["created", "updated", "deleted", "uploaded"]
         for row, t in zip(rows, d["tables"].values(), strict=True):
@@ -226,8 +272,9 @@ def _render_plan(d: dict[str, Any]) -> None:
 @app.command()
 @interruptible
 @as_job("backup-cleanup")
-def cleanup(dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; delete nothing.")] = False
-            ) -> None:
+def cleanup(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; delete nothing.")] = False,
+) -> None:
     """Delete backups the keep rules do not keep, unused attachments, and old leftovers of killed runs.
 
     Example: beststag backup cleanup --dry-run
@@ -240,16 +287,20 @@ def cleanup(dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what wo
         render.emit_json(data)
         return
     verb = "would remove" if dry_run else "removed"
-    render.line(f"{verb} {len(report.removed)} backup(s), kept {len(report.kept)}; {verb} "
-                f"{report.attachments_removed} attachment file(s) ({_size(report.attachment_bytes_freed)}) and "
-                f"{len(report.partial_removed)} leftover(s) of killed runs")
+    render.line(
+        f"{verb} {len(report.removed)} backup(s), kept {len(report.kept)}; {verb} "
+        f"{report.attachments_removed} attachment file(s) ({_size(report.attachment_bytes_freed)}) and "
+        f"{len(report.partial_removed)} leftover(s) of killed runs"
+    )
     _render_decisions(report.kept, report.removed, verb)
     for bid, missing in report.missing_parents.items():
         render.note(f"[yellow]warning:[/] {bid} needs {', '.join(missing)}, which is already gone")
     if report.remote is not None:
         r = report.remote
-        render.line(f"{r['url']}: {verb} {len(r['removed'])} backup(s), kept {len(r['kept'])}; {verb} "
-                    f"{r['attachments_removed']} attachment file(s) ({_size(r['attachment_bytes_freed'])})")
+        render.line(
+            f"{r['url']}: {verb} {len(r['removed'])} backup(s), kept {len(r['kept'])}; {verb} "
+            f"{r['attachments_removed']} attachment file(s) ({_size(r['attachment_bytes_freed'])})"
+        )
         _render_decisions(r["kept"], r["removed"], verb)
 
 
@@ -258,8 +309,7 @@ def _render_decisions(kept: dict[str, list[str]] | list[str], removed: list[str]
     from ..backup.retention import reason_label
 
     why = kept if isinstance(kept, dict) else {bid: [] for bid in kept}
-    rows = [[bid, "keep", ", ".join(reason_label(r) for r in reasons) or "a keep rule"]
-            for bid, reasons in why.items()]
+    rows = [[bid, "keep", ", ".join(reason_label(r) for r in reasons) or "a keep rule"] for bid, reasons in why.items()]
     rows += [[bid, verb, "no keep rule keeps it"] for bid in removed]
     rows.sort(key=lambda r: r[0].rsplit("/", 1)[-1], reverse=True)  # newest first ...
     rows.sort(key=lambda r: r[0].split("/", 1)[0])  # ... within each type (a stable sort keeps that order)

@@ -14,14 +14,21 @@ from .jobrun import as_job
 from .query import FieldsOpt, FilterOpt, MaxOpt, SortOpt, ViewOpt, build_spec
 from .state import STATE
 
-app = typer.Typer(help="The cache in front of Airtable: answers, invalidation, warming, statistics.\n\n"
-                       "Example: beststag cache get Usuários --max 5",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The cache in front of Airtable: answers, invalidation, warming, statistics.\n\n"
+    "Example: beststag cache get Usuários --max 5",
+    no_args_is_help=True,
+)
 
 RecordOpt = Annotated[str | None, typer.Option("--record", metavar="RECORD_ID", help="One record by id (rec…).")]
-TTLOpt = Annotated[float | None, typer.Option("--ttl", metavar="SECONDS",
-                                              help="TTL in seconds for this answer, above 0 and at "
-                                              "most 2592000 (30 days; default: the table's).")]
+TTLOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--ttl",
+        metavar="SECONDS",
+        help="TTL in seconds for this answer, above 0 and at most 2592000 (30 days; default: the table's).",
+    ),
+]
 
 
 def _manager() -> Any:
@@ -44,8 +51,9 @@ def render_result(res: Any, show_fields: bool = True) -> None:
     rows = [[r["id"], *[_cell(r.get("fields", {}).get(n)) for n in names]] for r in res.records[:200]]
     render.table(f"{escape(res.table)}: {len(res.records)} record(s)", ["id", *names], rows)
     color = {"hit": "green", "miss": "yellow", "stale": "red"}.get(res.status, "white")
-    render.note(f"cache [{color}]{res.status}[/] ({res.source}) · age {res.age_s:.1f} s · ttl {res.ttl_s:.0f} s · "
-                f"key {res.key}")
+    render.note(
+        f"cache [{color}]{res.status}[/] ({res.source}) · age {res.age_s:.1f} s · ttl {res.ttl_s:.0f} s · key {res.key}"
+    )
     _warn(res.extra.get("warning"))
 
 
@@ -100,9 +108,15 @@ def get(
 @app.command("set")
 def set_(
     table: Annotated[str, typer.Argument(metavar="TABLE", help="Table name (or id).")],
-    data: Annotated[str, typer.Option("--data", metavar="JSON",
-                                      help="The answer to store: a JSON list of records "
-                                           '({"id", "createdTime", "fields"}); with --record, one record.')],
+    data: Annotated[
+        str,
+        typer.Option(
+            "--data",
+            metavar="JSON",
+            help="The answer to store: a JSON list of records "
+            '({"id", "createdTime", "fields"}); with --record, one record.',
+        ),
+    ],
     record: RecordOpt = None,
     filter_: FilterOpt = None,
     fields: FieldsOpt = None,
@@ -137,8 +151,9 @@ def set_(
 
 @app.command()
 def invalidate(
-    table: Annotated[str | None, typer.Argument(metavar="TABLE",
-                                                help="Table to forget (O(1), whatever its size).")] = None,
+    table: Annotated[
+        str | None, typer.Argument(metavar="TABLE", help="Table to forget (O(1), whatever its size).")
+    ] = None,
     record: RecordOpt = None,
     all_: Annotated[bool, typer.Option("--all", help="Forget everything.")] = False,
 ) -> None:
@@ -163,8 +178,9 @@ def invalidate(
 
 
 @app.command()
-def stats(hours: Annotated[float, typer.Option("--hours", metavar="HOURS",
-                                               help="Window of the counters.", min=0.01)] = 24) -> None:
+def stats(
+    hours: Annotated[float, typer.Option("--hours", metavar="HOURS", help="Window of the counters.", min=0.01)] = 24,
+) -> None:
     """Hits, misses, hit ratio overall and per table, entries, bytes, and each table's current TTL.
 
     Example: beststag cache stats --hours 1
@@ -180,23 +196,36 @@ def stats(hours: Annotated[float, typer.Option("--hours", metavar="HOURS",
     def pct(v: float | None) -> str:
         return "-" if v is None else f"{v:.0%}"
 
-    render.line(f"last {hours:g} h: {o['hits']} hits, {o['misses']} misses, {o['stale']} stale "
-                f"(hit ratio {pct(o['hit_ratio'])}), {o['write_applications']} writes applied; "
-                + (f"{data['entries']} entries, {data['bytes']:,} bytes" if data["entries"] is not None
-                   else "entries and bytes unknown (the cache store is unavailable)"))
-    render.table(None, ["table", "mode", "hits", "misses", "hit ratio", "ttl (s)", "why"],
-                 [[n, t["mode"], t["hits"], t["misses"], pct(t["hit_ratio"]), f"{t['ttl_s']:.0f}", t["ttl_reason"]]
-                  for n, t in data["tables"].items()])
+    render.line(
+        f"last {hours:g} h: {o['hits']} hits, {o['misses']} misses, {o['stale']} stale "
+        f"(hit ratio {pct(o['hit_ratio'])}), {o['write_applications']} writes applied; "
+        + (
+            f"{data['entries']} entries, {data['bytes']:,} bytes"
+            if data["entries"] is not None
+            else "entries and bytes unknown (the cache store is unavailable)"
+        )
+    )
+    render.table(
+        None,
+        ["table", "mode", "hits", "misses", "hit ratio", "ttl (s)", "why"],
+        [
+            [n, t["mode"], t["hits"], t["misses"], pct(t["hit_ratio"]), f"{t['ttl_s']:.0f}", t["ttl_reason"]]
+            for n, t in data["tables"].items()
+        ],
+    )
 
 
 @app.command()
 def warm(
-    tables_opt: Annotated[str | None, typer.Option("--tables", metavar="TABLE,...",
-                                                   help="Only these tables, comma-separated (default: all).")] = None,
+    tables_opt: Annotated[
+        str | None,
+        typer.Option("--tables", metavar="TABLE,...", help="Only these tables, comma-separated (default: all)."),
+    ] = None,
     # the old positional form, kept working but not shown: `--tables A,B` is the one way, as in `backup run`
     positional: Annotated[list[str] | None, typer.Argument(metavar="TABLE", hidden=True)] = None,
-    from_journal: Annotated[bool, typer.Option("--from-journal", help="Also the most frequent queries of the "
-                                               "last 24 h.")] = False,
+    from_journal: Annotated[
+        bool, typer.Option("--from-journal", help="Also the most frequent queries of the last 24 h.")
+    ] = False,
     limit: Annotated[int, typer.Option(metavar="N", help="At most this many journal queries.", min=1)] = 20,
 ) -> None:
     """Load hot queries now: those in config (cache.warm), and with --from-journal the busiest ones.
@@ -213,8 +242,11 @@ def warm(
     else:
         from rich.markup import escape
 
-        render.table(f"warmed {len(warmed)} queries", ["table", "query", "records"],
-                     [[escape(w.table), escape(w.query), w.records] for w in warmed])
+        render.table(
+            f"warmed {len(warmed)} queries",
+            ["table", "query", "records"],
+            [[escape(w.table), escape(w.query), w.records] for w in warmed],
+        )
 
 
 @app.command()

@@ -10,10 +10,19 @@ from .state import STATE
 
 
 def doctor(
-    repair: Annotated[bool, typer.Option("--repair", help="Set damaged files aside (the journal goes to "
-                                                          "journal.sqlite.corrupt-<time>) and check again.")] = False,
-    offline: Annotated[bool, typer.Option("--offline", help="Skip the checks that need the network (base, "
-                                                            "tables, Airtable's clock, Redis, S3).")] = False,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Set damaged files aside (the journal goes to journal.sqlite.corrupt-<time>) and check again.",
+        ),
+    ] = False,
+    offline: Annotated[
+        bool,
+        typer.Option(
+            "--offline", help="Skip the checks that need the network (base, tables, Airtable's clock, Redis, S3)."
+        ),
+    ] = False,
 ) -> None:
     """Check config, data dir, journal, cache, backups, host, base and services; exit 1 when unhealthy.
 

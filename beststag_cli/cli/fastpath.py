@@ -16,8 +16,14 @@ from typing import Any
 
 from .argv import split_globals
 
-_VALUE_OPTS = {"--filter": "filter", "-f": "filter", "--fields": "fields", "--sort": "sort", "--max": "max",
-               "--view": "view"}
+_VALUE_OPTS = {
+    "--filter": "filter",
+    "-f": "filter",
+    "--fields": "fields",
+    "--sort": "sort",
+    "--max": "max",
+    "--view": "view",
+}
 
 
 def _parse(argv: list[str]) -> dict[str, Any] | None:
@@ -27,8 +33,17 @@ def _parse(argv: list[str]) -> dict[str, Any] | None:
     globals_, words = parsed
     if words[:2] != ["cache", "get"]:
         return None
-    opts: dict[str, Any] = {"json": globals_.json, "quiet": globals_.quiet, "config": globals_.config,
-                            "fields": [], "sort": [], "filter": None, "max": None, "view": None, "table": None}
+    opts: dict[str, Any] = {
+        "json": globals_.json,
+        "quiet": globals_.quiet,
+        "config": globals_.config,
+        "fields": [],
+        "sort": [],
+        "filter": None,
+        "max": None,
+        "view": None,
+        "table": None,
+    }
     rest = words[2:]
     j = 0
     while j < len(rest):

@@ -18,7 +18,7 @@ from .state import STATE
 root = typer.Typer(
     name="beststag",
     help="Cache, query optimizer, backups and metrics for the BestStag Airtable base.\n\n"
-         "Example: beststag --json cache get Usuários --max 5",
+    "Example: beststag --json cache get Usuários --max 5",
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
@@ -34,14 +34,18 @@ def _version(value: bool) -> None:
 
 @root.callback()
 def _globals(
-    config: Annotated[Path | None, typer.Option("--config", metavar="FILE",
-                                                help="Config file (default: $BESTSTAG_CONFIG, "
-                                                     "then ./config/beststag.yaml).")] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", metavar="FILE", help="Config file (default: $BESTSTAG_CONFIG, then ./config/beststag.yaml)."
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors on stderr (cron).")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs, tracebacks on errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     STATE.config = config
     STATE.json = json_out
@@ -148,8 +152,11 @@ def _status(code: int | None) -> ExitStatus:
     try:
         return ExitStatus(code)
     except ValueError:  # a `typer.Exit(n)` outside the table is a bug: never exit with an undocumented code
-        render.error("internal_error", f"exit code {code} is not one of beststag's",
-                     "this is a bug; run again with -v and report it")
+        render.error(
+            "internal_error",
+            f"exit code {code} is not one of beststag's",
+            "this is a bug; run again with -v and report it",
+        )
         return ExitStatus.FAILED
 
 
@@ -187,8 +194,11 @@ def run(argv: list[str] | None = None) -> ExitStatus:
         if full is not None:  # SQLite's I/O error on a nearly full disk is not a bug: say what to do
             render.error(full.kind, full.message, full.hint)
             return full.exit_code
-        render.error("internal_error", f"{type(e).__name__}: {e}",
-                     "this is a bug; run again with -v for the traceback and report it")
+        render.error(
+            "internal_error",
+            f"{type(e).__name__}: {e}",
+            "this is a bug; run again with -v for the traceback and report it",
+        )
         if STATE.verbose:
             traceback.print_exc()
         return ExitStatus.FAILED

@@ -13,9 +13,11 @@ from . import render
 from .jobrun import as_job
 from .state import STATE
 
-app = typer.Typer(help="Usage, performance, storage and backup metrics; alerts; HTML report; archival.\n\n"
-                       "Example: beststag metrics collect --range 24h",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Usage, performance, storage and backup metrics; alerts; HTML report; archival.\n\n"
+    "Example: beststag metrics collect --range 24h",
+    no_args_is_help=True,
+)
 
 FORMATS = ("table", "json", "prometheus")
 
@@ -41,11 +43,17 @@ def _notes(notes: list[str]) -> None:
 def collect(
     kind: TypeOpt = "all",
     range_: RangeOpt = "24h",
-    fmt: Annotated[str, typer.Option("--format", metavar="FORMAT",
-                                     help="table | json | prometheus (also writes the textfile "
-                                          "var/metrics/beststag.prom).")] = "table",
-    push: Annotated[bool, typer.Option("--push", help="Also add the headline figures to the Airtable "
-                                                       "metrics table.")] = False,
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar="FORMAT",
+            help="table | json | prometheus (also writes the textfile var/metrics/beststag.prom).",
+        ),
+    ] = "table",
+    push: Annotated[
+        bool, typer.Option("--push", help="Also add the headline figures to the Airtable metrics table.")
+    ] = False,
 ) -> None:
     """Collect usage, performance, storage and backup metrics over a time range.
 
@@ -59,8 +67,10 @@ def collect(
     check_kind(kind)
     check_range(range_)
     if fmt not in FORMATS:
-        raise BadInput(f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})",
-                       hint="use --format table, json or prometheus")
+        raise BadInput(
+            f"unknown format {fmt!r} (expected one of {', '.join(FORMATS)})",
+            hint="use --format table, json or prometheus",
+        )
     settings = STATE.settings
     needs_airtable = push or "usage" in SECTIONS[kind] or "storage" in SECTIONS[kind]
     journal, gateway = _journal_and_gateway(kind, needs_airtable)
@@ -88,9 +98,12 @@ def collect(
 
 @app.command()
 def alerts(
-    range_: Annotated[str | None, typer.Option("--range", "-r", metavar="RANGE",
-                                               help="Window to evaluate (default: alerts.range "
-                                                    "in the config).")] = None,
+    range_: Annotated[
+        str | None,
+        typer.Option(
+            "--range", "-r", metavar="RANGE", help="Window to evaluate (default: alerts.range in the config)."
+        ),
+    ] = None,
 ) -> None:
     """Check the five alerts; exit 1 while any fires, notifying the configured webhooks.
 
@@ -124,8 +137,9 @@ def report(
     window_start = result["metrics"]["performance"]["series"]["requests"][0]["t"]
     write_report(out, result, count_history(journal, window_start), alerts, settings.alerts.cache_hit_ratio_min)
     if STATE.json:
-        render.emit_json({"path": str(out), "range": range_, "generated_at": result["generated_at"],
-                          "notes": result["notes"]})
+        render.emit_json(
+            {"path": str(out), "range": range_, "generated_at": result["generated_at"], "notes": result["notes"]}
+        )
     else:
         render.line(f"wrote {out}")
     _notes(result["notes"])
@@ -148,7 +162,10 @@ def archive(
         render.emit_json(result)
         return
     verb = "would move" if dry_run else "moved"
-    render.table(f"archive: rows older than {result['cutoff']} ({verb})", ["journal table", "rows"],
-                 [[t, n] for t, n in result["tables"].items()])
+    render.table(
+        f"archive: rows older than {result['cutoff']} ({verb})",
+        ["journal table", "rows"],
+        [[t, n] for t, n in result["tables"].items()],
+    )
     for f in result["files"]:
         render.note(f"wrote {f}")

@@ -68,7 +68,7 @@ def markup_plain(text: str) -> str | None:
             backslashes, escaped = divmod(len(escapes), 2)
             out.append("\\" * backslashes)
             if escaped:  # an escaped tag is text
-                out.append(full[len(escapes):])
+                out.append(full[len(escapes) :])
                 continue
         name = tag.partition("=")[0]
         if name.startswith("@"):

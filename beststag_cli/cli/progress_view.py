@@ -109,8 +109,9 @@ class _LiveTask:
         task = next(t for t in self._bars.tasks if t.id == self._id)
         # finished (the spinner turns into a tick); a count that never had a total still shows no bar
         total = task.completed if task.total is None else task.total
-        self._bars.update(self._id, total=total, completed=max(task.completed, total),
-                          note=f"[green]{escape(note or 'done')}[/]")
+        self._bars.update(
+            self._id, total=total, completed=max(task.completed, total), note=f"[green]{escape(note or 'done')}[/]"
+        )
 
     def failed(self, error: str) -> None:
         self._bars.update(self._id, note=f"[red]failed: {escape(error[:120])}[/]")
@@ -123,14 +124,26 @@ class LiveReporter:
 
     def task(self, label: str, *, total: int | None = None, unit: str = "records") -> Task:
         # names and errors are data, never markup: "[/Tabela]" would fail the display's last refresh
-        return _LiveTask(self._bars, self._bars.add_task(escape(label), total=total, unit=unit, bytes=0, note="",
-                                                         known=total is not None))
+        return _LiveTask(
+            self._bars,
+            self._bars.add_task(escape(label), total=total, unit=unit, bytes=0, note="", known=total is not None),
+        )
 
 
 def make_progress(console: Console) -> Progress:
-    return Progress(SpinnerColumn(finished_text="[green]✓[/]"), TextColumn("{task.description}"), _Bar(),
-                    _Count(), _Bytes(), _Rate(), _Eta(), TimeElapsedColumn(), TextColumn("{task.fields[note]}"),
-                    console=console, transient=False)
+    return Progress(
+        SpinnerColumn(finished_text="[green]✓[/]"),
+        TextColumn("{task.description}"),
+        _Bar(),
+        _Count(),
+        _Bytes(),
+        _Rate(),
+        _Eta(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[note]}"),
+        console=console,
+        transient=False,
+    )
 
 
 @contextmanager

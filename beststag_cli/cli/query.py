@@ -11,26 +11,46 @@ import typer
 from . import render
 from .state import STATE
 
-app = typer.Typer(help="Build, explain and run optimised Airtable queries (filters → filterByFormula).\n\n"
-                       "Example: beststag query explain Usuários -f '{\"status\": \"Ativo\"}'",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Build, explain and run optimised Airtable queries (filters → filterByFormula).\n\n"
+    'Example: beststag query explain Usuários -f \'{"status": "Ativo"}\'',
+    no_args_is_help=True,
+)
 
-FilterOpt = Annotated[str | None, typer.Option("--filter", "-f", metavar="JSON",
-                                               help='Filter JSON, e.g. \'{"status": "Ativo"}\' '
-                                               "(README: Queries and filters).")]
-FieldsOpt = Annotated[list[str] | None, typer.Option("--fields", metavar="FIELD,...",
-                                                     help="Fields to return: F,G (repeatable).")]
-SortOpt = Annotated[list[str] | None, typer.Option("--sort", metavar="FIELD",
-                                                   help="Sort field; -FIELD for descending (repeatable).")]
+FilterOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--filter",
+        "-f",
+        metavar="JSON",
+        help='Filter JSON, e.g. \'{"status": "Ativo"}\' (README: Queries and filters).',
+    ),
+]
+FieldsOpt = Annotated[
+    list[str] | None, typer.Option("--fields", metavar="FIELD,...", help="Fields to return: F,G (repeatable).")
+]
+SortOpt = Annotated[
+    list[str] | None, typer.Option("--sort", metavar="FIELD", help="Sort field; -FIELD for descending (repeatable).")
+]
 MaxOpt = Annotated[int | None, typer.Option("--max", metavar="N", help="maxRecords: stop after N records.", min=1)]
 ViewOpt = Annotated[str | None, typer.Option("--view", metavar="VIEW", help="Only records of this view.")]
-PageOpt = Annotated[int | None, typer.Option("--page-size", metavar="N",
-                                             help="Records per request (default: from --max, "
-                                             "else 100).", min=1, max=100)]
+PageOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--page-size", metavar="N", help="Records per request (default: from --max, else 100).", min=1, max=100
+    ),
+]
 
 
-def build_spec(table: str, filter_: str | None, fields: list[str] | None, sort: list[str] | None,
-               max_: int | None, view: str | None, page_size: int | None) -> Any:
+def build_spec(
+    table: str,
+    filter_: str | None,
+    fields: list[str] | None,
+    sort: list[str] | None,
+    max_: int | None,
+    view: str | None,
+    page_size: int | None,
+) -> Any:
     from ..query.request import from_cli, spec_data
     from ..query.spec import QuerySpec
 
@@ -52,8 +72,9 @@ def explain(
     max_: MaxOpt = None,
     view: ViewOpt = None,
     page_size: PageOpt = None,
-    no_count: Annotated[bool, typer.Option("--no-count", help="Do not count the table when the journal has "
-                                           "no recent count.")] = False,
+    no_count: Annotated[
+        bool, typer.Option("--no-count", help="Do not count the table when the journal has no recent count.")
+    ] = False,
 ) -> None:
     """Show the formula, request plan, estimated cost, complexity and warnings of a query.
 
@@ -77,8 +98,10 @@ def explain(
         ["requests (pages)", str(plan.requests)],
         ["estimated bytes", f"{plan.est_bytes:,}"],
         ["estimated time", f"{plan.est_seconds} s at 5 req/s"],
-        ["complexity", f"{plan.complexity.score}  " + ", ".join(f"{k} {v:g}" for k, v in
-                                                              plan.complexity.parts.items() if v)],
+        [
+            "complexity",
+            f"{plan.complexity.score}  " + ", ".join(f"{k} {v:g}" for k, v in plan.complexity.parts.items() if v),
+        ],
     ]
     render.table("plan", ["", ""], rows)
     for w in plan.warnings:
@@ -114,8 +137,12 @@ def run(
         from .console_log import rich_console
 
         STATE.settings  # noqa: B018 - logging first: the spinner draws through its Console (log lines above it)
-        progress = Progress(SpinnerColumn(), TextColumn("{task.description}"), transient=True,
-                            console=rich_console() or Console(stderr=True))
+        progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            transient=True,
+            console=rich_console() or Console(stderr=True),
+        )
     if progress is not None:
         with progress:
             task = progress.add_task(f"fetching {table}", total=None)
@@ -132,7 +159,10 @@ def run(
         render.emit_json(result.to_json())
         return
     cols = list(spec.fields) if spec.fields else list(dict.fromkeys(k for r in result.records for k in r["fields"]))
-    render.table(f"{result.table}: {len(result.records)} record(s)", ["id", *cols],
-                 [[r["id"], *[_cell(r["fields"].get(c, "")) for c in cols]] for r in result.records])
+    render.table(
+        f"{result.table}: {len(result.records)} record(s)",
+        ["id", *cols],
+        [[r["id"], *[_cell(r["fields"].get(c, "")) for c in cols]] for r in result.records],
+    )
     if result.empty_by_contradiction:
         render.note("the filter can never match: answered without a request")

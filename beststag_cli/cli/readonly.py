@@ -103,8 +103,12 @@ def _runs_here(settings: Any) -> bool:
     (those are secrets the snapshot leaves out: the full CLI calls them)."""
     from ..fastconfig import valid_for_commands
 
-    return (valid_for_commands(settings._data) and settings.secrets_from_env and not settings.has_pings
-            and not settings.has_notify_urls)
+    return (
+        valid_for_commands(settings._data)
+        and settings.secrets_from_env
+        and not settings.has_pings
+        and not settings.has_notify_urls
+    )
 
 
 def _metrics_alerts(settings: Any, rest: list[str]) -> Output | None:
@@ -159,8 +163,11 @@ def _run(settings: Any, body: Callable[[], None], *, look_only: bool = False) ->
         if full is not None:
             render.error(full.kind, full.message, full.hint)
             return int(full.exit_code)
-        render.error("internal_error", f"{type(e).__name__}: {e}",
-                     "this is a bug; run again with -v for the traceback and report it")
+        render.error(
+            "internal_error",
+            f"{type(e).__name__}: {e}",
+            "this is a bug; run again with -v for the traceback and report it",
+        )
         return int(ExitStatus.FAILED)
 
 

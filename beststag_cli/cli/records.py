@@ -16,15 +16,19 @@ from .state import STATE
 if TYPE_CHECKING:
     from ..query.writes import WriteOp
 
-app = typer.Typer(help="Write records (10 a request, batches in parallel within the rate limit).\n\n"
-                       "Example: beststag records create Usuários --file new-users.ndjson",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Write records (10 a request, batches in parallel within the rate limit).\n\n"
+    "Example: beststag records create Usuários --file new-users.ndjson",
+    no_args_is_help=True,
+)
 
 TableArg = Annotated[str, typer.Argument(metavar="TABLE", help="Table name.")]
-DataOpt = Annotated[str | None, typer.Option("--data", "-d", metavar="JSON",
-                                             help="A record or a JSON list of records.")]
-FileOpt = Annotated[str | None, typer.Option("--file", metavar="FILE",
-                                             help="NDJSON file, one record per line ('-' = stdin).")]
+DataOpt = Annotated[
+    str | None, typer.Option("--data", "-d", metavar="JSON", help="A record or a JSON list of records.")
+]
+FileOpt = Annotated[
+    str | None, typer.Option("--file", metavar="FILE", help="NDJSON file, one record per line ('-' = stdin).")
+]
 TypecastOpt = Annotated[bool, typer.Option("--typecast", help="Let Airtable convert values (and add options).")]
 
 
@@ -40,8 +44,10 @@ def _items(data: str | None, file: str | None) -> list[Any]:
         except OSError as e:
             raise BadInput(f"cannot read --file {file}: {e.strerror}") from None
         except UnicodeDecodeError as e:
-            raise BadInput(f"--file {file} is not UTF-8: byte {e.start + 1} cannot be decoded",
-                           hint="save the file as UTF-8 (one JSON object per line)") from None
+            raise BadInput(
+                f"--file {file} is not UTF-8: byte {e.start + 1} cannot be decoded",
+                hint="save the file as UTF-8 (one JSON object per line)",
+            ) from None
     return read_items(data, lines)
 
 
@@ -57,8 +63,11 @@ def _write(op: WriteOp, table: str, items: list[Any], **kw: Any) -> None:
     if op != "delete":
         from rich.markup import escape
 
-        render.table(None, ["id", "written"], [[r["id"], escape(_written(r, _sent_fields(records, r, i)))]
-                                               for i, r in enumerate(result.records[:20])])
+        render.table(
+            None,
+            ["id", "written"],
+            [[r["id"], escape(_written(r, _sent_fields(records, r, i)))] for i, r in enumerate(result.records[:20])],
+        )
 
 
 def _sent_fields(sent: list[Any], record: dict[str, Any], i: int) -> list[str]:
@@ -86,8 +95,7 @@ def _written(record: dict[str, Any], names: list[str]) -> str:
 
 @app.command()
 @interruptible
-def create(table: TableArg, data: DataOpt = None, file: FileOpt = None,
-           typecast: TypecastOpt = False) -> None:
+def create(table: TableArg, data: DataOpt = None, file: FileOpt = None, typecast: TypecastOpt = False) -> None:
     """Create records.
 
     Example: beststag records create Usuários --data '{"fields": {"Nome": "Ana", "status": "Ativo"}}'
@@ -97,9 +105,13 @@ def create(table: TableArg, data: DataOpt = None, file: FileOpt = None,
 
 @app.command()
 @interruptible
-def update(table: TableArg, data: DataOpt = None, file: FileOpt = None,
-           typecast: TypecastOpt = False,
-           replace: Annotated[bool, typer.Option("--replace", help="PUT: clear unlisted fields.")] = False) -> None:
+def update(
+    table: TableArg,
+    data: DataOpt = None,
+    file: FileOpt = None,
+    typecast: TypecastOpt = False,
+    replace: Annotated[bool, typer.Option("--replace", help="PUT: clear unlisted fields.")] = False,
+) -> None:
     """Update records by id (PATCH; --replace for PUT).
 
     Example: beststag records update Usuários --data '[{"id": "rec...", "fields": {"status": "Inativo"}}]'
@@ -109,10 +121,15 @@ def update(table: TableArg, data: DataOpt = None, file: FileOpt = None,
 
 @app.command()
 @interruptible
-def upsert(table: TableArg,
-           merge_on: Annotated[str, typer.Option("--merge-on", metavar="FIELD,...",
-                                                 help="Fields that identify a record: F,G.")],
-           data: DataOpt = None, file: FileOpt = None, typecast: TypecastOpt = False) -> None:
+def upsert(
+    table: TableArg,
+    merge_on: Annotated[
+        str, typer.Option("--merge-on", metavar="FIELD,...", help="Fields that identify a record: F,G.")
+    ],
+    data: DataOpt = None,
+    file: FileOpt = None,
+    typecast: TypecastOpt = False,
+) -> None:
     """Create or update records matched on --merge-on fields.
 
     Example: beststag records upsert Usuários --merge-on email --data '[{"fields": {"email": "a@b.c", "Nome": "A"}}]'
@@ -123,11 +140,13 @@ def upsert(table: TableArg,
 
 @app.command()
 @interruptible
-def delete(table: TableArg,
-           id_: Annotated[list[str] | None, typer.Option("--id", metavar="RECORD_ID",
-                                                         help="Record id (repeatable).")] = None,
-           data: DataOpt = None, file: FileOpt = None,
-           yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False) -> None:
+def delete(
+    table: TableArg,
+    id_: Annotated[list[str] | None, typer.Option("--id", metavar="RECORD_ID", help="Record id (repeatable).")] = None,
+    data: DataOpt = None,
+    file: FileOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+) -> None:
     """Delete records by id.
 
     Example: beststag records delete Tarefas --yes --id recXXXXXXXXXXXXXX --id recYYYYYYYYYYYYYY
@@ -140,6 +159,9 @@ def delete(table: TableArg,
     from ..query.writes import to_records
 
     n = len(to_records("delete", items))  # bad ids are bad input, whether or not a terminal could answer
-    confirm(f"Delete {n:,} record(s) from {table}?", what=f"records delete would delete {n:,} record(s) from {table}",
-            yes=yes)
+    confirm(
+        f"Delete {n:,} record(s) from {table}?",
+        what=f"records delete would delete {n:,} record(s) from {table}",
+        yes=yes,
+    )
     _write("delete", table, items)

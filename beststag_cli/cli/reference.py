@@ -29,8 +29,9 @@ def _first_paragraph(doc: str | None) -> str:
 
 def exit_codes_markdown() -> str:
     """The exit-code table and the error list, both from errors.py (README, section "Exit codes")."""
-    classes = sorted((c for c in all_error_classes() if c.__name__ != "BestStagError"),
-                     key=lambda c: (int(c.exit_code), c.kind))
+    classes = sorted(
+        (c for c in all_error_classes() if c.__name__ != "BestStagError"), key=lambda c: (int(c.exit_code), c.kind)
+    )
     kinds: dict[ExitStatus, list[str]] = {s: [] for s in ExitStatus}
     for cls in classes:
         kinds[cls.exit_code].append(cls.kind)
@@ -42,9 +43,14 @@ def exit_codes_markdown() -> str:
     for s in ExitStatus:
         shown = ", ".join(f"`{k}`" for k in sorted(set(kinds[s])))
         out.append(f"| {int(s)} | `{s.name}` | {_cell(s.meaning)} | {shown} |")
-    out += ["", "Every error is one line on stderr, `error: MESSAGE` and a hint (with `--json`, an object "
-            "`{\"error\": {\"type\", \"message\", \"hint\"}}` on stdout):", "",
-            "| `error.type` | exit | what happened | hint |", "|---|---|---|---|"]
+    out += [
+        "",
+        "Every error is one line on stderr, `error: MESSAGE` and a hint (with `--json`, an object "
+        '`{"error": {"type", "message", "hint"}}` on stdout):',
+        "",
+        "| `error.type` | exit | what happened | hint |",
+        "|---|---|---|---|",
+    ]
     for cls in classes:
         code = "130 / 143" if cls.kind == "interrupted" else str(int(cls.exit_code))
         out.append(f"| `{cls.kind}` | {code} | {_cell(_first_paragraph(cls.__doc__))} | {_cell(cls.hint)} |")
@@ -118,6 +124,11 @@ def cli_reference_markdown() -> str:
             out += [f"| [`{p}`](#{_anchor(p)}) | {_cell(c.get_short_help_str(limit=200))} |" for p, c in subs]
             out.append("")
         if cmd is everything[0][1]:
-            out += ["**Global options**: accepted by every command, anywhere on the line before `--`; "
-                    "`-h`/`--help` shows a command's help.", "", *_params_table(cmd, ctx, global_options=True), ""]
+            out += [
+                "**Global options**: accepted by every command, anywhere on the line before `--`; "
+                "`-h`/`--help` shows a command's help.",
+                "",
+                *_params_table(cmd, ctx, global_options=True),
+                "",
+            ]
     return "\n".join(out)

@@ -66,7 +66,7 @@ def cell(v: Any, width: int = 60) -> str:
         v = ", ".join(str(x.get("filename") or x.get("id") or x) if isinstance(x, dict) else str(x) for x in v)
     text = " ".join(str(v).splitlines())
     if len(text) > width and _console().is_terminal:
-        text = text[:width - 1] + "…"
+        text = text[: width - 1] + "…"
     return escape(text)
 
 

@@ -14,9 +14,11 @@ from .state import STATE
 if TYPE_CHECKING:
     from ..sandbox import Sandbox
 
-app = typer.Typer(help="The local Airtable-compatible sandbox (used when no AIRTABLE_TOKEN is set).\n\n"
-                       "Example: beststag sandbox info",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The local Airtable-compatible sandbox (used when no AIRTABLE_TOKEN is set).\n\n"
+    "Example: beststag sandbox info",
+    no_args_is_help=True,
+)
 
 
 def _open() -> Sandbox:
@@ -83,8 +85,9 @@ def reset(yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] 
 
 @app.command()
 def seed(
-    scale: Annotated[float, typer.Option(metavar="SCALE",
-                                         help="1 ≈ 2,000 records; 50 ≈ 100,000.", min=0.01, max=500)] = 1.0,
+    scale: Annotated[
+        float, typer.Option(metavar="SCALE", help="1 ≈ 2,000 records; 50 ≈ 100,000.", min=0.01, max=500)
+    ] = 1.0,
     seed_: Annotated[int, typer.Option("--seed", metavar="N", help="Random seed (same seed, same data).")] = 42,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
 ) -> None:
@@ -97,8 +100,11 @@ def seed(
 
     sb = _open()
     if sb.store.has_base(SANDBOX_BASE_ID):  # a first seed replaces nothing: no question
-        confirm("Replace the sample base (every record in it)?",
-                what=f"sandbox seed replaces every record of {SANDBOX_BASE_ID}", yes=yes)
+        confirm(
+            "Replace the sample base (every record in it)?",
+            what=f"sandbox seed replaces every record of {SANDBOX_BASE_ID}",
+            yes=yes,
+        )
     tables = _table_names(sb)
     with render.progress() as progress:
         counts = core_seed(sb, scale=scale, seed=seed_, progress=progress)
@@ -113,16 +119,21 @@ def seed(
 def serve(
     host: Annotated[str, typer.Option(metavar="HOST", help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.", min=0, max=65535)] = 8765,
-    token: Annotated[str | None, typer.Option(metavar="TOKEN", help="Token to accept (default $BESTSTAG_SANDBOX_TOKEN "
-                                                                    "or 'sandbox').")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(metavar="TOKEN", help="Token to accept (default $BESTSTAG_SANDBOX_TOKEN or 'sandbox')."),
+    ] = None,
     latency_ms: Annotated[float, typer.Option(metavar="MS", help="Latency added to every request.", min=0)] = 0.0,
-    rate_limit: Annotated[bool, typer.Option("--rate-limit", help="Enforce 5 req/s per base and the "
-                                             "30 s penalty, like Airtable.")] = False,
-    penalty_s: Annotated[float, typer.Option(metavar="SECONDS",
-                                             help="Penalty after a 429 (with --rate-limit).", min=0)] = 30.0,
-    fault_rate: Annotated[float, typer.Option(metavar="SHARE",
-                                              help="Share of requests answered 429/500/503 (split evenly).",
-                                              min=0, max=1)] = 0.0,
+    rate_limit: Annotated[
+        bool, typer.Option("--rate-limit", help="Enforce 5 req/s per base and the 30 s penalty, like Airtable.")
+    ] = False,
+    penalty_s: Annotated[
+        float, typer.Option(metavar="SECONDS", help="Penalty after a 429 (with --rate-limit).", min=0)
+    ] = 30.0,
+    fault_rate: Annotated[
+        float,
+        typer.Option(metavar="SHARE", help="Share of requests answered 429/500/503 (split evenly).", min=0, max=1),
+    ] = 0.0,
     fault_seed: Annotated[int, typer.Option(metavar="N", help="Seed of the fault sequence.")] = 0,
 ) -> None:
     """Serve the sandbox over HTTP, so curl, airtable.js or n8n can use it.
@@ -138,8 +149,9 @@ def serve(
     sb.ensure_sample()
     sb.app.set_limits(LimitConfig(per_second=5 if rate_limit else None, penalty_s=penalty_s))
     share = fault_rate / 3
-    sb.app.set_faults(FaultConfig(seed=fault_seed, latency_ms=latency_ms, rate_429=share, rate_500=share,
-                                  rate_503=share))
+    sb.app.set_faults(
+        FaultConfig(seed=fault_seed, latency_ms=latency_ms, rate_429=share, rate_500=share, rate_503=share)
+    )
     try:
         server = make_server(sb.app, host, port)
     except OSError as e:

@@ -12,15 +12,18 @@ from ..errors import BadInput
 from . import render, views
 from .state import STATE
 
-app = typer.Typer(help="The cron schedule from config: next runs, and crontab lines for this installation.\n\n"
-                       "Example: beststag schedule show",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="The cron schedule from config: next runs, and crontab lines for this installation.\n\n"
+    "Example: beststag schedule show",
+    no_args_is_help=True,
+)
 
 
 @app.command()
 def show(
-    count: Annotated[int, typer.Option("--count", "-n", metavar="N",
-                                       min=1, max=50, help="Next runs to list per job.")] = 3,
+    count: Annotated[
+        int, typer.Option("--count", "-n", metavar="N", min=1, max=50, help="Next runs to list per job.")
+    ] = 3,
 ) -> None:
     """List the scheduled jobs with their cron schedule, command and next runs (server local time).
 
@@ -31,11 +34,13 @@ def show(
 
 @app.command()
 def crontab(
-    home: Annotated[Path | None, typer.Option(metavar="DIR", help="Installation folder holding scripts/cron-job "
-                                                                  "(default: this checkout).")] = None,
-    env_file: Annotated[Path, typer.Option("--env-file", metavar="FILE",
-                                           help="File with AIRTABLE_TOKEN=... that every job "
-                                                               "loads.")] = Path("/etc/beststag/env"),
+    home: Annotated[
+        Path | None,
+        typer.Option(metavar="DIR", help="Installation folder holding scripts/cron-job (default: this checkout)."),
+    ] = None,
+    env_file: Annotated[
+        Path, typer.Option("--env-file", metavar="FILE", help="File with AIRTABLE_TOKEN=... that every job loads.")
+    ] = Path("/etc/beststag/env"),
 ) -> None:
     """Print the crontab lines for this installation (the schedule from config, paths filled in).
 
@@ -47,14 +52,22 @@ def crontab(
     if not (home / WRAPPER).is_file():
         render.note(f"[yellow]warning:[/] {home / WRAPPER} does not exist (yet); the lines call it")
     if not env_file.is_absolute():
-        raise BadInput(f"--env-file {env_file} is not an absolute path", hint="cron runs from another folder; "
-                       "give the full path, e.g. /etc/beststag/env")
+        raise BadInput(
+            f"--env-file {env_file} is not an absolute path",
+            hint="cron runs from another folder; give the full path, e.g. /etc/beststag/env",
+        )
     text = render_crontab(STATE.settings, home, env_file)
     if STATE.json:
         from ..ops.schedule import parse_crontab
 
-        render.emit_json({"home": str(home), "env_file": str(env_file), "crontab": text,
-                          "entries": [{"schedule": e.cron, "args": list(e.args)} for e in parse_crontab(text)]})
+        render.emit_json(
+            {
+                "home": str(home),
+                "env_file": str(env_file),
+                "crontab": text,
+                "entries": [{"schedule": e.cron, "args": list(e.args)} for e in parse_crontab(text)],
+            }
+        )
         return
     sys.stdout.write(text)
     sys.stdout.flush()

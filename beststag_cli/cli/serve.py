@@ -13,10 +13,12 @@ from .state import STATE
 
 
 def serve(
-    host: Annotated[str | None, typer.Option(metavar="HOST",
-                                             help="Address to bind (default: webhook.host, 127.0.0.1).")] = None,
-    port: Annotated[int | None, typer.Option(metavar="PORT",
-                                             help="Port (default: webhook.port, 8787).", min=0, max=65535)] = None,
+    host: Annotated[
+        str | None, typer.Option(metavar="HOST", help="Address to bind (default: webhook.host, 127.0.0.1).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(metavar="PORT", help="Port (default: webhook.port, 8787).", min=0, max=65535)
+    ] = None,
     workers: Annotated[int, typer.Option(metavar="N", help="Worker processes.", min=1, max=32)] = 1,
 ) -> None:
     """Serve the /webhook/airtable/cache|backup|metrics endpoints (OpenAPI at /docs).
@@ -28,8 +30,9 @@ def serve(
 
         from ..server.app import create_app
     except ImportError:
-        raise BadInput("the webhook server needs the [serve] extra",
-                       hint="pip install 'beststag[serve]' (FastAPI and uvicorn)") from None
+        raise BadInput(
+            "the webhook server needs the [serve] extra", hint="pip install 'beststag[serve]' (FastAPI and uvicorn)"
+        ) from None
     from pydantic import SecretStr
 
     from ..fsutil import ensure_private_dir
@@ -46,8 +49,10 @@ def serve(
     secret, path = resolve_secret(configured, host, settings.paths.data_dir)
     settings.webhook.secret = SecretStr(secret)
     if path is not None:
-        render.note(f"no BESTSTAG_WEBHOOK_SECRET: using the secret in {path} (0600); n8n sends it as a "
-                    "bearer token in the Authorization header")
+        render.note(
+            f"no BESTSTAG_WEBHOOK_SECRET: using the secret in {path} (0600); n8n sends it as a "
+            "bearer token in the Authorization header"
+        )
     render.note(f"beststag webhooks on http://{host}:{port} (docs at /docs); Ctrl-C stops")
     if workers == 1:
         uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
@@ -55,5 +60,12 @@ def serve(
     os.environ["BESTSTAG_WEBHOOK_SECRET"] = secret  # each worker loads the config itself
     if settings.config_path is not None:
         os.environ["BESTSTAG_CONFIG"] = str(settings.config_path)
-    uvicorn.run("beststag_cli.server.app:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=False)
+    uvicorn.run(
+        "beststag_cli.server.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        access_log=False,
+    )

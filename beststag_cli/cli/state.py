@@ -33,8 +33,13 @@ class State:
 
             self._settings = load_config(self.config)
             self._save_snapshot()  # the CLI's job, not the loader's: library users and tests write nothing
-            setup_logging(self._settings, quiet=self.quiet, verbose=self.verbose, json_mode=self.json,
-                          terminal_handler=rich_handler)
+            setup_logging(
+                self._settings,
+                quiet=self.quiet,
+                verbose=self.verbose,
+                json_mode=self.json,
+                terminal_handler=rich_handler,
+            )
         return self._settings
 
     @property

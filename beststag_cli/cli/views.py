@@ -25,19 +25,36 @@ def backup_list(data: list[dict[str, Any]]) -> None:
     if not data:
         render.note("no backups yet; `beststag backup run --type complete` makes one")
         return
-    render.table(None, ["id", "type", "time", "status", "tables", "records", "size"],
-                 [[d["id"], d["type"], d["id"].split("/", 1)[1], d["status"], len(d.get("tables", {})),
-                   f"{d.get('records', 0):,}", size(d.get("bytes") or 0)] for d in data])
+    render.table(
+        None,
+        ["id", "type", "time", "status", "tables", "records", "size"],
+        [
+            [
+                d["id"],
+                d["type"],
+                d["id"].split("/", 1)[1],
+                d["status"],
+                len(d.get("tables", {})),
+                f"{d.get('records', 0):,}",
+                size(d.get("bytes") or 0),
+            ]
+            for d in data
+        ],
+    )
     for d in data:
         if d["status"] == "broken":
             render.note(f"[yellow]broken:[/] {d['id']}: {d.get('error')} (skipped as a parent and by cleanup)")
 
 
 def backup(d: dict[str, Any]) -> None:
-    render.line(f"[bold]{d['id']}[/]  {d['status']}  base {d.get('base')}  {d.get('records', 0):,} records  "
-                f"{size(d.get('bytes') or 0)}  parent {d.get('parent') or '-'}")
-    rows = [[n, t.get("mode", ""), t.get("status", ""), t.get("records", 0), size(t.get("bytes") or 0),
-             t.get("error", "")] for n, t in d.get("tables", {}).items()]
+    render.line(
+        f"[bold]{d['id']}[/]  {d['status']}  base {d.get('base')}  {d.get('records', 0):,} records  "
+        f"{size(d.get('bytes') or 0)}  parent {d.get('parent') or '-'}"
+    )
+    rows = [
+        [n, t.get("mode", ""), t.get("status", ""), t.get("records", 0), size(t.get("bytes") or 0), t.get("error", "")]
+        for n, t in d.get("tables", {}).items()
+    ]
     render.table(None, ["table", "mode", "status", "records", "size", "error"], rows)
     if d.get("path"):
         render.line(f"[dim]{d['path']}[/]")
@@ -45,8 +62,10 @@ def backup(d: dict[str, Any]) -> None:
         render.note(f"[yellow]warning:[/] {w}")
     remote = d.get("remote")
     if remote and remote.get("status") == "uploaded":
-        render.line(f"[dim]uploaded to {remote['url']} ({remote['files']} files, {remote['attachments']} new "
-                    f"attachment files, {size(remote['bytes'])})[/]")
+        render.line(
+            f"[dim]uploaded to {remote['url']} ({remote['files']} files, {remote['attachments']} new "
+            f"attachment files, {size(remote['bytes'])})[/]"
+        )
 
 
 ScheduleData = tuple[datetime, list[tuple[Any, list[datetime]]], list[tuple[datetime, list[str]]]]
@@ -72,26 +91,44 @@ def schedule_show(data: ScheduleData, *, as_json: bool) -> None:
 
 
 def schedule(now: datetime, rows: list[tuple[Any, list[datetime]]]) -> None:
-    render.table(f"schedule (now {now:%Y-%m-%d %H:%M %Z})", ["job", "schedule", "command", "next runs"],
-                 [[j.name, j.cron, f"beststag {j.command}", ", ".join(f"{t:%a %Y-%m-%d %H:%M}" for t in nxt)]
-                  for j, nxt in rows])
+    render.table(
+        f"schedule (now {now:%Y-%m-%d %H:%M %Z})",
+        ["job", "schedule", "command", "next runs"],
+        [
+            [j.name, j.cron, f"beststag {j.command}", ", ".join(f"{t:%a %Y-%m-%d %H:%M}" for t in nxt)]
+            for j, nxt in rows
+        ],
+    )
 
 
 def schedule_collisions(collisions: list[tuple[datetime, list[str]]]) -> None:
     if collisions:
         t, names = collisions[0]
-        render.note(f"[yellow]warning:[/] {len(collisions)} start(s) in the next year where jobs sharing the "
-                    f"backup lock start in the same minute (first {t:%Y-%m-%d %H:%M}: {', '.join(names)}); "
-                    "all but one would exit 75 and skip that turn: move one schedule in the config")
+        render.note(
+            f"[yellow]warning:[/] {len(collisions)} start(s) in the next year where jobs sharing the "
+            f"backup lock start in the same minute (first {t:%Y-%m-%d %H:%M}: {', '.join(names)}); "
+            "all but one would exit 75 and skip that turn: move one schedule in the config"
+        )
 
 
-def schedule_json(now: datetime, rows: list[tuple[Any, list[datetime]]],
-                  collisions: list[tuple[datetime, list[str]]]) -> dict[str, Any]:
-    return {"now": now.isoformat(timespec="seconds"),
-            "jobs": [{"name": j.name, "schedule": j.cron, "command": j.command, "what": j.what,
-                      "lock": j.lock, "next": [t.isoformat(timespec="minutes") for t in nxt]}
-                     for j, nxt in rows],
-            "lock_collisions": [{"at": t.isoformat(timespec="minutes"), "jobs": names} for t, names in collisions]}
+def schedule_json(
+    now: datetime, rows: list[tuple[Any, list[datetime]]], collisions: list[tuple[datetime, list[str]]]
+) -> dict[str, Any]:
+    return {
+        "now": now.isoformat(timespec="seconds"),
+        "jobs": [
+            {
+                "name": j.name,
+                "schedule": j.cron,
+                "command": j.command,
+                "what": j.what,
+                "lock": j.lock,
+                "next": [t.isoformat(timespec="minutes") for t in nxt],
+            }
+            for j, nxt in rows
+        ],
+        "lock_collisions": [{"at": t.isoformat(timespec="minutes"), "jobs": names} for t, names in collisions],
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -121,10 +158,20 @@ def _alerts(settings: Any, range_: str | None) -> None:
     if STATE.json:
         render.emit_json(result)
     else:
-        render.table(f"alerts — last {result['range']}", ["alert", "state", "value", "threshold", "detail"],
-                     [[a["name"], "[bold red]FIRING[/]" if a["firing"] else "[green]ok[/]",
-                       "—" if a["value"] is None else f"{a['value']:g}", f"{a['threshold']:g}", a["message"]]
-                      for a in result["alerts"]])
+        render.table(
+            f"alerts — last {result['range']}",
+            ["alert", "state", "value", "threshold", "detail"],
+            [
+                [
+                    a["name"],
+                    "[bold red]FIRING[/]" if a["firing"] else "[green]ok[/]",
+                    "—" if a["value"] is None else f"{a['value']:g}",
+                    f"{a['threshold']:g}",
+                    a["message"],
+                ]
+                for a in result["alerts"]
+            ],
+        )
     for n in result["notifications"]:
         if n["ok"]:
             render.note(f"notified {n['url']}: {n['alert']} {n['status']}")
@@ -181,8 +228,14 @@ def doctor_report(checks: list[Any], repaired: list[str], *, offline: bool, repa
         render.note(f"repaired: {line}")
     failed = [c for c in checks if not c.ok]
     if STATE.json:
-        render.emit_json({"healthy": not failed, "offline": offline, "checks": [c.to_dict() for c in checks],
-                          **({"repaired": repaired} if repair else {})})
+        render.emit_json(
+            {
+                "healthy": not failed,
+                "offline": offline,
+                "checks": [c.to_dict() for c in checks],
+                **({"repaired": repaired} if repair else {}),
+            }
+        )
     elif STATE.quiet:  # cron: only what is wrong, on stderr
         if failed:
             _print_whole([doctor_line(c) for c in failed], stderr=True)
@@ -193,5 +246,7 @@ def doctor_report(checks: list[Any], repaired: list[str], *, offline: bool, repa
         # the summary line alone must say what is wrong (stderr is all some callers keep); with --quiet the
         # failed checks' own lines are already there, on stderr
         detail = "" if STATE.quiet and not STATE.json else f" ({first.name}: {first.message})"
-        raise OperationFailed(f"doctor: {len(failed)} check(s) failed: " + ", ".join(c.name for c in failed)
-                              + detail, hint="" if detail == "" else first.hint)
+        raise OperationFailed(
+            f"doctor: {len(failed)} check(s) failed: " + ", ".join(c.name for c in failed) + detail,
+            hint="" if detail == "" else first.hint,
+        )

@@ -83,8 +83,9 @@ class Origins:
         self.endpoint_url = endpoint_url
         self.endpoint = origin(endpoint_url)
         self.real_airtable = self.endpoint == AIRTABLE_API
-        self.allowed: frozenset[Origin] = frozenset({self.endpoint, AIRTABLE_CONTENT} if self.real_airtable
-                                                    else {self.endpoint})
+        self.allowed: frozenset[Origin] = frozenset(
+            {self.endpoint, AIRTABLE_CONTENT} if self.real_airtable else {self.endpoint}
+        )
 
     def route(self, url: str) -> str:
         """pyairtable's upload URL (`<endpoint scheme>://content.airtable.com/...`) sent to the endpoint itself
@@ -103,13 +104,20 @@ class Origins:
         o = origin(url)
         if o in self.allowed:
             return
-        if (self.real_airtable and not authorized and method.upper() == "GET" and o[0] == "https" and o[2] == 443
-                and o[1].endswith(ATTACHMENT_HOST_SUFFIX)):
+        if (
+            self.real_airtable
+            and not authorized
+            and method.upper() == "GET"
+            and o[0] == "https"
+            and o[2] == 443
+            and o[1].endswith(ATTACHMENT_HOST_SUFFIX)
+        ):
             return
         raise errors.ForeignOrigin(
             f"refused to send a request to {_shown(url)}: requests go only to the configured endpoint "
             f"{_shown(self.endpoint_url)}" + (" and https://content.airtable.com" if self.real_airtable else ""),
-            hint="check AIRTABLE_ENDPOINT_URL (airtable.endpoint_url); the token is never sent to another host")
+            hint="check AIRTABLE_ENDPOINT_URL (airtable.endpoint_url); the token is never sent to another host",
+        )
 
 
 def guarded_session(origins: Origins) -> requests.Session:
@@ -118,8 +126,9 @@ def guarded_session(origins: Origins) -> requests.Session:
 
     class _GuardedSession(requests.Session):
         def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
-            origins.check(request.url or "", method=request.method or "GET",
-                          authorized="Authorization" in request.headers)
+            origins.check(
+                request.url or "", method=request.method or "GET", authorized="Authorization" in request.headers
+            )
             return super().send(request, **kwargs)
 
     return _GuardedSession()
@@ -146,8 +155,13 @@ def describe(method: str, url: str) -> RequestInfo:
     if len(path) >= 3 and path[2] == "listRecords":
         return RequestInfo(method, "list", table)
     single = len(path) >= 3
-    op = {"GET": "get" if single else "list", "POST": "create", "PATCH": "update", "PUT": "update",
-          "DELETE": "delete"}.get(method, method.lower())
+    op = {
+        "GET": "get" if single else "list",
+        "POST": "create",
+        "PATCH": "update",
+        "PUT": "update",
+        "DELETE": "delete",
+    }.get(method, method.lower())
     return RequestInfo(method, op, table)
 
 
@@ -185,9 +199,16 @@ def _holding(call: Callable[[], Any], hold: Hold | None) -> Any:
 class Gateway:
     """One per process and config. Thread-safe (pyairtable's session is shared by threads)."""
 
-    def __init__(self, settings: Settings, *, journal: Journal | None = None, source: str = "cli",
-                 limiter: RateLimiter | None = None, sandbox: Sandbox | None = None,
-                 sink: ChangeSink | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        journal: Journal | None = None,
+        source: str = "cli",
+        limiter: RateLimiter | None = None,
+        sandbox: Sandbox | None = None,
+        sink: ChangeSink | None = None,
+    ) -> None:
         self.settings = settings
         self.source = source
         #: told of every write's outcome (gateway/changes.py); fixed at construction so no write escapes it
@@ -205,8 +226,10 @@ class Gateway:
     @property
     def base_id(self) -> str:
         if self.settings.base_id is None:  # load_config refuses this; Settings built by hand may not
-            raise errors.ConfigError("AIRTABLE_BASE_ID (airtable.base_id) is not set: no base to work on",
-                                     hint="set AIRTABLE_BASE_ID=appXXXXXXXXXXXXXX (the app... part of the base's URL)")
+            raise errors.ConfigError(
+                "AIRTABLE_BASE_ID (airtable.base_id) is not set: no base to work on",
+                hint="set AIRTABLE_BASE_ID=appXXXXXXXXXXXXXX (the app... part of the base's URL)",
+            )
         return self.settings.base_id
 
     @property
@@ -267,8 +290,12 @@ class Gateway:
         timeout = (min(10.0, self.settings.airtable.timeout_s), self.settings.airtable.timeout_s)
         token = self.settings.api_token()
         # pyairtable annotates (int, int), but hands the tuple to requests, which takes seconds as floats
-        api = _PolicyApi(token, timeout=cast("tuple[int, int]", timeout), retry_strategy=None,
-                         endpoint_url=self.settings.endpoint_url)
+        api = _PolicyApi(
+            token,
+            timeout=cast("tuple[int, int]", timeout),
+            retry_strategy=None,
+            endpoint_url=self.settings.endpoint_url,
+        )
         api.session = guarded_session(self.origins)
         api.api_key = token  # the setter puts the Authorization header on the new session
         sb = self.sandbox
@@ -315,7 +342,8 @@ class Gateway:
                     if status in RETRY_IDEMPOTENT and not self._idempotent(info):
                         raise errors.WriteOutcomeUnknown(
                             f"Airtable answered {status} {_error_type(resp) or ''} to {info.operation} on "
-                            f"{info.table or 'the base'}: it may or may not have been applied") from None
+                            f"{info.table or 'the base'}: it may or may not have been applied"
+                        ) from None
                     err = self._translate(e, info, attempt)
                     err.after_unknown_outcome = unsure  # type: ignore[attr-defined]
                     raise err from None
@@ -325,7 +353,8 @@ class Gateway:
                 if not self._idempotent(info):
                     raise errors.WriteOutcomeUnknown(
                         f"Airtable's answer to {info.operation} on {info.table or 'the base'} was lost "
-                        f"({self._unreachable(e)}): it may or may not have been applied") from None
+                        f"({self._unreachable(e)}): it may or may not have been applied"
+                    ) from None
                 if attempt >= cfg.max_retries:
                     raise errors.UpstreamUnavailable(
                         f"Airtable did not answer {info.operation} on {info.table or 'the base'} "
@@ -370,8 +399,16 @@ class Gateway:
             delay = max(delay, float(resp.headers["Retry-After"]))
         return delay * (1 + self._rng.uniform(-b.jitter, b.jitter))
 
-    def _record(self, info: RequestInfo, status: int | None, t0: float, result: Any, etype: str | None,
-                attempt: int, resp: requests.Response | None = None) -> None:
+    def _record(
+        self,
+        info: RequestInfo,
+        status: int | None,
+        t0: float,
+        result: Any,
+        etype: str | None,
+        attempt: int,
+        resp: requests.Response | None = None,
+    ) -> None:
         j = self.journal
         if j is None:
             return
@@ -382,9 +419,19 @@ class Gateway:
         size = len(resp.content) if resp is not None else getattr(self._tls, "size", 0)
         self._tls.size = 0
         try:
-            j.record_request(base=self.settings.base_id, table_name=info.table, method=info.method,
-                             operation=info.operation, status=status, duration_ms=(time.perf_counter() - t0) * 1000,
-                             records=records, bytes=size, error_type=etype, retries=attempt, source=self.source)
+            j.record_request(
+                base=self.settings.base_id,
+                table_name=info.table,
+                method=info.method,
+                operation=info.operation,
+                status=status,
+                duration_ms=(time.perf_counter() - t0) * 1000,
+                records=records,
+                bytes=size,
+                error_type=etype,
+                retries=attempt,
+                source=self.source,
+            )
         except Exception:  # the journal must never fail a request
             pass
 
@@ -397,20 +444,23 @@ class Gateway:
         if status == 401:
             return errors.UpstreamAuthError(
                 f"Airtable refused the token ({etype}) for {where}",
-                hint="check AIRTABLE_TOKEN: a personal access token (pat...), sent as a bearer token")
+                hint="check AIRTABLE_TOKEN: a personal access token (pat...), sent as a bearer token",
+            )
         if status == 403:
             return errors.UpstreamAuthError(
                 f"Airtable answered {etype} for {where}: the token has no access to base {self.base_id}, "
                 "or the table does not exist",
-                hint="check AIRTABLE_BASE_ID and the token's scopes; `beststag doctor` lists the tables")
+                hint="check AIRTABLE_BASE_ID and the token's scopes; `beststag doctor` lists the tables",
+            )
         if status == 404:
             return errors.NotFound(f"{where}: not found on Airtable ({etype})")
         if status == 422:
             return errors.BadInput(f"Airtable refused {where}: {etype}: {msg}")
         if status == 429:
             return errors.UpstreamUnavailable(f"Airtable kept rate-limiting {where} after {attempt + 1} attempt(s)")
-        return errors.UpstreamUnavailable(f"Airtable answered {status} {etype} for {where} "
-                                          f"after {attempt + 1} attempt(s)")
+        return errors.UpstreamUnavailable(
+            f"Airtable answered {status} {etype} for {where} after {attempt + 1} attempt(s)"
+        )
 
     # ---------------------------------------------------------------- operations
     def schema(self) -> dict[str, Any]:
@@ -442,28 +492,55 @@ class Gateway:
 
     # Every write goes through `_write`: the sink hears of the answer, or that the table may have
     # changed when the write failed (an error can follow an applied attempt: a lost answer, a retry).
-    def create(self, table: str, records: list[dict[str, Any]], *, typecast: bool = False,
-               source: str = "beststag") -> list[dict[str, Any]]:
+    def create(
+        self, table: str, records: list[dict[str, Any]], *, typecast: bool = False, source: str = "beststag"
+    ) -> list[dict[str, Any]]:
         created: list[dict[str, Any]] = self._write(
-            table, source, lambda: self.table(table).batch_create(records, typecast=typecast))
+            table, source, lambda: self.table(table).batch_create(records, typecast=typecast)
+        )
         self._tell(Change(self.base_id, table, source, created=tuple(created)))
         return created
 
-    def update(self, table: str, records: list[dict[str, Any]], *, replace: bool = False,
-               typecast: bool = False, source: str = "beststag") -> list[dict[str, Any]]:
+    def update(
+        self,
+        table: str,
+        records: list[dict[str, Any]],
+        *,
+        replace: bool = False,
+        typecast: bool = False,
+        source: str = "beststag",
+    ) -> list[dict[str, Any]]:
         updated: list[dict[str, Any]] = self._write(
-            table, source, lambda: self.table(table).batch_update(records, replace=replace, typecast=typecast))
+            table, source, lambda: self.table(table).batch_update(records, replace=replace, typecast=typecast)
+        )
         self._tell(Change(self.base_id, table, source, updated=tuple(updated)))
         return updated
 
-    def upsert(self, table: str, records: list[dict[str, Any]], merge_on: list[str], *,
-               typecast: bool = False, source: str = "beststag") -> dict[str, Any]:
-        answer = dict(self._write(
-            table, source, lambda: self.table(table).batch_upsert(records, key_fields=merge_on, typecast=typecast)))
+    def upsert(
+        self,
+        table: str,
+        records: list[dict[str, Any]],
+        merge_on: list[str],
+        *,
+        typecast: bool = False,
+        source: str = "beststag",
+    ) -> dict[str, Any]:
+        answer = dict(
+            self._write(
+                table, source, lambda: self.table(table).batch_upsert(records, key_fields=merge_on, typecast=typecast)
+            )
+        )
         new = set(answer.get("createdRecords", []))
         recs = list(answer.get("records", []))
-        self._tell(Change(self.base_id, table, source, created=tuple(r for r in recs if r.get("id") in new),
-                          updated=tuple(r for r in recs if r.get("id") not in new)))
+        self._tell(
+            Change(
+                self.base_id,
+                table,
+                source,
+                created=tuple(r for r in recs if r.get("id") in new),
+                updated=tuple(r for r in recs if r.get("id") not in new),
+            )
+        )
         return answer
 
     def delete(self, table: str, ids: list[str], *, source: str = "beststag") -> list[dict[str, Any]]:
@@ -471,11 +548,27 @@ class Gateway:
         self._tell(Change(self.base_id, table, source, deleted=tuple(str(r["id"]) for r in gone if r.get("deleted"))))
         return gone
 
-    def upload_attachment(self, table: str, record_id: str, field: str, filename: str, *, content: bytes,
-                          content_type: str, source: str = "beststag") -> dict[str, Any]:
+    def upload_attachment(
+        self,
+        table: str,
+        record_id: str,
+        field: str,
+        filename: str,
+        *,
+        content: bytes,
+        content_type: str,
+        source: str = "beststag",
+    ) -> dict[str, Any]:
         """Add a file to a record's attachment field (Airtable's uploadAttachment)."""
-        answer = dict(self._write(table, source, lambda: self.table(table).upload_attachment(
-            record_id, field, filename, content=content, content_type=content_type)))
+        answer = dict(
+            self._write(
+                table,
+                source,
+                lambda: self.table(table).upload_attachment(
+                    record_id, field, filename, content=content, content_type=content_type
+                ),
+            )
+        )
         # the answer holds only the attachment field, not the record: what else it matches is unknown
         self._tell(Change.table_may_have_changed(self.base_id, table, source))
         return answer

@@ -82,6 +82,7 @@ def deliver(sink: ChangeSink, change: Change) -> bool:
         sink.apply(change)
         return True
     except Exception:
-        _log.warning("change sink %r failed for %s on %s/%s", sink, change.source, change.base, change.table,
-                     exc_info=True)
+        _log.warning(
+            "change sink %r failed for %s on %s/%s", sink, change.source, change.base, change.table, exc_info=True
+        )
         return False

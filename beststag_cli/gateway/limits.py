@@ -59,8 +59,9 @@ class Hold:
     def __enter__(self) -> Hold:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.release()
 
 
@@ -112,8 +113,17 @@ _noted: dict[tuple[str, str], float] = {}
 _noted_lock = threading.Lock()
 
 
-def note_wait(base_id: str, waited: float, seconds: float, reason: str, *, per_second: int, window_s: float,
-              where: str | None = None, repaired: bool = False) -> None:
+def note_wait(
+    base_id: str,
+    waited: float,
+    seconds: float,
+    reason: str,
+    *,
+    per_second: int,
+    window_s: float,
+    where: str | None = None,
+    repaired: bool = False,
+) -> None:
     """Say once (per process, base and reason, every ``NOTE_EVERY_S``) that a request waits, and why.
 
     One record: the JSON log gets event ``ratelimit.wait`` with its fields, the console one line
@@ -134,14 +144,31 @@ def note_wait(base_id: str, waited: float, seconds: float, reason: str, *, per_s
     msg = f"{how_long} before the next request to {base_id}: {why}"
     if repaired and where:
         msg += f" (the limiter state {where} was damaged or from another clock: repaired)"
-    _event_log.warning(msg, extra={"event": "ratelimit.wait", "fields": {
-        "base": base_id, "reason": reason, "wait_s": round(seconds, 3), "waited_s": round(waited, 3), "state": where,
-        "repaired": repaired}})
+    _event_log.warning(
+        msg,
+        extra={
+            "event": "ratelimit.wait",
+            "fields": {
+                "base": base_id,
+                "reason": reason,
+                "wait_s": round(seconds, 3),
+                "waited_s": round(waited, 3),
+                "state": where,
+                "repaired": repaired,
+            },
+        },
+    )
 
 
-def wait_for_grant(try_grant: Callable[[], tuple[float, str]], queue: threading.Lock, base_id: str,
-                   timeout: float | None, time_fn: Callable[[], float], sleep_fn: Callable[[float], None],
-                   note: Callable[[float, float, str], None] | None = None) -> float:
+def wait_for_grant(
+    try_grant: Callable[[], tuple[float, str]],
+    queue: threading.Lock,
+    base_id: str,
+    timeout: float | None,
+    time_fn: Callable[[], float],
+    sleep_fn: Callable[[float], None],
+    note: Callable[[float, float, str], None] | None = None,
+) -> float:
     """The acquire loop both limiters share: one waiter per base in this process (`queue`), asking
     `try_grant` (``(0, _)`` = granted, else seconds to wait and why) until granted; returns the seconds
     waited. Once the wait for a slot (after this process's own queue) passes ``NOTE_AFTER_S``,

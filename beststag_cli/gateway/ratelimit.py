@@ -379,13 +379,22 @@ class RateLimiter:
                 slot = self._slots.setdefault(base_id, _Slot())
         return slot
 
-    def _wait(self, base_id: str, slot: _Slot, try_grant: Callable[[], tuple[float, str]],
-              timeout: float | None) -> float:
+    def _wait(
+        self, base_id: str, slot: _Slot, try_grant: Callable[[], tuple[float, str]], timeout: float | None
+    ) -> float:
         path = self.state_path(base_id)
 
         def note(waited: float, seconds: float, reason: str) -> None:
-            note_wait(base_id, waited, seconds, reason, per_second=self.per_second, window_s=self.window_s,
-                      where=str(path) if path is not None else None, repaired=slot.repaired)
+            note_wait(
+                base_id,
+                waited,
+                seconds,
+                reason,
+                per_second=self.per_second,
+                window_s=self.window_s,
+                where=str(path) if path is not None else None,
+                repaired=slot.repaired,
+            )
 
         return wait_for_grant(try_grant, slot.queue, base_id, timeout, self._time, self._sleep, note)
 
@@ -412,8 +421,9 @@ class RateLimiter:
             k = n - self.per_second  # the (k+1)-th entry to leave the window lets us in
             # a finished request leaves at t + window; one in flight at its release + window, so not
             # before now + window (sleeping that long is never late: it has not been released yet)
-            leaves = sorted(e.t + self.effective_window_s if not e.pid else now + self.effective_window_s
-                            for e in state.entries)
+            leaves = sorted(
+                e.t + self.effective_window_s if not e.pid else now + self.effective_window_s for e in state.entries
+            )
             earliest = max(earliest, leaves[k])
         if state.penalty_until > earliest:
             earliest, reason = state.penalty_until, REASON_PENALTY
@@ -508,8 +518,10 @@ class RateLimiter:
         if fd is None:
             slot.broken = True
             _event_log.warning(
-                "cannot use the rate limiter's state file %s; this process limits itself alone", path,
-                extra={"event": "ratelimit.state_unusable", "fields": {"base": base_id, "state": str(path)}})
+                "cannot use the rate limiter's state file %s; this process limits itself alone",
+                path,
+                extra={"event": "ratelimit.state_unusable", "fields": {"base": base_id, "state": str(path)}},
+            )
             return None
         slot.fd = fd
         if not _HAVE_FCNTL:  # pragma: no cover
@@ -519,8 +531,9 @@ class RateLimiter:
         return fd
 
 
-_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(
-    os, "O_NONBLOCK", 0)
+_OPEN_FLAGS = (
+    os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+)
 
 
 def _open_state(path: Path) -> int | None:

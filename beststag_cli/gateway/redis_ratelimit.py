@@ -87,7 +87,9 @@ end
 """
 
 # ARGV[5]: member, ARGV[6]: '1' to hold the slot until released. Returns {µs to wait (0: granted), reason}.
-_GRANT = _PREAMBLE + """
+_GRANT = (
+    _PREAMBLE
+    + """
 if pen > 0 and pen * 1000 > wait then return {pen * 1000, 'penalty'} end
 if wait > 0 then return {wait, 'window'} end
 if ARGV[6] == '1' then redis.call('ZADD', KEYS[3], now, ARGV[5]) else redis.call('ZADD', KEYS[1], now, ARGV[5]) end
@@ -96,6 +98,7 @@ redis.call('PEXPIRE', KEYS[1], ttl)
 redis.call('PEXPIRE', KEYS[3], ttl)
 return {0, 'granted'}
 """
+)
 
 # KEYS: grants, inflight. ARGV: member, window (µs), hold (µs). A held grant finishes now.
 _RELEASE = """
@@ -120,18 +123,29 @@ return 0
 """
 
 # Same keys and ARGV as the preamble. Returns µs until a grant would be made (0: now).
-_WAIT = _PREAMBLE + """
+_WAIT = (
+    _PREAMBLE
+    + """
 if pen * 1000 > wait then return pen * 1000 end
 return wait
 """
+)
 
 
 class RedisRateLimiter:
     """At most ``per_second`` requests per ``window_s`` (+ margin) per base id, across hosts."""
 
-    def __init__(self, url: str, per_second: int = 5, window_s: float = 1.0, *, margin_s: float = DEFAULT_MARGIN_S,
-                 hold_s: float = DEFAULT_HOLD_S, sleep_fn: Callable[[float], None] = time.sleep,
-                 time_fn: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        url: str,
+        per_second: int = 5,
+        window_s: float = 1.0,
+        *,
+        margin_s: float = DEFAULT_MARGIN_S,
+        hold_s: float = DEFAULT_HOLD_S,
+        sleep_fn: Callable[[float], None] = time.sleep,
+        time_fn: Callable[[], float] = time.monotonic,
+    ) -> None:
         if per_second < 1:
             raise ValueError("per_second must be at least 1")
         if window_s <= 0:
@@ -147,8 +161,9 @@ class RedisRateLimiter:
         self.hold_s = hold_s
         self._sleep = sleep_fn
         self._time = time_fn
-        self.client = redis.Redis.from_url(url, socket_connect_timeout=2.0, socket_timeout=5.0,
-                                           health_check_interval=30)
+        self.client = redis.Redis.from_url(
+            url, socket_connect_timeout=2.0, socket_timeout=5.0, health_check_interval=30
+        )
         self._grant = self.client.register_script(_GRANT)
         self._release = self.client.register_script(_RELEASE)
         self._penalize = self.client.register_script(_PENALIZE)
@@ -165,8 +180,12 @@ class RedisRateLimiter:
         return [f"{KEY_PREFIX}{base_id}:grants", f"{KEY_PREFIX}{base_id}:penalty", f"{KEY_PREFIX}{base_id}:inflight"]
 
     def _args(self) -> list[int]:
-        return [self.per_second, int(self.effective_window_s * 1_000_000), int(MAX_PENALTY_S * 1000),
-                int(self.hold_s * 1_000_000)]
+        return [
+            self.per_second,
+            int(self.effective_window_s * 1_000_000),
+            int(MAX_PENALTY_S * 1000),
+            int(self.hold_s * 1_000_000),
+        ]
 
     def _queue(self, base_id: str) -> threading.Lock:
         if self._pid != os.getpid():  # after fork: the parent's locks may be held by threads we lack
@@ -186,7 +205,8 @@ class RedisRateLimiter:
             raise UpstreamUnavailable(
                 f"the rate limiter's Redis failed: {type(e).__name__}: {str(e)[:200]}",
                 hint="check airtable.limiter_redis_url (or cache.redis_url) and that Redis answers; "
-                     "`airtable.limiter: file` limits per host without it") from None
+                "`airtable.limiter: file` limits per host without it",
+            ) from None
 
     def _try_grant(self, base_id: str, member: str, hold: bool) -> tuple[float, str]:
         """(0, _) when granted; else the seconds to wait before asking again, and why."""
@@ -199,11 +219,25 @@ class RedisRateLimiter:
         member = f"{time.time_ns()}-{secrets.token_hex(6)}"
 
         def note(waited: float, seconds: float, reason: str) -> None:
-            note_wait(base_id, waited, seconds, reason, per_second=self.per_second, window_s=self.window_s,
-                      where=f"redis {KEY_PREFIX}{base_id}:*")
+            note_wait(
+                base_id,
+                waited,
+                seconds,
+                reason,
+                per_second=self.per_second,
+                window_s=self.window_s,
+                where=f"redis {KEY_PREFIX}{base_id}:*",
+            )
 
-        waited = wait_for_grant(lambda: self._try_grant(base_id, member, hold), self._queue(base_id), base_id,
-                                timeout, self._time, self._sleep, note)
+        waited = wait_for_grant(
+            lambda: self._try_grant(base_id, member, hold),
+            self._queue(base_id),
+            base_id,
+            timeout,
+            self._time,
+            self._sleep,
+            note,
+        )
         return member, waited
 
     # ---- public API (that of RateLimiter)
@@ -254,6 +288,7 @@ class RedisRateLimiter:
     def __enter__(self) -> RedisRateLimiter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()

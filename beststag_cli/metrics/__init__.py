@@ -56,8 +56,15 @@ __all__ = [
 
 #: loaded on first use: push and report import the pydantic config models, export is ~10 ms that `metrics
 #: alerts` on the fast path (cli/readonly.py) does not need; the names bound above are import-light
-_LAZY = {"push": ".push", "rows_for": ".push", "count_history": ".report", "write_report": ".report",
-         "prometheus_text": ".export", "summary_rows": ".export", "write_prometheus": ".export"}
+_LAZY = {
+    "push": ".push",
+    "rows_for": ".push",
+    "count_history": ".report",
+    "write_report": ".report",
+    "prometheus_text": ".export",
+    "summary_rows": ".export",
+    "write_prometheus": ".export",
+}
 
 
 def __getattr__(name: str) -> Any:

@@ -60,8 +60,9 @@ class Alert:
         return asdict(self)
 
 
-def evaluate(settings: Settings, journal: Journal, range_name: str | None = None,
-             now: float | None = None) -> list[Alert]:
+def evaluate(
+    settings: Settings, journal: Journal, range_name: str | None = None, now: float | None = None
+) -> list[Alert]:
     """The five alerts over the window ending ``now`` (``range_name`` default: ``alerts.range``)."""
     cfg = settings.alerts
     window = Window.ending(check_range(range_name or cfg.range), clock.timestamp() if now is None else now)
@@ -74,46 +75,82 @@ def evaluate(settings: Settings, journal: Journal, range_name: str | None = None
     lookups = hits + cache.n("miss") + cache.n("stale")
     hr = ratio(hits, lookups)
     enough = lookups >= cfg.min_samples and lookups > 0
-    out.append(Alert(
-        "cache_hit_ratio", bool(enough and hr is not None and hr < cfg.cache_hit_ratio_min), rounded(hr),
-        cfg.cache_hit_ratio_min, "ratio",
-        (f"cache hit ratio {hr:.1%} over {lookups} lookups (minimum {cfg.cache_hit_ratio_min:.0%})" if hr is not None
-         else "no cache lookups in the window") + ("" if enough or not lookups else
-                                                   f"; quiet below {cfg.min_samples} lookups"),
-        {"lookups": lookups, "hits": hits}))
+    out.append(
+        Alert(
+            "cache_hit_ratio",
+            bool(enough and hr is not None and hr < cfg.cache_hit_ratio_min),
+            rounded(hr),
+            cfg.cache_hit_ratio_min,
+            "ratio",
+            (
+                f"cache hit ratio {hr:.1%} over {lookups} lookups (minimum {cfg.cache_hit_ratio_min:.0%})"
+                if hr is not None
+                else "no cache lookups in the window"
+            )
+            + ("" if enough or not lookups else f"; quiet below {cfg.min_samples} lookups"),
+            {"lookups": lookups, "hits": hits},
+        )
+    )
 
     avg_s = req.duration_sum_ms / req.duration_n / 1000.0 if req.duration_n else None
-    out.append(Alert(
-        "response_time", bool(avg_s is not None and avg_s > cfg.response_time_max_s), rounded(avg_s),
-        cfg.response_time_max_s, "seconds",
-        f"average response time {avg_s:.3f} s over {req.duration_n} requests (maximum {cfg.response_time_max_s:g} s)"
-        if avg_s is not None else "no timed requests in the window",
-        {"requests": req.duration_n}))
+    out.append(
+        Alert(
+            "response_time",
+            bool(avg_s is not None and avg_s > cfg.response_time_max_s),
+            rounded(avg_s),
+            cfg.response_time_max_s,
+            "seconds",
+            f"average response time {avg_s:.3f} s over {req.duration_n} requests"
+            f" (maximum {cfg.response_time_max_s:g} s)"
+            if avg_s is not None
+            else "no timed requests in the window",
+            {"requests": req.duration_n},
+        )
+    )
 
     out.append(_backup_alert(settings, journal, window.end))
 
     er = ratio(req.errors, req.requests)
     enough = req.requests >= cfg.min_samples and req.requests > 0
-    out.append(Alert(
-        "error_rate", bool(enough and er is not None and er > cfg.error_rate_max), rounded(er), cfg.error_rate_max,
-        "ratio",
-        (f"error rate {er:.1%}: {req.errors} of {req.requests} requests (maximum {cfg.error_rate_max:.0%})"
-         if er is not None else "no requests in the window")
-        + ("" if enough or not req.requests else f"; quiet below {cfg.min_samples} requests"),
-        {"requests": req.requests, "errors": req.errors}))
+    out.append(
+        Alert(
+            "error_rate",
+            bool(enough and er is not None and er > cfg.error_rate_max),
+            rounded(er),
+            cfg.error_rate_max,
+            "ratio",
+            (
+                f"error rate {er:.1%}: {req.errors} of {req.requests} requests (maximum {cfg.error_rate_max:.0%})"
+                if er is not None
+                else "no requests in the window"
+            )
+            + ("" if enough or not req.requests else f"; quiet below {cfg.min_samples} requests"),
+            {"requests": req.requests, "errors": req.errors},
+        )
+    )
 
     snaps = last_snapshots(journal)
     known = {n: s for n, s in snaps.items() if n in settings.tables}
     total = sum(s["records"] for s in known.values())
     limit = settings.metrics.plan_record_limit
     usage = total / limit if known else None
-    out.append(Alert(
-        "storage_usage", bool(usage is not None and usage > cfg.storage_usage_max), rounded(usage),
-        cfg.storage_usage_max, "ratio",
-        f"{total} records of the plan's {limit} ({usage:.1%}, maximum {cfg.storage_usage_max:.0%})"
-        if usage is not None else "no record counts yet (run `beststag metrics collect --type usage`)",
-        {"records": total, "plan_record_limit": limit,
-         "counted_at": iso_utc(max(s["ts"] for s in known.values())) if known else None}))
+    out.append(
+        Alert(
+            "storage_usage",
+            bool(usage is not None and usage > cfg.storage_usage_max),
+            rounded(usage),
+            cfg.storage_usage_max,
+            "ratio",
+            f"{total} records of the plan's {limit} ({usage:.1%}, maximum {cfg.storage_usage_max:.0%})"
+            if usage is not None
+            else "no record counts yet (run `beststag metrics collect --type usage`)",
+            {
+                "records": total,
+                "plan_record_limit": limit,
+                "counted_at": iso_utc(max(s["ts"] for s in known.values())) if known else None,
+            },
+        )
+    )
     return out
 
 
@@ -124,10 +161,14 @@ def _backup_alert(settings: Settings, journal: Journal, now: float) -> Alert:
     for t in BACKUP_TYPES:
         st = type_status(journal, t, now)
         max_age_s = float(getattr(rule.max_age_h, t)) * 3600
-        per_type[t] = {"last_status": st["last_status"], "consecutive_failures": st["consecutive_failures"],
-                       "last_success_age_hours": rounded(st["last_success_age_seconds"] / 3600, 2)
-                       if st["last_success_age_seconds"] is not None else None,
-                       "max_age_hours": max_age_s / 3600}
+        per_type[t] = {
+            "last_status": st["last_status"],
+            "consecutive_failures": st["consecutive_failures"],
+            "last_success_age_hours": rounded(st["last_success_age_seconds"] / 3600, 2)
+            if st["last_success_age_seconds"] is not None
+            else None,
+            "max_age_hours": max_age_s / 3600,
+        }
         if st["consecutive_failures"] >= rule.consecutive_failures:
             failing[t] = f"{st['consecutive_failures']} failed run(s) in a row (last: {st['last_outcome_status']})"
         elif st["last_success_age_seconds"] is None:
@@ -136,12 +177,23 @@ def _backup_alert(settings: Settings, journal: Journal, now: float) -> Alert:
             age_h = st["last_success_age_seconds"] / 3600
             failing[t] = f"last success {age_h:.1f} h ago (maximum {max_age_s / 3600:g} h)"
     if not rule.enabled:
-        return Alert("backup_failure", False, None, 0, "types", "backup alert disabled (alerts.backup_failure.enabled)",
-                     {"types": per_type})
-    msg = ("backups failing: " + "; ".join(f"{t}: {why}" for t, why in failing.items())) if failing \
+        return Alert(
+            "backup_failure",
+            False,
+            None,
+            0,
+            "types",
+            "backup alert disabled (alerts.backup_failure.enabled)",
+            {"types": per_type},
+        )
+    msg = (
+        ("backups failing: " + "; ".join(f"{t}: {why}" for t, why in failing.items()))
+        if failing
         else "every backup type succeeded recently"
-    return Alert("backup_failure", bool(failing), float(len(failing)), 0, "types", msg,
-                 {"failing": failing, "types": per_type})
+    )
+    return Alert(
+        "backup_failure", bool(failing), float(len(failing)), 0, "types", msg, {"failing": failing, "types": per_type}
+    )
 
 
 def figure(value: float | None, unit: str) -> str:
@@ -165,8 +217,10 @@ def firing_line(alert: dict[str, Any]) -> str:
     ``backup_failure: 1 types, threshold 0 types (fires above) - backups failing: critical: no successful run yet``
     """
     side = "below" if alert["name"] in _BELOW else "above"
-    return (f"{alert['name']}: {figure(alert['value'], alert['unit'])}, threshold "
-            f"{figure(alert['threshold'], alert['unit'])} (fires {side}) - {alert['message']}")
+    return (
+        f"{alert['name']}: {figure(alert['value'], alert['unit'])}, threshold "
+        f"{figure(alert['threshold'], alert['unit'])} (fires {side}) - {alert['message']}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -181,15 +235,17 @@ def post_json(url: str, payload: dict[str, Any]) -> None:
     import urllib.request
 
     body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-    req = urllib.request.Request(url, data=body, method="POST",
-                                 headers={"Content-Type": "application/json", "User-Agent": "beststag-alerts"})
+    req = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json", "User-Agent": "beststag-alerts"}
+    )
     with urllib.request.urlopen(req, timeout=NOTIFY_TIMEOUT_S) as resp:
         if not 200 <= resp.status < 300:
             raise urllib.error.HTTPError(url, resp.status, "unexpected status", resp.headers, None)
 
 
-def update_state(settings: Settings, journal: Journal, alerts: list[Alert], now: float | None = None,
-                 post: Poster = post_json) -> list[dict[str, Any]]:
+def update_state(
+    settings: Settings, journal: Journal, alerts: list[Alert], now: float | None = None, post: Poster = post_json
+) -> list[dict[str, Any]]:
     """Store each alert's state and send the notifications due; returns what was sent (or failed)."""
     now = clock.timestamp() if now is None else now
     cfg = settings.alerts
@@ -206,10 +262,18 @@ def update_state(settings: Settings, journal: Journal, alerts: list[Alert], now:
         elif not a.firing and notified == "firing":
             status = "resolved"
         if status and cfg.notify_urls:
-            payload = {"source": "beststag", "alert": a.name, "status": status, "value": a.value,
-                       "threshold": a.threshold, "unit": a.unit, "message": a.message,
-                       "since": iso_utc(since) if since else None, "at": iso_utc(now),
-                       "base": settings.base_id}
+            payload = {
+                "source": "beststag",
+                "alert": a.name,
+                "status": status,
+                "value": a.value,
+                "threshold": a.threshold,
+                "unit": a.unit,
+                "message": a.message,
+                "since": iso_utc(since) if since else None,
+                "at": iso_utc(now),
+                "base": settings.base_id,
+            }
             ok = False
             for url in cfg.notify_urls:
                 shown = shown_url(url)  # a webhook's path is its key (n8n): never in the answer or the log
@@ -218,27 +282,38 @@ def update_state(settings: Settings, journal: Journal, alerts: list[Alert], now:
                     ok = True
                     sent.append({"alert": a.name, "status": status, "url": shown, "ok": True})
                 except (OSError, ValueError) as e:
-                    sent.append({"alert": a.name, "status": status, "url": shown, "ok": False,
-                                 "error": str(e)[:200]})
-                    log_event("metrics.alert_notify_failed", alert=a.name, status=status, url=shown,
-                              error=str(e)[:200])
+                    sent.append({"alert": a.name, "status": status, "url": shown, "ok": False, "error": str(e)[:200]})
+                    log_event("metrics.alert_notify_failed", alert=a.name, status=status, url=shown, error=str(e)[:200])
             if ok:
                 journal.kv_set(_NOTIFIED_KEY.format(a.name), status)
                 if status == "firing":
                     last_notified = now
         journal.set_alert_state(a.name, firing=a.firing, value=a.value, since=since, last_notified=last_notified)
         if a.firing != was_firing:
-            log_event("metrics.alert_" + ("firing" if a.firing else "resolved"), alert=a.name, value=a.value,
-                      threshold=a.threshold)
+            log_event(
+                "metrics.alert_" + ("firing" if a.firing else "resolved"),
+                alert=a.name,
+                value=a.value,
+                threshold=a.threshold,
+            )
     return sent
 
 
-def check(settings: Settings, journal: Journal, range_name: str | None = None, now: float | None = None,
-          post: Poster = post_json) -> dict[str, Any]:
+def check(
+    settings: Settings,
+    journal: Journal,
+    range_name: str | None = None,
+    now: float | None = None,
+    post: Poster = post_json,
+) -> dict[str, Any]:
     """Evaluate, store state, notify; return ``{"range", "generated_at", "alerts", "notifications"}``."""
     now = clock.timestamp() if now is None else now
     alerts = evaluate(settings, journal, range_name, now)
     sent = update_state(settings, journal, alerts, now, post)
-    return {"range": range_name or settings.alerts.range, "generated_at": iso_utc(now),
-            "alerts": [a.to_dict() for a in alerts], "notifications": sent,
-            "firing": [a.name for a in alerts if a.firing]}
+    return {
+        "range": range_name or settings.alerts.range,
+        "generated_at": iso_utc(now),
+        "alerts": [a.to_dict() for a in alerts],
+        "notifications": sent,
+        "firing": [a.name for a in alerts if a.firing],
+    }

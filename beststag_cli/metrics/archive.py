@@ -77,8 +77,7 @@ def archive_lock(settings: Settings) -> Iterator[None]:
         lock.release()
 
 
-def archive(settings: Settings, journal: Journal, *, now: float | None = None,
-            dry_run: bool = False) -> dict[str, Any]:
+def archive(settings: Settings, journal: Journal, *, now: float | None = None, dry_run: bool = False) -> dict[str, Any]:
     """Archive and delete raw rows older than ``metrics.retention_days``; rows moved per table and file.
 
     :raises LockHeld: when another (non dry-run) archive is running.
@@ -95,8 +94,14 @@ def _archive(settings: Settings, journal: Journal, *, now: float | None, dry_run
     cutoff = now - days * 86400
     rollup.refresh(journal)
     folder = settings.paths.metrics / "archive"
-    result: dict[str, Any] = {"cutoff": iso_utc(cutoff), "retention_days": days, "folder": str(folder),
-                              "dry_run": dry_run, "tables": {}, "files": []}
+    result: dict[str, Any] = {
+        "cutoff": iso_utc(cutoff),
+        "retention_days": days,
+        "folder": str(folder),
+        "dry_run": dry_run,
+        "tables": {},
+        "files": [],
+    }
     conn = journal.conn
     for table in ARCHIVED_TABLES:
         t_cut = min(cutoff, now - SNAPSHOT_MIN_DAYS * 86400) if table == "count_snapshots" else cutoff
@@ -107,8 +112,9 @@ def _archive(settings: Settings, journal: Journal, *, now: float | None, dry_run
             while lo is not None and lo < t_cut:
                 m_start, m_end, label = _month_bounds(lo)
                 hi = min(m_end, t_cut)
-                rows = journal.query(f"SELECT * FROM {table} WHERE ts >= ? AND ts < ? AND rowid <= ? ORDER BY ts",
-                                     (m_start, hi, top))
+                rows = journal.query(
+                    f"SELECT * FROM {table} WHERE ts >= ? AND ts < ? AND rowid <= ? ORDER BY ts", (m_start, hi, top)
+                )
                 if rows and not dry_run:
                     ensure_private_dir(folder)
                     path = folder / f"{table}-{label}.jsonl.gz"

@@ -38,13 +38,19 @@ def is_neutral(status: str) -> bool:
 
 def type_status(journal: Journal, backup_type: str, now: float) -> dict[str, Any]:
     """State of one backup type over all time: last run, last success, failures in a row."""
-    runs = journal.query("SELECT id, status, started, finished, duration_s, records, bytes FROM backup_runs"
-                         " WHERE type = ? ORDER BY started DESC LIMIT 200", (backup_type,))
+    runs = journal.query(
+        "SELECT id, status, started, finished, duration_s, records, bytes FROM backup_runs"
+        " WHERE type = ? ORDER BY started DESC LIMIT 200",
+        (backup_type,),
+    )
     finished = [r for r in runs if is_finished(r["status"])]
     last_ok = next((r for r in finished if is_success(r["status"])), None)
     if last_ok is None:  # older than the 200 most recent runs, perhaps
-        rows = journal.query("SELECT id, status, started, finished, duration_s, records, bytes FROM backup_runs"
-                             " WHERE type = ? ORDER BY coalesce(finished, started) DESC", (backup_type,))
+        rows = journal.query(
+            "SELECT id, status, started, finished, duration_s, records, bytes FROM backup_runs"
+            " WHERE type = ? ORDER BY coalesce(finished, started) DESC",
+            (backup_type,),
+        )
         last_ok = next((r for r in rows if is_success(r["status"])), None)
     failures_in_a_row = 0
     counted = next((r["status"] for r in finished if not is_neutral(r["status"])), None)
@@ -73,8 +79,10 @@ def type_status(journal: Journal, backup_type: str, now: float) -> dict[str, Any
 
 def collect_backup(settings: Settings, journal: Journal, window: Window) -> dict[str, Any]:
     """The backup section: success rate in the window, per-type state, storage, recovery estimate."""
-    rows = journal.query("SELECT type, status, bytes, records FROM backup_runs WHERE started >= ? AND started <= ?",
-                         (window.start, window.end))
+    rows = journal.query(
+        "SELECT type, status, bytes, records FROM backup_runs WHERE started >= ? AND started <= ?",
+        (window.start, window.end),
+    )
     # an interrupted run is neither: it counts in neither the successes nor the failures nor the ratio
     stopped = [r for r in rows if is_finished(r["status"]) and is_neutral(r["status"])]
     finished = [r for r in rows if is_finished(r["status"]) and not is_neutral(r["status"])]
@@ -113,16 +121,21 @@ def recovery_estimate(settings: Settings, journal: Journal, by_type: dict[str, A
         known = [(v["last_success_records"], t) for t, v in by_type.items() if v["last_success_records"] is not None]
         source_type = max(known)[1] if known else None
     records = by_type[source_type]["last_success_records"] if source_type else None
-    done = journal.query("SELECT coalesce(sum(records), 0) AS r, coalesce(sum(duration_s), 0) AS s, count(*) AS n"
-                         " FROM restore_runs WHERE duration_s > 0 AND records > 0 AND lower(status) IN"
-                         f" ({', '.join('?' for _ in SUCCESS_STATUSES)})", tuple(sorted(SUCCESS_STATUSES)))[0]
+    done = journal.query(
+        "SELECT coalesce(sum(records), 0) AS r, coalesce(sum(duration_s), 0) AS s, count(*) AS n"
+        " FROM restore_runs WHERE duration_s > 0 AND records > 0 AND lower(status) IN"
+        f" ({', '.join('?' for _ in SUCCESS_STATUSES)})",
+        tuple(sorted(SUCCESS_STATUSES)),
+    )[0]
     if done["n"]:
         rate = done["r"] / done["s"]
         method = f"measured over {done['n']} restore(s)"
     else:
         rate = float(settings.airtable.rate_limit_per_s * RECORDS_PER_WRITE)
-        method = (f"from the API budget ({settings.airtable.rate_limit_per_s} req/s x {RECORDS_PER_WRITE} records"
-                  " a write); no measured restore yet")
+        method = (
+            f"from the API budget ({settings.airtable.rate_limit_per_s} req/s x {RECORDS_PER_WRITE} records"
+            " a write); no measured restore yet"
+        )
     return {
         "backup_type": source_type,
         "records": records,

@@ -36,14 +36,23 @@ def open_journal(settings: Settings, gateway: Gateway | None = None) -> tuple[Jo
 
 def journal_is_empty(journal: Journal) -> bool:
     """True when nothing was ever recorded (a fresh install; rollups count too, as they outlive archival)."""
-    row = journal.query("SELECT EXISTS(SELECT 1 FROM requests) OR EXISTS(SELECT 1 FROM cache_events)"
-                        " OR EXISTS(SELECT 1 FROM backup_runs) OR EXISTS(SELECT 1 FROM count_snapshots)"
-                        " OR EXISTS(SELECT 1 FROM requests_hourly) AS any_rows")[0]
+    row = journal.query(
+        "SELECT EXISTS(SELECT 1 FROM requests) OR EXISTS(SELECT 1 FROM cache_events)"
+        " OR EXISTS(SELECT 1 FROM backup_runs) OR EXISTS(SELECT 1 FROM count_snapshots)"
+        " OR EXISTS(SELECT 1 FROM requests_hourly) AS any_rows"
+    )[0]
     return not row["any_rows"]
 
 
-def collect(settings: Settings, kind: str, range_name: str, *, gateway: Gateway | None = None,
-            journal: Journal | None = None, now: float | None = None) -> dict[str, Any]:
+def collect(
+    settings: Settings,
+    kind: str,
+    range_name: str,
+    *,
+    gateway: Gateway | None = None,
+    journal: Journal | None = None,
+    now: float | None = None,
+) -> dict[str, Any]:
     """Collect the metrics of ``kind`` (usage|performance|storage|all) over ``range_name``.
 
     Usage and storage need ``gateway`` (record counts come from Airtable); performance and backup
@@ -63,8 +72,10 @@ def collect(settings: Settings, kind: str, range_name: str, *, gateway: Gateway 
     window = Window.ending(range_name, end)
     notes: list[str] = []
     if journal_is_empty(journal):
-        notes.append(f"no journal yet at {journal.path}: nothing has been recorded, so the figures from it "
-                     "are empty; they fill in as beststag commands talk to Airtable, cache and back up")
+        notes.append(
+            f"no journal yet at {journal.path}: nothing has been recorded, so the figures from it "
+            "are empty; they fill in as beststag commands talk to Airtable, cache and back up"
+        )
     rollup.refresh(journal)
 
     metrics: dict[str, Any] = {}
@@ -73,8 +84,9 @@ def collect(settings: Settings, kind: str, range_name: str, *, gateway: Gateway 
         assert gateway is not None
         census = take_census(settings, gateway, journal, end)
         if census.estimated:
-            notes.append("estimated record counts (large tables, metrics.sample_above_records): "
-                         + ", ".join(census.estimated))
+            notes.append(
+                "estimated record counts (large tables, metrics.sample_above_records): " + ", ".join(census.estimated)
+            )
         if census.missing:
             notes.append("configured tables missing from the base: " + ", ".join(census.missing))
     if "usage" in sections:
@@ -118,9 +130,13 @@ def _without_series(value: Any) -> Any:
 def remember(journal: Journal, result: dict[str, Any]) -> None:
     """Keep each section's latest figures in the journal, so the Prometheus file can hold them all."""
     for section, data in result["metrics"].items():
-        journal.kv_set(_LAST_KEY.format(section), json.dumps(
-            {"range": result["range"], "generated_at": result["generated_at"], "data": _without_series(data)},
-            ensure_ascii=False))
+        journal.kv_set(
+            _LAST_KEY.format(section),
+            json.dumps(
+                {"range": result["range"], "generated_at": result["generated_at"], "data": _without_series(data)},
+                ensure_ascii=False,
+            ),
+        )
 
 
 def remembered(journal: Journal) -> dict[str, dict[str, Any]]:

@@ -83,8 +83,9 @@ class PromWriter:
         sample = name + "_total" if kind == "counter" else name
         self._sample(name, kind, help_text, sample, float(value), labels)
 
-    def histogram(self, name: str, help_text: str, buckets: Iterable[tuple[float, int]], count: int,
-                  total: float, **labels: str) -> None:
+    def histogram(
+        self, name: str, help_text: str, buckets: Iterable[tuple[float, int]], count: int, total: float, **labels: str
+    ) -> None:
         """A histogram from (upper bound, cumulative count) pairs; the ``+Inf`` bucket is ``count``."""
         for le, n in buckets:
             self._sample(name, "histogram", help_text, name + "_bucket", n, {**labels, "le": _num(le)})
@@ -92,8 +93,9 @@ class PromWriter:
         self._sample(name, "histogram", help_text, name + "_sum", total, labels)
         self._sample(name, "histogram", help_text, name + "_count", count, labels)
 
-    def _sample(self, name: str, kind: str, help_text: str, sample: str, value: float,
-                labels: Mapping[str, Any]) -> None:
+    def _sample(
+        self, name: str, kind: str, help_text: str, sample: str, value: float, labels: Mapping[str, Any]
+    ) -> None:
         fam = self.families.setdefault(name, _Family(kind, help_text))
         fam.samples.append((sample, {k: str(v) for k, v in labels.items()}, float(value)))
 
@@ -132,8 +134,10 @@ def journal_figures(journal: Journal, now: float) -> JournalFigures:
     from .backups import type_status
     from .jobstate import states
 
-    hist = {int(r["b"]): int(r["n"]) for r in journal.query(
-        "SELECT bucket AS b, sum(n) AS n FROM requests_duration_hourly GROUP BY bucket")}
+    hist = {
+        int(r["b"]): int(r["n"])
+        for r in journal.query("SELECT bucket AS b, sum(n) AS n FROM requests_duration_hourly GROUP BY bucket")
+    }
     total_ms = journal.query("SELECT coalesce(sum(duration_sum_ms), 0) AS s FROM requests_hourly")[0]["s"]
     return JournalFigures(
         lifetime=rollup.lifetime_request_totals(journal),
@@ -162,43 +166,90 @@ def prometheus_text(sections: dict[str, dict[str, Any]], figures: JournalFigures
     w = PromWriter()
     g = "gauge"
     lifetime = figures.lifetime
-    w.add("beststag_requests", "counter", "Airtable requests recorded in the journal (every attempt).",
-          lifetime.get("requests", 0))
-    w.add("beststag_request_errors", "counter", "Requests with no answer or a 4xx/5xx answer other than 429.",
-          lifetime.get("errors", 0))
+    w.add(
+        "beststag_requests",
+        "counter",
+        "Airtable requests recorded in the journal (every attempt).",
+        lifetime.get("requests", 0),
+    )
+    w.add(
+        "beststag_request_errors",
+        "counter",
+        "Requests with no answer or a 4xx/5xx answer other than 429.",
+        lifetime.get("errors", 0),
+    )
     w.add("beststag_requests_rate_limited", "counter", "Requests answered 429.", lifetime.get("rate_limited", 0))
     w.add("beststag_request_retries", "counter", "Request attempts that were retries.", lifetime.get("retried", 0))
     w.add("beststag_response_bytes", "counter", "Bytes received from Airtable.", lifetime.get("bytes", 0))
-    w.histogram("beststag_request_duration_seconds", "Durations of the Airtable requests "
-                "recorded with one.", cumulative_buckets(figures.durations), sum(figures.durations.values()),
-                figures.duration_sum_seconds)
+    w.histogram(
+        "beststag_request_duration_seconds",
+        "Durations of the Airtable requests recorded with one.",
+        cumulative_buckets(figures.durations),
+        sum(figures.durations.values()),
+        figures.duration_sum_seconds,
+    )
     for event in ("hit", "miss", "stale", "set", "invalidate", "evict", "write_applied"):
-        w.add("beststag_cache_events", "counter", "Cache events recorded in the journal.",
-              lifetime.get(f"cache_{event}", 0), event=event)
+        w.add(
+            "beststag_cache_events",
+            "counter",
+            "Cache events recorded in the journal.",
+            lifetime.get(f"cache_{event}", 0),
+            event=event,
+        )
     for section in SECTIONS:
         entry = sections.get(section)
-        w.add("beststag_metrics_generated_timestamp_seconds", g, "When each section was last collected (0: never).",
-              _ts(entry["generated_at"]) if entry else 0, section=section)
+        w.add(
+            "beststag_metrics_generated_timestamp_seconds",
+            g,
+            "When each section was last collected (0: never).",
+            _ts(entry["generated_at"]) if entry else 0,
+            section=section,
+        )
 
     if "usage" in sections:
         r, u = sections["usage"]["range"], sections["usage"]["data"]
         for table, v in u["tables"].items():
-            w.add("beststag_table_records", g, "Records per table at the last usage collection.", v["records"],
-                  table=table)
+            w.add(
+                "beststag_table_records",
+                g,
+                "Records per table at the last usage collection.",
+                v["records"],
+                table=table,
+            )
         for table, v in u["tables"].items():
-            w.add("beststag_table_records_estimated", g, "1 when the table's count was estimated from sampled "
-                  "pages, 0 when counted.", int(v["count_method"] != "counted"), table=table)
+            w.add(
+                "beststag_table_records_estimated",
+                g,
+                "1 when the table's count was estimated from sampled pages, 0 when counted.",
+                int(v["count_method"] != "counted"),
+                table=table,
+            )
         for table, a in u["activity"].items():
             # a count over the range, in base units (not per hour), from Airtable's created times
-            w.add("beststag_records_created", g, "Records created in the range (estimated when the table is "
-                  "sampled).", a["created"], table=table, range=r)
-        w.add("beststag_active_users", g, "Distinct users with an interaction in the range.",
-              u["users"].get("active_users"), range=r)
+            w.add(
+                "beststag_records_created",
+                g,
+                "Records created in the range (estimated when the table is sampled).",
+                a["created"],
+                table=table,
+                range=r,
+            )
+        w.add(
+            "beststag_active_users",
+            g,
+            "Distinct users with an interaction in the range.",
+            u["users"].get("active_users"),
+            range=r,
+        )
 
     if "performance" in sections:
         p = sections["performance"]["data"]
-        w.add("beststag_api_budget_requests_per_second", g, "Airtable's request budget per base (compare with "
-              "rate(beststag_requests_total[1h])).", p["api_usage"]["budget_requests_per_second"])
+        w.add(
+            "beststag_api_budget_requests_per_second",
+            g,
+            "Airtable's request budget per base (compare with rate(beststag_requests_total[1h])).",
+            p["api_usage"]["budget_requests_per_second"],
+        )
         w.add("beststag_cache_size_bytes", g, "Bytes of the cache folder on disk.", p["cache"]["size_bytes"])
 
     if "storage" in sections:
@@ -208,29 +259,56 @@ def prometheus_text(sections: dict[str, dict[str, Any]], figures: JournalFigures
         w.add("beststag_storage_usage_ratio", g, "Records / plan record limit.", s["usage_ratio"])
         w.add("beststag_attachments", g, "Attachments in the counted tables.", s["attachments_total"])
         w.add("beststag_attachment_bytes", g, "Bytes of attachments in the counted tables.", s["attachment_bytes"])
-        w.add("beststag_api_record_size_bytes", g, "JSON bytes per record in list answers.",
-              s["api_bytes_per_record"])
+        w.add("beststag_api_record_size_bytes", g, "JSON bytes per record in list answers.", s["api_bytes_per_record"])
         for t, b in s["backup_bytes_by_type"].items():
             w.add("beststag_backup_storage_bytes", g, "Bytes of backups on disk per type.", b, type=t)
-        w.add("beststag_backup_compression_ratio", g, "JSON bytes / backup bytes of the newest good backup.",
-              s["backup_compression"].get("ratio"))
+        w.add(
+            "beststag_backup_compression_ratio",
+            g,
+            "JSON bytes / backup bytes of the newest good backup.",
+            s["backup_compression"].get("ratio"),
+        )
         w.add("beststag_journal_bytes", g, "Bytes of the journal database (with WAL).", s["journal_bytes"])
 
     for t, v in figures.backups.items():
-        w.add("beststag_backup_last_success_timestamp_seconds", g, "When the last good backup of a type ended "
-              "(0: never).", v["last_success_timestamp"] or 0, type=t)
+        w.add(
+            "beststag_backup_last_success_timestamp_seconds",
+            g,
+            "When the last good backup of a type ended (0: never).",
+            v["last_success_timestamp"] or 0,
+            type=t,
+        )
     for t, v in figures.backups.items():
-        w.add("beststag_backup_last_success_bytes", g, "Size of the last good backup of a type.",
-              v["last_success_bytes"], type=t)
+        w.add(
+            "beststag_backup_last_success_bytes",
+            g,
+            "Size of the last good backup of a type.",
+            v["last_success_bytes"],
+            type=t,
+        )
     for t, v in figures.backups.items():
-        w.add("beststag_backup_consecutive_failures", g, "Failed runs in a row per type.", v["consecutive_failures"],
-              type=t)
+        w.add(
+            "beststag_backup_consecutive_failures",
+            g,
+            "Failed runs in a row per type.",
+            v["consecutive_failures"],
+            type=t,
+        )
     if "backup" in sections:
         r, b = sections["backup"]["range"], sections["backup"]["data"]
-        w.add("beststag_backup_success_ratio", g, "Successful / finished backup runs in the range.",
-              b["success_ratio"], range=r)
-        w.add("beststag_recovery_time_estimate_seconds", g, "Estimated time to restore the newest full backup.",
-              b["recovery"]["estimate_seconds"])
+        w.add(
+            "beststag_backup_success_ratio",
+            g,
+            "Successful / finished backup runs in the range.",
+            b["success_ratio"],
+            range=r,
+        )
+        w.add(
+            "beststag_recovery_time_estimate_seconds",
+            g,
+            "Estimated time to restore the newest full backup.",
+            b["recovery"]["estimate_seconds"],
+        )
 
     _job_families(w, figures.jobs)
     return w.render()
@@ -240,21 +318,47 @@ def _job_families(w: PromWriter, jobs: Mapping[str, JobState]) -> None:
     """node_exporter's textfile pattern for cron jobs, one series per scheduled job from the start."""
     g = "gauge"
     for job, s in jobs.items():
-        w.add("beststag_job_last_run_timestamp_seconds", g, "When the job's last run ended (0: never ran).",
-              s.last_run_timestamp, job=job)
+        w.add(
+            "beststag_job_last_run_timestamp_seconds",
+            g,
+            "When the job's last run ended (0: never ran).",
+            s.last_run_timestamp,
+            job=job,
+        )
     for job, s in jobs.items():
-        w.add("beststag_job_last_success_timestamp_seconds", g, "When a run of the job last ended ok or alerting "
-              "(0: never).", s.last_success_timestamp, job=job)
+        w.add(
+            "beststag_job_last_success_timestamp_seconds",
+            g,
+            "When a run of the job last ended ok or alerting (0: never).",
+            s.last_success_timestamp,
+            job=job,
+        )
     for job, s in jobs.items():
-        w.add("beststag_job_last_duration_seconds", g, "How long the job's last run took.", s.last_duration_seconds,
-              job=job)
+        w.add(
+            "beststag_job_last_duration_seconds",
+            g,
+            "How long the job's last run took.",
+            s.last_duration_seconds,
+            job=job,
+        )
     for job, s in jobs.items():
-        w.add("beststag_job_last_exit_code", g, "Exit code of the job's last run (75: another run held the lock).",
-              s.last_exit_code, job=job)
+        w.add(
+            "beststag_job_last_exit_code",
+            g,
+            "Exit code of the job's last run (75: another run held the lock).",
+            s.last_exit_code,
+            job=job,
+        )
     for job, s in jobs.items():
         for outcome in OUTCOMES:  # a state set: every outcome always present, 1 for the last run's
-            w.add("beststag_job_last_outcome", g, "1 for the outcome of the job's last run, else 0.",
-                  int(s.last_outcome == outcome), job=job, outcome=outcome)
+            w.add(
+                "beststag_job_last_outcome",
+                g,
+                "1 for the outcome of the job's last run, else 0.",
+                int(s.last_outcome == outcome),
+                job=job,
+                outcome=outcome,
+            )
 
 
 def write_prometheus(journal: Journal, path: Path) -> str:
@@ -277,9 +381,11 @@ def write_prometheus(journal: Journal, path: Path) -> str:
         full = as_disk_full(e, path.parent)
         if full is not None:
             raise full from None
-        raise BadInput(f"cannot write the Prometheus textfile {path}: {e.strerror or e}",
-                       hint="set metrics.prometheus_path to a *.prom file in a folder this user can write "
-                            "(node_exporter's --collector.textfile.directory)") from None
+        raise BadInput(
+            f"cannot write the Prometheus textfile {path}: {e.strerror or e}",
+            hint="set metrics.prometheus_path to a *.prom file in a folder this user can write "
+            "(node_exporter's --collector.textfile.directory)",
+        ) from None
     return text
 
 
@@ -295,7 +401,7 @@ def _shrink(values: list[float | None], width: int) -> list[float | None]:
         return values
     out: list[float | None] = []
     for i in range(width):
-        group = [v for v in values[i * len(values) // width:(i + 1) * len(values) // width] if v is not None]
+        group = [v for v in values[i * len(values) // width : (i + 1) * len(values) // width] if v is not None]
         out.append(sum(group) / len(group) if group else None)
     return out
 
@@ -353,11 +459,21 @@ def summary_rows(result: dict[str, Any]) -> dict[str, list[list[str]]]:
         u = m["usage"]
         rows = [["records (all tables)", _v(u["records_total"]), arrow(u["growth_pct"])]]
         for t, v in u["tables"].items():
-            rows.append([f"  {t}", _v(v["records"]) + (" (estimated)" if v["count_method"] != "counted" else ""),
-                         arrow(v["growth_pct"])])
+            rows.append(
+                [
+                    f"  {t}",
+                    _v(v["records"]) + (" (estimated)" if v["count_method"] != "counted" else ""),
+                    arrow(v["growth_pct"]),
+                ]
+            )
         for t, a in u["activity"].items():
-            rows.append([f"created/hour: {t}", _v(a["per_hour"]) + (" (sampled)" if a.get("sampled") else ""),
-                         f"{arrow(a['trend_delta_pct'])} {sparkline([p['created'] for p in a.get('series', [])])}"])
+            rows.append(
+                [
+                    f"created/hour: {t}",
+                    _v(a["per_hour"]) + (" (sampled)" if a.get("sampled") else ""),
+                    f"{arrow(a['trend_delta_pct'])} {sparkline([p['created'] for p in a.get('series', [])])}",
+                ]
+            )
         us = u["users"]
         rows.append(["active users", _v(us.get("active_users")), arrow(us.get("active_users_trend_delta_pct"))])
         out["usage"] = rows
@@ -371,28 +487,43 @@ def summary_rows(result: dict[str, Any]) -> dict[str, list[list[str]]]:
         out["performance"] = [
             ["requests", _v(p["requests_total"]), f"{arrow(p['trend']['requests_total_delta_pct'])} {sparkline(reqs)}"],
             ["throughput / hour", _v(p["throughput_per_hour"]), ""],
-            ["response avg", _sec(rt["avg"]),
-             f"{arrow(p['trend']['response_time_avg_delta_pct'])} {sparkline(lat)}"],
-            ["response p50 / p95 / p99", f"{_sec(rt['p50'])} / {_sec(rt['p95'])} / {_sec(rt['p99'])}",
-             "" if rt["percentile_method"] == "exact" else "from hourly histograms"],
+            ["response avg", _sec(rt["avg"]), f"{arrow(p['trend']['response_time_avg_delta_pct'])} {sparkline(lat)}"],
+            [
+                "response p50 / p95 / p99",
+                f"{_sec(rt['p50'])} / {_sec(rt['p95'])} / {_sec(rt['p99'])}",
+                "" if rt["percentile_method"] == "exact" else "from hourly histograms",
+            ],
             ["error rate", _pct(p["error_ratio"]), f"{p['errors_total']} errors"],
             ["429 answers / retries", f"{p['rate_limited_total']} / {p['retries_total']}", ""],
-            ["API budget used (avg / peak hour)",
-             f"{_pct(p['api_usage']['avg_budget_ratio'])} / {_pct(p['api_usage']['peak_hour_budget_ratio'])}",
-             f"of {p['api_usage']['budget_requests_per_second']:g} req/s"],
-            ["cache hit / miss ratio", f"{_pct(c['hit_ratio'])} / {_pct(c['miss_ratio'])}",
-             f"{c['lookups_total']} lookups {sparkline([s['hit_ratio'] for s in series.get('cache', [])])}"],
-            ["cache TTL effectiveness", _pct(c["ttl_effectiveness_ratio"]),
-             f"avg hit age {_v(c['hit_age_avg_seconds'])} s"],
+            [
+                "API budget used (avg / peak hour)",
+                f"{_pct(p['api_usage']['avg_budget_ratio'])} / {_pct(p['api_usage']['peak_hour_budget_ratio'])}",
+                f"of {p['api_usage']['budget_requests_per_second']:g} req/s",
+            ],
+            [
+                "cache hit / miss ratio",
+                f"{_pct(c['hit_ratio'])} / {_pct(c['miss_ratio'])}",
+                f"{c['lookups_total']} lookups {sparkline([s['hit_ratio'] for s in series.get('cache', [])])}",
+            ],
+            [
+                "cache TTL effectiveness",
+                _pct(c["ttl_effectiveness_ratio"]),
+                f"avg hit age {_v(c['hit_age_avg_seconds'])} s",
+            ],
             ["cache size", _v(c["size_bytes"], " B"), ""],
         ]
     if "storage" in m:
         s = m["storage"]
-        rows = [["records / plan limit", f"{_v(s['records_total'])} / {_v(s['plan_record_limit'])}",
-                 _pct(s["usage_ratio"])],
-                ["attachments", f"{_v(s['attachments_total'])} ({_v(s['attachment_bytes'], ' B')})", ""],
-                ["JSON bytes per record", _v(s["api_bytes_per_record"]), ""],
-                ["backup compression ratio", _v(s["backup_compression"].get("ratio")), ""]]
+        rows = [
+            [
+                "records / plan limit",
+                f"{_v(s['records_total'])} / {_v(s['plan_record_limit'])}",
+                _pct(s["usage_ratio"]),
+            ],
+            ["attachments", f"{_v(s['attachments_total'])} ({_v(s['attachment_bytes'], ' B')})", ""],
+            ["JSON bytes per record", _v(s["api_bytes_per_record"]), ""],
+            ["backup compression ratio", _v(s["backup_compression"].get("ratio")), ""],
+        ]
         rows += [[f"backups: {t}", _v(b, " B"), ""] for t, b in s["backup_bytes_by_type"].items()]
         rows += [["cache on disk", _v(s["cache_bytes"], " B"), ""], ["journal", _v(s["journal_bytes"], " B"), ""]]
         out["storage"] = rows
@@ -401,10 +532,16 @@ def summary_rows(result: dict[str, Any]) -> dict[str, list[list[str]]]:
         rows = [["backup success rate", _pct(b["success_ratio"]), f"{b['successes_total']}/{b['runs_total']} runs"]]
         for t, v in b["by_type"].items():
             last = v["last_success_age_seconds"]
-            rows.append([f"  {t}: last success", "never" if last is None else f"{last / 3600:.1f} h ago",
-                         f"{_v(v['last_success_bytes'], ' B')}; {v['consecutive_failures']} failure(s) in a row"])
+            rows.append(
+                [
+                    f"  {t}: last success",
+                    "never" if last is None else f"{last / 3600:.1f} h ago",
+                    f"{_v(v['last_success_bytes'], ' B')}; {v['consecutive_failures']} failure(s) in a row",
+                ]
+            )
         r = b["recovery"]
-        rows.append(["recovery time estimate", _sec(r["estimate_seconds"]) if r["estimate_seconds"] else "—",
-                     r["method"]])
+        rows.append(
+            ["recovery time estimate", _sec(r["estimate_seconds"]) if r["estimate_seconds"] else "—", r["method"]]
+        )
         out["backup"] = rows
     return out

@@ -45,14 +45,20 @@ def job_state(journal: Journal, name: str) -> JobState:
         return JobState()
     try:
         d = json.loads(raw)
-        return JobState(float(d.get("last_run_timestamp") or 0), float(d.get("last_success_timestamp") or 0),
-                        d.get("last_duration_seconds"), d.get("last_exit_code"), d.get("last_outcome"))
+        return JobState(
+            float(d.get("last_run_timestamp") or 0),
+            float(d.get("last_success_timestamp") or 0),
+            d.get("last_duration_seconds"),
+            d.get("last_exit_code"),
+            d.get("last_outcome"),
+        )
     except (ValueError, TypeError, AttributeError):
         return JobState()  # a damaged entry reads as "never"; the next run rewrites it
 
 
-def remember_run(journal: Journal, name: str, *, ended: float, outcome: str, exit_code: int,
-                 duration_s: float) -> JobState:
+def remember_run(
+    journal: Journal, name: str, *, ended: float, outcome: str, exit_code: int, duration_s: float
+) -> JobState:
     """Keep one finished run (the last success carries over a failed run)."""
     prev = job_state(journal, name)
     state = JobState(
@@ -78,8 +84,14 @@ def after_job(settings: Settings, run: JobRun) -> None:
             return
         journal = Journal(settings.paths.journal)
         try:
-            remember_run(journal, run.name, ended=clock.timestamp(), outcome=run.outcome,
-                         exit_code=int(run.exit_code or 0), duration_s=float(run.duration_s or 0.0))
+            remember_run(
+                journal,
+                run.name,
+                ended=clock.timestamp(),
+                outcome=run.outcome,
+                exit_code=int(run.exit_code or 0),
+                duration_s=float(run.duration_s or 0.0),
+            )
             prom = settings.paths.prom_file
             if settings.metrics.prometheus_path is not None or prom.exists():
                 from .export import write_prometheus
@@ -90,8 +102,13 @@ def after_job(settings: Settings, run: JobRun) -> None:
     except Exception as e:  # the job already ended: this must not change its outcome
         from ..logs import log_event
 
-        log_event("job.textfile_failed", _level=logging.WARNING, job=run.name, run_id=run.run_id,
-                  error=str(getattr(e, "message", None) or e)[:300])
+        log_event(
+            "job.textfile_failed",
+            _level=logging.WARNING,
+            job=run.name,
+            run_id=run.run_id,
+            error=str(getattr(e, "message", None) or e)[:300],
+        )
 
 
 def states(journal: Journal, names: Any) -> dict[str, JobState]:

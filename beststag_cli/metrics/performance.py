@@ -121,7 +121,8 @@ def collect_performance(settings: Settings, journal: Journal, window: Window) ->
         "trend": {
             "requests_total_delta_pct": rounded(delta_pct(cur["requests_total"], prev["requests_total"]), 2),
             "response_time_avg_delta_pct": rounded(
-                delta_pct(cur["response_time_seconds"]["avg"], prev["response_time_seconds"]["avg"]), 2),
+                delta_pct(cur["response_time_seconds"]["avg"], prev["response_time_seconds"]["avg"]), 2
+            ),
             "error_ratio_previous": prev["error_ratio"],
             "cache_hit_ratio_previous": prev_cache["hit_ratio"],
         },

@@ -61,14 +61,16 @@ def rows_for(result: dict[str, Any]) -> list[dict[str, Any]]:
         value = get(data)
         if value is None:
             continue
-        rows.append({
-            "Nome": name,
-            "tipo": "storage" if section == "backup" else section,
-            "valor": round(float(value), 2),
-            "unidade": unit,
-            "período": result["range"],
-            "coletado em": result["generated_at"],
-        })
+        rows.append(
+            {
+                "Nome": name,
+                "tipo": "storage" if section == "backup" else section,
+                "valor": round(float(value), 2),
+                "unidade": unit,
+                "período": result["range"],
+                "coletado em": result["generated_at"],
+            }
+        )
     return rows
 
 

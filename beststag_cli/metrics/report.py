@@ -29,8 +29,22 @@ from ..journal import Journal
 FreshState = Literal["ok", "late", "never"]
 
 #: tick spacings tried for a time axis, smallest first (seconds)
-_TICK_STEPS: tuple[int, ...] = (300, 600, 900, 1800, 3600, 2 * 3600, 3 * 3600, 6 * 3600, 12 * 3600,
-                                86400, 2 * 86400, 7 * 86400, 14 * 86400, 28 * 86400)
+_TICK_STEPS: tuple[int, ...] = (
+    300,
+    600,
+    900,
+    1800,
+    3600,
+    2 * 3600,
+    3 * 3600,
+    6 * 3600,
+    12 * 3600,
+    86400,
+    2 * 86400,
+    7 * 86400,
+    14 * 86400,
+    28 * 86400,
+)
 _DAY = 86400
 #: at most this many labelled ticks on a time axis (more overlap at the chart's width)
 MAX_TICKS = 12
@@ -59,8 +73,11 @@ def freshness(result: Mapping[str, Any], max_age_h: Mapping[str, float]) -> list
         limit = float(max_age_h.get(t, 0.0))
         age = v.get("last_success_age_seconds")
         state: FreshState = "never" if age is None else "late" if limit and age > limit * 3600 else "ok"
-        out.append(Freshness(t, state, limit, v.get("last_success_id"), v.get("last_success_timestamp"), age,
-                             v.get("last_status")))
+        out.append(
+            Freshness(
+                t, state, limit, v.get("last_success_id"), v.get("last_success_timestamp"), age, v.get("last_status")
+            )
+        )
     return out
 
 
@@ -143,17 +160,38 @@ def point_labels(stamps: list[float]) -> tuple[list[str], list[str]]:
 def _style(colors: tuple[str, ...] | None = None) -> Any:
     from pygal.style import Style
 
-    return Style(background="white", plot_background="white", foreground="#333", foreground_strong="#111",
-                 foreground_subtle="#999", opacity=".85", opacity_hover=".95", transition="0s",
-                 colors=colors or (_BLUE, _RED, _OK, "#b7791f", "#6b46c1", "#2c7a7b", "#975a16"),
-                 font_family="DejaVu Sans, Arial, sans-serif", label_font_size=11, major_label_font_size=11,
-                 legend_font_size=12, title_font_size=15)
+    return Style(
+        background="white",
+        plot_background="white",
+        foreground="#333",
+        foreground_strong="#111",
+        foreground_subtle="#999",
+        opacity=".85",
+        opacity_hover=".95",
+        transition="0s",
+        colors=colors or (_BLUE, _RED, _OK, "#b7791f", "#6b46c1", "#2c7a7b", "#975a16"),
+        font_family="DejaVu Sans, Arial, sans-serif",
+        label_font_size=11,
+        major_label_font_size=11,
+        legend_font_size=12,
+        title_font_size=15,
+    )
 
 
 def _config(**kw: Any) -> dict[str, Any]:
-    base = {"style": _style(), "js": [], "disable_xml_declaration": True, "width": 660, "height": 320,
-            "x_label_rotation": 30, "legend_at_bottom": True, "dots_size": 2,
-            "print_values": False, "explicit_size": True, "no_data_text": "no data in this range"}
+    base = {
+        "style": _style(),
+        "js": [],
+        "disable_xml_declaration": True,
+        "width": 660,
+        "height": 320,
+        "x_label_rotation": 30,
+        "legend_at_bottom": True,
+        "dots_size": 2,
+        "print_values": False,
+        "explicit_size": True,
+        "no_data_text": "no data in this range",
+    }
     base.update(kw)
     return base
 
@@ -189,8 +227,12 @@ class Chart:
     zero_based: bool = True
 
 
-def charts(result: dict[str, Any], history: dict[str, list[tuple[float, int]]],
-           hit_ratio_min: float = 0.6, storage_usage_max: float = 0.8) -> list[Chart]:
+def charts(
+    result: dict[str, Any],
+    history: dict[str, list[tuple[float, int]]],
+    hit_ratio_min: float = 0.6,
+    storage_usage_max: float = 0.8,
+) -> list[Chart]:
     """Every chart for a `collect --type all` result and count history."""
     import pygal
 
@@ -202,24 +244,41 @@ def charts(result: dict[str, Any], history: dict[str, list[tuple[float, int]]],
         series = perf["series"]["requests"]
         labels, shown = point_labels([p["t"] for p in series])
         per = {300: "5 minutes", 3600: "hour", 86400: "day"}.get(step, f"{step} s")
-        c = pygal.Bar(**_time_config(shown, title=f"Airtable requests and errors per {per}", y_title="requests",
-                                     y_labels=count_labels(max((p["requests"] for p in series), default=0))))
+        c = pygal.Bar(
+            **_time_config(
+                shown,
+                title=f"Airtable requests and errors per {per}",
+                y_title="requests",
+                y_labels=count_labels(max((p["requests"] for p in series), default=0)),
+            )
+        )
         c.x_labels = labels
         c.add("requests", [p["requests"] for p in series])
         c.add("errors", [p["errors"] for p in series])
         out.append(Chart("requests", "Requests", _svg(c)))
 
         # durations from zero too: a bar of 130 ms against 120 ms must not look ten times taller
-        c = pygal.Line(**_time_config(shown, title="Average response time (ms)", allow_interruptions=True,
-                                      include_x_axis=True, y_title="ms"))
+        c = pygal.Line(
+            **_time_config(
+                shown, title="Average response time (ms)", allow_interruptions=True, include_x_axis=True, y_title="ms"
+            )
+        )
         c.x_labels = labels
         c.add("avg ms", [None if p["avg_response_ms"] is None else round(p["avg_response_ms"], 1) for p in series])
         out.append(Chart("response_time", "Response time", _svg(c)))
 
         cs = perf["series"]["cache"]
         cl, cshown = point_labels([p["t"] for p in cs])
-        c = pygal.Line(**_time_config(cshown, title="Cache hit ratio (%)", allow_interruptions=True, range=(0, 100),
-                                      include_x_axis=True, y_title="%"))
+        c = pygal.Line(
+            **_time_config(
+                cshown,
+                title="Cache hit ratio (%)",
+                allow_interruptions=True,
+                range=(0, 100),
+                include_x_axis=True,
+                y_title="%",
+            )
+        )
         c.x_labels = cl
         c.add("hit ratio %", [None if p["hit_ratio"] is None else round(p["hit_ratio"] * 100, 1) for p in cs])
         c.add("alert threshold", [hit_ratio_min * 100] * len(cs), show_dots=False, stroke_style={"dasharray": "6,4"})
@@ -230,8 +289,16 @@ def charts(result: dict[str, Any], history: dict[str, list[tuple[float, int]]],
         first = next(iter(usage["activity"].values()))
         labels, shown = point_labels([p["t"] for p in first["series"]])
         top = max((p["created"] or 0 for a in usage["activity"].values() for p in a["series"]), default=0)
-        c = pygal.Line(**_time_config(shown, title="Records created (activity)", allow_interruptions=True,
-                                      include_x_axis=True, y_title="records", y_labels=count_labels(top)))
+        c = pygal.Line(
+            **_time_config(
+                shown,
+                title="Records created (activity)",
+                allow_interruptions=True,
+                include_x_axis=True,
+                y_title="records",
+                y_labels=count_labels(top),
+            )
+        )
         c.x_labels = labels
         for table, a in usage["activity"].items():
             c.add(table, [p["created"] for p in a["series"]])
@@ -241,8 +308,15 @@ def charts(result: dict[str, Any], history: dict[str, list[tuple[float, int]]],
         stamps = [ts for points in history.values() for ts, _ in points]
         ticks = time_ticks(min(stamps), max(stamps))
         names = dict(ticks)
-        c = pygal.XY(**_config(title="Records per table over time", include_x_axis=True, x_title="time (UTC)",
-                               y_title="records", x_value_formatter=lambda x: names.get(x, _iso(x))))
+        c = pygal.XY(
+            **_config(
+                title="Records per table over time",
+                include_x_axis=True,
+                x_title="time (UTC)",
+                y_title="records",
+                x_value_formatter=lambda x: names.get(x, _iso(x)),
+            )
+        )
         c.x_labels = [t for t, _ in ticks]
         for table, points in history.items():
             c.add(table, [(ts, n) for ts, n in points])
@@ -251,17 +325,29 @@ def charts(result: dict[str, Any], history: dict[str, list[tuple[float, int]]],
     storage = m.get("storage")
     if storage:
         rows = sorted(storage["tables"].items(), key=lambda kv: -kv[1]["records"])
-        c = pygal.HorizontalBar(**_config(title=f"Records per table (plan limit {storage['plan_record_limit']:,})",
-                                          show_legend=False, print_values=True, x_label_rotation=0))
+        c = pygal.HorizontalBar(
+            **_config(
+                title=f"Records per table (plan limit {storage['plan_record_limit']:,})",
+                show_legend=False,
+                print_values=True,
+                x_label_rotation=0,
+            )
+        )
         c.x_labels = [table for table, _ in rows]  # the categories, named on the axis
         c.add("records", [v["records"] for _, v in rows])
         out.append(Chart("tables", "Tables", _svg(c)))
 
         pct = round(storage["usage_ratio"] * 100, 2)
         over = storage["usage_ratio"] > storage_usage_max  # the storage_usage alert's own rule
-        c = pygal.SolidGauge(**_config(title=f"Storage use against the plan (%): alert above "
-                                             f"{storage_usage_max * 100:g}%", half_pie=True, inner_radius=0.7,
-                                       height=260, style=_style((_RED if over else _BLUE,))))
+        c = pygal.SolidGauge(
+            **_config(
+                title=f"Storage use against the plan (%): alert above {storage_usage_max * 100:g}%",
+                half_pie=True,
+                inner_radius=0.7,
+                height=260,
+                style=_style((_RED if over else _BLUE,)),
+            )
+        )
         c.value_formatter = lambda x: f"{x:.1f}%"
         c.add("records / plan", [{"value": pct, "max_value": 100}])
         out.append(Chart("storage", "Storage", _svg(c).replace("<svg ", f'<svg data-over="{str(over).lower()}" ', 1)))
@@ -270,16 +356,23 @@ def charts(result: dict[str, Any], history: dict[str, list[tuple[float, int]]],
     if backup:
         types = list(backup["by_type"])
         top = max((v["successes"] + v["failures"] for v in backup["by_type"].values()), default=0)
-        c = pygal.StackedBar(**_config(title=f"Backup runs in the last {result['range']}", y_title="runs",
-                                       x_label_rotation=0, y_labels=count_labels(top)))
+        c = pygal.StackedBar(
+            **_config(
+                title=f"Backup runs in the last {result['range']}",
+                y_title="runs",
+                x_label_rotation=0,
+                y_labels=count_labels(top),
+            )
+        )
         c.x_labels = types
         c.add("succeeded", [backup["by_type"][t]["successes"] for t in types])
         c.add("failed", [backup["by_type"][t]["failures"] for t in types])
         c.add("interrupted", [backup["by_type"][t].get("interrupted", 0) for t in types])
         out.append(Chart("backup_runs", "Backup runs", _svg(c)))
 
-        c = pygal.Bar(**_config(title="Backup storage on disk (MB)", y_title="MB", show_legend=False,
-                                x_label_rotation=0))
+        c = pygal.Bar(
+            **_config(title="Backup storage on disk (MB)", y_title="MB", show_legend=False, x_label_rotation=0)
+        )
         c.x_labels = types
         c.add("MB", [round(backup["by_type"][t]["storage_bytes"] / 1e6, 3) for t in types])
         out.append(Chart("backup_storage", "Backup storage", _svg(c)))
@@ -328,22 +421,35 @@ _STATE_TEXT = {"ok": "fresh", "late": "LATE", "never": "NEVER"}
 def _freshness_html(rows: list[Freshness]) -> str:
     e = html.escape
     stale = [f for f in rows if f.state != "ok"]
-    head = (f"every backup type is fresh ({len(rows)} of {len(rows)})" if not stale else
-            f"{len(stale)} of {len(rows)} backup types not fresh: "
-            + ", ".join(f"{f.type} ({_STATE_TEXT[f.state].lower()})" for f in stale))
+    head = (
+        f"every backup type is fresh ({len(rows)} of {len(rows)})"
+        if not stale
+        else f"{len(stale)} of {len(rows)} backup types not fresh: "
+        + ", ".join(f"{f.type} ({_STATE_TEXT[f.state].lower()})" for f in stale)
+    )
     body = []
     for f in rows:
-        when = ("no successful backup yet" if f.last_success_timestamp is None
-                else f"{e(f.last_success_id or '')} · {e(_iso(f.last_success_timestamp))}")
+        when = (
+            "no successful backup yet"
+            if f.last_success_timestamp is None
+            else f"{e(f.last_success_id or '')} · {e(_iso(f.last_success_timestamp))}"
+        )
         age = "—" if f.age_seconds is None else _age(f.age_seconds)
-        last = "" if f.last_status is None or f.last_status.lower() in ("ok", "success") else \
-            f' <span class="warn">last run: {e(f.last_status)}</span>'
-        body.append(f'<tr class="state-{f.state}" data-type="{e(f.type)}" data-state="{f.state}"><td>{e(f.type)}</td>'
-                    f'<td class="state">{_STATE_TEXT[f.state]}</td><td>{when}{last}</td><td>{age}</td>'
-                    f"<td>{_age(f.max_age_hours * 3600)}</td></tr>")
-    return (f'<section id="freshness" class="panel {"bad" if stale else "good"}"><h2>Backups: is every type '
-            f'fresh?</h2><p class="answer">{e(head)}</p><table><tr><th>type</th><th>state</th>'
-            f"<th>last good backup</th><th>age</th><th>max age</th></tr>{''.join(body)}</table></section>")
+        last = (
+            ""
+            if f.last_status is None or f.last_status.lower() in ("ok", "success")
+            else f' <span class="warn">last run: {e(f.last_status)}</span>'
+        )
+        body.append(
+            f'<tr class="state-{f.state}" data-type="{e(f.type)}" data-state="{f.state}"><td>{e(f.type)}</td>'
+            f'<td class="state">{_STATE_TEXT[f.state]}</td><td>{when}{last}</td><td>{age}</td>'
+            f"<td>{_age(f.max_age_hours * 3600)}</td></tr>"
+        )
+    return (
+        f'<section id="freshness" class="panel {"bad" if stale else "good"}"><h2>Backups: is every type '
+        f'fresh?</h2><p class="answer">{e(head)}</p><table><tr><th>type</th><th>state</th>'
+        f"<th>last good backup</th><th>age</th><th>max age</th></tr>{''.join(body)}</table></section>"
+    )
 
 
 def _alerts_html(alerts: list[dict[str, Any]] | None) -> str:
@@ -354,35 +460,53 @@ def _alerts_html(alerts: list[dict[str, Any]] | None) -> str:
     rows = "".join(
         f'<tr class="{"firing" if a["firing"] else "ok"}" data-alert="{e(a["name"])}"><td>{e(a["name"])}</td>'
         f'<td class="state">{"FIRING" if a["firing"] else "ok"}</td><td>{e(a["message"])}</td></tr>'
-        for a in sorted(alerts, key=lambda a: not a["firing"]))
+        for a in sorted(alerts, key=lambda a: not a["firing"])
+    )
     head = f"{len(firing)} firing: {', '.join(a['name'] for a in firing)}" if firing else "none firing"
-    return (f'<section id="alerts" class="panel"><h2>Alerts</h2><p class="answer">{e(head)}</p>'
-            f"<table><tr><th>alert</th><th>state</th><th>detail</th></tr>{rows}</table></section>")
+    return (
+        f'<section id="alerts" class="panel"><h2>Alerts</h2><p class="answer">{e(head)}</p>'
+        f"<table><tr><th>alert</th><th>state</th><th>detail</th></tr>{rows}</table></section>"
+    )
 
 
 def _cards(m: dict[str, Any]) -> list[tuple[str, str]]:
     cards: list[tuple[str, str]] = []
     if "usage" in m:
         u = m["usage"]
-        cards += [("Records", _fmt(u["records_total"])),
-                  ("Growth", "—" if u["growth_pct"] is None else f"{u['growth_pct']:+.1f}%"),
-                  ("Active users", _fmt(u["users"].get("active_users")))]
+        cards += [
+            ("Records", _fmt(u["records_total"])),
+            ("Growth", "—" if u["growth_pct"] is None else f"{u['growth_pct']:+.1f}%"),
+            ("Active users", _fmt(u["users"].get("active_users"))),
+        ]
     if "performance" in m:
         p = m["performance"]
         avg = p["response_time_seconds"]["avg"]
         p95 = p["response_time_seconds"]["p95"]
-        cards += [("Requests", _fmt(p["requests_total"])),
-                  ("Avg / p95 response", ("—" if avg is None else f"{avg * 1000:.0f} ms") + " / "
-                   + ("—" if p95 is None else f"{p95 * 1000:.0f} ms")),
-                  ("Error rate", _pct(p["error_ratio"])), ("Cache hit ratio", _pct(p["cache"]["hit_ratio"])),
-                  ("API budget used", _pct(p["api_usage"]["avg_budget_ratio"]))]
+        cards += [
+            ("Requests", _fmt(p["requests_total"])),
+            (
+                "Avg / p95 response",
+                ("—" if avg is None else f"{avg * 1000:.0f} ms")
+                + " / "
+                + ("—" if p95 is None else f"{p95 * 1000:.0f} ms"),
+            ),
+            ("Error rate", _pct(p["error_ratio"])),
+            ("Cache hit ratio", _pct(p["cache"]["hit_ratio"])),
+            ("API budget used", _pct(p["api_usage"]["avg_budget_ratio"])),
+        ]
     if "storage" in m:
         cards.append(("Storage vs plan", _pct(m["storage"]["usage_ratio"])))
     if "backup" in m:
         b = m["backup"]
-        cards += [("Backup success", _pct(b["success_ratio"])),
-                  ("Recovery estimate", "—" if b["recovery"]["estimate_seconds"] is None
-                   else f"{b['recovery']['estimate_seconds'] / 60:.1f} min")]
+        cards += [
+            ("Backup success", _pct(b["success_ratio"])),
+            (
+                "Recovery estimate",
+                "—"
+                if b["recovery"]["estimate_seconds"] is None
+                else f"{b['recovery']['estimate_seconds'] / 60:.1f} min",
+            ),
+        ]
     return cards
 
 
@@ -414,27 +538,34 @@ figcaption { font-size: 12px; color: #888; }
 """
 
 
-def render_html(result: dict[str, Any], history: dict[str, list[tuple[float, int]]],
-                alerts: list[dict[str, Any]] | None = None, hit_ratio_min: float = 0.6) -> str:
+def render_html(
+    result: dict[str, Any],
+    history: dict[str, list[tuple[float, int]]],
+    alerts: list[dict[str, Any]] | None = None,
+    hit_ratio_min: float = 0.6,
+) -> str:
     """The report page for a `collect --type all` result (thresholds read back from ``alerts``)."""
     m = result["metrics"]
     e = html.escape
     max_age_h, storage_max = thresholds_from_alerts(alerts)
-    card_html = "".join(f'<div class="card"><div class="k">{e(k)}</div><div class="v">{e(v)}</div></div>'
-                        for k, v in _cards(m))
-    chart_html = "".join(f'<figure data-chart="{c.key}" data-zero-based="{str(c.zero_based).lower()}">'
-                         f"<figcaption>{e(c.title)}</figcaption>{c.svg}</figure>"
-                         for c in charts(result, history, hit_ratio_min, storage_max))
+    card_html = "".join(
+        f'<div class="card"><div class="k">{e(k)}</div><div class="v">{e(v)}</div></div>' for k, v in _cards(m)
+    )
+    chart_html = "".join(
+        f'<figure data-chart="{c.key}" data-zero-based="{str(c.zero_based).lower()}">'
+        f"<figcaption>{e(c.title)}</figcaption>{c.svg}</figure>"
+        for c in charts(result, history, hit_ratio_min, storage_max)
+    )
     window = f"{e(result['window']['start'])} → {e(result['window']['end'])}"
     notes = "".join(f"<li>{e(n)}</li>" for n in result.get("notes", []))
     notes_html = f'<section id="notes" class="panel wide"><h2>Notes</h2><ul>{notes}</ul></section>' if notes else ""
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>beststag metrics — last {e(result['range'])}</title>
+<title>beststag metrics — last {e(result["range"])}</title>
 <style>{_CSS}</style></head><body>
-<h1>beststag metrics — last {e(result['range'])}</h1>
-<div class="sub">generated {e(result['generated_at'])} · window {window} · times in UTC</div>
+<h1>beststag metrics — last {e(result["range"])}</h1>
+<div class="sub">generated {e(result["generated_at"])} · window {window} · times in UTC</div>
 <main class="grid">
 {_freshness_html(freshness(result, max_age_h))}
 {_alerts_html(alerts)}
@@ -446,8 +577,13 @@ def render_html(result: dict[str, Any], history: dict[str, list[tuple[float, int
 """
 
 
-def write_report(path: Path, result: dict[str, Any], history: dict[str, list[tuple[float, int]]],
-                 alerts: list[dict[str, Any]] | None = None, hit_ratio_min: float = 0.6) -> Path:
+def write_report(
+    path: Path,
+    result: dict[str, Any],
+    history: dict[str, list[tuple[float, int]]],
+    alerts: list[dict[str, Any]] | None = None,
+    hit_ratio_min: float = 0.6,
+) -> Path:
     """Write the page atomically (0600, like every file the tool creates)."""
     atomic_write(path, render_html(result, history, alerts, hit_ratio_min))
     return path

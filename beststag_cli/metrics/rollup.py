@@ -45,8 +45,18 @@ _REQ_AGG = f"""
     coalesce(sum(CASE WHEN operation = 'list' AND records > 0 THEN bytes END), 0) AS list_bytes,
     coalesce(sum(bytes), 0) AS bytes
 """
-_REQ_COLS = ("requests", "errors", "rate_limited", "retried", "duration_n", "duration_sum_ms", "records",
-             "list_records", "list_bytes", "bytes")
+_REQ_COLS = (
+    "requests",
+    "errors",
+    "rate_limited",
+    "retried",
+    "duration_n",
+    "duration_sum_ms",
+    "records",
+    "list_records",
+    "list_bytes",
+    "bytes",
+)
 
 _CACHE_AGG = """
     count(*) AS n,
@@ -193,37 +203,51 @@ def request_totals(journal: Journal, window: Window) -> RequestTotals:
             rows = journal.query(
                 f"SELECT table_name, {', '.join(f'sum({c}) AS {c}' for c in _REQ_COLS)},"
                 " max(duration_max_ms) AS duration_max_ms FROM requests_hourly"
-                " WHERE hour >= ? AND hour < ? GROUP BY table_name", (lo, hi))
+                " WHERE hour >= ? AND hour < ? GROUP BY table_name",
+                (lo, hi),
+            )
         else:
             op = "<=" if incl else "<"
             rows = journal.query(
                 f"SELECT coalesce(table_name, '') AS table_name, {_REQ_AGG} FROM requests"
-                f" WHERE ts >= ? AND ts {op} ? GROUP BY coalesce(table_name, '')", (lo, hi))
+                f" WHERE ts >= ? AND ts {op} ? GROUP BY coalesce(table_name, '')",
+                (lo, hi),
+            )
         for r in rows:
             out.add(r)
     return out
 
 
-def duration_percentiles(journal: Journal, window: Window, totals: RequestTotals,
-                         qs: tuple[float, ...] = (0.5, 0.95, 0.99)) -> tuple[dict[float, float | None], str]:
+def duration_percentiles(
+    journal: Journal, window: Window, totals: RequestTotals, qs: tuple[float, ...] = (0.5, 0.95, 0.99)
+) -> tuple[dict[float, float | None], str]:
     """Response-time quantiles (ms) of a window and how they were obtained ("exact"/"histogram")."""
     if totals.duration_n == 0:
         return {q: None for q in qs}, "exact"
     if totals.duration_n <= EXACT_PERCENTILE_MAX:
-        rows = journal.query("SELECT duration_ms FROM requests WHERE ts >= ? AND ts <= ? AND duration_ms IS NOT NULL"
-                             " ORDER BY duration_ms", (window.start, window.end))
+        rows = journal.query(
+            "SELECT duration_ms FROM requests WHERE ts >= ? AND ts <= ? AND duration_ms IS NOT NULL"
+            " ORDER BY duration_ms",
+            (window.start, window.end),
+        )
         if len(rows) == totals.duration_n:  # nothing archived away: the raw rows are all there
             values = [r["duration_ms"] for r in rows]
             return {q: percentile(values, q) for q in qs}, "exact"
     hist: dict[int, int] = {}
     for source, lo, hi, incl in _parts(window):
         if source == "rollup":
-            rows = journal.query("SELECT bucket AS b, sum(n) AS n FROM requests_duration_hourly"
-                                 " WHERE hour >= ? AND hour < ? GROUP BY bucket", (lo, hi))
+            rows = journal.query(
+                "SELECT bucket AS b, sum(n) AS n FROM requests_duration_hourly"
+                " WHERE hour >= ? AND hour < ? GROUP BY bucket",
+                (lo, hi),
+            )
         else:
             op = "<=" if incl else "<"
-            rows = journal.query(f"SELECT {SQL_BUCKET} AS b, count(*) AS n FROM requests WHERE ts >= ? AND ts {op} ?"
-                                 " AND duration_ms IS NOT NULL GROUP BY 1", (lo, hi))
+            rows = journal.query(
+                f"SELECT {SQL_BUCKET} AS b, count(*) AS n FROM requests WHERE ts >= ? AND ts {op} ?"
+                " AND duration_ms IS NOT NULL GROUP BY 1",
+                (lo, hi),
+            )
         for r in rows:
             hist[r["b"]] = hist.get(r["b"], 0) + r["n"]
     return {q: histogram_percentile(hist, q) for q in qs}, "histogram"
@@ -257,13 +281,19 @@ def cache_totals(journal: Journal, window: Window) -> CacheTotals:
     out = CacheTotals()
     for source, lo, hi, incl in _parts(window):
         if source == "rollup":
-            rows = journal.query("SELECT table_name, event, sum(n) AS n, sum(bytes) AS bytes, sum(age_n) AS age_n,"
-                                 " sum(age_sum_s) AS age_sum_s FROM cache_hourly WHERE hour >= ? AND hour < ?"
-                                 " GROUP BY table_name, event", (lo, hi))
+            rows = journal.query(
+                "SELECT table_name, event, sum(n) AS n, sum(bytes) AS bytes, sum(age_n) AS age_n,"
+                " sum(age_sum_s) AS age_sum_s FROM cache_hourly WHERE hour >= ? AND hour < ?"
+                " GROUP BY table_name, event",
+                (lo, hi),
+            )
         else:
             op = "<=" if incl else "<"
-            rows = journal.query(f"SELECT coalesce(table_name, '') AS table_name, event, {_CACHE_AGG}"
-                                 f" FROM cache_events WHERE ts >= ? AND ts {op} ? GROUP BY 1, 2", (lo, hi))
+            rows = journal.query(
+                f"SELECT coalesce(table_name, '') AS table_name, event, {_CACHE_AGG}"
+                f" FROM cache_events WHERE ts >= ? AND ts {op} ? GROUP BY 1, 2",
+                (lo, hi),
+            )
         for r in rows:
             out.add(r)
     return out
@@ -292,19 +322,27 @@ def request_series(journal: Journal, window: Window, step: int) -> list[dict[str
     parts = list(_parts(window)) if step >= HOUR else [("raw", window.start, window.end, True)]
     for source, lo, hi, incl in parts:
         if source == "rollup":
-            rows = journal.query(f"SELECT CAST(hour / {step} AS INTEGER) * {step} AS t, sum(requests) AS r,"
-                                 " sum(errors) AS e, sum(duration_n) AS dn, sum(duration_sum_ms) AS ds"
-                                 " FROM requests_hourly WHERE hour >= ? AND hour < ? GROUP BY 1", (lo, hi))
+            rows = journal.query(
+                f"SELECT CAST(hour / {step} AS INTEGER) * {step} AS t, sum(requests) AS r,"
+                " sum(errors) AS e, sum(duration_n) AS dn, sum(duration_sum_ms) AS ds"
+                " FROM requests_hourly WHERE hour >= ? AND hour < ? GROUP BY 1",
+                (lo, hi),
+            )
         else:
             op = "<=" if incl else "<"
-            rows = journal.query(f"SELECT CAST(ts / {step} AS INTEGER) * {step} AS t, count(*) AS r,"
-                                 f" sum(CASE WHEN {_ERR} THEN 1 ELSE 0 END) AS e, count(duration_ms) AS dn,"
-                                 f" coalesce(sum(duration_ms), 0) AS ds FROM requests WHERE ts >= ? AND ts {op} ?"
-                                 " GROUP BY 1", (lo, hi))
+            rows = journal.query(
+                f"SELECT CAST(ts / {step} AS INTEGER) * {step} AS t, count(*) AS r,"
+                f" sum(CASE WHEN {_ERR} THEN 1 ELSE 0 END) AS e, count(duration_ms) AS dn,"
+                f" coalesce(sum(duration_ms), 0) AS ds FROM requests WHERE ts >= ? AND ts {op} ?"
+                " GROUP BY 1",
+                (lo, hi),
+            )
         for r in rows:
             put(int(r["t"]), r["r"], r["e"] or 0, r["dn"] or 0, r["ds"] or 0.0)
-    return [{"t": t, "requests": int(a[0]), "errors": int(a[1]),
-             "avg_response_ms": (a[3] / a[2]) if a[2] else None} for t, a in sorted(acc.items())]
+    return [
+        {"t": t, "requests": int(a[0]), "errors": int(a[1]), "avg_response_ms": (a[3] / a[2]) if a[2] else None}
+        for t, a in sorted(acc.items())
+    ]
 
 
 def cache_series(journal: Journal, window: Window, step: int) -> list[dict[str, Any]]:
@@ -314,22 +352,30 @@ def cache_series(journal: Journal, window: Window, step: int) -> list[dict[str, 
     lookup = "('hit', 'miss', 'stale')"
     for source, lo, hi, incl in parts:
         if source == "rollup":
-            rows = journal.query(f"SELECT CAST(hour / {step} AS INTEGER) * {step} AS t,"
-                                 " sum(CASE WHEN event = 'hit' THEN n ELSE 0 END) AS h,"
-                                 f" sum(CASE WHEN event IN {lookup} THEN n ELSE 0 END) AS l"
-                                 " FROM cache_hourly WHERE hour >= ? AND hour < ? GROUP BY 1", (lo, hi))
+            rows = journal.query(
+                f"SELECT CAST(hour / {step} AS INTEGER) * {step} AS t,"
+                " sum(CASE WHEN event = 'hit' THEN n ELSE 0 END) AS h,"
+                f" sum(CASE WHEN event IN {lookup} THEN n ELSE 0 END) AS l"
+                " FROM cache_hourly WHERE hour >= ? AND hour < ? GROUP BY 1",
+                (lo, hi),
+            )
         else:
             op = "<=" if incl else "<"
-            rows = journal.query(f"SELECT CAST(ts / {step} AS INTEGER) * {step} AS t,"
-                                 " sum(CASE WHEN event = 'hit' THEN 1 ELSE 0 END) AS h,"
-                                 f" sum(CASE WHEN event IN {lookup} THEN 1 ELSE 0 END) AS l"
-                                 f" FROM cache_events WHERE ts >= ? AND ts {op} ? GROUP BY 1", (lo, hi))
+            rows = journal.query(
+                f"SELECT CAST(ts / {step} AS INTEGER) * {step} AS t,"
+                " sum(CASE WHEN event = 'hit' THEN 1 ELSE 0 END) AS h,"
+                f" sum(CASE WHEN event IN {lookup} THEN 1 ELSE 0 END) AS l"
+                f" FROM cache_events WHERE ts >= ? AND ts {op} ? GROUP BY 1",
+                (lo, hi),
+            )
         for r in rows:
             a = acc.setdefault(int(r["t"]), [0, 0])
             a[0] += r["h"] or 0
             a[1] += r["l"] or 0
-    return [{"t": t, "hits": a[0], "lookups": a[1], "hit_ratio": (a[0] / a[1]) if a[1] else None}
-            for t, a in sorted(acc.items())]
+    return [
+        {"t": t, "hits": a[0], "lookups": a[1], "hit_ratio": (a[0] / a[1]) if a[1] else None}
+        for t, a in sorted(acc.items())
+    ]
 
 
 def peak_hour_rate(journal: Journal, window: Window) -> float:
@@ -358,9 +404,11 @@ def peak_hour_rate(journal: Journal, window: Window) -> float:
 
 def lifetime_request_totals(journal: Journal) -> dict[str, int]:
     """Totals over every request ever folded into the rollups (Prometheus counters)."""
-    r = journal.query("SELECT coalesce(sum(requests), 0) AS requests, coalesce(sum(errors), 0) AS errors,"
-                      " coalesce(sum(rate_limited), 0) AS rate_limited, coalesce(sum(retried), 0) AS retried,"
-                      " coalesce(sum(bytes), 0) AS bytes FROM requests_hourly")[0]
+    r = journal.query(
+        "SELECT coalesce(sum(requests), 0) AS requests, coalesce(sum(errors), 0) AS errors,"
+        " coalesce(sum(rate_limited), 0) AS rate_limited, coalesce(sum(retried), 0) AS retried,"
+        " coalesce(sum(bytes), 0) AS bytes FROM requests_hourly"
+    )[0]
     c = journal.query("SELECT event, sum(n) AS n FROM cache_hourly GROUP BY event")
     out = {k: int(v) for k, v in r.items()}
     for row in c:

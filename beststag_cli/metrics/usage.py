@@ -80,8 +80,11 @@ def _schema_info(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
             "id": t.get("id"),
             "primary": primary,
             "attachments": [f["name"] for f in t.get("fields", []) if f.get("type") == "multipleAttachments"],
-            "links": {f["name"]: (f.get("options") or {}).get("linkedTableId")
-                      for f in t.get("fields", []) if f.get("type") == "multipleRecordLinks"},
+            "links": {
+                f["name"]: (f.get("options") or {}).get("linkedTableId")
+                for f in t.get("fields", [])
+                if f.get("type") == "multipleRecordLinks"
+            },
         }
     return out
 
@@ -89,8 +92,9 @@ def _schema_info(schema: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def last_snapshots(journal: Journal, before: float | None = None) -> dict[str, dict[str, Any]]:
     """The newest count snapshot of each table (at or before ``before`` when given)."""
     cond, params = ("WHERE ts <= ?", (before,)) if before is not None else ("", ())
-    rows = journal.query(f"SELECT table_name, max(ts) AS ts, records FROM count_snapshots {cond}"
-                         " GROUP BY table_name", params)
+    rows = journal.query(
+        f"SELECT table_name, max(ts) AS ts, records FROM count_snapshots {cond} GROUP BY table_name", params
+    )
     return {r["table_name"]: {"ts": r["ts"], "records": r["records"]} for r in rows}
 
 
@@ -110,10 +114,13 @@ def take_census(settings: Settings, gateway: Gateway, journal: Journal, now: flo
         if threshold and last is not None and last["records"] > threshold:
             new = gateway.all(name, fields=fields[:1], formula=created_after_formula(last["ts"]))
             census.tables[name] = TableCensus(
-                name, last["records"] + len(new), "estimated",
+                name,
+                last["records"] + len(new),
+                "estimated",
                 created=[parse_created(r["createdTime"]) for r in new],
                 note=f"last full count {last['records']} at {iso(last['ts'])} plus {len(new)} created since;"
-                     " deletions since then are not seen; attachments not counted")
+                " deletions since then are not seen; attachments not counted",
+            )
             continue
         tc = TableCensus(name, 0, "counted")
         for page in gateway.iterate(name, fields=fields):
@@ -131,8 +138,9 @@ def take_census(settings: Settings, gateway: Gateway, journal: Journal, now: flo
     return census
 
 
-def _activity(settings: Settings, gateway: Gateway, table: str, window: Window,
-              fields: list[str]) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+def _activity(
+    settings: Settings, gateway: Gateway, table: str, window: Window, fields: list[str]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Records of ``table`` created in this window and the previous one (maybe a sample)."""
     cap = settings.metrics.sample_above_records
     opts: dict[str, Any] = {"fields": fields, "formula": created_after_formula(window.previous().start)}
@@ -150,8 +158,9 @@ def _count_in(times: Iterable[float], lo: float, hi: float) -> int:
     return sum(1 for t in times if lo <= t <= hi)
 
 
-def collect_usage(settings: Settings, gateway: Gateway, journal: Journal, window: Window,
-                  census: Census) -> dict[str, Any]:
+def collect_usage(
+    settings: Settings, gateway: Gateway, journal: Journal, window: Window, census: Census
+) -> dict[str, Any]:
     """The usage section for ``window``, from a census just taken and the journal's snapshots."""
     # not at the top: the alerts fast path loads this module without pydantic
     from ..config import T_INTERACOES, T_LOGS, T_USUARIOS
@@ -178,11 +187,11 @@ def collect_usage(settings: Settings, gateway: Gateway, journal: Journal, window
             "created_in_range": created_now if t.method == "counted" else None,
             "growth_pct": rounded(growth, 3),
             "growth_method": growth_method,
-            "growth_baseline": ({"records": base_snap["records"], "at": iso(base_snap["ts"])} if base_snap
-                                else None),
+            "growth_baseline": ({"records": base_snap["records"], "at": iso(base_snap["ts"])} if base_snap else None),
             "growth_pct_previous_window": rounded(prev_growth, 3),
-            "created_trend_delta_pct": (rounded(delta_pct(created_now, created_prev), 2)
-                                        if t.method == "counted" else None),
+            "created_trend_delta_pct": (
+                rounded(delta_pct(created_now, created_prev), 2) if t.method == "counted" else None
+            ),
         }
         if t.note:
             tables[name]["note"] = t.note
@@ -193,8 +202,11 @@ def collect_usage(settings: Settings, gateway: Gateway, journal: Journal, window
         if table not in census.tables:
             continue
         meta = info.get(table, {})
-        link = next((f for f, tid in meta.get("links", {}).items()
-                     if tid == info.get(T_USUARIOS, {}).get("id")), None) if table == T_INTERACOES else None
+        link = (
+            next((f for f, tid in meta.get("links", {}).items() if tid == info.get(T_USUARIOS, {}).get("id")), None)
+            if table == T_INTERACOES
+            else None
+        )
         fields = [link] if link else [meta.get("primary") or ""]
         recs, sample = _activity(settings, gateway, table, window, [f for f in fields if f])
         times = [parse_created(r["createdTime"]) for r in recs]
@@ -202,9 +214,13 @@ def collect_usage(settings: Settings, gateway: Gateway, journal: Journal, window
         cur = [r for r, ts in zip(recs, times, strict=True) if window.start <= ts <= window.end]
         older = [r for r, ts in zip(recs, times, strict=True) if ts < window.start]
         n_cur, n_prev = len(cur), len(older)
-        entry: dict[str, Any] = {"created": n_cur, "per_hour": rounded(n_cur / window.hours, 3),
-                                 "previous_window": n_prev,
-                                 "trend_delta_pct": rounded(delta_pct(n_cur, n_prev), 2), **sample}
+        entry: dict[str, Any] = {
+            "created": n_cur,
+            "per_hour": rounded(n_cur / window.hours, 3),
+            "previous_window": n_prev,
+            "trend_delta_pct": rounded(delta_pct(n_cur, n_prev), 2),
+            **sample,
+        }
         if sample["sampled"] and times:
             span = max(times) - min(times)
             density = len(times) / span if span > 0 else None
@@ -212,8 +228,10 @@ def collect_usage(settings: Settings, gateway: Gateway, journal: Journal, window
             entry["per_hour"] = rounded(density * 3600, 3) if density else entry["per_hour"]
             entry["previous_window"] = None
             entry["trend_delta_pct"] = None
-            entry["note"] = (f"sampled: the listing stopped at {len(recs)} records (metrics.sample_above_records);"
-                             " figures extrapolated from the sample's density")
+            entry["note"] = (
+                f"sampled: the listing stopped at {len(recs)} records (metrics.sample_above_records);"
+                " figures extrapolated from the sample's density"
+            )
         step = SERIES_STEP[window.range]
         first = int(window.start // step) * step
         series: dict[int, int] = {t: 0 for t in range(first, int(window.end) + 1, step)}
@@ -223,6 +241,7 @@ def collect_usage(settings: Settings, gateway: Gateway, journal: Journal, window
         entry["series"] = [{"t": t, "created": n} for t, n in sorted(series.items())]
         activity[table] = entry
         if table == T_INTERACOES and link:
+
             def ids(rows: list[dict[str, Any]], lnk: str = link) -> set[str]:
                 return {u for r in rows for u in (r.get("fields", {}).get(lnk) or [])}
 
@@ -232,8 +251,9 @@ def collect_usage(settings: Settings, gateway: Gateway, journal: Journal, window
             users = {
                 "active_users": len(active),
                 "active_users_previous_window": None if sample["sampled"] else len(previous),
-                "active_users_trend_delta_pct": (None if sample["sampled"]
-                                                 else rounded(delta_pct(len(active), len(previous)), 2)),
+                "active_users_trend_delta_pct": (
+                    None if sample["sampled"] else rounded(delta_pct(len(active), len(previous)), 2)
+                ),
                 "users_total": total_users.records if total_users else None,
                 "active_users_ratio": rounded(ratio(len(active), total_users.records)) if total_users else None,
                 "sampled": sample["sampled"],

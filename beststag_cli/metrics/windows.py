@@ -27,16 +27,19 @@ HOUR = 3600
 def check_range(name: str) -> str:
     """Return ``name`` if it is a known range, else raise :class:`BadInput` naming the choices."""
     if name not in RANGES:
-        raise BadInput(f"unknown time range {name!r} (expected one of {', '.join(RANGES)})",
-                       hint="use --range 1h, 24h, 7d or 30d")
+        raise BadInput(
+            f"unknown time range {name!r} (expected one of {', '.join(RANGES)})", hint="use --range 1h, 24h, 7d or 30d"
+        )
     return name
 
 
 def check_kind(name: str) -> str:
     """Return ``name`` if it is a known metric type, else raise :class:`BadInput`."""
     if name not in KINDS:
-        raise BadInput(f"unknown metric type {name!r} (expected one of {', '.join(KINDS)})",
-                       hint="use --type usage, performance, storage or all")
+        raise BadInput(
+            f"unknown metric type {name!r} (expected one of {', '.join(KINDS)})",
+            hint="use --type usage, performance, storage or all",
+        )
     return name
 
 

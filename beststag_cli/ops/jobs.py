@@ -101,8 +101,11 @@ def ping(settings: Settings, run: JobRun, which: str, body: dict[str, Any] | Non
     template = _urls(pings, which) if pings is not None else None
     if not template:
         return None
-    url = template.replace("{job}", run.name).replace("{run_id}", run.run_id) \
+    url = (
+        template.replace("{job}", run.name)
+        .replace("{run_id}", run.run_id)
         .replace("{exit_code}", "" if run.exit_code is None else str(run.exit_code))
+    )
     import urllib.error
     import urllib.request
 
@@ -112,9 +115,12 @@ def ping(settings: Settings, run: JobRun, which: str, body: dict[str, Any] | Non
     for attempt in range(1, tries + 1):
         result["attempts"] = attempt
         try:
-            req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET",
-                                         headers={"User-Agent": "beststag-job-ping",
-                                                  **({"Content-Type": "application/json"} if data else {})})
+            req = urllib.request.Request(
+                url,
+                data=data,
+                method="POST" if data is not None else "GET",
+                headers={"User-Agent": "beststag-job-ping", **({"Content-Type": "application/json"} if data else {})},
+            )
             with urllib.request.urlopen(req, timeout=settings.jobs.ping_timeout_s) as resp:
                 result.update(ok=True, status=resp.status)
                 result.pop("error", None)
@@ -127,8 +133,16 @@ def ping(settings: Settings, run: JobRun, which: str, body: dict[str, Any] | Non
         if attempt < tries:
             time.sleep(min(1.0, settings.jobs.ping_timeout_s / 5))
     if not result["ok"]:
-        log_event("job.ping_failed", _level=logging.WARNING, job=run.name, run_id=run.run_id, which=which,
-                  host=_where(url), error=result["error"], attempts=result["attempts"])
+        log_event(
+            "job.ping_failed",
+            _level=logging.WARNING,
+            job=run.name,
+            run_id=run.run_id,
+            which=which,
+            host=_where(url),
+            error=result["error"],
+            attempts=result["attempts"],
+        )
     return result
 
 
@@ -156,12 +170,27 @@ def job(settings: Settings, name: str, **fields: Any) -> Iterator[JobRun]:
         if error is not None and run.exit_code != 0:
             message = str(getattr(error, "message", None) or error or type(error).__name__)[:500]
         level = logging.INFO if run.outcome in SUCCESS_OUTCOMES else logging.WARNING
-        log_event("job.finished", _level=level, job=name, run_id=run.run_id, outcome=run.outcome,
-                  exit_code=run.exit_code, duration_s=run.duration_s, error=message, **run.fields)
+        log_event(
+            "job.finished",
+            _level=level,
+            job=name,
+            run_id=run.run_id,
+            outcome=run.outcome,
+            exit_code=run.exit_code,
+            duration_s=run.duration_s,
+            error=message,
+            **run.fields,
+        )
         if run.outcome != "locked":
             which = "success" if run.outcome in SUCCESS_OUTCOMES else "fail"
-            body = {"job": name, "run_id": run.run_id, "outcome": run.outcome, "exit_code": run.exit_code,
-                    "duration_s": run.duration_s, "error": message}
+            body = {
+                "job": name,
+                "run_id": run.run_id,
+                "outcome": run.outcome,
+                "exit_code": run.exit_code,
+                "duration_s": run.duration_s,
+                "error": message,
+            }
             _record(run, ping(settings, run, which, body))
         from beststag_cli.metrics.jobstate import after_job
 

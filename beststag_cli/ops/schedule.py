@@ -54,25 +54,58 @@ def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
         return ("metrics", "collect", "--type", kind, "--range", rng, "--format", "prometheus")
 
     return [
-        ScheduledJob("backup-incremental", b.incremental.schedule, ("backup", "run", "--type", "incremental"),
-                     "incremental backup (records changed since the last one)", BACKUP_LOCK),
-        ScheduledJob("backup-complete", b.complete.schedule, ("backup", "run", "--type", "complete"),
-                     "complete backup of the six tables", BACKUP_LOCK),
-        ScheduledJob("backup-critical", b.critical.schedule, ("backup", "run", "--type", "critical"),
-                     "critical backup (the priority tables)", BACKUP_LOCK),
-        ScheduledJob("metrics-usage", ms.usage, collect("usage", mr.usage),
-                     "usage metrics; refreshes the Prometheus textfile"),
-        ScheduledJob("metrics-performance", ms.performance, collect("performance", mr.performance),
-                     "performance metrics; refreshes the Prometheus textfile"),
-        ScheduledJob("metrics-storage", ms.storage, collect("storage", mr.storage),
-                     "storage metrics; refreshes the Prometheus textfile"),
-        ScheduledJob("alerts", js.alerts, ("metrics", "alerts"),
-                     "evaluate the alerts, notify alerts.notify_urls (exit 1 while one fires)"),
+        ScheduledJob(
+            "backup-incremental",
+            b.incremental.schedule,
+            ("backup", "run", "--type", "incremental"),
+            "incremental backup (records changed since the last one)",
+            BACKUP_LOCK,
+        ),
+        ScheduledJob(
+            "backup-complete",
+            b.complete.schedule,
+            ("backup", "run", "--type", "complete"),
+            "complete backup of the six tables",
+            BACKUP_LOCK,
+        ),
+        ScheduledJob(
+            "backup-critical",
+            b.critical.schedule,
+            ("backup", "run", "--type", "critical"),
+            "critical backup (the priority tables)",
+            BACKUP_LOCK,
+        ),
+        ScheduledJob(
+            "metrics-usage", ms.usage, collect("usage", mr.usage), "usage metrics; refreshes the Prometheus textfile"
+        ),
+        ScheduledJob(
+            "metrics-performance",
+            ms.performance,
+            collect("performance", mr.performance),
+            "performance metrics; refreshes the Prometheus textfile",
+        ),
+        ScheduledJob(
+            "metrics-storage",
+            ms.storage,
+            collect("storage", mr.storage),
+            "storage metrics; refreshes the Prometheus textfile",
+        ),
+        ScheduledJob(
+            "alerts",
+            js.alerts,
+            ("metrics", "alerts"),
+            "evaluate the alerts, notify alerts.notify_urls (exit 1 while one fires)",
+        ),
         ScheduledJob("cache-prune", js.cache_prune, ("cache", "prune"), "drop expired cache entries"),
-        ScheduledJob("backup-cleanup", js.backup_cleanup, ("backup", "cleanup"),
-                     "apply the backup keep rules", BACKUP_LOCK),
-        ScheduledJob("metrics-archive", js.metrics_archive, ("metrics", "archive"),
-                     "move old journal rows into monthly archive files"),
+        ScheduledJob(
+            "backup-cleanup", js.backup_cleanup, ("backup", "cleanup"), "apply the backup keep rules", BACKUP_LOCK
+        ),
+        ScheduledJob(
+            "metrics-archive",
+            js.metrics_archive,
+            ("metrics", "archive"),
+            "move old journal rows into monthly archive files",
+        ),
     ]
 
 
@@ -109,20 +142,21 @@ def _may_share_minute(a: str, b: str) -> bool:
         fa, fb = croniter.expand(a)[0], croniter.expand(b)[0]
     except Exception:  # whatever croniter makes of it, expanding both decides
         return True
-    return not any("*" not in fa[i] and "*" not in fb[i] and not set(fa[i]) & set(fb[i])
-                   for i in (0, 1))  # minute, hour
+    return not any(
+        "*" not in fa[i] and "*" not in fb[i] and not set(fa[i]) & set(fb[i]) for i in (0, 1)
+    )  # minute, hour
 
 
-def lock_collisions(jobs: Iterable[ScheduledJob], start: datetime, days: int = 366) -> list[tuple[datetime,
-                                                                                                  list[str]]]:
+def lock_collisions(jobs: Iterable[ScheduledJob], start: datetime, days: int = 366) -> list[tuple[datetime, list[str]]]:
     """Minutes in which two or more jobs sharing a lock would start: all but one of them exit 75."""
     by_minute: dict[tuple[str, datetime], list[str]] = {}
     end = start + timedelta(days=days)
     locked = [j for j in jobs if j.lock is not None]
     fixed_offset = isinstance(start.tzinfo, timezone)  # no DST: croniter's starts keep their minute and hour
     for j in locked:
-        if fixed_offset and not any(k is not j and k.lock == j.lock and _may_share_minute(j.cron, k.cron)
-                                    for k in locked):
+        if fixed_offset and not any(
+            k is not j and k.lock == j.lock and _may_share_minute(j.cron, k.cron) for k in locked
+        ):
             continue  # it starts in no minute another job of its lock can: a year of croniter steps saved
         for t in expand(j.cron, start, end):
             by_minute.setdefault((str(j.lock), t), []).append(j.name)

@@ -104,8 +104,13 @@ class WeekReport:
             for r in runs:
                 codes[str(r.exit_code)] = codes.get(str(r.exit_code), 0) + 1
             jobs[name] = {"runs": len(runs), "exit_codes": codes, "seconds": round(sum(r.seconds for r in runs), 2)}
-        return {"start": self.start.isoformat(), "end": self.end.isoformat(), "jobs": jobs,
-                "workload": self.workload, "seconds": round(self.seconds, 1)}
+        return {
+            "start": self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "jobs": jobs,
+            "workload": self.workload,
+            "seconds": round(self.seconds, 1),
+        }
 
 
 def cron_events(entries: list[CronEntry], start: datetime, end: datetime) -> list[Event]:
@@ -161,23 +166,55 @@ class Workload:
         if not self.users:
             self.users, self.interactions = self._ids("Usuários"), self._ids("Interações")
         rng, hour = self.rng, at.hour
-        new = [{"fields": {"Resumo": f"simulada {at:%a %H:%M} #{i}", "user": [rng.choice(self.users)],
-                           "message": f"mensagem {rng.randrange(10**6)}", "timestamp": at.isoformat(),
-                           "canal": rng.choice(["WhatsApp", "Email", "Web", "Telegram"]),
-                           "sentimento": rng.choice(["Positivo", "Neutro", "Negativo"]),
-                           "tokens": rng.randrange(20, 900), "resolvido": False}} for i in range(2)]
+        new = [
+            {
+                "fields": {
+                    "Resumo": f"simulada {at:%a %H:%M} #{i}",
+                    "user": [rng.choice(self.users)],
+                    "message": f"mensagem {rng.randrange(10**6)}",
+                    "timestamp": at.isoformat(),
+                    "canal": rng.choice(["WhatsApp", "Email", "Web", "Telegram"]),
+                    "sentimento": rng.choice(["Positivo", "Neutro", "Negativo"]),
+                    "tokens": rng.randrange(20, 900),
+                    "resolvido": False,
+                }
+            }
+            for i in range(2)
+        ]
         created = self._cli("records", "create", "Interações", "--data", json.dumps(new, ensure_ascii=False))
         self.interactions += [r["id"] for r in created["records"]]
         self.counts["created"] += len(new)
         target = rng.choice(self.interactions)
-        self._cli("records", "update", "Interações", "--data", json.dumps(
-            [{"id": target, "fields": {"resolvido": True, "Resumo": f"resolvida {at:%a %H:%M}"}}], ensure_ascii=False))
+        self._cli(
+            "records",
+            "update",
+            "Interações",
+            "--data",
+            json.dumps(
+                [{"id": target, "fields": {"resolvido": True, "Resumo": f"resolvida {at:%a %H:%M}"}}],
+                ensure_ascii=False,
+            ),
+        )
         self.counts["updated"] += 1
         if hour % 3 == 0:
             user = rng.choice(self.users)
-            self._cli("records", "update", "Usuários", "--data", json.dumps(
-                [{"id": user, "fields": {"plano": rng.choice(["Free", "Pro", "Enterprise"]),
-                                         "status": rng.choice(["Ativo", "Inativo"])}}]))
+            self._cli(
+                "records",
+                "update",
+                "Usuários",
+                "--data",
+                json.dumps(
+                    [
+                        {
+                            "id": user,
+                            "fields": {
+                                "plano": rng.choice(["Free", "Pro", "Enterprise"]),
+                                "status": rng.choice(["Ativo", "Inativo"]),
+                            },
+                        }
+                    ]
+                ),
+            )
             self.counts["updated"] += 1
         victim = self.interactions.pop(rng.randrange(len(self.interactions)))
         self._cli("records", "delete", "Interações", "--yes", "--id", victim)
@@ -187,10 +224,16 @@ class Workload:
             self.counts["cache_gets"] += 1
 
 
-def simulate(entries: list[CronEntry], start: datetime, days: float = 7, *, runner: Runner | None = None,
-             workload: Callable[[datetime], Any] | None = None, calls: Iterable[tuple[datetime, Callable[[datetime],
-                                                                                                   Any]]] = (),
-             after: Callable[[Event, Run | None], Any] | None = None) -> WeekReport:
+def simulate(
+    entries: list[CronEntry],
+    start: datetime,
+    days: float = 7,
+    *,
+    runner: Runner | None = None,
+    workload: Callable[[datetime], Any] | None = None,
+    calls: Iterable[tuple[datetime, Callable[[datetime], Any]]] = (),
+    after: Callable[[Event, Run | None], Any] | None = None,
+) -> WeekReport:
     """Run the crontab ``entries`` from ``start`` for ``days`` (see the module docstring).
 
     ``workload`` defaults to a :class:`Workload` on the same runner; pass ``lambda at: None`` for none.
@@ -203,8 +246,11 @@ def simulate(entries: list[CronEntry], start: datetime, days: float = 7, *, runn
     events = cron_events(entries, start, end)
     wl = workload if workload is not None else Workload(runner)
     hours = int((end - start).total_seconds() // 3600) + 1
-    events += [Event(start + timedelta(hours=h, minutes=WORKLOAD_MINUTE), 10_000, "workload", call=wl)
-               for h in range(hours) if start + timedelta(hours=h, minutes=WORKLOAD_MINUTE) < end]
+    events += [
+        Event(start + timedelta(hours=h, minutes=WORKLOAD_MINUTE), 10_000, "workload", call=wl)
+        for h in range(hours)
+        if start + timedelta(hours=h, minutes=WORKLOAD_MINUTE) < end
+    ]
     events += [Event(at, 20_000 + i, getattr(fn, "__name__", "call"), call=fn) for i, (at, fn) in enumerate(calls)]
     events.sort(key=lambda e: (e.at, e.order))
 

@@ -176,8 +176,9 @@ class Evaluator:
             else:
                 same = d.date() == x.date() if len(text) == 10 else d == x
                 after, before = d > x, d < x
-            return {"eq": same, "ne": not same, "gt": after, "lt": before, "gte": after or same,
-                    "lte": before or same}[op]
+            return {"eq": same, "ne": not same, "gt": after, "lt": before, "gte": after or same, "lte": before or same}[
+                op
+            ]
         if d is None:
             return False
         args = c.date_args
@@ -245,20 +246,23 @@ def project(record: Record, fields: Sequence[str] | None) -> Record:
     return {**record, "fields": {k: v for k, v in (record.get("fields") or {}).items() if k in keep}}
 
 
-def matches(spec: QuerySpec, record: Record, table: TableInfo, now: datetime,
-            links: LinkResolver | None = None) -> bool:
+def matches(
+    spec: QuerySpec, record: Record, table: TableInfo, now: datetime, links: LinkResolver | None = None
+) -> bool:
     """Does `record` (full Airtable JSON) belong to the answer of `spec`? (ignores view and maxRecords)"""
     return Evaluator(table, now, links).matches(bind(spec, table).tree, record)
 
 
-def sort_key(spec: QuerySpec, record: Record, table: TableInfo, now: datetime,
-             links: LinkResolver | None = None) -> tuple[Any, ...]:
+def sort_key(
+    spec: QuerySpec, record: Record, table: TableInfo, now: datetime, links: LinkResolver | None = None
+) -> tuple[Any, ...]:
     """Ascending per-field keys for `spec.sort` (apply each field's direction yourself)."""
     return Evaluator(table, now, links).sort_key(spec.sort, record)
 
 
-def apply_query(spec: QuerySpec, records: Iterable[Record], table: TableInfo, now: datetime,
-                links: LinkResolver | None = None) -> list[Record]:
+def apply_query(
+    spec: QuerySpec, records: Iterable[Record], table: TableInfo, now: datetime, links: LinkResolver | None = None
+) -> list[Record]:
     """Filter, sort, cap at maxRecords and project `records` (given in Airtable's default order)."""
     ev = Evaluator(table, now, links)
     tree = bind(spec, table).tree

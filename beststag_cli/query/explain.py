@@ -24,11 +24,32 @@ DEFAULT_LATENCY_S = 0.25
 LARGE_TABLE = 1000
 ENVELOPE_BYTES = 80  # {"id":"rec…","createdTime":"…","fields":{}} plus separators
 
-_VALUE_BYTES = {"singleLineText": 24, "multilineText": 220, "richText": 260, "email": 28, "url": 45,
-                "phoneNumber": 18, "singleSelect": 10, "multipleSelects": 28, "number": 6, "currency": 7,
-                "percent": 5, "duration": 6, "rating": 2, "autoNumber": 5, "date": 12, "dateTime": 26,
-                "createdTime": 26, "lastModifiedTime": 26, "checkbox": 4, "multipleRecordLinks": 24,
-                "multipleLookupValues": 34, "multipleAttachments": 650, "formula": 20, "rollup": 12}
+_VALUE_BYTES = {
+    "singleLineText": 24,
+    "multilineText": 220,
+    "richText": 260,
+    "email": 28,
+    "url": 45,
+    "phoneNumber": 18,
+    "singleSelect": 10,
+    "multipleSelects": 28,
+    "number": 6,
+    "currency": 7,
+    "percent": 5,
+    "duration": 6,
+    "rating": 2,
+    "autoNumber": 5,
+    "date": 12,
+    "dateTime": 26,
+    "createdTime": 26,
+    "lastModifiedTime": 26,
+    "checkbox": 4,
+    "multipleRecordLinks": 24,
+    "multipleLookupValues": 34,
+    "multipleAttachments": 650,
+    "formula": 20,
+    "rollup": 12,
+}
 
 
 @dataclass
@@ -153,17 +174,43 @@ def complexity(bound: Bound, formula: str) -> Complexity:
     return Complexity(round(sum(parts.values()), 2), parts)
 
 
-def make_plan(bound: Bound, *, endpoint: str, base_id: str, record_count: int | None, count_source: str,
-              latency_s: float = DEFAULT_LATENCY_S, rate_per_s: float = RATE_PER_S) -> Plan:
+def make_plan(
+    bound: Bound,
+    *,
+    endpoint: str,
+    base_id: str,
+    record_count: int | None,
+    count_source: str,
+    latency_s: float = DEFAULT_LATENCY_S,
+    rate_per_s: float = RATE_PER_S,
+) -> Plan:
     spec, table = bound.spec, bound.table
     opts = request_options(bound)
     formula = opts.get("formula", "")
     fields = bound.request_fields
     warnings: list[str] = []
     if bound.empty:
-        return Plan(table.name, "FALSE()", True, "none", 0, fields, [s.model_dump() for s in spec.sort],
-                    opts["page_size"], spec.max_records, spec.view, record_count, count_source, 0, 0, 0, 0, 0.0,
-                    Complexity(0.0, {}), ["the filter can never match: answered empty without a request"])
+        return Plan(
+            table.name,
+            "FALSE()",
+            True,
+            "none",
+            0,
+            fields,
+            [s.model_dump() for s in spec.sort],
+            opts["page_size"],
+            spec.max_records,
+            spec.view,
+            record_count,
+            count_source,
+            0,
+            0,
+            0,
+            0,
+            0.0,
+            Complexity(0.0, {}),
+            ["the filter can never match: answered empty without a request"],
+        )
     ulen = url_length(endpoint, base_id, table.name, opts)
     method = "POST" if ulen >= MAX_URL_LENGTH else "GET"
     max_matches: int | None
@@ -176,11 +223,12 @@ def make_plan(bound: Bound, *, endpoint: str, base_id: str, record_count: int | 
     est_bytes = (max_matches or 0) * per_record + pages * 20
     est_seconds = round(max(0, pages - 1) / rate_per_s + pages * latency_s, 2)
     if fields is None:
-        warnings.append(f"no field selection: every field is transferred (~{per_record} bytes a record); "
-                        "pass --fields")
+        warnings.append(f"no field selection: every field is transferred (~{per_record} bytes a record); pass --fields")
     if not spec.max_records:
-        warnings.append("unbounded result: no maxRecords" + (f", up to {record_count} records in {pages} "
-                                                             "request(s)" if record_count is not None else ""))
+        warnings.append(
+            "unbounded result: no maxRecords"
+            + (f", up to {record_count} records in {pages} request(s)" if record_count is not None else "")
+        )
         if record_count is not None and record_count > LARGE_TABLE:
             warnings.append(f"large table ({record_count} records) without maxRecords")
     for c in walk(bound.tree):
@@ -190,15 +238,35 @@ def make_plan(bound: Bound, *, endpoint: str, base_id: str, record_count: int | 
         elif f.type == "multipleRecordLinks":
             warnings.append(f'"{f.name}" is a link: the filter compares the linked records\' primary field values')
     if spec.page_size and spec.max_records and spec.page_size < min(MAX_PAGE_SIZE, spec.max_records):
-        warnings.append(f"pageSize {spec.page_size} costs extra requests; leave it out to get "
-                        f"{min(MAX_PAGE_SIZE, spec.max_records)}")
+        warnings.append(
+            f"pageSize {spec.page_size} costs extra requests; leave it out to get "
+            f"{min(MAX_PAGE_SIZE, spec.max_records)}"
+        )
     if method == "POST":
         warnings.append(f"the request URL would be {ulen} characters: sent as POST listRecords")
     if spec.view and spec.sort:
         warnings.append("sort overrides the view's order")
-    return Plan(table.name, formula, False, method, ulen, fields, [s.model_dump() for s in spec.sort],
-                opts["page_size"], spec.max_records, spec.view, record_count, count_source, max_matches, pages,
-                pages, est_bytes, est_seconds, complexity(bound, formula), list(dict.fromkeys(warnings)))
+    return Plan(
+        table.name,
+        formula,
+        False,
+        method,
+        ulen,
+        fields,
+        [s.model_dump() for s in spec.sort],
+        opts["page_size"],
+        spec.max_records,
+        spec.view,
+        record_count,
+        count_source,
+        max_matches,
+        pages,
+        pages,
+        est_bytes,
+        est_seconds,
+        complexity(bound, formula),
+        list(dict.fromkeys(warnings)),
+    )
 
 
 __all__ = ["Complexity", "Plan", "complexity", "make_plan", "request_options", "url_length"]

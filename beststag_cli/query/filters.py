@@ -30,9 +30,21 @@ EMPTY_OPS = ("is_empty", "not_empty")
 DATE_OPS = ("date_after", "date_before", "date_within")
 OPERATORS: tuple[str, ...] = SCALAR_OPS + TEXT_OPS + LIST_OPS + EMPTY_OPS + DATE_OPS
 
-ALIASES = {"=": "eq", "==": "eq", "!=": "ne", "<>": "ne", ">": "gt", ">=": "gte", "<": "lt", "<=": "lte",
-           "neq": "ne", "startswith": "starts_with", "isempty": "is_empty", "notempty": "not_empty",
-           "nin": "not_in"}
+ALIASES = {
+    "=": "eq",
+    "==": "eq",
+    "!=": "ne",
+    "<>": "ne",
+    ">": "gt",
+    ">=": "gte",
+    "<": "lt",
+    "<=": "lte",
+    "neq": "ne",
+    "startswith": "starts_with",
+    "isempty": "is_empty",
+    "notempty": "not_empty",
+    "nin": "not_in",
+}
 
 #: keys a date operator takes besides "operator"
 REL_UNITS = ("days", "hours", "minutes")
@@ -151,8 +163,9 @@ def canon_scalar(v: Any, path: str) -> Scalar:
 def type_name(v: Any) -> str:
     if v is None:
         return "null"
-    return {bool: "true/false", str: "text", int: "number", float: "number", list: "a list",
-            dict: "an object"}.get(type(v), type(v).__name__)
+    return {bool: "true/false", str: "text", int: "number", float: "number", list: "a list", dict: "an object"}.get(
+        type(v), type(v).__name__
+    )
 
 
 def canon_instant(text: Any, path: str) -> str:
@@ -193,8 +206,12 @@ def _date_args(op: str, args: dict[str, Any], path: str) -> tuple[tuple[str, Any
     rel = [k for k in REL_UNITS if k in args]
     unknown = sorted(set(args) - {"value", "from", "to", *REL_UNITS})
     if unknown:
-        raise _bad(f'{op} does not take "{unknown[0]}" (it takes one of days, hours, minutes, value'
-                   + (', or from/to' if op == "date_within" else "") + ")", path)
+        raise _bad(
+            f'{op} does not take "{unknown[0]}" (it takes one of days, hours, minutes, value'
+            + (", or from/to" if op == "date_within" else "")
+            + ")",
+            path,
+        )
     if len(rel) > 1:
         raise _bad(f"{op}: give one of days, hours, minutes, not {' and '.join(rel)}", path)
     if rel:
@@ -226,8 +243,10 @@ def op_name(raw: Any, path: str) -> str:
         raise _bad(f"an operator must be text, got {type_name(raw)}", path)
     name = ALIASES.get(raw.strip().lower(), raw.strip().lower())
     if name not in OPERATORS:
-        raise FilterError(f"filter {path}: unknown operator {raw!r}{did_you_mean(raw, OPERATORS)}",
-                          hint="operators: " + ", ".join(OPERATORS))
+        raise FilterError(
+            f"filter {path}: unknown operator {raw!r}{did_you_mean(raw, OPERATORS)}",
+            hint="operators: " + ", ".join(OPERATORS),
+        )
     return name
 
 
@@ -271,12 +290,14 @@ def parse_filters(raw: Any, path: str = "", depth: int = 0) -> Node:
     if raw is None:
         return TRUE
     if depth > MAX_DEPTH:
-        raise FilterError(f"the filter nests and/or/not more than {MAX_DEPTH} levels deep",
-                          hint="flatten it: and/or take a list of any length")
+        raise FilterError(
+            f"the filter nests and/or/not more than {MAX_DEPTH} levels deep",
+            hint="flatten it: and/or take a list of any length",
+        )
     if isinstance(raw, list):
         return And(tuple(parse_filters(x, f"{path}[{i}]", depth + 1) for i, x in enumerate(raw)))
     if not isinstance(raw, dict):
-        raise _bad(f"expected an object like {{\"status\": \"Ativo\"}}, got {type_name(raw)}", path or "")
+        raise _bad(f'expected an object like {{"status": "Ativo"}}, got {type_name(raw)}', path or "")
     items: list[Node] = []
     for key, val in raw.items():
         sub = f"{path}.{key}" if path else str(key)

@@ -46,8 +46,10 @@ def field_ref(name: str) -> str:
     brace), so it is refused rather than risked.
     """
     if name.endswith("\\"):
-        raise FilterError(f"field name {name!r} ends with a backslash and cannot be used in a formula",
-                          hint="rename the field in Airtable")
+        raise FilterError(
+            f"field name {name!r} ends with a backslash and cannot be used in a formula",
+            hint="rename the field in Airtable",
+        )
     return "{" + name.replace("}", "\\}") + "}"
 
 
@@ -101,9 +103,12 @@ def compile_cond(c: Cond, table: TableInfo) -> str:
     if op == "not_empty":
         return f"{ref}&''!=''"
     if kind == MULTI:
+
         def member(x: str) -> str:
-            return (f"FIND({quoted(MEMBER_SEP + x + MEMBER_SEP)}, {quoted(MEMBER_SEP)}&ARRAYJOIN({ref}, "
-                    f"{quoted(MEMBER_SEP)})&{quoted(MEMBER_SEP)})>0")
+            return (
+                f"FIND({quoted(MEMBER_SEP + x + MEMBER_SEP)}, {quoted(MEMBER_SEP)}&ARRAYJOIN({ref}, "
+                f"{quoted(MEMBER_SEP)})&{quoted(MEMBER_SEP)})>0"
+            )
 
         if op in ("eq", "contains"):
             return member(v)
@@ -141,8 +146,14 @@ def _compile_date(c: Cond, ref: str) -> str:
         text = str(c.value)
         d = instant(text)
         same = f"IS_SAME({ref}, {d}, 'day')" if len(text) == 10 else f"IS_SAME({ref}, {d})"
-        out = {"eq": same, "ne": f"NOT({same})", "gt": f"IS_AFTER({ref}, {d})", "lt": f"IS_BEFORE({ref}, {d})",
-               "gte": f"OR(IS_AFTER({ref}, {d}), {same})", "lte": f"OR(IS_BEFORE({ref}, {d}), {same})"}
+        out = {
+            "eq": same,
+            "ne": f"NOT({same})",
+            "gt": f"IS_AFTER({ref}, {d})",
+            "lt": f"IS_BEFORE({ref}, {d})",
+            "gte": f"OR(IS_AFTER({ref}, {d}), {same})",
+            "lte": f"OR(IS_BEFORE({ref}, {d}), {same})",
+        }
         return out[op]
     args = c.date_args
     if op in ("date_after", "date_before"):

@@ -29,11 +29,14 @@ def load_filter_json(text: str | None) -> Any:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as e:
-        raise FilterError(f"--filter is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}",
-                          hint='example: --filter \'{"status": "Ativo"}\'') from None
+        raise FilterError(
+            f"--filter is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}",
+            hint='example: --filter \'{"status": "Ativo"}\'',
+        ) from None
     except RecursionError:
-        raise FilterError("--filter nests too deeply to read", hint="flatten it: and/or take a list of any length") \
-            from None
+        raise FilterError(
+            "--filter nests too deeply to read", hint="flatten it: and/or take a list of any length"
+        ) from None
     return check_text(data, "--filter")
 
 
@@ -45,15 +48,33 @@ def sort_item(text: str) -> dict[str, Any]:
     return {"field": text.lstrip("+").strip(), "direction": "asc"}
 
 
-def query(table: str, filters: Any, fields: Iterable[str] | None, sort: Iterable[Mapping[str, Any]] | None,
-          max_records: int | None, view: str | None) -> dict[str, Any]:
+def query(
+    table: str,
+    filters: Any,
+    fields: Iterable[str] | None,
+    sort: Iterable[Mapping[str, Any]] | None,
+    max_records: int | None,
+    view: str | None,
+) -> dict[str, Any]:
     """The query, every key of QUERY_KEYS present: an empty filter object, field list or view means none."""
-    return {"table": table, "filters": None if filters == {} else filters, "fields": list(fields or []) or None,
-            "sort": [dict(s) for s in sort or []], "maxRecords": max_records, "view": view or None}
+    return {
+        "table": table,
+        "filters": None if filters == {} else filters,
+        "fields": list(fields or []) or None,
+        "sort": [dict(s) for s in sort or []],
+        "maxRecords": max_records,
+        "view": view or None,
+    }
 
 
-def from_cli(table: str, filter_text: str | None, fields: list[str] | None, sort: list[str] | None,
-             max_records: int | None, view: str | None) -> dict[str, Any]:
+def from_cli(
+    table: str,
+    filter_text: str | None,
+    fields: list[str] | None,
+    sort: list[str] | None,
+    max_records: int | None,
+    view: str | None,
+) -> dict[str, Any]:
     """The command line's forms: `--filter` JSON text, `--fields A,B` (repeatable), `--sort [-]FIELD` (repeatable)."""
     for where, given in (("TABLE", table), ("--fields", fields), ("--sort", sort), ("--view", view)):
         check_text(given, where)

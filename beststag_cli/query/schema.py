@@ -14,11 +14,30 @@ from ..errors import UnknownField, UnknownTable
 from ..names import did_you_mean
 
 TEXT, NUMBER, CHECKBOX, DATE, MULTI, ATTACHMENTS, OTHER = (
-    "text", "number", "checkbox", "date", "multi", "attachments", "other")
+    "text",
+    "number",
+    "checkbox",
+    "date",
+    "multi",
+    "attachments",
+    "other",
+)
 
 _KIND_BY_TYPE = {
-    **dict.fromkeys(("singleLineText", "multilineText", "richText", "email", "url", "phoneNumber",
-                     "singleSelect", "externalSyncSource", "aiText"), TEXT),
+    **dict.fromkeys(
+        (
+            "singleLineText",
+            "multilineText",
+            "richText",
+            "email",
+            "url",
+            "phoneNumber",
+            "singleSelect",
+            "externalSyncSource",
+            "aiText",
+        ),
+        TEXT,
+    ),
     **dict.fromkeys(("number", "currency", "percent", "duration", "rating", "autoNumber", "count"), NUMBER),
     "checkbox": CHECKBOX,
     **dict.fromkeys(("date", "dateTime", "createdTime", "lastModifiedTime"), DATE),
@@ -31,8 +50,9 @@ OPS_BY_KIND: dict[str, frozenset[str]] = {
     TEXT: frozenset({"eq", "ne", "contains", "starts_with", "in", "not_in", "is_empty", "not_empty"}),
     NUMBER: frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "in", "not_in", "is_empty", "not_empty"}),
     CHECKBOX: frozenset({"eq", "ne", "is_empty", "not_empty"}),
-    DATE: frozenset({"eq", "ne", "gt", "gte", "lt", "lte", "date_after", "date_before", "date_within",
-                     "is_empty", "not_empty"}),
+    DATE: frozenset(
+        {"eq", "ne", "gt", "gte", "lt", "lte", "date_after", "date_before", "date_within", "is_empty", "not_empty"}
+    ),
     MULTI: frozenset({"eq", "ne", "contains", "in", "not_in", "is_empty", "not_empty"}),
     ATTACHMENTS: frozenset({"is_empty", "not_empty"}),
     OTHER: frozenset({"is_empty", "not_empty"}),
@@ -95,9 +115,10 @@ class TableInfo:
         for f in self.fields:
             if f.name == name or f.id == name:
                 return f
-        raise UnknownField(f'unknown field "{name}" in table {self.name}'
-                           f'{did_you_mean(name, [f.name for f in self.fields])}',
-                           hint=f"fields of {self.name}: " + ", ".join(f.name for f in self.fields))
+        raise UnknownField(
+            f'unknown field "{name}" in table {self.name}{did_you_mean(name, [f.name for f in self.fields])}',
+            hint=f"fields of {self.name}: " + ", ".join(f.name for f in self.fields),
+        )
 
     def has_field(self, name: str) -> bool:
         return any(f.name == name or f.id == name for f in self.fields)
@@ -117,8 +138,10 @@ class BaseSchema:
         for t in self.tables:
             if t.name == name or t.id == name:
                 return t
-        raise UnknownTable(f'unknown table "{name}"{did_you_mean(name, [t.name for t in self.tables])}',
-                           hint="tables: " + ", ".join(t.name for t in self.tables))
+        raise UnknownTable(
+            f'unknown table "{name}"{did_you_mean(name, [t.name for t in self.tables])}',
+            hint="tables: " + ", ".join(t.name for t in self.tables),
+        )
 
     def has_table(self, name: str) -> bool:
         return any(t.name == name or t.id == name for t in self.tables)
@@ -130,9 +153,12 @@ class BaseSchema:
     def from_json(cls, base_id: str, data: dict[str, Any]) -> BaseSchema:
         tables = []
         for t in data.get("tables", []):
-            fields = tuple(FieldInfo(str(f["id"]), str(f["name"]), str(f["type"]), dict(f.get("options") or {}))
-                           for f in t.get("fields", []))
+            fields = tuple(
+                FieldInfo(str(f["id"]), str(f["name"]), str(f["type"]), dict(f.get("options") or {}))
+                for f in t.get("fields", [])
+            )
             views = tuple(str(v.get("name")) for v in t.get("views", []) or [])
-            tables.append(TableInfo(str(t["id"]), str(t["name"]), str(t.get("primaryFieldId") or fields[0].id),
-                                    fields, views))
+            tables.append(
+                TableInfo(str(t["id"]), str(t["name"]), str(t.get("primaryFieldId") or fields[0].id), fields, views)
+            )
         return cls(base_id, tuple(tables))

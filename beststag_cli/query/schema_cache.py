@@ -68,8 +68,7 @@ class SchemaCache:
         self._fetched_at = clock.timestamp()
         self._schema = BaseSchema.from_json(self.gateway.base_id, data)
         ensure_private_dir(self.path.parent)
-        write_private_file(self.path, json.dumps({"fetched_at": self._fetched_at, "schema": data},
-                                                 ensure_ascii=False))
+        write_private_file(self.path, json.dumps({"fetched_at": self._fetched_at, "schema": data}, ensure_ascii=False))
         return self._schema
 
     def _stale_enough(self) -> bool:

@@ -54,8 +54,11 @@ class QueryService:
         j = self.gateway.journal
         if j is None:
             return None
-        rows = j.query("SELECT records, ts FROM count_snapshots WHERE table_name = ? AND (base = ? OR base IS NULL) "
-                       "ORDER BY ts DESC LIMIT 1", (table, self.gateway.settings.base_id))
+        rows = j.query(
+            "SELECT records, ts FROM count_snapshots WHERE table_name = ? AND (base = ? OR base IS NULL) "
+            "ORDER BY ts DESC LIMIT 1",
+            (table, self.gateway.settings.base_id),
+        )
         return (int(rows[0]["records"]), float(rows[0]["ts"])) if rows else None
 
     def count(self, table: str) -> int:
@@ -75,8 +78,11 @@ class QueryService:
         if j is None:
             return DEFAULT_LATENCY_S
         try:
-            rows = j.query("SELECT duration_ms FROM requests WHERE table_name = ? AND operation = 'list' "
-                           "AND status = 200 ORDER BY ts DESC LIMIT 50", (table,))
+            rows = j.query(
+                "SELECT duration_ms FROM requests WHERE table_name = ? AND operation = 'list' "
+                "AND status = 200 ORDER BY ts DESC LIMIT 50",
+                (table,),
+            )
         except Exception:
             return DEFAULT_LATENCY_S
         if len(rows) < 5:
@@ -97,10 +103,15 @@ class QueryService:
             record_count, source = snap[0], "journal snapshot (old)"
         else:
             record_count, source = None, "unknown"
-        return make_plan(bound, endpoint=self.gateway.settings.endpoint_url, base_id=self.gateway.base_id,
-                         record_count=record_count, count_source=source,
-                         latency_s=self._latency(bound.table.name),
-                         rate_per_s=float(self.gateway.settings.airtable.rate_limit_per_s))
+        return make_plan(
+            bound,
+            endpoint=self.gateway.settings.endpoint_url,
+            base_id=self.gateway.base_id,
+            record_count=record_count,
+            count_source=source,
+            latency_s=self._latency(bound.table.name),
+            rate_per_s=float(self.gateway.settings.airtable.rate_limit_per_s),
+        )
 
     def run(self, spec: QuerySpec, on_page: Callable[[int], None] | None = None) -> QueryResult:
         """Execute without cache: one listing with everything pushed server-side."""

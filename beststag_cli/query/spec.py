@@ -122,7 +122,8 @@ class QuerySpec(BaseModel):
     def to_json(self) -> dict[str, Any]:
         """The spec in the webhook's JSON shape (camelCase keys, unset keys left out)."""
         return self.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True, mode="json") | {
-            "table": self.table}
+            "table": self.table
+        }
 
     @classmethod
     def parse(cls, data: Any) -> QuerySpec:
@@ -134,7 +135,6 @@ class QuerySpec(BaseModel):
             return cls.model_validate(data)
         except ValidationError as e:
             raise _one_line(e) from None
-
 
     @classmethod
     def from_webhook(cls, body: Any) -> QuerySpec:
@@ -149,14 +149,15 @@ def _one_line(e: ValidationError) -> BadInput:
     loc = ".".join(str(p) for p in err["loc"]) or "query"
     if err["type"] == "extra_forbidden":
         key = str(err["loc"][-1])
-        return BadInput(f"unknown query key {key!r}{did_you_mean(key, SPEC_KEYS)}",
-                        hint="query keys: " + ", ".join(SPEC_KEYS))
+        return BadInput(
+            f"unknown query key {key!r}{did_you_mean(key, SPEC_KEYS)}", hint="query keys: " + ", ".join(SPEC_KEYS)
+        )
     cause = err.get("ctx", {}).get("error")
     if isinstance(cause, FilterError):
         return cause
     msg = err["msg"]
     if msg.startswith("Value error, "):
-        msg = msg[len("Value error, "):]
+        msg = msg[len("Value error, ") :]
     got = err.get("input")
     shown = json.dumps(got, ensure_ascii=False, default=str) if not isinstance(got, dict) else "{...}"
     return BadInput(f"query {loc}: {msg} (got {shown[:80]})")

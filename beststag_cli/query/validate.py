@@ -50,11 +50,15 @@ def bind(spec: QuerySpec, table: TableInfo) -> Bound:
     for s in spec.sort:
         f = table.field(s.field)
         if f.kind not in SORTABLE_KINDS:
-            raise BadInput(f'cannot sort by "{f.name}" ({f.type})',
-                           hint="sort by a text, number, checkbox, date, select or link field")
+            raise BadInput(
+                f'cannot sort by "{f.name}" ({f.type})',
+                hint="sort by a text, number, checkbox, date, select or link field",
+            )
     if spec.view is not None and table.views and spec.view not in table.views:
-        raise BadInput(f'unknown view "{spec.view}" in table {table.name}{did_you_mean(spec.view, table.views)}',
-                       hint="views: " + ", ".join(table.views))
+        raise BadInput(
+            f'unknown view "{spec.view}" in table {table.name}{did_you_mean(spec.view, table.views)}',
+            hint="views: " + ", ".join(table.views),
+        )
     tree = _check(normalize_tree(spec.tree), table)
     return Bound(spec, table, normalize_tree(simplify(normalize_tree(tree), table)))
 
@@ -73,18 +77,30 @@ def _check(node: Node, table: TableInfo) -> Node:
 
 
 def _kind_label(f: FieldInfo) -> str:
-    return {TEXT: "text", NUMBER: "number", CHECKBOX: "checkbox", DATE: "date", MULTI: "multi-value",
-            ATTACHMENTS: "attachment", OTHER: f.type}[f.kind]
+    return {
+        TEXT: "text",
+        NUMBER: "number",
+        CHECKBOX: "checkbox",
+        DATE: "date",
+        MULTI: "multi-value",
+        ATTACHMENTS: "attachment",
+        OTHER: f.type,
+    }[f.kind]
 
 
 def check_cond(c: Cond, f: FieldInfo) -> Cond:
     where = f'"{f.name}"'
     if c.op not in OPS_BY_KIND[f.kind]:
         allowed = ", ".join(sorted(OPS_BY_KIND[f.kind]))
-        raise FilterError(f"operator {c.op} makes no sense for {where}, a {_kind_label(f)} field ({f.type})",
-                          hint=f"operators for {f.type}: {allowed}")
-    values = list(c.value) if isinstance(c.value, tuple) and c.op not in DATE_OPS else (
-        [c.value] if c.value is not None and c.op not in DATE_OPS else [])
+        raise FilterError(
+            f"operator {c.op} makes no sense for {where}, a {_kind_label(f)} field ({f.type})",
+            hint=f"operators for {f.type}: {allowed}",
+        )
+    values = (
+        list(c.value)
+        if isinstance(c.value, tuple) and c.op not in DATE_OPS
+        else ([c.value] if c.value is not None and c.op not in DATE_OPS else [])
+    )
     kind = f.kind
 
     def wrong(v: Any, expected: str) -> FilterError:
@@ -101,14 +117,18 @@ def check_cond(c: Cond, f: FieldInfo) -> Cond:
         if choices is not None and c.op in member_ops:
             for v in values:
                 if v not in choices:
-                    raise FilterError(f'"{v}" is not an option of {where}{did_you_mean(v, choices)}',
-                                      hint="options: " + ", ".join(choices))
+                    raise FilterError(
+                        f'"{v}" is not an option of {where}{did_you_mean(v, choices)}',
+                        hint="options: " + ", ".join(choices),
+                    )
         if f.type == "multipleRecordLinks":
             for v in values:
                 if _RECORD_ID.match(v):
-                    raise FilterError(f"{where} links to other records: filter by the linked record's primary "
-                                      f"field value (its name), not by its id {v}",
-                                      hint="Airtable formulas see linked records by their primary field")
+                    raise FilterError(
+                        f"{where} links to other records: filter by the linked record's primary "
+                        f"field value (its name), not by its id {v}",
+                        hint="Airtable formulas see linked records by their primary field",
+                    )
     elif kind == NUMBER:
         for v in values:
             if isinstance(v, bool) or not isinstance(v, (int, float)):
@@ -193,8 +213,11 @@ def _impossible(conds: list[Cond], f: FieldInfo) -> bool:
         if lo > hi or (lo == hi and (lo_strict or hi_strict)):
             return True
         if possible is not None:
-            possible = {v for v in possible if (v > lo or (v == lo and not lo_strict))
-                        and (v < hi or (v == hi and not hi_strict))}
+            possible = {
+                v
+                for v in possible
+                if (v > lo or (v == lo and not lo_strict)) and (v < hi or (v == hi and not hi_strict))
+            }
         if "is_empty" in ops and possible is not None and 0 not in possible:
             return True  # an empty number compares as 0
     if possible is not None:

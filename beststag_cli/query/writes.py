@@ -37,8 +37,13 @@ class WriteResult:
     created_ids: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"table": self.table, "operation": self.op, "count": len(self.records),
-                               "requests": self.requests, "records": self.records}
+        out: dict[str, Any] = {
+            "table": self.table,
+            "operation": self.op,
+            "count": len(self.records),
+            "requests": self.requests,
+            "records": self.records,
+        }
         if self.op == "upsert":
             out["created"] = self.created_ids
         return out
@@ -52,8 +57,10 @@ def read_items(data: str | None, lines: Iterable[str] | None) -> list[Any]:
         try:
             parsed = json.loads(data)
         except json.JSONDecodeError as e:
-            raise BadInput(f"--data is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}",
-                           hint='example: --data \'{"fields": {"Nome": "Ana"}}\'') from None
+            raise BadInput(
+                f"--data is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}",
+                hint='example: --data \'{"fields": {"Nome": "Ana"}}\'',
+            ) from None
         except RecursionError:
             raise BadInput("--data nests too deeply to read", hint='a record is {"fields": {...}}') from None
         check_text(parsed, "--data")
@@ -89,12 +96,13 @@ def to_records(op: WriteOp, items: list[Any]) -> list[Any]:
         rec = dict(it) if "fields" in it and isinstance(it["fields"], dict) else {"fields": dict(it)}
         extra = set(rec) - {"id", "fields"}
         if extra:
-            raise BadInput(f"record {i}: unexpected key {sorted(extra)[0]!r} (a record is "
-                           '{"id": ..., "fields": {...}})')
+            raise BadInput(
+                f'record {i}: unexpected key {sorted(extra)[0]!r} (a record is {{"id": ..., "fields": {{...}}}})'
+            )
         if op == "update" and not isinstance(rec.get("id"), str):
-            raise BadInput(f"record {i}: update needs an \"id\"", hint='{"id": "rec...", "fields": {...}}')
+            raise BadInput(f'record {i}: update needs an "id"', hint='{"id": "rec...", "fields": {...}}')
         if op == "create" and "id" in rec:
-            raise BadInput(f"record {i}: create takes no \"id\"", hint="use update or upsert for existing records")
+            raise BadInput(f'record {i}: create takes no "id"', hint="use update or upsert for existing records")
         if op == "upsert" and rec.get("id") is None:
             rec.pop("id", None)
         out.append(rec)
@@ -127,8 +135,11 @@ def _interrupted_message(e: Interrupted, chunks: list[list[Any]], results: list[
         start += len(c)
         (unsent if isinstance(r, _NotSent) else failed if isinstance(r, BaseException) else written).append(span)
     head = e.message
-    msg = (f"{head} after records {_spans(written)} (of {given} given) were written" if written
-           else f"{head} before any of the {given} records given were written")
+    msg = (
+        f"{head} after records {_spans(written)} (of {given} given) were written"
+        if written
+        else f"{head} before any of the {given} records given were written"
+    )
     if failed:
         msg += f"; records {_spans(failed)} failed or their answer was lost"
     if unsent:
@@ -142,8 +153,16 @@ class Writer:
         self.schema = schema or SchemaCache(gateway)
         self.workers = workers
 
-    def write(self, op: WriteOp, table: str, records: list[Any], *, typecast: bool = False,
-              replace: bool = False, merge_on: list[str] | None = None) -> WriteResult:
+    def write(
+        self,
+        op: WriteOp,
+        table: str,
+        records: list[Any],
+        *,
+        typecast: bool = False,
+        replace: bool = False,
+        merge_on: list[str] | None = None,
+    ) -> WriteResult:
         if op not in OPS:
             raise BadInput(f"unknown write operation {op!r}")
         check_text(table, "TABLE")
@@ -160,7 +179,7 @@ class Writer:
                     raise BadInput(f'upsert: a record has no value for merge field "{missing[0]}"')
         t = self.schema.check_fields(table, sorted(names))
         name = t.name
-        chunks = [records[i:i + BATCH] for i in range(0, len(records), BATCH)]
+        chunks = [records[i : i + BATCH] for i in range(0, len(records), BATCH)]
         call = self._call(op, name, typecast=typecast, replace=replace, merge_on=merge_on or [])
         _ = self.gateway.api  # build it once, before threads share it
         results = self._run(call, chunks, op, name, len(records))
@@ -175,8 +194,10 @@ class Writer:
         if unknown:
             spans = ", ".join(f"{i * BATCH + 1}-{i * BATCH + len(chunks[i])}" for i, _ in unknown)
             written = f"{len(out.records)} of {len(records)} records written; " if len(chunks) > 1 else ""
-            msg = (f"{op} on {name}: {written}Airtable's answer for records {spans} (of {len(records)} given) "
-                   "was lost; they may or may not have been written")
+            msg = (
+                f"{op} on {name}: {written}Airtable's answer for records {spans} (of {len(records)} given) "
+                "was lost; they may or may not have been written"
+            )
             if out.records:  # exit 3: the other batches are confirmed and kept
                 raise PartialSuccess(msg, hint=WriteOutcomeUnknown.hint)
             raise WriteOutcomeUnknown(msg)
@@ -185,13 +206,21 @@ class Writer:
             if not out.records:
                 raise first
             msg = first.message if isinstance(first, BestStagError) else f"{type(first).__name__}: {first}"
-            raise PartialSuccess(f"{op} on {name}: {len(out.records)} of {len(records)} records written; "
-                                 f"{len(errors)} batch(es) failed: {msg}",
-                                 hint="the written records are kept; retry the rest")
+            raise PartialSuccess(
+                f"{op} on {name}: {len(out.records)} of {len(records)} records written; "
+                f"{len(errors)} batch(es) failed: {msg}",
+                hint="the written records are kept; retry the rest",
+            )
         return out
 
-    def _run(self, call: Callable[[list[Any]], tuple[list[dict[str, Any]], list[str]]], chunks: list[list[Any]],
-             op: WriteOp, table: str, given: int) -> list[tuple[list[dict[str, Any]], list[str]] | BaseException]:
+    def _run(
+        self,
+        call: Callable[[list[Any]], tuple[list[dict[str, Any]], list[str]]],
+        chunks: list[list[Any]],
+        op: WriteOp,
+        table: str,
+        given: int,
+    ) -> list[tuple[list[dict[str, Any]], list[str]] | BaseException]:
         """Every batch's outcome, in order. On SIGINT/SIGTERM (interrupts.handling active) no new batch is
         sent, the ones in flight are awaited, and `Interrupted` says which records were confirmed written."""
         from .. import interrupts
@@ -220,15 +249,21 @@ class Writer:
         finally:
             pool.shutdown(wait=True)
 
-    def _guard(self, call: Callable[[list[Any]], tuple[list[dict[str, Any]], list[str]]], chunk: list[Any],
-               op: WriteOp, table: str) -> tuple[list[dict[str, Any]], list[str]] | BaseException:
+    def _guard(
+        self,
+        call: Callable[[list[Any]], tuple[list[dict[str, Any]], list[str]]],
+        chunk: list[Any],
+        op: WriteOp,
+        table: str,
+    ) -> tuple[list[dict[str, Any]], list[str]] | BaseException:
         try:
             return call(chunk)  # the gateway tells the cache of the outcome, success or not
         except Exception as e:  # collected: the other batches go on
             return e
 
-    def _call(self, op: WriteOp, table: str, *, typecast: bool, replace: bool,
-              merge_on: list[str]) -> Callable[[list[Any]], tuple[list[dict[str, Any]], list[str]]]:
+    def _call(
+        self, op: WriteOp, table: str, *, typecast: bool, replace: bool, merge_on: list[str]
+    ) -> Callable[[list[Any]], tuple[list[dict[str, Any]], list[str]]]:
         gw = self.gateway
         if op == "create":
             return lambda c: (gw.create(table, [r["fields"] for r in c], typecast=typecast), [])

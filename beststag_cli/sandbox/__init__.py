@@ -23,8 +23,19 @@ SANDBOX_ENDPOINT = "http://sandbox.beststag.local"
 SANDBOX_BASE_ID = "appBestStagSandbx"
 DEFAULT_TOKEN = "sandbox"
 
-__all__ = ["DEFAULT_TOKEN", "SANDBOX_BASE_ID", "SANDBOX_ENDPOINT", "ApiError", "FaultConfig", "LimitConfig",
-           "ListParams", "Sandbox", "SandboxApp", "SandboxStore", "get_sandbox"]
+__all__ = [
+    "DEFAULT_TOKEN",
+    "SANDBOX_BASE_ID",
+    "SANDBOX_ENDPOINT",
+    "ApiError",
+    "FaultConfig",
+    "LimitConfig",
+    "ListParams",
+    "Sandbox",
+    "SandboxApp",
+    "SandboxStore",
+    "get_sandbox",
+]
 
 
 def sandbox_tokens(env: dict[str, str] | None = None) -> list[str]:
@@ -35,8 +46,15 @@ def sandbox_tokens(env: dict[str, str] | None = None) -> list[str]:
 class Sandbox:
     """A sandbox data file with its WSGI app."""
 
-    def __init__(self, path: str | Path, *, tokens: list[str] | None = None, limits: LimitConfig | None = None,
-                 faults: FaultConfig | None = None, iterator_ttl_s: float = 300.0) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        tokens: list[str] | None = None,
+        limits: LimitConfig | None = None,
+        faults: FaultConfig | None = None,
+        iterator_ttl_s: float = 300.0,
+    ) -> None:
         self.path = Path(path)
         self.store = SandboxStore(path, iterator_ttl_s=iterator_ttl_s)
         self.app = SandboxApp(self.store, tokens=tokens or sandbox_tokens(), limits=limits, faults=faults)
@@ -44,8 +62,11 @@ class Sandbox:
     @classmethod
     def from_env(cls, path: str | Path) -> Sandbox:
         """Faults and limits from BESTSTAG_SANDBOX_FAULTS (JSON) and BESTSTAG_SANDBOX_RATE_LIMIT (req/s)."""
-        faults = FaultConfig.from_json(os.environ["BESTSTAG_SANDBOX_FAULTS"]) \
-            if os.environ.get("BESTSTAG_SANDBOX_FAULTS") else None
+        faults = (
+            FaultConfig.from_json(os.environ["BESTSTAG_SANDBOX_FAULTS"])
+            if os.environ.get("BESTSTAG_SANDBOX_FAULTS")
+            else None
+        )
         limits = None
         if os.environ.get("BESTSTAG_SANDBOX_RATE_LIMIT"):
             spec = json.loads(os.environ["BESTSTAG_SANDBOX_RATE_LIMIT"])

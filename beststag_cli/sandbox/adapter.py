@@ -22,8 +22,15 @@ class WSGIAdapter(BaseAdapter):
         super().__init__()
         self.app = app
 
-    def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
-             verify: Any = True, cert: Any = None, proxies: Any = None) -> requests.Response:
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
         url = urlsplit(request.url or "")
         body = request.body or b""
         if isinstance(body, str):
@@ -63,15 +70,22 @@ class WSGIAdapter(BaseAdapter):
             chunks = self.app(environ, start_response)
             data = b"".join(chunks)
         except DropConnection:
-            raise requests.ConnectionError("Connection aborted: the sandbox dropped the connection "
-                                           "(fault injection)", request=request) from None
+            raise requests.ConnectionError(
+                "Connection aborted: the sandbox dropped the connection (fault injection)", request=request
+            ) from None
         status, headers = status_headers
         resp = requests.Response()
         resp.status_code = int(status.split(" ", 1)[0])
         resp.reason = status.partition(" ")[2]
         resp.headers = CaseInsensitiveDict(headers)
-        resp.raw = HTTPResponse(body=io.BytesIO(data), headers=headers, status=resp.status_code,
-                                reason=resp.reason, preload_content=False, request_url=request.url)
+        resp.raw = HTTPResponse(
+            body=io.BytesIO(data),
+            headers=headers,
+            status=resp.status_code,
+            reason=resp.reason,
+            preload_content=False,
+            request_url=request.url,
+        )
         resp.encoding = requests.utils.get_encoding_from_headers(resp.headers)
         resp.url = request.url or ""
         resp.request = request

@@ -21,8 +21,9 @@ def reset(sb: Sandbox) -> None:
     sb.store.reset()
 
 
-def seed(sb: Sandbox, *, scale: float = 1.0, seed: int = 42, replace: bool = True,
-         progress: Reporter | None = None) -> dict[str, int]:
+def seed(
+    sb: Sandbox, *, scale: float = 1.0, seed: int = 42, replace: bool = True, progress: Reporter | None = None
+) -> dict[str, int]:
     from .seed import load_sample
 
     if sb.store.has_base(SANDBOX_BASE_ID):

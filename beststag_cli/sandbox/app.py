@@ -22,14 +22,46 @@ from .store import ApiError, ListParams, SandboxStore, invalid_request, not_foun
 MAX_URL_LENGTH = 16000
 MAX_BODY_BYTES = 16 * 1024 * 1024
 JSON_TYPE = "application/json; charset=utf-8"
-STATUS_TEXT = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-               410: "Gone", 413: "Payload Too Large", 414: "URI Too Long", 422: "Unprocessable Entity",
-               429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-               503: "Service Unavailable"}
-LIST_QUERY_KEYS = {"fields[]", "filterByFormula", "maxRecords", "pageSize", "view", "offset", "cellFormat",
-                   "timeZone", "userLocale", "returnFieldsByFieldId", "recordMetadata[]"}
-LIST_BODY_KEYS = {"fields", "filterByFormula", "maxRecords", "pageSize", "sort", "view", "offset", "cellFormat",
-                  "returnFieldsByFieldId", "recordMetadata"}
+STATUS_TEXT = {
+    200: "OK",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    410: "Gone",
+    413: "Payload Too Large",
+    414: "URI Too Long",
+    422: "Unprocessable Entity",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+LIST_QUERY_KEYS = {
+    "fields[]",
+    "filterByFormula",
+    "maxRecords",
+    "pageSize",
+    "view",
+    "offset",
+    "cellFormat",
+    "timeZone",
+    "userLocale",
+    "returnFieldsByFieldId",
+    "recordMetadata[]",
+}
+LIST_BODY_KEYS = {
+    "fields",
+    "filterByFormula",
+    "maxRecords",
+    "pageSize",
+    "sort",
+    "view",
+    "offset",
+    "cellFormat",
+    "returnFieldsByFieldId",
+    "recordMetadata",
+}
 WRITE_BODY_KEYS = {"fields", "records", "typecast", "returnFieldsByFieldId", "performUpsert"}
 
 
@@ -56,8 +88,17 @@ class FaultConfig:
 
     @property
     def active(self) -> bool:
-        return any((self.latency_ms, self.jitter_ms, self.rate_429, self.rate_500, self.rate_503,
-                    self.rate_drop, self.rate_drop_after))
+        return any(
+            (
+                self.latency_ms,
+                self.jitter_ms,
+                self.rate_429,
+                self.rate_500,
+                self.rate_503,
+                self.rate_drop,
+                self.rate_drop_after,
+            )
+        )
 
     @classmethod
     def from_json(cls, text: str) -> FaultConfig:
@@ -112,8 +153,14 @@ def _rate_limited() -> ApiError:
 class SandboxApp:
     """WSGI callable. One instance per store; thread-safe."""
 
-    def __init__(self, store: SandboxStore, *, tokens: Iterable[str] = ("sandbox",),
-                 limits: LimitConfig | None = None, faults: FaultConfig | None = None) -> None:
+    def __init__(
+        self,
+        store: SandboxStore,
+        *,
+        tokens: Iterable[str] = ("sandbox",),
+        limits: LimitConfig | None = None,
+        faults: FaultConfig | None = None,
+    ) -> None:
         self.store = store
         self.tokens = set(tokens)
         self.limits = limits or LimitConfig()
@@ -160,10 +207,14 @@ class SandboxApp:
             drop_after = self._inject_faults(route)
             self._auth(environ)
             if url_len >= MAX_URL_LENGTH:
-                raise ApiError(414, "URL_TOO_LONG",
-                               "The request URL is longer than 16000 characters; use POST .../listRecords")
-            base_id = segments[1] if len(segments) > 1 and segments[1] != "meta" else (
-                segments[3] if len(segments) > 3 and segments[:3] == ["v0", "meta", "bases"] else None)
+                raise ApiError(
+                    414, "URL_TOO_LONG", "The request URL is longer than 16000 characters; use POST .../listRecords"
+                )
+            base_id = (
+                segments[1]
+                if len(segments) > 1 and segments[1] != "meta"
+                else (segments[3] if len(segments) > 3 and segments[:3] == ["v0", "meta", "bases"] else None)
+            )
             if base_id:
                 self._limiter.check(base_id)
             result = self._dispatch(method, segments, environ)
@@ -183,8 +234,15 @@ class SandboxApp:
             raise DropConnection()
         return self._finish(start_response, method, route, status, body, headers)
 
-    def _finish(self, start_response: Callable[..., Any], method: str, route: str, status: int, body: bytes,
-                headers: list[tuple[str, str]]) -> list[bytes]:
+    def _finish(
+        self,
+        start_response: Callable[..., Any],
+        method: str,
+        route: str,
+        status: int,
+        body: bytes,
+        headers: list[tuple[str, str]],
+    ) -> list[bytes]:
         self._count(method, route, status)
         headers = [*headers, ("Content-Length", str(len(body)))]
         if not any(k.lower() == "date" for k, _ in headers):  # as Airtable: its clock, for backup's since/as_of
@@ -214,8 +272,13 @@ class SandboxApp:
         if delay:
             time.sleep(delay / 1000.0)
         edge = 0.0
-        for rate, action in ((f.rate_drop, "drop"), (f.rate_429, 429), (f.rate_500, 500), (f.rate_503, 503),
-                             (f.rate_drop_after, "drop_after")):
+        for rate, action in (
+            (f.rate_drop, "drop"),
+            (f.rate_429, 429),
+            (f.rate_500, 500),
+            (f.rate_503, 503),
+            (f.rate_drop_after, "drop_after"),
+        ):
             edge += rate
             if r < edge:
                 if action == "drop":
@@ -226,9 +289,12 @@ class SandboxApp:
                     raise _rate_limited()
                 if action == 500:
                     raise ApiError(500, "SERVER_ERROR", "Server error")
-                raise ApiError(503, "RETRIABLE_ERROR",
-                               "Server encountered an error while processing your request, and it is safe "
-                               "to retry the request", headers={"Retry-After": "1"})
+                raise ApiError(
+                    503,
+                    "RETRIABLE_ERROR",
+                    "Server encountered an error while processing your request, and it is safe to retry the request",
+                    headers={"Retry-After": "1"},
+                )
         return False
 
     def _auth(self, environ: dict[str, Any]) -> None:
@@ -248,8 +314,10 @@ class SandboxApp:
         store = self.store
         if seg[1] == "meta":
             if seg[2:] == ["whoami"] and method == "GET":
-                return {"id": "usrSandboxUser000", "scopes": ["data.records:read", "data.records:write",
-                                                               "schema.bases:read"]}
+                return {
+                    "id": "usrSandboxUser000",
+                    "scopes": ["data.records:read", "data.records:write", "schema.bases:read"],
+                }
             if seg[2:] == ["bases"] and method == "GET":
                 return {"bases": store.list_bases()}
             if len(seg) == 5 and seg[2] == "bases" and seg[4] == "tables" and method == "GET":
@@ -258,17 +326,26 @@ class SandboxApp:
             raise not_found()
         base_id = seg[1]
         if not store.has_base(base_id):
-            raise ApiError(403, "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND",
-                           "Invalid permissions, or the requested model was not found. Check that both your "
-                           "user and your token have the required permissions, and that the model names "
-                           "and/or ids are correct.")
+            raise ApiError(
+                403,
+                "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND",
+                "Invalid permissions, or the requested model was not found. Check that both your "
+                "user and your token have the required permissions, and that the model names "
+                "and/or ids are correct.",
+            )
         if len(seg) == 5 and seg[4] == "uploadAttachment" and method == "POST":
             body = _json_body(environ)
             if not isinstance(body, dict) or not isinstance(body.get("file"), str):
                 raise invalid_request()
-            return store.upload_attachment(base_id, seg[2], seg[3], content_type=str(body.get("contentType") or
-                                           "application/octet-stream"), file_b64=body["file"],
-                                           filename=str(body.get("filename") or "file"), url_base=url_base)
+            return store.upload_attachment(
+                base_id,
+                seg[2],
+                seg[3],
+                content_type=str(body.get("contentType") or "application/octet-stream"),
+                file_b64=body["file"],
+                filename=str(body.get("filename") or "file"),
+                url_base=url_base,
+            )
         if len(seg) < 3 or not seg[2]:
             raise not_found()
         table = seg[2]
@@ -304,11 +381,19 @@ class SandboxApp:
                 body = _json_body(environ)
                 _check_keys(body, WRITE_BODY_KEYS - {"records", "performUpsert"})
                 if "fields" not in body:
-                    raise ApiError(422, "INVALID_REQUEST_MISSING_FIELDS",
-                                   'Could not find field "fields" in the request body')
-                return store.update_records(base_id, table, [(rid, body["fields"])], replace=method == "PUT",
-                                            typecast=_flag(body.get("typecast")), url_base=url_base,
-                                            by_field_id=_flag(body.get("returnFieldsByFieldId")), single=True)[0]
+                    raise ApiError(
+                        422, "INVALID_REQUEST_MISSING_FIELDS", 'Could not find field "fields" in the request body'
+                    )
+                return store.update_records(
+                    base_id,
+                    table,
+                    [(rid, body["fields"])],
+                    replace=method == "PUT",
+                    typecast=_flag(body.get("typecast")),
+                    url_base=url_base,
+                    by_field_id=_flag(body.get("returnFieldsByFieldId")),
+                    single=True,
+                )[0]
             if method == "DELETE":
                 return store.delete_records(base_id, table, [rid], single=True)[0]
         raise not_found()
@@ -326,16 +411,21 @@ class SandboxApp:
                 if not isinstance(item, dict) or set(item) - {"fields"}:
                     raise invalid_request()
                 if "fields" not in item:
-                    raise ApiError(422, "INVALID_REQUEST_MISSING_FIELDS",
-                                   'Could not find field "fields" in the request body')
+                    raise ApiError(
+                        422, "INVALID_REQUEST_MISSING_FIELDS", 'Could not find field "fields" in the request body'
+                    )
                 fields.append(item["fields"])
             if len(items) > 10:
                 fields = items  # let the store report the batch size
-            return {"records": self.store.create_records(base_id, table, fields, typecast=typecast,
-                                                         url_base=url_base, by_field_id=by_id)}
+            return {
+                "records": self.store.create_records(
+                    base_id, table, fields, typecast=typecast, url_base=url_base, by_field_id=by_id
+                )
+            }
         if "fields" in body and "records" not in body:
-            return self.store.create_records(base_id, table, [body["fields"]], typecast=typecast,
-                                             url_base=url_base, by_field_id=by_id)[0]
+            return self.store.create_records(
+                base_id, table, [body["fields"]], typecast=typecast, url_base=url_base, by_field_id=by_id
+            )[0]
         raise ApiError(422, "INVALID_REQUEST_MISSING_FIELDS", 'Could not find field "fields" in the request body')
 
     def _update_many(self, base_id: str, table: str, body: Any, replace: bool, url_base: str) -> Any:
@@ -352,19 +442,30 @@ class SandboxApp:
         if upsert is not None:
             if not isinstance(upsert, dict) or set(upsert) - {"fieldsToMergeOn"}:
                 raise invalid_request()
-            return self.store.upsert_records(base_id, table, items, upsert.get("fieldsToMergeOn"),
-                                             replace=replace, typecast=typecast, url_base=url_base,
-                                             by_field_id=by_id)
+            return self.store.upsert_records(
+                base_id,
+                table,
+                items,
+                upsert.get("fieldsToMergeOn"),
+                replace=replace,
+                typecast=typecast,
+                url_base=url_base,
+                by_field_id=by_id,
+            )
         pairs = []
         for item in items:
             if "id" not in item:
                 raise invalid_request()
             pairs.append((item["id"], item["fields"]))
-        return {"records": self.store.update_records(base_id, table, pairs, replace=replace, typecast=typecast,
-                                                     url_base=url_base, by_field_id=by_id)}
+        return {
+            "records": self.store.update_records(
+                base_id, table, pairs, replace=replace, typecast=typecast, url_base=url_base, by_field_id=by_id
+            )
+        }
 
-    def _sandbox_route(self, method: str, seg: list[str], environ: dict[str, Any]
-                       ) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _sandbox_route(
+        self, method: str, seg: list[str], environ: dict[str, Any]
+    ) -> tuple[int, list[tuple[str, str]], bytes]:
         if len(seg) >= 3 and seg[1] == "attachments" and method == "GET":
             q = dict(_query(environ))
             try:
@@ -376,9 +477,12 @@ class SandboxApp:
             return 200, [("Content-Type", JSON_TYPE)], b'{"ok":true}'
         if seg[1:] == ["stats"]:  # for tests and benchmarks driving a served sandbox
             with self._stats_lock:
-                st = {"requests": self.stats.requests, "by_route": self.stats.by_route,
-                      "statuses": {str(k): v for k, v in self.stats.statuses.items()},
-                      "rate_limited": self.stats.rate_limited}
+                st = {
+                    "requests": self.stats.requests,
+                    "by_route": self.stats.by_route,
+                    "statuses": {str(k): v for k, v in self.stats.statuses.items()},
+                    "rate_limited": self.stats.rate_limited,
+                }
             return 200, [("Content-Type", JSON_TYPE)], json.dumps(st).encode()
         return 404, [("Content-Type", JSON_TYPE)], json.dumps(not_found().body()).encode()
 
@@ -395,7 +499,8 @@ def _route_name(method: str, seg: list[str]) -> str:
         return "upload"
     if len(seg) == 3:
         return {"GET": "list", "POST": "create", "PATCH": "update", "PUT": "update", "DELETE": "delete"}.get(
-            method, "?")
+            method, "?"
+        )
     if len(seg) == 4:
         if seg[3] == "listRecords":
             return "list"

@@ -151,8 +151,9 @@ def _choice(field: FieldDef, name: Any, typecast: bool, ctx: WriteContext) -> st
     if typecast:
         ctx.add_choice(field, name)
         return name
-    raise CellError("INVALID_MULTIPLE_CHOICE_OPTIONS",
-                    f'Insufficient permissions to create new select option ""{name}""')
+    raise CellError(
+        "INVALID_MULTIPLE_CHOICE_OPTIONS", f'Insufficient permissions to create new select option ""{name}""'
+    )
 
 
 def _single_select(field: FieldDef, value: Any, typecast: bool, ctx: WriteContext) -> Any:
@@ -233,8 +234,7 @@ def _links(field: FieldDef, value: Any, typecast: bool, ctx: WriteContext) -> An
         elif typecast:
             rid = ctx.find_by_primary(target, v) or ctx.create_by_primary(target, v)
         else:
-            raise CellError("INVALID_VALUE_FOR_COLUMN",
-                            f'Value "{v}" is not a valid record ID.')
+            raise CellError("INVALID_VALUE_FOR_COLUMN", f'Value "{v}" is not a valid record ID.')
         if rid not in out:
             out.append(rid)
     if (field.options or {}).get("prefersSingleRecordLink") and len(out) > 1 and not typecast:
@@ -262,12 +262,12 @@ def _attachments(field: FieldDef, value: Any, current: Any, ctx: WriteContext) -
     return out or EMPTY
 
 
-def validate_cell(field: FieldDef, value: Any, *, typecast: bool, ctx: WriteContext,
-                  current: Any = None) -> Any:
+def validate_cell(field: FieldDef, value: Any, *, typecast: bool, ctx: WriteContext, current: Any = None) -> Any:
     """Turn a written value into its stored form, or EMPTY; raise CellError when refused."""
     if field.type in COMPUTED_TYPES:
-        raise CellError("INVALID_VALUE_FOR_COLUMN",
-                        f'Field "{field.name}" cannot accept a value because the field is computed')
+        raise CellError(
+            "INVALID_VALUE_FOR_COLUMN", f'Field "{field.name}" cannot accept a value because the field is computed'
+        )
     if value is None:
         return EMPTY
     t = field.type

@@ -116,13 +116,18 @@ def _date(name: str, description: str | None = None) -> dict[str, Any]:
 
 
 def _datetime(name: str, description: str | None = None) -> dict[str, Any]:
-    return _f(name, "dateTime", description, dateFormat=dict(_DATE), timeFormat=dict(_TIME),
-              timeZone=LOCAL_TZ_NAME)
+    return _f(name, "dateTime", description, dateFormat=dict(_DATE), timeFormat=dict(_TIME), timeZone=LOCAL_TZ_NAME)
 
 
 def _link(name: str, inverse: str, single: bool, description: str | None = None) -> dict[str, Any]:
-    return _f(name, "multipleRecordLinks", description, linkedTable="Usuários", inverseField=inverse,
-              prefersSingleRecordLink=single)
+    return _f(
+        name,
+        "multipleRecordLinks",
+        description,
+        linkedTable="Usuários",
+        inverseField=inverse,
+        prefersSingleRecordLink=single,
+    )
 
 
 def _checkbox(name: str, description: str | None = None) -> dict[str, Any]:
@@ -133,31 +138,60 @@ PLANS = {"Free": 0.0, "Pro": 29.9, "Enterprise": 199.0}
 
 _USER_STATUS = _choices(("Ativo", "greenLight2"), ("Inativo", "grayLight2"))
 _PLAN_CHOICES = _choices(("Free", "grayLight2"), ("Pro", "blueLight2"), ("Enterprise", "purpleLight2"))
-_USER_TAGS = _choices(("beta", "cyanLight2"), ("vip", "yellowLight2"), ("early adopter", "tealLight2"),
-                      ("suporte prioritário", "orangeLight2"), ("indicação", "pinkLight2"))
-_CHANNELS = _choices(("WhatsApp", "greenLight2"), ("Email", "blueLight2"), ("Web", "purpleLight2"),
-                     ("Telegram", "cyanLight2"))
+_USER_TAGS = _choices(
+    ("beta", "cyanLight2"),
+    ("vip", "yellowLight2"),
+    ("early adopter", "tealLight2"),
+    ("suporte prioritário", "orangeLight2"),
+    ("indicação", "pinkLight2"),
+)
+_CHANNELS = _choices(
+    ("WhatsApp", "greenLight2"), ("Email", "blueLight2"), ("Web", "purpleLight2"), ("Telegram", "cyanLight2")
+)
 _SENTIMENTS = _choices(("Positivo", "greenLight2"), ("Neutro", "grayLight2"), ("Negativo", "redLight2"))
-_TASK_STATUS = _choices(("A fazer", "grayLight2"), ("Em andamento", "blueLight2"),
-                        ("Concluída", "greenLight2"), ("Cancelada", "redLight2"))
-_PRIORITIES = _choices(("Baixa", "grayLight2"), ("Média", "yellowLight2"), ("Alta", "orangeLight2"),
-                       ("Urgente", "redLight2"))
-_TASK_TAGS = _choices(("trabalho", "blueLight2"), ("pessoal", "greenLight2"), ("financeiro", "yellowLight2"),
-                      ("saúde", "redLight2"), ("estudos", "purpleLight2"), ("casa", "orangeLight2"))
-_EVENT_TYPES = _choices(("Reunião", "blueLight2"), ("Consulta", "redLight2"), ("Lembrete", "yellowLight2"),
-                        ("Aniversário", "pinkLight2"), ("Viagem", "tealLight2"), ("Outro", "grayLight2"))
-_MEMORY_CATEGORIES = _choices(("Preferência", "blueLight2"), ("Fato pessoal", "greenLight2"),
-                              ("Contexto de trabalho", "purpleLight2"), ("Histórico", "grayLight2"),
-                              ("Lembrete", "yellowLight2"))
-_LOG_LEVELS = _choices(("DEBUG", "grayLight2"), ("INFO", "blueLight2"), ("WARN", "yellowLight2"),
-                       ("ERROR", "redLight2"))
-_COMPONENTS = _choices(("cache", "cyanLight2"), ("query", "blueLight2"), ("backup", "purpleLight2"),
-                       ("metrics", "tealLight2"), ("webhook", "orangeLight2"), ("whatsapp", "greenLight2"),
-                       ("scheduler", "grayLight2"))
-_METRIC_TYPES = _choices(("usage", "blueLight2"), ("performance", "orangeLight2"),
-                         ("storage", "purpleLight2"))
-_PERIODS = _choices(("1h", "cyanLight2"), ("24h", "blueLight2"), ("7d", "purpleLight2"),
-                    ("30d", "grayLight2"))
+_TASK_STATUS = _choices(
+    ("A fazer", "grayLight2"), ("Em andamento", "blueLight2"), ("Concluída", "greenLight2"), ("Cancelada", "redLight2")
+)
+_PRIORITIES = _choices(
+    ("Baixa", "grayLight2"), ("Média", "yellowLight2"), ("Alta", "orangeLight2"), ("Urgente", "redLight2")
+)
+_TASK_TAGS = _choices(
+    ("trabalho", "blueLight2"),
+    ("pessoal", "greenLight2"),
+    ("financeiro", "yellowLight2"),
+    ("saúde", "redLight2"),
+    ("estudos", "purpleLight2"),
+    ("casa", "orangeLight2"),
+)
+_EVENT_TYPES = _choices(
+    ("Reunião", "blueLight2"),
+    ("Consulta", "redLight2"),
+    ("Lembrete", "yellowLight2"),
+    ("Aniversário", "pinkLight2"),
+    ("Viagem", "tealLight2"),
+    ("Outro", "grayLight2"),
+)
+_MEMORY_CATEGORIES = _choices(
+    ("Preferência", "blueLight2"),
+    ("Fato pessoal", "greenLight2"),
+    ("Contexto de trabalho", "purpleLight2"),
+    ("Histórico", "grayLight2"),
+    ("Lembrete", "yellowLight2"),
+)
+_LOG_LEVELS = _choices(
+    ("DEBUG", "grayLight2"), ("INFO", "blueLight2"), ("WARN", "yellowLight2"), ("ERROR", "redLight2")
+)
+_COMPONENTS = _choices(
+    ("cache", "cyanLight2"),
+    ("query", "blueLight2"),
+    ("backup", "purpleLight2"),
+    ("metrics", "tealLight2"),
+    ("webhook", "orangeLight2"),
+    ("whatsapp", "greenLight2"),
+    ("scheduler", "grayLight2"),
+)
+_METRIC_TYPES = _choices(("usage", "blueLight2"), ("performance", "orangeLight2"), ("storage", "purpleLight2"))
+_PERIODS = _choices(("1h", "cyanLight2"), ("24h", "blueLight2"), ("7d", "purpleLight2"), ("30d", "grayLight2"))
 
 
 def _grid(name: str, filter_: str | None = None, sort: list[tuple[str, str]] | None = None) -> dict[str, Any]:
@@ -194,8 +228,7 @@ _SCHEMA: dict[str, Any] = {
             "views": [
                 _grid("Grid view"),
                 _grid("Ativos", "{status} = 'Ativo'", [("Nome", "asc")]),
-                _grid("Pagantes", "OR({plano} = 'Pro', {plano} = 'Enterprise')",
-                      [("plano", "asc"), ("Nome", "asc")]),
+                _grid("Pagantes", "OR({plano} = 'Pro', {plano} = 'Enterprise')", [("plano", "asc"), ("Nome", "asc")]),
                 _grid("Recentes", sort=[("Criado em", "desc")]),
             ],
         },
@@ -217,10 +250,8 @@ _SCHEMA: dict[str, Any] = {
             "views": [
                 _grid("Grid view"),
                 _grid("Recentes", sort=[("timestamp", "desc")]),
-                _grid("Últimos 7 dias", "IS_AFTER({timestamp}, DATEADD(TODAY(), -7, 'days'))",
-                      [("timestamp", "desc")]),
-                _grid("WhatsApp pendentes", "AND({canal} = 'WhatsApp', NOT({resolvido}))",
-                      [("timestamp", "asc")]),
+                _grid("Últimos 7 dias", "IS_AFTER({timestamp}, DATEADD(TODAY(), -7, 'days'))", [("timestamp", "desc")]),
+                _grid("WhatsApp pendentes", "AND({canal} = 'WhatsApp', NOT({resolvido}))", [("timestamp", "asc")]),
             ],
         },
         {
@@ -237,16 +268,27 @@ _SCHEMA: dict[str, Any] = {
                 _f("estimativa (h)", "number", precision=1),
                 _f("tags", "multipleSelects", choices=_TASK_TAGS),
                 _f("anexos", "multipleAttachments", isReversed=False),
-                _f("Email do responsável", "multipleLookupValues", recordLinkField="responsável",
-                   fieldInLinkedTable="email"),
+                _f(
+                    "Email do responsável",
+                    "multipleLookupValues",
+                    recordLinkField="responsável",
+                    fieldInLinkedTable="email",
+                ),
                 _f("Criado em", "createdTime"),
-                _f("Status atualizado em", "lastModifiedTime", "Muda só quando o status muda",
-                   referencedFields=["status"]),
+                _f(
+                    "Status atualizado em",
+                    "lastModifiedTime",
+                    "Muda só quando o status muda",
+                    referencedFields=["status"],
+                ),
             ],
             "views": [
                 _grid("Grid view"),
-                _grid("Abertas", "AND({status} != 'Concluída', {status} != 'Cancelada')",
-                      [("prioridade", "desc"), ("vencimento", "asc")]),
+                _grid(
+                    "Abertas",
+                    "AND({status} != 'Concluída', {status} != 'Cancelada')",
+                    [("prioridade", "desc"), ("vencimento", "asc")],
+                ),
                 _grid("Urgentes", "{prioridade} = 'Urgente'", [("vencimento", "asc")]),
             ],
         },
@@ -331,17 +373,97 @@ def sample_schema() -> dict:
 # Vocabulary
 
 _FIRST_NAMES = [
-    "Ana", "Beatriz", "Bruno", "Camila", "Carlos", "Cecília", "Daniel", "Débora", "Eduardo", "Fernanda",
-    "Gabriel", "Giovana", "Gustavo", "Helena", "Igor", "Isabela", "João", "Júlia", "Larissa", "Leonardo",
-    "Letícia", "Lucas", "Luíza", "Marcelo", "Mariana", "Matheus", "Natália", "Otávio", "Patrícia", "Paulo",
-    "Rafael", "Renata", "Rodrigo", "Sabrina", "Sérgio", "Tatiana", "Thiago", "Valéria", "Vinícius", "Yasmin",
-    "Antônio", "Conceição", "Fábio", "Márcia", "Simão", "Raquel", "Henrique", "Lívia", "Caio", "Íris",
+    "Ana",
+    "Beatriz",
+    "Bruno",
+    "Camila",
+    "Carlos",
+    "Cecília",
+    "Daniel",
+    "Débora",
+    "Eduardo",
+    "Fernanda",
+    "Gabriel",
+    "Giovana",
+    "Gustavo",
+    "Helena",
+    "Igor",
+    "Isabela",
+    "João",
+    "Júlia",
+    "Larissa",
+    "Leonardo",
+    "Letícia",
+    "Lucas",
+    "Luíza",
+    "Marcelo",
+    "Mariana",
+    "Matheus",
+    "Natália",
+    "Otávio",
+    "Patrícia",
+    "Paulo",
+    "Rafael",
+    "Renata",
+    "Rodrigo",
+    "Sabrina",
+    "Sérgio",
+    "Tatiana",
+    "Thiago",
+    "Valéria",
+    "Vinícius",
+    "Yasmin",
+    "Antônio",
+    "Conceição",
+    "Fábio",
+    "Márcia",
+    "Simão",
+    "Raquel",
+    "Henrique",
+    "Lívia",
+    "Caio",
+    "Íris",
 ]
 _LAST_NAMES = [
-    "Silva", "Santos", "Oliveira", "Souza", "Rodrigues", "Ferreira", "Alves", "Pereira", "Lima", "Gomes",
-    "Costa", "Ribeiro", "Martins", "Carvalho", "Almeida", "Lopes", "Soares", "Fernandes", "Vieira", "Barbosa",
-    "Rocha", "Dias", "Nascimento", "Andrade", "Moreira", "Nunes", "Marques", "Machado", "Mendes", "Freitas",
-    "Cardoso", "Ramos", "Gonçalves", "Araújo", "Teixeira", "Correia", "Brandão", "Magalhães", "Assunção",
+    "Silva",
+    "Santos",
+    "Oliveira",
+    "Souza",
+    "Rodrigues",
+    "Ferreira",
+    "Alves",
+    "Pereira",
+    "Lima",
+    "Gomes",
+    "Costa",
+    "Ribeiro",
+    "Martins",
+    "Carvalho",
+    "Almeida",
+    "Lopes",
+    "Soares",
+    "Fernandes",
+    "Vieira",
+    "Barbosa",
+    "Rocha",
+    "Dias",
+    "Nascimento",
+    "Andrade",
+    "Moreira",
+    "Nunes",
+    "Marques",
+    "Machado",
+    "Mendes",
+    "Freitas",
+    "Cardoso",
+    "Ramos",
+    "Gonçalves",
+    "Araújo",
+    "Teixeira",
+    "Correia",
+    "Brandão",
+    "Magalhães",
+    "Assunção",
     "Simões",
 ]
 # Names that break naive quoting: apostrophes, double quotes, diacritics beyond Latin-1.
@@ -353,61 +475,115 @@ _TRICKY_NAMES = [
     "Joana D'Arc Gonçalves",
     "Luís Gonçalves Júnior",
 ]
-_DOMAINS = ["gmail.com", "outlook.com", "hotmail.com", "yahoo.com.br", "uol.com.br", "empresa.com.br",
-            "beststag.app"]
+_DOMAINS = ["gmail.com", "outlook.com", "hotmail.com", "yahoo.com.br", "uol.com.br", "empresa.com.br", "beststag.app"]
 _DDDS = ["11", "21", "31", "41", "48", "51", "61", "71", "81", "85", "19", "27"]
 
 _WEEKDAYS = ["segunda", "terça", "quarta", "quinta", "sexta", "sábado", "domingo"]
-_PEOPLE = ["Dr. Marcos", "a Ju", "o Rafa", "minha mãe", "o cliente da Acme", "a equipe de vendas",
-           "o contador", "a Dra. Paula", "o síndico", "a professora"]
-_SUBJECTS = ["relatório mensal", "proposta comercial", "orçamento da reforma", "plano de marketing",
-             "contrato de aluguel", "apresentação do trimestre", "nota fiscal", "planilha de custos",
-             "viagem a Recife", "consulta no dentista"]
+_PEOPLE = [
+    "Dr. Marcos",
+    "a Ju",
+    "o Rafa",
+    "minha mãe",
+    "o cliente da Acme",
+    "a equipe de vendas",
+    "o contador",
+    "a Dra. Paula",
+    "o síndico",
+    "a professora",
+]
+_SUBJECTS = [
+    "relatório mensal",
+    "proposta comercial",
+    "orçamento da reforma",
+    "plano de marketing",
+    "contrato de aluguel",
+    "apresentação do trimestre",
+    "nota fiscal",
+    "planilha de custos",
+    "viagem a Recife",
+    "consulta no dentista",
+]
 
 # (weight, summary template, message templates); placeholders: {hora} {dia} {pessoa} {assunto} {valor}
 _INTENTS: list[tuple[float, str, list[str]]] = [
-    (18, "Agendar reunião com {pessoa}", [
-        "Marca uma reunião com {pessoa} na {dia} às {hora}?",
-        "Preciso de uma call com {pessoa} {dia}, de preferência às {hora}.",
-        "Oi! Consegue agendar com {pessoa} pra {dia}?\nPode ser às {hora}.",
-    ]),
-    (16, "Criar tarefa: {assunto}", [
-        "Cria uma tarefa pra eu revisar o {assunto} até {dia}.",
-        "Anota aí: terminar {assunto}, prioridade alta.",
-        "Me lembra de enviar o {assunto} para {pessoa}.",
-    ]),
-    (14, "Lembrete às {hora}", [
-        "Me lembra às {hora} de tomar o remédio.",
-        "Lembrete: ligar para {pessoa} às {hora}.",
-        "Não me deixa esquecer do {assunto} {dia} às {hora}!",
-    ]),
-    (12, "Consulta de agenda ({dia})", [
-        "O que eu tenho na agenda {dia}?",
-        "Tenho algum compromisso {dia} à tarde?",
-        "Quais reuniões eu tenho essa semana?",
-    ]),
-    (10, "Dúvida sobre o plano", [
-        "Quanto custa o plano Pro?",
-        "Como faço pra mudar do Free pro Pro?",
-        "Minha fatura veio R$ {valor}, tá certo isso?",
-    ]),
-    (8, "Resumo do {assunto}", [
-        "Me faz um resumo do {assunto}.",
-        "Pode resumir o que falamos sobre o {assunto}?",
-    ]),
-    (8, "Cancelar compromisso de {dia}", [
-        "Cancela a reunião de {dia}, por favor.",
-        "Desmarca o que eu tinha com {pessoa} {dia}.",
-    ]),
-    (6, "Finanças: gasto de R$ {valor}", [
-        "Registra um gasto de R$ {valor} com mercado.",
-        "Quanto eu gastei esse mês? Acabei de pagar R$ {valor}.",
-    ]),
+    (
+        18,
+        "Agendar reunião com {pessoa}",
+        [
+            "Marca uma reunião com {pessoa} na {dia} às {hora}?",
+            "Preciso de uma call com {pessoa} {dia}, de preferência às {hora}.",
+            "Oi! Consegue agendar com {pessoa} pra {dia}?\nPode ser às {hora}.",
+        ],
+    ),
+    (
+        16,
+        "Criar tarefa: {assunto}",
+        [
+            "Cria uma tarefa pra eu revisar o {assunto} até {dia}.",
+            "Anota aí: terminar {assunto}, prioridade alta.",
+            "Me lembra de enviar o {assunto} para {pessoa}.",
+        ],
+    ),
+    (
+        14,
+        "Lembrete às {hora}",
+        [
+            "Me lembra às {hora} de tomar o remédio.",
+            "Lembrete: ligar para {pessoa} às {hora}.",
+            "Não me deixa esquecer do {assunto} {dia} às {hora}!",
+        ],
+    ),
+    (
+        12,
+        "Consulta de agenda ({dia})",
+        [
+            "O que eu tenho na agenda {dia}?",
+            "Tenho algum compromisso {dia} à tarde?",
+            "Quais reuniões eu tenho essa semana?",
+        ],
+    ),
+    (
+        10,
+        "Dúvida sobre o plano",
+        [
+            "Quanto custa o plano Pro?",
+            "Como faço pra mudar do Free pro Pro?",
+            "Minha fatura veio R$ {valor}, tá certo isso?",
+        ],
+    ),
+    (
+        8,
+        "Resumo do {assunto}",
+        [
+            "Me faz um resumo do {assunto}.",
+            "Pode resumir o que falamos sobre o {assunto}?",
+        ],
+    ),
+    (
+        8,
+        "Cancelar compromisso de {dia}",
+        [
+            "Cancela a reunião de {dia}, por favor.",
+            "Desmarca o que eu tinha com {pessoa} {dia}.",
+        ],
+    ),
+    (
+        6,
+        "Finanças: gasto de R$ {valor}",
+        [
+            "Registra um gasto de R$ {valor} com mercado.",
+            "Quanto eu gastei esse mês? Acabei de pagar R$ {valor}.",
+        ],
+    ),
     (5, "Agradecimento", ["Valeu!", "Obrigado, ajudou muito.", "Perfeito, obrigada!"]),
-    (3, "Reclamação", [
-        "Você não me lembrou do {assunto} ontem.",
-        "A resposta demorou demais hoje.",
-    ]),
+    (
+        3,
+        "Reclamação",
+        [
+            "Você não me lembrou do {assunto} ontem.",
+            "A resposta demorou demais hoje.",
+        ],
+    ),
 ]
 _INTENT_CUM = list(accumulate(weight for weight, _, _ in _INTENTS))
 
@@ -415,15 +591,12 @@ _INTENT_CUM = list(accumulate(weight for weight, _, _ in _INTENTS))
 _TRICKY_MESSAGES = [
     ("Lembrete com emoji", "Bom dia! 😊 Pode me lembrar da reunião às 15h?"),
     ('Confirmação "tá bom" pendente', 'Ele respondeu "tá bom", mas não confirmou o horário.'),
-    ("Arquivo em C:\\Users\\ana",
-     "Salvei o arquivo em C:\\Users\\ana\\Documentos\\relatório.pdf, consegue ler?"),
+    ("Arquivo em C:\\Users\\ana", "Salvei o arquivo em C:\\Users\\ana\\Documentos\\relatório.pdf, consegue ler?"),
     ("Lista de compras", "Lista de compras:\n- pão\n- leite\n- café ☕\n- 2 kg de feijão"),
-    ("Contrato com o Sr. D'Ávila",
-     "Preciso falar com o Sr. D'Ávila sobre o contrato {2024} — é urgente!!! 🚨"),
+    ("Contrato com o Sr. D'Ávila", "Preciso falar com o Sr. D'Ávila sobre o contrato {2024} — é urgente!!! 🚨"),
     ("Dúvida: 'A fazer' vs \"Em andamento\"", "Qual a diferença entre 'A fazer' e \"Em andamento\"? \\o/"),
     ("Só emojis", "🚀🚀🚀 👍🏽"),
-    ("Fórmula citada pelo usuário",
-     "Use a fórmula {status} = 'Ativo' pra filtrar, ok? Ou IF(x, \"a\", 'b')."),
+    ("Fórmula citada pelo usuário", "Use a fórmula {status} = 'Ativo' pra filtrar, ok? Ou IF(x, \"a\", 'b')."),
 ]
 _TRICKY_TASKS = [
     "Revisar contrato da D'Ávila & Filhos",
@@ -433,8 +606,13 @@ _TRICKY_TASKS = [
 ]
 
 _TASK_TITLES = [
-    "Revisar {assunto}", "Enviar {assunto} para {pessoa}", "Ligar para {pessoa}", "Pagar {assunto}",
-    "Atualizar {assunto}", "Agendar retorno com {pessoa}", "Organizar {assunto}",
+    "Revisar {assunto}",
+    "Enviar {assunto} para {pessoa}",
+    "Ligar para {pessoa}",
+    "Pagar {assunto}",
+    "Atualizar {assunto}",
+    "Agendar retorno com {pessoa}",
+    "Organizar {assunto}",
     "Responder e-mail de {pessoa}",
 ]
 _TASK_DESCRIPTIONS = [
@@ -455,10 +633,20 @@ _EVENT_NAMES = {
 }
 _EVENT_TYPE_NAMES = list(_EVENT_NAMES)
 _EVENT_TYPE_CUM = list(accumulate([40, 15, 15, 8, 7, 15]))
-_PLACES = ["Sala 3", "Escritório — Av. Paulista, 1000", "Café do Centro", "Clínica São Lucas",
-           "Aeroporto de Congonhas", "Casa", "Rua D'Ouro, 42"]
-_ONLINE = [("Google Meet", "https://meet.google.com/{code}"), ("Zoom", "https://zoom.us/j/{num}"),
-           ("Microsoft Teams", "https://teams.microsoft.com/l/meetup-join/{code}")]
+_PLACES = [
+    "Sala 3",
+    "Escritório — Av. Paulista, 1000",
+    "Café do Centro",
+    "Clínica São Lucas",
+    "Aeroporto de Congonhas",
+    "Casa",
+    "Rua D'Ouro, 42",
+]
+_ONLINE = [
+    ("Google Meet", "https://meet.google.com/{code}"),
+    ("Zoom", "https://zoom.us/j/{num}"),
+    ("Microsoft Teams", "https://teams.microsoft.com/l/meetup-join/{code}"),
+]
 
 # (categoria, chave, conteúdo)
 _MEMORIES = [
@@ -469,13 +657,15 @@ _MEMORIES = [
     ("Fato pessoal", "fato.aniversario", "Faz aniversário em {dia_mes}."),
     ("Fato pessoal", "fato.cidade", "Mora em São Paulo, bairro Vila Madalena."),
     ("Contexto de trabalho", "trabalho.empresa", "Trabalha na Acme Ltda. como gerente de projetos."),
-    ("Contexto de trabalho", "trabalho.projeto_atual",
-     "Está tocando o {assunto}; entrega prevista para {dia}."),
+    ("Contexto de trabalho", "trabalho.projeto_atual", "Está tocando o {assunto}; entrega prevista para {dia}."),
     ("Histórico", "historico.ultima_reclamacao", "Reclamou de atraso no lembrete do {assunto}."),
-    ("Histórico", "historico.resumo_semana",
-     "Semana cheia: 5 reuniões, 3 tarefas concluídas.\nPediu menos notificações."),
+    (
+        "Histórico",
+        "historico.resumo_semana",
+        "Semana cheia: 5 reuniões, 3 tarefas concluídas.\nPediu menos notificações.",
+    ),
     ("Lembrete", "lembrete.remedio", "Tomar remédio às 8h e às 20h."),
-    ("Lembrete", "lembrete.\"urgente\"", "Chave com aspas: confirmar com o contador o 'IR 2024'."),
+    ("Lembrete", 'lembrete."urgente"', "Chave com aspas: confirmar com o contador o 'IR 2024'."),
 ]
 
 _LOG_LEVEL_NAMES = ["DEBUG", "INFO", "WARN", "ERROR"]
@@ -483,15 +673,29 @@ _LOG_LEVEL_CUM = list(accumulate([20, 55, 15, 10]))
 _COMPONENT_NAMES = [c["name"] for c in _COMPONENTS]
 _TABLE_NAMES = list(BASE_COUNTS)
 _LOG_MESSAGES = {
-    "DEBUG": ["Cache miss para {tabela}", "Consulta montada para {tabela}: {n} campos",
-              "Chave de cache calculada para {tabela}"],
-    "INFO": ["Backup incremental concluído: {n} registros", "Cache aquecido para {tabela}",
-             "Webhook recebido de n8n", "Métricas coletadas ({n} séries)", "{n} registros lidos de {tabela}"],
-    "WARN": ["Consulta lenta em {tabela}: {ms} ms", "Limite de 5 req/s atingido; aguardando",
-             "Hit ratio abaixo de 60% em {tabela}"],
-    "ERROR": ["Falha no backup de {tabela}: timeout", "Airtable respondeu 503",
-              "Webhook com assinatura inválida",
-              "Erro ao gravar C:\\var\\backups\\{tabela}.jsonl"],
+    "DEBUG": [
+        "Cache miss para {tabela}",
+        "Consulta montada para {tabela}: {n} campos",
+        "Chave de cache calculada para {tabela}",
+    ],
+    "INFO": [
+        "Backup incremental concluído: {n} registros",
+        "Cache aquecido para {tabela}",
+        "Webhook recebido de n8n",
+        "Métricas coletadas ({n} séries)",
+        "{n} registros lidos de {tabela}",
+    ],
+    "WARN": [
+        "Consulta lenta em {tabela}: {ms} ms",
+        "Limite de 5 req/s atingido; aguardando",
+        "Hit ratio abaixo de 60% em {tabela}",
+    ],
+    "ERROR": [
+        "Falha no backup de {tabela}: timeout",
+        "Airtable respondeu 503",
+        "Webhook com assinatura inválida",
+        "Erro ao gravar C:\\var\\backups\\{tabela}.jsonl",
+    ],
 }
 
 # (nome, tipo, unidade, mínimo, máximo)
@@ -537,8 +741,12 @@ def _png(rng: random.Random) -> bytes:
     side = rng.randint(12, 24)
     raw = b"".join(b"\x00" + rng.randbytes(side * 3) for _ in range(side))
     header = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(raw, 1))
-            + _png_chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", header)
+        + _png_chunk(b"IDAT", zlib.compress(raw, 1))
+        + _png_chunk(b"IEND", b"")
+    )
 
 
 def _pdf(title: str) -> bytes:
@@ -569,8 +777,10 @@ def _pdf(title: str) -> bytes:
 def _csv(rng: random.Random) -> bytes:
     lines = ["data;descrição;valor"]
     while sum(len(line) + 1 for line in lines) < 240:
-        lines.append(f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d};{rng.choice(_SUBJECTS)};"
-                     f"{rng.randint(10, 5000)},{rng.randint(0, 99):02d}")
+        lines.append(
+            f"2024-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d};{rng.choice(_SUBJECTS)};"
+            f"{rng.randint(10, 5000)},{rng.randint(0, 99):02d}"
+        )
     return ("\n".join(lines) + "\n").encode("utf-8")
 
 
@@ -688,8 +898,7 @@ class _Generator:
             plan = plans[i]
             fields: dict[str, Any] = {"Nome": name, "email": email}
             if rng.random() < 0.85:
-                fields["telefone"] = (f"+55 {rng.choice(_DDDS)} 9{rng.randint(1000, 9999)}-"
-                                      f"{rng.randint(0, 9999):04d}")
+                fields["telefone"] = f"+55 {rng.choice(_DDDS)} 9{rng.randint(1000, 9999)}-{rng.randint(0, 9999):04d}"
             fields["plano"] = plan
             fields["mensalidade"] = PLANS[plan]
             fields["status"] = "Ativo" if active else "Inativo"
@@ -751,14 +960,16 @@ class _Generator:
     def tasks(self) -> list[SampleRecord]:
         rng, n = self.rng, self.counts["Tarefas"]
         times = self.times(n, 1.3, daytime=True)
-        statuses = rng.choices(["A fazer", "Em andamento", "Concluída", "Cancelada"],
-                               weights=[35, 25, 32, 8], k=n)
+        statuses = rng.choices(["A fazer", "Em andamento", "Concluída", "Cancelada"], weights=[35, 25, 32, 8], k=n)
         priorities = rng.choices(["Baixa", "Média", "Alta", "Urgente"], weights=[25, 40, 25, 10], k=n)
         rows: list[dict[str, Any]] = []
         for i, t in enumerate(times):
             params = self.params()
-            title = (_TRICKY_TASKS[(i // 25) % len(_TRICKY_TASKS)] if i % 25 == 4
-                     else self.fill(rng.choice(_TASK_TITLES), params))
+            title = (
+                _TRICKY_TASKS[(i // 25) % len(_TRICKY_TASKS)]
+                if i % 25 == 4
+                else self.fill(rng.choice(_TASK_TITLES), params)
+            )
             fields: dict[str, Any] = {"Título": title}
             if rng.random() < 0.7:
                 fields["descrição"] = self.fill(rng.choice(_TASK_DESCRIPTIONS), params)
@@ -805,14 +1016,18 @@ class _Generator:
                 start += _DAY
             end = start + rng.choice((15, 30, 45, 60, 60, 90, 120, 180)) * 60 * _SECOND
             params = self.params()
-            fields: dict[str, Any] = {"Nome": self.fill(rng.choice(_EVENT_NAMES[kind]), params),
-                                      "início": _iso(start), "fim": _iso(end)}
+            fields: dict[str, Any] = {
+                "Nome": self.fill(rng.choice(_EVENT_NAMES[kind]), params),
+                "início": _iso(start),
+                "fim": _iso(end),
+            }
             place = rng.random()
             if kind == "Reunião" and place < 0.5:
                 label, url = rng.choice(_ONLINE)
                 fields["local"] = label
-                fields["url"] = url.format(code=f"{_slug(rng.choice(_SUBJECTS))}-{rng.randint(100, 999)}",
-                                           num=rng.randint(10**9, 10**10 - 1))
+                fields["url"] = url.format(
+                    code=f"{_slug(rng.choice(_SUBJECTS))}-{rng.randint(100, 999)}", num=rng.randint(10**9, 10**10 - 1)
+                )
             elif place < 0.8:
                 fields["local"] = rng.choice(_PLACES)
             k = bisect_right(self.user_times, t) or 1
@@ -854,8 +1069,12 @@ class _Generator:
             table = rng.choice(_TABLE_NAMES)
             ms = int(rng.lognormvariate(4.5, 1.0)) + 1
             message = rng.choice(_LOG_MESSAGES[level]).format(tabela=table, n=rng.randint(1, 5000), ms=ms)
-            fields: dict[str, Any] = {"Mensagem": message, "nível": level, "timestamp": _iso(t),
-                                      "componente": component}
+            fields: dict[str, Any] = {
+                "Mensagem": message,
+                "nível": level,
+                "timestamp": _iso(t),
+                "componente": component,
+            }
             if rng.random() < 0.85:
                 fields["duração (ms)"] = ms
             if rng.random() < 0.45:
@@ -878,8 +1097,16 @@ class _Generator:
             # Every metric appears at least once (when there is room), then at random.
             metric = _METRIC_DEFS[i] if i < len(_METRIC_DEFS) else rng.choice(_METRIC_DEFS)
             name, kind, unit, low, high = metric
-            rows.append({"Nome": name, "tipo": kind, "valor": round(rng.uniform(low, high), 2),
-                         "unidade": unit, "período": periods[i], "coletado em": _iso(t)})
+            rows.append(
+                {
+                    "Nome": name,
+                    "tipo": kind,
+                    "valor": round(rng.uniform(low, high), 2),
+                    "unidade": unit,
+                    "período": periods[i],
+                    "coletado em": _iso(t),
+                }
+            )
         return self.finish("Métricas", times, rows)
 
 

@@ -49,8 +49,18 @@ SUPPORTED_TYPES = (
 )
 # Types allowed in performUpsert.fieldsToMergeOn (Airtable's documented list).
 MERGE_ON_TYPES = TEXT_TYPES | {"number", "percent", "currency", "singleSelect", "multipleSelects", "date", "dateTime"}
-CHOICE_COLORS = ("blueLight2", "cyanLight2", "tealLight2", "greenLight2", "yellowLight2", "orangeLight2",
-                 "redLight2", "pinkLight2", "purpleLight2", "grayLight2")
+CHOICE_COLORS = (
+    "blueLight2",
+    "cyanLight2",
+    "tealLight2",
+    "greenLight2",
+    "yellowLight2",
+    "orangeLight2",
+    "redLight2",
+    "pinkLight2",
+    "purpleLight2",
+    "grayLight2",
+)
 
 
 def new_id(prefix: str, rng: random.Random | None = None) -> str:
@@ -207,12 +217,12 @@ class BaseDef:
         tables = []
         for t in data["tables"]:
             fields = [
-                FieldDef(f["id"], f["name"], f["type"], f.get("options"), f.get("description"))
-                for f in t["fields"]
+                FieldDef(f["id"], f["name"], f["type"], f.get("options"), f.get("description")) for f in t["fields"]
             ]
             views = [
-                ViewDef(v["id"], v["name"], v.get("type", "grid"), v.get("filter"),
-                        [tuple(s) for s in v.get("sort") or []])
+                ViewDef(
+                    v["id"], v["name"], v.get("type", "grid"), v.get("filter"), [tuple(s) for s in v.get("sort") or []]
+                )
                 for v in t["views"]
             ]
             tables.append(TableDef(t["id"], t["name"], t["primaryFieldId"], fields, views, t.get("description")))
@@ -222,8 +232,13 @@ class BaseDef:
 def _choices(raw: list[dict[str, Any]], rng: random.Random) -> list[dict[str, Any]]:
     out = []
     for i, c in enumerate(raw):
-        out.append({"id": c.get("id") or new_id("sel", rng), "name": c["name"],
-                    "color": c.get("color", CHOICE_COLORS[i % len(CHOICE_COLORS)])})
+        out.append(
+            {
+                "id": c.get("id") or new_id("sel", rng),
+                "name": c["name"],
+                "color": c.get("color", CHOICE_COLORS[i % len(CHOICE_COLORS)]),
+            }
+        )
     return out
 
 
@@ -236,12 +251,18 @@ def build_base(spec: dict[str, Any], base_id: str, rng: random.Random | None = N
         for fspec in tspec["fields"]:
             if fspec["type"] not in SUPPORTED_TYPES:
                 raise SchemaError(f"unsupported field type {fspec['type']!r} in {tspec['name']}")
-            fields.append(FieldDef(new_id("fld", rng), fspec["name"], fspec["type"],
-                                   dict(fspec.get("options") or {}), fspec.get("description")))
+            fields.append(
+                FieldDef(
+                    new_id("fld", rng),
+                    fspec["name"],
+                    fspec["type"],
+                    dict(fspec.get("options") or {}),
+                    fspec.get("description"),
+                )
+            )
         if not fields:
             raise SchemaError(f"table {tspec['name']} has no fields")
-        tables.append(TableDef(new_id("tbl", rng), tspec["name"], fields[0].id, fields, [],
-                               tspec.get("description")))
+        tables.append(TableDef(new_id("tbl", rng), tspec["name"], fields[0].id, fields, [], tspec.get("description")))
     base = BaseDef(base_id, spec.get("name", "Base"), tables)
 
     def need_table(name: str) -> TableDef:
@@ -263,12 +284,18 @@ def build_base(spec: dict[str, Any], base_id: str, rng: random.Random | None = N
                 inv = FieldDef(new_id("fld", rng), inverse_name, "multipleRecordLinks", {})
                 other.fields.append(inv)
                 other.reindex()
-            f.options = {"linkedTableId": other.id, "isReversed": False,
-                         "prefersSingleRecordLink": bool(opts.get("prefersSingleRecordLink", False)),
-                         "inverseLinkFieldId": inv.id}
-            inv.options = {"linkedTableId": t.id, "isReversed": False,
-                           "prefersSingleRecordLink": bool((inv.options or {}).get("prefersSingleRecordLink")),
-                           "inverseLinkFieldId": f.id}
+            f.options = {
+                "linkedTableId": other.id,
+                "isReversed": False,
+                "prefersSingleRecordLink": bool(opts.get("prefersSingleRecordLink", False)),
+                "inverseLinkFieldId": inv.id,
+            }
+            inv.options = {
+                "linkedTableId": t.id,
+                "isReversed": False,
+                "prefersSingleRecordLink": bool((inv.options or {}).get("prefersSingleRecordLink")),
+                "inverseLinkFieldId": f.id,
+            }
     for t in base.tables:
         for f in t.fields:
             opts = dict(f.options or {})
@@ -282,19 +309,37 @@ def build_base(spec: dict[str, Any], base_id: str, rng: random.Random | None = N
                 target = other.field(opts["fieldInLinkedTable"])
                 if target is None:
                     raise SchemaError(f"lookup {t.name}.{f.name}: bad fieldInLinkedTable")
-                f.options = {"isValid": True, "recordLinkFieldId": link.id, "fieldIdInLinkedTable": target.id,
-                             "result": {"type": target.type, **({"options": target.options}
-                                                                 if target.options else {})}}
+                f.options = {
+                    "isValid": True,
+                    "recordLinkFieldId": link.id,
+                    "fieldIdInLinkedTable": target.id,
+                    "result": {"type": target.type, **({"options": target.options} if target.options else {})},
+                }
             elif f.type == "lastModifiedTime":
                 refs = [t.field(n) for n in opts.get("referencedFields", [])]
-                f.options = {"isValid": True, "referencedFieldIds": [r.id for r in refs if r],
-                             "result": {"type": "dateTime", "options": {
-                                 "dateFormat": {"name": "iso", "format": "YYYY-MM-DD"},
-                                 "timeFormat": {"name": "24hour", "format": "HH:mm"}, "timeZone": "utc"}}}
+                f.options = {
+                    "isValid": True,
+                    "referencedFieldIds": [r.id for r in refs if r],
+                    "result": {
+                        "type": "dateTime",
+                        "options": {
+                            "dateFormat": {"name": "iso", "format": "YYYY-MM-DD"},
+                            "timeFormat": {"name": "24hour", "format": "HH:mm"},
+                            "timeZone": "utc",
+                        },
+                    },
+                }
             elif f.type == "createdTime":
-                f.options = {"result": {"type": "dateTime", "options": {
-                    "dateFormat": {"name": "iso", "format": "YYYY-MM-DD"},
-                    "timeFormat": {"name": "24hour", "format": "HH:mm"}, "timeZone": "utc"}}}
+                f.options = {
+                    "result": {
+                        "type": "dateTime",
+                        "options": {
+                            "dateFormat": {"name": "iso", "format": "YYYY-MM-DD"},
+                            "timeFormat": {"name": "24hour", "format": "HH:mm"},
+                            "timeZone": "utc",
+                        },
+                    }
+                }
             elif f.type in ("autoNumber",) or f.type in TEXT_TYPES:
                 f.options = None
             elif f.type == "checkbox":
@@ -306,9 +351,11 @@ def build_base(spec: dict[str, Any], base_id: str, rng: random.Random | None = N
             elif f.type == "date":
                 f.options = {"dateFormat": opts.get("dateFormat", {"name": "iso", "format": "YYYY-MM-DD"})}
             elif f.type == "dateTime":
-                f.options = {"dateFormat": opts.get("dateFormat", {"name": "iso", "format": "YYYY-MM-DD"}),
-                             "timeFormat": opts.get("timeFormat", {"name": "24hour", "format": "HH:mm"}),
-                             "timeZone": opts.get("timeZone", "utc")}
+                f.options = {
+                    "dateFormat": opts.get("dateFormat", {"name": "iso", "format": "YYYY-MM-DD"}),
+                    "timeFormat": opts.get("timeFormat", {"name": "24hour", "format": "HH:mm"}),
+                    "timeZone": opts.get("timeZone", "utc"),
+                }
             elif f.type == "multipleAttachments":
                 f.options = {"isReversed": bool(opts.get("isReversed", False))}
             elif f.type == "multipleRecordLinks":

@@ -10,9 +10,16 @@ from .sample import SAMPLE_BASE_ID, SampleAttachment, generate_sample
 from .store import SandboxStore
 
 
-def load_sample(store: SandboxStore, *, seed: int = 42, scale: float = 1.0, now: datetime | None = None,
-                base_id: str = SAMPLE_BASE_ID, with_records: bool = True,
-                progress: Reporter | None = None) -> dict[str, int]:
+def load_sample(
+    store: SandboxStore,
+    *,
+    seed: int = 42,
+    scale: float = 1.0,
+    now: datetime | None = None,
+    base_id: str = SAMPLE_BASE_ID,
+    with_records: bool = True,
+    progress: Reporter | None = None,
+) -> dict[str, int]:
     """Create the sample base (schema and, unless told otherwise, records); returns counts per table."""
     reporter = guard(progress)
     gen = reporter.task("seed: generating the sample", total=None)
@@ -28,7 +35,8 @@ def load_sample(store: SandboxStore, *, seed: int = 42, scale: float = 1.0, now:
         for r in records:
             fields = {
                 k: [(a.filename, a.content_type, a.data) for a in v]
-                if isinstance(v, list) and v and isinstance(v[0], SampleAttachment) else v
+                if isinstance(v, list) and v and isinstance(v[0], SampleAttachment)
+                else v
                 for k, v in r.fields.items()
             }
             out.append((r.key, format_instant(r.created_time), format_instant(r.modified_time), fields))

@@ -46,8 +46,15 @@ INVALID_REQUEST_MESSAGE = "Invalid request: parameter validation failed. Check y
 class ApiError(Exception):
     """An Airtable error answer: status, `error.type`, optional message (or a bare string body)."""
 
-    def __init__(self, status: int, type_: str, message: str | None = None, *, bare: bool = False,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        type_: str,
+        message: str | None = None,
+        *,
+        bare: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(f"{status} {type_}: {message}")
         self.status = status
         self.type = type_
@@ -326,8 +333,9 @@ class SandboxStore:
             if taken & {t.id for t in base.tables}:
                 raise ValueError("table ids collide with another base")
             pos = self._db.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM bases").fetchone()[0]
-            self._db.execute("INSERT INTO bases VALUES (?, ?, ?, ?)",
-                             (base.id, base.name, json.dumps(base.to_json()), pos))
+            self._db.execute(
+                "INSERT INTO bases VALUES (?, ?, ?, ?)", (base.id, base.name, json.dumps(base.to_json()), pos)
+            )
             for t in base.tables:
                 self._db.execute("INSERT OR REPLACE INTO counters VALUES (?, 0, 0)", (t.id,))
             self._commit({t.id for t in base.tables}, base.id)
@@ -349,6 +357,7 @@ class SandboxStore:
 
     def reset(self) -> None:
         """Delete every base, record and attachment."""
+
         def op() -> None:
             ids = [r[0] for r in self._db.execute("SELECT scope FROM versions")]
             for table in ("records", "bases", "counters", "blobs"):
@@ -401,8 +410,11 @@ class SandboxStore:
             r = recs.get(rid)
             if r is None:
                 return None
-            v = formula_value(prim, r.fields.get(prim.id)) if prim.type not in ("createdTime", "autoNumber") \
+            v = (
+                formula_value(prim, r.fields.get(prim.id))
+                if prim.type not in ("createdTime", "autoNumber")
                 else (r.created if prim.type == "createdTime" else r.fields.get(prim.id))
+            )
             if isinstance(v, datetime):
                 return format_instant(v)
             return v if isinstance(v, str) else ("" if v is None else _fmt_num(v))
@@ -471,8 +483,9 @@ class SandboxStore:
         try:
             compiled = compile_formula(text, resolve)
         except FormulaError as e:
-            raise ApiError(422, "INVALID_FILTER_BY_FORMULA",
-                           f"The formula for filtering records is invalid: {e.message}") from None
+            raise ApiError(
+                422, "INVALID_FILTER_BY_FORMULA", f"The formula for filtering records is invalid: {e.message}"
+            ) from None
         self._formulas[key] = compiled
         if len(self._formulas) > 256:
             self._formulas.popitem(last=False)
@@ -618,8 +631,9 @@ class SandboxStore:
         with self._lock:
             self._iterators.clear()
 
-    def get_record(self, base_id: str, table: str, record_id: str, p: ListParams | None = None,
-                   *, url_base: str = "") -> dict[str, Any]:
+    def get_record(
+        self, base_id: str, table: str, record_id: str, p: ListParams | None = None, *, url_base: str = ""
+    ) -> dict[str, Any]:
         p = p or ListParams()
 
         def op() -> dict[str, Any]:
@@ -661,8 +675,9 @@ class SandboxStore:
             return [self._attachment_json(a, url_base) for a in v]
         return v
 
-    def _record_json(self, b: BaseDef, t: TableDef, r: Rec, sel: list[FieldDef] | None, p: ListParams,
-                     url_base: str) -> dict[str, Any]:
+    def _record_json(
+        self, b: BaseDef, t: TableDef, r: Rec, sel: list[FieldDef] | None, p: ListParams, url_base: str
+    ) -> dict[str, Any]:
         fields: dict[str, Any] = {}
         tz = ZoneInfo(p.time_zone) if p.cell_format == "string" and p.time_zone else None
         for f in sel if sel is not None else t.fields:
@@ -687,12 +702,19 @@ class SandboxStore:
         return hmac.new(self._secret, f"{att_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
 
     def _attachment_json(self, a: dict[str, Any], url_base: str) -> dict[str, Any]:
-        out = {"id": a["id"], "url": a.get("url", ""), "filename": a.get("filename", ""),
-               "size": a.get("size", 0), "type": a.get("type", "application/octet-stream")}
+        out = {
+            "id": a["id"],
+            "url": a.get("url", ""),
+            "filename": a.get("filename", ""),
+            "size": a.get("size", 0),
+            "type": a.get("type", "application/octet-stream"),
+        }
         if a.get("sha256"):
             expires = int(clock.timestamp()) + ATTACHMENT_URL_TTL_S
-            out["url"] = (f"{url_base}/_sandbox/attachments/{a['id']}/{quote(a.get('filename') or 'file')}"
-                          f"?expires={expires}&sig={self._sign(a['id'], expires)}")
+            out["url"] = (
+                f"{url_base}/_sandbox/attachments/{a['id']}/{quote(a.get('filename') or 'file')}"
+                f"?expires={expires}&sig={self._sign(a['id'], expires)}"
+            )
         return out
 
     def _put_blob(self, data: bytes) -> str:
@@ -729,11 +751,25 @@ class SandboxStore:
             return a.get("type", "application/octet-stream"), bytes(row[0]), a.get("filename", "file")
 
     def _attachment_from_bytes(self, data: bytes, filename: str, content_type: str) -> dict[str, Any]:
-        return {"id": new_id("att", self._rng), "filename": filename, "type": content_type,
-                "size": len(data), "sha256": self._put_blob(data)}
+        return {
+            "id": new_id("att", self._rng),
+            "filename": filename,
+            "type": content_type,
+            "size": len(data),
+            "sha256": self._put_blob(data),
+        }
 
-    def upload_attachment(self, base_id: str, record_id: str, field_name: str, *, content_type: str,
-                          file_b64: str, filename: str, url_base: str = "") -> dict[str, Any]:
+    def upload_attachment(
+        self,
+        base_id: str,
+        record_id: str,
+        field_name: str,
+        *,
+        content_type: str,
+        file_b64: str,
+        filename: str,
+        url_base: str = "",
+    ) -> dict[str, Any]:
         try:
             data = base64.b64decode("".join(file_b64.split()), validate=True)  # MIME base64 has newlines
         except (ValueError, TypeError):
@@ -753,16 +789,18 @@ class SandboxStore:
             if f is None:
                 raise ApiError(422, "UNKNOWN_FIELD_NAME", f'Unknown field name: "{field_name}"')
             if f.type != "multipleAttachments":
-                raise ApiError(422, "INVALID_VALUE_FOR_COLUMN",
-                               f'Field "{f.name}" cannot accept the provided value')
+                raise ApiError(422, "INVALID_VALUE_FOR_COLUMN", f'Field "{f.name}" cannot accept the provided value')
             r = recs[record_id]
             att = self._attachment_from_bytes(data, filename, content_type)
             r.fields[f.id] = [*r.fields.get(f.id, []), att]
             r.mtimes[f.id] = _now_iso()
             self._persist([r], t, b)
             self._commit({t.id})
-            return {"id": r.id, "createdTime": r.created,
-                    "fields": {f.id: [self._attachment_json(a, url_base) for a in r.fields[f.id]]}}
+            return {
+                "id": r.id,
+                "createdTime": r.created,
+                "fields": {f.id: [self._attachment_json(a, url_base) for a in r.fields[f.id]]},
+            }
 
         return self._write(op)
 
@@ -776,8 +814,10 @@ class SandboxStore:
         self._db.executemany(
             "INSERT INTO records VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(id) DO UPDATE SET "
             "fields=excluded.fields, mtimes=excluded.mtimes",
-            [(r.id, b.id, t.id, r.seq, r.created, json.dumps(r.fields, ensure_ascii=False),
-              r.mtimes_json()) for r in recs],
+            [
+                (r.id, b.id, t.id, r.seq, r.created, json.dumps(r.fields, ensure_ascii=False), r.mtimes_json())
+                for r in recs
+            ],
         )
 
     class _Ctx:
@@ -811,8 +851,7 @@ class SandboxStore:
         def add_choice(self, field: FieldDef, name: str) -> None:
             choices = (field.options or {}).setdefault("choices", [])
             if name not in [c["name"] for c in choices]:
-                choices.append({"id": new_id("sel", self.store._rng), "name": name,
-                                "color": "grayLight2"})
+                choices.append({"id": new_id("sel", self.store._rng), "name": name, "color": "grayLight2"})
                 self.schema_changed = True
 
     def _attachment_from_url(self, url: str, filename: str | None) -> dict[str, Any]:
@@ -836,8 +875,13 @@ class SandboxStore:
                 pass
         import mimetypes
 
-        return {"id": new_id("att", self._rng), "url": url, "filename": name,
-                "type": mimetypes.guess_type(name)[0] or "application/octet-stream", "size": 0}
+        return {
+            "id": new_id("att", self._rng),
+            "url": url,
+            "filename": name,
+            "type": mimetypes.guess_type(name)[0] or "application/octet-stream",
+            "size": 0,
+        }
 
     def _new_rec(self, t: TableDef, fields: dict[str, Any], created: str) -> Rec:
         row = self._db.execute(
@@ -855,15 +899,17 @@ class SandboxStore:
         if not isinstance(items, list):
             raise invalid_request()
         if len(items) > MAX_RECORDS_PER_REQUEST:
-            raise ApiError(422, "INVALID_RECORDS",
-                           f"A maximum of {MAX_RECORDS_PER_REQUEST} records can be {verb} per request "
-                           f"but you have provided {len(items)}.")
+            raise ApiError(
+                422,
+                "INVALID_RECORDS",
+                f"A maximum of {MAX_RECORDS_PER_REQUEST} records can be {verb} per request "
+                f"but you have provided {len(items)}.",
+            )
         if not items:
             raise ApiError(422, "INVALID_RECORDS", f"At least one record must be {verb}.")
         return items
 
-    def _validate(self, t: TableDef, values: Any, ctx: _Ctx, typecast: bool,
-                  current: Rec | None) -> dict[str, Any]:
+    def _validate(self, t: TableDef, values: Any, ctx: _Ctx, typecast: bool, current: Rec | None) -> dict[str, Any]:
         """Field names → {field id: stored value or EMPTY}; raises ApiError on the first bad cell."""
         if not isinstance(values, dict):
             raise ApiError(422, "INVALID_REQUEST_MISSING_FIELDS", 'Could not find field "fields" in the request body')
@@ -873,14 +919,16 @@ class SandboxStore:
             if f is None:
                 raise ApiError(422, "UNKNOWN_FIELD_NAME", f'Unknown field name: "{name}"')
             try:
-                out[f.id] = validate_cell(f, value, typecast=typecast, ctx=ctx,
-                                          current=current.fields.get(f.id) if current else None)
+                out[f.id] = validate_cell(
+                    f, value, typecast=typecast, ctx=ctx, current=current.fields.get(f.id) if current else None
+                )
             except CellError as e:
                 raise ApiError(422, e.type, e.message) from None
         return out
 
-    def _apply(self, b: BaseDef, t: TableDef, r: Rec, cells: dict[str, Any], replace: bool, now: str,
-               touched: set[str]) -> None:
+    def _apply(
+        self, b: BaseDef, t: TableDef, r: Rec, cells: dict[str, Any], replace: bool, now: str, touched: set[str]
+    ) -> None:
         """Set cells on a record (PUT clears the rest) and keep inverse links in sync."""
         if replace:
             for f in t.fields:
@@ -900,8 +948,9 @@ class SandboxStore:
                 r.fields[fid] = new
             r.mtimes[fid] = now
 
-    def _relink(self, b: BaseDef, f: FieldDef, rid: str, old: list[str], new: list[str], now: str,
-                touched: set[str]) -> None:
+    def _relink(
+        self, b: BaseDef, f: FieldDef, rid: str, old: list[str], new: list[str], now: str, touched: set[str]
+    ) -> None:
         opts = f.options or {}
         inv_id = opts.get("inverseLinkFieldId")
         if not inv_id:
@@ -937,9 +986,18 @@ class SandboxStore:
             self._save_schema(b)
         self._commit(touched, b.id if ctx.schema_changed else None)
 
-    def create_records(self, base_id: str, table: str, items: list[dict[str, Any]], *, typecast: bool = False,
-                       url_base: str = "", by_field_id: bool = False) -> list[dict[str, Any]]:
+    def create_records(
+        self,
+        base_id: str,
+        table: str,
+        items: list[dict[str, Any]],
+        *,
+        typecast: bool = False,
+        url_base: str = "",
+        by_field_id: bool = False,
+    ) -> list[dict[str, Any]]:
         """Create up to 10 records; `items` are the `fields` dicts."""
+
         def op() -> list[dict[str, Any]]:
             b, t = self._table(base_id, table)
             self._check_batch(items, "created")
@@ -959,9 +1017,18 @@ class SandboxStore:
 
         return self._write(op)
 
-    def update_records(self, base_id: str, table: str, items: list[tuple[str, dict[str, Any]]], *,
-                       replace: bool = False, typecast: bool = False, url_base: str = "",
-                       by_field_id: bool = False, single: bool = False) -> list[dict[str, Any]]:
+    def update_records(
+        self,
+        base_id: str,
+        table: str,
+        items: list[tuple[str, dict[str, Any]]],
+        *,
+        replace: bool = False,
+        typecast: bool = False,
+        url_base: str = "",
+        by_field_id: bool = False,
+        single: bool = False,
+    ) -> list[dict[str, Any]]:
         def op() -> list[dict[str, Any]]:
             b, t = self._table(base_id, table)
             self._check_batch(items, "updated")
@@ -986,10 +1053,20 @@ class SandboxStore:
 
         return self._write(op)
 
-    def upsert_records(self, base_id: str, table: str, items: list[dict[str, Any]], merge_on: object, *,
-                       replace: bool = False, typecast: bool = False, url_base: str = "",
-                       by_field_id: bool = False) -> dict[str, Any]:
+    def upsert_records(
+        self,
+        base_id: str,
+        table: str,
+        items: list[dict[str, Any]],
+        merge_on: object,
+        *,
+        replace: bool = False,
+        typecast: bool = False,
+        url_base: str = "",
+        by_field_id: bool = False,
+    ) -> dict[str, Any]:
         """performUpsert: items are {"fields": ..} or {"id": .., "fields": ..}."""
+
         def op() -> dict[str, Any]:
             b, t = self._table(base_id, table)
             self._check_batch(items, "upserted")
@@ -1009,8 +1086,9 @@ class SandboxStore:
                 if "id" in item:
                     r = recs.get(item["id"])
                     if r is None:
-                        raise ApiError(422, "ROW_DOES_NOT_EXIST",
-                                       f"Record ID {item['id']} does not exist in this table")
+                        raise ApiError(
+                            422, "ROW_DOES_NOT_EXIST", f"Record ID {item['id']} does not exist in this table"
+                        )
                     plan.append((r, cells))
                     continue
                 want = []
@@ -1020,8 +1098,11 @@ class SandboxStore:
                     want.append((k.id, None if cells[k.id] is EMPTY else cells[k.id]))
                 found = [r for r in recs.values() if all(r.fields.get(fid) == v for fid, v in want)]
                 if len(found) > 1:
-                    raise ApiError(422, "INVALID_VALUE_FOR_COLUMN",
-                                   "Cannot update more than one record with the same fieldsToMergeOn values")
+                    raise ApiError(
+                        422,
+                        "INVALID_VALUE_FOR_COLUMN",
+                        "Cannot update more than one record with the same fieldsToMergeOn values",
+                    )
                 plan.append((found[0] if found else None, cells))
             now = _now_iso()
             touched = {t.id}
@@ -1038,8 +1119,11 @@ class SandboxStore:
             self._persist(done, t, b)
             self._finish_write(b, ctx, touched)
             p = ListParams(by_field_id=by_field_id)
-            return {"records": [self._record_json(b, t, r, None, p, url_base) for r in done],
-                    "createdRecords": created, "updatedRecords": updated}
+            return {
+                "records": [self._record_json(b, t, r, None, p, url_base) for r in done],
+                "createdRecords": created,
+                "updatedRecords": updated,
+            }
 
         return self._write(op)
 
@@ -1052,8 +1136,11 @@ class SandboxStore:
                 if not isinstance(rid, str) or rid not in recs:
                     if single:
                         raise not_found()
-                    raise ApiError(404, "NOT_FOUND", bare=True) if not is_id(rid, "rec") else \
-                        ApiError(422, "ROW_DOES_NOT_EXIST", f"Record ID {rid} does not exist in this table")
+                    raise (
+                        ApiError(404, "NOT_FOUND", bare=True)
+                        if not is_id(rid, "rec")
+                        else ApiError(422, "ROW_DOES_NOT_EXIST", f"Record ID {rid} does not exist in this table")
+                    )
             now = _now_iso()
             touched = {t.id}
             for rid in dict.fromkeys(ids):
@@ -1069,7 +1156,9 @@ class SandboxStore:
 
     # ------------------------------------------------------------------ bulk load (seeding)
     def bulk_load(
-        self, base_id: str, tables: dict[str, list[tuple[str, str, str, dict[str, Any]]]],
+        self,
+        base_id: str,
+        tables: dict[str, list[tuple[str, str, str, dict[str, Any]]]],
         progress: Reporter | None = None,
     ) -> dict[str, dict[str, str]]:
         """Insert many records without the per-request limits (seeding only).
@@ -1119,8 +1208,9 @@ class SandboxStore:
                     mt = {k: (modified if j % 2 == 0 else created) for j, k in enumerate(cells)}
                     out.append(Rec(ids[name][key], seq0 + i + 1, created, cells, mt))
                     task.advance(1, bytes=stored)
-                self._db.execute("UPDATE counters SET seq=?, auto=? WHERE table_id=?",
-                                 (seq0 + len(rows), auto0 + len(rows), t.id))
+                self._db.execute(
+                    "UPDATE counters SET seq=?, auto=? WHERE table_id=?", (seq0 + len(rows), auto0 + len(rows), t.id)
+                )
                 staged[t.id] = out
             # inverse links
             by_id = {r.id: r for recs in staged.values() for r in recs}

@@ -42,8 +42,16 @@ if TYPE_CHECKING:
     from ..config import Settings
 
 STATUS_BY_KIND = {
-    "unknown_table": 404, "unknown_field": 422, "filter_error": 422, "bad_input": 422, "config_error": 422,
-    "not_found": 404, "lock_held": 409, "upstream_unavailable": 503, "upstream_auth": 503, "partial": 207,
+    "unknown_table": 404,
+    "unknown_field": 422,
+    "filter_error": 422,
+    "bad_input": 422,
+    "config_error": 422,
+    "not_found": 404,
+    "lock_held": 409,
+    "upstream_unavailable": 503,
+    "upstream_auth": 503,
+    "partial": 207,
     "operation_failed": 500,
 }
 
@@ -165,8 +173,10 @@ def _error(status: int, kind: str, message: str, hint: str = "", **extra: Any) -
     from ..inputs import printable_tree
 
     # printable: a lone surrogate echoed from the request (a key in `fields`) must not turn the answer into a 500
-    return JSONResponse(printable_tree({"error": {"type": kind, "message": redact(message), "hint": redact(hint),
-                                                  **extra}}), status_code=status)
+    return JSONResponse(
+        printable_tree({"error": {"type": kind, "message": redact(message), "hint": redact(hint), **extra}}),
+        status_code=status,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -192,21 +202,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Swagger UI 5 and ReDoc served from the package's own files (FastAPI's default pulls them
     # from a CDN: a blank /docs on a server without Internet access)
-    app = FastAPIOffline(title="beststag webhooks", version=_version(), lifespan=lifespan,
-                         description="The BestStag persistence webhooks (cache, backup, metrics) for n8n.",
-                         static_url="/docs-assets",
-                         # ReDoc's page still fetches its logo from cdn.redoc.ly: Swagger UI only
-                         redoc_url=None)
+    app = FastAPIOffline(
+        title="beststag webhooks",
+        version=_version(),
+        lifespan=lifespan,
+        description="The BestStag persistence webhooks (cache, backup, metrics) for n8n.",
+        static_url="/docs-assets",
+        # ReDoc's page still fetches its logo from cdn.redoc.ly: Swagger UI only
+        redoc_url=None,
+    )
     # the middleware checks the token; this only declares the scheme in the OpenAPI document
-    bearer = [Depends(HTTPBearer(auto_error=False, scheme_name="webhookSecret",
-                                 description="BESTSTAG_WEBHOOK_SECRET (n8n: Header Auth)"))]
+    bearer = [
+        Depends(
+            HTTPBearer(
+                auto_error=False, scheme_name="webhookSecret", description="BESTSTAG_WEBHOOK_SECRET (n8n: Header Auth)"
+            )
+        )
+    ]
     app.state.settings, app.state.cache, app.state.jobs, app.state.gateway = settings, cache, jobs, gateway
 
     def authorized(request: Request) -> bool:
         header = request.headers.get("authorization", "")
         scheme, _, given = header.partition(" ")
-        return bool(secret) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(),
-                                                                                   secret.encode())
+        return (
+            bool(secret) and scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), secret.encode())
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -214,37 +234,55 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         for e in exc.errors()[:10]:
             at = _json_position(exc, e)
             if at is not None:  # like the CLI's --data/--filter: what json says, and where
-                problems.append({"field": "body", "problem": f"not valid JSON: {e.get('ctx', {}).get('error', '')}"
-                                 f" at line {at[0]} column {at[1]}", "line": at[0], "column": at[1]})
+                problems.append(
+                    {
+                        "field": "body",
+                        "problem": f"not valid JSON: {e.get('ctx', {}).get('error', '')}"
+                        f" at line {at[0]} column {at[1]}",
+                        "line": at[0],
+                        "column": at[1],
+                    }
+                )
                 continue
             loc = ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body"
             problems.append({"field": loc, "problem": e.get("msg", "")})
         first = problems[0] if problems else {"field": "body", "problem": "invalid"}
-        return _error(422, "invalid_body", f"{first['field']}: {first['problem']}", "see /docs for the body schema",
-                      fields=problems)
+        return _error(
+            422,
+            "invalid_body",
+            f"{first['field']}: {first['problem']}",
+            "see /docs for the body schema",
+            fields=problems,
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         # FastAPI answers a bare 400 when the body cannot be decoded at all (not UTF-8, nested too
         # deeply to parse): that is a bad body like any other, so 422 in our error shape
         if exc.status_code == 400 and request.method == "POST":
-            return _error(422, "invalid_body", "body: not a JSON document that can be read (UTF-8, not nested "
-                          "too deeply)", "see /docs for the body schema")
+            return _error(
+                422,
+                "invalid_body",
+                "body: not a JSON document that can be read (UTF-8, not nested too deeply)",
+                "see /docs for the body schema",
+            )
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(errors.BestStagError)
     async def _domain(request: Request, exc: errors.BestStagError) -> JSONResponse:
-        return _error(STATUS_BY_KIND.get(exc.kind, 500 if exc.exit_code == 1 else 422), exc.kind, exc.message,
-                      exc.hint)
+        return _error(STATUS_BY_KIND.get(exc.kind, 500 if exc.exit_code == 1 else 422), exc.kind, exc.message, exc.hint)
 
     @app.middleware("http")
     async def _guard_and_record(request: Request, call_next: Any) -> Any:
         t0 = time.perf_counter()
         if request.url.path.startswith(("/webhook/", "/jobs/")) and not authorized(request):
             # checked before the body is read: an unauthenticated caller learns nothing about it
-            response = _error(401, "unauthorized", "missing or wrong webhook secret",
-                              "send BESTSTAG_WEBHOOK_SECRET as a bearer token in the Authorization header "
-                              "(n8n: Header Auth)")
+            response = _error(
+                401,
+                "unauthorized",
+                "missing or wrong webhook secret",
+                "send BESTSTAG_WEBHOOK_SECRET as a bearer token in the Authorization header (n8n: Header Auth)",
+            )
             return _finish(request, response, t0)
         if request.method == "POST":
             length = request.headers.get("content-length")
@@ -252,14 +290,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 response = _error(411, "length_required", "send a Content-Length header")
                 return _finish(request, response, t0)
             if int(length) > settings.webhook.max_body_bytes:
-                response = _error(413, "body_too_large",
-                                  f"body of {length} bytes is over the {settings.webhook.max_body_bytes}-byte limit",
-                                  "webhook.max_body_bytes in the config")
+                response = _error(
+                    413,
+                    "body_too_large",
+                    f"body of {length} bytes is over the {settings.webhook.max_body_bytes}-byte limit",
+                    "webhook.max_body_bytes in the config",
+                )
                 return _finish(request, response, t0)
             ctype = request.headers.get("content-type", "")
             if not ctype.split(";")[0].strip().lower().endswith("json"):
-                response = _error(415, "unsupported_media_type", f"content type {ctype or '(none)'} is not JSON",
-                                  "send Content-Type: application/json")
+                response = _error(
+                    415,
+                    "unsupported_media_type",
+                    f"content type {ctype or '(none)'} is not JSON",
+                    "send Content-Type: application/json",
+                )
                 return _finish(request, response, t0)
         try:
             response = await call_next(request)
@@ -271,20 +316,35 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def _finish(request: Request, response: Any, t0: float) -> Any:
         ms = (time.perf_counter() - t0) * 1000
         info = getattr(request.state, "info", {})
-        log_event("webhook.request", method=request.method, path=request.url.path, status=response.status_code,
-                  duration_ms=round(ms, 3), **info)
+        log_event(
+            "webhook.request",
+            method=request.method,
+            path=request.url.path,
+            status=response.status_code,
+            duration_ms=round(ms, 3),
+            **info,
+        )
         j = gateway.journal
         if j is not None and request.url.path.startswith("/webhook/"):
             try:
-                j.record_webhook_request(endpoint=request.url.path.rsplit("/", 1)[-1], status=response.status_code,
-                                         duration_ms=ms, operation=info.get("operation"),
-                                         table_name=info.get("table"), cache_status=info.get("cache"))
+                j.record_webhook_request(
+                    endpoint=request.url.path.rsplit("/", 1)[-1],
+                    status=response.status_code,
+                    duration_ms=ms,
+                    operation=info.get("operation"),
+                    table_name=info.get("table"),
+                    cache_status=info.get("cache"),
+                )
             except Exception:
                 pass
         return response
 
-    @app.post("/webhook/airtable/cache", response_model=None, dependencies=bearer,
-              responses=_errors(*_POST_STATUSES, 404, 503))
+    @app.post(
+        "/webhook/airtable/cache",
+        response_model=None,
+        dependencies=bearer,
+        responses=_errors(*_POST_STATUSES, 404, 503),
+    )
     async def cache_webhook(body: CacheRequest, request: Request) -> Response:
         """get: records plus cache metadata (hit/miss/stale, age, ttl, key); set: store `data`; invalidate."""
         request.state.info = {"operation": body.operation, "table": body.table}
@@ -305,17 +365,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request.state.info["cache"] = res.status
         return answers.render(res)
 
-    @app.post("/webhook/airtable/backup", status_code=202, dependencies=bearer,
-              responses=_errors(*_POST_STATUSES, 404, 409, 503))
+    @app.post(
+        "/webhook/airtable/backup",
+        status_code=202,
+        dependencies=bearer,
+        responses=_errors(*_POST_STATUSES, 404, 409, 503),
+    )
     def backup_webhook(body: BackupRequest, request: Request) -> JSONResponse:
         """Start a backup in the background: 202 with a job id; 409 when one is already running."""
         request.state.info = {"operation": body.backup_type}
         job = jobs.start_backup(body.backup_type, body.tables)
         return JSONResponse(job.to_json(), status_code=202, headers={"Location": f"/jobs/{job.id}"})
 
-    @app.get("/jobs/{job_id}", dependencies=bearer,
-             responses={**_errors(401, 404, 500),
-                        422: {"model": ErrorBody, "description": "not a job id (12 hexadecimal digits)"}})
+    @app.get(
+        "/jobs/{job_id}",
+        dependencies=bearer,
+        responses={
+            **_errors(401, 404, 500),
+            422: {"model": ErrorBody, "description": "not a job id (12 hexadecimal digits)"},
+        },
+    )
     def job_status(job_id: Annotated[str, PathParam(pattern=JOB_ID_PATTERN)]) -> JSONResponse:
         """Status of a background job (backups)."""
         return JSONResponse(jobs.get(job_id).to_json())
@@ -328,8 +397,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request.state.info = {"operation": body.metric_type}
         return JSONResponse(collect(settings, body.metric_type, body.time_range, gateway=gateway))
 
-    @app.get("/healthz", response_model=Health,
-             responses={503: {"model": Health, "description": "the journal or Airtable cannot be reached"}})
+    @app.get(
+        "/healthz",
+        response_model=Health,
+        responses={503: {"model": Health, "description": "the journal or Airtable cannot be reached"}},
+    )
     def healthz() -> JSONResponse:
         """Process, journal and upstream reachability (checked at most every 30 s)."""
         ok_journal = True
@@ -348,8 +420,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 health["upstream"] = False
             health["checked"] = now
         ok = ok_journal and bool(health["upstream"])
-        return JSONResponse({"ok": ok, "process": True, "journal": ok_journal, "upstream": health["upstream"],
-                             "sandbox": settings.sandbox_mode}, status_code=200 if ok else 503)
+        return JSONResponse(
+            {
+                "ok": ok,
+                "process": True,
+                "journal": ok_journal,
+                "upstream": health["upstream"],
+                "sandbox": settings.sandbox_mode,
+            },
+            status_code=200 if ok else 503,
+        )
 
     return app
 
@@ -364,8 +444,7 @@ def _query_parts(body: CacheRequest) -> dict[str, Any]:
     """The body's query, read as `cache get` reads its options (query/request.py)."""
     from ..query.request import query
 
-    return query(body.table, body.filters, body.fields, [s.model_dump() for s in body.sort], body.maxRecords,
-                 body.view)
+    return query(body.table, body.filters, body.fields, [s.model_dump() for s in body.sort], body.maxRecords, body.view)
 
 
 class _Answers:
@@ -376,8 +455,15 @@ class _Answers:
         self._size = size
 
     def render(self, res: Any) -> Response:
-        meta = {"status": res.status, "age_s": round(res.age_s, 3), "ttl_s": res.ttl_s, "key": res.key,
-                "source": res.source, "stale": res.status == "stale", **res.extra}
+        meta = {
+            "status": res.status,
+            "age_s": round(res.age_s, 3),
+            "ttl_s": res.ttl_s,
+            "key": res.key,
+            "source": res.source,
+            "stale": res.status == "stale",
+            **res.extra,
+        }
         k = (res.key, res.digest) if res.digest else None  # the digest changes whenever the records do
         blob = self._bytes.get(k) if k else None
         if blob is None:

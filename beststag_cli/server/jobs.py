@@ -35,9 +35,17 @@ class Job:
     error: dict[str, str] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"job_id": self.id, "kind": self.kind, "params": self.params, "status": self.status,
-                "started": self.started, "finished": self.finished, "result": self.result, "error": self.error,
-                "status_url": f"/jobs/{self.id}"}
+        return {
+            "job_id": self.id,
+            "kind": self.kind,
+            "params": self.params,
+            "status": self.status,
+            "started": self.started,
+            "finished": self.finished,
+            "result": self.result,
+            "error": self.error,
+            "status_url": f"/jobs/{self.id}",
+        }
 
 
 class JobRunner:
@@ -62,8 +70,10 @@ class JobRunner:
         with self._lock:
             for j in self._jobs.values():
                 if j.kind == "backup" and j.status == "running":
-                    raise errors.LockHeld(f"backup job {j.id} ({j.params['backup_type']}) is still running",
-                                          hint=f"GET /jobs/{j.id} for its status")
+                    raise errors.LockHeld(
+                        f"backup job {j.id} ({j.params['backup_type']}) is still running",
+                        hint=f"GET /jobs/{j.id} for its status",
+                    )
         # validate the request before accepting it (unknown type or table → 4xx, not a failed job)
         names = list(tables) if tables else list(self.settings.backup.of(backup_type).tables)
         schema_names = [t["name"] for t in self.gateway.schema().get("tables", [])]

@@ -26,8 +26,10 @@ def resolve_secret(configured: str | None, host: str, data_dir: Path) -> tuple[s
     if configured:
         return configured, None
     if not is_loopback(host):
-        raise BadInput(f"refusing to listen on {host} without a webhook secret",
-                       hint="set BESTSTAG_WEBHOOK_SECRET; n8n sends it as a bearer token in the Authorization header")
+        raise BadInput(
+            f"refusing to listen on {host} without a webhook secret",
+            hint="set BESTSTAG_WEBHOOK_SECRET; n8n sends it as a bearer token in the Authorization header",
+        )
     path = data_dir / SECRET_FILE
     try:
         text = path.read_text().strip()

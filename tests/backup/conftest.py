@@ -32,8 +32,11 @@ def snapshot(gateway: Any, tables: list[str]) -> dict[str, dict[str, dict[str, A
     for name in tables:
         types = {f["name"]: f["type"] for f in schema[name]["fields"]}
         ids = {t["id"]: t["name"] for t in schema.values()}
-        targets = {f["name"]: ids.get((f.get("options") or {}).get("linkedTableId", "")) for f in schema[name]["fields"]
-                   if f["type"] == "multipleRecordLinks"}
+        targets = {
+            f["name"]: ids.get((f.get("options") or {}).get("linkedTableId", ""))
+            for f in schema[name]["fields"]
+            if f["type"] == "multipleRecordLinks"
+        }
         recs = {}
         for r in gateway.all(name):
             fields = {}
@@ -41,16 +44,18 @@ def snapshot(gateway: Any, tables: list[str]) -> dict[str, dict[str, dict[str, A
                 if types[k] in HISTORY_TYPES:
                     continue
                 if types[k] == "multipleAttachments":
-                    v = [(a["filename"], a["type"], hashlib.sha256(session.get(a["url"]).content).hexdigest())
-                         for a in v]
+                    v = [
+                        (a["filename"], a["type"], hashlib.sha256(session.get(a["url"]).content).hexdigest()) for a in v
+                    ]
                 fields[k] = v
             recs[r["id"]] = {"fields": fields, "types": types, "targets": targets}
         out[name] = recs
     return out
 
 
-def assert_same_state(expected: dict[str, dict[str, dict[str, Any]]], actual: dict[str, dict[str, dict[str, Any]]],
-                      id_map: dict[str, str]) -> None:
+def assert_same_state(
+    expected: dict[str, dict[str, dict[str, Any]]], actual: dict[str, dict[str, dict[str, Any]]], id_map: dict[str, str]
+) -> None:
     """`actual` holds `expected` with record ids translated by `id_map` (identity for unmapped ids).
 
     Links to tables outside `expected` are not compared (a restore of some tables into another base
@@ -71,8 +76,10 @@ def assert_same_state(expected: dict[str, dict[str, dict[str, Any]]], actual: di
                 if rec["types"][k] == "multipleRecordLinks":
                     v = sorted(m(x) for x in v)
                 want[k] = v
-            have = {k: (sorted(v) if rec["types"][k] == "multipleRecordLinks" else v)
-                    for k, v in got[m(rid)]["fields"].items()}
+            have = {
+                k: (sorted(v) if rec["types"][k] == "multipleRecordLinks" else v)
+                for k, v in got[m(rid)]["fields"].items()
+            }
             for k in outside:
                 want.pop(k, None)
                 have.pop(k, None)

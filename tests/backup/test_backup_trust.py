@@ -86,8 +86,13 @@ def served(_sample_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     shutil.copy(_sample_db, data / "sandbox" / "base.sqlite")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRTABLE_", "BESTSTAG_"))}
     env["BESTSTAG_DATA_DIR"] = str(data)
-    proc = subprocess.Popen([sys.executable, "-m", "beststag_cli", "sandbox", "serve", "--port", "0"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "beststag_cli", "sandbox", "serve", "--port", "0"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         assert line.startswith("sandbox serving http://"), line + (proc.stderr.read() if proc.stderr else "")
@@ -216,9 +221,11 @@ def test_retention_never_counts_a_broken_backup_as_the_newest_good_one(cli, sett
     assert Path(older["path"]).is_dir() and mpath.exists()
 
 
-_JSON = st.recursive(st.none() | st.booleans() | st.integers(-3, 10**12) | st.floats(allow_nan=False)
-                     | st.text(max_size=12), lambda c: st.lists(c, max_size=3) | st.dictionaries(
-                         st.text(max_size=6), c, max_size=3), max_leaves=6)
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 10**12) | st.floats(allow_nan=False) | st.text(max_size=12),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=6), c, max_size=3),
+    max_leaves=6,
+)
 
 
 @st.composite
@@ -249,21 +256,30 @@ def test_random_corruptions_of_manifest_and_schema_never_give_an_internal_error(
     files = {name: Path(victim["path"], name) for name in ("manifest.json", "schema.json")}
     originals = {name: p.read_bytes() for name, p in files.items()}
 
-    @hsettings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                       HealthCheck.too_slow])
+    @hsettings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     @given(which=st.sampled_from(["manifest.json", "manifest.json", "schema.json"]), data=st.data())
     def check(which: str, data: Any) -> None:
         for name, p in files.items():
             p.write_bytes(originals[name])
-        files[which].write_bytes(data.draw(_corruption(originals[which]) if which == "manifest.json"
-                                           else st.binary(max_size=100)))
+        files[which].write_bytes(
+            data.draw(_corruption(originals[which]) if which == "manifest.json" else st.binary(max_size=100))
+        )
         listed = cli("--json", "backup", "list")
         _no_internal_error(listed)
         assert listed.exit_code == 0
         status = {b["id"]: b["status"] for b in listed.json()}
         assert status[good["id"]] == "ok"
-        for args in (("backup", "verify", "--all"), ("backup", "verify", victim["id"]), ("doctor",),
-                     ("backup", "cleanup", "--dry-run"), ("backup", "show", victim["id"])):
+        for args in (
+            ("backup", "verify", "--all"),
+            ("backup", "verify", victim["id"]),
+            ("doctor",),
+            ("backup", "cleanup", "--dry-run"),
+            ("backup", "show", victim["id"]),
+        ):
             r = cli("--json", *args)
             _no_internal_error(r)
             assert r.exit_code in (0, 1), r
@@ -359,17 +375,22 @@ def _attachments_sha_null(m: dict[str, Any]) -> None:
     m["attachments"]["sha256"] = None
 
 
-@pytest.mark.parametrize(("corrupt", "field", "tamper"), [
-    (_set_table_sha_null, f"tables.{TABLE}.sha256", True),
-    (_drop_table_sha, f"tables.{TABLE}.sha256", True),
-    (_schema_null, "schema", False),
-    (_schema_sha_null, "schema.sha256", False),
-    (_records_text, "records", False),
-    (_bytes_null, "bytes", False),
-    (_attachments_sha_null, "attachments.sha256", False),
-], ids=lambda x: getattr(x, "__name__", None) or str(x))
+@pytest.mark.parametrize(
+    ("corrupt", "field", "tamper"),
+    [
+        (_set_table_sha_null, f"tables.{TABLE}.sha256", True),
+        (_drop_table_sha, f"tables.{TABLE}.sha256", True),
+        (_schema_null, "schema", False),
+        (_schema_sha_null, "schema.sha256", False),
+        (_records_text, "records", False),
+        (_bytes_null, "bytes", False),
+        (_attachments_sha_null, "attachments.sha256", False),
+    ],
+    ids=lambda x: getattr(x, "__name__", None) or str(x),
+)
 def test_a_manifest_without_a_hash_or_with_a_wrong_type_is_broken_and_never_restored(
-        cli, settings, sandbox, gateway, corrupt, field, tamper):
+    cli, settings, sandbox, gateway, corrupt, field, tamper
+):
     empty_target(sandbox, gateway, TRUST_TARGET)
     done = _complete(cli)
     path = Path(done["path"])
@@ -451,8 +472,8 @@ def test_a_symlink_in_a_backup_is_refused_by_verify_and_restore(cli, settings, s
 
     _refused_unsafe(cli("--json", "backup", "verify", done["id"]))
     _refused_unsafe(cli("backup", "verify", done["id"]), as_json=False)
-    _refused_unsafe(cli("--json", "backup", "restore", done["id"], "--tables", table, "--base", TRUST_TARGET,
-                        "--yes"))
-    _refused_unsafe(cli("backup", "restore", done["id"], "--tables", table, "--base", TRUST_TARGET, "--yes"),
-                    as_json=False)
+    _refused_unsafe(cli("--json", "backup", "restore", done["id"], "--tables", table, "--base", TRUST_TARGET, "--yes"))
+    _refused_unsafe(
+        cli("backup", "restore", done["id"], "--tables", table, "--base", TRUST_TARGET, "--yes"), as_json=False
+    )
     assert sandbox.store.count(TRUST_TARGET, table) == 0

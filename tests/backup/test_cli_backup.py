@@ -117,19 +117,22 @@ def test_verify_names_the_broken_file(cli, settings, damage):
     assert expect in r.json()["broken"][0]["file"]
 
 
-@pytest.mark.parametrize("args", [
-    ("show", "complete/2020-01-01T00-00-00Z"),
-    ("show", "../../etc/passwd"),
-    ("show", "complete/../../x"),
-    ("verify", "nope"),
-    ("restore", "complete/2020-01-01T00-00-00Z", "--yes"),
-    ("restore", "../complete", "--yes"),
-    ("run", "--type", "weekly"),
-    ("run", "--type", "complete", "--tables", "Usuarios"),
-    ("run", "--type", "complete", "--tables", "../Usuários"),
-    ("run", "--type", "complete", "--tables", "Usuários,Usuários"),
-    ("verify",),
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("show", "complete/2020-01-01T00-00-00Z"),
+        ("show", "../../etc/passwd"),
+        ("show", "complete/../../x"),
+        ("verify", "nope"),
+        ("restore", "complete/2020-01-01T00-00-00Z", "--yes"),
+        ("restore", "../complete", "--yes"),
+        ("run", "--type", "weekly"),
+        ("run", "--type", "complete", "--tables", "Usuarios"),
+        ("run", "--type", "complete", "--tables", "../Usuários"),
+        ("run", "--type", "complete", "--tables", "Usuários,Usuários"),
+        ("verify",),
+    ],
+)
 def test_bad_input_is_exit_2_one_line_nothing_written(cli, settings, args):
     before = _tree(settings.paths.backups)
     r = cli("backup", *args)
@@ -147,10 +150,16 @@ def test_restore_bad_input_writes_nothing(cli, settings, sandbox):
         (("--tables", "../Usuários"), "no table"),
         (("--base", "app../../x"), "not a base id"),
     ]
-    sandbox.store.create_base({"name": "Other", "tables": [{"name": "Usuários", "fields": [
-        {"name": "Nome", "type": "singleLineText"}]}]}, "appNoSchemaBase00", seed=3)
-    sandbox.store.create_base({"name": "Empty", "tables": [{"name": "Outra", "fields": [
-        {"name": "Nome", "type": "singleLineText"}]}]}, "appNoTablesBase00", seed=4)
+    sandbox.store.create_base(
+        {"name": "Other", "tables": [{"name": "Usuários", "fields": [{"name": "Nome", "type": "singleLineText"}]}]},
+        "appNoSchemaBase00",
+        seed=3,
+    )
+    sandbox.store.create_base(
+        {"name": "Empty", "tables": [{"name": "Outra", "fields": [{"name": "Nome", "type": "singleLineText"}]}]},
+        "appNoTablesBase00",
+        seed=4,
+    )
     cases += [(("--base", "appNoSchemaBase00"), "has no field"), (("--base", "appNoTablesBase00"), "has no table")]
     for extra, needle in cases:
         r = cli("backup", "restore", done["id"], "--yes", *extra)

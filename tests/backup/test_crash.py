@@ -28,8 +28,7 @@ def _env(data: Path) -> dict[str, str]:
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*BESTSTAG, *args], env=env, capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run([*BESTSTAG, *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.slow
@@ -44,8 +43,13 @@ def test_sigkill_at_random_moments_never_leaves_a_good_looking_partial(_sample_d
     def start_and_wait_for_partial() -> tuple[subprocess.Popen[str], float]:
         before = set(partial.iterdir()) if partial.exists() else set()
         t = time.monotonic()
-        proc = subprocess.Popen([*BESTSTAG, "--json", "backup", "run", "--type", "complete"],
-                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [*BESTSTAG, "--json", "backup", "run", "--type", "complete"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         while proc.poll() is None and not (partial.exists() and set(partial.iterdir()) - before):
             time.sleep(0.005)
         return proc, time.monotonic() - t
@@ -126,8 +130,12 @@ def test_a_run_killed_with_nothing_left_gets_its_row_closed_as_interrupted(setti
     from beststag_cli.backup.runner import run_backup
 
     done = run_backup(settings, gateway, "critical", ["Usuários"])
-    gateway.journal.record_backup_run(id="critical/2020-01-01T00-00-00Z", type="critical", status="running",
-                                      started=done.manifest.timestamp.timestamp() - 3600)
+    gateway.journal.record_backup_run(
+        id="critical/2020-01-01T00-00-00Z",
+        type="critical",
+        status="running",
+        started=done.manifest.timestamp.timestamp() - 3600,
+    )
     run_backup(settings, gateway, "critical", ["Usuários"])
     rows = dict((r["id"], r["status"]) for r in gateway.journal.query("SELECT id, status FROM backup_runs"))
     assert rows["critical/2020-01-01T00-00-00Z"] == "interrupted", rows

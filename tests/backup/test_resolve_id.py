@@ -27,9 +27,13 @@ def _ts(n: int) -> str:
     return f"2026-01-{1 + n // 24:02d}T{n % 24:02d}-00-00Z"
 
 
-_backups = st.lists(st.tuples(st.sampled_from(BACKUP_TYPES), st.integers(0, 24 * 27),
-                              st.sampled_from(["ok", "ok", "partial", "broken"])),
-                    max_size=12, unique_by=lambda t: (t[0], t[1]))
+_backups = st.lists(
+    st.tuples(
+        st.sampled_from(BACKUP_TYPES), st.integers(0, 24 * 27), st.sampled_from(["ok", "ok", "partial", "broken"])
+    ),
+    max_size=12,
+    unique_by=lambda t: (t[0], t[1]),
+)
 
 
 def _listing(spec: list[tuple[str, int, str]]) -> list[Listed]:
@@ -69,12 +73,15 @@ def test_a_bare_timestamp_names_the_one_backup_with_it() -> None:
         resolve_backup_id("2026-01-04T02-00-00Z", lambda: both, "x")
 
 
-@pytest.mark.parametrize(("spec", "expected"), [
-    ("compelte/latest", 'did you mean "complete"'),
-    ("complete/2026-01-04", 'did you mean "complete/2026-01-04T02-00-00Z"'),
-    ("lastest", 'did you mean "latest"'),
-    ("2026-01-04T02-00-01Z", 'did you mean "complete/2026-01-04T02-00-00Z"'),
-])
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("compelte/latest", 'did you mean "complete"'),
+        ("complete/2026-01-04", 'did you mean "complete/2026-01-04T02-00-00Z"'),
+        ("lastest", 'did you mean "latest"'),
+        ("2026-01-04T02-00-01Z", 'did you mean "complete/2026-01-04T02-00-00Z"'),
+    ],
+)
 def test_an_unknown_id_says_which_one_was_meant(spec: str, expected: str) -> None:
     listed = [Listed("complete/2026-01-04T02-00-00Z", "ok")]
     with pytest.raises(BadInput) as e:
@@ -109,8 +116,9 @@ def test_latest_aliases_through_show_verify_and_restore(cli: Any) -> None:
     assert r.exit_code == 2 and f'did you mean "{first}"' in r.stderr, r
 
 
-def test_restore_latest_is_the_newest_whole_base_backup_of_the_configured_base(cli: Any, sandbox: Any, gateway: Any,
-                                                                             settings: Any) -> None:
+def test_restore_latest_is_the_newest_whole_base_backup_of_the_configured_base(
+    cli: Any, sandbox: Any, gateway: Any, settings: Any
+) -> None:
     """Review finding F9: a bare `latest` picked the newest backup of any type (a critical one holds two
     tables) and of any base; for a restore it is the configured base's newest complete or incremental."""
     from beststag_cli.backup.runner import run_backup

@@ -57,16 +57,25 @@ def _mutate(gateway: Any, step: int) -> None:
     tasks = gateway.all("Tarefas")
     events = gateway.all("Eventos")
     k = 7 * step
-    gateway.update("Usuários", [{"id": u["id"], "fields": {"plano": "Pro", "tags": ["vip"]}} for u in users[k:k + 4]])
-    gateway.update("Interações", [{"id": r["id"], "fields": {"Resumo": f"editado {step}", "resolvido": True,
-                                                               "user": [users[-1 - step]["id"]]}}
-                                  for r in inter[k:k + 10]])
-    gateway.delete("Interações", [r["id"] for r in inter[100 + k:100 + k + 12]])
-    gateway.delete("Tarefas", [t["id"] for t in tasks[k:k + 3]])  # some have attachments
+    gateway.update("Usuários", [{"id": u["id"], "fields": {"plano": "Pro", "tags": ["vip"]}} for u in users[k : k + 4]])
+    gateway.update(
+        "Interações",
+        [
+            {
+                "id": r["id"],
+                "fields": {"Resumo": f"editado {step}", "resolvido": True, "user": [users[-1 - step]["id"]]},
+            }
+            for r in inter[k : k + 10]
+        ],
+    )
+    gateway.delete("Interações", [r["id"] for r in inter[100 + k : 100 + k + 12]])
+    gateway.delete("Tarefas", [t["id"] for t in tasks[k : k + 3]])  # some have attachments
     gateway.delete("Usuários", [users[50 + step]["id"]])  # unlinks its interactions, tasks, events
     gateway.create("Tarefas", [{"Título": f"nova {step}-{i}", "responsável": [users[i]["id"]]} for i in range(5)])
-    gateway.update("Eventos", [{"id": e["id"], "fields": {"participantes": [users[0]["id"], users[1]["id"]]}}
-                               for e in events[k:k + 3]])
+    gateway.update(
+        "Eventos",
+        [{"id": e["id"], "fields": {"participantes": [users[0]["id"], users[1]["id"]]}} for e in events[k : k + 3]],
+    )
 
 
 def test_point_in_time_through_a_chain_of_incrementals(settings, gateway, sandbox):
@@ -150,8 +159,11 @@ def test_an_interrupted_restore_resumes_without_duplicates(settings, gateway, sa
     assert "resume" in getattr(exc.value, "hint", "")
     sandbox.app.observers.clear()
     sandbox.app.set_faults(FaultConfig())
-    assert 0 < sandbox.store.count("appRestoreTarget0", "Usuários") + \
-        sandbox.store.count("appRestoreTarget0", "Interações") < 1100
+    assert (
+        0
+        < sandbox.store.count("appRestoreTarget0", "Usuários") + sandbox.store.count("appRestoreTarget0", "Interações")
+        < 1100
+    )
 
     again = plan_restore(settings, gateway, backup.manifest.id, target_base="appRestoreTarget0")
     assert again.resumed and again.restore_id == plan.restore_id
@@ -160,4 +172,3 @@ def test_an_interrupted_restore_resumes_without_duplicates(settings, gateway, sa
     assert sandbox.store.count("appRestoreTarget0", "Interações") == 1000
     target = gateway_for_base(gateway, "appRestoreTarget0")
     assert_same_state(before, snapshot(target, ["Usuários", "Interações"]), result.plan.id_map)
-

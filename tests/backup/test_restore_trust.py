@@ -67,8 +67,13 @@ class Routes:
 
 
 def _files(snap: dict[str, dict[str, dict[str, Any]]]) -> int:
-    return sum(len(v) for recs in snap.values() for r in recs.values() for k, v in r["fields"].items()
-               if r["types"][k] == "multipleAttachments")
+    return sum(
+        len(v)
+        for recs in snap.values()
+        for r in recs.values()
+        for k, v in r["fields"].items()
+        if r["types"][k] == "multipleAttachments"
+    )
 
 
 def _fingerprint(snap: dict[str, dict[str, dict[str, Any]]], id_map: dict[str, str]) -> dict[str, Counter[str]]:
@@ -79,8 +84,11 @@ def _fingerprint(snap: dict[str, dict[str, dict[str, Any]]], id_map: dict[str, s
     for table, recs in snap.items():
         c: Counter[str] = Counter()
         for rec in recs.values():
-            fields = {k: (sorted(id_map.get(x, x) for x in v) if rec["types"][k] == "multipleRecordLinks" else v)
-                      for k, v in rec["fields"].items() if rec["targets"].get(k, table) in snap}
+            fields = {
+                k: (sorted(id_map.get(x, x) for x in v) if rec["types"][k] == "multipleRecordLinks" else v)
+                for k, v in rec["fields"].items()
+                if rec["targets"].get(k, table) in snap
+            }
             c[hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()] += 1
         out[table] = c
     return out
@@ -99,8 +107,9 @@ def _exact(before: dict[str, Any], target_gw: Any, journal: Any, tables: list[st
 # ---------------------------------------------------------------------------------------------- defect 1
 
 
-def test_a_restore_into_a_locked_base_exits_75_naming_the_holder_before_reading_anything(cli, settings, gateway,
-                                                                                         sandbox) -> None:
+def test_a_restore_into_a_locked_base_exits_75_naming_the_holder_before_reading_anything(
+    cli, settings, gateway, sandbox
+) -> None:
     import os
     import threading
 
@@ -121,8 +130,9 @@ def test_a_restore_into_a_locked_base_exits_75_naming_the_holder_before_reading_
         assert held.wait(120)
         routes = Routes(sandbox)
         r = cli("--json", "backup", "restore", backup_id, "--tables", "Usuários", "--base", TARGET, "--yes")
-        waited = cli("--json", "backup", "restore", backup_id, "--tables", "Usuários", "--base", TARGET, "--yes",
-                     "--wait", "0.3")
+        waited = cli(
+            "--json", "backup", "restore", backup_id, "--tables", "Usuários", "--base", TARGET, "--yes", "--wait", "0.3"
+        )
     finally:
         release.set()
         holder.join(120)
@@ -152,8 +162,9 @@ def test_a_resumed_restore_uploads_each_file_exactly_once(no_waits, settings, ga
     # first run: every create succeeds, every upload fails (500)
     sandbox.app.set_faults(FaultConfig(rate_500=1.0, routes=("upload",)))
     with pytest.raises(errors.BestStagError):
-        execute_restore(settings, gateway, plan_restore(settings, gateway, backup.manifest.id, target_base=TARGET,
-                                                        tables=tables))
+        execute_restore(
+            settings, gateway, plan_restore(settings, gateway, backup.manifest.id, target_base=TARGET, tables=tables)
+        )
     sandbox.app.set_faults(FaultConfig())
     assert sandbox.store.count(TARGET, "Usuários") == len(before["Usuários"])
     routes = Routes(sandbox)
@@ -201,18 +212,21 @@ def test_a_corrupt_blob_stops_the_restore_before_anything_is_written(cli, settin
 
 
 @pytest.mark.parametrize("seed", [15, 16, 17])
-def test_one_run_restores_everything_exactly_once_under_twenty_percent_faults(no_waits, settings, gateway,
-                                                                              sandbox, seed: int) -> None:
+def test_one_run_restores_everything_exactly_once_under_twenty_percent_faults(
+    no_waits, settings, gateway, sandbox, seed: int
+) -> None:
     before = snapshot(gateway, TABLES)
     backup = run_backup(settings, gateway, "complete", TABLES)
     assert backup.status == "ok"
     target = empty_target(sandbox, gateway, TARGET)
     routes = Routes(sandbox)
-    sandbox.app.set_faults(FaultConfig(seed=seed, rate_500=0.05, rate_503=0.04, rate_429=0.03, rate_drop=0.04,
-                                       rate_drop_after=0.04))  # 20% of every request
+    sandbox.app.set_faults(
+        FaultConfig(seed=seed, rate_500=0.05, rate_503=0.04, rate_429=0.03, rate_drop=0.04, rate_drop_after=0.04)
+    )  # 20% of every request
 
-    result = execute_restore(settings, gateway, plan_restore(settings, gateway, backup.manifest.id,
-                                                             target_base=TARGET, tables=TABLES))
+    result = execute_restore(
+        settings, gateway, plan_restore(settings, gateway, backup.manifest.id, target_base=TARGET, tables=TABLES)
+    )
 
     sandbox.app.set_faults(FaultConfig())
     assert result.status == "ok"
@@ -222,8 +236,9 @@ def test_one_run_restores_everything_exactly_once_under_twenty_percent_faults(no
     _exact(before, target, gateway.journal, TABLES)
 
 
-def test_a_create_whose_answer_was_dropped_after_the_write_is_not_sent_again(no_waits, settings, gateway,
-                                                                           sandbox) -> None:
+def test_a_create_whose_answer_was_dropped_after_the_write_is_not_sent_again(
+    no_waits, settings, gateway, sandbox
+) -> None:
     before = snapshot(gateway, ["Usuários"])
     backup = run_backup(settings, gateway, "complete", ["Usuários"])
     target = empty_target(sandbox, gateway, TARGET)
@@ -237,8 +252,9 @@ def test_a_create_whose_answer_was_dropped_after_the_write_is_not_sent_again(no_
     sandbox.app.observers.append(one_drop)
     sandbox.app.set_faults(FaultConfig(rate_drop_after=1.0, routes=("create",)))  # applied, then the answer lost
 
-    result = execute_restore(settings, gateway, plan_restore(settings, gateway, backup.manifest.id,
-                                                             target_base=TARGET, tables=["Usuários"]))
+    result = execute_restore(
+        settings, gateway, plan_restore(settings, gateway, backup.manifest.id, target_base=TARGET, tables=["Usuários"])
+    )
 
     assert drops == ["create"]
     assert result.status == "ok"
@@ -264,8 +280,11 @@ def test_a_full_journal_stops_the_restore_with_disk_full_and_a_rerun_completes(s
     assert str(settings.paths.journal) in exc.value.message and "free" in exc.value.message
     assert exc.value.exit_code == 1
     conn.execute("PRAGMA max_page_count = 1073741823")  # space is back
-    result = execute_restore(settings, gateway, plan_restore(settings, gateway, backup.manifest.id,
-                                                             target_base=TARGET, tables=["Usuários", "Tarefas"]))
+    result = execute_restore(
+        settings,
+        gateway,
+        plan_restore(settings, gateway, backup.manifest.id, target_base=TARGET, tables=["Usuários", "Tarefas"]),
+    )
     assert result.status == "ok"
     _exact(before, target, gateway.journal, ["Usuários", "Tarefas"])
 
@@ -300,8 +319,13 @@ def served_with_create_drops(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     db.parent.mkdir(parents=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRTABLE_", "BESTSTAG_"))}
     env["BESTSTAG_DATA_DIR"] = str(tmp_path / "server")
-    proc = subprocess.Popen([sys.executable, "-c", _SERVE_WITH_CREATE_DROPS, str(db), TARGET], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SERVE_WITH_CREATE_DROPS, str(db), TARGET],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         assert line.startswith("serving http://"), line + (proc.stderr.read() if proc.stderr else "")
@@ -318,7 +342,8 @@ def _people(gw: Any) -> Counter[tuple[Any, Any]]:
 
 @pytest.mark.parametrize("ahead_s", [86400, 300], ids=["a-day-ahead", "five-minutes-ahead"])
 def test_a_host_clock_ahead_of_airtable_does_not_duplicate_creates_whose_answer_was_lost(
-        served_with_create_drops, no_waits, monkeypatch: pytest.MonkeyPatch, ahead_s: int) -> None:
+    served_with_create_drops, no_waits, monkeypatch: pytest.MonkeyPatch, ahead_s: int
+) -> None:
     from datetime import UTC, datetime, timedelta
 
     from beststag_cli.backup.restore import gateway_for_base
@@ -334,8 +359,11 @@ def test_a_host_clock_ahead_of_airtable_does_not_duplicate_creates_whose_answer_
         backup = run_backup(settings, gateway, "complete", ["Usuários"])
         assert backup.status == "ok"
 
-        result = execute_restore(settings, gateway, plan_restore(settings, gateway, backup.manifest.id,
-                                                                 target_base=TARGET, tables=["Usuários"]))
+        result = execute_restore(
+            settings,
+            gateway,
+            plan_restore(settings, gateway, backup.manifest.id, target_base=TARGET, tables=["Usuários"]),
+        )
 
         assert result.status == "ok"
         assert _people(gateway_for_base(gateway, TARGET)) == source  # every record exactly once
@@ -348,8 +376,9 @@ def test_a_host_clock_ahead_of_airtable_does_not_duplicate_creates_whose_answer_
 
 
 @pytest.mark.parametrize("planted", ["symlink", "folder"])
-def test_a_symlink_or_folder_at_the_restore_lock_path_is_refused_in_one_line_exit_2(cli, settings, planted: str,
-                                                                                  tmp_path: Path) -> None:
+def test_a_symlink_or_folder_at_the_restore_lock_path_is_refused_in_one_line_exit_2(
+    cli, settings, planted: str, tmp_path: Path
+) -> None:
     r = cli("--json", "backup", "run", "--type", "complete", "--tables", "Usuários")
     assert r.exit_code == 0, r
     backup_id = r.json()["id"]

@@ -13,22 +13,26 @@ from beststag_cli.backup.retention import BUCKET_RULES, Policy, Snapshot, _bucke
 NOW = datetime(2026, 6, 30, 12, tzinfo=UTC)
 
 
-def snap(sid: str, days_ago: float, btype: str = "complete", ok: bool = True, parents: tuple[str, ...] = ()
-         ) -> Snapshot:
+def snap(
+    sid: str, days_ago: float, btype: str = "complete", ok: bool = True, parents: tuple[str, ...] = ()
+) -> Snapshot:
     return Snapshot(id=sid, type=btype, time=NOW - timedelta(days=days_ago), ok=ok, parents=frozenset(parents))
 
 
 DAILY = [snap(f"d{i}", i + 0.1) for i in range(10)]  # one a day, d0 newest
 
 
-@pytest.mark.parametrize(("policy", "kept"), [
-    (Policy(keep_last=3), {"d0", "d1", "d2"}),
-    (Policy(keep_daily=4), {"d0", "d1", "d2", "d3"}),
-    (Policy(keep_within=timedelta(days=2)), {"d0", "d1"}),
-    (Policy(keep_weekly=2), None),  # checked below: newest of the two most recent ISO weeks
-    (Policy(keep_last=1, keep_within=timedelta(days=5)), {"d0", "d1", "d2", "d3", "d4"}),
-    (Policy(keep_monthly=1), {"d0"}),
-])
+@pytest.mark.parametrize(
+    ("policy", "kept"),
+    [
+        (Policy(keep_last=3), {"d0", "d1", "d2"}),
+        (Policy(keep_daily=4), {"d0", "d1", "d2", "d3"}),
+        (Policy(keep_within=timedelta(days=2)), {"d0", "d1"}),
+        (Policy(keep_weekly=2), None),  # checked below: newest of the two most recent ISO weeks
+        (Policy(keep_last=1, keep_within=timedelta(days=5)), {"d0", "d1", "d2", "d3", "d4"}),
+        (Policy(keep_monthly=1), {"d0"}),
+    ],
+)
 def test_rules(policy, kept):
     plan = plan_retention(DAILY, {"complete": policy}, NOW)
     if kept is None:
@@ -56,8 +60,13 @@ def test_newest_good_backup_is_always_kept():
 
 
 def test_parents_of_kept_incrementals_are_kept_across_types():
-    snaps = [snap("old-full", 30), snap("i1", 20, "incremental", parents=("old-full",)),
-             snap("i2", 1, "incremental", parents=("i1",)), snap("new-full", 5), snap("older-full", 40)]
+    snaps = [
+        snap("old-full", 30),
+        snap("i1", 20, "incremental", parents=("old-full",)),
+        snap("i2", 1, "incremental", parents=("i1",)),
+        snap("new-full", 5),
+        snap("older-full", 40),
+    ]
     plan = plan_retention(snaps, {"complete": Policy(keep_last=1), "incremental": Policy(keep_last=1)}, NOW)
     assert set(plan.keep) == {"i2", "i1", "old-full", "new-full"}
     assert plan.keep["old-full"] == ["parent of i1"] and plan.keep["i1"] == ["parent of i2"]
@@ -90,14 +99,19 @@ def histories(draw):  # type: ignore[no-untyped-def]
 
 
 counts = st.one_of(st.none(), st.integers(min_value=0, max_value=6))
-policies = st.builds(Policy, keep_last=counts, keep_hourly=counts, keep_daily=counts, keep_weekly=counts,
-                     keep_monthly=counts,
-                     keep_within=st.one_of(st.none(), st.integers(1, 24 * 60).map(lambda h: timedelta(hours=h))))
+policies = st.builds(
+    Policy,
+    keep_last=counts,
+    keep_hourly=counts,
+    keep_daily=counts,
+    keep_weekly=counts,
+    keep_monthly=counts,
+    keep_within=st.one_of(st.none(), st.integers(1, 24 * 60).map(lambda h: timedelta(hours=h))),
+)
 
 
 @settings(max_examples=300, deadline=None)
-@given(histories(), st.dictionaries(st.sampled_from(["complete", "incremental", "critical"]), policies),
-       st.randoms())
+@given(histories(), st.dictionaries(st.sampled_from(["complete", "incremental", "critical"]), policies), st.randoms())
 def test_keep_rules_hold_on_random_histories(snaps, pols, rnd):
     plan = plan_retention(snaps, pols, NOW)
     ids = {s.id for s in snaps}

@@ -61,4 +61,3 @@ def test_upload_without_a_remote_is_bad_input_before_any_backup_is_read(cli: Any
         err = r.json()["error"]
         assert r.exit_code == 2 and err["type"] == "bad_input", r
         assert err["message"] == "no remote is configured" and "backup.remote" in err["hint"], err
-

@@ -21,13 +21,24 @@ from beststag_cli.cache.manager import CacheManager
 from beststag_cli.query.spec import QuerySpec
 
 BASE = "appBestStagSandbx"
-FILTERS: list[dict[str, Any] | None] = [None, {"status": "Ativo"}, {"status": "Inativo"}, {"plano": "Pro"},
-                                        {"status": "Ativo", "plano": "Free"}]
+FILTERS: list[dict[str, Any] | None] = [
+    None,
+    {"status": "Ativo"},
+    {"status": "Inativo"},
+    {"plano": "Pro"},
+    {"status": "Ativo", "plano": "Free"},
+]
 QUERIES = st.builds(
-    lambda f, fields, sort, mx: {k: v for k, v in (("table", "Usuários"), ("filters", f), ("fields", fields),
-                                                   ("sort", sort), ("maxRecords", mx)) if v is not None},
-    st.sampled_from(FILTERS), st.sampled_from([None, ["Nome", "status"], ["Nome", "plano", "status"]]),
-    st.sampled_from([None, ["Nome"], ["-Nome"]]), st.sampled_from([None, 3, 10, 100]))
+    lambda f, fields, sort, mx: {
+        k: v
+        for k, v in (("table", "Usuários"), ("filters", f), ("fields", fields), ("sort", sort), ("maxRecords", mx))
+        if v is not None
+    },
+    st.sampled_from(FILTERS),
+    st.sampled_from([None, ["Nome", "status"], ["Nome", "plano", "status"]]),
+    st.sampled_from([None, ["Nome"], ["-Nome"]]),
+    st.sampled_from([None, 3, 10, 100]),
+)
 
 
 def truth(gateway: Any, q: dict[str, Any]) -> list[dict[str, Any]]:
@@ -39,6 +50,7 @@ def truth(gateway: Any, q: dict[str, Any]) -> list[dict[str, Any]]:
 
 def same(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records without attachments' signed URLs (each answer signs them anew)."""
+
     def clean(v: Any) -> Any:
         if isinstance(v, list):
             return [clean(x) for x in v]
@@ -54,12 +66,23 @@ def same(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 @hsettings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(queries=st.lists(QUERIES, min_size=1, max_size=4), change=st.sampled_from(["create", "update"]),
-       status=st.sampled_from(["Ativo", "Inativo"]), plano=st.sampled_from(["Free", "Pro", "Enterprise"]),
-       pick=st.integers(0, 10_000))
+@given(
+    queries=st.lists(QUERIES, min_size=1, max_size=4),
+    change=st.sampled_from(["create", "update"]),
+    status=st.sampled_from(["Ativo", "Inativo"]),
+    plano=st.sampled_from(["Free", "Pro", "Enterprise"]),
+    pick=st.integers(0, 10_000),
+)
 def test_record_invalidation_after_an_outside_write_leaves_no_stale_answer(
-        cache: CacheManager, gateway: Any, api: Any, queries: list[dict[str, Any]], change: str, status: str,
-        plano: str, pick: int) -> None:
+    cache: CacheManager,
+    gateway: Any,
+    api: Any,
+    queries: list[dict[str, Any]],
+    change: str,
+    status: str,
+    plano: str,
+    pick: int,
+) -> None:
     for q in queries:
         cache.get(QuerySpec.parse(q))  # cached (hit or miss, whichever)
     users = api.table(BASE, "Usuários")
@@ -77,7 +100,8 @@ def test_record_invalidation_after_an_outside_write_leaves_no_stale_answer(
 
 
 def test_record_invalidation_also_forgets_lookups_of_the_record_in_other_tables(
-        cache: CacheManager, gateway: Any, api: Any) -> None:
+    cache: CacheManager, gateway: Any, api: Any
+) -> None:
     q = {"table": "Tarefas", "fields": ["Título", "responsável", "Email do responsável"]}
     before = cache.get(QuerySpec.parse(q)).records
     owner = next(r["fields"]["responsável"][0] for r in before if r["fields"].get("responsável"))
@@ -114,8 +138,9 @@ def test_n8n_recipe_outside_creates_then_invalidate_webhook_serves_them(client: 
     made = [api.table(BASE, "Usuários").create({"Nome": f"n8n {i}", "status": "Ativo"})["id"] for i in range(2)]
     dropped = []
     for rid in made:
-        r = client.post("/webhook/airtable/cache", json={"operation": "invalidate", "table": "Usuários",
-                                                         "recordId": rid})
+        r = client.post(
+            "/webhook/airtable/cache", json={"operation": "invalidate", "table": "Usuários", "recordId": rid}
+        )
         assert r.status_code == 200
         dropped.append(r.json()["invalidated"]["entries"])
     assert dropped[0] >= 1  # the cached answer did not hold the new record: dropped all the same
@@ -180,16 +205,28 @@ def _damage(kind: str, cache_dir: Path, outside: Path, seed: int) -> None:
         raise AssertionError(kind)
 
 
-KINDS = ["db-garbage", "db-header", "db-pages", "db-truncated", "db-is-dir", "db-symlink", "epoch-garbage",
-         "epoch-max", "epoch-is-dir", "epoch-symlink", "store-is-file"]
+KINDS = [
+    "db-garbage",
+    "db-header",
+    "db-pages",
+    "db-truncated",
+    "db-is-dir",
+    "db-symlink",
+    "epoch-garbage",
+    "epoch-max",
+    "epoch-is-dir",
+    "epoch-symlink",
+    "store-is-file",
+]
 FILTER = '{"status": "Ativo"}'
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @hsettings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**32 - 1))
-def test_damaged_cache_files_fall_back_to_airtable_and_rebuild(cli: Any, settings: Any, gateway: Any,
-                                                                tmp_path: Path, kind: str, seed: int) -> None:
+def test_damaged_cache_files_fall_back_to_airtable_and_rebuild(
+    cli: Any, settings: Any, gateway: Any, tmp_path: Path, kind: str, seed: int
+) -> None:
     from beststag_cli.cache.store import check
 
     q = {"table": "Usuários", "filters": {"status": "Ativo"}, "fields": ["Nome", "email"]}
@@ -221,8 +258,9 @@ def test_doctor_reports_a_damaged_cache(cli: Any, settings: Any) -> None:
     for side in ("-wal", "-shm"):
         Path(str(db) + side).unlink(missing_ok=True)
     r = cli("--json", "doctor")
-    checks = {c["name"]: c for c in r.json()["checks"]} if isinstance(r.json(), dict) else \
-        {c["name"]: c for c in r.json()}
+    checks = (
+        {c["name"]: c for c in r.json()["checks"]} if isinstance(r.json(), dict) else {c["name"]: c for c in r.json()}
+    )
     assert checks["cache"]["status"] == "fail" and "cache.db" in checks["cache"]["message"]
 
 
@@ -244,20 +282,32 @@ def _mutate(doc: Any, path: list[Any], value: Any) -> Any:
         return {**doc, key: _mutate(doc[key], path[1:], value)}
     if isinstance(doc, list) and doc:
         i = path[0] % len(doc)
-        return [*doc[:i], _mutate(doc[i], path[1:], value), *doc[i + 1:]]
+        return [*doc[:i], _mutate(doc[i], path[1:], value), *doc[i + 1 :]]
     return value
 
 
-JUNK = st.one_of(st.none(), st.booleans(), st.integers(-2**70, 2**70), st.floats(allow_nan=True),
-                 st.text(max_size=8), st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3),
-                                                                                          st.integers(), max_size=2))
+JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**70), 2**70),
+    st.floats(allow_nan=True),
+    st.text(max_size=8),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
 
 
 @hsettings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(how=st.sampled_from(["bytes", "truncate", "leaf", "json"]), raw=st.binary(max_size=300),
-       path=st.lists(st.integers(0, 50), min_size=1, max_size=5), junk=JUNK, cut=st.integers(0, 10_000))
-def test_a_damaged_settings_snapshot_falls_back_to_the_full_loader(cli: Any, settings: Any, how: str, raw: bytes,
-                                                                    path: list[int], junk: Any, cut: int) -> None:
+@given(
+    how=st.sampled_from(["bytes", "truncate", "leaf", "json"]),
+    raw=st.binary(max_size=300),
+    path=st.lists(st.integers(0, 50), min_size=1, max_size=5),
+    junk=JUNK,
+    cut=st.integers(0, 10_000),
+)
+def test_a_damaged_settings_snapshot_falls_back_to_the_full_loader(
+    cli: Any, settings: Any, how: str, raw: bytes, path: list[int], junk: Any, cut: int
+) -> None:
     from beststag_cli.cli.fastpath import try_cache_hit
     from beststag_cli.fastconfig import fast_settings
 
@@ -323,8 +373,9 @@ def full_cache_dir(settings: Any) -> Iterator[Any]:
         pytest.skip("needs root to mount a small tmpfs (mount -t tmpfs -o size=1m)")
     d = Path(settings.paths.cache_dir)
     d.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(d)], capture_output=True,
-                       text=True)
+    r = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(d)], capture_output=True, text=True
+    )
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()[:200]}")
 
@@ -354,15 +405,14 @@ def full_cache_dir(settings: Any) -> Iterator[Any]:
         subprocess.run(["umount", "-l", str(d)], check=False, capture_output=True)
 
 
-def test_a_full_disk_under_the_cache_still_answers_from_airtable(cli: Any, gateway: Any,
-                                                                   full_cache_dir: Any) -> None:
+def test_a_full_disk_under_the_cache_still_answers_from_airtable(cli: Any, gateway: Any, full_cache_dir: Any) -> None:
     small = ("--json", "cache", "get", "Usuários", "--filter", FILTER, "--fields", "Nome")
     assert cli(*small).exit_code == 0
     full_cache_dir.fill()
     r = cli(*small)  # a hit: served from the cache
-    assert r.exit_code == 0 and same(r.json()["records"]) == truth(gateway, {"table": "Usuários",
-                                                                             "filters": {"status": "Ativo"},
-                                                                             "fields": ["Nome"]})
+    assert r.exit_code == 0 and same(r.json()["records"]) == truth(
+        gateway, {"table": "Usuários", "filters": {"status": "Ativo"}, "fields": ["Nome"]}
+    )
     warned, said = 0, []
     for table in ("Interações", "Tarefas", "Eventos", "Memória Contextual", "Usuários"):
         r = cli("--json", "cache", "get", table)  # SQLite may still find room in its files: some may fit
@@ -374,8 +424,12 @@ def test_a_full_disk_under_the_cache_still_answers_from_airtable(cli: Any, gatew
     assert warned, said  # and those that did not fit said so, one line each (a full disk, not damage)
     r = cli("--json", "cache", "stats")
     assert r.exit_code == 0, r.stderr[-500:]
-    data = json.dumps([{"id": f"rec{i:014d}", "createdTime": "2026-01-01T00:00:00.000Z",
-                        "fields": {"Nome": os.urandom(64).hex()}} for i in range(3000)])
+    data = json.dumps(
+        [
+            {"id": f"rec{i:014d}", "createdTime": "2026-01-01T00:00:00.000Z", "fields": {"Nome": os.urandom(64).hex()}}
+            for i in range(3000)
+        ]
+    )
     r = cli("--json", "cache", "set", "Usuários", "--filter", '{"plano": "Pro"}', "--data", data)
     assert r.exit_code == 1 and "disk full" in (r.stdout + r.stderr) and "Traceback" not in r.stderr
     full_cache_dir.free()
@@ -389,8 +443,9 @@ def test_a_cache_that_cannot_even_be_opened_on_a_full_disk(cli: Any, gateway: An
     args = ("--json", "cache", "get", "Usuários", "--filter", FILTER, "--fields", "Nome")
     r = cli(*args)
     assert r.exit_code == 0, r.stderr[-500:]
-    assert same(r.json()["records"]) == truth(gateway, {"table": "Usuários", "filters": {"status": "Ativo"},
-                                                        "fields": ["Nome"]})
+    assert same(r.json()["records"]) == truth(
+        gateway, {"table": "Usuários", "filters": {"status": "Ativo"}, "fields": ["Nome"]}
+    )
     r = cli("--json", "cache", "stats")
     assert r.exit_code == 0, r.stderr[-500:]
     data = r.json()

@@ -66,8 +66,21 @@ def test_stats_prune_clear_warm(cli) -> None:
 
 
 def test_hit_path_imports_neither_pyairtable_nor_requests(tmp_path: Path, clean_env: Path) -> None:
-    args = [sys.executable, "-X", "importtime", "-m", "beststag_cli", "--json", "cache", "get", "Usuários",
-            "--filter", FILTER, "--fields", "Nome"]
+    args = [
+        sys.executable,
+        "-X",
+        "importtime",
+        "-m",
+        "beststag_cli",
+        "--json",
+        "cache",
+        "get",
+        "Usuários",
+        "--filter",
+        FILTER,
+        "--fields",
+        "Nome",
+    ]
     env = dict(os.environ)
     first = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
     assert first.returncode == 0, first.stderr[-2000:]

@@ -25,8 +25,11 @@ def direct(sandbox, s: QuerySpec) -> list[str]:  # type: ignore[no-untyped-def]
     gw._journal = None
     bound = QueryService(gw).bind(s)
     opts = request_options(bound)
-    recs = sandbox.api().table("appBestStagSandbx", bound.table.name).all(
-        **{k: v for k, v in opts.items() if k != "page_size"})
+    recs = (
+        sandbox.api()
+        .table("appBestStagSandbx", bound.table.name)
+        .all(**{k: v for k, v in opts.items() if k != "page_size"})
+    )
     return [r["id"] for r in recs][: s.max_records or None]
 
 
@@ -39,8 +42,9 @@ def test_miss_then_hit_then_expiry(cache, upstream) -> None:
     second = cache.get(s)
     assert second.status == "hit" and second.records == first.records
     assert upstream.reads() == reads
-    equivalent = spec(table="Usuários", filters={"and": [{"status": "Ativo"}, {"status": {"operator": "eq",
-                                                                                          "value": "Ativo"}}]})
+    equivalent = spec(
+        table="Usuários", filters={"and": [{"status": "Ativo"}, {"status": {"operator": "eq", "value": "Ativo"}}]}
+    )
     assert cache.get(equivalent).status == "hit"
     clock.advance(601)  # Usuários TTL is 600 s in the shipped config
     third = cache.get(s)  # expired: one listing of the table's changes (and ids) revalidates it
@@ -132,8 +136,11 @@ def test_own_writes_move_records_in_and_out_of_a_cached_filter(cache, upstream, 
     reads = upstream.reads()
     moving_in = inactive[0]["id"]
     moving_out = before[0]["id"]
-    writer("update", "Usuários", [{"id": moving_in, "fields": {"status": "Ativo"}},
-                                 {"id": moving_out, "fields": {"status": "Inativo"}}])
+    writer(
+        "update",
+        "Usuários",
+        [{"id": moving_in, "fields": {"status": "Ativo"}}, {"id": moving_out, "fields": {"status": "Inativo"}}],
+    )
     created = writer("create", "Usuários", [{"Nome": "Aaron Primeiro", "status": "Ativo"}])
     after = cache.get(s)
     assert after.status == "hit" and upstream.reads() == reads  # no re-fetch

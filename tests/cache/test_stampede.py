@@ -34,8 +34,16 @@ def test_eight_processes_one_upstream_request(tmp_path: Path, clean_env: Path) -
     prep.close()
     env = {**os.environ, "BESTSTAG_SANDBOX_FAULTS": json.dumps({"latency_ms": 300})}
     start = time.time() + 3.0
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER, str(start)], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(8)]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(start)],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(8)
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     results = [json.loads(o.strip().splitlines()[-1]) for o, e in outs]
     assert sorted(r["status"] for r in results).count("miss") == 1, (results, [e[-500:] for _, e in outs])
@@ -43,5 +51,6 @@ def test_eight_processes_one_upstream_request(tmp_path: Path, clean_env: Path) -
     from beststag_cli.journal import Journal
 
     rows = Journal(load_config().paths.journal).query(
-        "SELECT COUNT(*) AS n FROM requests WHERE operation = 'list' AND table_name = 'Usuários'")
+        "SELECT COUNT(*) AS n FROM requests WHERE operation = 'list' AND table_name = 'Usuários'"
+    )
     assert rows[0]["n"] == 1

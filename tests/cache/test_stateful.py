@@ -25,15 +25,27 @@ STATUSES = ["A fazer", "Em andamento", "Concluída", "Cancelada"]
 PRIORITIES = ["Baixa", "Média", "Alta", "Urgente"]
 SPECS = [
     {"table": "Tarefas", "filters": {"status": "A fazer"}, "fields": ["Título", "status"]},
-    {"table": "Tarefas", "filters": {"status": {"operator": "in", "value": ["A fazer", "Em andamento"]}},
-     "sort": [{"field": "prioridade", "direction": "desc"}], "fields": ["Título"]},
+    {
+        "table": "Tarefas",
+        "filters": {"status": {"operator": "in", "value": ["A fazer", "Em andamento"]}},
+        "sort": [{"field": "prioridade", "direction": "desc"}],
+        "fields": ["Título"],
+    },
     {"table": "Tarefas", "sort": [{"field": "estimativa (h)", "direction": "asc"}], "maxRecords": 5},
-    {"table": "Tarefas", "filters": {"estimativa (h)": {"operator": "gte", "value": 10}},
-     "sort": [{"field": "Título", "direction": "asc"}], "maxRecords": 4, "fields": ["Título", "estimativa (h)"]},
+    {
+        "table": "Tarefas",
+        "filters": {"estimativa (h)": {"operator": "gte", "value": 10}},
+        "sort": [{"field": "Título", "direction": "asc"}],
+        "maxRecords": 4,
+        "fields": ["Título", "estimativa (h)"],
+    },
     {"table": "Tarefas", "filters": {"or": [{"prioridade": "Urgente"}, {"concluída": True}]}},
     {"table": "Tarefas", "maxRecords": 3},
-    {"table": "Tarefas", "filters": {"not": {"status": "Concluída"}},
-     "sort": [{"field": "status", "direction": "asc"}, {"field": "Título", "direction": "desc"}]},
+    {
+        "table": "Tarefas",
+        "filters": {"not": {"status": "Concluída"}},
+        "sort": [{"field": "status", "direction": "asc"}, {"field": "Título", "direction": "desc"}],
+    },
 ]
 
 
@@ -64,8 +76,12 @@ class CacheVersusAirtable(RuleBasedStateMachine):
         clock.advance(seconds)
 
     @precondition(lambda self: len(self.ids) > 3)
-    @rule(k=st.integers(0, 10**6), status=st.sampled_from(STATUSES), est=st.integers(0, 40),
-          kind=st.sampled_from(["update", "create", "delete"]))
+    @rule(
+        k=st.integers(0, 10**6),
+        status=st.sampled_from(STATUSES),
+        est=st.integers(0, 40),
+        kind=st.sampled_from(["update", "create", "delete"]),
+    )
     def another_client_writes(self, k: int, status: str, est: int, kind: str) -> None:
         """A write the cache cannot see; then time passes beyond every TTL, so reads must be exact again."""
         clock.advance(1)
@@ -86,18 +102,37 @@ class CacheVersusAirtable(RuleBasedStateMachine):
         assert got == want, (SPECS[i], [r["id"] for r in got], [r["id"] for r in want])
 
     @precondition(lambda self: self.ids)
-    @rule(k=st.integers(0, 10**6), status=st.sampled_from(STATUSES), prio=st.sampled_from(PRIORITIES),
-          est=st.one_of(st.none(), st.integers(0, 40)), done=st.booleans())
+    @rule(
+        k=st.integers(0, 10**6),
+        status=st.sampled_from(STATUSES),
+        prio=st.sampled_from(PRIORITIES),
+        est=st.one_of(st.none(), st.integers(0, 40)),
+        done=st.booleans(),
+    )
     def update(self, k: int, status: str, prio: str, est: int | None, done: bool) -> None:
         rid = self.ids[k % len(self.ids)]
-        self.writer.write("update", "Tarefas", to_records("update", [
-            {"id": rid, "fields": {"status": status, "prioridade": prio, "estimativa (h)": est, "concluída": done}}]))
+        self.writer.write(
+            "update",
+            "Tarefas",
+            to_records(
+                "update",
+                [
+                    {
+                        "id": rid,
+                        "fields": {"status": status, "prioridade": prio, "estimativa (h)": est, "concluída": done},
+                    }
+                ],
+            ),
+        )
 
     @rule(status=st.sampled_from(STATUSES), est=st.integers(0, 40), title=st.text("abcxyz ", min_size=1, max_size=6))
     def create(self, status: str, est: int, title: str) -> None:
         self.n += 1
-        recs = self.writer.write("create", "Tarefas", to_records("create", [
-            {"Título": f"{title}{self.n}", "status": status, "estimativa (h)": est}])).records
+        recs = self.writer.write(
+            "create",
+            "Tarefas",
+            to_records("create", [{"Título": f"{title}{self.n}", "status": status, "estimativa (h)": est}]),
+        ).records
         self.ids.append(recs[0]["id"])
 
     @precondition(lambda self: len(self.ids) > 3)
@@ -112,5 +147,6 @@ class CacheVersusAirtable(RuleBasedStateMachine):
 
 
 TestCacheVersusAirtable = CacheVersusAirtable.TestCase
-TestCacheVersusAirtable.settings = settings(max_examples=25, stateful_step_count=25, deadline=None,
-                                            suppress_health_check=[HealthCheck.too_slow])
+TestCacheVersusAirtable.settings = settings(
+    max_examples=25, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)

@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 from beststag_cli.cache.store import CacheStore, decode, encode
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2**53, 2**53) | st.text(),
-    lambda c: st.lists(c, max_size=5) | st.dictionaries(st.text(max_size=8), c, max_size=5), max_leaves=30)
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(),
+    lambda c: st.lists(c, max_size=5) | st.dictionaries(st.text(max_size=8), c, max_size=5),
+    max_leaves=30,
+)
 
 
 @given(json_values, st.sampled_from([0, 16, 10**9]))

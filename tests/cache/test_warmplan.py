@@ -13,8 +13,13 @@ from beststag_cli.query.spec import QuerySpec
 
 RECENT = {"timestamp": {"operator": "date_after", "days": -7}}
 #: the shipped config's second hot query (config/beststag.yaml cache.warm)
-CONFIGURED = {"table": "Interações", "filters": RECENT, "fields": ["user", "message", "timestamp"],
-              "sort": [{"field": "timestamp", "direction": "desc"}], "maxRecords": 50}
+CONFIGURED = {
+    "table": "Interações",
+    "filters": RECENT,
+    "fields": ["user", "message", "timestamp"],
+    "sort": [{"field": "timestamp", "direction": "desc"}],
+    "maxRecords": 50,
+}
 
 
 def _spec(**kw: Any) -> QuerySpec:
@@ -32,14 +37,20 @@ def test_queries_written_differently_for_one_cache_entry_are_planned_once() -> N
     assert (plan.configured, plan.from_journal, plan.duplicates) == (2, 1, 3)
 
 
-_pool = [_spec(table="Usuários"), _spec(table="Usuários", fields=["Nome", "email"]),
-         _spec(table="Usuários", fields=["email", "Nome"]), _spec(table="Usuários", maxRecords=5),
-         _spec(**CONFIGURED), _spec(table="Eventos", sort=[{"field": "Nome", "direction": "desc"}])]
+_pool = [
+    _spec(table="Usuários"),
+    _spec(table="Usuários", fields=["Nome", "email"]),
+    _spec(table="Usuários", fields=["email", "Nome"]),
+    _spec(table="Usuários", maxRecords=5),
+    _spec(**CONFIGURED),
+    _spec(table="Eventos", sort=[{"field": "Nome", "direction": "desc"}]),
+]
 
 
 @given(st.lists(st.sampled_from(_pool), max_size=8), st.lists(st.sampled_from(_pool), max_size=8))
-def test_the_plan_holds_each_key_once_in_first_seen_order(configured: list[QuerySpec],
-                                                          journal: list[QuerySpec]) -> None:
+def test_the_plan_holds_each_key_once_in_first_seen_order(
+    configured: list[QuerySpec], journal: list[QuerySpec]
+) -> None:
     plan = plan_warm(configured, journal)
     keys = [cache_key(s) for s in plan.specs]
     everything = [cache_key(s) for s in [*configured, *journal]]
@@ -62,8 +73,20 @@ def test_warm_of_some_tables_plans_only_theirs(cache: Any) -> None:
 def test_cli_warm_from_the_journal_skips_a_configured_query_asked_in_other_words(cli: Any) -> None:
     """The CLI compared queries by their JSON: the journal's `--fields timestamp,user,message` (the
     configured query with its fields in another order, the same cache entry) was warmed twice."""
-    r = cli("--json", "cache", "get", "Interações", "--filter", '{"timestamp": {"operator": "date_after", '
-            '"days": -7}}', "--fields", "timestamp,user,message", "--sort", "-timestamp", "--max", "50")
+    r = cli(
+        "--json",
+        "cache",
+        "get",
+        "Interações",
+        "--filter",
+        '{"timestamp": {"operator": "date_after", "days": -7}}',
+        "--fields",
+        "timestamp,user,message",
+        "--sort",
+        "-timestamp",
+        "--max",
+        "50",
+    )
     assert r.exit_code == 0, r
     w = cli("--json", "cache", "warm", "--from-journal").json()["warmed"]
     assert sorted(x["table"] for x in w) == ["Interações", "Usuários"], w

@@ -34,8 +34,9 @@ def _ids(cli: Any, table: str) -> tuple[str, set[str]]:
     return doc["cache"]["status"], {x["id"] for x in doc["records"]}
 
 
-def test_a_restore_that_fails_part_way_leaves_no_pre_restore_answer_cached(cli, api, sandbox, tmp_path,
-                                                                             monkeypatch) -> None:
+def test_a_restore_that_fails_part_way_leaves_no_pre_restore_answer_cached(
+    cli, api, sandbox, tmp_path, monkeypatch
+) -> None:
     monkeypatch.setenv("BESTSTAG_CONFIG", str(_quick_retries(tmp_path)))
     r = cli("--json", "backup", "run", "--type", "critical")
     assert r.exit_code == 0, r

@@ -20,7 +20,13 @@ def test_global_options_anywhere_and_command_values_left_alone() -> None:
     opts, rest = got
     assert (opts.json, opts.quiet, opts.config) == (True, True, "c.yaml")
     assert rest == ["backup", "list", "--type", "--quiet"]  # `--quiet` is --type's value, as click reads it
-    for line in (["-v", "backup", "list"], ["backup", "list", "--verbose"], ["backup", "list", "--", "x"],
-                 ["--config", "a", "backup", "list", "--config", "b"], ["backup", "list", "--config"],
-                 ["--config=", "backup", "list"], ["backup", "list", "-h"]):
+    for line in (
+        ["-v", "backup", "list"],
+        ["backup", "list", "--verbose"],
+        ["backup", "list", "--", "x"],
+        ["--config", "a", "backup", "list", "--config", "b"],
+        ["backup", "list", "--config"],
+        ["--config=", "backup", "list"],
+        ["backup", "list", "-h"],
+    ):
         assert argv.split_globals(line) is None, line

@@ -21,8 +21,14 @@ METAVAR_RE = re.compile(r"^[A-Z][A-Z_]*(,\.\.\.)?$")
 
 def beststag(*args: str, timeout: float = 120, **kw: Any) -> subprocess.CompletedProcess[str]:
     """The console script in a new process, stdout and stderr pipes (not a terminal), the test's env."""
-    return subprocess.run([sys.executable, "-m", "beststag_cli", *args], env=kw.pop("env", os.environ.copy()),
-                          capture_output=True, text=True, timeout=timeout, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "beststag_cli", *args],
+        env=kw.pop("env", os.environ.copy()),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        **kw,
+    )
 
 
 def _walk(cmd: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:
@@ -69,16 +75,29 @@ def test_every_command_is_in_the_cli_reference(tree: list[tuple[tuple[str, ...],
 
 def test_generated_docs_are_current_whatever_the_terminal_and_environment(tmp_path: Path) -> None:
     # what a developer's shell may hold must not change the generated text: width, colours, data dir, cwd
-    env = {**os.environ, "COLUMNS": "37", "LINES": "5", "TERM": "dumb", "FORCE_COLOR": "1", "NO_COLOR": "",
-           "BESTSTAG_DATA_DIR": str(tmp_path / "elsewhere"), "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "COLUMNS": "37",
+        "LINES": "5",
+        "TERM": "dumb",
+        "FORCE_COLOR": "1",
+        "NO_COLOR": "",
+        "BESTSTAG_DATA_DIR": str(tmp_path / "elsewhere"),
+        "PYTHONPATH": str(REPO),
+    }
     docs = [str(REPO / "README.md"), str(REPO / "docs" / "cli.md")]
-    done = subprocess.run([sys.executable, "-m", "cogapp", "--check", *docs], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "cogapp", "--check", *docs],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, f"{done.stdout}{done.stderr}\nregenerate with `cog -r README.md docs/cli.md`"
 
 
-def test_no_flag_shows_a_value_placeholder_and_values_are_named_alike(tree: list[tuple[tuple[str, ...], Any]]
-                                                                      ) -> None:
+def test_no_flag_shows_a_value_placeholder_and_values_are_named_alike(tree: list[tuple[tuple[str, ...], Any]]) -> None:
     import typer
 
     for path, cmd in tree:
@@ -129,8 +148,7 @@ def test_help_through_the_console_script_reads_right(cli: Any) -> None:
 def test_shell_completion_is_enabled() -> None:
     out = beststag("--show-completion", "bash")
     assert out.returncode == 0 and "_BESTSTAG_COMPLETE" in out.stdout, out
-    env = {**os.environ, "_BESTSTAG_COMPLETE": "complete_bash", "COMP_WORDS": "beststag backup li",
-           "COMP_CWORD": "2"}
+    env = {**os.environ, "_BESTSTAG_COMPLETE": "complete_bash", "COMP_WORDS": "beststag backup li", "COMP_CWORD": "2"}
     done = beststag(env=env)
     assert done.returncode == 0 and "list" in done.stdout.split(), done
     env["COMP_WORDS"], env["COMP_CWORD"] = "beststag backup list --js", "3"

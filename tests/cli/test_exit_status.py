@@ -18,8 +18,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _import_every_module() -> list[str]:
     """Import all of beststag_cli, so a BestStagError subclass defined anywhere is registered as a subclass."""
-    names = [m.name for m in pkgutil.walk_packages(beststag_cli.__path__, "beststag_cli.")
-             if not m.name.endswith(".__main__")]  # __main__ would run the CLI
+    names = [
+        m.name
+        for m in pkgutil.walk_packages(beststag_cli.__path__, "beststag_cli.")
+        if not m.name.endswith(".__main__")
+    ]  # __main__ would run the CLI
     for name in names:
         importlib.import_module(name)
     return names
@@ -27,8 +30,9 @@ def _import_every_module() -> list[str]:
 
 def test_every_error_class_is_defined_in_errors_py() -> None:
     assert len(_import_every_module()) > 50  # the walk did find the package's modules
-    elsewhere = sorted(f"{c.__module__}.{c.__qualname__}" for c in all_error_classes()
-                       if c.__module__ != "beststag_cli.errors")
+    elsewhere = sorted(
+        f"{c.__module__}.{c.__qualname__}" for c in all_error_classes() if c.__module__ != "beststag_cli.errors"
+    )
     assert not elsewhere, f"define these in beststag_cli/errors.py (the one error list): {elsewhere}"
 
 

@@ -28,8 +28,14 @@ BASE = SANDBOX_BASE_ID
 
 
 def _run(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "beststag_cli", *args], env=env or os.environ.copy(),
-                          capture_output=True, text=True, timeout=180, input=input)
+    return subprocess.run(
+        [sys.executable, "-m", "beststag_cli", *args],
+        env=env or os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=180,
+        input=input,
+    )
 
 
 def _flat(text: str) -> str:
@@ -60,9 +66,12 @@ def _sandbox_records(data_dir: Path, table: str, **options: Any) -> list[dict[st
 
 def _comparable(record: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """Id and fields, attachments without their signed URLs (each answer signs them afresh)."""
-    fields = {k: [{a: b for a, b in x.items() if a not in ("url", "thumbnails")} for x in v]
-              if isinstance(v, list) and v and isinstance(v[0], dict) and "url" in v[0] else v
-              for k, v in record["fields"].items()}
+    fields = {
+        k: [{a: b for a, b in x.items() if a not in ("url", "thumbnails")} for x in v]
+        if isinstance(v, list) and v and isinstance(v[0], dict) and "url" in v[0]
+        else v
+        for k, v in record["fields"].items()
+    }
     return record["id"], fields
 
 
@@ -79,8 +88,9 @@ def test_a_reseed_drops_every_cached_answer_of_the_base(seeded: Path, query: lis
     after = _run("--json", "cache", "get", "Usuários", *query)
     assert after.returncode == 0, after
     got = json.loads(after.stdout)
-    opts: dict[str, Any] = {"max_records": 3} if "--max" in query else {"formula": "{status}='Ativo'",
-                                                                        "fields": ["Nome", "status"]}
+    opts: dict[str, Any] = (
+        {"max_records": 3} if "--max" in query else {"formula": "{status}='Ativo'", "fields": ["Nome", "status"]}
+    )
     truth = _sandbox_records(seeded, "Usuários", **opts)
     assert got["cache"]["status"] != "hit"
     assert [_comparable(x) for x in got["records"]] == [_comparable(x) for x in truth]
@@ -101,8 +111,10 @@ def _a_task(data_dir: Path) -> str:
     return _sandbox_records(data_dir, "Tarefas", max_records=1)[0]["id"]
 
 
-@pytest.mark.parametrize("argv", [["sandbox", "seed", "--scale", "0.05"], ["sandbox", "reset"],
-                                  ["records", "delete", "Tarefas", "--id", "{rid}"]])
+@pytest.mark.parametrize(
+    "argv",
+    [["sandbox", "seed", "--scale", "0.05"], ["sandbox", "reset"], ["records", "delete", "Tarefas", "--id", "{rid}"]],
+)
 def test_without_a_terminal_a_destructive_command_needs_yes(seeded: Path, argv: list[str]) -> None:
     rid = _a_task(seeded)
     before = (seeded / "sandbox" / "base.sqlite").stat().st_size
@@ -129,8 +141,13 @@ def test_records_delete_with_yes_deletes(seeded: Path) -> None:
 def _on_a_terminal(argv: list[str], answer: bytes) -> tuple[int, str]:
     """Run the CLI with stdin and stderr on a pseudo-terminal, answering the question with `answer`."""
     master, slave = pty.openpty()
-    proc = subprocess.Popen([sys.executable, "-m", "beststag_cli", *argv], stdin=slave, stdout=subprocess.PIPE,
-                            stderr=slave, env=os.environ.copy())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "beststag_cli", *argv],
+        stdin=slave,
+        stdout=subprocess.PIPE,
+        stderr=slave,
+        env=os.environ.copy(),
+    )
     os.close(slave)
     seen = b""
     deadline = time.monotonic() + 120
@@ -172,8 +189,13 @@ def test_on_a_terminal_records_delete_asks_and_no_keeps_the_record(seeded: Path)
 
 def test_records_update_prints_the_values_it_wrote(cli: Any, sandbox: Any) -> None:
     rid = sandbox.api(retry_strategy=None).table(BASE, "Usuários").first()["id"]
-    r = cli("records", "update", "Usuários", "--data",
-            json.dumps([{"id": rid, "fields": {"status": "Inativo", "Nome": "Zélia Quintas"}}]))
+    r = cli(
+        "records",
+        "update",
+        "Usuários",
+        "--data",
+        json.dumps([{"id": rid, "fields": {"status": "Inativo", "Nome": "Zélia Quintas"}}]),
+    )
     assert r.exit_code == 0, r
     out = _flat(r.stdout)
     assert "status: Inativo" in out and "Nome: Zélia Quintas" in out, r.stdout
@@ -203,8 +225,9 @@ def keep_one_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def test_cleanup_dry_run_says_which_rule_keeps_each_backup(cli: Any, keep_one_config: Path,
-                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cleanup_dry_run_says_which_rule_keeps_each_backup(
+    cli: Any, keep_one_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("COLUMNS", "200")  # rows unwrapped, so each backup's row reads as one line
     clock.set_now(clock.now())
     ids = []
@@ -290,8 +313,12 @@ def test_an_unreachable_endpoint_is_one_complete_line(seeded: Path, tmp_path: Pa
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     env = os.environ.copy()
     env.pop("BESTSTAG_SANDBOX")
-    env.update(AIRTABLE_TOKEN="pat" + "UNREACHxx12345" + "." + "cd" * 32, AIRTABLE_BASE_ID="appBBBBBBBBBBBBBB",
-               AIRTABLE_ENDPOINT_URL="http://127.0.0.1:9", BESTSTAG_CONFIG=str(path))
+    env.update(
+        AIRTABLE_TOKEN="pat" + "UNREACHxx12345" + "." + "cd" * 32,
+        AIRTABLE_BASE_ID="appBBBBBBBBBBBBBB",
+        AIRTABLE_ENDPOINT_URL="http://127.0.0.1:9",
+        BESTSTAG_CONFIG=str(path),
+    )
     r = _run("query", "run", "Usuários", "--max", "1", env=env)
     assert r.returncode == 4, r
     lines = r.stderr.strip().splitlines()
@@ -316,28 +343,34 @@ def test_a_hint_keeps_the_word_token(seeded: Path) -> None:
     assert "bearer token in the Authorization header" in r.stderr, r.stderr
 
 
-@pytest.mark.parametrize(("text", "shown"), [
-    ("send the secret as a bearer token in the Authorization header",
-     "send the secret as a bearer token in the Authorization header"),
-    ("Authorization: Bearer sandbox", "Authorization: Bearer ***"),
-    ("curl -H 'Authorization: Bearer s3cr3t-value'", "curl -H 'Authorization: Bearer ***'"),
-    ("Bearer abcd1234efgh went out", "Bearer *** went out"),
-    ("redis://:hunter2pass@cache.example:6379/0 is down", "redis://:***@cache.example:6379/0 is down"),
-    ("https://user:pw99@proxy.example/ refused", "https://user:***@proxy.example/ refused"),
-    ("check the token's scopes", "check the token's scopes"),
-    # found by a review: other schemes kept their credential, and a Bearer value without a digit showed
-    ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "Authorization: Basic ***"),
-    ("Authorization: Token abcdef123456", "Authorization: Token ***"),
-    ("X-Api-Key: abcdef12345", "X-Api-Key: ***"),
-    ("Bearer abcdefghijklmnop", "Bearer ***"),
-    ("Bearer abc123:xyzsecret sent", "Bearer *** sent"),
-    ("redis://:p@ss@cache.example:6379/0 is down", "redis://:***@cache.example:6379/0 is down"),
-])
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        (
+            "send the secret as a bearer token in the Authorization header",
+            "send the secret as a bearer token in the Authorization header",
+        ),
+        ("Authorization: Bearer sandbox", "Authorization: Bearer ***"),
+        ("curl -H 'Authorization: Bearer s3cr3t-value'", "curl -H 'Authorization: Bearer ***'"),
+        ("Bearer abcd1234efgh went out", "Bearer *** went out"),
+        ("redis://:hunter2pass@cache.example:6379/0 is down", "redis://:***@cache.example:6379/0 is down"),
+        ("https://user:pw99@proxy.example/ refused", "https://user:***@proxy.example/ refused"),
+        ("check the token's scopes", "check the token's scopes"),
+        # found by a review: other schemes kept their credential, and a Bearer value without a digit showed
+        ("Authorization: Basic dXNlcjpwYXNzd29yZA==", "Authorization: Basic ***"),
+        ("Authorization: Token abcdef123456", "Authorization: Token ***"),
+        ("X-Api-Key: abcdef12345", "X-Api-Key: ***"),
+        ("Bearer abcdefghijklmnop", "Bearer ***"),
+        ("Bearer abc123:xyzsecret sent", "Bearer *** sent"),
+        ("redis://:p@ss@cache.example:6379/0 is down", "redis://:***@cache.example:6379/0 is down"),
+    ],
+)
 def test_the_redactor_hides_values_not_words(text: str, shown: str) -> None:
     assert logs.Redactor().redact(text) == shown
 
 
 def test_the_redactor_hides_a_header_value_in_fields() -> None:
     r = logs.Redactor()
-    assert r.redact_value({"headers": {"Authorization": "Bearer sandbox"}}) == {"headers": {"Authorization":
-                                                                                            "Bearer ***"}}
+    assert r.redact_value({"headers": {"Authorization": "Bearer sandbox"}}) == {
+        "headers": {"Authorization": "Bearer ***"}
+    }

@@ -14,11 +14,51 @@ from rich.text import Text
 
 from beststag_cli.cli.plaintext import markup_plain, never_terminal, printed
 
-_PIECES = st.sampled_from(["[bold]", "[/bold]", "[/]", "[red]", "[/red]", "[bold red]", "[/bold  red]", "[BOLD]",
-                           "[/Bold]", "[link=https://x.y/a]", "[@click]", "[/@click]", "\\[bold]", "\\\\[red]",
-                           "\\", "[", "]", "[1]", "[a b]", "[#ff0000]", "[/#ff0000]", ":", ":smile:", ": x:",
-                           "\t", "\r", "\x07", "\n", " ", "x", "é", "—", "12:00", "[dim]→", "[urgent] call",
-                           ":smile", "smile:", ":100:", ":SMILE:", ":smile-emoji:", ":00:"])
+_PIECES = st.sampled_from(
+    [
+        "[bold]",
+        "[/bold]",
+        "[/]",
+        "[red]",
+        "[/red]",
+        "[bold red]",
+        "[/bold  red]",
+        "[BOLD]",
+        "[/Bold]",
+        "[link=https://x.y/a]",
+        "[@click]",
+        "[/@click]",
+        "\\[bold]",
+        "\\\\[red]",
+        "\\",
+        "[",
+        "]",
+        "[1]",
+        "[a b]",
+        "[#ff0000]",
+        "[/#ff0000]",
+        ":",
+        ":smile:",
+        ": x:",
+        "\t",
+        "\r",
+        "\x07",
+        "\n",
+        " ",
+        "x",
+        "é",
+        "—",
+        "12:00",
+        "[dim]→",
+        "[urgent] call",
+        ":smile",
+        "smile:",
+        ":100:",
+        ":SMILE:",
+        ":smile-emoji:",
+        ":00:",
+    ]
+)
 _TEXT = st.lists(_PIECES | st.text(max_size=3), max_size=8).map("".join)
 
 
@@ -49,8 +89,10 @@ def test_the_usual_markup_is_answered_without_rich() -> None:
     """What the read-only commands print: their markup must not need rich (or the fast path imports it)."""
     assert markup_plain("[bold red]FIRING[/]") == "FIRING"
     assert markup_plain("[green]ok[/]") == "ok"
-    assert printed("[yellow]warning:[/] 2 start(s) (first 2026-06-10 12:00: a, b)") == \
-        "warning: 2 start(s) (first 2026-06-10 12:00: a, b)\n"
+    assert (
+        printed("[yellow]warning:[/] 2 start(s) (first 2026-06-10 12:00: a, b)")
+        == "warning: 2 start(s) (first 2026-06-10 12:00: a, b)\n"
+    )
     assert markup_plain("\\[urgent] call") == "[urgent] call"
 
 
@@ -66,8 +108,9 @@ class _Stream(io.StringIO):
 @pytest.mark.parametrize("tty", [True, False])
 @pytest.mark.parametrize("tty_compatible", [None, "", "0", "1", "2"])
 @pytest.mark.parametrize("force_color", [None, "", "1"])
-def test_never_terminal_only_when_rich_agrees(monkeypatch: pytest.MonkeyPatch, tty: bool,
-                                              tty_compatible: str | None, force_color: str | None) -> None:
+def test_never_terminal_only_when_rich_agrees(
+    monkeypatch: pytest.MonkeyPatch, tty: bool, tty_compatible: str | None, force_color: str | None
+) -> None:
     for name, value in (("TTY_COMPATIBLE", tty_compatible), ("FORCE_COLOR", force_color)):
         if value is None:
             monkeypatch.delenv(name, raising=False)

@@ -29,8 +29,14 @@ def _healthy_backups(journal, at: float = T) -> None:  # type: ignore[no-untyped
 
 def _requests(journal, n: int, *, errors: int = 0, ms: float = 100.0, at: float = T - 60) -> None:  # type: ignore[no-untyped-def]
     for i in range(n):
-        journal.record_request(base="appX", table_name="Tarefas", method="GET",
-                               status=500 if i < errors else 200, duration_ms=ms, ts=at - i)
+        journal.record_request(
+            base="appX",
+            table_name="Tarefas",
+            method="GET",
+            status=500 if i < errors else 200,
+            duration_ms=ms,
+            ts=at - i,
+        )
 
 
 def _lookups(journal, hits: int, misses: int, at: float = T - 60) -> None:  # type: ignore[no-untyped-def]
@@ -207,8 +213,9 @@ def test_a_failed_notification_is_reported_and_retried(settings, journal, receiv
 def test_interrupted_runs_do_not_fire_the_backup_alert(settings, journal) -> None:  # type: ignore[no-untyped-def]
     _healthy_backups(journal)
     for i in range(3):  # three cron runs stopped by SIGTERM in a row
-        journal.record_backup_run(id=f"crit-int{i}", type="critical", status="interrupted", started=T - 50 + i,
-                                  finished=T - 40 + i)
+        journal.record_backup_run(
+            id=f"crit-int{i}", type="critical", status="interrupted", started=T - 50 + i, finished=T - 40 + i
+        )
     assert not _by_name(al.evaluate(settings, journal))["backup_failure"].firing
     journal.record_backup_run(id="crit-bad", type="critical", status="failed", started=T - 30, finished=T - 20)
     journal.record_backup_run(id="crit-int9", type="critical", status="interrupted", started=T - 10, finished=T - 5)
@@ -218,7 +225,8 @@ def test_interrupted_runs_do_not_fire_the_backup_alert(settings, journal) -> Non
 
 def test_firing_line_names_figure_and_threshold() -> None:
     a = al.Alert("cache_hit_ratio", True, 0.45, 0.8, "ratio", "cache hit ratio 45.0% over 40 lookups (minimum 80%)")
-    assert al.firing_line(a.to_dict()) == ("cache_hit_ratio: 45.0%, threshold 80.0% (fires below) - "
-                                           "cache hit ratio 45.0% over 40 lookups (minimum 80%)")
+    assert al.firing_line(a.to_dict()) == (
+        "cache_hit_ratio: 45.0%, threshold 80.0% (fires below) - cache hit ratio 45.0% over 40 lookups (minimum 80%)"
+    )
     a = al.Alert("response_time", True, 2.5, 2.0, "seconds", "average response time 2.500 s")
     assert al.firing_line(a.to_dict()).startswith("response_time: 2.500 s, threshold 2.000 s (fires above)")

@@ -14,9 +14,15 @@ H = 3600.0
 
 def _run(journal, id_, type_, status, hours_ago, *, dur=60.0, records=100, bytes_=10_000):  # type: ignore[no-untyped-def]
     started = T - hours_ago * H
-    journal.record_backup_run(id=id_, type=type_, status=status, started=started,
-                              finished=None if status == "running" else started + dur,
-                              records=records, bytes=bytes_)
+    journal.record_backup_run(
+        id=id_,
+        type=type_,
+        status=status,
+        started=started,
+        finished=None if status == "running" else started + dur,
+        records=records,
+        bytes=bytes_,
+    )
 
 
 def test_backup_figures_by_hand(settings, journal) -> None:  # type: ignore[no-untyped-def]
@@ -58,12 +64,9 @@ def test_backup_figures_by_hand(settings, journal) -> None:  # type: ignore[no-u
 
 def test_recovery_time_from_measured_restores(settings, journal) -> None:  # type: ignore[no-untyped-def]
     _run(journal, "f1", "complete", "ok", 2, records=3000)
-    journal.record_restore_run(id="r1", backup_id="f0", status="ok", started=T - 5000, finished=T - 4900,
-                               records=1000)
-    journal.record_restore_run(id="r2", backup_id="f0", status="ok", started=T - 3000, finished=T - 2700,
-                               records=1000)
-    journal.record_restore_run(id="r3", backup_id="f0", status="failed", started=T - 900, finished=T - 800,
-                               records=10)
+    journal.record_restore_run(id="r1", backup_id="f0", status="ok", started=T - 5000, finished=T - 4900, records=1000)
+    journal.record_restore_run(id="r2", backup_id="f0", status="ok", started=T - 3000, finished=T - 2700, records=1000)
+    journal.record_restore_run(id="r3", backup_id="f0", status="failed", started=T - 900, finished=T - 800, records=10)
     rec = collect_backup(settings, journal, Window.ending("24h", T))["recovery"]
     assert rec["records_per_second"] == 5.0  # 2000 records in 400 s
     assert rec["estimate_seconds"] == pytest.approx(600.0)

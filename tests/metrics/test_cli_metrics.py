@@ -35,11 +35,14 @@ def test_collect_json_shape(cli, pinned) -> None:  # type: ignore[no-untyped-def
     assert doc["metrics"]["usage"]["records_total"] == 2000
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--type", "bogus"], "unknown metric type 'bogus'"),
-    (["--range", "2h"], "unknown time range '2h'"),
-    (["--format", "xml"], "unknown format 'xml'"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--type", "bogus"], "unknown metric type 'bogus'"),
+        (["--range", "2h"], "unknown time range '2h'"),
+        (["--format", "xml"], "unknown format 'xml'"),
+    ],
+)
 def test_bad_input_exits_2(cli, args, message) -> None:  # type: ignore[no-untyped-def]
     r = cli("--json", "metrics", "collect", *args)
     assert r.exit_code == 2, r
@@ -68,8 +71,9 @@ def test_table_output_and_prometheus_format(cli, clean_env, pinned) -> None:  # 
     assert r.exit_code == 0, r
     prom = clean_env / "metrics" / "beststag.prom"
     # the file also has this run's own job gauges, written when the job ended (after stdout)
-    assert [x for x in r.stdout.splitlines() if "beststag_job_" not in x] == \
-        [x for x in prom.read_text().splitlines() if "beststag_job_" not in x]
+    assert [x for x in r.stdout.splitlines() if "beststag_job_" not in x] == [
+        x for x in prom.read_text().splitlines() if "beststag_job_" not in x
+    ]
     assert "beststag_table_records" in r.stdout  # the usage figures of the earlier run are kept
 
 
@@ -108,8 +112,15 @@ def test_alerts_exit_1_while_firing_then_0(cli, pinned) -> None:  # type: ignore
 def test_report_is_self_contained(cli, tmp_path, pinned) -> None:  # type: ignore[no-untyped-def]
     j = _journal()
     for i in range(50):
-        j.record_request(base=SANDBOX_BASE_ID, table_name="Tarefas", method="GET", operation="list",
-                         status=200 if i % 10 else 500, duration_ms=80.0 + i, ts=T - i * 3000)
+        j.record_request(
+            base=SANDBOX_BASE_ID,
+            table_name="Tarefas",
+            method="GET",
+            operation="list",
+            status=200 if i % 10 else 500,
+            duration_ms=80.0 + i,
+            ts=T - i * 3000,
+        )
         j.record_cache_event(event="hit" if i % 3 else "miss", table_name="Tarefas", ts=T - i * 3000)
     j.close()
     out = tmp_path / "report.html"

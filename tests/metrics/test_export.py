@@ -16,13 +16,23 @@ prom_parser = pytest.importorskip("prometheus_client.parser", reason="prometheus
 
 def _journal_with_traffic(journal) -> None:  # type: ignore[no-untyped-def]
     for i in range(10):
-        journal.record_request(base="appX", table_name="Usuários", method="GET", operation="list",
-                               status=200 if i else 429, duration_ms=100.0 + i, records=100, bytes=9000,
-                               retries=1 if i == 1 else 0, ts=T - 600 - i)
+        journal.record_request(
+            base="appX",
+            table_name="Usuários",
+            method="GET",
+            operation="list",
+            status=200 if i else 429,
+            duration_ms=100.0 + i,
+            records=100,
+            bytes=9000,
+            retries=1 if i == 1 else 0,
+            ts=T - 600 - i,
+        )
     journal.record_cache_event(event="hit", table_name="Usuários", age_s=3, ts=T - 100)
     journal.record_cache_event(event="miss", table_name="Usuários", ts=T - 90)
-    journal.record_backup_run(id="b1", type="critical", status="ok", started=T - 300, finished=T - 200,
-                              records=10, bytes=1000)
+    journal.record_backup_run(
+        id="b1", type="critical", status="ok", started=T - 300, finished=T - 200, records=10, bytes=1000
+    )
 
 
 def test_textfile_parses_and_follows_the_conventions(settings, gateway, journal) -> None:  # type: ignore[no-untyped-def]

@@ -30,9 +30,18 @@ ROWS = [
 
 def _fill(journal, rows=ROWS) -> None:  # type: ignore[no-untyped-def]
     for t, table, method, status, dur, retries in rows:
-        journal.record_request(base="appX", table_name=table, method=method, operation="list", status=status,
-                               duration_ms=dur, retries=retries, records=10 if status == 200 else 0,
-                               bytes=1000 if status == 200 else 50, ts=t)
+        journal.record_request(
+            base="appX",
+            table_name=table,
+            method=method,
+            operation="list",
+            status=status,
+            duration_ms=dur,
+            retries=retries,
+            records=10 if status == 200 else 0,
+            bytes=1000 if status == 200 else 50,
+            ts=t,
+        )
 
 
 def test_request_figures_by_hand(journal) -> None:  # type: ignore[no-untyped-def]
@@ -147,11 +156,19 @@ _RANGES = ("1h", "24h", "7d")
 
 
 @settings_(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(range_name=st.sampled_from(_RANGES), end_offset=st.floats(min_value=0, max_value=7200),
-       offsets=st.lists(st.floats(min_value=0, max_value=1.0), min_size=1, max_size=40),
-       refresh_first=st.booleans())
-def test_peak_hour_is_never_below_the_average(journal, range_name, end_offset, offsets,  # type: ignore[no-untyped-def]
-                                              refresh_first) -> None:
+@given(
+    range_name=st.sampled_from(_RANGES),
+    end_offset=st.floats(min_value=0, max_value=7200),
+    offsets=st.lists(st.floats(min_value=0, max_value=1.0), min_size=1, max_size=40),
+    refresh_first=st.booleans(),
+)
+def test_peak_hour_is_never_below_the_average(
+    journal,
+    range_name,
+    end_offset,
+    offsets,  # type: ignore[no-untyped-def]
+    refresh_first,
+) -> None:
     journal.conn.execute("DELETE FROM requests")
     journal.conn.execute("DELETE FROM requests_hourly")
     journal.conn.execute("DELETE FROM kv")

@@ -27,20 +27,52 @@ from .conftest import T
 prom_parser = pytest.importorskip("prometheus_client.parser", reason="prometheus_client is in the [test] extra")
 
 REPO = Path(__file__).resolve().parents[2]
-NON_BASE_UNITS = ("_ms", "_milliseconds", "_microseconds", "_minutes", "_hours", "_per_hour", "_days", "_kb",
-                  "_kilobytes", "_mb", "_megabytes", "_percent", "_pct")
+NON_BASE_UNITS = (
+    "_ms",
+    "_milliseconds",
+    "_microseconds",
+    "_minutes",
+    "_hours",
+    "_per_hour",
+    "_days",
+    "_kb",
+    "_kilobytes",
+    "_mb",
+    "_megabytes",
+    "_percent",
+    "_pct",
+)
 #: window figures that rate()/histogram_quantile() over the counters and the histogram give
-DERIVABLE = ("beststag_window_requests", "beststag_throughput_requests_per_hour", "beststag_response_time_seconds",
-             "beststag_response_time_avg_seconds", "beststag_error_ratio", "beststag_window_rate_limited_requests",
-             "beststag_window_retries", "beststag_api_budget_ratio", "beststag_api_budget_peak_hour_ratio",
-             "beststag_cache_hit_ratio", "beststag_cache_miss_ratio", "beststag_cache_ttl_effectiveness_ratio")
+DERIVABLE = (
+    "beststag_window_requests",
+    "beststag_throughput_requests_per_hour",
+    "beststag_response_time_seconds",
+    "beststag_response_time_avg_seconds",
+    "beststag_error_ratio",
+    "beststag_window_rate_limited_requests",
+    "beststag_window_retries",
+    "beststag_api_budget_ratio",
+    "beststag_api_budget_peak_hour_ratio",
+    "beststag_cache_hit_ratio",
+    "beststag_cache_miss_ratio",
+    "beststag_cache_ttl_effectiveness_ratio",
+)
 
 
 def _traffic(journal: Any, durations_ms: list[float]) -> None:
     for i, d in enumerate(durations_ms):
-        journal.record_request(base="appX", table_name="Usuários", method="GET", operation="list",
-                               status=200 if i else 429, duration_ms=d, records=100, bytes=9000,
-                               retries=1 if i == 1 else 0, ts=T - 600 - i)
+        journal.record_request(
+            base="appX",
+            table_name="Usuários",
+            method="GET",
+            operation="list",
+            status=200 if i else 429,
+            duration_ms=d,
+            records=100,
+            bytes=9000,
+            retries=1 if i == 1 else 0,
+            ts=T - 600 - i,
+        )
     journal.record_cache_event(event="hit", table_name="Usuários", age_s=3, ts=T - 100)
     journal.record_cache_event(event="miss", table_name="Usuários", ts=T - 90)
 
@@ -102,8 +134,9 @@ def check_conventions(text: str) -> dict[str, Any]:
 
 def test_every_family_follows_the_naming_conventions(settings, gateway, journal) -> None:  # type: ignore[no-untyped-def]
     _traffic(journal, [100.0 + i for i in range(10)])
-    journal.record_backup_run(id="b1", type="critical", status="ok", started=T - 300, finished=T - 200,
-                              records=10, bytes=1000)
+    journal.record_backup_run(
+        id="b1", type="critical", status="ok", started=T - 300, finished=T - 200, records=10, bytes=1000
+    )
     collect(settings, "all", "24h", gateway=gateway, journal=journal)
     fams = check_conventions(write_prometheus(journal, settings.paths.prom_file))
     assert _value(fams, "beststag_requests_total") == journal.query("SELECT count(*) AS n FROM requests")[0]["n"]
@@ -143,16 +176,26 @@ def test_every_backup_type_and_job_has_its_series_before_the_first_run(settings,
     for job in JOB_NAMES:
         assert _value(fams, "beststag_job_last_run_timestamp_seconds", job=job) == 0
         assert _value(fams, "beststag_job_last_success_timestamp_seconds", job=job) == 0
-        assert {s.labels["outcome"] for s in fams["beststag_job_last_outcome"].samples if s.labels["job"] == job} \
-            == {"ok", "alerting", "partial", "failed", "locked", "interrupted"}
+        assert {s.labels["outcome"] for s in fams["beststag_job_last_outcome"].samples if s.labels["job"] == job} == {
+            "ok",
+            "alerting",
+            "partial",
+            "failed",
+            "locked",
+            "interrupted",
+        }
     for section in ("usage", "performance", "storage", "backup"):
         assert _value(fams, "beststag_metrics_generated_timestamp_seconds", section=section) == 0
 
 
 def test_each_job_run_refreshes_its_gauges(cli, settings, now) -> None:  # type: ignore[no-untyped-def]
     prom = settings.paths.prom_file
-    assert cli("--json", "metrics", "collect", "--type", "performance", "--range", "1h",
-               "--format", "prometheus").exit_code == 0
+    assert (
+        cli(
+            "--json", "metrics", "collect", "--type", "performance", "--range", "1h", "--format", "prometheus"
+        ).exit_code
+        == 0
+    )
     fams = check_conventions(prom.read_text())
     assert _value(fams, "beststag_job_last_run_timestamp_seconds", job="metrics-performance") == T
     assert _value(fams, "beststag_job_last_exit_code", job="metrics-performance") == 0
@@ -170,8 +213,12 @@ def test_each_job_run_refreshes_its_gauges(cli, settings, now) -> None:  # type:
     from beststag_cli import clock
 
     clock.advance(60)
-    assert cli("--json", "metrics", "collect", "--type", "performance", "--range", "nope",
-               "--format", "prometheus").exit_code == 2
+    assert (
+        cli(
+            "--json", "metrics", "collect", "--type", "performance", "--range", "nope", "--format", "prometheus"
+        ).exit_code
+        == 2
+    )
     fams = check_conventions(prom.read_text())
     assert _value(fams, "beststag_job_last_run_timestamp_seconds", job="metrics-performance") == T + 60
     assert _value(fams, "beststag_job_last_success_timestamp_seconds", job="metrics-performance") == T
@@ -207,8 +254,9 @@ def _config_with(tmp_path: Path, **metrics: Any) -> Path:
     return cfg
 
 
-def test_a_configured_path_outside_the_data_dir(tmp_path: Path, clean_env: Path, journal: Any,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_configured_path_outside_the_data_dir(
+    tmp_path: Path, clean_env: Path, journal: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from beststag_cli.config import load_config
 
     collector = tmp_path / "node_exporter"
@@ -232,8 +280,9 @@ def test_a_configured_path_outside_the_data_dir(tmp_path: Path, clean_env: Path,
     assert sorted(p.name for p in target.parent.iterdir()) == ["beststag.prom"]
 
 
-def test_the_write_never_follows_a_planted_link(tmp_path: Path, clean_env: Path, journal: Any,
-                                                monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_write_never_follows_a_planted_link(
+    tmp_path: Path, clean_env: Path, journal: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """In a shared collector folder, links planted at the temp name and at the file itself are not followed."""
     from beststag_cli.config import load_config
 
@@ -257,16 +306,18 @@ def test_the_write_never_follows_a_planted_link(tmp_path: Path, clean_env: Path,
 
 
 def _beststag(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "beststag_cli", *args], env=env, cwd=REPO, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "beststag_cli", *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+    )
 
 
 def test_the_cron_command_writes_the_configured_path(tmp_path: Path, clean_env: Path) -> None:
     target = tmp_path / "textfile_collector" / "beststag.prom"
     env = os.environ.copy()
     env["BESTSTAG_CONFIG"] = str(_config_with(tmp_path, prometheus_path=str(target)))
-    r = _beststag("--quiet", "metrics", "collect", "--type", "performance", "--range", "1h", "--format",
-                  "prometheus", env=env)
+    r = _beststag(
+        "--quiet", "metrics", "collect", "--type", "performance", "--range", "1h", "--format", "prometheus", env=env
+    )
     assert r.returncode == 0, r.stderr
     check_conventions(r.stdout)
     # then the job's end refreshed its own gauges in the file
@@ -277,10 +328,13 @@ def test_the_cron_command_writes_the_configured_path(tmp_path: Path, clean_env: 
     assert not (clean_env / "metrics" / "beststag.prom").exists()
 
 
-@pytest.mark.parametrize(("value", "says"), [
-    ("metrics/beststag.prom", "expected an absolute path"),
-    ("/var/lib/node_exporter/textfile_collector/beststag.txt", "ending in .prom"),
-])
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("metrics/beststag.prom", "expected an absolute path"),
+        ("/var/lib/node_exporter/textfile_collector/beststag.txt", "ending in .prom"),
+    ],
+)
 def test_a_bad_path_is_a_configuration_error(tmp_path: Path, value: str, says: str) -> None:
     env = os.environ.copy()
     env["BESTSTAG_CONFIG"] = str(_config_with(tmp_path, prometheus_path=value))
@@ -302,8 +356,9 @@ def test_a_path_that_cannot_be_written_is_one_line_and_exit_2(tmp_path: Path) ->
     assert blocker.read_text() == "a file where the folder should be\n"
 
 
-def test_a_textfile_that_cannot_be_written_never_changes_a_jobs_outcome(cli, tmp_path: Path, clean_env: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_textfile_that_cannot_be_written_never_changes_a_jobs_outcome(
+    cli, tmp_path: Path, clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("x\n")
     monkeypatch.setenv("BESTSTAG_CONFIG", str(_config_with(tmp_path, prometheus_path=str(blocker / "b.prom"))))

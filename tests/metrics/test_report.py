@@ -43,17 +43,26 @@ def test_point_labels_show_distinct_ticks(n: int, step: int) -> None:
 @settings(deadline=None, max_examples=30)  # pygal renders a chart per example
 @given(ratio=st.floats(0, 1.5), threshold=st.floats(0.05, 1))
 def test_storage_gauge_is_red_over_its_threshold(ratio: float, threshold: float) -> None:
-    result = {"range": "7d", "metrics": {"storage": {"plan_record_limit": 100, "usage_ratio": ratio,
-                                                     "tables": {"A": {"records": 1}}}}}
+    result = {
+        "range": "7d",
+        "metrics": {"storage": {"plan_record_limit": 100, "usage_ratio": ratio, "tables": {"A": {"records": 1}}}},
+    }
     gauge = next(c for c in charts(result, {}, storage_usage_max=threshold) if c.key == "storage")
     assert ("fill:#c53030" in gauge.svg) is (ratio > threshold)
 
 
 def test_freshness_ok_late_never() -> None:
-    result = {"metrics": {"backup": {"by_type": {
-        "critical": {"last_success_age_seconds": 3600.0, "last_success_id": "a"},
-        "incremental": {"last_success_age_seconds": 27 * 3600.0},
-        "complete": {"last_success_age_seconds": None}}}}}
+    result = {
+        "metrics": {
+            "backup": {
+                "by_type": {
+                    "critical": {"last_success_age_seconds": 3600.0, "last_success_id": "a"},
+                    "incremental": {"last_success_age_seconds": 27 * 3600.0},
+                    "complete": {"last_success_age_seconds": None},
+                }
+            }
+        }
+    }
     rows = freshness(result, {"critical": 5, "incremental": 26, "complete": 192})
     assert {f.type: f.state for f in rows} == {"critical": "ok", "incremental": "late", "complete": "never"}
 

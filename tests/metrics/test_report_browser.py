@@ -40,18 +40,35 @@ def _seed(api: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> float:
     for i in range(400):  # a week of traffic with a slow, error-prone afternoon
         t = T - i * 1500
         slow = 30 <= i < 40
-        j.record_request(base=SANDBOX_BASE_ID, table_name="Tarefas" if i % 2 else "Interações", method="GET",
-                         operation="list", status=500 if slow and i % 3 == 0 else 200,
-                         duration_ms=(2500.0 if slow else 120.0) + (i % 7) * 15, records=100, bytes=12000, ts=t)
+        j.record_request(
+            base=SANDBOX_BASE_ID,
+            table_name="Tarefas" if i % 2 else "Interações",
+            method="GET",
+            operation="list",
+            status=500 if slow and i % 3 == 0 else 200,
+            duration_ms=(2500.0 if slow else 120.0) + (i % 7) * 15,
+            records=100,
+            bytes=12000,
+            ts=t,
+        )
         j.record_cache_event(event="hit" if (i % 5) and not slow else "miss", table_name="Tarefas", ts=t)
     # critical: 1 h old (max 5 h) -> ok; incremental: 40 h old (max 26 h) -> late; complete: never
-    for k, (typ, status, age_h) in enumerate([("critical", "ok", 1), ("critical", "failed", 3),
-                                              ("incremental", "ok", 40), ("complete", "failed", 30)]):
-        j.record_backup_run(id=f"b{k}-{typ}", type=typ, status=status, started=T - age_h * 3600 - 90,
-                            finished=T - age_h * 3600, records=1000, bytes=250_000)
+    for k, (typ, status, age_h) in enumerate(
+        [("critical", "ok", 1), ("critical", "failed", 3), ("incremental", "ok", 40), ("complete", "failed", 30)]
+    ):
+        j.record_backup_run(
+            id=f"b{k}-{typ}",
+            type=typ,
+            status=status,
+            started=T - age_h * 3600 - 90,
+            finished=T - age_h * 3600,
+            records=1000,
+            bytes=250_000,
+        )
     for d in range(7, 0, -1):
-        j.add_count_snapshots({"Usuários": 100 - d * 2, "Interações": 1000 - d * 40, "Tarefas": 300 - d * 5},
-                              ts=T - d * 86400)
+        j.add_count_snapshots(
+            {"Usuários": 100 - d * 2, "Interações": 1000 - d * 40, "Tarefas": 300 - d * 5}, ts=T - d * 86400
+        )
     j.close()
     return T
 
@@ -85,9 +102,12 @@ def test_report_in_headless_chromium(cli, api, tmp_path, monkeypatch) -> None:  
         boxes = w.page.evaluate(_BOXES)
         labels = w.page.evaluate(_X_LABELS)
         fill = w.page.evaluate(_GAUGE_FILL)
-        states = w.page.eval_on_selector_all("#freshness tr[data-type]", "rs => rs.map(r => [r.dataset.type, "
-                                             "r.dataset.state, getComputedStyle(r.querySelector('.state'))"
-                                             ".backgroundColor])")
+        states = w.page.eval_on_selector_all(
+            "#freshness tr[data-type]",
+            "rs => rs.map(r => [r.dataset.type, "
+            "r.dataset.state, getComputedStyle(r.querySelector('.state'))"
+            ".backgroundColor])",
+        )
         shot = w.screenshot("metrics-report.png")
     # nothing but the page itself, and a page without complaints
     assert w.console_errors() == [] and w.console == [], w.console + w.errors

@@ -45,8 +45,15 @@ def test_rollup_totals_equal_a_raw_scan(tmp_path: Path, rows: list[tuple], split
         for i, (ago, status, dur, retries, table) in enumerate(rows):
             if i == split:
                 rollup.refresh(j)  # a refresh in the middle: later rows land in hours already rolled up
-            j.record_request(base="appX", table_name=table, method="GET", status=status, duration_ms=dur,
-                             retries=retries, ts=END - ago)
+            j.record_request(
+                base="appX",
+                table_name=table,
+                method="GET",
+                status=status,
+                duration_ms=dur,
+                retries=retries,
+                ts=END - ago,
+            )
         rollup.refresh(j)
         window = Window.ending(range_name, END)
         got = rollup.request_totals(j, window)

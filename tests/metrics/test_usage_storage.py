@@ -97,16 +97,21 @@ def test_storage_against_the_sandbox(settings, gateway, api, sj, base_now) -> No
     for table in api.base(SANDBOX_BASE_ID).schema().tables:
         fields = [f.name for f in table.fields if f.type == "multipleAttachments"]
         if fields:
-            anexos += [a for r in api.table(SANDBOX_BASE_ID, table.name).all(fields=fields)
-                       for f in fields for a in r["fields"].get(f, [])]
+            anexos += [
+                a
+                for r in api.table(SANDBOX_BASE_ID, table.name).all(fields=fields)
+                for f in fields
+                for a in r["fields"].get(f, [])
+            ]
     assert anexos, "the sample base has attachments"
     folder = settings.paths.backups / "complete" / "2026-01-01T00-00-00Z"
     folder.mkdir(parents=True)
     (folder / "tables.jsonl.gz").write_bytes(b"b" * 4000)
     settings.paths.cache_dir.mkdir(parents=True)
     (settings.paths.cache_dir / "cache.db").write_bytes(b"c" * 321)
-    sj.record_backup_run(id="f1", type="complete", status="ok", started=base_now - 100, finished=base_now - 50,
-                         records=2000, bytes=4000)
+    sj.record_backup_run(
+        id="f1", type="complete", status="ok", started=base_now - 100, finished=base_now - 50, records=2000, bytes=4000
+    )
     result = collect(settings, "storage", "24h", gateway=gateway, journal=sj)
     s = result["metrics"]["storage"]
     assert set(result["metrics"]) == {"storage", "backup"}
@@ -121,8 +126,10 @@ def test_storage_against_the_sandbox(settings, gateway, api, sj, base_now) -> No
     assert s["journal_bytes"] > 0
     assert s["bases"] == {SANDBOX_BASE_ID: {"records": 2000, "usage_ratio": 0.04}}
     # the census's own list requests (the clock is pinned, so they sit at the window's end)
-    list_rows = sj.query("SELECT sum(records) AS r, sum(bytes) AS b FROM requests WHERE operation = 'list'"
-                         " AND records > 0 AND ts <= ?", (base_now,))[0]
+    list_rows = sj.query(
+        "SELECT sum(records) AS r, sum(bytes) AS b FROM requests WHERE operation = 'list' AND records > 0 AND ts <= ?",
+        (base_now,),
+    )[0]
     assert list_rows["r"] == 2000
     assert s["api_bytes_per_record"] == round(list_rows["b"] / list_rows["r"], 1)
     assert s["backup_compression"]["ratio"] == round(list_rows["b"] / list_rows["r"] * 2000 / 4000, 3)

@@ -25,8 +25,9 @@ class PingServer:
             def _handle(self) -> None:
                 n = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(n) if n else b""
-                outer.requests.append({"method": self.command, "path": self.path,
-                                       "body": json.loads(body) if body else None})
+                outer.requests.append(
+                    {"method": self.command, "path": self.path, "body": json.loads(body) if body else None}
+                )
                 if self.path.startswith("/slow"):
                     time.sleep(1.0)
                 code = next((c for p, c in outer.status.items() if self.path.startswith(p)), 200)
@@ -76,8 +77,11 @@ def log_lines(data_dir: Path) -> list[dict[str, Any]]:
 
 
 def job_lines(data_dir: Path, event: str | None = None) -> list[dict[str, Any]]:
-    return [x for x in log_lines(data_dir) if str(x.get("event", "")).startswith("job.")
-            and (event is None or x["event"] == event)]
+    return [
+        x
+        for x in log_lines(data_dir)
+        if str(x.get("event", "")).startswith("job.") and (event is None or x["event"] == event)
+    ]
 
 
 def write_config(tmp_path: Path, text: str) -> Path:

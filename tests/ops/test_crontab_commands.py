@@ -38,8 +38,9 @@ def test_every_crontab_command_runs_against_the_sandbox(cli: Any, clean_env: Pat
 def _env_file(tmp_path: Path, data_dir: Path, mode: int = 0o600, extra: str = "") -> Path:
     f = tmp_path / "beststag.env"
     # these jobs run the sandbox on purpose: the wrapper refuses sandbox mode unless asked
-    f.write_text(f"# secrets of the cron jobs\nBESTSTAG_DATA_DIR={data_dir}\nBESTSTAG_ALLOW_SANDBOX=1\n{extra}",
-                 encoding="utf-8")
+    f.write_text(
+        f"# secrets of the cron jobs\nBESTSTAG_DATA_DIR={data_dir}\nBESTSTAG_ALLOW_SANDBOX=1\n{extra}", encoding="utf-8"
+    )
     f.chmod(mode)
     return f
 
@@ -50,8 +51,14 @@ def _cron_env() -> dict[str, str]:
 
 
 def _wrapper(*args: str, env_file: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(WRAPPER), "--env-file", str(env_file), *args], capture_output=True, text=True,
-                          env=_cron_env(), cwd="/", timeout=120)
+    return subprocess.run(
+        [str(WRAPPER), "--env-file", str(env_file), *args],
+        capture_output=True,
+        text=True,
+        env=_cron_env(),
+        cwd="/",
+        timeout=120,
+    )
 
 
 @pytest.fixture
@@ -64,8 +71,9 @@ def seeded(clean_env: Path, _sample_db: Path) -> Path:
 
 def test_the_wrapper_runs_a_job_quietly_from_anywhere(tmp_path: Path, seeded: Path) -> None:
     env_file = _env_file(tmp_path, seeded)
-    r = _wrapper("metrics", "collect", "--type", "performance", "--range", "1h", "--format", "prometheus",
-                 env_file=env_file)
+    r = _wrapper(
+        "metrics", "collect", "--type", "performance", "--range", "1h", "--format", "prometheus", env_file=env_file
+    )
     assert (r.returncode, r.stdout, r.stderr) == (0, "", "")  # the prom text went to /dev/null
     assert (seeded / "metrics" / "beststag.prom").is_file()
     assert job_lines(seeded, "job.finished")[-1]["outcome"] == "ok"

@@ -29,17 +29,20 @@ def _no_handlers_left() -> Any:
     teardown_logging()
 
 
-@pytest.mark.parametrize(("exc", "outcome", "code"), [
-    (None, "ok", 0),
-    (errors.LockHeld("busy"), "locked", 75),
-    (AlertsFiring("1 alert firing"), "alerting", 1),
-    (errors.PartialSuccess("2 tables failed"), "partial", 3),
-    (errors.UpstreamUnavailable("down"), "failed", 4),
-    (errors.BadInput("bad"), "failed", 2),
-    (RuntimeError("bug"), "failed", 1),
-    (KeyboardInterrupt(), "interrupted", 130),
-    (SystemExit(0), "ok", 0),
-])
+@pytest.mark.parametrize(
+    ("exc", "outcome", "code"),
+    [
+        (None, "ok", 0),
+        (errors.LockHeld("busy"), "locked", 75),
+        (AlertsFiring("1 alert firing"), "alerting", 1),
+        (errors.PartialSuccess("2 tables failed"), "partial", 3),
+        (errors.UpstreamUnavailable("down"), "failed", 4),
+        (errors.BadInput("bad"), "failed", 2),
+        (RuntimeError("bug"), "failed", 1),
+        (KeyboardInterrupt(), "interrupted", 130),
+        (SystemExit(0), "ok", 0),
+    ],
+)
 def test_outcome_of_every_ending(exc: BaseException | None, outcome: str, code: int) -> None:
     assert outcome_of(exc) == (outcome, code)
 
@@ -80,9 +83,12 @@ def test_healthchecks_shorthand_pings_start_then_success(tmp_path: Path, ping_se
 
 
 def test_failure_pings_fail_with_the_exit_code(tmp_path: Path, ping_server: PingServer) -> None:
-    s = _settings(tmp_path, f"{{backup-complete: {{start: '{ping_server.url}/s/{{job}}', "
-                            f"fail: '{ping_server.url}/f/{{job}}/{{exit_code}}?rid={{run_id}}', "
-                            f"success: '{ping_server.url}/ok'}}}}")
+    s = _settings(
+        tmp_path,
+        f"{{backup-complete: {{start: '{ping_server.url}/s/{{job}}', "
+        f"fail: '{ping_server.url}/f/{{job}}/{{exit_code}}?rid={{run_id}}', "
+        f"success: '{ping_server.url}/ok'}}}}",
+    )
     with pytest.raises(errors.PartialSuccess), job(s, "backup-complete") as run:
         raise errors.PartialSuccess("Tarefas failed")
     assert ping_server.paths() == ["/s/backup-complete", f"/f/backup-complete/3?rid={run.run_id}"]
@@ -107,8 +113,11 @@ def test_a_locked_run_sends_no_end_ping(tmp_path: Path, ping_server: PingServer,
 def test_pings_that_fail_never_fail_the_job(tmp_path: Path, ping_server: PingServer, clean_env: Path) -> None:
     ping_server.status["/down"] = 500
     dead = "http://127.0.0.1:9"  # discard port: connection refused
-    s = _settings(tmp_path, f"{{cache-prune: {{start: '{dead}/start', success: '{ping_server.url}/down'}}, "
-                            f"metrics-archive: {{success: '{ping_server.url}/slow/x'}}}}")
+    s = _settings(
+        tmp_path,
+        f"{{cache-prune: {{start: '{dead}/start', success: '{ping_server.url}/down'}}, "
+        f"metrics-archive: {{success: '{ping_server.url}/slow/x'}}}}",
+    )
     with job(s, "cache-prune") as run:
         pass
     assert run.outcome == "ok" and run.exit_code == 0
@@ -140,15 +149,21 @@ def test_unknown_job_in_pings_is_a_config_error(tmp_path: Path) -> None:
 # ---- through the CLI: the job commands use job() themselves
 
 
-@pytest.mark.parametrize(("args", "name"), [
-    (["cache", "prune"], "cache-prune"),
-    (["metrics", "collect", "--type", "performance", "--range", "1h", "--format", "prometheus"],
-     "metrics-performance"),
-    (["metrics", "archive"], "metrics-archive"),
-    (["backup", "cleanup"], "backup-cleanup"),
-])
-def test_job_commands_log_and_ping(cli: Any, tmp_path: Path, ping_server: PingServer, clean_env: Path,
-                                   args: list[str], name: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (["cache", "prune"], "cache-prune"),
+        (
+            ["metrics", "collect", "--type", "performance", "--range", "1h", "--format", "prometheus"],
+            "metrics-performance",
+        ),
+        (["metrics", "archive"], "metrics-archive"),
+        (["backup", "cleanup"], "backup-cleanup"),
+    ],
+)
+def test_job_commands_log_and_ping(
+    cli: Any, tmp_path: Path, ping_server: PingServer, clean_env: Path, args: list[str], name: str
+) -> None:
     cfg = write_config(tmp_path, f"jobs:\n  pings:\n    {name}: {{url: '{ping_server.url}/{name}'}}\n")
     r = cli("--config", str(cfg), "--quiet", *args)
     assert r.exit_code == 0, r
@@ -164,10 +179,14 @@ def test_a_dry_run_is_not_a_run_of_the_job(cli: Any, clean_env: Path) -> None:
     assert job_lines(clean_env) == []
 
 
-def test_backup_run_and_alerts_through_the_cli(cli: Any, tmp_path: Path, ping_server: PingServer,
-                                               clean_env: Path) -> None:
-    cfg = write_config(tmp_path, f"jobs:\n  pings:\n    backup-critical: {{url: '{ping_server.url}/b'}}\n"
-                                 f"    alerts: {{url: '{ping_server.url}/a'}}\n")
+def test_backup_run_and_alerts_through_the_cli(
+    cli: Any, tmp_path: Path, ping_server: PingServer, clean_env: Path
+) -> None:
+    cfg = write_config(
+        tmp_path,
+        f"jobs:\n  pings:\n    backup-critical: {{url: '{ping_server.url}/b'}}\n"
+        f"    alerts: {{url: '{ping_server.url}/a'}}\n",
+    )
     assert cli("--config", str(cfg), "--quiet", "backup", "run", "--type", "critical").exit_code == 0
     # incremental and complete never ran: the backup alert fires (exit 1), the alerts job itself succeeded
     r = cli("--config", str(cfg), "--quiet", "metrics", "alerts")

@@ -19,8 +19,14 @@ WRAPPER = ROOT / "scripts" / "cron-job"
 
 def _start(env_file: Path, *args: str) -> subprocess.Popen[str]:
     env = {"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root"), "LANG": "C.UTF-8"}
-    return subprocess.Popen([str(WRAPPER), "--env-file", str(env_file), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd="/")
+    return subprocess.Popen(
+        [str(WRAPPER), "--env-file", str(env_file), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd="/",
+    )
 
 
 def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
@@ -31,8 +37,9 @@ def _wait_for(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-unty
         time.sleep(0.05)
 
 
-def test_a_second_backup_while_one_runs_exits_75_logged_and_harmless(tmp_path: Path, clean_env: Path,
-                                                                      _sample_db: Path) -> None:
+def test_a_second_backup_while_one_runs_exits_75_logged_and_harmless(
+    tmp_path: Path, clean_env: Path, _sample_db: Path
+) -> None:
     from beststag_cli.backup.layout import BlobStore, list_backups
     from beststag_cli.backup.verify import verify_backup
 
@@ -40,16 +47,22 @@ def test_a_second_backup_while_one_runs_exits_75_logged_and_harmless(tmp_path: P
     shutil.copy(_sample_db, clean_env / "sandbox" / "base.sqlite")
     env_file = tmp_path / "env"
     # every sandbox request takes 150 ms, so the complete backup runs for seconds
-    env_file.write_text(f"BESTSTAG_DATA_DIR={clean_env}\nBESTSTAG_ALLOW_SANDBOX=1\n"
-                        f"BESTSTAG_SANDBOX_FAULTS='{{\"latency_ms\": 150}}'\n")
+    env_file.write_text(
+        f"BESTSTAG_DATA_DIR={clean_env}\nBESTSTAG_ALLOW_SANDBOX=1\nBESTSTAG_SANDBOX_FAULTS='{{\"latency_ms\": 150}}'\n"
+    )
     env_file.chmod(0o600)
 
     first = _start(env_file, "backup", "run", "--type", "complete")
     try:
         _wait_for(lambda: any(x.get("event") == "backup.started" for x in _lines(clean_env)))
-        second = subprocess.run([str(WRAPPER), "--env-file", str(env_file), "backup", "run", "--type", "critical"],
-                                capture_output=True, text=True, cwd="/", timeout=60,
-                                env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root")})
+        second = subprocess.run(
+            [str(WRAPPER), "--env-file", str(env_file), "backup", "run", "--type", "critical"],
+            capture_output=True,
+            text=True,
+            cwd="/",
+            timeout=60,
+            env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root")},
+        )
         assert first.poll() is None, "the first backup should still be running"
         assert (second.returncode, second.stdout, second.stderr) == (75, "", "")  # cron mails nothing
         _, err = first.communicate(timeout=120)
@@ -73,9 +86,14 @@ def test_a_second_backup_while_one_runs_exits_75_logged_and_harmless(tmp_path: P
     partial = root / ".partial"
     assert not partial.exists() or list(partial.iterdir()) == []
     # the lock was released: the next slot runs
-    again = subprocess.run([str(WRAPPER), "--env-file", str(env_file), "backup", "run", "--type", "critical"],
-                           capture_output=True, text=True, cwd="/", timeout=60,
-                           env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root")})
+    again = subprocess.run(
+        [str(WRAPPER), "--env-file", str(env_file), "backup", "run", "--type", "critical"],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin", "HOME": os.environ.get("HOME", "/root")},
+    )
     assert again.returncode == 0, again.stderr
 
 

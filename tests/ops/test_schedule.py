@@ -85,8 +85,11 @@ def test_no_two_jobs_sharing_the_backup_lock_start_in_the_same_minute() -> None:
 
 def test_a_colliding_schedule_is_found(tmp_path: Path) -> None:
     # the spec read literally: critical at 0 */4 starts with the 00:00 incremental every day
-    cfg = write_config(tmp_path, "backup:\n  types:\n    critical:\n      tables: [Usuários, Interações]\n"
-                                 "      schedule: '0 */4 * * *'\n      retention: {keep_last: 12}\n")
+    cfg = write_config(
+        tmp_path,
+        "backup:\n  types:\n    critical:\n      tables: [Usuários, Interações]\n"
+        "      schedule: '0 */4 * * *'\n      retention: {keep_last: 12}\n",
+    )
     found = lock_collisions(scheduled_jobs(load_config(cfg)), datetime(2026, 6, 1, tzinfo=UTC), days=7)
     assert len(found) == 7
     assert found[0] == (datetime(2026, 6, 1, 0, 0, tzinfo=UTC), ["backup-incremental", "backup-critical"])
@@ -99,9 +102,18 @@ def test_cron_events_expand_a_week_in_time_then_crontab_order() -> None:
     counts: dict[str, int] = {}
     for e in events:
         counts[e.name] = counts.get(e.name, 0) + 1
-    assert counts == {"backup-incremental": 7, "backup-complete": 1, "backup-critical": 42, "metrics-usage": 7,
-                      "metrics-performance": 168, "metrics-storage": 1, "alerts": 672, "cache-prune": 168,
-                      "backup-cleanup": 7, "metrics-archive": 1}
+    assert counts == {
+        "backup-incremental": 7,
+        "backup-complete": 1,
+        "backup-critical": 42,
+        "metrics-usage": 7,
+        "metrics-performance": 168,
+        "metrics-storage": 1,
+        "alerts": 672,
+        "cache-prune": 168,
+        "backup-cleanup": 7,
+        "metrics-archive": 1,
+    }
     assert [e.name for e in events[:3]] == ["backup-incremental", "metrics-performance", "alerts"]
     assert events == sorted(events, key=lambda e: (e.at, e.order))
 
@@ -156,8 +168,7 @@ def test_schedule_crontab_fills_in_this_installation(cli: Any, tmp_path: Path) -
     bad = cli("schedule", "crontab", "--env-file", "relative.env")
     assert bad.exit_code == 2 and "absolute" in bad.stderr
     as_json = cli("--json", "schedule", "crontab")
-    assert as_json.json()["entries"][0] == {"schedule": "0 0 * * *", "args": ["backup", "run", "--type",
-                                                                              "incremental"]}
+    assert as_json.json()["entries"][0] == {"schedule": "0 0 * * *", "args": ["backup", "run", "--type", "incremental"]}
 
 
 def test_schedule_show_prints_next_runs_with_their_month(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -165,7 +176,13 @@ def test_schedule_show_prints_next_runs_with_their_month(monkeypatch: pytest.Mon
     monkeypatch.setenv("TZ", "UTC")
     monkeypatch.setenv("BESTSTAG_FAKE_NOW", "2026-06-06T23:00:00Z")
     monkeypatch.setenv("COLUMNS", "300")  # the runs column whole, however piped output gets wrapped
-    r = subprocess.run([sys.executable, "-m", "beststag_cli", "schedule", "show", "--count", "2"],
-                       env=os.environ.copy(), capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    r = subprocess.run(
+        [sys.executable, "-m", "beststag_cli", "schedule", "show", "--count", "2"],
+        env=os.environ.copy(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
     assert r.returncode == 0, r
     assert "Sun 2026-06-07 02:00, Sun 2026-06-14 02:00" in r.stdout, r.stdout

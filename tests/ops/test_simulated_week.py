@@ -102,22 +102,35 @@ def week(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Week]:
             code, out = cli("--json", "backup", "list", "--type", "critical")
             assert code == 0
             ids = [b["id"] for b in json.loads(out)]
-            closest = min(ids, key=lambda i: abs(datetime.strptime(i.split("/")[1], "%Y-%m-%dT%H-%M-%SZ")
-                                                 .replace(tzinfo=UTC) - WED_NOON))
+            closest = min(
+                ids,
+                key=lambda i: abs(
+                    datetime.strptime(i.split("/")[1], "%Y-%m-%dT%H-%M-%SZ").replace(tzinfo=UTC) - WED_NOON
+                ),
+            )
             load_sample(sb.store, base_id=base_id, with_records=False, seed=seed)
             code, out = cli("--json", "--quiet", "backup", "restore", closest, "--base", base_id, "--yes")
             assert code == 0, w.cli_out[-1]
             restore_id = json.loads(out)["id"]
             journal = Journal(settings.paths.journal)
-            id_map = {r["src"]: r["dst"] for r in journal.query(
-                "SELECT src, dst FROM restore_items WHERE restore_id = ? AND phase = 'create'", (restore_id,))}
+            id_map = {
+                r["src"]: r["dst"]
+                for r in journal.query(
+                    "SELECT src, dst FROM restore_items WHERE restore_id = ? AND phase = 'create'", (restore_id,)
+                )
+            }
             journal.close()
-            w.drills[label] = {"backup": closest, "restored": snapshot(gateway_for_base(gw, base_id), CRITICAL),
-                               "id_map": id_map, "at": clock.now()}
+            w.drills[label] = {
+                "backup": closest,
+                "restored": snapshot(gateway_for_base(gw, base_id), CRITICAL),
+                "id_map": id_map,
+                "at": clock.now(),
+            }
 
         entries = parse_crontab((ROOT / "crontab.example").read_text(encoding="utf-8"))
-        w.report = simulate(entries, START, 7, after=after, calls=[
-            (THU_DRILL, lambda at: drill("thursday", "appDrillThursday1", 7))])
+        w.report = simulate(
+            entries, START, 7, after=after, calls=[(THU_DRILL, lambda at: drill("thursday", "appDrillThursday1", 7))]
+        )
         clock.set_now(END)  # Monday 00:00: the week is over
         drill("end of week", "appDrillEndOfWeek", 8)
         w.final = snapshot(gw, CRITICAL)
@@ -234,10 +247,13 @@ def test_alerts_were_evaluated_and_stayed_quiet(week: Week) -> None:
     assert not any(r["firing"] for r in state.values())
 
 
-@pytest.mark.parametrize(("label", "backup"), [
-    ("thursday", f"critical/{_ts(WED_NOON + timedelta(minutes=30))}"),  # Wednesday 12:30, still kept then
-    ("end of week", f"critical/{_ts(WED_NOON + timedelta(hours=8, minutes=30))}"),  # the day's newest, kept
-])
+@pytest.mark.parametrize(
+    ("label", "backup"),
+    [
+        ("thursday", f"critical/{_ts(WED_NOON + timedelta(minutes=30))}"),  # Wednesday 12:30, still kept then
+        ("end of week", f"critical/{_ts(WED_NOON + timedelta(hours=8, minutes=30))}"),  # the day's newest, kept
+    ],
+)
 def test_restore_drill_reproduces_the_base_at_the_backup(week: Week, label: str, backup: str) -> None:
     drill = week.drills[label]
     assert drill["backup"] == backup

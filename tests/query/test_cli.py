@@ -29,7 +29,7 @@ BAD = [
     (["-f", '{"stauts": "Ativo"}'], 'did you mean "status"'),
     (["-f", '{"status": "ativo"}'], 'did you mean "Ativo"'),
     (["-f", '{"tags": "VIP"}'], 'did you mean "vip"'),
-    (["-f", '[1, 2]'], "expected an object"),
+    (["-f", "[1, 2]"], "expected an object"),
     (["--fields", "Nome,emial"], 'did you mean "email"'),
     (["--sort", "-avatar"], "cannot sort"),
     (["--view", "Ativoss"], 'did you mean "Ativos"'),
@@ -37,8 +37,9 @@ BAD = [
 
 
 @pytest.mark.parametrize(("args", "message"), BAD, ids=[m for _, m in BAD])
-def test_bad_input_exits_2_with_one_line_and_sends_nothing(cli: Any, requests_log: Any, args: list[str],
-                                                           message: str) -> None:
+def test_bad_input_exits_2_with_one_line_and_sends_nothing(
+    cli: Any, requests_log: Any, args: list[str], message: str
+) -> None:
     _warm(cli, requests_log)
     for command in ("run", "explain"):
         res = cli("query", command, "Usuários", *args)
@@ -65,8 +66,20 @@ def test_malformed_json_sends_nothing_even_with_a_cold_schema_cache(cli: Any, re
 
 
 def test_run_json_and_ndjson(cli: Any, requests_log: Any) -> None:
-    res = cli("--json", "query", "run", "Interações", "-f", TESTE_2_FILTER, "--fields", "user,message,timestamp",
-              "--sort", "-timestamp", "--max", "50")
+    res = cli(
+        "--json",
+        "query",
+        "run",
+        "Interações",
+        "-f",
+        TESTE_2_FILTER,
+        "--fields",
+        "user,message,timestamp",
+        "--sort",
+        "-timestamp",
+        "--max",
+        "50",
+    )
     assert res.exit_code == 0, res
     doc = res.json()
     assert doc["table"] == "Interações" and len(doc["records"]) == 50 == doc["count"]
@@ -86,8 +99,20 @@ def test_run_rich_table(cli: Any) -> None:
 
 
 def test_explain_json(cli: Any, requests_log: Any) -> None:
-    res = cli("--json", "query", "explain", "Interações", "-f", TESTE_2_FILTER, "--fields", "user,message,timestamp",
-              "--sort", "-timestamp", "--max", "50")
+    res = cli(
+        "--json",
+        "query",
+        "explain",
+        "Interações",
+        "-f",
+        TESTE_2_FILTER,
+        "--fields",
+        "user,message,timestamp",
+        "--sort",
+        "-timestamp",
+        "--max",
+        "50",
+    )
     assert res.exit_code == 0, res
     plan = res.json()
     assert plan["formula"] == "IS_AFTER({timestamp}, DATEADD(NOW(), -7, 'days'))"
@@ -126,14 +151,32 @@ def test_records_create_update_upsert_delete(cli: Any, requests_log: Any, sandbo
     assert all(r["fields"]["prioridade"] == "Alta" for r in created)
 
     ids = [r["id"] for r in created]
-    upd = cli("--json", "records", "update", "Tarefas", "--data",
-              json.dumps([{"id": i, "fields": {"prioridade": "Baixa"}} for i in ids[:12]]))
+    upd = cli(
+        "--json",
+        "records",
+        "update",
+        "Tarefas",
+        "--data",
+        json.dumps([{"id": i, "fields": {"prioridade": "Baixa"}} for i in ids[:12]]),
+    )
     assert upd.exit_code == 0 and upd.json()["requests"] == 2
     assert all(r["fields"]["prioridade"] == "Baixa" for r in upd.json()["records"])
 
-    ups = cli("--json", "records", "upsert", "Tarefas", "--merge-on", "Título", "--data",
-              json.dumps([{"fields": {"Título": "tarefa 0", "prioridade": "Urgente"}},
-                          {"fields": {"Título": "tarefa nova", "prioridade": "Média"}}]))
+    ups = cli(
+        "--json",
+        "records",
+        "upsert",
+        "Tarefas",
+        "--merge-on",
+        "Título",
+        "--data",
+        json.dumps(
+            [
+                {"fields": {"Título": "tarefa 0", "prioridade": "Urgente"}},
+                {"fields": {"Título": "tarefa nova", "prioridade": "Média"}},
+            ]
+        ),
+    )
     assert ups.exit_code == 0, ups
     assert len(ups.json()["created"]) == 1
 

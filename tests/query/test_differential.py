@@ -31,9 +31,14 @@ def _comparable(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Records without attachment URLs (they are signed per request)."""
     out = []
     for r in records:
-        fields = {k: ([{a: b for a, b in x.items() if a not in ("url", "thumbnails")} for x in v]
-                      if isinstance(v, list) and v and isinstance(v[0], dict) else v)
-                  for k, v in r["fields"].items()}
+        fields = {
+            k: (
+                [{a: b for a, b in x.items() if a not in ("url", "thumbnails")} for x in v]
+                if isinstance(v, list) and v and isinstance(v[0], dict)
+                else v
+            )
+            for k, v in r["fields"].items()
+        }
         out.append({**r, "fields": fields})
     return out
 
@@ -44,8 +49,9 @@ class Data:
     def __init__(self, api: Any, schema: BaseSchema) -> None:
         self.schema = schema
         self.records = {t.name: api.table(BASE, t.name).all() for t in schema.tables}
-        self.display = {(t.id, r["id"]): _show(r["fields"].get(t.primary.name))
-                        for t in schema.tables for r in self.records[t.name]}
+        self.display = {
+            (t.id, r["id"]): _show(r["fields"].get(t.primary.name)) for t in schema.tables for r in self.records[t.name]
+        }
         self.pools: dict[tuple[str, str], list[Any]] = {}
         for t in TABLES:
             info = schema.table(t)
@@ -98,8 +104,23 @@ def conditions(draw: Any, data: Data, table: str) -> dict[str, Any]:
         b = draw(st.booleans())
         return {f.name: b} if op == "eq" else {f.name: {"operator": "ne", "value": b}}
     if kind == DATE:
-        op = draw(st.sampled_from(["date_after", "date_before", "date_within", "gt", "lt", "gte", "lte", "eq", "ne",
-                                   "is_empty", "not_empty"]))
+        op = draw(
+            st.sampled_from(
+                [
+                    "date_after",
+                    "date_before",
+                    "date_within",
+                    "gt",
+                    "lt",
+                    "gte",
+                    "lte",
+                    "eq",
+                    "ne",
+                    "is_empty",
+                    "not_empty",
+                ]
+            )
+        )
         if op in ("is_empty", "not_empty"):
             return {f.name: {"operator": op}}
         pool = [p for p in data.pools.get((table, f.name), []) if isinstance(p, str)] or ["2024-01-01"]
@@ -134,7 +155,7 @@ def conditions(draw: Any, data: Data, table: str) -> dict[str, Any]:
             return {f.name: {"operator": op, "value": v}} if op == "contains" else {f.name: v}
         s = str(v)
         i = draw(st.integers(0, max(0, len(s) - 1)))
-        part = s[i:i + draw(st.integers(1, 6))] if op == "contains" else s[: draw(st.integers(1, 6))]
+        part = s[i : i + draw(st.integers(1, 6))] if op == "contains" else s[: draw(st.integers(1, 6))]
         part = part.swapcase() if draw(st.booleans()) else part
         return {f.name: {"operator": op, "value": part or "a"}}
     return {f.name: v} if op == "eq" else {f.name: {"operator": op, "value": v}}
@@ -182,8 +203,7 @@ def test_differential(data: Data, service: Any) -> None:
 
         try:
             spec = QuerySpec.parse(raw)
-            expected = apply_query(spec, data.records[spec.table], data.schema.table(spec.table), now,
-                                   links=data.links)
+            expected = apply_query(spec, data.records[spec.table], data.schema.table(spec.table), now, links=data.links)
         except FilterError as e:  # a drawn value the grammar refuses (e.g. the member separator)
             assert "U+241F" in e.message or "option" in e.message, e.message
             return

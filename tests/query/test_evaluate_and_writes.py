@@ -26,9 +26,17 @@ def rec(rid: str, **fields: Any) -> dict[str, Any]:
 
 def test_matches_and_sort_key_on_written_records(schema: Any) -> None:
     t = schema.table("Interações")
-    spec = QuerySpec.parse({"table": "Interações", "filters": {"timestamp": {"operator": "date_after", "days": -7},
-                                                               "resolvido": False, "canal": ["WhatsApp", "Email"]},
-                            "sort": ["-timestamp"]})
+    spec = QuerySpec.parse(
+        {
+            "table": "Interações",
+            "filters": {
+                "timestamp": {"operator": "date_after", "days": -7},
+                "resolvido": False,
+                "canal": ["WhatsApp", "Email"],
+            },
+            "sort": ["-timestamp"],
+        }
+    )
     fresh = rec("rec00000000000001", timestamp="2024-04-30T10:00:00.000Z", canal="WhatsApp")
     old = rec("rec00000000000002", timestamp="2024-04-01T10:00:00.000Z", canal="WhatsApp")
     done = rec("rec00000000000003", timestamp="2024-04-30T10:00:00.000Z", canal="Email", resolvido=True)
@@ -59,8 +67,9 @@ def test_evaluator_text_number_and_empty_semantics(schema: Any) -> None:
     def m(filters: Any, **fields: Any) -> bool:
         from beststag_cli.query.validate import bind
 
-        return ev.matches(bind(QuerySpec.parse({"table": "Usuários", "filters": filters}), t).tree,
-                          rec("rec00000000000001", **fields))
+        return ev.matches(
+            bind(QuerySpec.parse({"table": "Usuários", "filters": filters}), t).tree, rec("rec00000000000001", **fields)
+        )
 
     assert m({"Nome": {"contains": "BRI"}}, Nome="O'Brien") and not m({"Nome": {"contains": "x"}})
     assert m({"Nome": {"starts_with": "o'b"}}, Nome="O'Brien")
@@ -130,17 +139,27 @@ def test_every_write_tells_the_sink_what_airtable_answered(settings: Any, sandbo
     writer = Writer(gateway)
     created = writer.write("create", "Tarefas", to_records("create", [{"Título": f"t{i}"} for i in range(25)]))
     assert sorted(len(c.created) for c in sink.changes) == [5, 10, 10]
-    assert all(c.base == "appBestStagSandbx" and c.table == "Tarefas" and c.source == "beststag"
-               and c.created[0]["fields"]["Título"].startswith("t") for c in sink.changes)
+    assert all(
+        c.base == "appBestStagSandbx"
+        and c.table == "Tarefas"
+        and c.source == "beststag"
+        and c.created[0]["fields"]["Título"].startswith("t")
+        for c in sink.changes
+    )
     ids = [r["id"] for r in created.records]
     sink.changes.clear()
-    writer.write("update", "Tarefas", to_records("update", [{"id": i, "fields": {"prioridade": "Baixa"}}
-                                                            for i in ids[:12]]))
+    writer.write(
+        "update", "Tarefas", to_records("update", [{"id": i, "fields": {"prioridade": "Baixa"}} for i in ids[:12]])
+    )
     assert sorted(len(c.updated) for c in sink.changes) == [2, 10]
     assert all(r["fields"]["prioridade"] == "Baixa" for c in sink.changes for r in c.updated)
     sink.changes.clear()
-    writer.write("upsert", "Tarefas", to_records("upsert", [{"Título": "t0", "prioridade": "Alta"},
-                                                            {"Título": "brand new"}]), merge_on=["Título"])
+    writer.write(
+        "upsert",
+        "Tarefas",
+        to_records("upsert", [{"Título": "t0", "prioridade": "Alta"}, {"Título": "brand new"}]),
+        merge_on=["Título"],
+    )
     [c] = sink.changes
     assert [r["fields"]["Título"] for r in c.created] == ["brand new"]
     assert [r["id"] for r in c.updated] == [ids[0]]

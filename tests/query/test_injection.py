@@ -43,11 +43,16 @@ def leaves(tree: Any, kind: str) -> list[str]:
 
 
 def _table(name: str = "Nome") -> TableInfo:
-    return TableInfo("tblX", "T", "fld1", (
-        FieldInfo("fld1", name, "singleLineText"),
-        FieldInfo("fld2", "tags", "multipleRecordLinks", {"linkedTableId": "tblY"}),
-        FieldInfo("fld3", "n", "number"),
-    ))
+    return TableInfo(
+        "tblX",
+        "T",
+        "fld1",
+        (
+            FieldInfo("fld1", name, "singleLineText"),
+            FieldInfo("fld2", "tags", "multipleRecordLinks", {"linkedTableId": "tblY"}),
+            FieldInfo("fld3", "n", "number"),
+        ),
+    )
 
 
 TEXT_OPS = ("eq", "ne", "contains", "starts_with")

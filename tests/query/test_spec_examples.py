@@ -24,8 +24,7 @@ def _lists(log: Any) -> list[tuple[str, str, int]]:
     return log.routes("list")
 
 
-def test_teste_1_active_users_in_one_request(service: Any, requests_log: Any, wire: Any, api: Any,
-                                             schema: Any) -> None:
+def test_teste_1_active_users_in_one_request(service: Any, requests_log: Any, wire: Any, api: Any, schema: Any) -> None:
     spec = QuerySpec.from_webhook(TESTE_1)
     service.bind(spec)  # warm the schema cache
     requests_log.clear()
@@ -39,8 +38,9 @@ def test_teste_1_active_users_in_one_request(service: Any, requests_log: Any, wi
     assert 0 < len(result.records) < len(everyone)
 
 
-def test_teste_2_last_7_days_one_request_only_those_fields(service: Any, requests_log: Any, wire: Any, api: Any,
-                                                           schema: Any) -> None:
+def test_teste_2_last_7_days_one_request_only_those_fields(
+    service: Any, requests_log: Any, wire: Any, api: Any, schema: Any
+) -> None:
     now = clock.now()
     clock.set_now(now)
     spec = QuerySpec.from_webhook(TESTE_2)

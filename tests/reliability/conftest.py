@@ -33,10 +33,10 @@ def sandbox_env(data: Path, faults: dict[str, Any] | None = None, **extra: str) 
     return env
 
 
-def run_cli(env: dict[str, str], *args: str, timeout: float = 120, input: str | None = None
-            ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*BESTSTAG, *args], env=env, capture_output=True, text=True, timeout=timeout,
-                          input=input)
+def run_cli(
+    env: dict[str, str], *args: str, timeout: float = 120, input: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*BESTSTAG, *args], env=env, capture_output=True, text=True, timeout=timeout, input=input)
 
 
 def seeded_data_dir(sample_db: Path, data: Path) -> Path:

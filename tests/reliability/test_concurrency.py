@@ -41,8 +41,12 @@ def _wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> 
 
 
 def _post(url: str, body: dict) -> tuple[int, str]:
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                 headers={"Content-Type": "application/json", "Authorization": f"Bearer {SECRET}"})
+    req = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {SECRET}"},
+    )
     try:
         with urllib.request.urlopen(req, timeout=60) as r:
             return r.status, r.read().decode()
@@ -58,28 +62,51 @@ def test_backup_webhook_load_and_prune_at_once(_sample_db: Path, tmp_path: Path)
     sb_env.pop("BESTSTAG_SANDBOX_FAULTS")
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        sandbox = subprocess.Popen([*BESTSTAG, "sandbox", "serve", "--port", str(sport), "--rate-limit"],
-                                   env=sb_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        sandbox = subprocess.Popen(
+            [*BESTSTAG, "sandbox", "serve", "--port", str(sport), "--rate-limit"],
+            env=sb_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         procs.append(sandbox)
         _wait_http(f"http://127.0.0.1:{sport}/_sandbox/stats", sandbox)
-        env = sandbox_env(data, AIRTABLE_TOKEN="sandbox", AIRTABLE_BASE_ID=BASE,
-                          AIRTABLE_ENDPOINT_URL=f"http://127.0.0.1:{sport}", BESTSTAG_WEBHOOK_SECRET=SECRET)
+        env = sandbox_env(
+            data,
+            AIRTABLE_TOKEN="sandbox",
+            AIRTABLE_BASE_ID=BASE,
+            AIRTABLE_ENDPOINT_URL=f"http://127.0.0.1:{sport}",
+            BESTSTAG_WEBHOOK_SECRET=SECRET,
+        )
         env.pop("BESTSTAG_SANDBOX_FAULTS")
-        server = subprocess.Popen([*BESTSTAG, "serve", "--port", str(wport)], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        server = subprocess.Popen(
+            [*BESTSTAG, "serve", "--port", str(wport)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         procs.append(server)
         _wait_http(f"http://127.0.0.1:{wport}/healthz", server)
-        backup = subprocess.Popen([*BESTSTAG, "--json", "-v", "backup", "run", "--type", "critical"], env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        backup = subprocess.Popen(
+            [*BESTSTAG, "--json", "-v", "backup", "run", "--type", "critical"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         url = f"http://127.0.0.1:{wport}/webhook/airtable/cache"
-        bodies = [{"operation": "get", "table": t, "filters": f, "maxRecords": 20}
-                  for t, f in (("Usuários", {"status": "Ativo"}), ("Usuários", {"plano": "Pro"}),
-                               ("Tarefas", {"prioridade": "Alta"}), ("Eventos", None))]
+        bodies = [
+            {"operation": "get", "table": t, "filters": f, "maxRecords": 20}
+            for t, f in (
+                ("Usuários", {"status": "Ativo"}),
+                ("Usuários", {"plano": "Pro"}),
+                ("Tarefas", {"prioridade": "Alta"}),
+                ("Eventos", None),
+            )
+        ]
         prunes: list[subprocess.CompletedProcess[str]] = []
         answers: list[tuple[int, str]] = []
         with ThreadPoolExecutor(8) as pool:
-            futures = [pool.submit(_post, url, {k: v for k, v in bodies[i % len(bodies)].items() if v is not None})
-                       for i in range(200)]
+            futures = [
+                pool.submit(_post, url, {k: v for k, v in bodies[i % len(bodies)].items() if v is not None})
+                for i in range(200)
+            ]
             while backup.poll() is None or len(prunes) < 3:
                 prunes.append(run_cli(env, "--quiet", "cache", "prune"))
                 if len(prunes) % 3 == 0:
@@ -104,8 +131,10 @@ def test_backup_webhook_load_and_prune_at_once(_sample_db: Path, tmp_path: Path)
         sb = Sandbox(upstream_dir / "sandbox" / "base.sqlite")
         assert counts == {t: sb.store.count(BASE, t) for t in counts}  # nothing lost
         sb.close()
-        print(f"\nconcurrency: {len(answers)} webhook answers (all 200), {len(prunes)} prunes, "
-              f"{stats['requests']} upstream requests, {stats['rate_limited']} rate-limited")
+        print(
+            f"\nconcurrency: {len(answers)} webhook answers (all 200), {len(prunes)} prunes, "
+            f"{stats['requests']} upstream requests, {stats['rate_limited']} rate-limited"
+        )
     finally:
         for p in procs:
             p.terminate()

@@ -50,8 +50,11 @@ def _seed(journal_path: Path, now: float) -> tuple[Counter[str], int]:
     with Journal(journal_path) as j:
         conn = j.conn  # one transaction: the seed is setup, not what is tested
         conn.execute("BEGIN IMMEDIATE")
-        conn.executemany("INSERT INTO requests (ts, base, table_name, method, status, duration_ms, source)"
-                         " VALUES (?, 'app', 'T', 'GET', 200, ?, 'test')", requests)
+        conn.executemany(
+            "INSERT INTO requests (ts, base, table_name, method, status, duration_ms, source)"
+            " VALUES (?, 'app', 'T', 'GET', 200, ?, 'test')",
+            requests,
+        )
         conn.executemany("INSERT INTO cache_events (ts, table_name, event, \"key\") VALUES (?, 'T', 'hit', ?)", events)
         conn.execute("COMMIT")
     return old, 50
@@ -79,8 +82,15 @@ def test_two_or_three_archives_at_random_offsets_move_every_old_row_exactly_once
     n = 2 + trial % 2
     procs = []
     for _ in range(n):
-        procs.append(subprocess.Popen([*BESTSTAG, "--json", "metrics", "archive"], env=env,
-                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        procs.append(
+            subprocess.Popen(
+                [*BESTSTAG, "--json", "metrics", "archive"],
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
         time.sleep(rng.uniform(0.0, 0.25))  # a random start offset, not a synchronisation
     results = [(p.wait(timeout=300), *p.communicate()) for p in procs]
     codes = [c for c, _, _ in results]
@@ -88,8 +98,10 @@ def test_two_or_three_archives_at_random_offsets_move_every_old_row_exactly_once
     for c, out, err in results:
         assert "Traceback" not in err and "internal_error" not in out, (c, out, err)
     got = _archived(data / "metrics" / "archive")
-    assert got == old, (f"{sum((old - got).values())} old rows lost, {sum((got - old).values())} archived twice",
-                        results)
+    assert got == old, (
+        f"{sum((old - got).values())} old rows lost, {sum((got - old).values())} archived twice",
+        results,
+    )
     with Journal(data / "journal.sqlite") as j:
         assert j.query("SELECT count(*) AS n FROM requests WHERE duration_ms >= 0")[0]["n"] == 0
         assert j.query("SELECT count(*) AS n FROM cache_events")[0]["n"] == 0

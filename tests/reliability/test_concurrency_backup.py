@@ -38,8 +38,9 @@ def _env(tmp_path: Path, sample: Path) -> dict[str, str]:
     path = tmp_path / "beststag.yaml"
     path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRTABLE_", "BESTSTAG_"))}
-    env.update(BESTSTAG_DATA_DIR=str(data), BESTSTAG_CONFIG=str(path),
-               BESTSTAG_SANDBOX_FAULTS=json.dumps({"latency_ms": 15}))
+    env.update(
+        BESTSTAG_DATA_DIR=str(data), BESTSTAG_CONFIG=str(path), BESTSTAG_SANDBOX_FAULTS=json.dumps({"latency_ms": 15})
+    )
     return env
 
 
@@ -54,13 +55,22 @@ def test_runs_and_cleanups_at_random_offsets_leave_an_exact_end_state(_sample_db
     made: list[str] = []
     removed: set[str] = set()
     for _ in range(ROUNDS):
-        jobs = [("run", "backup", "run", "--type", "critical"), ("run", "backup", "run", "--type", "critical"),
-                ("cleanup", "backup", "cleanup")]
+        jobs = [
+            ("run", "backup", "run", "--type", "critical"),
+            ("run", "backup", "run", "--type", "critical"),
+            ("cleanup", "backup", "cleanup"),
+        ]
         rng.shuffle(jobs)
         procs = []
         for kind, *args in jobs:
-            procs.append((kind, subprocess.Popen([*BESTSTAG, "--json", *args], env=env, stdout=subprocess.PIPE,
-                                                 stderr=subprocess.PIPE, text=True)))
+            procs.append(
+                (
+                    kind,
+                    subprocess.Popen(
+                        [*BESTSTAG, "--json", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                    ),
+                )
+            )
             time.sleep(rng.uniform(0.0, 0.4))  # a random offset between starts (not a synchronisation)
         codes = []
         for kind, p in procs:

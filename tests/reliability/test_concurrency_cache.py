@@ -41,8 +41,9 @@ with store.lock("the-key"):
 
 def _hold_then_kill(kind: str, where: str) -> int:
     """A subprocess takes the lock, says so, and is SIGKILLed while holding it; returns its pid."""
-    p = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, kind, where], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, kind, where], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         line = p.stdout.readline() if p.stdout else ""  # blocks until the child holds the lock
         assert line.strip() == "held", (line, p.stderr.read() if p.stderr else "")
@@ -131,8 +132,9 @@ def test_kill_9_during_a_cache_miss_does_not_block_the_next_read(clean_env: Path
     m.schema()  # seeds the sandbox and caches the schema on disk
     skey = m.keys.query("Usuários", m.generation("Usuários"), cache_key(spec))
     env = {**os.environ, "BESTSTAG_SANDBOX_FAULTS": json.dumps({"latency_ms": 600_000})}  # the miss hangs
-    p = subprocess.Popen([sys.executable, "-c", MISS_WORKER], env=env, stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-c", MISS_WORKER], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert (p.stdout.readline() if p.stdout else "").strip() == "start"
         deadline = time.monotonic() + 120  # generous: only how long a loaded machine takes to get there
@@ -182,8 +184,14 @@ def test_concurrent_cache_warm_runs_end_exact(clean_env: Path) -> None:
             users.create({"Nome": f"warm {round_}", "status": "Ativo"})  # the answers change between rounds
             procs = []
             for _ in range(rng.choice([2, 3])):
-                procs.append(subprocess.Popen([sys.executable, "-m", "beststag_cli", "--json", "cache", "warm"],
-                                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "beststag_cli", "--json", "cache", "warm"],
+                        stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE,
+                        text=True,
+                    )
+                )
                 time.sleep(rng.uniform(0.0, 0.6))  # random start offsets (not synchronisation)
             outs = [(p.communicate(timeout=180), p.returncode) for p in procs]
             for (out, err), code in outs:

@@ -39,8 +39,11 @@ def _fingerprint(snap: dict[str, dict[str, dict[str, Any]]], id_map: dict[str, s
     for table, recs in snap.items():
         c: Counter[str] = Counter()
         for rec in recs.values():
-            fields = {k: (sorted(id_map.get(x, x) for x in v) if rec["types"][k] == "multipleRecordLinks" else v)
-                      for k, v in rec["fields"].items() if rec["targets"].get(k, table) in snap}
+            fields = {
+                k: (sorted(id_map.get(x, x) for x in v) if rec["types"][k] == "multipleRecordLinks" else v)
+                for k, v in rec["fields"].items()
+                if rec["targets"].get(k, table) in snap
+            }
             c[hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()] += 1
         out[table] = c
     return out
@@ -65,8 +68,17 @@ class World:
         self.journal = Journal(self.settings.paths.journal)
         self.gateway = Gateway(self.settings, sandbox=self.sb, journal=self.journal, source="test")
         self.before = snapshot(self.gateway, TABLES + RACE_TABLES)
-        r = run_cli(self.env, "--json", "backup", "run", "--type", "complete", "--tables",
-                    ",".join(TABLES + RACE_TABLES), timeout=WAIT_S)
+        r = run_cli(
+            self.env,
+            "--json",
+            "backup",
+            "run",
+            "--type",
+            "complete",
+            "--tables",
+            ",".join(TABLES + RACE_TABLES),
+            timeout=WAIT_S,
+        )
         assert r.returncode == 0, r.stderr
         self.backup_id = json.loads(r.stdout)["id"]
 
@@ -78,8 +90,19 @@ class World:
         return gateway_for_base(self.gateway, base_id)
 
     def restore_cmd(self, base_id: str, *extra: str, tables: list[str] = TABLES) -> list[str]:
-        return [*BESTSTAG, "--json", "backup", "restore", self.backup_id, "--tables", ",".join(tables),
-                "--base", base_id, "--yes", *extra]
+        return [
+            *BESTSTAG,
+            "--json",
+            "backup",
+            "restore",
+            self.backup_id,
+            "--tables",
+            ",".join(tables),
+            "--base",
+            base_id,
+            "--yes",
+            *extra,
+        ]
 
     def assert_exact(self, base_id: str, target: Any, tables: list[str] = TABLES) -> None:
         """Every backed-up record exactly once: counts, field hashes, links remapped, files by sha256."""
@@ -93,8 +116,9 @@ class World:
     def timings(self, base_id: str, started: float) -> tuple[float, float]:
         """From a finished restore into ``base_id`` started at ``started`` (clock time): when it first read
         the target table and when it finished, in seconds after its start (from the journal)."""
-        first_read = self.journal.query("SELECT min(ts) AS t FROM requests WHERE base = ? AND operation = 'list'",
-                                        (base_id,))[0]["t"]
+        first_read = self.journal.query(
+            "SELECT min(ts) AS t FROM requests WHERE base = ? AND operation = 'list'", (base_id,)
+        )[0]["t"]
         ended = self.journal.query("SELECT max(finished) AS t FROM restore_runs")[0]["t"]
         return float(first_read) - started, float(ended) - started
 
@@ -118,8 +142,13 @@ def test_two_restores_at_once_into_one_empty_base_write_every_record_once(world:
     # (the window in which a restore that plans before locking creates records twice)
     target = world.empty_base("appConcurrentRst0", seed=100)
     started = clock.timestamp()
-    solo = subprocess.run(world.restore_cmd("appConcurrentRst0", tables=RACE_TABLES), env=world.env,
-                          capture_output=True, text=True, timeout=WAIT_S)
+    solo = subprocess.run(
+        world.restore_cmd("appConcurrentRst0", tables=RACE_TABLES),
+        env=world.env,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+    )
     assert solo.returncode == 0, solo.stderr
     world.assert_exact("appConcurrentRst0", target, RACE_TABLES)
     reads_at, ends_at = world.timings("appConcurrentRst0", started)
@@ -131,20 +160,35 @@ def test_two_restores_at_once_into_one_empty_base_write_every_record_once(world:
     # the first has ended. Three offsets before that end; the last pair lets the second wait for the
     # lock instead of exiting 75.
     slow = sandbox_env(world.data, {"latency_ms": 150})
-    trials = [(aim - rng.uniform(0.2, 0.45), ()), (aim - rng.uniform(0.45, 0.7), ()),
-              (aim - rng.uniform(0.2, 0.7), ("--wait", str(WAIT_S)))]
+    trials = [
+        (aim - rng.uniform(0.2, 0.45), ()),
+        (aim - rng.uniform(0.45, 0.7), ()),
+        (aim - rng.uniform(0.2, 0.7), ("--wait", str(WAIT_S))),
+    ]
     for i, (offset, extra) in enumerate(trials, start=1):
         base = f"appConcurrentRst{i}"
         target = world.empty_base(base, seed=100 + i)
-        first = subprocess.Popen(world.restore_cmd(base, *extra, tables=RACE_TABLES), env=world.env,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        first = subprocess.Popen(
+            world.restore_cmd(base, *extra, tables=RACE_TABLES),
+            env=world.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(max(0.0, offset))  # the offset itself is the experiment, not a synchronisation
-        second = subprocess.Popen(world.restore_cmd(base, *extra, tables=RACE_TABLES), env=slow,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        second = subprocess.Popen(
+            world.restore_cmd(base, *extra, tables=RACE_TABLES),
+            env=slow,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         outs = [p.communicate(timeout=WAIT_S) for p in (first, second)]
         codes = [first.returncode, second.returncode]
-        print(f"trial {i}: offset {offset:.2f} s of {aim:.2f} s: exit codes {codes}, "
-              f"{world.sb.store.count(base, 'Interações')} records")
+        print(
+            f"trial {i}: offset {offset:.2f} s of {aim:.2f} s: exit codes {codes}, "
+            f"{world.sb.store.count(base, 'Interações')} records"
+        )
         assert set(codes) <= {0, 75} and 0 in codes, (offset, codes, [e[-1500:] for _, e in outs])
         for code, (out, _err) in zip(codes, outs, strict=True):
             if code == 75:
@@ -168,15 +212,30 @@ def _me() -> dict[str, Any]:
 def test_a_running_restore_of_a_live_process_is_not_resumed(world: World) -> None:
     base = "appConcurrentRst4"
     world.empty_base(base, seed=104)
-    progress = {"backup_id": world.backup_id, "target_base": base, "tables": TABLES, "prune_extra": False,
-                "mode": "other"}
+    progress = {
+        "backup_id": world.backup_id,
+        "target_base": base,
+        "tables": TABLES,
+        "prune_extra": False,
+        "mode": "other",
+    }
     dead = subprocess.Popen(["true"])  # a pid that existed on this boot and is gone now
     dead.wait(timeout=WAIT_S)
-    world.journal.record_restore_run(id="restore-alive", backup_id=world.backup_id, status="running", started=2.0,
-                                     progress={**progress, "process": _me()})
+    world.journal.record_restore_run(
+        id="restore-alive",
+        backup_id=world.backup_id,
+        status="running",
+        started=2.0,
+        progress={**progress, "process": _me()},
+    )
     assert find_resumable(world.journal, world.backup_id, base, TABLES, False) is None
-    world.journal.record_restore_run(id="restore-dead", backup_id=world.backup_id, status="running", started=1.0,
-                                     progress={**progress, "process": {**_me(), "pid": dead.pid}})
+    world.journal.record_restore_run(
+        id="restore-dead",
+        backup_id=world.backup_id,
+        status="running",
+        started=1.0,
+        progress={**progress, "process": {**_me(), "pid": dead.pid}},
+    )
     assert find_resumable(world.journal, world.backup_id, base, TABLES, False) == "restore-dead"
 
 
@@ -185,8 +244,7 @@ def test_a_signal_mid_restore_closes_the_run_as_interrupted_and_a_rerun_complete
     base = "appConcurrentRst5" if sig == signal.SIGINT else "appConcurrentRst6"
     target = world.empty_base(base, seed=105 if sig == signal.SIGINT else 106)
     env = sandbox_env(world.data, {"latency_ms": 20})  # slow enough for the signal to land mid-run
-    proc = subprocess.Popen(world.restore_cmd(base), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(world.restore_cmd(base), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + WAIT_S
     while world.sb.store.count(base, "Usuários") == 0 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)  # polling the base for the first write: the event we wait for
@@ -201,8 +259,19 @@ def test_a_signal_mid_restore_closes_the_run_as_interrupted_and_a_rerun_complete
     lock = world.settings.paths.locks / f"restore-{base}.lock"
     assert not Path(f"{lock}.holder").exists()  # the lock was released with its holder note
 
-    r = run_cli(world.env, "--json", "backup", "restore", world.backup_id, "--tables", ",".join(TABLES),
-                "--base", base, "--yes", timeout=WAIT_S)
+    r = run_cli(
+        world.env,
+        "--json",
+        "backup",
+        "restore",
+        world.backup_id,
+        "--tables",
+        ",".join(TABLES),
+        "--base",
+        base,
+        "--yes",
+        timeout=WAIT_S,
+    )
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["resumed"] is True
     world.assert_exact(base, target)

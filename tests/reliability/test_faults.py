@@ -24,8 +24,9 @@ ROUNDS = 6  # seeds; each runs every command once
 
 
 def faults(seed: int) -> FaultConfig:
-    return FaultConfig(seed=seed, latency_ms=1, rate_429=0.07, rate_500=0.07, rate_503=0.06, rate_drop=0.04,
-                       rate_drop_after=0.04)
+    return FaultConfig(
+        seed=seed, latency_ms=1, rate_429=0.07, rate_500=0.07, rate_503=0.06, rate_drop=0.04, rate_drop_after=0.04
+    )
 
 
 class Tally:
@@ -80,9 +81,11 @@ def tally(sandbox: Any) -> Tally:
 
 
 def test_reads_are_right_or_flagged_stale_or_fail_cleanly(cli, sandbox, fast_retries, tally) -> None:
-    queries = [["Usuários", "--filter", '{"status": "Ativo"}', "--max", "30"],
-               ["Tarefas", "--sort", "-vencimento", "--max", "120"],
-               ["Interações", "--fields", "Resumo,canal", "--max", "250"]]
+    queries = [
+        ["Usuários", "--filter", '{"status": "Ativo"}', "--max", "30"],
+        ["Tarefas", "--sort", "-vencimento", "--max", "120"],
+        ["Interações", "--fields", "Resumo,canal", "--max", "250"],
+    ]
     truth = {}
     for q in queries:
         r = cli("--json", "query", "run", *q)
@@ -118,7 +121,7 @@ def test_an_outage_serves_the_expired_answer_flagged_stale(cli, sandbox, fast_re
     sandbox.app.set_faults(FaultConfig())
     assert r.exit_code == 0, r
     assert r.json()["cache"]["status"] == "stale" and r.json()["records"] == fresh["records"]
-    clock.advance(10 ** 6)  # past max_stale_s: nothing may be served any more
+    clock.advance(10**6)  # past max_stale_s: nothing may be served any more
     sandbox.app.set_faults(FaultConfig(rate_503=1.0))
     r = cli("--json", "cache", "get", *q)
     sandbox.app.set_faults(FaultConfig())
@@ -139,17 +142,37 @@ def test_writes_are_never_applied_twice(cli, sandbox, fast_retries, tally) -> No
             if o == "ok":
                 created[f"{tag}c{i}"] = r.json()["records"][0]["id"]
         # a 25-record create: three batches, some may be confirmed and one lost
-        r = cli("--json", "records", "create", "Tarefas", "--data",
-                json.dumps([{"Título": f"{tag}b{i}"} for i in range(25)]))
+        r = cli(
+            "--json",
+            "records",
+            "create",
+            "Tarefas",
+            "--data",
+            json.dumps([{"Título": f"{tag}b{i}"} for i in range(25)]),
+        )
         counts["create-batch " + _outcome(r)] += 1
         # upserts: retry-safe creates
         for i in range(4):
-            r = cli("--json", "records", "upsert", "Tarefas", "--merge-on", "Título", "--data",
-                    json.dumps([{"fields": {"Título": f"{tag}u{i}", "prioridade": "Alta"}}]))
+            r = cli(
+                "--json",
+                "records",
+                "upsert",
+                "Tarefas",
+                "--merge-on",
+                "Título",
+                "--data",
+                json.dumps([{"fields": {"Título": f"{tag}u{i}", "prioridade": "Alta"}}]),
+            )
             counts["upsert " + _outcome(r)] += 1
         for title, rid in list(created.items())[:2]:
-            r = cli("--json", "records", "update", "Tarefas", "--data",
-                    json.dumps([{"id": rid, "fields": {"Título": title + "-upd"}}]))
+            r = cli(
+                "--json",
+                "records",
+                "update",
+                "Tarefas",
+                "--data",
+                json.dumps([{"id": rid, "fields": {"Título": title + "-upd"}}]),
+            )
             o = _outcome(r)
             counts["update " + o] += 1
             if o == "ok":
@@ -261,8 +284,12 @@ class DropAfterFirstCreate:
 
         out = self._app(environ, start_response)
         path = environ.get("PATH_INFO", "")
-        if not self.dropped and environ["REQUEST_METHOD"] == "POST" and path.count("/") == 3 \
-                and "listRecords" not in path:
+        if (
+            not self.dropped
+            and environ["REQUEST_METHOD"] == "POST"
+            and path.count("/") == 3
+            and "listRecords" not in path
+        ):
             self.dropped += 1
             raise DropConnection()
         return out

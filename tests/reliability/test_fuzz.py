@@ -12,30 +12,83 @@ from hypothesis import strategies as st
 
 from beststag_cli.errors import BestStagError
 
-FUZZ = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
-FIELDS = ["status", "Nome", "plano", "mensalidade", "data de cadastro", "tags", "ativo no WhatsApp", "Interações",
-          "avatar", "Nome}", "{x}", "a'b", "", "AND(", "status\\"]
-OPS = ["eq", "ne", "gt", "gte", "lt", "lte", "contains", "starts_with", "in", "not_in", "is_empty", "not_empty",
-       "date_after", "date_before", "date_within", "=", "!=", ">=", "like", "regex", "", "operator"]
-scalars = (st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True)
-           | st.text(max_size=20) | st.sampled_from(["Ativo", "Pro", "2024-01-01", "-7", "'", "}", "\\"]))
+FIELDS = [
+    "status",
+    "Nome",
+    "plano",
+    "mensalidade",
+    "data de cadastro",
+    "tags",
+    "ativo no WhatsApp",
+    "Interações",
+    "avatar",
+    "Nome}",
+    "{x}",
+    "a'b",
+    "",
+    "AND(",
+    "status\\",
+]
+OPS = [
+    "eq",
+    "ne",
+    "gt",
+    "gte",
+    "lt",
+    "lte",
+    "contains",
+    "starts_with",
+    "in",
+    "not_in",
+    "is_empty",
+    "not_empty",
+    "date_after",
+    "date_before",
+    "date_within",
+    "=",
+    "!=",
+    ">=",
+    "like",
+    "regex",
+    "",
+    "operator",
+]
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**12), 10**12)
+    | st.floats(allow_nan=True)
+    | st.text(max_size=20)
+    | st.sampled_from(["Ativo", "Pro", "2024-01-01", "-7", "'", "}", "\\"])
+)
 
 
 def _leaf() -> st.SearchStrategy[Any]:
-    op_obj = st.fixed_dictionaries({"operator": st.sampled_from(OPS)},
-                                   optional={"value": scalars, "days": scalars, "hours": scalars, "date": scalars,
-                                             "from": scalars, "to": scalars})
+    op_obj = st.fixed_dictionaries(
+        {"operator": st.sampled_from(OPS)},
+        optional={"value": scalars, "days": scalars, "hours": scalars, "date": scalars, "from": scalars, "to": scalars},
+    )
     keyed = st.dictionaries(st.sampled_from(OPS), scalars | st.lists(scalars, max_size=3), max_size=3)
-    return st.dictionaries(st.sampled_from(FIELDS), scalars | st.lists(scalars, max_size=4) | op_obj | keyed,
-                           min_size=1, max_size=3)
+    return st.dictionaries(
+        st.sampled_from(FIELDS), scalars | st.lists(scalars, max_size=4) | op_obj | keyed, min_size=1, max_size=3
+    )
 
 
-filters = st.recursive(_leaf() | scalars | st.lists(scalars, max_size=2), lambda kids: (
-    st.dictionaries(st.sampled_from(["and", "or", "$and", "AND"]), st.lists(kids, max_size=4), min_size=1,
-                    max_size=2) | st.builds(lambda k: {"not": k}, kids) | st.lists(kids, max_size=3)),
-    max_leaves=25)
+filters = st.recursive(
+    _leaf() | scalars | st.lists(scalars, max_size=2),
+    lambda kids: (
+        st.dictionaries(
+            st.sampled_from(["and", "or", "$and", "AND"]), st.lists(kids, max_size=4), min_size=1, max_size=2
+        )
+        | st.builds(lambda k: {"not": k}, kids)
+        | st.lists(kids, max_size=3)
+    ),
+    max_leaves=25,
+)
 
 
 @pytest.fixture
@@ -52,8 +105,9 @@ def service(gateway: Any) -> Any:
 
 @FUZZ
 @given(raw=filters, table=st.sampled_from(["Usuários", "Tarefas", "Usuarios"]))
-def test_any_filter_json_compiles_to_a_formula_the_sandbox_parses_or_is_refused(service: Any, raw: Any,
-                                                                               table: str) -> None:
+def test_any_filter_json_compiles_to_a_formula_the_sandbox_parses_or_is_refused(
+    service: Any, raw: Any, table: str
+) -> None:
     from beststag_cli.query.formula import compile_bound
     from beststag_cli.query.spec import QuerySpec
     from beststag_cli.sandbox.formula import parse
@@ -70,10 +124,49 @@ def test_any_filter_json_compiles_to_a_formula_the_sandbox_parses_or_is_refused(
         parse(text)  # the formula we send is one Airtable's grammar accepts
 
 
-formula_pieces = st.sampled_from(["AND(", "OR(", "NOT(", "IF(", ")", ",", "{status}", "{a\\}b}", "'x'", '"y"',
-                                  "'\\''", "1", "-2.5", "TRUE()", "=", "!=", "<", ">=", "&", "+", "*", "/",
-                                  "FIND(", "LOWER(", "DATEADD(", "IS_AFTER(", "NOW()", "BLANK()", " ", "\n",
-                                  "RECORD_ID()", "ARRAYJOIN(", "{", "}", "'", "\\", "/*", "*/", "UNKNOWNFN("])
+formula_pieces = st.sampled_from(
+    [
+        "AND(",
+        "OR(",
+        "NOT(",
+        "IF(",
+        ")",
+        ",",
+        "{status}",
+        "{a\\}b}",
+        "'x'",
+        '"y"',
+        "'\\''",
+        "1",
+        "-2.5",
+        "TRUE()",
+        "=",
+        "!=",
+        "<",
+        ">=",
+        "&",
+        "+",
+        "*",
+        "/",
+        "FIND(",
+        "LOWER(",
+        "DATEADD(",
+        "IS_AFTER(",
+        "NOW()",
+        "BLANK()",
+        " ",
+        "\n",
+        "RECORD_ID()",
+        "ARRAYJOIN(",
+        "{",
+        "}",
+        "'",
+        "\\",
+        "/*",
+        "*/",
+        "UNKNOWNFN(",
+    ]
+)
 formulas = st.lists(formula_pieces, max_size=40).map("".join) | st.text(max_size=60)
 
 
@@ -136,9 +229,10 @@ def from_schema(root: dict[str, Any], node: dict[str, Any], depth: int = 0) -> s
         if t == "object" and depth < 3:
             props = node.get("properties", {})
             req = set(node.get("required", []))
-            good = st.fixed_dictionaries({k: from_schema(root, v, depth + 1) for k, v in props.items() if k in req},
-                                         optional={k: from_schema(root, v, depth + 1) for k, v in props.items()
-                                                   if k not in req})
+            good = st.fixed_dictionaries(
+                {k: from_schema(root, v, depth + 1) for k, v in props.items() if k in req},
+                optional={k: from_schema(root, v, depth + 1) for k, v in props.items() if k not in req},
+            )
         elif t == "array" and depth < 3:
             good = st.lists(from_schema(root, node.get("items", {}), depth + 1), max_size=3)
         elif t == "string":
@@ -149,8 +243,9 @@ def from_schema(root: dict[str, Any], node: dict[str, Any], depth: int = 0) -> s
         elif t == "boolean":
             good = st.booleans()
         else:
-            good = st.none() | st.dictionaries(st.sampled_from(["status", "plano", "and"]),
-                                               st.sampled_from(["Ativo", "Pro", 1]), max_size=2)
+            good = st.none() | st.dictionaries(
+                st.sampled_from(["status", "plano", "and"]), st.sampled_from(["Ativo", "Pro", 1]), max_size=2
+            )
     return st.one_of(good, good, good, wrong) if depth else good
 
 
@@ -162,11 +257,13 @@ def openapi(client: Any) -> dict[str, Any]:
     return client.get("/openapi.json").json()
 
 
-@settings(max_examples=120, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 @given(data=st.data())
-def test_webhooks_answer_their_own_schema_with_documented_statuses(client: Any, openapi: dict[str, Any],
-                                                                   data: st.DataObject) -> None:
+def test_webhooks_answer_their_own_schema_with_documented_statuses(
+    client: Any, openapi: dict[str, Any], data: st.DataObject
+) -> None:
     paths = [p for p in openapi["paths"] if p.startswith("/webhook/")]
     path = data.draw(st.sampled_from(sorted(paths)))
     body_schema = openapi["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]

@@ -60,8 +60,14 @@ def _one_line_refusal(r: Any) -> None:
 def _seed_old_journal_rows(settings: Any) -> None:
     with Journal(settings.paths.journal) as j:
         for i in range(5):
-            j.record_request(base=BASE, table_name="Usuários", method="GET", status=200, duration_ms=1.0,
-                             ts=clock.timestamp() - 400 * 86400 + i)
+            j.record_request(
+                base=BASE,
+                table_name="Usuários",
+                method="GET",
+                status=200,
+                duration_ms=1.0,
+                ts=clock.timestamp() - 400 * 86400 + i,
+            )
 
 
 def _limited(settings: Any, sandbox: Any) -> None:
@@ -76,37 +82,75 @@ Case = tuple[str, str, Callable[[Any, Any], None] | None, tuple[str, ...], bool]
 CASES: dict[str, Case] = {
     # a job logs job.started/job.finished to the file: it must run, logging to the console only
     "logs dir": ("logs", "dir", None, ("--json", "metrics", "collect", "--type", "performance"), False),
-    "log file": ("logs/beststag.jsonl", "file", None, ("--json", "metrics", "collect", "--type", "performance"),
-                 False),
-    "log lock": ("logs/beststag.jsonl.lock", "file", None, ("--json", "metrics", "collect", "--type", "performance"),
-                 False),
+    "log file": ("logs/beststag.jsonl", "file", None, ("--json", "metrics", "collect", "--type", "performance"), False),
+    "log lock": (
+        "logs/beststag.jsonl.lock",
+        "file",
+        None,
+        ("--json", "metrics", "collect", "--type", "performance"),
+        False,
+    ),
     "settings snapshot": ("settings.snapshot.json", "file", None, ("--json", "doctor"), None),  # type: ignore[dict-item]
     "journal": ("journal.sqlite", "file", None, ("--json", "metrics", "collect", "--type", "performance"), True),
-    "journal wal": ("journal.sqlite-wal", "file", None, ("--json", "metrics", "collect", "--type", "performance"),
-                    True),
-    "journal shm": ("journal.sqlite-shm", "file", None, ("--json", "metrics", "collect", "--type", "performance"),
-                    True),
+    "journal wal": (
+        "journal.sqlite-wal",
+        "file",
+        None,
+        ("--json", "metrics", "collect", "--type", "performance"),
+        True,
+    ),
+    "journal shm": (
+        "journal.sqlite-shm",
+        "file",
+        None,
+        ("--json", "metrics", "collect", "--type", "performance"),
+        True,
+    ),
     # the cache never fails a read: a link where its files belong is moved aside (never followed) and the
     # answer comes from Airtable (tests/cache/test_cache_trust.py checks the warning and the rebuild)
     "cache dir": ("cache", "dir", None, ("--json", "cache", "get", "Usuários", "--max", "1"), False),
     "cache store": ("cache/store", "dir", None, ("--json", "cache", "get", "Usuários", "--max", "1"), False),
     "cache db": ("cache/store/cache.db", "file", None, ("--json", "cache", "get", "Usuários", "--max", "1"), False),
-    "cache db wal": ("cache/store/cache.db-wal", "file", None, ("--json", "cache", "get", "Usuários", "--max", "1"),
-                     False),
+    "cache db wal": (
+        "cache/store/cache.db-wal",
+        "file",
+        None,
+        ("--json", "cache", "get", "Usuários", "--max", "1"),
+        False,
+    ),
     "locks dir": ("locks", "dir", _limited, ("--json", "query", "run", "Usuários", "--max", "1"), True),
-    "limiter state": (f"locks/ratelimit.{BASE}.state", "file", _limited,
-                      ("--json", "query", "run", "Usuários", "--max", "1"), True),
-    "backup lock": (f"locks/backup-{BASE}.lock", "file", None, ("--json", "backup", "run", "--type", "complete"),
-                    True),
+    "limiter state": (
+        f"locks/ratelimit.{BASE}.state",
+        "file",
+        _limited,
+        ("--json", "query", "run", "Usuários", "--max", "1"),
+        True,
+    ),
+    "backup lock": (f"locks/backup-{BASE}.lock", "file", None, ("--json", "backup", "run", "--type", "complete"), True),
     "backups dir": ("backups", "dir", None, ("--json", "backup", "run", "--type", "complete"), True),
     "partial dir": ("backups/.partial", "dir", None, ("--json", "backup", "run", "--type", "complete"), True),
     "backup type dir": ("backups/complete", "dir", None, ("--json", "backup", "run", "--type", "complete"), True),
-    "metrics dir": ("metrics", "dir", None, ("--json", "metrics", "collect", "--type", "performance",
-                                            "--format", "prometheus"), True),
-    "prom file": ("metrics/beststag.prom", "file", None, ("--json", "metrics", "collect", "--type", "performance",
-                                                         "--format", "prometheus"), True),
-    "archive dir": ("metrics/archive", "dir", lambda s, sb: _seed_old_journal_rows(s),
-                    ("--json", "metrics", "archive"), True),
+    "metrics dir": (
+        "metrics",
+        "dir",
+        None,
+        ("--json", "metrics", "collect", "--type", "performance", "--format", "prometheus"),
+        True,
+    ),
+    "prom file": (
+        "metrics/beststag.prom",
+        "file",
+        None,
+        ("--json", "metrics", "collect", "--type", "performance", "--format", "prometheus"),
+        True,
+    ),
+    "archive dir": (
+        "metrics/archive",
+        "dir",
+        lambda s, sb: _seed_old_journal_rows(s),
+        ("--json", "metrics", "archive"),
+        True,
+    ),
     "schema cache": (f"schema/{BASE}.json", "file", None, ("--json", "query", "run", "Usuários", "--max", "1"), True),
     "schema dir": ("schema", "dir", None, ("--json", "query", "run", "Usuários", "--max", "1"), True),
     "sandbox dir": ("sandbox", "dir", None, ("--json", "doctor"), None),  # type: ignore[dict-item]
@@ -114,8 +158,9 @@ CASES: dict[str, Case] = {
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_a_symlink_planted_in_the_data_dir_is_never_followed(case: str, cli: Any, settings: Any, sandbox: Any,
-                                                             outside: Path) -> None:
+def test_a_symlink_planted_in_the_data_dir_is_never_followed(
+    case: str, cli: Any, settings: Any, sandbox: Any, outside: Path
+) -> None:
     rel, kind, setup, cmd, refuse = CASES[case]
     data = settings.paths.data_dir
     if setup is not None:
@@ -141,8 +186,7 @@ def test_a_symlink_planted_in_the_data_dir_is_never_followed(case: str, cli: Any
         assert "Traceback" not in r.stderr and "internal_error" not in r.stderr, r
 
 
-def test_cleanup_never_deletes_through_a_symlinked_attachments_folder(cli: Any, settings: Any,
-                                                                      outside: Path) -> None:
+def test_cleanup_never_deletes_through_a_symlinked_attachments_folder(cli: Any, settings: Any, outside: Path) -> None:
     assert cli("--quiet", "backup", "run", "--type", "complete").exit_code == 0
     store = settings.paths.backups / "attachments"
     prefixes = sorted(p for p in store.iterdir() if len(p.name) == 2)
@@ -162,8 +206,7 @@ def test_cleanup_never_deletes_through_a_symlinked_attachments_folder(cli: Any, 
     _one_line_refusal(r)
 
 
-def test_every_command_writes_through_planted_attachment_links_nowhere(cli: Any, settings: Any,
-                                                                       outside: Path) -> None:
+def test_every_command_writes_through_planted_attachment_links_nowhere(cli: Any, settings: Any, outside: Path) -> None:
     store = settings.paths.backups / "attachments"
     store.mkdir(parents=True)
     for i in range(256):
@@ -191,7 +234,7 @@ def _truncated(p: Path) -> None:
 
 def _malformed(p: Path) -> None:
     raw = bytearray(p.read_bytes())
-    raw[4096 * 2:] = b"\x07" * (len(raw) - 4096 * 2)
+    raw[4096 * 2 :] = b"\x07" * (len(raw) - 4096 * 2)
     p.write_bytes(bytes(raw))
 
 
@@ -208,8 +251,9 @@ def _damaged_journal(settings: Any, damage: str) -> Path:
     path = settings.paths.journal
     with Journal(path) as j:
         for i in range(400):
-            j.record_request(base=BASE, table_name="Usuários", method="GET", status=200, duration_ms=1.0,
-                             ts=clock.timestamp() - i)
+            j.record_request(
+                base=BASE, table_name="Usuários", method="GET", status=200, duration_ms=1.0, ts=clock.timestamp() - i
+            )
         j.record_backup_run(id="complete/x", type="complete", status="ok", started=1.0, finished=2.0)
         j.checkpoint()
     DAMAGE[damage](path)
@@ -237,8 +281,11 @@ def test_a_damaged_journal_is_one_line_and_doctor_repairs_it(damage: str, cli: A
     _corrupt_line(cli("--json", "metrics", "collect", "--type", "performance"), path)
     _corrupt_line(cli("--json", "metrics", "alerts"), path)
     _corrupt_line(cli("backup", "run", "--type", "complete"), path)
-    assert not any((settings.paths.backups / "complete").glob("*")) if (settings.paths.backups / "complete").exists() \
+    assert (
+        not any((settings.paths.backups / "complete").glob("*"))
+        if (settings.paths.backups / "complete").exists()
         else True
+    )
     d = cli("--json", "doctor")
     assert d.exit_code == 1, d
     checks = {c["name"]: c for c in d.json()["checks"]}

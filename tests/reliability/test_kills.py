@@ -70,9 +70,16 @@ def _cache_ok(settings: Any) -> None:
         store.close()
 
 
-def kill_at_random_moments(cmd: list[str], env: dict[str, str], rng: random.Random, *, kills: int,
-                           after_each: Callable[[], None], window: float, before_each: Callable[[], None] = lambda: None
-                           ) -> tuple[int, int]:
+def kill_at_random_moments(
+    cmd: list[str],
+    env: dict[str, str],
+    rng: random.Random,
+    *,
+    kills: int,
+    after_each: Callable[[], None],
+    window: float,
+    before_each: Callable[[], None] = lambda: None,
+) -> tuple[int, int]:
     """Start `cmd`, SIGKILL it after a random delay in [0.1, window] s, check; returns (killed, finished)."""
     killed = finished = 0
     for _ in range(kills * 4):
@@ -104,8 +111,9 @@ def _timed(env: dict[str, str], *args: str) -> tuple[float, subprocess.Completed
     return time.monotonic() - t0, r
 
 
-def test_kill_restore_at_random_moments(_sample_db: Path, tmp_path: Path, clean_env: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kill_restore_at_random_moments(
+    _sample_db: Path, tmp_path: Path, clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = seeded_data_dir(_sample_db, tmp_path / "data")
     monkeypatch.setenv("BESTSTAG_DATA_DIR", str(data))
     env = sandbox_env(data)
@@ -142,8 +150,15 @@ def test_kill_restore_at_random_moments(_sample_db: Path, tmp_path: Path, clean_
         assert backup_id in _backups_ok(settings)
 
     rng = random.Random(11)
-    killed, _ = kill_at_random_moments(["--json", "backup", "restore", backup_id, "--yes"], env, rng,
-                                       kills=KILLS, after_each=check, before_each=lose_records, window=duration)
+    killed, _ = kill_at_random_moments(
+        ["--json", "backup", "restore", backup_id, "--yes"],
+        env,
+        rng,
+        kills=KILLS,
+        after_each=check,
+        before_each=lose_records,
+        window=duration,
+    )
     r = run_cli(env, "--json", "backup", "restore", backup_id, "--yes")
     assert r.returncode == 0, r.stdout + r.stderr
     got = {t: sb.store.count(BASE, t) for t in want}
@@ -154,8 +169,9 @@ def test_kill_restore_at_random_moments(_sample_db: Path, tmp_path: Path, clean_
     sb.close()
 
 
-def test_kill_cleanup_at_random_moments(_sample_db: Path, tmp_path: Path, clean_env: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kill_cleanup_at_random_moments(
+    _sample_db: Path, tmp_path: Path, clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = seeded_data_dir(_sample_db, tmp_path / "data")
     monkeypatch.setenv("BESTSTAG_DATA_DIR", str(data))
     from beststag_cli.backup.runner import run_backup
@@ -192,8 +208,9 @@ def test_kill_cleanup_at_random_moments(_sample_db: Path, tmp_path: Path, clean_
         _journal_ok(data)
 
     rng = random.Random(12)
-    killed, finished = kill_at_random_moments(["--json", "backup", "cleanup"], env, rng, kills=KILLS,
-                                              after_each=check, before_each=before, window=duration)
+    killed, finished = kill_at_random_moments(
+        ["--json", "backup", "cleanup"], env, rng, kills=KILLS, after_each=check, before_each=before, window=duration
+    )
     r = run_cli(env, "--json", "backup", "cleanup")
     assert r.returncode == 0, r.stdout + r.stderr
     r = run_cli(env, "--json", "backup", "verify", "--all")
@@ -203,8 +220,9 @@ def test_kill_cleanup_at_random_moments(_sample_db: Path, tmp_path: Path, clean_
     clock.reset()
 
 
-def test_kill_cache_warm_at_random_moments(_sample_db: Path, tmp_path: Path, clean_env: Path,
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kill_cache_warm_at_random_moments(
+    _sample_db: Path, tmp_path: Path, clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = seeded_data_dir(_sample_db, tmp_path / "data")
     monkeypatch.setenv("BESTSTAG_DATA_DIR", str(data))
     env = sandbox_env(data)
@@ -219,8 +237,14 @@ def test_kill_cache_warm_at_random_moments(_sample_db: Path, tmp_path: Path, cle
         assert r.returncode == 0, r.stderr
 
     rng = random.Random(13)
-    killed, _ = kill_at_random_moments(["--json", "cache", "warm"], env, rng, kills=KILLS, after_each=lambda: (
-        _cache_ok(settings), _journal_ok(data)), window=max(0.8, duration * 1.2))
+    killed, _ = kill_at_random_moments(
+        ["--json", "cache", "warm"],
+        env,
+        rng,
+        kills=KILLS,
+        after_each=lambda: (_cache_ok(settings), _journal_ok(data)),
+        window=max(0.8, duration * 1.2),
+    )
     check()
     r = run_cli(env, "--json", "cache", "warm")
     assert r.returncode == 0, r.stdout + r.stderr
@@ -253,8 +277,12 @@ def test_kill_journal_writers_at_random_moments(tmp_path: Path) -> None:
         if round_ % 4 == 0 and path.exists():  # now and then, a fresh file: kills land in the migrations
             for p in path.parent.iterdir():
                 p.unlink()
-        procs = [subprocess.Popen([sys.executable, "-c", JOURNAL_WRITER, str(path)], stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE) for _ in range(2)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", JOURNAL_WRITER, str(path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            )
+            for _ in range(2)
+        ]
         time.sleep(rng.uniform(0.05, 0.6))
         for p in procs:
             if p.poll() is None:

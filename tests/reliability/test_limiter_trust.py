@@ -74,16 +74,20 @@ def _v2(penalty: float, at: float, entries: list[tuple[float, int, int]], count:
 # ------------------------------------------------------------------ defect 12: corrupt state
 
 NOW = 10_000.0
-times = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
-                  st.floats(min_value=NOW - 10, max_value=NOW + 7200), st.just(NOW + 3600.0))
+times = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=NOW - 10, max_value=NOW + 7200),
+    st.just(NOW + 3600.0),
+)
 pids = st.one_of(st.just(0), st.just(1), st.just(os.getpid()), st.integers(-(2**31), 2**31 - 1))
 corrupt_states = st.one_of(
     st.binary(max_size=700),
     st.builds(_v1, times, st.lists(times, max_size=40)),
     st.builds(_v1, times, st.lists(times, max_size=8), st.integers(0, 2**32 - 1)),
     st.builds(_v2, times, times, st.lists(st.tuples(times, pids, st.integers(-(2**31), 2**31 - 1)), max_size=40)),
-    st.builds(_v2, times, times, st.lists(st.tuples(times, pids, st.integers(0, 9)), max_size=4),
-              st.integers(0, 2**32 - 1)),
+    st.builds(
+        _v2, times, times, st.lists(st.tuples(times, pids, st.integers(0, 9)), max_size=4), st.integers(0, 2**32 - 1)
+    ),
     st.builds(lambda b: _v1(NOW + 3600, []) + b, st.binary(min_size=1, max_size=5000)),  # a "huge list"
 )
 
@@ -128,12 +132,15 @@ def test_a_penalty_written_now_lasts_at_most_airtables_30_s(tmp_path: Path) -> N
         assert rl.acquire(BASE) == pytest.approx(30.0)
 
 
-ops = st.lists(st.one_of(
-    st.tuples(st.just("acquire"), st.just(0.0)),
-    st.tuples(st.just("hold"), st.floats(0, 5)),  # held, released after this many seconds
-    st.tuples(st.just("penalize"), st.floats(0, 1e5)),
-    st.tuples(st.just("jump"), st.one_of(st.floats(-1e6, 1e6), st.floats(-40, 40))),
-), max_size=30)
+ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("acquire"), st.just(0.0)),
+        st.tuples(st.just("hold"), st.floats(0, 5)),  # held, released after this many seconds
+        st.tuples(st.just("penalize"), st.floats(0, 1e5)),
+        st.tuples(st.just("jump"), st.one_of(st.floats(-1e6, 1e6), st.floats(-40, 40))),
+    ),
+    max_size=30,
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -197,8 +204,9 @@ def test_something_else_than_a_state_file_at_its_path_is_replaced_never_followed
         assert ratelimit._parse(path.read_bytes()) is not None
 
 
-def test_a_wait_of_more_than_2_s_is_said_once_with_its_reason(tmp_path: Path, caplog: pytest.LogCaptureFixture,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_wait_of_more_than_2_s_is_said_once_with_its_reason(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(limits, "_noted", {})
     clock = FakeClock(NOW)
     _state_file(tmp_path).write_bytes(_v1(NOW + 3600, []))
@@ -242,7 +250,8 @@ def _note_on_console(settings_: Any, tmp_path: Path, **flags: Any) -> tuple[str,
 
 
 def test_the_note_is_one_console_line_on_a_terminal_and_silent_under_quiet_and_cron(
-        settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(limits, "_noted", {})
     out, events = _note_on_console(settings, tmp_path, tty=True)
     # one record (Rich wraps it to the terminal's width)
@@ -260,8 +269,9 @@ def test_the_note_is_one_console_line_on_a_terminal_and_silent_under_quiet_and_c
 Start = Callable[[Callable[[], None]], None]
 
 
-def _simulate(acquire: Callable[[RateLimiter, Start], None], delays: list[tuple[float, float]],
-              per_second: int = 5) -> list[float]:
+def _simulate(
+    acquire: Callable[[RateLimiter, Start], None], delays: list[tuple[float, float]], per_second: int = 5
+) -> list[float]:
     """Requests issued back to back by as many threads as needed; each is sent `delay` after its grant
     (the sender descheduled) and answered `latency` after it reached the server. Returns the arrival
     times at the server. `acquire(limiter, schedule)` takes a slot and calls `schedule()` once granted."""
@@ -287,6 +297,7 @@ def _simulate(acquire: Callable[[RateLimiter, Start], None], delays: list[tuple[
     with tempfile.TemporaryDirectory() as d:
         rl = RateLimiter(d, per_second=per_second, time_fn=clock.time, sleep_fn=sleep)
         for delay, latency in delays:
+
             def start(release: Callable[[], None], delay: float = delay, latency: float = latency) -> None:
                 arrive = clock.now + delay
                 at(arrive, lambda: arrivals.append(arrive))

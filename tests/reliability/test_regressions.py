@@ -29,9 +29,14 @@ def test_deeply_nested_records_json_is_bad_input(where: str) -> None:
         read_items(deep, None) if where == "data" else read_items(None, [deep])
 
 
-@pytest.mark.parametrize("body", [b'{"operation":"get","table":"\xff\xfe"}',
-                                  b'{"operation":"get","table":"T","filters":' + b'{"and":[' * 5000 + b"]}" * 5000
-                                  + b"}"], ids=["not-utf8", "nested-5000"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"operation":"get","table":"\xff\xfe"}',
+        b'{"operation":"get","table":"T","filters":' + b'{"and":[' * 5000 + b"]}" * 5000 + b"}",
+    ],
+    ids=["not-utf8", "nested-5000"],
+)
 def test_webhook_body_that_cannot_be_decoded_is_422_in_our_error_shape(client, body: bytes) -> None:
     r = client.post("/webhook/airtable/cache", content=body, headers={"Content-Type": "application/json"})
     assert r.status_code == 422, r.text
@@ -135,10 +140,12 @@ def test_opening_a_journal_connection_keeps_the_locks_of_other_connections(tmp_p
     j = Journal(path)
     j.kv_set("x", "1")  # this process has the journal open (shared lock, WAL in use)
     other = connect(path)  # another thread's connection, opened meanwhile
-    probe = ("import sqlite3, sys\n"
-             "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
-             "c.execute('SELECT COUNT(*) FROM kv').fetchone()\n"
-             "c.close()\n")
+    probe = (
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "c.execute('SELECT COUNT(*) FROM kv').fetchone()\n"
+        "c.close()\n"
+    )
     subprocess.run([sys.executable, "-c", probe, str(path)], check=True, timeout=30)
     wal_kept = (tmp_path / "journal.sqlite-wal").exists()
     other.close()

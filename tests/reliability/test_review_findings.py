@@ -18,8 +18,7 @@ def test_doctor_accepts_the_textfile_beststag_itself_writes_0644(cli: Any, clean
     assert checks["modes"]["status"] == "ok", checks["modes"]  # cron's doctor mailed a failure forever
 
 
-def test_a_link_planted_at_a_lock_holder_file_costs_only_the_details(cli: Any, clean_env: Path,
-                                                                     tmp_path: Path) -> None:
+def test_a_link_planted_at_a_lock_holder_file_costs_only_the_details(cli: Any, clean_env: Path, tmp_path: Path) -> None:
     assert cli("--json", "backup", "run", "--type", "critical").exit_code == 0  # creates var/locks
     outside = tmp_path / "outside.txt"
     outside.write_text("not beststag's")

@@ -12,8 +12,7 @@ from beststag_cli.cache.policy import MAX_TTL_S
 from .conftest import assert_clean_failure
 
 SURROGATE_ID = "rec\udced\udca0\udcbd"  # what the shell hands Python for $'rec\xed\xa0\xbd' (PEP 383)
-BAD_DATA = ('[{"id":"rec00000000000001","createdTime":"2026-01-01T00:00:00.000Z",'
-            '"fields":{"Nome":"\\ud83d"}}]')
+BAD_DATA = '[{"id":"rec00000000000001","createdTime":"2026-01-01T00:00:00.000Z","fields":{"Nome":"\\ud83d"}}]'
 
 
 @pytest.mark.parametrize("ttl", ["1e309", "inf", "nan", "1e20", str(MAX_TTL_S + 1), "0", "-5"])
@@ -29,10 +28,12 @@ def test_cache_ttl_must_be_finite_positive_and_capped(cli, command: str, ttl: st
     assert ok.exit_code == 0, ok.stderr
 
 
-@pytest.mark.parametrize("bad", [{"ttl": None}, {"stored": None}, {"ttl": "1e309"}, {"stored": "x"},
-                                 {"ttl": True}, {"ttl": [1]}])
-def test_planted_entry_with_bad_times_reads_as_a_miss_and_is_dropped(cli, client, settings, gateway,
-                                                                       bad: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "bad", [{"ttl": None}, {"stored": None}, {"ttl": "1e309"}, {"stored": "x"}, {"ttl": True}, {"ttl": [1]}]
+)
+def test_planted_entry_with_bad_times_reads_as_a_miss_and_is_dropped(
+    cli, client, settings, gateway, bad: dict[str, Any]
+) -> None:
     from beststag_cli.cache.manager import CacheManager
 
     body = {"operation": "get", "table": "Usuários", "filters": {"status": "Ativo"}}
@@ -75,14 +76,18 @@ def test_planted_entry_with_bad_times_reads_as_a_miss_and_is_dropped(cli, client
     assert hit.exit_code == 0 and hit.json()["cache"]["status"] == "hit"
 
 
-@pytest.mark.parametrize("argv", [
-    ["cache", "invalidate", "Usuários", "--record", SURROGATE_ID],
-    ["cache", "get", "Usuários", "--record", SURROGATE_ID],
-    ["cache", "set", "Usuários", "--data", BAD_DATA],
-    ["cache", "set", "Usuários", "--record", "rec00000000000001", "--data", BAD_DATA],
-    ["cache", "invalidate", "Usu\udce1rios"],
-    ["cache", "warm", "Usu\udce1rios"],
-], ids=["invalidate-record", "get-record", "set-data", "set-record-data", "invalidate-table", "warm-table"])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["cache", "invalidate", "Usuários", "--record", SURROGATE_ID],
+        ["cache", "get", "Usuários", "--record", SURROGATE_ID],
+        ["cache", "set", "Usuários", "--data", BAD_DATA],
+        ["cache", "set", "Usuários", "--record", "rec00000000000001", "--data", BAD_DATA],
+        ["cache", "invalidate", "Usu\udce1rios"],
+        ["cache", "warm", "Usu\udce1rios"],
+    ],
+    ids=["invalidate-record", "get-record", "set-data", "set-record-data", "invalidate-table", "warm-table"],
+)
 def test_lone_surrogates_at_cache_doors_exit_2(cli, argv: list[str]) -> None:
     r = cli(*argv)
     assert_clean_failure(r.exit_code, r.stdout, r.stderr)
@@ -142,16 +147,29 @@ def test_signal_during_bulk_create_says_which_records_were_written(_sample_db, t
     db = data / "sandbox" / "base.sqlite"
     shutil.copy(_sample_db, db)
     bulk = tmp_path / "bulk.ndjson"
-    bulk.write_text("".join(json.dumps({"fields": {"Nome": f"bulk {i}"}}) + "\n" for i in range(300)),
-                    encoding="utf-8")
+    bulk.write_text("".join(json.dumps({"fields": {"Nome": f"bulk {i}"}}) + "\n" for i in range(300)), encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRTABLE_", "BESTSTAG_"))}
     env["BESTSTAG_DATA_DIR"] = str(data)
     env["BESTSTAG_CONFIG"] = str(repo / "config" / "beststag.yaml")
     env["BESTSTAG_SANDBOX_FAULTS"] = json.dumps({"latency_ms": 100})  # 30 batches: the signal lands mid-run
     before = _count_usuarios(db)
-    proc = subprocess.Popen([sys.executable, "-c", "import sys; from beststag_cli.cli import app; app(sys.argv[1:])",
-                             "records", "create", "Usuários", "--file", str(bulk)], env=env, cwd=str(repo),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from beststag_cli.cli import app; app(sys.argv[1:])",
+            "records",
+            "create",
+            "Usuários",
+            "--file",
+            str(bulk),
+        ],
+        env=env,
+        cwd=str(repo),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120  # a safety net for a hung child, not a timing assertion
     while proc.poll() is None and _count_usuarios(db) == before:
         assert time.monotonic() < deadline, "the create never wrote its first batch"
@@ -166,8 +184,11 @@ def test_signal_during_bulk_create_says_which_records_were_written(_sample_db, t
     assert "Traceback" not in out + err, err
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert len(lines) == 1, err
-    m = re.match(rf"error: interrupted by {signame} after records ([0-9, -]+) \(of 300 given\) were written"
-                 r"(?:; records ([0-9, -]+) were not sent)?", lines[0])
+    m = re.match(
+        rf"error: interrupted by {signame} after records ([0-9, -]+) \(of 300 given\) were written"
+        r"(?:; records ([0-9, -]+) were not sent)?",
+        lines[0],
+    )
     assert m, lines[0]
     written = _record_numbers(m.group(1))
     assert _count_usuarios(db) - before == written, (lines[0], _count_usuarios(db) - before)

@@ -24,8 +24,9 @@ CANARIES = {
 }
 
 
-def test_no_secret_setting_reaches_a_file_or_the_output(cli: Any, clean_env: Path, tmp_path: Path,
-                                                         monkeypatch: Any) -> None:
+def test_no_secret_setting_reaches_a_file_or_the_output(
+    cli: Any, clean_env: Path, tmp_path: Path, monkeypatch: Any
+) -> None:
     config = yaml.safe_load((REPO / "config" / "beststag.yaml").read_text(encoding="utf-8"))
     config.setdefault("alerts", {})["notify_urls"] = [f"https://hooks.example/{CANARIES['notify']}"]
     config.setdefault("jobs", {})["pings"] = {"backup-complete": {"url": f"https://hc-ping.com/{CANARIES['ping']}"}}
@@ -36,9 +37,15 @@ def test_no_secret_setting_reaches_a_file_or_the_output(cli: Any, clean_env: Pat
     monkeypatch.setenv("BESTSTAG_WEBHOOK_SECRET", CANARIES["webhook"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", CANARIES["aws"])
     seen: list[str] = []
-    for argv in (["--json", "sandbox", "info"], ["--json", "backup", "list"], ["--json", "backup", "list"],
-                 ["--json", "cache", "get", "Usuários"], ["--json", "schedule", "show"],
-                 ["--json", "doctor", "--offline"], ["-v", "doctor", "--offline"]):
+    for argv in (
+        ["--json", "sandbox", "info"],
+        ["--json", "backup", "list"],
+        ["--json", "backup", "list"],
+        ["--json", "cache", "get", "Usuários"],
+        ["--json", "schedule", "show"],
+        ["--json", "doctor", "--offline"],
+        ["-v", "doctor", "--offline"],
+    ):
         r = cli(*argv)
         assert "Traceback" not in r.stderr or "-v" in argv, r
         seen.append(r.stdout + r.stderr)
@@ -106,16 +113,18 @@ def _place(config: dict[str, Any], env: dict[str, str], path: tuple[str, ...], v
     cur[path[-1]] = value
 
 
-def test_a_canary_in_every_secret_setting_reaches_no_file_and_no_output(cli: Any, clean_env: Path, sandbox: Any,
-                                                                        tmp_path: Path, monkeypatch: Any) -> None:
+def test_a_canary_in_every_secret_setting_reaches_no_file_and_no_output(
+    cli: Any, clean_env: Path, sandbox: Any, tmp_path: Path, monkeypatch: Any
+) -> None:
     from beststag_cli.sandbox.server import serve_in_thread
     from beststag_cli.settings_sources import SECRET_ENV, SECRET_SETTINGS
 
     assert set(TEMPLATES) == {s.dotted for s in SECRET_SETTINGS}, "every declared secret gets a canary here"
     port = _closed_port()
     config = yaml.safe_load((REPO / "config" / "beststag.yaml").read_text(encoding="utf-8"))
-    config.setdefault("backup", {}).update(remote="s3://canary-bucket/beststag",
-                                           remote_endpoint_url=f"http://127.0.0.1:{port}")
+    config.setdefault("backup", {}).update(
+        remote="s3://canary-bucket/beststag", remote_endpoint_url=f"http://127.0.0.1:{port}"
+    )
     env: dict[str, str] = {}
     canaries: dict[str, str] = {}
     for s in SECRET_SETTINGS:
@@ -138,13 +147,18 @@ def test_a_canary_in_every_secret_setting_reaches_no_file_and_no_output(cli: Any
         for k, v in env.items():
             monkeypatch.setenv(k, v)
         outputs: list[tuple[tuple[str, ...], str]] = []
-        for argv in (("--json", "doctor"), ("-v", "doctor"),
-                     ("--json", "backup", "run", "--type", "critical"),  # its upload to the closed port fails
-                     ("--json", "cache", "get", "Usuários"), ("--json", "cache", "get", "Usuários"),
-                     ("--json", "metrics", "collect", "--type", "usage", "--format", "prometheus"),
-                     ("--json", "metrics", "alerts"),
-                     ("--json", "cache", "get", "Usuarioz"),  # a failing command: exit 2
-                     ("-v", "backup", "list"), ("--json", "schedule", "show")):
+        for argv in (
+            ("--json", "doctor"),
+            ("-v", "doctor"),
+            ("--json", "backup", "run", "--type", "critical"),  # its upload to the closed port fails
+            ("--json", "cache", "get", "Usuários"),
+            ("--json", "cache", "get", "Usuários"),
+            ("--json", "metrics", "collect", "--type", "usage", "--format", "prometheus"),
+            ("--json", "metrics", "alerts"),
+            ("--json", "cache", "get", "Usuarioz"),  # a failing command: exit 2
+            ("-v", "backup", "list"),
+            ("--json", "schedule", "show"),
+        ):
             r = cli(*argv)
             assert "Traceback" not in r.stderr or "-v" in argv, (argv, r)
             outputs.append((argv, r.stdout + r.stderr))

@@ -109,10 +109,12 @@ def test_a_wrong_token_is_refused_without_echoing_it(cli, canary: str, sandbox: 
 
 
 def test_webhook_answers_never_hold_the_token(canary: str, client, clean_env: Path) -> None:
-    bodies = [("/webhook/airtable/cache", {"operation": "get", "table": "Usuários", "maxRecords": 5}),
-              ("/webhook/airtable/cache", {"operation": "get", "table": "Usuarios"}),
-              ("/webhook/airtable/metrics", {"metric_type": "usage", "time_range": "24h"}),
-              ("/webhook/airtable/backup", {"backup_type": "critical"})]
+    bodies = [
+        ("/webhook/airtable/cache", {"operation": "get", "table": "Usuários", "maxRecords": 5}),
+        ("/webhook/airtable/cache", {"operation": "get", "table": "Usuarios"}),
+        ("/webhook/airtable/metrics", {"metric_type": "usage", "time_range": "24h"}),
+        ("/webhook/airtable/backup", {"backup_type": "critical"}),
+    ]
     import time
 
     answers = [client.post(path, json=b) for path, b in bodies]
@@ -164,8 +166,10 @@ def test_a_tampered_cache_entry_is_refused_not_executed(cli, clean_env: Path, tm
     assert cli("--json", *q).exit_code == 0
     db = clean_env / "cache" / "store" / "cache.db"
     conn = sqlite3.connect(db)
-    n = conn.execute("UPDATE Cache SET mode = ?, value = ? WHERE key LIKE 'q:%' OR key LIKE 'alias:%'",
-                     (diskcache.core.MODE_PICKLE, pickle.dumps(_Boom()))).rowcount
+    n = conn.execute(
+        "UPDATE Cache SET mode = ?, value = ? WHERE key LIKE 'q:%' OR key LIKE 'alias:%'",
+        (diskcache.core.MODE_PICKLE, pickle.dumps(_Boom())),
+    ).rowcount
     conn.commit()
     conn.close()
     assert n >= 2
@@ -183,8 +187,8 @@ def test_webhook_secret_is_compared_in_constant_time(client, app, monkeypatch) -
     from beststag_cli.server import app as server_app
 
     src = inspect.getsource(server_app.create_app)
-    auth = src[src.index("def authorized"):src.index("@app.exception_handler")]
-    assert "hmac.compare_digest" in auth and "==" not in auth.replace("scheme.lower() == \"bearer\"", "")
+    auth = src[src.index("def authorized") : src.index("@app.exception_handler")]
+    assert "hmac.compare_digest" in auth and "==" not in auth.replace('scheme.lower() == "bearer"', "")
     calls: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest
 

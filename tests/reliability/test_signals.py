@@ -91,8 +91,13 @@ def _job_lines(data: Path) -> list[dict[str, object]]:
 
 def _start(env: dict[str, str], partial: Path) -> subprocess.Popen[str]:
     before = set(partial.iterdir()) if partial.exists() else set()
-    proc = subprocess.Popen([*BESTSTAG, "backup", "run", "--type", "complete"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*BESTSTAG, "backup", "run", "--type", "complete"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + WAIT_S
     while proc.poll() is None and not (partial.exists() and set(partial.iterdir()) - before):
         assert time.monotonic() < deadline, "the run never created its partial folder"
@@ -111,8 +116,13 @@ def test_sigint_and_sigterm_at_random_moments_stop_cleanly(_sample_db, tmp_path,
     # how long one run takes here (the second: attachments already stored), so the signals spread over it
     for _ in range(2):
         t0 = time.monotonic()
-        first = subprocess.run([*BESTSTAG, "--json", "backup", "run", "--type", "complete"], env=env,
-                               capture_output=True, text=True, timeout=WAIT_S * 3)
+        first = subprocess.run(
+            [*BESTSTAG, "--json", "backup", "run", "--type", "complete"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=WAIT_S * 3,
+        )
         assert first.returncode == 0, first.stderr
         work = time.monotonic() - t0
     interrupted = 0
@@ -140,11 +150,17 @@ def test_sigint_and_sigterm_at_random_moments_stop_cleanly(_sample_db, tmp_path,
         assert last.get("outcome") == "interrupted" and last.get("exit_code") == 128 + sig, last
         assert sum(1 for p in seen if p.startswith("/hc/fail")) == fails_before + 1, seen
     assert interrupted >= TRIALS // 2
-    again = subprocess.run([*BESTSTAG, "--json", "backup", "run", "--type", "complete"], env=env,
-                           capture_output=True, text=True, timeout=WAIT_S * 3)
+    again = subprocess.run(
+        [*BESTSTAG, "--json", "backup", "run", "--type", "complete"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S * 3,
+    )
     assert again.returncode == 0, again.stderr
-    verify = subprocess.run([*BESTSTAG, "--json", "backup", "verify", "--all"], env=env,
-                            capture_output=True, text=True, timeout=WAIT_S * 3)
+    verify = subprocess.run(
+        [*BESTSTAG, "--json", "backup", "verify", "--all"], env=env, capture_output=True, text=True, timeout=WAIT_S * 3
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     assert "running" not in set(_rows(data).values())
 
@@ -161,11 +177,14 @@ def test_an_interrupted_backup_is_not_a_failure_for_the_backup_alert(gateway):
     from beststag_cli.metrics.backups import type_status
 
     j = gateway.journal
-    j.record_backup_run(id="critical/2026-01-01T00-00-00Z", type="critical", status="ok", started=1000.0,
-                        finished=1010.0)
-    j.record_backup_run(id="critical/2026-01-01T04-00-00Z", type="critical", status="interrupted", started=2000.0,
-                        finished=2005.0)
+    j.record_backup_run(
+        id="critical/2026-01-01T00-00-00Z", type="critical", status="ok", started=1000.0, finished=1010.0
+    )
+    j.record_backup_run(
+        id="critical/2026-01-01T04-00-00Z", type="critical", status="interrupted", started=2000.0, finished=2005.0
+    )
     assert type_status(j, "critical", 3000.0)["consecutive_failures"] == 0
-    j.record_backup_run(id="critical/2026-01-01T08-00-00Z", type="critical", status="failed", started=2500.0,
-                        finished=2505.0)
+    j.record_backup_run(
+        id="critical/2026-01-01T08-00-00Z", type="critical", status="failed", started=2500.0, finished=2505.0
+    )
     assert type_status(j, "critical", 3000.0)["consecutive_failures"] == 1

@@ -21,10 +21,12 @@ SURROGATE = st.integers(0xD800, 0xDFFF).map(chr)
 TEXT = st.text(max_size=4)
 BAD_TEXT = st.builds(lambda a, s, b: a + s + b, TEXT, SURROGATE, TEXT)
 SCALARS = st.none() | st.booleans() | st.integers(-1000, 1000) | TEXT
-JSON = st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3),
-                    max_leaves=6)
-RELAXED = settings(max_examples=25, deadline=None,
-                   suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+JSON = st.recursive(
+    SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(TEXT, inner, max_size=3), max_leaves=6
+)
+RELAXED = settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 
 @st.composite
@@ -65,8 +67,9 @@ def _assert_bad_input(res: Any, argument: str) -> None:
 
 @RELAXED
 @given(value=with_lone_surrogate(), wrap=st.booleans(), escaped=st.booleans())
-def test_records_create_data_with_a_lone_surrogate_is_bad_input(cli, sandbox, value: Any, wrap: bool,
-                                                                escaped: bool) -> None:
+def test_records_create_data_with_a_lone_surrogate_is_bad_input(
+    cli, sandbox, value: Any, wrap: bool, escaped: bool
+) -> None:
     calls = _upstream(sandbox)
     doc = {"fields": {"Nome": value}} if wrap else value
     res = cli("records", "create", "Usuários", "--data", _text(doc, escaped))
@@ -79,8 +82,7 @@ def test_records_create_data_with_a_lone_surrogate_is_bad_input(cli, sandbox, va
 def test_records_file_line_with_a_lone_surrogate_is_bad_input(cli, sandbox, tmp_path, value: Any) -> None:
     calls = _upstream(sandbox)
     path = tmp_path / "in.ndjson"
-    path.write_text('{"fields": {"Nome": "ok"}}\n' + _text({"fields": {"Nome": value}}, True) + "\n",
-                    encoding="utf-8")
+    path.write_text('{"fields": {"Nome": "ok"}}\n' + _text({"fields": {"Nome": value}}, True) + "\n", encoding="utf-8")
     res = cli("records", "create", "Usuários", "--file", str(path))
     _assert_bad_input(res, "--file line 2")
     assert calls == []
@@ -98,10 +100,14 @@ def test_records_file_that_is_not_utf8_is_bad_input(cli, sandbox, tmp_path, raw:
 
 
 @RELAXED
-@given(value=with_lone_surrogate(), escaped=st.booleans(), command=st.sampled_from(
-    [("query", "run"), ("query", "explain"), ("cache", "get")]))
-def test_filter_with_a_lone_surrogate_is_bad_input(cli, sandbox, value: Any, escaped: bool,
-                                                   command: tuple[str, str]) -> None:
+@given(
+    value=with_lone_surrogate(),
+    escaped=st.booleans(),
+    command=st.sampled_from([("query", "run"), ("query", "explain"), ("cache", "get")]),
+)
+def test_filter_with_a_lone_surrogate_is_bad_input(
+    cli, sandbox, value: Any, escaped: bool, command: tuple[str, str]
+) -> None:
     calls = _upstream(sandbox)
     res = cli(*command, "Usuários", "--filter", _text({"Nome": value}, escaped))
     _assert_bad_input(res, "--filter")
@@ -140,8 +146,11 @@ def _cache_body(value: Any, where: str) -> dict[str, Any]:
 
 
 @RELAXED
-@given(value=with_lone_surrogate(), where=st.sampled_from(["filters", "table", "fields", "data"]),
-       path=st.sampled_from(["cache", "backup", "metrics"]))
+@given(
+    value=with_lone_surrogate(),
+    where=st.sampled_from(["filters", "table", "fields", "data"]),
+    path=st.sampled_from(["cache", "backup", "metrics"]),
+)
 def test_webhook_body_with_a_lone_surrogate_is_422(client, sandbox, value: Any, where: str, path: str) -> None:
     calls = _upstream(sandbox)
     if path == "cache":

@@ -33,8 +33,10 @@ def test_the_trap_catches_plain_http_https_and_subprocess_requests(wire_trap: Wi
     assert requests.get("http://example.invalid/leak?x=1", timeout=30, headers=auth).status_code == 403
     with pytest.raises(requests.exceptions.ProxyError):  # CONNECT refused: the tunnel is never opened
         requests.get("https://example.invalid/secret", timeout=30, headers=auth)
-    code = "import urllib.request as u\ntry:\n    u.urlopen('http://outside.invalid/from-child', timeout=30)\n" \
-           "except Exception:\n    pass\n"
+    code = (
+        "import urllib.request as u\ntry:\n    u.urlopen('http://outside.invalid/from-child', timeout=30)\n"
+        "except Exception:\n    pass\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)  # inherits the proxy variables
     with pytest.raises(AssertionError) as caught:
         wire_trap.check(mark)
@@ -45,7 +47,8 @@ def test_the_trap_catches_plain_http_https_and_subprocess_requests(wire_trap: Wi
     assert "GET outside.invalid/from-child" in shown
     # every hit, the subprocess's too, is attributed to this test through the proxy URL's tag
     assert {wire_trap.describe(h).rsplit("(from ", 1)[1] for h in hits} == {
-        "tests/reliability/test_wire_trap.py::test_the_trap_catches_plain_http_https_and_subprocess_requests)"}
+        "tests/reliability/test_wire_trap.py::test_the_trap_catches_plain_http_https_and_subprocess_requests)"
+    }
     wire_trap.check(wire_trap.mark())
 
 
@@ -64,7 +67,9 @@ def test_loopback_is_not_trapped(sandbox: Sandbox, wire_trap: WireTrap) -> None:
 
 
 # ---------------------------------------------------------------------------------------- the rule
-@pytest.mark.parametrize("endpoint", ["http://127.0.0.1:8765", "http://sandbox.beststag.local", "https://proxy.example"])
+@pytest.mark.parametrize(
+    "endpoint", ["http://127.0.0.1:8765", "http://sandbox.beststag.local", "https://proxy.example"]
+)
 def test_uploads_go_to_the_endpoint_unless_it_is_airtable(endpoint: str) -> None:
     from beststag_cli.gateway.api import Origins
 
@@ -73,8 +78,13 @@ def test_uploads_go_to_the_endpoint_unless_it_is_airtable(endpoint: str) -> None
     routed = o.route(upload)
     assert routed == endpoint + "/v0/appX/recY/anexos/uploadAttachment"
     o.check(routed)
-    for foreign in (upload, "https://content.airtable.com/v0/x", "https://api.airtable.com/v0/x",
-                    endpoint.replace("://", "://evil.") + "/v0/x", "ftp://127.0.0.1:8765/v0/x"):
+    for foreign in (
+        upload,
+        "https://content.airtable.com/v0/x",
+        "https://api.airtable.com/v0/x",
+        endpoint.replace("://", "://evil.") + "/v0/x",
+        "ftp://127.0.0.1:8765/v0/x",
+    ):
         with pytest.raises(errors.ForeignOrigin):
             o.check(foreign)
 
@@ -87,16 +97,22 @@ def test_real_airtable_uploads_to_https_content_airtable_only() -> None:
     assert o.route(upload) == upload
     o.check(upload)
     o.check("https://api.airtable.com:443/v0/appX/Tbl")
-    for foreign in ("http://content.airtable.com/v0/x", "http://api.airtable.com/v0/x",
-                    "https://content.airtable.com:8443/v0/x", "https://api.airtable.com.evil.example/v0/x"):
+    for foreign in (
+        "http://content.airtable.com/v0/x",
+        "http://api.airtable.com/v0/x",
+        "https://content.airtable.com:8443/v0/x",
+        "https://api.airtable.com.evil.example/v0/x",
+    ):
         with pytest.raises(errors.ForeignOrigin):
             o.check(foreign)
     # Airtable's signed attachment URLs: downloaded without the token, over https, nothing else
     o.check("https://v5.airtableusercontent.com/abc/def", authorized=False)
-    for url, method, authorized in (("https://v5.airtableusercontent.com/a", "GET", True),
-                                    ("https://v5.airtableusercontent.com/a", "POST", False),
-                                    ("http://v5.airtableusercontent.com/a", "GET", False),
-                                    ("https://airtableusercontent.com.evil.example/a", "GET", False)):
+    for url, method, authorized in (
+        ("https://v5.airtableusercontent.com/a", "GET", True),
+        ("https://v5.airtableusercontent.com/a", "POST", False),
+        ("http://v5.airtableusercontent.com/a", "GET", False),
+        ("https://airtableusercontent.com.evil.example/a", "GET", False),
+    ):
         with pytest.raises(errors.ForeignOrigin):
             o.check(url, method=method, authorized=authorized)
     with pytest.raises(errors.ForeignOrigin):  # only for real Airtable
@@ -134,19 +150,23 @@ def http_gateway(served: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Gatew
 
 def _hash_of(gw: Gateway, table: str, record_id: str, field: str) -> list[str]:
     atts = gw.get(table, record_id)["fields"].get(field) or []
-    return [hashlib.sha256(gw.api.session.get(a["url"], headers={"Authorization": None}, timeout=30).content)
-            .hexdigest() for a in atts]
+    return [
+        hashlib.sha256(gw.api.session.get(a["url"], headers={"Authorization": None}, timeout=30).content).hexdigest()
+        for a in atts
+    ]
 
 
-def test_an_upload_through_the_gateway_stays_on_the_endpoint(http_gateway: Gateway, sandbox: Sandbox,
-                                                             wire_trap: WireTrap) -> None:
+def test_an_upload_through_the_gateway_stays_on_the_endpoint(
+    http_gateway: Gateway, sandbox: Sandbox, wire_trap: WireTrap
+) -> None:
     calls: list[tuple[str, str, int]] = []
     sandbox.app.observers.append(lambda m, route, status: calls.append((m, route, status)))
     mark = wire_trap.mark()
     rec = http_gateway.create("Tarefas", [{"Título": "wire"}])[0]
     content = bytes(range(256)) * 40
-    http_gateway.table("Tarefas").upload_attachment(rec["id"], "anexos", "nota.bin", content=content,
-                                                    content_type="application/octet-stream")
+    http_gateway.table("Tarefas").upload_attachment(
+        rec["id"], "anexos", "nota.bin", content=content, content_type="application/octet-stream"
+    )
     assert ("POST", "upload", 200) in calls  # the sandbox answered it, on its own host
     assert _hash_of(http_gateway, "Tarefas", rec["id"], "anexos") == [hashlib.sha256(content).hexdigest()]
     assert wire_trap.hits_since(mark) == []
@@ -163,7 +183,8 @@ def test_the_gateway_refuses_another_origin_before_sending(http_gateway: Gateway
 
 
 def test_restore_into_another_base_over_http_uploads_every_attachment_to_the_endpoint(
-        http_gateway: Gateway, sandbox: Sandbox, wire_trap: WireTrap) -> None:
+    http_gateway: Gateway, sandbox: Sandbox, wire_trap: WireTrap
+) -> None:
     from beststag_cli.backup.restore import execute_restore, gateway_for_base, plan_restore
     from beststag_cli.backup.runner import run_backup
     from beststag_cli.sandbox.seed import load_sample
@@ -193,7 +214,14 @@ def _attachment_hashes(gw: Gateway) -> list[tuple[str, ...]]:
     for r in gw.all("Tarefas"):
         atts: list[dict[str, Any]] = r["fields"].get("anexos") or []
         if atts:
-            out.append(tuple(sorted(
-                hashlib.sha256(gw.api.session.get(a["url"], headers={"Authorization": None}, timeout=30).content)
-                .hexdigest() for a in atts)))
+            out.append(
+                tuple(
+                    sorted(
+                        hashlib.sha256(
+                            gw.api.session.get(a["url"], headers={"Authorization": None}, timeout=30).content
+                        ).hexdigest()
+                        for a in atts
+                    )
+                )
+            )
     return sorted(out)

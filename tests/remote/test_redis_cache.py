@@ -30,8 +30,11 @@ pytestmark = pytest.mark.slow
 def stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[CacheBackend, ...]]:
     """Three stores on the same storage (processes, or hosts for Redis): two with an LRU, one without."""
     if request.param == "diskcache":
-        out: tuple[CacheBackend, ...] = (CacheStore(tmp_path / "c", lru_items=100),
-                                         CacheStore(tmp_path / "c", lru_items=100), CacheStore(tmp_path / "c"))
+        out: tuple[CacheBackend, ...] = (
+            CacheStore(tmp_path / "c", lru_items=100),
+            CacheStore(tmp_path / "c", lru_items=100),
+            CacheStore(tmp_path / "c"),
+        )
     else:
         from beststag_cli.cache.redis_store import RedisStore
 
@@ -184,9 +187,13 @@ def test_manager_on_redis(redis_settings: Any, gateway: Any, sandbox: Any) -> No
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     env = {**os.environ, "BESTSTAG_DATA_DIR": str(tmp_path / "airtable")}
-    proc = subprocess.Popen([sys.executable, "-m", "beststag_cli", "sandbox", "serve", "--port", "0",
-                             "--latency-ms", "200"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "beststag_cli", "sandbox", "serve", "--port", "0", "--latency-ms", "200"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline() if proc.stdout else ""
     assert line.startswith("sandbox serving http://"), line + (proc.stderr.read() if proc.stderr else "")
     yield line.split()[2]
@@ -195,16 +202,24 @@ def served(tmp_path: Path) -> Iterator[str]:
 
 
 def host_env(tmp_path: Path, name: str, served: str, redis_url: str) -> dict[str, str]:
-    cfg = write_config(tmp_path / "config.yaml", cache={"backend": "redis", "redis_url": redis_url,
-                                                        "redis_prefix": "two-hosts:"})
-    return {**os.environ, "AIRTABLE_TOKEN": "sandbox", "BESTSTAG_SANDBOX": "", "AIRTABLE_BASE_ID": "appBestStagSandbx",
-            "AIRTABLE_ENDPOINT_URL": served, "BESTSTAG_CONFIG": str(cfg),
-            "BESTSTAG_DATA_DIR": str(tmp_path / name)}
+    cfg = write_config(
+        tmp_path / "config.yaml", cache={"backend": "redis", "redis_url": redis_url, "redis_prefix": "two-hosts:"}
+    )
+    return {
+        **os.environ,
+        "AIRTABLE_TOKEN": "sandbox",
+        "BESTSTAG_SANDBOX": "",
+        "AIRTABLE_BASE_ID": "appBestStagSandbx",
+        "AIRTABLE_ENDPOINT_URL": served,
+        "BESTSTAG_CONFIG": str(cfg),
+        "BESTSTAG_DATA_DIR": str(tmp_path / name),
+    }
 
 
 def cli(env: dict[str, str], *args: str) -> dict[str, Any]:
-    p = subprocess.run([sys.executable, "-m", "beststag_cli", "--json", *args], env=env, capture_output=True,
-                       text=True, timeout=60)
+    p = subprocess.run(
+        [sys.executable, "-m", "beststag_cli", "--json", *args], env=env, capture_output=True, text=True, timeout=60
+    )
     assert p.returncode == 0, (args, p.stdout[-500:], p.stderr[-1500:])
     return json.loads(p.stdout)  # type: ignore[no-any-return]
 
@@ -216,7 +231,8 @@ def upstream_reads(*data_dirs: Path) -> int:
     for d in data_dirs:
         if (d / "journal.sqlite").exists():
             rows = Journal(d / "journal.sqlite").query(
-                "SELECT COUNT(*) AS n FROM requests WHERE operation IN ('list', 'get') AND table_name = 'Usuários'")
+                "SELECT COUNT(*) AS n FROM requests WHERE operation IN ('list', 'get') AND table_name = 'Usuários'"
+            )
             n += rows[0]["n"]
     return n
 
@@ -264,8 +280,16 @@ def test_stampede_across_hosts_makes_one_upstream_request(tmp_path: Path, served
     envs = [host_env(tmp_path, f"host-{i % 2}", served, redis_url) for i in range(8)]
     before = upstream_reads(tmp_path / "host-0", tmp_path / "host-1")
     start = time.time() + 3.0
-    procs = [subprocess.Popen([sys.executable, "-c", STAMPEDE_WORKER, str(start)], env=e, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for e in envs]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", STAMPEDE_WORKER, str(start)],
+            env=e,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for e in envs
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     results = [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
     assert [r["status"] for r in results].count("miss") == 1, (results, [e[-500:] for _, e in outs])

@@ -174,8 +174,13 @@ def test_gateway_builds_the_redis_limiter(settings, redis_url: str) -> None:  # 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     env = {**os.environ, "BESTSTAG_DATA_DIR": str(tmp_path / "server")}
-    proc = subprocess.Popen([sys.executable, "-m", "beststag_cli", "sandbox", "serve", "--port", "0",
-                             "--rate-limit"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "beststag_cli", "sandbox", "serve", "--port", "0", "--rate-limit"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     line = proc.stdout.readline() if proc.stdout else ""
     assert line.startswith("sandbox serving http://"), line + (proc.stderr.read() if proc.stderr else "")
     yield line.split()[2]
@@ -205,11 +210,24 @@ print(json.dumps({"errors": errors}))
 
 def test_two_hosts_sixteen_threads_never_get_a_429(served: str, tmp_path: Path, redis_url: str) -> None:
     cfg = write_config(tmp_path / "config.yaml", airtable={"limiter": "redis", "limiter_redis_url": redis_url})
-    envs = [{**os.environ, "AIRTABLE_TOKEN": "sandbox", "BESTSTAG_SANDBOX": "", "AIRTABLE_BASE_ID": BASE,
-             "AIRTABLE_ENDPOINT_URL": served,
-             "BESTSTAG_CONFIG": str(cfg), "BESTSTAG_DATA_DIR": str(tmp_path / f"host-{i}")} for i in range(2)]
-    procs = [subprocess.Popen([sys.executable, "-c", WORKER], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for e in envs]
+    envs = [
+        {
+            **os.environ,
+            "AIRTABLE_TOKEN": "sandbox",
+            "BESTSTAG_SANDBOX": "",
+            "AIRTABLE_BASE_ID": BASE,
+            "AIRTABLE_ENDPOINT_URL": served,
+            "BESTSTAG_CONFIG": str(cfg),
+            "BESTSTAG_DATA_DIR": str(tmp_path / f"host-{i}"),
+        }
+        for i in range(2)
+    ]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WORKER], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for e in envs
+    ]
     outs = [p.communicate(timeout=120) for p in procs]
     results = [json.loads(o.strip().splitlines()[-1]) for o, _ in outs]
     assert all(not r["errors"] for r in results), (results, [e[-800:] for _, e in outs])

@@ -55,8 +55,9 @@ def _objects(s3: dict[str, str]) -> dict[str, bytes]:
     return out
 
 
-def test_complete_backup_goes_off_site_and_restores_from_there(remote_settings: Any, gateway: Any, sandbox: Any,
-                                                               s3: dict[str, str], cli: Any) -> None:
+def test_complete_backup_goes_off_site_and_restores_from_there(
+    remote_settings: Any, gateway: Any, sandbox: Any, s3: dict[str, str], cli: Any
+) -> None:
     before = snapshot(gateway, TABLES)
     result = run_backup(remote_settings, gateway, "complete")
     bid = result.manifest.id
@@ -103,8 +104,9 @@ def test_complete_backup_goes_off_site_and_restores_from_there(remote_settings: 
     assert not any(remote_settings.paths.backups_partial.glob("remote-*"))
 
 
-def test_a_broken_or_half_uploaded_remote_backup_is_caught(remote_settings: Any, gateway: Any,
-                                                           s3: dict[str, str], cli: Any) -> None:
+def test_a_broken_or_half_uploaded_remote_backup_is_caught(
+    remote_settings: Any, gateway: Any, s3: dict[str, str], cli: Any
+) -> None:
     import boto3
 
     result = run_backup(remote_settings, gateway, "critical")
@@ -127,8 +129,9 @@ def test_a_broken_or_half_uploaded_remote_backup_is_caught(remote_settings: Any,
     assert cli("--json", "backup", "verify", bid, "--remote").exit_code == 0
 
 
-def test_unreachable_remote_keeps_the_local_backup(settings: Any, gateway: Any, cli: Any, tmp_path: Path,
-                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unreachable_remote_keeps_the_local_backup(
+    settings: Any, gateway: Any, cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     pytest.importorskip("boto3")
     from tests.remote.conftest import free_port
 
@@ -142,15 +145,20 @@ def test_unreachable_remote_keeps_the_local_backup(settings: Any, gateway: Any, 
     assert len(cli("--json", "backup", "list").json()) == 1
 
 
-def test_cleanup_removes_the_same_backups_locally_and_remotely(settings: Any, gateway: Any, s3: dict[str, str],
-                                                               cli: Any, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cleanup_removes_the_same_backups_locally_and_remotely(
+    settings: Any, gateway: Any, s3: dict[str, str], cli: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from beststag_cli.backup.cleanup import cleanup
     from beststag_cli.backup.layout import list_backups
     from beststag_cli.backup.remote import S3Remote
 
-    remote_settings = _config_with(tmp_path, monkeypatch, remote=s3["remote"], remote_endpoint_url=s3["endpoint"],
-                                   types__critical__retention={"keep_last": 2})
+    remote_settings = _config_with(
+        tmp_path,
+        monkeypatch,
+        remote=s3["remote"],
+        remote_endpoint_url=s3["endpoint"],
+        types__critical__retention={"keep_last": 2},
+    )
     clock.set_now(clock.now())
     ids = []
     for _ in range(4):
@@ -175,8 +183,7 @@ def test_cleanup_removes_the_same_backups_locally_and_remotely(settings: Any, ga
     assert not any(k.startswith(f"beststag/{bid}/") for bid in ids[:2] for k in left)
 
 
-def test_restore_latest_off_site_is_the_newest_whole_base_backup(remote_settings: Any, gateway: Any,
-                                                                 cli: Any) -> None:
+def test_restore_latest_off_site_is_the_newest_whole_base_backup(remote_settings: Any, gateway: Any, cli: Any) -> None:
     """F9 off-site: `restore latest --remote` names the newest complete or incremental backup, not a newer
     critical one (two tables); `critical/latest` still names that one."""
     complete = run_backup(remote_settings, gateway, "complete").manifest.id
@@ -189,8 +196,9 @@ def test_restore_latest_off_site_is_the_newest_whole_base_backup(remote_settings
     assert r.exit_code == 0 and r.json()["backup_id"] == critical, r
 
 
-def test_upload_all_sends_only_what_the_remote_does_not_list(remote_settings: Any, gateway: Any,
-                                                             s3: dict[str, str]) -> None:
+def test_upload_all_sends_only_what_the_remote_does_not_list(
+    remote_settings: Any, gateway: Any, s3: dict[str, str]
+) -> None:
     """upload_backups(None): good local backups whose manifest the bucket lacks (a cut upload has none)."""
     import boto3
 

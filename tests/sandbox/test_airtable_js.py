@@ -48,8 +48,14 @@ def node() -> str:
             if npm is None:
                 pytest.skip("tests/js/node_modules/airtable is missing and npm is not installed")
             try:
-                proc = subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=JS_DIR, capture_output=True,
-                                      text=True, timeout=240, check=False)
+                proc = subprocess.run(
+                    [npm, "install", "--no-audit", "--no-fund"],
+                    cwd=JS_DIR,
+                    capture_output=True,
+                    text=True,
+                    timeout=240,
+                    check=False,
+                )
             except subprocess.TimeoutExpired:
                 proc = None
             if not _airtable_installed():
@@ -75,8 +81,9 @@ def run_client(node: str, endpoint: str) -> dict[str, Any]:
     env = {**os.environ, "AIRTABLE_ENDPOINT_URL": endpoint, "AIRTABLE_API_KEY": "sandbox", "BASE_ID": BASE}
     for proxy in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):  # node-fetch ignores them anyway
         env.pop(proxy, None)
-    proc = subprocess.run([node, str(SCRIPT)], cwd=JS_DIR, env=env, capture_output=True, text=True, timeout=60,
-                          check=False)
+    proc = subprocess.run(
+        [node, str(SCRIPT)], cwd=JS_DIR, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, f"airtable_client.mjs failed (exit {proc.returncode}):\n{proc.stderr}"
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1, proc.stdout
@@ -92,8 +99,7 @@ def test_airtable_js_against_sandbox_serve(node: str, endpoint: str, sandbox: Sa
 
     # reads: the same records as pyairtable gets from the same server for the same query
     api = Api("sandbox", endpoint_url=endpoint, retry_strategy=None, timeout=(5, 20))
-    expected = api.table(BASE, "Usuários").all(formula=FORMULA, sort=["Nome"], fields=["Nome", "status"],
-                                              page_size=10)
+    expected = api.table(BASE, "Usuários").all(formula=FORMULA, sort=["Nome"], fields=["Nome", "status"], page_size=10)
     assert len(expected) > 10
     assert out["filtered"] == [{"id": r["id"], "fields": r["fields"]} for r in expected]
     names = [r["fields"]["Nome"] for r in out["filtered"]]
@@ -131,6 +137,14 @@ def test_airtable_js_against_sandbox_serve(node: str, endpoint: str, sandbox: Sa
 
     # every route airtable.js used, as the server saw it (the trailing-slash POST/PATCH included)
     routes = {(m, r, s) for m, r, s in seen}
-    for call in [("GET", "list", 200), ("POST", "create", 200), ("PATCH", "update", 200), ("PUT", "update", 200),
-                 ("GET", "get", 200), ("DELETE", "delete", 200), ("GET", "list", 422), ("GET", "get", 404)]:
+    for call in [
+        ("GET", "list", 200),
+        ("POST", "create", 200),
+        ("PATCH", "update", 200),
+        ("PUT", "update", 200),
+        ("GET", "get", 200),
+        ("DELETE", "delete", 200),
+        ("GET", "list", 422),
+        ("GET", "get", 404),
+    ]:
         assert call in routes

@@ -55,14 +55,16 @@ def test_unknown_route_and_record(api, http) -> None:
     assert http.get(f"{SANDBOX_ENDPOINT}/v1/nothing", headers=AUTH).json() == {"error": "NOT_FOUND"}
     expect(lambda: api.table(BASE, "Usuários").get("recXXXXXXXXXXXXXX"), 404, "NOT_FOUND")
     expect(lambda: api.table(BASE, "Usuários").delete("recXXXXXXXXXXXXXX"), 404, "NOT_FOUND")
-    expect(lambda: api.table(BASE, "Usuários").batch_update([{"id": "recXXXXXXXXXXXXXX", "fields": {}}]),
-           422, "ROW_DOES_NOT_EXIST")
+    expect(
+        lambda: api.table(BASE, "Usuários").batch_update([{"id": "recXXXXXXXXXXXXXX", "fields": {}}]),
+        422,
+        "ROW_DOES_NOT_EXIST",
+    )
 
 
 def test_eleven_records_in_one_request(http, sandbox) -> None:
     n = sandbox.store.count(BASE, "Tarefas")
-    r = http.post(f"{URL}/Tarefas", json={"records": [{"fields": {"Título": str(i)}} for i in range(11)]},
-                  headers=AUTH)
+    r = http.post(f"{URL}/Tarefas", json={"records": [{"fields": {"Título": str(i)}} for i in range(11)]}, headers=AUTH)
     assert r.status_code == 422 and r.json()["error"]["type"] == "INVALID_RECORDS"
     assert "11" in r.json()["error"]["message"]
     ids = [rec["id"] for rec in http.get(f"{URL}/Tarefas?maxRecords=11", headers=AUTH).json()["records"]]
@@ -84,8 +86,11 @@ def test_wrong_value_types_are_refused_and_nothing_is_written(api, sandbox) -> N
     expect(lambda: t.create({"Título": "x", "Nope": 1}), 422, "UNKNOWN_FIELD_NAME")
     expect(lambda: t.create({"Título": "x", "tags": ["não existe"]}), 422, "INVALID_MULTIPLE_CHOICE_OPTIONS")
     # a batch with one bad record writes nothing
-    expect(lambda: t.batch_create([{"Título": "ok"}, {"Título": "x", "estimativa (h)": "?"}]), 422,
-           "INVALID_VALUE_FOR_COLUMN")
+    expect(
+        lambda: t.batch_create([{"Título": "ok"}, {"Título": "x", "estimativa (h)": "?"}]),
+        422,
+        "INVALID_VALUE_FOR_COLUMN",
+    )
     assert sandbox.store.count(BASE, "Tarefas") == n
 
 
@@ -159,20 +164,47 @@ _json = st.recursive(
     lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=10), c, max_size=4),
     max_leaves=12,
 )
-_field_names = st.sampled_from(["Título", "status", "vencimento", "responsável", "tags", "concluída",
-                                "estimativa (h)", "anexos", "Criado em", "Email do responsável", "x"])
+_field_names = st.sampled_from(
+    [
+        "Título",
+        "status",
+        "vencimento",
+        "responsável",
+        "tags",
+        "concluída",
+        "estimativa (h)",
+        "anexos",
+        "Criado em",
+        "Email do responsável",
+        "x",
+    ]
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(method=st.sampled_from(["POST", "PATCH", "PUT", "DELETE", "GET"]),
-       body=st.one_of(_json, st.fixed_dictionaries({"records": st.lists(
-           st.fixed_dictionaries({"fields": st.dictionaries(_field_names, _json, max_size=3)},
-                                 optional={"id": st.text(max_size=17)}), max_size=3)},
-           optional={"typecast": st.booleans(), "performUpsert": _json})),
-       suffix=st.sampled_from(["", "/listRecords", "/recXXXXXXXXXXXXXX", "/x/y/uploadAttachment"]))
+@given(
+    method=st.sampled_from(["POST", "PATCH", "PUT", "DELETE", "GET"]),
+    body=st.one_of(
+        _json,
+        st.fixed_dictionaries(
+            {
+                "records": st.lists(
+                    st.fixed_dictionaries(
+                        {"fields": st.dictionaries(_field_names, _json, max_size=3)},
+                        optional={"id": st.text(max_size=17)},
+                    ),
+                    max_size=3,
+                )
+            },
+            optional={"typecast": st.booleans(), "performUpsert": _json},
+        ),
+    ),
+    suffix=st.sampled_from(["", "/listRecords", "/recXXXXXXXXXXXXXX", "/x/y/uploadAttachment"]),
+)
 def test_random_requests_never_get_a_500(http, method, body, suffix) -> None:
-    r = http.request(method, f"{URL}/Tarefas{suffix}", data=json.dumps(body),
-                     headers={**AUTH, "Content-Type": "application/json"})
+    r = http.request(
+        method, f"{URL}/Tarefas{suffix}", data=json.dumps(body), headers={**AUTH, "Content-Type": "application/json"}
+    )
     assert r.status_code < 500, r.text
     payload = r.json()
     if r.status_code >= 400:
@@ -180,10 +212,29 @@ def test_random_requests_never_get_a_500(http, method, body, suffix) -> None:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(params=st.lists(st.tuples(st.sampled_from(["fields[]", "filterByFormula", "maxRecords", "pageSize",
-                                                   "sort[0][field]", "sort[0][direction]", "view", "offset",
-                                                   "cellFormat", "timeZone", "userLocale"]),
-                                 st.text(max_size=30)), max_size=5))
+@given(
+    params=st.lists(
+        st.tuples(
+            st.sampled_from(
+                [
+                    "fields[]",
+                    "filterByFormula",
+                    "maxRecords",
+                    "pageSize",
+                    "sort[0][field]",
+                    "sort[0][direction]",
+                    "view",
+                    "offset",
+                    "cellFormat",
+                    "timeZone",
+                    "userLocale",
+                ]
+            ),
+            st.text(max_size=30),
+        ),
+        max_size=5,
+    )
+)
 def test_random_list_queries_never_get_a_500(http, params) -> None:
     r = http.get(f"{URL}/Usuários", params=params, headers=AUTH)
     assert r.status_code in (200, 422), r.text

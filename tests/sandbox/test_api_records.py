@@ -58,8 +58,13 @@ def test_long_formula_goes_by_post_list_records(api, calls) -> None:
     table = api.table(BASE, "Usuários")
     wanted = [r["id"] for r in table.all(max_records=40)]
     calls.clear()
-    formula = "OR(" + ",".join(f"RECORD_ID()='{rid}'" for rid in wanted) + "," + ",".join(
-        f"{{Nome}}='nobody-{i:05d}-{'x' * 60}'" for i in range(200)) + ")"
+    formula = (
+        "OR("
+        + ",".join(f"RECORD_ID()='{rid}'" for rid in wanted)
+        + ","
+        + ",".join(f"{{Nome}}='nobody-{i:05d}-{'x' * 60}'" for i in range(200))
+        + ")"
+    )
     assert len(formula) > 16000
     rows = table.all(formula=formula, page_size=15)
     assert sorted(r["id"] for r in rows) == sorted(wanted)
@@ -85,8 +90,7 @@ def test_batch_create_update_upsert_delete(api, sandbox, calls) -> None:
     assert len(created) == 12 and len(calls) == 2  # chunks of 10
     assert sandbox.store.count(BASE, "Tarefas") == before + 12
     updated = table.batch_update([{"id": r["id"], "fields": {"estimativa (h)": 100}} for r in created])
-    assert all(r["fields"]["estimativa (h)"] == 100 and r["fields"]["Título"].startswith("Tarefa")
-               for r in updated)
+    assert all(r["fields"]["estimativa (h)"] == 100 and r["fields"]["Título"].startswith("Tarefa") for r in updated)
     # PUT replaces: fields not sent are cleared
     replaced = table.update(created[0]["id"], {"Título": "Só título"}, replace=True)
     assert "estimativa (h)" not in replaced["fields"]
@@ -108,8 +112,9 @@ def test_upsert_with_two_matches_fails_whole_request(api, sandbox) -> None:
     table.batch_create([{"Título": "dup"}, {"Título": "dup"}])
     n = sandbox.store.count(BASE, "Tarefas")
     with pytest.raises(requests.HTTPError) as e:
-        table.batch_upsert([{"fields": {"Título": "dup", "estimativa (h)": 1}}, {"fields": {"Título": "z"}}],
-                           key_fields=["Título"])
+        table.batch_upsert(
+            [{"fields": {"Título": "dup", "estimativa (h)": 1}}, {"fields": {"Título": "z"}}], key_fields=["Título"]
+        )
     assert e.value.response.status_code == 422
     assert sandbox.store.count(BASE, "Tarefas") == n
 
@@ -150,8 +155,9 @@ def test_computed_fields_created_modified_autonumber(api) -> None:
     clock.set_now("2026-01-11T12:30:00Z")
     u2 = users.update(u["id"], {"status": "Ativo"})
     assert u2["fields"]["Modificado em"] == "2026-01-11T12:30:00.000Z"
-    assert users.all(formula="IS_SAME(LAST_MODIFIED_TIME({status}), '2026-01-11', 'day')", fields=["Nome"]) \
-        == [{"id": u["id"], "createdTime": u["createdTime"], "fields": {"Nome": "Bia"}}]
+    assert users.all(formula="IS_SAME(LAST_MODIFIED_TIME({status}), '2026-01-11', 'day')", fields=["Nome"]) == [
+        {"id": u["id"], "createdTime": u["createdTime"], "fields": {"Nome": "Bia"}}
+    ]
     created_ids = {r["id"] for r in users.all(formula="CREATED_TIME() = DATETIME_PARSE('2026-01-10T10:00:00Z')")}
     assert created_ids == {u["id"]}
 
@@ -161,8 +167,16 @@ def test_typecast_coerces_and_creates_choices(api, sandbox) -> None:
     with pytest.raises(requests.HTTPError) as e:
         table.create({"Título": "x", "prioridade": "Altíssima"})
     assert "INVALID_MULTIPLE_CHOICE_OPTIONS" in str(e.value)
-    rec = table.create({"Título": 12, "prioridade": "Altíssima", "estimativa (h)": "3.5", "concluída": "true",
-                        "vencimento": "2026-03-04T10:00:00Z"}, typecast=True)
+    rec = table.create(
+        {
+            "Título": 12,
+            "prioridade": "Altíssima",
+            "estimativa (h)": "3.5",
+            "concluída": "true",
+            "vencimento": "2026-03-04T10:00:00Z",
+        },
+        typecast=True,
+    )
     f = rec["fields"]
     assert f["Título"] == "12" and f["prioridade"] == "Altíssima" and f["estimativa (h)"] == 3.5
     assert f["concluída"] is True and f["vencimento"] == "2026-03-04"
@@ -196,8 +210,10 @@ def test_accented_table_names_and_table_ids(api, sandbox) -> None:
     assert by_name == by_id and len(by_name) == sandbox.store.count(BASE, "Memória Contextual")
     s = requests.Session()
     sandbox.mount(s)
-    r = s.get(f"{SANDBOX_ENDPOINT}/v0/{BASE}/Mem%C3%B3ria%20Contextual?pageSize=1",
-              headers={"Authorization": "Bearer sandbox"})
+    r = s.get(
+        f"{SANDBOX_ENDPOINT}/v0/{BASE}/Mem%C3%B3ria%20Contextual?pageSize=1",
+        headers={"Authorization": "Bearer sandbox"},
+    )
     assert r.status_code == 200 and len(r.json()["records"]) == 1
 
 
@@ -214,8 +230,13 @@ def test_return_fields_by_field_id_and_views(api) -> None:
 
 
 def test_cell_format_string(api) -> None:
-    rows = api.table(BASE, "Interações").all(cell_format="string", time_zone="America/Sao_Paulo",
-                                            user_locale="pt-br", max_records=3, fields=["user", "timestamp"])
+    rows = api.table(BASE, "Interações").all(
+        cell_format="string",
+        time_zone="America/Sao_Paulo",
+        user_locale="pt-br",
+        max_records=3,
+        fields=["user", "timestamp"],
+    )
     assert rows and all(isinstance(v, str) for r in rows for v in r["fields"].values())
     assert all(not v.startswith("rec") for r in rows for k, v in r["fields"].items() if k == "user")
 

@@ -446,16 +446,14 @@ ESCAPING = [
     ("{Field With Spaces} & '!'", {"Field With Spaces": "x"}, "x!"),
     ("{O'Brien's}", {"O'Brien's": 2}, 2),
     ("{Nome}='O\\'Brien'", {"Nome": "O'Brien"}, True),
-    ("{Nome}=\"O'Brien\"", {"Nome": "O'Brien"}, True),
+    ('{Nome}="O\'Brien"', {"Nome": "O'Brien"}, True),
     ("{Nome}='O\\'Brien'", {"Nome": "OBrien"}, False),
     ("{a\\b}", {"a\\b": "backslash"}, "backslash"),
     ("FIND('ç', {Nome})", {"Nome": "Conceição"}, 7),
     ("{ leading}", {" leading": 5}, 5),
 ]
 
-ALL_CASES = (
-    PRECEDENCE + BLANKS + SCALARS + ARRAYS + TEXT + NUMERIC + LOGIC + ERRORS + TRUTHINESS + DATES + ESCAPING
-)
+ALL_CASES = PRECEDENCE + BLANKS + SCALARS + ARRAYS + TEXT + NUMERIC + LOGIC + ERRORS + TRUTHINESS + DATES + ESCAPING
 
 
 @pytest.mark.parametrize(("formula", "values", "expected"), ALL_CASES, ids=[c[0][:60] for c in ALL_CASES])

@@ -36,9 +36,7 @@ def field_name(name: str) -> str:
 
 # ---------------------------------------------------------------- strategies
 
-aware_datetimes = st.datetimes(
-    min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
-)
+aware_datetimes = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC))
 cell_values = st.one_of(
     st.none(),
     st.text(max_size=12),
@@ -58,17 +56,45 @@ number_literals = st.one_of(
 )
 string_literals = st.one_of(
     st.text(max_size=8).map(quoted),
-    st.sampled_from(["'days'", "'months'", "'M'", "'h'", "'YYYY-MM-DD'", "'2024-01-31'",
-                     "'America/Sao_Paulo'", "'[0-9]+'", "'Ativo'", '"x"', "''"]),
+    st.sampled_from(
+        [
+            "'days'",
+            "'months'",
+            "'M'",
+            "'h'",
+            "'YYYY-MM-DD'",
+            "'2024-01-31'",
+            "'America/Sao_Paulo'",
+            "'[0-9]+'",
+            "'Ativo'",
+            '"x"',
+            "''",
+        ]
+    ),
 )
 field_refs = st.one_of(
     st.sampled_from(FIELDS).map(field_name),
     st.sampled_from(["status", "Nome", "Qtd"]),
     st.just("{unknown field}"),
 )
-leaves = st.one_of(number_literals, string_literals, field_refs,
-                   st.sampled_from(["TRUE()", "FALSE()", "BLANK()", "NOW()", "TODAY()", "ERROR()",
-                                    "RECORD_ID()", "CREATED_TIME()", "LAST_MODIFIED_TIME()"]))
+leaves = st.one_of(
+    number_literals,
+    string_literals,
+    field_refs,
+    st.sampled_from(
+        [
+            "TRUE()",
+            "FALSE()",
+            "BLANK()",
+            "NOW()",
+            "TODAY()",
+            "ERROR()",
+            "RECORD_ID()",
+            "CREATED_TIME()",
+            "LAST_MODIFIED_TIME()",
+        ]
+    ),
+)
 function_names = st.sampled_from([*sorted(FUNCTIONS), "NOPE", "lower", "If"])
 binary_ops = st.sampled_from(["+", "-", "*", "/", "&", "=", "!=", "<", ">", "<=", ">="])
 
@@ -127,12 +153,33 @@ def test_arbitrary_text_only_raises_formula_error(text: str) -> None:
 # ---------------------------------------------------------------- (b) commutativity of AND / OR
 
 booleanish = st.one_of(
-    st.sampled_from(["0", "1", "''", "'x'", "TRUE()", "FALSE()", "BLANK()", "ERROR()", "1/0", "{Vazio}",
-                     "{Tags}", "{Feito}", "{Qtd}", "{status}", "{Data}"]),
-    st.tuples(st.sampled_from(FIELDS).map(field_name), st.sampled_from(["=", "!=", ">", "<"]),
-              st.one_of(number_literals, string_literals)).map(lambda t: f"{t[0]}{t[1]}{t[2]}"),
-    st.tuples(st.sampled_from(["NOT", "ISERROR"]), st.sampled_from(FIELDS).map(field_name))
-    .map(lambda t: f"{t[0]}({t[1]})"),
+    st.sampled_from(
+        [
+            "0",
+            "1",
+            "''",
+            "'x'",
+            "TRUE()",
+            "FALSE()",
+            "BLANK()",
+            "ERROR()",
+            "1/0",
+            "{Vazio}",
+            "{Tags}",
+            "{Feito}",
+            "{Qtd}",
+            "{status}",
+            "{Data}",
+        ]
+    ),
+    st.tuples(
+        st.sampled_from(FIELDS).map(field_name),
+        st.sampled_from(["=", "!=", ">", "<"]),
+        st.one_of(number_literals, string_literals),
+    ).map(lambda t: f"{t[0]}{t[1]}{t[2]}"),
+    st.tuples(st.sampled_from(["NOT", "ISERROR"]), st.sampled_from(FIELDS).map(field_name)).map(
+        lambda t: f"{t[0]}({t[1]})"
+    ),
 )
 
 
@@ -226,6 +273,7 @@ def test_field_name_cannot_change_tree_shape(name: str) -> None:
 @given(st.lists(st.tuples(st.sampled_from(FIELDS), st.text(max_size=20)), min_size=1, max_size=4))
 def test_match_style_formulas_keep_their_structure(pairs: list[tuple[str, str]]) -> None:
     """pyairtable's match({...}) output: the structure only depends on the number of pairs."""
+
     def build(items: list[tuple[str, str]]) -> str:
         parts = [f"{field_name(k)}={quoted(v)}" for k, v in items]
         return parts[0] if len(parts) == 1 else "AND(" + ", ".join(parts) + ")"

@@ -28,8 +28,13 @@ def port(sandbox: Sandbox) -> Iterator[int]:
     thread.join(timeout=30)
 
 
-def _ask(conn: http.client.HTTPConnection, method: str, path: str, body: bytes | None = None,
-         headers: dict[str, str] | None = None) -> tuple[http.client.HTTPResponse, Any]:
+def _ask(
+    conn: http.client.HTTPConnection,
+    method: str,
+    path: str,
+    body: bytes | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[http.client.HTTPResponse, Any]:
     conn.request(method, path, body=body, headers={"Content-Type": "application/json", **(headers or {})})
     resp = conn.getresponse()
     data = resp.read()
@@ -46,10 +51,12 @@ EARLY_ERRORS = [
 ]
 
 
-@pytest.mark.parametrize(("what", "method", "path", "headers", "status"), EARLY_ERRORS,
-                         ids=[e[0] for e in EARLY_ERRORS])
-def test_the_next_request_on_the_connection_gets_a_proper_answer(port: int, what: str, method: str, path: str,
-                                                                 headers: dict[str, str], status: int) -> None:
+@pytest.mark.parametrize(
+    ("what", "method", "path", "headers", "status"), EARLY_ERRORS, ids=[e[0] for e in EARLY_ERRORS]
+)
+def test_the_next_request_on_the_connection_gets_a_proper_answer(
+    port: int, what: str, method: str, path: str, headers: dict[str, str], status: int
+) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
         first, err = _ask(conn, method, path, BODY, headers)
@@ -81,8 +88,9 @@ def test_a_fault_answered_before_the_body_keeps_the_connection(port: int, sandbo
         conn.close()
 
 
-def test_a_body_too_large_to_drain_closes_the_connection_and_says_so(port: int,
-                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_body_too_large_to_drain_closes_the_connection_and_says_so(
+    port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(server_mod, "MAX_DRAIN_BYTES", 100)  # not 16 MB of test traffic
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:

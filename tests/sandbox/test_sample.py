@@ -56,8 +56,11 @@ TEXT_TYPES = {"singleLineText", "multilineText", "email", "url", "phoneNumber"}
 # Fields that record something that already happened; the rest (due dates, event times, expiry)
 # may look ahead.
 PAST_FIELDS = {
-    ("Usuários", "data de cadastro"), ("Usuários", "último acesso"), ("Interações", "timestamp"),
-    ("Logs do Sistema", "timestamp"), ("Métricas", "coletado em"),
+    ("Usuários", "data de cadastro"),
+    ("Usuários", "último acesso"),
+    ("Interações", "timestamp"),
+    ("Logs do Sistema", "timestamp"),
+    ("Métricas", "coletado em"),
 }
 ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 ISO_DATETIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -112,8 +115,15 @@ def test_schema_is_a_fresh_copy() -> None:
 
 def test_seven_tables_in_order() -> None:
     names = [t["name"] for t in sample_schema()["tables"]]
-    assert names == ["Usuários", "Interações", "Tarefas", "Eventos", "Memória Contextual",
-                     "Logs do Sistema", "Métricas"]
+    assert names == [
+        "Usuários",
+        "Interações",
+        "Tarefas",
+        "Eventos",
+        "Memória Contextual",
+        "Logs do Sistema",
+        "Métricas",
+    ]
     assert names == list(BASE_COUNTS)
 
 
@@ -193,13 +203,19 @@ def test_spec_fields() -> None:
     assert interactions["user"]["options"]["prefersSingleRecordLink"] is True
     assert interactions["message"]["type"] in TEXT_TYPES
     tasks = _fields(tables["Tarefas"])
-    assert tasks["Email do responsável"]["options"] == {"recordLinkField": "responsável",
-                                                        "fieldInLinkedTable": "email"}
+    assert tasks["Email do responsável"]["options"] == {"recordLinkField": "responsável", "fieldInLinkedTable": "email"}
     assert _fields(tables["Memória Contextual"])["relevância"]["type"] == "percent"
     assert [c["name"] for c in _fields(tables["Métricas"])["tipo"]["options"]["choices"]] == [
-        "usage", "performance", "storage"]
+        "usage",
+        "performance",
+        "storage",
+    ]
     assert [c["name"] for c in _fields(tables["Métricas"])["período"]["options"]["choices"]] == [
-        "1h", "24h", "7d", "30d"]
+        "1h",
+        "24h",
+        "7d",
+        "30d",
+    ]
 
 
 # -- generation ------------------------------------------------------------------------------------
@@ -252,9 +268,11 @@ def test_invariants_at_scale_1(data: SampleData) -> None:
 
 
 @settings(max_examples=15, deadline=None)
-@given(seed=st.integers(0, 2**32), scale=st.floats(0.001, 0.08),
-       now=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1),
-                        timezones=st.just(UTC)))
+@given(
+    seed=st.integers(0, 2**32),
+    scale=st.floats(0.001, 0.08),
+    now=st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+)
 def test_invariants_hold_for_any_input(seed: int, scale: float, now: datetime) -> None:
     _check_invariants(generate_sample(seed=seed, scale=scale, now=now), now)
 
@@ -376,8 +394,10 @@ def test_interactions(data: SampleData) -> None:
         assert users[user_key].created_time <= record.created_time
         stamp = _parse_dt(record.fields["timestamp"])
         assert record.created_time - timedelta(seconds=3) <= stamp <= record.created_time
-    last = {key: max(_parse_dt(r.fields["timestamp"]) for r in interactions if r.fields["user"] == [key])
-            for key in per_user}
+    last = {
+        key: max(_parse_dt(r.fields["timestamp"]) for r in interactions if r.fields["user"] == [key])
+        for key in per_user
+    }
     for key, user in users.items():
         if key in last:
             assert _parse_dt(user.fields["último acesso"]) == last[key]
@@ -420,8 +440,15 @@ def test_tricky_values_present(data: SampleData) -> None:
 
 
 def test_attachments_are_well_formed(data: SampleData) -> None:
-    attachments = [a for records in data.tables.values() for r in records for v in r.fields.values()
-                   if isinstance(v, list) for a in v if isinstance(a, SampleAttachment)]
+    attachments = [
+        a
+        for records in data.tables.values()
+        for r in records
+        for v in r.fields.values()
+        if isinstance(v, list)
+        for a in v
+        if isinstance(a, SampleAttachment)
+    ]
     assert attachments
     kinds = Counter(a.content_type for a in attachments)
     assert kinds["image/png"] > 0

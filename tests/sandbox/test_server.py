@@ -99,8 +99,13 @@ def test_long_formula_goes_by_post_list_records(live: Live) -> None:
     table = live.api().table(BASE, "Usuários")
     wanted = [r["id"] for r in table.all(max_records=40)]
     live.calls.clear()
-    formula = "OR(" + ",".join(f"RECORD_ID()='{rid}'" for rid in wanted) + "," + ",".join(
-        f"{{Nome}}='ninguém-{i:05d}-{'x' * 60}'" for i in range(200)) + ")"
+    formula = (
+        "OR("
+        + ",".join(f"RECORD_ID()='{rid}'" for rid in wanted)
+        + ","
+        + ",".join(f"{{Nome}}='ninguém-{i:05d}-{'x' * 60}'" for i in range(200))
+        + ")"
+    )
     assert len(formula) > 16000
     rows = table.all(formula=formula, page_size=15, sort=["Nome"])
     assert sorted(r["id"] for r in rows) == sorted(wanted)
@@ -150,12 +155,16 @@ def test_accented_table_names(live: Live, session: requests.Session) -> None:
     tid = api.base(BASE).schema().table("Memória Contextual").id
     assert api.table(BASE, tid).all() == api.table(BASE, "Memória Contextual").all()
     # percent-encoded UTF-8, as both clients send it; `+` is a space only in the query string
-    r = session.get(f"{live.url}/v0/{BASE}/Mem%C3%B3ria%20Contextual?pageSize=1&fields%5B%5D=Chave",
-                    headers=AUTH, timeout=TIMEOUT)
+    r = session.get(
+        f"{live.url}/v0/{BASE}/Mem%C3%B3ria%20Contextual?pageSize=1&fields%5B%5D=Chave", headers=AUTH, timeout=TIMEOUT
+    )
     assert r.status_code == 200 and len(r.json()["records"]) == 1
     assert r.headers["Content-Type"] == "application/json; charset=utf-8"
-    r = session.get(f"{live.url}/v0/{BASE}/Usu%C3%A1rios?filterByFormula=%7Bstatus%7D+%3D+%27Ativo%27"
-                    "&fields%5B%5D=status", headers=AUTH, timeout=TIMEOUT)
+    r = session.get(
+        f"{live.url}/v0/{BASE}/Usu%C3%A1rios?filterByFormula=%7Bstatus%7D+%3D+%27Ativo%27&fields%5B%5D=status",
+        headers=AUTH,
+        timeout=TIMEOUT,
+    )
     assert r.status_code == 200 and {rec["fields"]["status"] for rec in r.json()["records"]} == {"Ativo"}
     r = session.get(f"{live.url}/v0/{BASE}/Usuarios", headers=AUTH, timeout=TIMEOUT)
     assert r.status_code == 403 and r.json()["error"]["type"] == "INVALID_PERMISSIONS_OR_MODEL_NOT_FOUND"
@@ -168,8 +177,7 @@ def test_422_error_bodies(live: Live, session: requests.Session) -> None:
     assert int(r.headers["Content-Length"]) == len(r.content)
     assert r.json() == {"error": {"type": "UNKNOWN_FIELD_NAME", "message": 'Unknown field name: "Nope"'}}
 
-    r = session.get(live.table_url("Usuários"), params={"filterByFormula": "{status} ="}, headers=AUTH,
-                    timeout=TIMEOUT)
+    r = session.get(live.table_url("Usuários"), params={"filterByFormula": "{status} ="}, headers=AUTH, timeout=TIMEOUT)
     assert r.status_code == 422
     err = r.json()["error"]
     assert err["type"] == "INVALID_FILTER_BY_FORMULA"
@@ -188,8 +196,9 @@ def test_trailing_slash_on_table_path_as_airtable_js_sends_it(live: Live, sessio
     r = session.post(url, json={"records": [{"fields": {"Título": "barra"}}]}, headers=AUTH, timeout=TIMEOUT)
     assert r.status_code == 200, r.text
     rid = r.json()["records"][0]["id"]
-    r = session.patch(url, json={"records": [{"id": rid, "fields": {"status": "A fazer"}}]}, headers=AUTH,
-                      timeout=TIMEOUT)
+    r = session.patch(
+        url, json={"records": [{"id": rid, "fields": {"status": "A fazer"}}]}, headers=AUTH, timeout=TIMEOUT
+    )
     assert r.status_code == 200 and r.json()["records"][0]["fields"]["status"] == "A fazer"
     r = session.get(live.table_url("Tarefas") + "/?pageSize=2", headers=AUTH, timeout=TIMEOUT)
     assert r.status_code == 200 and len(r.json()["records"]) == 2
@@ -200,8 +209,9 @@ def test_trailing_slash_in_process(sandbox: Sandbox) -> None:
     sandbox.mount(s)
     from beststag_cli.sandbox import SANDBOX_ENDPOINT
 
-    r = s.post(f"{SANDBOX_ENDPOINT}/v0/{BASE}/Tarefas/?", json={"records": [{"fields": {"Título": "barra"}}]},
-               headers=AUTH)
+    r = s.post(
+        f"{SANDBOX_ENDPOINT}/v0/{BASE}/Tarefas/?", json={"records": [{"fields": {"Título": "barra"}}]}, headers=AUTH
+    )
     assert r.status_code == 200, r.text
 
 
@@ -210,25 +220,33 @@ def test_keep_alive_serves_many_requests_on_one_connection(live: Live, session: 
     first = session.get(url, params={"pageSize": 5}, headers=AUTH, timeout=TIMEOUT)
     assert first.status_code == 200
     for _ in range(5):
-        r = session.get(url, params={"pageSize": 5, "offset": first.json()["offset"]}, headers=AUTH,
-                        timeout=TIMEOUT)
+        r = session.get(url, params={"pageSize": 5, "offset": first.json()["offset"]}, headers=AUTH, timeout=TIMEOUT)
         assert r.status_code == 200 and len(r.json()["records"]) == 5
     assert session.get(f"{url}/rec00000000000000", headers=AUTH, timeout=TIMEOUT).status_code == 404
-    assert session.post(live.table_url("Tarefas"), json={"fields": {"Nope": 1}}, headers=AUTH,
-                        timeout=TIMEOUT).status_code == 422
+    assert (
+        session.post(live.table_url("Tarefas"), json={"fields": {"Nope": 1}}, headers=AUTH, timeout=TIMEOUT).status_code
+        == 422
+    )
     assert session.get(f"{live.url}/v1/nothing", headers=AUTH, timeout=TIMEOUT).status_code == 404
     created = session.post(live.table_url("Tarefas"), json={"fields": {"Título": "k"}}, headers=AUTH, timeout=TIMEOUT)
     assert created.status_code == 200
-    assert session.delete(f"{live.table_url('Tarefas')}/{created.json()['id']}", headers=AUTH,
-                          timeout=TIMEOUT).json()["deleted"] is True
+    assert (
+        session.delete(f"{live.table_url('Tarefas')}/{created.json()['id']}", headers=AUTH, timeout=TIMEOUT).json()[
+            "deleted"
+        ]
+        is True
+    )
     assert len(live.calls) == 11
     assert len(live.connections) == 1  # errors and bodies alike leave the connection open
 
     # the same on a bare HTTP/1.1 connection: answers come back in order, each with its Content-Length
     conn = http.client.HTTPConnection("127.0.0.1", live.port, timeout=10)
     try:
-        for path in (f"/v0/{BASE}/Usu%C3%A1rios?pageSize=1", f"/v0/{BASE}/Usu%C3%A1rios/recNOPE0000000000",
-                     f"/v0/{BASE}/M%C3%A9tricas?pageSize=2"):
+        for path in (
+            f"/v0/{BASE}/Usu%C3%A1rios?pageSize=1",
+            f"/v0/{BASE}/Usu%C3%A1rios/recNOPE0000000000",
+            f"/v0/{BASE}/M%C3%A9tricas?pageSize=2",
+        ):
             conn.request("GET", path, headers=AUTH)
             resp = conn.getresponse()
             body = resp.read()
@@ -256,8 +274,12 @@ def test_dropped_connection_surfaces_as_connection_error(live: Live, session: re
 
 def _without_signed_urls(record: dict[str, Any]) -> dict[str, Any]:
     """Attachment URLs carry the host and an expiry second: drop them before comparing."""
-    fields = {k: [{a: b for a, b in v.items() if a != "url"} if isinstance(v, dict) else v for v in value]
-              if isinstance(value, list) else value for k, value in record["fields"].items()}
+    fields = {
+        k: [{a: b for a, b in v.items() if a != "url"} if isinstance(v, dict) else v for v in value]
+        if isinstance(value, list)
+        else value
+        for k, value in record["fields"].items()
+    }
     return {**record, "fields": fields}
 
 
@@ -270,8 +292,7 @@ def test_concurrent_clients_are_answered_correctly(live: Live) -> None:
         ("Usuários", {"formula": "{status} = 'Inativo'", "fields": ["Nome", "status"]}),
         ("Métricas", {}),
         ("Tarefas", {"formula": "{prioridade} = 'Urgente'", "fields": ["Título", "prioridade"], "max_records": 20}),
-        ("Interações", {"formula": "{canal} = 'Telegram'", "fields": ["canal"], "max_records": 30,
-                        "page_size": 10}),
+        ("Interações", {"formula": "{canal} = 'Telegram'", "fields": ["canal"], "max_records": 30, "page_size": 10}),
     ]
     expected = [inproc.table(BASE, t).all(**kw) for t, kw in queries]
     n_threads, per_thread = 8, 25

@@ -39,8 +39,13 @@ def test_docs_render_offline(server: str, app: Any) -> None:
         ops = w.page.eval_on_selector_all(".opblock-summary-path", "es => es.map(e => e.textContent.trim())")
         has_auth = w.page.locator("button.authorize").count() > 0
         w.screenshot("server-docs.png")
-    assert {"/webhook/airtable/cache", "/webhook/airtable/backup", "/webhook/airtable/metrics",
-            "/jobs/{job_id}", "/healthz"} <= {o.replace("\u200b", "") for o in ops}, ops
+    assert {
+        "/webhook/airtable/cache",
+        "/webhook/airtable/backup",
+        "/webhook/airtable/metrics",
+        "/jobs/{job_id}",
+        "/healthz",
+    } <= {o.replace("\u200b", "") for o in ops}, ops
     assert has_auth  # the bearer scheme is offered ("Authorize")
     hosts = {urlsplit(u).netloc for u in w.requests if not u.startswith(("data:", "blob:"))}
     assert hosts == {urlsplit(server).netloc}, w.requests

@@ -63,8 +63,13 @@ def _free_port() -> int:
 def live(tmp_path: Path):  # type: ignore[no-untyped-def]
     port = _free_port()
     env = {**os.environ, "BESTSTAG_DATA_DIR": str(tmp_path / "var"), "BESTSTAG_WEBHOOK_SECRET": SECRET}
-    proc = subprocess.Popen([sys.executable, "-m", "beststag_cli", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "beststag_cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(200):
         try:
@@ -108,8 +113,13 @@ def test_the_spec_examples_verbatim(live) -> None:  # type: ignore[no-untyped-de
         time.sleep(0.1)
     assert st["status"] == "ok", st
     backup_id = st["result"]["id"]
-    verify = subprocess.run([sys.executable, "-m", "beststag_cli", "--json", "backup", "verify", backup_id],
-                            env=env, capture_output=True, text=True, timeout=120)
+    verify = subprocess.run(
+        [sys.executable, "-m", "beststag_cli", "--json", "backup", "verify", backup_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     metrics = _curl(TESTE_4, url)
     usage = metrics["metrics"]["usage"]
@@ -120,6 +130,11 @@ def test_the_spec_examples_verbatim(live) -> None:  # type: ignore[no-untyped-de
 def test_refuses_a_public_address_without_a_secret(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "BESTSTAG_WEBHOOK_SECRET"}
     env["BESTSTAG_DATA_DIR"] = str(tmp_path / "var")
-    out = subprocess.run([sys.executable, "-m", "beststag_cli", "serve", "--host", "0.0.0.0", "--port", "0"], env=env,
-                         capture_output=True, text=True, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "beststag_cli", "serve", "--host", "0.0.0.0", "--port", "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert out.returncode == 2 and "without a webhook secret" in out.stderr and "Traceback" not in out.stderr

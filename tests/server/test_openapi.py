@@ -12,9 +12,11 @@ from beststag_cli.sandbox import FaultConfig
 
 CACHE, BACKUP, METRICS = "/webhook/airtable/cache", "/webhook/airtable/backup", "/webhook/airtable/metrics"
 JOB, HEALTH = "/jobs/{job_id}", "/healthz"
-BODIES = {CACHE: {"operation": "get", "table": "Usuários", "maxRecords": 1},
-          BACKUP: {"backup_type": "critical", "tables": ["Usuários"]},
-          METRICS: {"metric_type": "performance", "time_range": "1h"}}
+BODIES = {
+    CACHE: {"operation": "get", "table": "Usuários", "maxRecords": 1},
+    BACKUP: {"backup_type": "critical", "tables": ["Usuários"]},
+    METRICS: {"metric_type": "performance", "time_range": "1h"},
+}
 JSON = {"Content-Type": "application/json"}
 
 
@@ -50,6 +52,7 @@ def _down(send: Callable[[World], Any]) -> Callable[[World], Any]:
     def run(w: World) -> Any:
         with upstream_down(w):
             return send(w)
+
     return run
 
 
@@ -78,6 +81,7 @@ def _healthz(upstream_up: bool) -> Callable[[World], Any]:
                 return fresh.get(HEALTH)
             with upstream_down(w):
                 return fresh.get(HEALTH)
+
     return run
 
 
@@ -87,10 +91,22 @@ def _cases() -> list[tuple[str, str, int, str, Callable[[World], Any]]]:
     for route, body in BODIES.items():
         cases += [
             ("post", route, 401, "wrong secret", _post(route, json=body, headers={"Authorization": "Bearer wrong"})),
-            ("post", route, 411, "no Content-Length", _post(route, content=b"{}", headers={**JSON,
-                                                                                          "Content-Length": ""})),
-            ("post", route, 413, "body too large", lambda w, route=route: w.client.post(
-                route, content=b" " * (w.settings.webhook.max_body_bytes + 1), headers=JSON)),
+            (
+                "post",
+                route,
+                411,
+                "no Content-Length",
+                _post(route, content=b"{}", headers={**JSON, "Content-Length": ""}),
+            ),
+            (
+                "post",
+                route,
+                413,
+                "body too large",
+                lambda w, route=route: w.client.post(
+                    route, content=b" " * (w.settings.webhook.max_body_bytes + 1), headers=JSON
+                ),
+            ),
             ("post", route, 415, "not JSON", _post(route, content=b"{}", headers={"Content-Type": "text/plain"})),
             ("post", route, 422, "JSON cut short", _post(route, content=b'{"x": ', headers=JSON)),
             ("post", route, 422, "unknown key", _post(route, json={**body, "unexpected": 1})),
@@ -98,13 +114,22 @@ def _cases() -> list[tuple[str, str, int, str, Callable[[World], Any]]]:
     cases += [
         ("post", CACHE, 200, "a read", _post(CACHE, json=BODIES[CACHE])),
         ("post", CACHE, 404, "unknown table", _post(CACHE, json={**BODIES[CACHE], "table": "Usuarios"})),
-        ("post", CACHE, 503, "Airtable down, nothing cached",
-         _down(_post(CACHE, json={"operation": "get", "table": "Eventos", "maxRecords": 7}))),
+        (
+            "post",
+            CACHE,
+            503,
+            "Airtable down, nothing cached",
+            _down(_post(CACHE, json={"operation": "get", "table": "Eventos", "maxRecords": 7})),
+        ),
         ("post", METRICS, 200, "collected", _post(METRICS, json=BODIES[METRICS])),
-        ("post", METRICS, 503, "Airtable down", _down(_post(METRICS, json={"metric_type": "usage",
-                                                                             "time_range": "1h"}))),
-        ("post", BACKUP, 404, "unknown table", _post(BACKUP, json={"backup_type": "critical",
-                                                                   "tables": ["Usuarios"]})),
+        (
+            "post",
+            METRICS,
+            503,
+            "Airtable down",
+            _down(_post(METRICS, json={"metric_type": "usage", "time_range": "1h"})),
+        ),
+        ("post", BACKUP, 404, "unknown table", _post(BACKUP, json={"backup_type": "critical", "tables": ["Usuarios"]})),
         ("post", BACKUP, 503, "Airtable down", _down(_post(BACKUP, json=BODIES[BACKUP]))),
         ("post", BACKUP, 409, "cron's backup holds the base's lock", _backup_while_cron_holds_the_lock),
         ("post", BACKUP, 202, "started", _backup_started),
@@ -135,8 +160,9 @@ def test_openapi_declares_exactly_the_statuses_each_route_answers(client, sandbo
         if status >= 400 and route != HEALTH:
             assert set(r.json()["error"]) >= {"type", "message", "hint"}, (why, r.text)
         provoked.setdefault((method, route), set()).add(status)
-    declared = {(m, route): {int(s) for s in op["responses"]}
-                for route, ops in spec["paths"].items() for m, op in ops.items()}
+    declared = {
+        (m, route): {int(s) for s in op["responses"]} for route, ops in spec["paths"].items() for m, op in ops.items()
+    }
     assert set(provoked) == set(declared)  # every route of the document has its cases, and no other
     for key, statuses in declared.items():
         guarded = key[1] != HEALTH

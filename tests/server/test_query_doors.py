@@ -18,19 +18,34 @@ from hypothesis import strategies as st
 
 from beststag_cli.cli.fastpath import try_cache_hit
 
-_FILTERS = st.sampled_from([None, {}, {"status": "Ativo"}, {"status": {"operator": "equals", "value": "Inativo"}},
-                            {"nada": 1}, {"status": {"operator": "bogus", "value": 1}}, {"and": []}])
+_FILTERS = st.sampled_from(
+    [
+        None,
+        {},
+        {"status": "Ativo"},
+        {"status": {"operator": "equals", "value": "Inativo"}},
+        {"nada": 1},
+        {"status": {"operator": "bogus", "value": 1}},
+        {"and": []},
+    ]
+)
 _FIELDS = st.lists(st.sampled_from(["Nome", "email", "status", "plano", "Título", "nada"]), max_size=3)
 #: "": no field (found by this test: `--sort -` was a pydantic ValidationError reported as a bug, exit 1)
-_SORT = st.lists(st.tuples(st.sampled_from(["Nome", "status", "nada", ""]), st.sampled_from(["asc", "desc"])),
-                 max_size=2)
+_SORT = st.lists(
+    st.tuples(st.sampled_from(["Nome", "status", "nada", ""]), st.sampled_from(["asc", "desc"])), max_size=2
+)
 
 
 @st.composite
 def _requests(draw: Any) -> dict[str, Any]:
-    return {"table": draw(st.sampled_from(["Usuários", "Tarefas", "Usuarios"])), "filters": draw(_FILTERS),
-            "fields": draw(_FIELDS), "sort": draw(_SORT), "max": draw(st.none() | st.integers(1, 5)),
-            "split_fields": draw(st.booleans())}
+    return {
+        "table": draw(st.sampled_from(["Usuários", "Tarefas", "Usuarios"])),
+        "filters": draw(_FILTERS),
+        "fields": draw(_FIELDS),
+        "sort": draw(_SORT),
+        "max": draw(st.none() | st.integers(1, 5)),
+        "split_fields": draw(st.booleans()),
+    }
 
 
 def _argv(r: dict[str, Any]) -> list[str]:
@@ -38,8 +53,11 @@ def _argv(r: dict[str, Any]) -> list[str]:
     if r["filters"] is not None:
         argv += ["--filter", json.dumps(r["filters"], ensure_ascii=False)]
     if r["fields"]:  # `--fields A,B` or `--fields A --fields B`: the same request
-        argv += [x for f in r["fields"] for x in ("--fields", f)] if r["split_fields"] else \
-            ["--fields", ",".join(r["fields"])]
+        argv += (
+            [x for f in r["fields"] for x in ("--fields", f)]
+            if r["split_fields"]
+            else ["--fields", ",".join(r["fields"])]
+        )
     for field, direction in r["sort"]:
         argv += ["--sort", ("-" if direction == "desc" else "") + field]
     if r["max"] is not None:
@@ -48,8 +66,12 @@ def _argv(r: dict[str, Any]) -> list[str]:
 
 
 def _body(r: dict[str, Any]) -> dict[str, Any]:
-    body: dict[str, Any] = {"operation": "get", "table": r["table"], "fields": r["fields"],
-                            "sort": [{"field": f, "direction": d} for f, d in r["sort"]]}
+    body: dict[str, Any] = {
+        "operation": "get",
+        "table": r["table"],
+        "fields": r["fields"],
+        "sort": [{"field": f, "direction": d} for f, d in r["sort"]],
+    }
     if r["filters"] is not None:
         body["filters"] = r["filters"]
     if r["max"] is not None:
@@ -65,8 +87,9 @@ def _outcome(doc: dict[str, Any]) -> tuple[str, Any]:
 
 @settings_(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(request=_requests())
-def test_the_three_doors_read_a_cache_query_alike(cli, client, capsys: pytest.CaptureFixture[str],
-                                                  request: dict[str, Any]) -> None:
+def test_the_three_doors_read_a_cache_query_alike(
+    cli, client, capsys: pytest.CaptureFixture[str], request: dict[str, Any]
+) -> None:
     argv = _argv(request)
     typer = cli("--json", "cache", "get", *argv)
     webhook = client.post("/webhook/airtable/cache", json=_body(request))

@@ -23,10 +23,14 @@ def test_cache_get_miss_then_hit_with_the_spec_body(client) -> None:
 
 
 def test_cache_teste2_fields_sort_max(client) -> None:
-    body = {"operation": "get", "table": "Interações",
-            "filters": {"timestamp": {"operator": "date_after", "days": -7}},
-            "fields": ["user", "message", "timestamp"], "sort": [{"field": "timestamp", "direction": "desc"}],
-            "maxRecords": 50}
+    body = {
+        "operation": "get",
+        "table": "Interações",
+        "filters": {"timestamp": {"operator": "date_after", "days": -7}},
+        "fields": ["user", "message", "timestamp"],
+        "sort": [{"field": "timestamp", "direction": "desc"}],
+        "maxRecords": 50,
+    }
     r = client.post("/webhook/airtable/cache", json=body)
     assert r.status_code == 200, r.text
     recs = r.json()["records"]
@@ -45,11 +49,14 @@ def test_cache_invalidate_record_and_table_and_set(client) -> None:
     r = client.post("/webhook/airtable/cache", json={"operation": "invalidate", "table": "Tarefas"})
     assert r.json()["invalidated"]["scope"] == "table"
     data = [{"id": "rec00000000000009", "createdTime": "2026-01-01T00:00:00.000Z", "fields": {"Título": "t"}}]
-    r = client.post("/webhook/airtable/cache", json={"operation": "set", "table": "Tarefas",
-                                                      "filters": {"status": "Cancelada"}, "data": data})
+    r = client.post(
+        "/webhook/airtable/cache",
+        json={"operation": "set", "table": "Tarefas", "filters": {"status": "Cancelada"}, "data": data},
+    )
     assert r.status_code == 200 and r.json()["stored"]
-    got = client.post("/webhook/airtable/cache", json={"operation": "get", "table": "Tarefas",
-                                                        "filters": {"status": "Cancelada"}}).json()
+    got = client.post(
+        "/webhook/airtable/cache", json={"operation": "get", "table": "Tarefas", "filters": {"status": "Cancelada"}}
+    ).json()
     assert got["records"] == data and got["cache"]["status"] == "hit"
 
 
@@ -59,8 +66,11 @@ def test_auth_missing_and_wrong(client) -> None:
     assert r.status_code == 401 and r.json()["error"]["type"] == "unauthorized"
     r = client.post("/webhook/airtable/cache", json=body, headers={"Authorization": "Bearer wrong"})
     assert r.status_code == 401
-    r = client.post("/webhook/airtable/cache", content=b"{not json", headers={"Authorization": "Bearer nope",
-                                                                               "Content-Type": "application/json"})
+    r = client.post(
+        "/webhook/airtable/cache",
+        content=b"{not json",
+        headers={"Authorization": "Bearer nope", "Content-Type": "application/json"},
+    )
     assert r.status_code == 401  # auth is checked before the body is read
     assert client.get("/jobs/x", headers={"Authorization": ""}).status_code == 401
 
@@ -119,8 +129,10 @@ def test_backup_job_202_then_409_then_done(client) -> None:
         time.sleep(0.05)
     assert st["status"] == "ok", st
     assert st["result"]["tables"]["Usuários"]["records"] == 100
-    assert client.post("/webhook/airtable/backup", json={"backup_type": "critical",
-                                                          "tables": ["Usuarios"]}).status_code == 404
+    assert (
+        client.post("/webhook/airtable/backup", json={"backup_type": "critical", "tables": ["Usuarios"]}).status_code
+        == 404
+    )
     assert client.get("/jobs/0123456789ab").status_code == 404  # well formed, never started
     assert client.get("/jobs/nope").status_code == 422  # not a job id
 
@@ -148,16 +160,26 @@ def test_requests_are_journaled(client, settings) -> None:
     assert [r["cache_status"] for r in rows] == ["miss", "hit"] and all(r["status"] == 200 for r in rows)
 
 
-_json = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=12),
-                     lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=10), c, max_size=3),
-                     max_leaves=10)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=10), c, max_size=3),
+    max_leaves=10,
+)
 _cache_bodies = st.fixed_dictionaries(
-    {"operation": st.sampled_from(["get", "set", "invalidate", "x"]),
-     "table": st.sampled_from(["Usuários", "Tarefas", "Nope", "", "../x"])},
-    optional={"recordId": st.one_of(st.text(max_size=20), st.just("rec00000000000001")),
-              "cacheTTL": st.one_of(st.integers(-5, 10**7), st.text(max_size=5)),
-              "filters": _json, "fields": st.lists(st.sampled_from(["Nome", "status", "Título", "?"]), max_size=3),
-              "sort": _json, "maxRecords": st.integers(-2, 200), "data": _json})
+    {
+        "operation": st.sampled_from(["get", "set", "invalidate", "x"]),
+        "table": st.sampled_from(["Usuários", "Tarefas", "Nope", "", "../x"]),
+    },
+    optional={
+        "recordId": st.one_of(st.text(max_size=20), st.just("rec00000000000001")),
+        "cacheTTL": st.one_of(st.integers(-5, 10**7), st.text(max_size=5)),
+        "filters": _json,
+        "fields": st.lists(st.sampled_from(["Nome", "status", "Título", "?"]), max_size=3),
+        "sort": _json,
+        "maxRecords": st.integers(-2, 200),
+        "data": _json,
+    },
+)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -173,17 +195,24 @@ def test_fuzzed_bodies_never_get_a_500(client, body, path) -> None:
 def test_a_write_through_beststag_shows_in_the_next_hit(client, app) -> None:
     from beststag_cli.query.writes import Writer, to_records
 
-    body = {"operation": "get", "table": "Usuários", "filters": {"status": "Ativo"}, "fields": ["Nome"],
-            "cacheTTL": 300}
+    body = {
+        "operation": "get",
+        "table": "Usuários",
+        "filters": {"status": "Ativo"},
+        "fields": ["Nome"],
+        "cacheTTL": 300,
+    }
     client.post("/webhook/airtable/cache", json=body)
     before = client.post("/webhook/airtable/cache", json=body).json()
     assert before["cache"]["status"] == "hit"
     target = before["records"][0]["id"]
-    Writer(app.state.gateway).write("update", "Usuários", to_records("update", [
-        {"id": target, "fields": {"Nome": "Renomeada Pelo Workflow"}}]))
+    Writer(app.state.gateway).write(
+        "update", "Usuários", to_records("update", [{"id": target, "fields": {"Nome": "Renomeada Pelo Workflow"}}])
+    )
     after = client.post("/webhook/airtable/cache", json=body).json()
     assert after["cache"]["status"] == "hit"  # patched in place, no re-fetch, and never the old bytes
     names = {r["id"]: r["fields"]["Nome"] for r in after["records"]}
     assert names[target] == "Renomeada Pelo Workflow"
     assert [r["id"] for r in after["records"]] != [r["id"] for r in before["records"]] or names != {
-        r["id"]: r["fields"]["Nome"] for r in before["records"]}
+        r["id"]: r["fields"]["Nome"] for r in before["records"]
+    }

@@ -253,8 +253,9 @@ def _offset(d: datetime, sep: str) -> str:
 
 
 def _expand_localized(fmt: str) -> str:
-    return re.sub(r"\[[^\]]*\]|LTS|LT|LLLL|LLL|LL|L|llll|lll|ll|l",
-                  lambda m: _LOCALIZED.get(m.group(0), m.group(0)), fmt)
+    return re.sub(
+        r"\[[^\]]*\]|LTS|LT|LLLL|LLL|LL|L|llll|lll|ll|l", lambda m: _LOCALIZED.get(m.group(0), m.group(0)), fmt
+    )
 
 
 def _format_token(d: datetime, tok: str) -> str:
@@ -398,8 +399,13 @@ def format_default(d: datetime) -> str:
 _MONTH_LOOKUP = {name.lower(): i + 1 for i, name in enumerate(_MONTHS)}
 _MONTH_LOOKUP.update({name.lower(): i + 1 for i, name in enumerate(_MONTHS_SHORT)})
 _MONTH_ALT = "|".join(sorted(_MONTH_LOOKUP, key=len, reverse=True))
-_DAY_ALT = "|".join(sorted({*(x.lower() for x in _DAYS), *(x[:3].lower() for x in _DAYS),
-                             *(x[:2].lower() for x in _DAYS)}, key=len, reverse=True))
+_DAY_ALT = "|".join(
+    sorted(
+        {*(x.lower() for x in _DAYS), *(x[:3].lower() for x in _DAYS), *(x[:2].lower() for x in _DAYS)},
+        key=len,
+        reverse=True,
+    )
+)
 _PARSE_TOKENS: dict[str, tuple[str, str | None]] = {
     "YYYYYY": (r"[+-]?\d{4,6}", "year"),
     "YYYY": (r"\d{4}", "year"),
@@ -517,8 +523,7 @@ def parse_with_format(text: str, fmt: str, default_year: int) -> datetime:
         month, day = base.month, base.day
     else:
         month, day = f.get("month", 1), f.get("day", 1)
-    dt = datetime(year, month, day, hour, f.get("minute", 0), f.get("second", 0), f.get("microsecond", 0),
-                  tzinfo=UTC)
+    dt = datetime(year, month, day, hour, f.get("minute", 0), f.get("second", 0), f.get("microsecond", 0), tzinfo=UTC)
     if offset_min is not None:
         dt -= timedelta(minutes=offset_min)
     return dt
