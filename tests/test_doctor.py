@@ -24,6 +24,8 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from tests.tmpfs import small_tmpfs
+
 TIMEOUT_S = 300  # generous: CI runs with both cores busy
 
 
@@ -58,19 +60,8 @@ def _one_line_per_check(r: subprocess.CompletedProcess[str]) -> list[str]:
 @pytest.fixture
 def mounted(tmp_path: Path) -> Iterator[Path]:
     """A small private tmpfs (root only: root ignores modes, so read-only and full must be real)."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "mnt"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mnt)], capture_output=True, text=True
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    try:
+    with small_tmpfs(tmp_path / "mnt") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 # ---------------------------------------------------------------------------------------------- output

@@ -7,7 +7,6 @@ import contextlib
 import gc
 import json
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ from hypothesis import strategies as st
 
 from beststag_cli.cache.manager import CacheManager
 from beststag_cli.query.spec import QuerySpec
+from tests.tmpfs import small_tmpfs
 
 BASE = "appBestStagSandbx"
 FILTERS: list[dict[str, Any] | None] = [
@@ -369,15 +369,7 @@ def test_a_snapshot_behind_a_symlink_is_not_read(cli: Any, settings: Any, tmp_pa
 @pytest.fixture
 def full_cache_dir(settings: Any) -> Iterator[Any]:
     """data_dir/cache on a 1 MB tmpfs; `.fill()` takes every byte left, `.free()` gives them back."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a small tmpfs (mount -t tmpfs -o size=1m)")
     d = Path(settings.paths.cache_dir)
-    d.mkdir(parents=True, exist_ok=True)
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs", str(d)], capture_output=True, text=True
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()[:200]}")
 
     class Disk:
         filler = d / "filler"
@@ -395,14 +387,14 @@ def full_cache_dir(settings: Any) -> Iterator[Any]:
         def free(self) -> None:
             self.filler.unlink(missing_ok=True)
 
-    try:
-        yield Disk()
-    finally:
-        with contextlib.suppress(Exception):
-            import gc
+    with small_tmpfs(d, "1m"):
+        try:
+            yield Disk()
+        finally:
+            with contextlib.suppress(Exception):
+                import gc
 
-            gc.collect()  # closes stores the in-process CLI left open
-        subprocess.run(["umount", "-l", str(d)], check=False, capture_output=True)
+                gc.collect()  # closes stores the in-process CLI left open (before the unmount)
 
 
 def test_a_full_disk_under_the_cache_still_answers_from_airtable(cli: Any, gateway: Any, full_cache_dir: Any) -> None:

@@ -9,32 +9,22 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.tmpfs import small_tmpfs
 
 LEAVE_FREE = 300 * 1024
 
 
 @pytest.fixture
 def small_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    r = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0700", "tmpfs", str(mnt)], capture_output=True, text=True
-    )
-    if r.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
-    data = mnt / "var"
-    monkeypatch.setenv("BESTSTAG_DATA_DIR", str(data))
-    try:
+    with small_tmpfs(tmp_path / "small") as mnt:
+        data = mnt / "var"
+        monkeypatch.setenv("BESTSTAG_DATA_DIR", str(data))
         yield data
-    finally:
-        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
 
 
 def _free(path: Path) -> int:
