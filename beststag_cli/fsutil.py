@@ -391,6 +391,29 @@ def _fsync_dir(path: Path) -> None:
 
 
 @contextlib.contextmanager
+def _temp_then_rename(fd: int, tmp: Path, target: Path, mode: str, encoding: str, file_mode: int) -> Iterator[IO[Any]]:
+    """The block writes the open temp file ``tmp`` (descriptor ``fd``); then flush, fsync, ``file_mode`` (set on the
+    descriptor: the umask cannot narrow it) and ``os.replace`` onto ``target``. On any exception ``tmp`` is removed
+    and ``target`` is unchanged. Shared by :func:`atomic_writer` and :func:`write_public_file`."""
+    try:
+        f = os.fdopen(fd, mode) if mode == "wb" else os.fdopen(fd, mode, encoding=encoding)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        with f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+            os.fchmod(f.fileno(), file_mode)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_writer(path: str | Path, mode: str = "w", *, encoding: str = "utf-8") -> Iterator[IO[Any]]:
     """Write to a temp file beside ``path`` and rename it over ``path`` when the block succeeds.
 
@@ -418,23 +441,8 @@ def atomic_writer(path: str | Path, mode: str = "w", *, encoding: str = "utf-8")
         except FileNotFoundError:
             file_mode = 0o666 & ~user_umask()
     fd, tmp_name = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    tmp = Path(tmp_name)
-    try:
-        os.fchmod(fd, file_mode)
-        f = os.fdopen(fd, mode) if mode == "wb" else os.fdopen(fd, mode, encoding=encoding)
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    try:
-        with f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with _temp_then_rename(fd, Path(tmp_name), p, mode, encoding, file_mode) as f:
+        yield f
     _fsync_dir(p.parent)
 
 
@@ -517,22 +525,8 @@ def write_public_file(path: str | Path, data: str | bytes, *, encoding: str = "u
     ensure_public_dir(p.parent)
     check_safe_path(p)
     fd, tmp = _exclusive_temp(p.parent, p.name)
-    try:
-        f = os.fdopen(fd, "wb")
-    except BaseException:
-        os.close(fd)
-        tmp.unlink(missing_ok=True)
-        raise
-    try:
-        with f:
-            f.write(data if isinstance(data, bytes) else data.encode(encoding))
-            f.flush()
-            os.fsync(f.fileno())
-            os.fchmod(f.fileno(), PUBLIC_FILE_MODE)  # explicit: the umask must not narrow it
-        os.replace(tmp, p)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with _temp_then_rename(fd, tmp, p, "wb", encoding, PUBLIC_FILE_MODE) as f:
+        f.write(data if isinstance(data, bytes) else data.encode(encoding))
     # No fsync of the folder: after a power loss the old (complete) file is still there, and the file is
     # rewritten at every job's end; that saves a sync per job on a busy disk.
     return p
