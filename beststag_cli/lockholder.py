@@ -9,6 +9,7 @@ flock) is free then, and the next holder writes its own.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import socket
@@ -18,7 +19,9 @@ from typing import Any
 from . import clock
 
 
-def _boot_id() -> str:
+@functools.lru_cache(maxsize=1)
+def boot_id() -> str:
+    """The kernel's boot id ("" when unknown): a pid means something only on its boot."""
     try:
         with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
             return f.read().strip()
@@ -26,9 +29,29 @@ def _boot_id() -> str:
         return ""
 
 
+@functools.lru_cache(maxsize=1)
+def host() -> str:
+    return socket.gethostname()
+
+
+def start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat); None if unknown.
+
+    With it a reused pid is not taken for the holder."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    try:
+        return raw[raw.rindex(b")") + 2 :].split()[19].decode()
+    except (ValueError, IndexError):
+        return None
+
+
 def identity() -> dict[str, Any]:
     """This process: pid, host and boot id (a pid means something only on its boot)."""
-    return {"pid": os.getpid(), "host": socket.gethostname(), "boot_id": _boot_id()}
+    return {"pid": os.getpid(), "host": host(), "boot_id": boot_id()}
 
 
 def write_holder(lock_path: str | Path) -> None:

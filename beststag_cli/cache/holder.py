@@ -13,37 +13,10 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import uuid
-from functools import lru_cache
 from typing import Any
 
-
-@lru_cache(maxsize=1)
-def boot_id() -> str:
-    try:
-        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
-@lru_cache(maxsize=1)
-def host() -> str:
-    return socket.gethostname()
-
-
-def start_time(pid: int) -> str | None:
-    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat); None if unknown."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
-    except OSError:
-        return None
-    try:
-        return raw[raw.rindex(b")") + 2 :].split()[19].decode()
-    except (ValueError, IndexError):
-        return None
+from ..lockholder import boot_id, host, start_time  # one notion of "this process" for every lock
 
 
 def token() -> bytes:
