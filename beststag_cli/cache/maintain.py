@@ -11,6 +11,10 @@ evaluation cannot be exact we return None and the caller drops just that entry:
   move up into the window is unknown);
 - a deleted record was in a truncated window (same reason).
 
+Records without `createdTime` (the change feed's updated records: Airtable's webhook payloads carry
+it for created records only) keep the time of the copy already in the answer; one that would enter
+an answer cannot be placed among ties, so the answer is dropped.
+
 Order: Airtable sorts stably over creation order. A record already in the answer keeps its place
 among ties; a record entering the answer is placed by `createdTime` after records created at the
 same instant (Airtable's creation order for records created in the same millisecond is the order
@@ -90,6 +94,7 @@ def patch_answer(
             rid = rec["id"]
             inside = ev.matches(tree, rec)
             if rid in index and rid not in removed:
+                rec = with_created_time(rec, current[index[rid]])
                 if inside and not beyond(rec):
                     current[index[rid]] = project(rec, keep)
                 elif truncated:
@@ -97,6 +102,8 @@ def patch_answer(
                 else:
                     removed.add(rid)
             elif inside:
+                if "createdTime" not in rec:
+                    return None  # entering, with no creation time to place it by
                 if boundary is not None and _compare(key(rec), boundary, dirs) == 0:
                     return None
                 if not beyond(rec):
@@ -150,15 +157,27 @@ def _creation_order(records: list[Record]) -> list[Record]:
     return sorted(records, key=lambda r: r.get("createdTime", ""))
 
 
-def patch_mirror(records: list[Record], *, upserts: Iterable[Record] = (), deletes: Iterable[str] = ()) -> list[Record]:
-    """A mirrored table (full records, creation order) after the writes."""
+def with_created_time(rec: Record, cached: Record) -> Record:
+    """`rec`, with the cached copy's `createdTime` when it carries none (a feed update)."""
+    if "createdTime" in rec or "createdTime" not in cached:
+        return rec
+    return {**rec, "createdTime": cached["createdTime"]}
+
+
+def patch_mirror(
+    records: list[Record], *, upserts: Iterable[Record] = (), deletes: Iterable[str] = ()
+) -> list[Record] | None:
+    """A mirrored table (full records, creation order) after the writes; None = drop it (a record to
+    add has no creation time to place it by)."""
     gone = set(deletes)
     by_id = {r["id"]: r for r in upserts}
     out = []
     for r in records:
         if r["id"] in gone:
             continue
-        out.append(by_id.pop(r["id"], r))
+        out.append(with_created_time(by_id.pop(r["id"]), r) if r["id"] in by_id else r)
+    if any("createdTime" not in r for r in by_id.values()):
+        return None
     if by_id:
         out = _creation_order(out)
         times = [r.get("createdTime", "") for r in out]

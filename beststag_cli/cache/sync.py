@@ -83,7 +83,7 @@ def forget(m: CacheManager, base: str, table: str, source: str) -> None:
 def apply_change(m: CacheManager, change: Change) -> dict[str, int]:
     """Keep every cached answer exact after a change Airtable confirmed."""
     from ..query.spec import QuerySpec
-    from .maintain import answer_hash, patch_answer, patch_mirror
+    from .maintain import answer_hash, patch_answer, patch_mirror, with_created_time
 
     schema = m.schema()
     table = schema.table(change.table)
@@ -130,14 +130,19 @@ def apply_change(m: CacheManager, change: Change) -> dict[str, int]:
         elif rid in by_id:
             entry = m._entry(k)
             if entry is not None:
-                entry.update(records=[by_id[rid]], hash=answer_hash([by_id[rid]]))
+                rec = with_created_time(by_id[rid], entry["records"][0]) if entry["records"] else by_id[rid]
+                entry.update(records=[rec], hash=answer_hash([rec]))
                 m.store.set(k, entry, expire_s=m._expire_s(entry["ttl"]))
                 counts["patched"] += 1
     mk = m.keys.mirror(name, gen)
     mirror = m._entry(mk)
-    if mirror is not None:
-        mirror["records"] = patch_mirror(mirror["records"], upserts=upserts, deletes=deletes)
-        mirror["hash"] = answer_hash(mirror["records"])
+    patched_mirror = None if mirror is None else patch_mirror(mirror["records"], upserts=upserts, deletes=deletes)
+    if mirror is not None and patched_mirror is None:
+        m.store.delete(mk)
+        counts["dropped"] += 1
+    elif mirror is not None and patched_mirror is not None:
+        mirror["records"] = patched_mirror
+        mirror["hash"] = answer_hash(patched_mirror)
         m.store.set(mk, mirror, expire_s=m._expire_s(mirror["ttl"]))
         counts["patched"] += 1
     counts["dropped"] += _invalidate_related(m, schema, table, bool(deletes), upserts)
@@ -308,7 +313,11 @@ def _apply_sync(m: CacheManager, info: TableInfo, gen: int, changed: list[Record
     mirror = m.store.get(mk)
     if mirror is not None:
         gone = [r["id"] for r in mirror["records"] if ids is not None and r["id"] not in ids]
-        mirror["records"] = patch_mirror(mirror["records"], upserts=changed, deletes=gone)
+        patched_mirror = patch_mirror(mirror["records"], upserts=changed, deletes=gone)
+        if patched_mirror is None:  # revalidation's records come from a listing: always timed
+            m.store.delete(mk)
+            return True
+        mirror["records"] = patched_mirror
         mirror.update(hash=answer_hash(mirror["records"]), stored=ts, ttl=life)
         m.store.set(mk, mirror, expire_s=m._expire_s(life))
     return any_change

@@ -583,6 +583,12 @@ class Gateway:
     def _tell(self, change: Change) -> None:
         deliver(self.sink, change)  # logged, never raised: the write already happened
 
+    def outside_change(self, change: Change) -> bool:
+        """The door for changes made by others (the change feed): the same sink as our own writes.
+
+        False when the sink failed (it was logged): the caller must treat the table as unsynced."""
+        return deliver(self.sink, change)
+
     def close(self) -> None:
         if self._api is not None:
             self._api.session.close()

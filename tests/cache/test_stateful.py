@@ -15,6 +15,7 @@ from beststag_cli import clock
 from beststag_cli.cache import connect
 from beststag_cli.config import load_config
 from beststag_cli.gateway.api import Gateway
+from beststag_cli.gateway.changes import Change
 from beststag_cli.query.service import QueryService
 from beststag_cli.query.spec import QuerySpec
 from beststag_cli.query.writes import Writer, to_records
@@ -93,6 +94,15 @@ class CacheVersusAirtable(RuleBasedStateMachine):
             self.other.delete(self.ids.pop(k % len(self.ids)))
         cs = self.settings.cache
         clock.advance(max(cs.dynamic_ttl.max_s, cs.deletion_check_s) + 1)
+
+    @precondition(lambda self: self.ids)
+    @rule(k=st.integers(0, 10**6), status=st.sampled_from(STATUSES), est=st.integers(0, 40))
+    def another_client_writes_and_the_feed_tells(self, k: int, status: str, est: int) -> None:
+        """An outside update told the way the change feed tells it: the whole record, but no createdTime
+        (webhook payloads carry it for created records only). No time passes: the change alone keeps it exact."""
+        rec = self.other.update(self.ids[k % len(self.ids)], {"status": status, "estimativa (h)": est})
+        told = {"id": rec["id"], "fields": rec["fields"]}
+        assert self.gw.outside_change(Change(self.gw.base_id, "Tarefas", "feed", updated=(told,)))
 
     @rule(i=st.integers(0, len(SPECS) - 1))
     def read(self, i: int) -> None:
