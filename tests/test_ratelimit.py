@@ -13,20 +13,7 @@ import pytest
 
 from beststag_cli.gateway import ratelimit
 from beststag_cli.gateway.ratelimit import RateLimiter
-
-BASE = "appBestStagSandbx"
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """Largest number of grants inside any half-open window [t, t + window)."""
-    times = sorted(times)
-    best = 0
-    j = 0
-    for i, t in enumerate(times):
-        while times[j] <= t - window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
+from tests.remote.limiters import BASE, max_in_window
 
 
 def _worker(state_dir: str, threads: int, per_thread: int, start_at: float, out: multiprocessing.Queue) -> None:
