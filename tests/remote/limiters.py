@@ -91,3 +91,62 @@ class LimiterFactory:
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         for lim in self.made:
             lim.close()
+
+
+def _grant_stamps(kind: str, where: str, threads: int, per_thread: int, start_at: float, out: Any) -> None:
+    """One process of `grants_in_processes` (a spawned interpreter): `threads` threads acquiring `per_thread`
+    grants each from a limiter at 5/s on `where`, their grant times (CLOCK_MONOTONIC: comparable across
+    processes on Linux) put on `out`."""
+    import threading
+    import time
+
+    limiter: Limiter
+    if kind == "file":
+        limiter = RateLimiter(Path(where), per_second=5)
+    else:
+        from beststag_cli.gateway.redis_ratelimit import RedisRateLimiter
+
+        limiter = RedisRateLimiter(where, per_second=5)
+    stamps: list[float] = []
+    lock = threading.Lock()
+
+    def run() -> None:
+        for _ in range(per_thread):
+            limiter.acquire(BASE)
+            now = time.monotonic()
+            with lock:
+                stamps.append(now)
+
+    time.sleep(max(0.0, start_at - time.time()))
+    ts = [threading.Thread(target=run) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    limiter.close()
+    out.put(stamps)
+
+
+def grants_in_processes(
+    kind: str, where: str, *, processes: int = 2, threads: int = 8, per_thread: int, start_in: float
+) -> list[float]:
+    """Grant times of `processes` spawned interpreters sharing one storage (`kind` "file": the state dir
+    `where`; "redis": the URL `where`), all starting `start_in` seconds from now (let every interpreter start
+    before anyone acquires). Each process must exit 0."""
+    import multiprocessing
+    import time
+
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    start_at = time.time() + start_in
+    procs = [
+        ctx.Process(target=_grant_stamps, args=(kind, where, threads, per_thread, start_at, out))
+        for _ in range(processes)
+    ]
+    for p in procs:
+        p.start()
+    stamps = [t for _ in procs for t in out.get(timeout=60)]
+    for p in procs:
+        p.join(10)
+        assert p.exitcode == 0
+    return stamps

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,44 +17,13 @@ import pytest
 from beststag_cli.gateway.redis_ratelimit import RedisRateLimiter
 
 from .conftest import write_config
-from .limiters import BASE, LimiterFactory, first_wait, max_in_window
+from .limiters import BASE, LimiterFactory, first_wait, grants_in_processes, max_in_window
 
 pytestmark = pytest.mark.slow
 
 
-def _worker(url: str, threads: int, per_thread: int, start_at: float, out: multiprocessing.Queue) -> None:
-    limiter = RedisRateLimiter(url, per_second=5)
-    stamps: list[float] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        for _ in range(per_thread):
-            limiter.acquire(BASE)
-            now = time.monotonic()
-            with lock:
-                stamps.append(now)
-
-    time.sleep(max(0.0, start_at - time.time()))
-    ts = [threading.Thread(target=run) for _ in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    limiter.close()
-    out.put(stamps)
-
-
 def test_16_threads_in_2_processes_never_exceed_5_per_second(redis_url: str) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    out: multiprocessing.Queue = ctx.Queue()
-    start_at = time.time() + 1.5
-    procs = [ctx.Process(target=_worker, args=(redis_url, 8, 2, start_at, out)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    stamps = [t for _ in procs for t in out.get(timeout=60)]
-    for p in procs:
-        p.join(10)
-        assert p.exitcode == 0
+    stamps = grants_in_processes("redis", redis_url, per_thread=2, start_in=1.5)
     assert len(stamps) == 32
     assert max_in_window(stamps, 1.0) <= 5
     span = max(stamps) - min(stamps)
