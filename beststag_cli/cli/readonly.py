@@ -133,7 +133,7 @@ def _doctor(settings: Any, rest: list[str]) -> Output | None:
 
 def _run(settings: Any, body: Callable[[], None], *, look_only: bool = False) -> int:
     """Run a command that writes as it goes (log lines, the journal): from here on this path answers, so it
-    reports a failure itself, as `cli/main.py:run` does (one line, the error's exit code)."""
+    reports a failure itself, through `cli/outcome.py` as `cli/main.py:run` does (one line, the exit code)."""
     from ..fsutil import harden_umask, keep_modes
     from ..logs import setup_logging
     from .console_log import rich_handler
