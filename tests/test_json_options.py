@@ -79,3 +79,22 @@ def test_lone_surrogates_are_named_by_the_door() -> None:
         read_items(None, ['{"Nome": "\\ud83d"}'])
     with pytest.raises(BadInput, match=r"^--filter: character 11 is a lone surrogate"):
         load_filter_json('{"Nome": "\ud83d"}')  # a raw surrogate (argv under PEP 383) is named in the text
+
+
+def test_cache_set_data_too_deep_is_bad_input_not_a_bug(cli) -> None:  # type: ignore[no-untyped-def]
+    # issue 17 (found reading the third copy of this logic): `cache set --data` caught ValueError only, so
+    # JSON nested past the recursion limit was a RecursionError, "internal_error ... this is a bug", exit 1
+    deep = "[" * 5000 + "]" * 5000
+    r = cli("cache", "set", "Tarefas", "--data", deep)
+    assert r.exit_code == 2, r
+    assert r.stderr.strip().splitlines() == [
+        'error: --data nests too deeply to read (a record is {"id": "rec…", "createdTime": "…", "fields": {…}})'
+    ], r.stderr
+    bad = cli("--json", "cache", "set", "Tarefas", "--data", "not json")
+    # and malformed JSON reads as `records create --data` does (it was "...: line 1 column 1 (char 0)", no hint)
+    assert bad.exit_code == 2, bad
+    assert bad.json()["error"] == {
+        "type": "bad_input",
+        "message": "--data is not valid JSON: Expecting value at line 1 column 1",
+        "hint": 'a record is {"id": "rec…", "createdTime": "…", "fields": {…}}',
+    }
