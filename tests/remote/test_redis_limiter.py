@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from beststag_cli.gateway.redis_ratelimit import RedisRateLimiter
+from tests.served import serve_sandbox
 
 from .conftest import write_config
 from .limiters import BASE, LimiterFactory, first_wait, grants_in_processes, max_in_window
@@ -108,19 +109,8 @@ def test_gateway_builds_the_redis_limiter(settings, redis_url: str) -> None:  # 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
-    env = {**os.environ, "BESTSTAG_DATA_DIR": str(tmp_path / "server")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "beststag_cli", "sandbox", "serve", "--port", "0", "--rate-limit"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline() if proc.stdout else ""
-    assert line.startswith("sandbox serving http://"), line + (proc.stderr.read() if proc.stderr else "")
-    yield line.split()[2]
-    proc.terminate()
-    proc.wait(timeout=10)
+    with serve_sandbox({**os.environ, "BESTSTAG_DATA_DIR": str(tmp_path / "server")}, "--rate-limit") as url:
+        yield url
 
 
 WORKER = r"""
