@@ -2,7 +2,7 @@
 
 Every exit code is an :class:`ExitStatus` member (the README's table); every error class the tool
 raises is defined here, so this module is the one list the README's exit-code table is generated from
-(`cog -r README.md`, see `beststag_cli/cli/reference.py`). The CLI root is the only place that turns
+(`cog -r README.md`, see `beststag_cli/cli/reference.py`). The CLI (`cli/outcome.py`) is the only place that turns
 these into exit codes and printed lines.
 """
 

@@ -6,10 +6,14 @@ much later (building a URL, sending a body, writing the journal) as an internal 
 "the answer was lost" although nothing was sent. `check_text(value, where)` walks parsed input once
 (strings, dict keys, lists; no recursion) and turns the first lone surrogate into one `BadInput`
 line naming the argument, the place inside it and the character position.
+
+`parse_json_option` is the one reader of a JSON command-line option (`--filter`, `--data`, a `--file`
+line): malformed or too-deep JSON, and lone surrogates in what it holds, are each one error line.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from .errors import BadInput
@@ -28,8 +32,6 @@ def _bad_index(text: str) -> int | None:
 
 def _path(parts: list[str | int]) -> str:
     """`[0].fields.Nome`; keys that are not plain words are quoted (`["a.b"]`), so the path stays one line."""
-    import json
-
     out = ""
     for p in parts:
         if isinstance(p, int):
@@ -78,6 +80,31 @@ def check_text(value: Any, where: str) -> Any:
         f"{where}{inside}: character {index + 1} is a lone surrogate (\\u{ord(char):04x}), which is not valid Unicode",
         hint=HINT,
     )
+
+
+def parse_json_option(
+    text: str,
+    option: str,
+    error_cls: type[BadInput] = BadInput,
+    hint: str | None = None,
+    *,
+    deep_hint: str | None = None,
+    position: bool = True,
+) -> Any:
+    """`text` (a JSON option's value) → JSON data checked by `check_text`, or one `error_cls` line naming `option`.
+
+    Malformed JSON names the decoder's complaint (and, with `position`, its line and column: a one-line
+    `--file` record leaves it out); JSON nested past Python's recursion limit is reported, not a traceback.
+    `deep_hint` is the hint for the latter (default `hint`). Lone surrogates are always `BadInput` (check_text).
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        at = f" at line {e.lineno} column {e.colno}" if position else ""
+        raise error_cls(f"{option} is not valid JSON: {e.msg}{at}", hint=hint) from None
+    except RecursionError:
+        raise error_cls(f"{option} nests too deeply to read", hint=hint if deep_hint is None else deep_hint) from None
+    return check_text(data, option)
 
 
 def printable(text: str) -> str:

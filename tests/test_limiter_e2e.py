@@ -8,9 +8,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.served import serve_sandbox
 
 WORKER = r"""
 import json, sys, threading, time
@@ -34,21 +37,9 @@ print(json.dumps({"stamps": stamps, "errors": errors}))
 
 
 @pytest.fixture
-def served(tmp_path: Path):  # type: ignore[no-untyped-def]
-    env = {**os.environ, "BESTSTAG_DATA_DIR": str(tmp_path / "server")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "beststag_cli", "sandbox", "serve", "--port", "0", "--rate-limit"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline() if proc.stdout else ""
-    assert line.startswith("sandbox serving http://"), line + (proc.stderr.read() if proc.stderr else "")
-    url = line.split()[2]
-    yield url
-    proc.terminate()
-    proc.wait(timeout=10)
+def served(tmp_path: Path) -> Iterator[str]:
+    with serve_sandbox({**os.environ, "BESTSTAG_DATA_DIR": str(tmp_path / "server")}, "--rate-limit") as url:
+        yield url
 
 
 def test_two_processes_sixteen_threads_never_get_a_429(served: str, tmp_path: Path) -> None:

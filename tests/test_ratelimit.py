@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import math
-import multiprocessing
 import os
 import stat
 import threading
@@ -13,56 +12,12 @@ import pytest
 
 from beststag_cli.gateway import ratelimit
 from beststag_cli.gateway.ratelimit import RateLimiter
-
-BASE = "appBestStagSandbx"
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """Largest number of grants inside any half-open window [t, t + window)."""
-    times = sorted(times)
-    best = 0
-    j = 0
-    for i, t in enumerate(times):
-        while times[j] <= t - window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
-
-
-def _worker(state_dir: str, threads: int, per_thread: int, start_at: float, out: multiprocessing.Queue) -> None:
-    limiter = RateLimiter(Path(state_dir), per_second=5)
-    stamps: list[float] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        for _ in range(per_thread):
-            limiter.acquire(BASE)
-            now = time.monotonic()  # CLOCK_MONOTONIC: comparable across processes on Linux
-            with lock:
-                stamps.append(now)
-
-    time.sleep(max(0.0, start_at - time.time()))
-    ts = [threading.Thread(target=run) for _ in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    limiter.close()
-    out.put(stamps)
+from tests.remote.limiters import BASE, grants_in_processes, max_in_window
 
 
 def test_16_threads_in_2_processes_never_exceed_5_per_second(tmp_path: Path) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    out: multiprocessing.Queue = ctx.Queue()
     per_thread = 3
-    start_at = time.time() + 1.0  # let both interpreters start before anyone acquires
-    procs = [ctx.Process(target=_worker, args=(str(tmp_path), 8, per_thread, start_at, out)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    stamps = [t for _ in procs for t in out.get(timeout=60)]
-    for p in procs:
-        p.join(10)
-        assert p.exitcode == 0
+    stamps = grants_in_processes("file", str(tmp_path), per_thread=per_thread, start_in=1.0)
     n = 2 * 8 * per_thread
     assert len(stamps) == n
     assert max_in_window(stamps, 1.0) <= 5

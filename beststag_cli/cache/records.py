@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
 from ..errors import BadInput
 
 _REC = re.compile(r"^rec[A-Za-z0-9]{14}$")
+_RECORD_HINT = 'a record is {"id": "rec…", "createdTime": "…", "fields": {…}}'
 
 
 def check_records(items: Any, *, single: bool = False) -> list[dict[str, Any]]:
@@ -17,14 +17,14 @@ def check_records(items: Any, *, single: bool = False) -> list[dict[str, Any]]:
     if not isinstance(items, list):
         raise BadInput(
             "data must be a JSON list of records" + (" (or one record)" if single else ""),
-            hint='a record is {"id": "rec…", "createdTime": "…", "fields": {…}}',
+            hint=_RECORD_HINT,
         )
     out = []
     for i, r in enumerate(items, 1):
         if not isinstance(r, dict) or not isinstance(r.get("id"), str) or not _REC.match(r["id"]):
             raise BadInput(
                 f'record {i}: needs an "id" like recXXXXXXXXXXXXXX',
-                hint='a record is {"id": "rec…", "createdTime": "…", "fields": {…}}',
+                hint=_RECORD_HINT,
             )
         if not isinstance(r.get("fields", {}), dict):
             raise BadInput(f'record {i}: "fields" must be an object')
@@ -35,10 +35,9 @@ def check_records(items: Any, *, single: bool = False) -> list[dict[str, Any]]:
 
 
 def parse_records(text: str, *, single: bool = False) -> list[dict[str, Any]]:
-    try:
-        data = json.loads(text)
-    except ValueError as e:
-        raise BadInput(f"--data is not valid JSON: {e}") from None
-    from ..inputs import check_text
+    """`cache set --data` → checked records; malformed or too-deep JSON is one BadInput line (inputs.py's
+    reader, as `records create --data` and `--filter`: too-deep JSON used to be a RecursionError, a "bug")."""
+    from ..inputs import parse_json_option
 
-    return check_records(check_text(data, "--data"), single=single)
+    data = parse_json_option(text, "--data", BadInput, _RECORD_HINT)
+    return check_records(data, single=single)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import traceback
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,8 +9,9 @@ import typer
 from typer._click import exceptions as click_exc  # typer >= 0.26 vendors click (pyproject asks for it)
 
 from .. import __version__
-from ..errors import BestStagError, ExitStatus
+from ..errors import ExitStatus
 from . import render
+from .outcome import report_failure
 from .state import STATE
 
 root = typer.Typer(
@@ -137,12 +136,10 @@ def command() -> Any:
     return _COMMAND
 
 
-def _disk_full(e: Exception) -> Any:
-    """A stray failure a full disk explains (the journal's, the metrics', doctor's SQLite), or None."""
-    from ..diskspace import as_disk_full
-
+def _data_dir() -> Path:
+    """Where a stray failure's full disk is measured (the journal's, the metrics', doctor's SQLite)."""
     settings = STATE._settings  # only if already loaded: loading it here could fail for its own reasons
-    return as_disk_full(e, settings.paths.data_dir if settings is not None else Path.cwd())
+    return settings.paths.data_dir if settings is not None else Path.cwd()
 
 
 def _status(code: int | None) -> ExitStatus:
@@ -180,28 +177,8 @@ def run(argv: list[str] | None = None) -> ExitStatus:
         else:
             e.show()
         return ExitStatus.BAD_INPUT
-    except BestStagError as e:
-        render.error(e.kind, e.message, e.hint)
-        logging.getLogger("beststag").debug("error", exc_info=True)
-        if STATE.verbose:
-            traceback.print_exc()
-        return e.exit_code
-    except KeyboardInterrupt:
-        render.error("interrupted", "interrupted")
-        return ExitStatus.SIGINT
-    except Exception as e:  # a bug: one line, the traceback only with -v
-        full = _disk_full(e)
-        if full is not None:  # SQLite's I/O error on a nearly full disk is not a bug: say what to do
-            render.error(full.kind, full.message, full.hint)
-            return full.exit_code
-        render.error(
-            "internal_error",
-            f"{type(e).__name__}: {e}",
-            "this is a bug; run again with -v for the traceback and report it",
-        )
-        if STATE.verbose:
-            traceback.print_exc()
-        return ExitStatus.FAILED
+    except (KeyboardInterrupt, Exception) as e:  # ours, Ctrl-C, a bug (cli/outcome.py)
+        return report_failure(e, _data_dir(), verbose=STATE.verbose)
     finally:
         STATE.close()
         restore_umask(umask)

@@ -133,13 +133,11 @@ def _doctor(settings: Any, rest: list[str]) -> Output | None:
 
 def _run(settings: Any, body: Callable[[], None], *, look_only: bool = False) -> int:
     """Run a command that writes as it goes (log lines, the journal): from here on this path answers, so it
-    reports a failure itself, as `cli/main.py:run` does (one line, the error's exit code)."""
-    import logging
-
-    from ..errors import BestStagError, ExitStatus
+    reports a failure itself, through `cli/outcome.py` as `cli/main.py:run` does (one line, the exit code)."""
     from ..fsutil import harden_umask, keep_modes
     from ..logs import setup_logging
     from .console_log import rich_handler
+    from .outcome import report_failure
     from .state import STATE
 
     harden_umask()  # the journal and the log file are private whatever the umask, as under the full CLI
@@ -149,26 +147,8 @@ def _run(settings: Any, body: Callable[[], None], *, look_only: bool = False) ->
     try:
         body()
         return 0
-    except BestStagError as e:
-        render.error(e.kind, e.message, e.hint)
-        logging.getLogger("beststag").debug("error", exc_info=True)
-        return int(e.exit_code)
-    except KeyboardInterrupt:
-        render.error("interrupted", "interrupted")
-        return int(ExitStatus.SIGINT)
-    except Exception as e:  # a bug: one line, as the full CLI prints it
-        from ..diskspace import as_disk_full
-
-        full = as_disk_full(e, settings.paths.data_dir)
-        if full is not None:
-            render.error(full.kind, full.message, full.hint)
-            return int(full.exit_code)
-        render.error(
-            "internal_error",
-            f"{type(e).__name__}: {e}",
-            "this is a bug; run again with -v for the traceback and report it",
-        )
-        return int(ExitStatus.FAILED)
+    except (KeyboardInterrupt, Exception) as e:  # one line and the exit code, as the full CLI's
+        return int(report_failure(e, settings.paths.data_dir))
 
 
 _COMMANDS: dict[tuple[str, ...], Callable[[Any, list[str]], Output | None]] = {

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from beststag_cli.errors import ExitStatus
 from beststag_cli.logs import log_event
 
 if TYPE_CHECKING:
@@ -53,25 +54,25 @@ class JobRun:
 def outcome_of(exc: BaseException | None) -> tuple[str, int]:
     """(outcome, exit code) for how a run ended: no exception, one of ours, a bug, an interruption."""
     if exc is None:
-        return "ok", 0
+        return "ok", ExitStatus.OK
     kind = getattr(exc, "kind", None)
     code = getattr(exc, "exit_code", None)
     if kind == "lock_held":
-        return "locked", int(code or 75)
+        return "locked", int(code or ExitStatus.LOCKED)
     if kind == "alert_firing":
-        return "alerting", int(code or 1)
+        return "alerting", int(code or ExitStatus.FAILED)
     if kind == "partial":
-        return "partial", int(code or 3)
+        return "partial", int(code or ExitStatus.PARTIAL)
     if kind == "interrupted":  # errors.Interrupted: SIGINT 130, SIGTERM 143
-        return "interrupted", int(code or 130)
+        return "interrupted", int(code or ExitStatus.SIGINT)
     if isinstance(exc, KeyboardInterrupt):
-        return "interrupted", 130
+        return "interrupted", ExitStatus.SIGINT
     if isinstance(code, int):  # our errors, and click/typer's Exit (a command that ends early)
-        return ("ok", 0) if code == 0 else ("failed", code)
+        return ("ok", ExitStatus.OK) if code == ExitStatus.OK else ("failed", code)
     if isinstance(exc, SystemExit):
-        c = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        return ("ok", 0) if c == 0 else ("failed", c)
-    return "failed", 1
+        c = exc.code if isinstance(exc.code, int) else (ExitStatus.OK if exc.code is None else ExitStatus.FAILED)
+        return ("ok", ExitStatus.OK) if c == ExitStatus.OK else ("failed", c)
+    return "failed", ExitStatus.FAILED  # a bug
 
 
 def _urls(pings: JobPings, which: str) -> str | None:
@@ -167,7 +168,7 @@ def job(settings: Settings, name: str, **fields: Any) -> Iterator[JobRun]:
         run.outcome, run.exit_code = outcome_of(error)
         run.duration_s = round(time.monotonic() - t0, 3)
         message = None
-        if error is not None and run.exit_code != 0:
+        if error is not None and run.exit_code != ExitStatus.OK:
             message = str(getattr(error, "message", None) or error or type(error).__name__)[:500]
         level = logging.INFO if run.outcome in SUCCESS_OUTCOMES else logging.WARNING
         log_event(

@@ -10,12 +10,11 @@ door. `spec_data()` is what `QuerySpec.parse` validates (pydantic: the full path
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import FilterError
-from ..inputs import check_text
+from ..inputs import check_text, parse_json_option
 
 #: the keys of `query()`'s answer (the QuerySpec keys that change the answer; pageSize does not)
 QUERY_KEYS = ("table", "filters", "fields", "sort", "maxRecords", "view")
@@ -25,19 +24,14 @@ def load_filter_json(text: str | None) -> Any:
     """The --filter option's text → JSON data; malformed JSON is a FilterError naming the position."""
     if text is None or not text.strip():
         return None
-    check_text(text, "--filter")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise FilterError(
-            f"--filter is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}",
-            hint='example: --filter \'{"status": "Ativo"}\'',
-        ) from None
-    except RecursionError:
-        raise FilterError(
-            "--filter nests too deeply to read", hint="flatten it: and/or take a list of any length"
-        ) from None
-    return check_text(data, "--filter")
+    check_text(text, "--filter")  # the raw text first: a lone surrogate from argv is named by its position
+    return parse_json_option(
+        text,
+        "--filter",
+        FilterError,
+        'example: --filter \'{"status": "Ativo"}\'',
+        deep_hint="flatten it: and/or take a list of any length",
+    )
 
 
 def sort_item(text: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..errors import BadInput, BestStagError, Interrupted, NotFound, PartialSuccess, WriteOutcomeUnknown
-from ..inputs import check_text
+from ..inputs import check_text, parse_json_option
 from .schema_cache import SchemaCache
 
 if TYPE_CHECKING:
@@ -54,27 +54,18 @@ def read_items(data: str | None, lines: Iterable[str] | None) -> list[Any]:
     """`--data JSON` (an object or a list) and/or `--file` NDJSON lines → a list of JSON items."""
     items: list[Any] = []
     if data is not None:
-        try:
-            parsed = json.loads(data)
-        except json.JSONDecodeError as e:
-            raise BadInput(
-                f"--data is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}",
-                hint='example: --data \'{"fields": {"Nome": "Ana"}}\'',
-            ) from None
-        except RecursionError:
-            raise BadInput("--data nests too deeply to read", hint='a record is {"fields": {...}}') from None
-        check_text(parsed, "--data")
+        parsed = parse_json_option(
+            data,
+            "--data",
+            BadInput,
+            'example: --data \'{"fields": {"Nome": "Ana"}}\'',
+            deep_hint='a record is {"fields": {...}}',
+        )
         items.extend(parsed if isinstance(parsed, list) else [parsed])
     for n, line in enumerate(lines or [], 1):
         if not line.strip():
             continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise BadInput(f"--file line {n} is not valid JSON: {e.msg}", hint="one JSON object per line") from None
-        except RecursionError:
-            raise BadInput(f"--file line {n} nests too deeply to read", hint="one JSON object per line") from None
-        items.append(check_text(item, f"--file line {n}"))
+        items.append(parse_json_option(line, f"--file line {n}", BadInput, "one JSON object per line", position=False))
     return items
 
 

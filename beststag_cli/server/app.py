@@ -270,7 +270,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(errors.BestStagError)
     async def _domain(request: Request, exc: errors.BestStagError) -> JSONResponse:
-        return _error(STATUS_BY_KIND.get(exc.kind, 500 if exc.exit_code == 1 else 422), exc.kind, exc.message, exc.hint)
+        return _error(
+            STATUS_BY_KIND.get(exc.kind, 500 if exc.exit_code == errors.ExitStatus.FAILED else 422),
+            exc.kind,
+            exc.message,
+            exc.hint,
+        )
 
     @app.middleware("http")
     async def _guard_and_record(request: Request, call_next: Any) -> Any:

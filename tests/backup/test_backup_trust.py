@@ -12,8 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
@@ -29,6 +27,7 @@ from beststag_cli import clock
 from beststag_cli.backup.chain import backup_index, table_state
 from beststag_cli.backup.layout import find_backup, parse_iso
 from beststag_cli.backup.runner import run_backup
+from tests.served import serve_sandbox
 
 from .conftest import empty_target
 
@@ -86,22 +85,9 @@ def served(_sample_db: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     shutil.copy(_sample_db, data / "sandbox" / "base.sqlite")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRTABLE_", "BESTSTAG_"))}
     env["BESTSTAG_DATA_DIR"] = str(data)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "beststag_cli", "sandbox", "serve", "--port", "0"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = proc.stdout.readline() if proc.stdout else ""
-        assert line.startswith("sandbox serving http://"), line + (proc.stderr.read() if proc.stderr else "")
-        url = line.split()[2]
+    with serve_sandbox(env) as url:
         monkeypatch.setenv("AIRTABLE_ENDPOINT_URL", url)
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def _served_gateway() -> Any:

@@ -31,29 +31,13 @@ from hypothesis import strategies as st
 
 from beststag_cli.gateway import limits, ratelimit
 from beststag_cli.gateway.ratelimit import RateLimiter
+from tests.remote.limiters import BASE, FakeClock, max_in_window, on_clock
 
-BASE = "appBestStagSandbx"
 WINDOW = 1.0 + ratelimit.DEFAULT_MARGIN_S
 #: Airtable's 30 s penalty plus the limiter's small margin, plus one window: the most a penalty may cost
 PENALTY_BOUND_S = 32.0 + WINDOW
 #: the most any state may cost: a slot held by a live process stops counting 60 s after its grant
 ANY_STATE_BOUND_S = 60.0 + 2 * WINDOW
-
-
-class FakeClock:
-    """Time moves only when the limiter sleeps (or the test jumps it): waits are exact, never load-dependent."""
-
-    def __init__(self, now: float) -> None:
-        self.now = now
-        self.slept = 0.0
-
-    def time(self) -> float:
-        return self.now
-
-    def sleep(self, s: float) -> None:
-        assert s >= 0 and math.isfinite(s), s
-        self.slept += s
-        self.now += s
 
 
 def _state_file(d: Path) -> Path:
@@ -99,7 +83,7 @@ def test_any_state_file_grants_within_a_bounded_wait_and_is_rewritten_sane(data:
         path = _state_file(Path(d))
         path.write_bytes(data)
         clock = FakeClock(now)
-        with RateLimiter(d, time_fn=clock.time, sleep_fn=clock.sleep) as rl:
+        with on_clock(d, clock) as rl:
             waited = rl.acquire(BASE)
             assert waited <= ANY_STATE_BOUND_S, waited
             assert rl.penalty_remaining(BASE) <= 32.0
@@ -117,14 +101,14 @@ def test_a_penalty_an_hour_ahead_is_cut_to_airtables_30_s(tmp_path: Path, penalt
     # what the attack wrote: the current state format with penalty_until an hour from now
     clock = FakeClock(NOW)
     _state_file(tmp_path).write_bytes(_v1(NOW + penalty_ahead, []))
-    with RateLimiter(tmp_path, time_fn=clock.time, sleep_fn=clock.sleep) as rl:
+    with on_clock(tmp_path, clock) as rl:
         waited = rl.acquire(BASE)
     assert waited <= PENALTY_BOUND_S, f"waited {waited:.0f} s for a penalty Airtable never imposes"
 
 
 def test_a_penalty_written_now_lasts_at_most_airtables_30_s(tmp_path: Path) -> None:
     clock = FakeClock(NOW)
-    with RateLimiter(tmp_path, time_fn=clock.time, sleep_fn=clock.sleep) as rl:
+    with on_clock(tmp_path, clock) as rl:
         rl.penalize(BASE, 3600)  # e.g. a misconfigured airtable.backoff.penalty_s
         assert rl.penalty_remaining(BASE) <= 32.0
         assert rl.acquire(BASE) <= PENALTY_BOUND_S
@@ -148,7 +132,7 @@ ops = st.lists(
 def test_a_clock_jumping_back_or_ahead_never_makes_an_unbounded_wait(steps: list[tuple[str, float]]) -> None:
     with tempfile.TemporaryDirectory() as d:
         clock = FakeClock(NOW)
-        with RateLimiter(d, time_fn=clock.time, sleep_fn=clock.sleep) as rl:
+        with on_clock(d, clock) as rl:
             for op, x in steps:
                 if op == "jump":
                     clock.now = max(0.0, clock.now + x)
@@ -167,7 +151,7 @@ def test_a_clock_jumping_back_or_ahead_never_makes_an_unbounded_wait(steps: list
 @pytest.mark.parametrize("back", [1000.0, 40.0])
 def test_a_penalty_recorded_before_the_clock_moved_back_still_lasts_at_most_30_s(tmp_path: Path, back: float) -> None:
     clock = FakeClock(NOW)
-    with RateLimiter(tmp_path, time_fn=clock.time, sleep_fn=clock.sleep) as rl:
+    with on_clock(tmp_path, clock) as rl:
         rl.acquire(BASE)
         rl.penalize(BASE, 30)
         clock.now -= back
@@ -193,7 +177,7 @@ def test_something_else_than_a_state_file_at_its_path_is_replaced_never_followed
         path.mkdir()
         (path / "x").write_text("x")
     clock = FakeClock(NOW)
-    with RateLimiter(locks, per_second=2, time_fn=clock.time, sleep_fn=clock.sleep) as rl:
+    with on_clock(locks, clock, per_second=2) as rl:
         assert rl.acquire(BASE) == 0.0
         assert rl.acquire(BASE) == 0.0
         assert rl.acquire(BASE) == pytest.approx(WINDOW)  # still limiting
@@ -211,7 +195,7 @@ def test_a_wait_of_more_than_2_s_is_said_once_with_its_reason(
     clock = FakeClock(NOW)
     _state_file(tmp_path).write_bytes(_v1(NOW + 3600, []))
     caplog.set_level(logging.INFO)
-    with RateLimiter(tmp_path, time_fn=clock.time, sleep_fn=clock.sleep) as rl:
+    with on_clock(tmp_path, clock) as rl:
         rl.acquire(BASE)
         waits = [r for r in caplog.records if getattr(r, "event", None) == "ratelimit.wait"]
         assert len(waits) == 1, [r.getMessage() for r in caplog.records]
@@ -223,7 +207,7 @@ def test_a_wait_of_more_than_2_s_is_said_once_with_its_reason(
         assert len([r for r in caplog.records if getattr(r, "event", None) == "ratelimit.wait"]) == 1
     # a window kept full by slots "in flight" in a live process (pid 1): many short sleeps, said once too
     _state_file(tmp_path).write_bytes(_v2(0.0, 0.0, [(clock.now, 1, i) for i in range(5)]))
-    with RateLimiter(tmp_path, time_fn=clock.time, sleep_fn=clock.sleep) as rl:
+    with on_clock(tmp_path, clock) as rl:
         assert rl.acquire(BASE) <= ANY_STATE_BOUND_S
     waits = [r for r in caplog.records if getattr(r, "event", None) == "ratelimit.wait"]
     assert len(waits) == 2 and waits[1].fields["reason"] == "window", [r.getMessage() for r in waits]  # type: ignore[attr-defined]
@@ -241,7 +225,7 @@ def _note_on_console(settings_: Any, tmp_path: Path, **flags: Any) -> tuple[str,
         d = tmp_path / f"locks-{len(list(tmp_path.iterdir()))}"
         d.mkdir()
         _state_file(d).write_bytes(_v1(NOW + 3600, []))
-        with RateLimiter(d, time_fn=clock.time, sleep_fn=clock.sleep) as rl:
+        with on_clock(d, clock) as rl:
             rl.acquire(BASE)
     finally:
         teardown_logging()
@@ -307,17 +291,6 @@ def _simulate(
         run_until(math.inf)
         rl.close()
     return arrivals
-
-
-def max_in_window(stamps: list[float], window: float) -> int:
-    """The most arrivals a server counting a sliding `window` (like the sandbox and Airtable) sees at once."""
-    stamps = sorted(stamps)
-    best = j = 0
-    for i, t in enumerate(stamps):
-        while stamps[j] <= t - window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
 
 
 def _held(rl: RateLimiter, start: Start) -> None:

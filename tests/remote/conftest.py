@@ -22,6 +22,8 @@ from typing import Any
 
 import pytest
 
+from .limiters import LimiterFactory
+
 
 def unavailable(reason: str) -> None:
     """Skip locally; fail in CI, where every server must be there."""
@@ -112,6 +114,15 @@ def redis_url(redis_server: str) -> Iterator[str]:
     client.flushall()
     client.close()
     yield redis_server
+
+
+@pytest.fixture
+def make_redis(redis_url: str) -> Iterator[LimiterFactory]:
+    """Builds Redis limiters on this test's (emptied) Redis, closed at the end: one per simulated host."""
+    from beststag_cli.gateway.redis_ratelimit import RedisRateLimiter
+
+    with LimiterFactory(lambda **kw: RedisRateLimiter(redis_url, **kw)) as build:
+        yield build
 
 
 @pytest.fixture(scope="session")

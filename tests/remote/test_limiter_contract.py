@@ -14,16 +14,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from beststag_cli.gateway.limits import AIRTABLE_PENALTY_S, MAX_PENALTY_S, Limiter
 from beststag_cli.gateway.ratelimit import RateLimiter
 
+from .limiters import BASE, OTHER, LimiterFactory, first_wait, max_in_window
+
 pytestmark = pytest.mark.slow
-BASE = "appBestStagSandbx"
-OTHER = "appOtherBase00000"
 
 MakeLimiter = Callable[..., Limiter]
 
@@ -32,52 +31,11 @@ MakeLimiter = Callable[..., Limiter]
 def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MakeLimiter]:
     """Builds limiters on one shared storage (a state dir, or one Redis): two of them stand for two
     processes (file) or two hosts (Redis)."""
-    made: list[Limiter] = []
-
-    def build(**kw: Any) -> Limiter:
-        if request.param == "file":
-            lim: Limiter = RateLimiter(tmp_path / "locks", **kw)
-        else:
-            from beststag_cli.gateway.redis_ratelimit import RedisRateLimiter
-
-            lim = RedisRateLimiter(request.getfixturevalue("redis_url"), **kw)
-        made.append(lim)
-        return lim
-
-    yield build
-    for lim in made:
-        lim.close()
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most grants any half-open window of `window` seconds holds."""
-    times = sorted(times)
-    best = j = 0
-    for i, t in enumerate(times):
-        while times[j] <= t - window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
-
-
-class _Asked(Exception):
-    pass
-
-
-def first_wait(lim: Limiter, base: str = BASE) -> float:
-    """The first sleep `acquire` asks for (0.0 when it grants at once), without sleeping it."""
-    asked: list[float] = []
-
-    def sleep(s: float) -> None:
-        asked.append(s)
-        raise _Asked
-
-    lim._sleep = sleep  # type: ignore[attr-defined]  # both take sleep_fn and keep it here
-    try:
-        lim.acquire(base)
-    except _Asked:
-        pass
-    return asked[0] if asked else 0.0
+    if request.param == "redis":
+        yield request.getfixturevalue("make_redis")
+        return
+    with LimiterFactory(lambda **kw: RateLimiter(tmp_path / "locks", **kw)) as build:
+        yield build
 
 
 def test_both_are_limiters_with_airtables_numbers(make: MakeLimiter) -> None:

@@ -16,6 +16,7 @@ import pytest
 
 from beststag_cli.cache.backend import CacheBackend
 from beststag_cli.cache.store import CacheStore
+from tests.served import serve_sandbox
 
 from .conftest import write_config
 
@@ -187,18 +188,8 @@ def test_manager_on_redis(redis_settings: Any, gateway: Any, sandbox: Any) -> No
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
     env = {**os.environ, "BESTSTAG_DATA_DIR": str(tmp_path / "airtable")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "beststag_cli", "sandbox", "serve", "--port", "0", "--latency-ms", "200"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline() if proc.stdout else ""
-    assert line.startswith("sandbox serving http://"), line + (proc.stderr.read() if proc.stderr else "")
-    yield line.split()[2]
-    proc.terminate()
-    proc.wait(timeout=10)
+    with serve_sandbox(env, "--latency-ms", "200") as url:
+        yield url
 
 
 def host_env(tmp_path: Path, name: str, served: str, redis_url: str) -> dict[str, str]:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
 import os
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -17,56 +15,16 @@ from pathlib import Path
 import pytest
 
 from beststag_cli.gateway.redis_ratelimit import RedisRateLimiter
+from tests.served import serve_sandbox
 
 from .conftest import write_config
+from .limiters import BASE, LimiterFactory, first_wait, grants_in_processes, max_in_window
 
 pytestmark = pytest.mark.slow
-BASE = "appBestStagSandbx"
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best = j = 0
-    for i, t in enumerate(times):
-        while times[j] <= t - window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
-
-
-def _worker(url: str, threads: int, per_thread: int, start_at: float, out: multiprocessing.Queue) -> None:
-    limiter = RedisRateLimiter(url, per_second=5)
-    stamps: list[float] = []
-    lock = threading.Lock()
-
-    def run() -> None:
-        for _ in range(per_thread):
-            limiter.acquire(BASE)
-            now = time.monotonic()
-            with lock:
-                stamps.append(now)
-
-    time.sleep(max(0.0, start_at - time.time()))
-    ts = [threading.Thread(target=run) for _ in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    limiter.close()
-    out.put(stamps)
 
 
 def test_16_threads_in_2_processes_never_exceed_5_per_second(redis_url: str) -> None:
-    ctx = multiprocessing.get_context("spawn")
-    out: multiprocessing.Queue = ctx.Queue()
-    start_at = time.time() + 1.5
-    procs = [ctx.Process(target=_worker, args=(redis_url, 8, 2, start_at, out)) for _ in range(2)]
-    for p in procs:
-        p.start()
-    stamps = [t for _ in procs for t in out.get(timeout=60)]
-    for p in procs:
-        p.join(10)
-        assert p.exitcode == 0
+    stamps = grants_in_processes("redis", redis_url, per_thread=2, start_in=1.5)
     assert len(stamps) == 32
     assert max_in_window(stamps, 1.0) <= 5
     span = max(stamps) - min(stamps)
@@ -74,8 +32,8 @@ def test_16_threads_in_2_processes_never_exceed_5_per_second(redis_url: str) -> 
     assert ideal - 1.0 <= span <= 2 * ideal + 2, span  # no gross waste (loose: a loaded CI machine oversleeps)
 
 
-def test_penalty_and_window_are_shared_between_hosts(redis_url: str) -> None:
-    a, b = RedisRateLimiter(redis_url, per_second=3), RedisRateLimiter(redis_url, per_second=3)
+def test_penalty_and_window_are_shared_between_hosts(make_redis: LimiterFactory) -> None:
+    a, b = make_redis(per_second=3), make_redis(per_second=3)
     assert all(a.try_acquire(BASE) for _ in range(3))
     assert not b.try_acquire(BASE)  # the window is full for everyone
     assert 0 < b.wait_time(BASE) <= a.effective_window_s
@@ -92,58 +50,37 @@ def test_penalty_and_window_are_shared_between_hosts(redis_url: str) -> None:
     assert b.penalty_remaining(BASE) == 0 and b.try_acquire(BASE)
 
 
-class _FirstWait(Exception):
-    pass
-
-
-def _first_wait(lim: RedisRateLimiter) -> float:
-    """The first sleep `acquire` asks for (0 when it grants at once): Redis's clock is real, so do not loop."""
-    asked: list[float] = []
-
-    def sleep(s: float) -> None:
-        asked.append(s)
-        raise _FirstWait
-
-    lim._sleep = sleep
-    try:
-        lim.acquire(BASE)
-    except _FirstWait:
-        pass
-    return asked[0] if asked else 0.0
-
-
-def test_damaged_redis_state_never_makes_a_long_wait_nor_an_error(redis_url: str) -> None:
+def test_damaged_redis_state_never_makes_a_long_wait_nor_an_error(redis_url: str, make_redis: LimiterFactory) -> None:
     # issue 15, defect 12 (Redis half): the penalty key's TTL is bounded, wrong types and times ahead
     # of the server's clock are repaired, never raised or waited on
     import redis
 
     r = redis.Redis.from_url(redis_url)
     keys = [f"beststag:ratelimit:{BASE}:{k}" for k in ("grants", "penalty", "inflight")]
-    lim = RedisRateLimiter(redis_url, per_second=5)
+    lim = make_redis(per_second=5)
     bound = 32.0 + lim.effective_window_s
     r.set(keys[1], "1", px=3_600_000)  # a penalty an hour long
-    assert 0 < _first_wait(lim) <= bound
+    assert 0 < first_wait(lim) <= bound
     assert lim.penalty_remaining(BASE) <= 32.0
     r.delete(keys[1])
     r.set(keys[1], "1")  # a penalty without a TTL would last forever
-    assert 0 < _first_wait(lim) <= bound
+    assert 0 < first_wait(lim) <= bound
     assert 0 < r.pttl(keys[1]) <= 32_000
     r.delete(*keys)
     now_us = int(r.time()[0]) * 1_000_000
     r.zadd(keys[0], {f"ahead-{i}": now_us + 3_600_000_000 for i in range(5)})  # grants an hour ahead (clock moved back)
-    assert _first_wait(lim) <= lim.effective_window_s
+    assert first_wait(lim) <= lim.effective_window_s
     r.delete(*keys)
     r.set(keys[0], "garbage")  # a key of the wrong type
     r.hset(keys[2], "x", "y")
-    assert _first_wait(lim) == 0.0
+    assert first_wait(lim) == 0.0
     assert lim.try_acquire(BASE)
-    lim.close()
     r.close()
 
 
-def test_a_held_slot_counts_until_released(redis_url: str) -> None:
+def test_a_held_slot_counts_until_released(make_redis: LimiterFactory) -> None:
     # issue 15, defect 18: a request occupies its slot from grant until its answer, then one window more
-    lim = RedisRateLimiter(redis_url, per_second=1, window_s=0.2, margin_s=0.0)
+    lim = make_redis(per_second=1, window_s=0.2, margin_s=0.0)
     h = lim.hold(BASE)
     time.sleep(0.5)  # far past the window: a grant-only limiter would free the slot by now
     assert not lim.try_acquire(BASE)
@@ -153,7 +90,6 @@ def test_a_held_slot_counts_until_released(redis_url: str) -> None:
     assert 0 < lim.wait_time(BASE) <= 0.2
     time.sleep(0.25)
     assert lim.try_acquire(BASE)
-    lim.close()
 
 
 def test_gateway_builds_the_redis_limiter(settings, redis_url: str) -> None:  # type: ignore[no-untyped-def]
@@ -173,19 +109,8 @@ def test_gateway_builds_the_redis_limiter(settings, redis_url: str) -> None:  # 
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[str]:
-    env = {**os.environ, "BESTSTAG_DATA_DIR": str(tmp_path / "server")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "beststag_cli", "sandbox", "serve", "--port", "0", "--rate-limit"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    line = proc.stdout.readline() if proc.stdout else ""
-    assert line.startswith("sandbox serving http://"), line + (proc.stderr.read() if proc.stderr else "")
-    yield line.split()[2]
-    proc.terminate()
-    proc.wait(timeout=10)
+    with serve_sandbox({**os.environ, "BESTSTAG_DATA_DIR": str(tmp_path / "server")}, "--rate-limit") as url:
+        yield url
 
 
 WORKER = r"""
