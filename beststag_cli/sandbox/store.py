@@ -690,7 +690,7 @@ class SandboxStore:
                 show = self._display(b, f.options["linkedTableId"])  # type: ignore[index]
                 v = ", ".join(str(show(x)) for x in v)
             elif tz is not None:
-                v = string_cell(f, v, tz)
+                v = string_cell(f, v, tz, p.user_locale)
                 if v is None:
                     continue
             fields[f.id if p.by_field_id else f.name] = v
