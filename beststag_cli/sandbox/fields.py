@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from .cellformat import render as render_cell
 from .schema import COMPUTED_TYPES, NUMBER_TYPES, TEXT_TYPES, FieldDef, is_id
 
 
@@ -311,23 +312,8 @@ def formula_value(field: FieldDef, stored: Any) -> Any:
     return stored
 
 
-def string_cell(field: FieldDef, value: Any, tz: ZoneInfo) -> str | None:
-    """cellFormat=string rendering (Airtable says its format is not stable; this is ours)."""
+def string_cell(field: FieldDef, value: Any, tz: ZoneInfo, user_locale: str | None = None) -> str | None:
+    """cellFormat=string rendering (Airtable says its format is not stable): cellformat.py."""
     if value is None:
         return None
-    t = field.type
-    if t == "checkbox":
-        return "checked" if value else None
-    if t in ("dateTime", "createdTime", "lastModifiedTime"):
-        dt = parse_instant(value).astimezone(tz)
-        return f"{dt.month}/{dt.day}/{dt.year} {dt.hour % 12 or 12}:{dt.minute:02d}{'pm' if dt.hour >= 12 else 'am'}"
-    if t == "date":
-        d = date.fromisoformat(value)
-        return f"{d.month}/{d.day}/{d.year}"
-    if t == "multipleAttachments":
-        return ", ".join(f"{a['filename']} ({a['url']})" for a in value)
-    if isinstance(value, list):
-        return ", ".join(_num_text(v) if isinstance(v, (int, float)) else str(v) for v in value)
-    if isinstance(value, (int, float)):
-        return _num_text(value)
-    return str(value)
+    return render_cell(field, value, tz, user_locale)

@@ -29,6 +29,8 @@ from zoneinfo import ZoneInfo
 
 from .. import clock
 from .fields import EMPTY, CellError, format_instant, formula_value, parse_instant, string_cell, validate_cell
+from .images import attachment_type, image_dimensions, image_json
+from .localfetch import fetch_loopback
 from .reporting import Reporter, Task, guard
 from .schema import MERGE_ON_TYPES, BaseDef, FieldDef, TableDef, build_base, is_id, new_id
 
@@ -688,7 +690,7 @@ class SandboxStore:
                 show = self._display(b, f.options["linkedTableId"])  # type: ignore[index]
                 v = ", ".join(str(show(x)) for x in v)
             elif tz is not None:
-                v = string_cell(f, v, tz)
+                v = string_cell(f, v, tz, p.user_locale)
                 if v is None:
                     continue
             fields[f.id if p.by_field_id else f.name] = v
@@ -702,19 +704,17 @@ class SandboxStore:
         return hmac.new(self._secret, f"{att_id}:{expires}".encode(), hashlib.sha256).hexdigest()[:32]
 
     def _attachment_json(self, a: dict[str, Any], url_base: str) -> dict[str, Any]:
-        out = {
-            "id": a["id"],
-            "url": a.get("url", ""),
-            "filename": a.get("filename", ""),
-            "size": a.get("size", 0),
-            "type": a.get("type", "application/octet-stream"),
-        }
+        out = {"id": a["id"], "url": a.get("url", ""), "filename": a.get("filename", "")}
+        if "size" in a:  # absent while "Airtable downloads" a URL the sandbox may not reach (localfetch.py)
+            out["size"] = a["size"]
+            out["type"] = a.get("type", "application/octet-stream")
         if a.get("sha256"):
             expires = int(clock.timestamp()) + ATTACHMENT_URL_TTL_S
             out["url"] = (
                 f"{url_base}/_sandbox/attachments/{a['id']}/{quote(a.get('filename') or 'file')}"
                 f"?expires={expires}&sig={self._sign(a['id'], expires)}"
             )
+            out.update(image_json(a, out["url"]))  # images.py: width/height/thumbnails
         return out
 
     def _put_blob(self, data: bytes) -> str:
@@ -751,13 +751,15 @@ class SandboxStore:
             return a.get("type", "application/octet-stream"), bytes(row[0]), a.get("filename", "file")
 
     def _attachment_from_bytes(self, data: bytes, filename: str, content_type: str) -> dict[str, Any]:
-        return {
+        att: dict[str, Any] = {
             "id": new_id("att", self._rng),
             "filename": filename,
             "type": content_type,
             "size": len(data),
             "sha256": self._put_blob(data),
         }
+        att.update(image_dimensions(data, content_type))  # images.py: width/height of images
+        return att
 
     def upload_attachment(
         self,
@@ -855,7 +857,8 @@ class SandboxStore:
                 self.schema_changed = True
 
     def _attachment_from_url(self, url: str, filename: str | None) -> dict[str, Any]:
-        """New attachment from a URL: our own signed URLs and data: URLs are copied; others kept by URL."""
+        """New attachment from a URL: our own signed URLs, data: URLs and loopback URLs are copied; others kept
+        by URL."""
         from urllib.parse import parse_qs, unquote, urlsplit
 
         parts = urlsplit(url)
@@ -873,15 +876,11 @@ class SandboxStore:
                 return self._attachment_from_bytes(data, filename or fname, ctype)
             except (ApiError, KeyError, IndexError):
                 pass
-        import mimetypes
-
-        return {
-            "id": new_id("att", self._rng),
-            "url": url,
-            "filename": name,
-            "type": mimetypes.guess_type(name)[0] or "application/octet-stream",
-            "size": 0,
-        }
+        fetched = fetch_loopback(url, MAX_UPLOAD_BYTES)  # localfetch.py: loopback hosts only
+        if fetched is not None:
+            return self._attachment_from_bytes(fetched[0], name, attachment_type(name, fetched))
+        # What Airtable answers before its download finishes: the URL, a filename and an id.
+        return {"id": new_id("att", self._rng), "url": url, "filename": name}
 
     def _new_rec(self, t: TableDef, fields: dict[str, Any], created: str) -> Rec:
         row = self._db.execute(

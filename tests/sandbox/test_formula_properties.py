@@ -280,3 +280,29 @@ def test_match_style_formulas_keep_their_structure(pairs: list[tuple[str, str]])
 
     neutral = [(k, "x") for k, _ in pairs]
     assert shape(parse(build(pairs))) == shape(parse(build(neutral)))
+
+
+# ---------------------------------------------------------------- ROUND ties toward +infinity
+
+
+@SETTINGS
+@given(st.integers(min_value=-(10**6), max_value=10**6), st.integers(min_value=0, max_value=3))
+def test_round_ties_go_toward_positive_infinity(n: int, places: int) -> None:
+    # n + 0.5 units of the last place is an exact tie; Airtable's reference: "ties broken by
+    # rounding half up toward positive infinity", so the answer is always the upper neighbour.
+    from decimal import Decimal
+
+    tie = (Decimal(n) + Decimal("0.5")).scaleb(-places)
+    expected = Decimal(n + 1).scaleb(-places)
+    got = compile_formula(f"ROUND({tie}, {places})", name_resolver([])).evaluate(SimpleContext(now=NOW))
+    assert Decimal(repr(got)) == expected
+
+
+@SETTINGS
+@given(aware_datetimes)
+def test_tonow_and_fromnow_agree_and_count_whole_days(d: datetime) -> None:
+    ctx = SimpleContext({"d": d}, now=NOW)
+    to_now = compile_formula("TONOW({d})", name_resolver(["d"])).evaluate(ctx)
+    from_now = compile_formula("FROMNOW({d})", name_resolver(["d"])).evaluate(ctx)
+    # whole days, truncated, the same in both directions
+    assert to_now == from_now == abs(NOW - d).days

@@ -272,12 +272,17 @@ def test_dropped_connection_surfaces_as_connection_error(live: Live, session: re
     assert api.table(BASE, "Métricas").first() is not None  # the server itself survived
 
 
+def _without_url(att: dict[str, Any]) -> dict[str, Any]:
+    out = {a: b for a, b in att.items() if a != "url"}
+    if isinstance(out.get("thumbnails"), dict):  # images: each thumbnail has a signed URL too
+        out["thumbnails"] = {n: _without_url(t) for n, t in out["thumbnails"].items()}
+    return out
+
+
 def _without_signed_urls(record: dict[str, Any]) -> dict[str, Any]:
     """Attachment URLs carry the host and an expiry second: drop them before comparing."""
     fields = {
-        k: [{a: b for a, b in v.items() if a != "url"} if isinstance(v, dict) else v for v in value]
-        if isinstance(value, list)
-        else value
+        k: [_without_url(v) if isinstance(v, dict) else v for v in value] if isinstance(value, list) else value
         for k, value in record["fields"].items()
     }
     return {**record, "fields": fields}

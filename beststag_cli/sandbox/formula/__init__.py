@@ -50,8 +50,10 @@ ARRAYJOIN ❓                   default separator ", "; non-array arguments are 
 SUM/MIN/MAX/AVERAGE ❓         flatten arrays; non-numeric text and blanks are ignored; MIN/MAX of only
                                datetimes return a datetime; AVERAGE of nothing → #DIV/0!; MIN/MAX of
                                nothing → 0. COUNT counts numbers, COUNTA non-blank values, COUNTALL all.
-ROUND family                   ROUND half away from zero (decimal-exact); ROUNDUP away from zero;
-                               ROUNDDOWN toward zero; negative precision allowed. INT floors.
+ROUND family ✅                ROUND ties half up toward +∞ (ROUND(-2.5) = -2; decimal-exact); ROUNDUP
+                               away from zero; ROUNDDOWN toward zero; negative precision allowed. INT
+                               floors (INT(-1.99) = -2); EVEN/ODD round away from zero to the next
+                               even/odd integer (EVEN(-1.5) = -2, ODD(-1.5) = -3).
 MOD ❓                         sign of the dividend (JavaScript ``%``). MOD(x, 0) → #DIV/0!.
 VALUE ❓                       strips currency symbols, thousands separators; ``%`` divides by 100;
                                text without digits → #ERROR!.
@@ -74,6 +76,10 @@ DATETIME_FORMAT ✅              moment tokens (YYYY YY Q M MM MMM MMMM Mo D DD 
 SET_TIMEZONE                   converts with zoneinfo; later date parts and formats use that zone;
                                bad zone → #ERROR!. SET_LOCALE is accepted and ignored.
 TODAY/NOW                      ``ctx.now`` (never the wall clock); TODAY is midnight UTC of that date.
+TONOW/FROMNOW ✅/❓              Airtable: "the number of days between the current date and another
+                               date" (both functions alike). Chosen: an integer, the whole days between
+                               ``ctx.now`` and the date truncated toward zero, never negative (the
+                               direction is not documented); blank date → #ERROR!.
 WEEKDAY/WEEKNUM                WEEKDAY 0 = Sunday (``'Monday'`` start makes Monday 0); WEEKNUM: the week
                                containing January 1st is week 1, weeks start Sunday unless 'Monday'.
 REGEX_* ❓                      Python ``re`` approximates RE2. REGEX_EXTRACT returns the whole first match

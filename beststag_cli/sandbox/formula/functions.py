@@ -18,7 +18,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, ROUND_HALF_UP, ROUND_UP, Decimal
+from decimal import (
+    ROUND_CEILING,
+    ROUND_DOWN,
+    ROUND_FLOOR,
+    ROUND_HALF_DOWN,
+    ROUND_HALF_UP,
+    ROUND_UP,
+    Decimal,
+)
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
@@ -374,12 +382,20 @@ def _value(x: Any) -> int | float:
     return -n if negative else n
 
 
+# Sentinel mode for ROUND: Airtable's formula reference says ties are "broken by rounding half up
+# toward positive infinity" (ROUND(-2.5, 0) = -2, ROUND(2.5, 0) = 3); decimal has no such mode, so
+# it is half-up for positive values and half-down (toward zero, i.e. toward +∞) for negative ones.
+_ROUND_HALF_CEILING = "ROUND_HALF_CEILING"
+
+
 def _round_with(value: Any, places: Any, mode: str) -> int | float:
     x = to_number(value)
     p = _int(places) if places is not None else 0
     if x != x or x in (math.inf, -math.inf):
         return x
     d = _dec(x)
+    if mode == _ROUND_HALF_CEILING:
+        mode = ROUND_HALF_UP if d >= 0 else ROUND_HALF_DOWN
     if p < 0:
         return _num_result(d.scaleb(p).quantize(Decimal(1), rounding=mode).scaleb(-p))
     return _num_result(d.quantize(Decimal(1).scaleb(-p), rounding=mode))
@@ -387,7 +403,7 @@ def _round_with(value: Any, places: Any, mode: str) -> int | float:
 
 @_register("ROUND", 1, 2)
 def _round(value: Any, places: Any = None) -> int | float:
-    return _round_with(value, places, ROUND_HALF_UP)
+    return _round_with(value, places, _ROUND_HALF_CEILING)
 
 
 @_register("ROUNDUP", 1, 2)
@@ -594,6 +610,23 @@ def _today(ctx: Any) -> datetime:
         raise NeedsContext
     n = ctx.now.astimezone(UTC)
     return datetime(n.year, n.month, n.day, tzinfo=UTC)
+
+
+def _days_from_now(ctx: Any, d: Any) -> int:
+    if ctx is None:
+        raise NeedsContext
+    # whole days between now and the date, either direction (see the package docstring: ❓)
+    return abs(dates.date_diff(ctx.now, _date(d), "days"))
+
+
+@_register("TONOW", 1, 1, "ctx")
+def _tonow(ctx: Any, d: Any) -> int:
+    return _days_from_now(ctx, d)
+
+
+@_register("FROMNOW", 1, 1, "ctx")
+def _fromnow(ctx: Any, d: Any) -> int:
+    return _days_from_now(ctx, d)
 
 
 @_register("IS_AFTER", 2, 2)
