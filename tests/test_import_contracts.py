@@ -54,6 +54,7 @@ LAYERS = {
     "backup": COMPONENT,
     "metrics": COMPONENT,
     "ops": COMPONENT,
+    "feed": COMPONENT,  # the change feed (issue 19): Airtable's webhook payloads into the change sink
     # the gateway includes its change sink, gateway/changes.py (issue 17): any component may import it
     "gateway": MEETING,
     "journal": MEETING,
@@ -106,6 +107,7 @@ SANDBOX_EXEMPTIONS = {
 
 #: (component, module of another component) → why the component imports it directly
 COMPONENT_EDGES = {
+    ("feed", "beststag_cli.query.schema"): "payloads name fields by id: the schema gives names and types",
     ("cache", "beststag_cli.query.spec"): "cached answers are keyed by and evaluated for a QuerySpec",
     ("cache", "beststag_cli.query.schema"): "write application works on the table's TableInfo",
     ("cache", "beststag_cli.query.schema_cache"): "the manager binds specs through query's schema cache",
