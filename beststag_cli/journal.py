@@ -54,6 +54,9 @@ REQUIRED_TABLES = frozenset(
         "cache_hourly",
         "restore_items",
         "webhook_requests",
+        "feed",
+        "feed_gaps",
+        "feed_activity",
     }
 )
 
@@ -252,6 +255,53 @@ def m004_webhook_requests(conn: sqlite3.Connection) -> None:
             cache_status TEXT
         );
         CREATE INDEX idx_webhook_requests_ts ON webhook_requests (ts)
+        """,
+    )
+
+
+@migration
+def m005_feed(conn: sqlite3.Connection) -> None:
+    """The change feed (beststag_cli/feed/): one webhook per base, its cursor, and what it saw.
+
+    ``feed`` holds the webhook's id, MAC secret (the journal is 0600 like every data file; the secret
+    is never logged or shown), the cursor of the next payload, its expiry and, while the feed is
+    broken, since when and why. ``feed_gaps`` names the tables whose changes the feed missed (they
+    are revalidated the old way until the feed is whole again). ``feed_activity`` counts the changes
+    per hour, table, kind, source and user, for the usage metrics.
+    """
+    _run(
+        conn,
+        """
+        CREATE TABLE feed (
+            base TEXT PRIMARY KEY,
+            webhook_id TEXT NOT NULL,
+            mac_secret TEXT NOT NULL,
+            cursor INTEGER NOT NULL DEFAULT 1,
+            expiration TEXT,
+            tables TEXT NOT NULL,
+            created_ts REAL NOT NULL,
+            last_pull_ts REAL,
+            continuous_since_ts REAL,
+            broken_since_ts REAL,
+            broken_reason TEXT
+        );
+        CREATE TABLE feed_gaps (
+            base TEXT NOT NULL,
+            table_name TEXT NOT NULL,
+            since_ts REAL NOT NULL,
+            reason TEXT NOT NULL,
+            PRIMARY KEY (base, table_name)
+        );
+        CREATE TABLE feed_activity (
+            hour_ts REAL NOT NULL,
+            base TEXT NOT NULL,
+            table_name TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            source TEXT NOT NULL,
+            user_id TEXT NOT NULL,
+            n INTEGER NOT NULL,
+            PRIMARY KEY (hour_ts, base, table_name, kind, source, user_id)
+        )
         """,
     )
 
@@ -766,6 +816,29 @@ class Journal:
 
     def kv_set(self, key: str, value: str | None) -> None:
         self._write('INSERT OR REPLACE INTO kv ("key", value) VALUES (?, ?)', (key, value))
+
+    # ---- the change feed (beststag_cli/feed/state.py reads and writes these)
+
+    def write(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> None:
+        """One write statement, with the journal's lock-retry and telemetry guard."""
+        self._write(sql, params)
+
+    def write_many(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
+        """Several write statements in one transaction (all or none)."""
+        conn = self.conn
+
+        def run() -> None:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                for sql, params in statements:
+                    conn.execute(sql, params)
+                conn.execute("COMMIT")
+            except BaseException:
+                _rollback(conn)
+                raise
+
+        with self._guard():
+            _locked_retry(run)
 
     # ---- reading and housekeeping
 
