@@ -343,11 +343,59 @@ class SandboxStore:
 
         return self._write(op)
 
+    def insert_base(self, base: BaseDef, *, info: dict[str, Any] | None = None) -> BaseDef:
+        """Store a ready BaseDef (ids kept: `sandbox load`, `POST /v0/meta/bases`); ValueError when its id or
+        a table id is taken. ``info``: what `GET /v0/meta/bases/{id}` shows besides the schema (workspace…)."""
+
+        def op() -> BaseDef:
+            if self._db.execute("SELECT 1 FROM bases WHERE id=?", (base.id,)).fetchone():
+                raise ValueError(f"base {base.id} exists")
+            taken = {t.id for b in (self._base(i) for i in self.base_ids()) for t in b.tables}
+            if taken & {t.id for t in base.tables}:
+                raise ValueError("table ids collide with another base")
+            pos = self._db.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM bases").fetchone()[0]
+            self._db.execute(
+                "INSERT INTO bases VALUES (?, ?, ?, ?)", (base.id, base.name, json.dumps(base.to_json()), pos)
+            )
+            for t in base.tables:
+                self._db.execute("INSERT OR REPLACE INTO counters VALUES (?, 0, 0)", (t.id,))
+            if info is not None:
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("baseinfo:" + base.id, json.dumps(info)))
+            self._commit({t.id for t in base.tables}, base.id)
+            return base
+
+        return self._write(op)
+
+    def base_info(self, base_id: str) -> dict[str, Any]:
+        """What `insert_base(info=…)` kept for the base ({} for bases made otherwise)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key=?", ("baseinfo:" + base_id,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def alter_schema(self, base_id: str, fn: Callable[[BaseDef, random.Random], Any]) -> Any:
+        """Run a metadata write: ``fn`` changes the base's BaseDef in place (or raises ApiError, which undoes
+        it); new tables get their counters. Used by `meta.py`."""
+
+        def op() -> Any:
+            b = self._base(base_id)
+            before = {t.id for t in b.tables}
+            out = fn(b, self._rng)
+            for t in b.tables:
+                t.reindex()
+                if t.id not in before:
+                    self._db.execute("INSERT OR REPLACE INTO counters VALUES (?, 0, 0)", (t.id,))
+            self._db.execute("UPDATE bases SET name=?, schema=? WHERE id=?", (b.name, json.dumps(b.to_json()), b.id))
+            self._commit({t.id for t in b.tables if t.id not in before}, base_id)
+            return out
+
+        return self._write(op)
+
     def drop_base(self, base_id: str) -> None:
         def op() -> None:
             b = self._base(base_id)
             self._db.execute("DELETE FROM records WHERE base_id=?", (base_id,))
             self._db.execute("DELETE FROM bases WHERE id=?", (base_id,))
+            self._db.execute("DELETE FROM meta WHERE key=?", ("baseinfo:" + base_id,))
             for t in b.tables:
                 self._db.execute("DELETE FROM counters WHERE table_id=?", (t.id,))
             self._commit({t.id for t in b.tables}, base_id)
@@ -362,6 +410,7 @@ class SandboxStore:
             ids = [r[0] for r in self._db.execute("SELECT scope FROM versions")]
             for table in ("records", "bases", "counters", "blobs"):
                 self._db.execute(f"DELETE FROM {table}")
+            self._db.execute("DELETE FROM meta WHERE key LIKE 'baseinfo:%'")
             self._commit(set(ids))
             self._tables.clear()
             self._bases.clear()
