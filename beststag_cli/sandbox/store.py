@@ -83,6 +83,10 @@ def not_found() -> ApiError:
     return ApiError(404, "NOT_FOUND", bare=True)
 
 
+class IdsTaken(ValueError):
+    """A new base's table ids belong to another base of the file (ids are unique, as in Airtable)."""
+
+
 class Rec:
     """One record; its per-field modification times are decoded only when first needed."""
 
@@ -331,7 +335,7 @@ class SandboxStore:
                 raise ValueError(f"base {base.id} exists")
             taken = {t.id for b in (self._base(i) for i in self.base_ids()) for t in b.tables}
             if taken & {t.id for t in base.tables}:
-                raise ValueError("table ids collide with another base")
+                raise IdsTaken("table ids collide with another base")
             pos = self._db.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM bases").fetchone()[0]
             self._db.execute(
                 "INSERT INTO bases VALUES (?, ?, ?, ?)", (base.id, base.name, json.dumps(base.to_json()), pos)
@@ -352,7 +356,7 @@ class SandboxStore:
                 raise ValueError(f"base {base.id} exists")
             taken = {t.id for b in (self._base(i) for i in self.base_ids()) for t in b.tables}
             if taken & {t.id for t in base.tables}:
-                raise ValueError("table ids collide with another base")
+                raise IdsTaken("table ids collide with another base")
             pos = self._db.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM bases").fetchone()[0]
             self._db.execute(
                 "INSERT INTO bases VALUES (?, ?, ?, ?)", (base.id, base.name, json.dumps(base.to_json()), pos)
@@ -1200,6 +1204,44 @@ class SandboxStore:
                 self._db.execute("DELETE FROM records WHERE id=?", (rid,))
             self._commit(touched)
             return [{"id": rid, "deleted": True} for rid in ids]
+
+        return self._write(op)
+
+    # ------------------------------------------------------------------ loading a copy (sandbox load --from-backup)
+    def insert_records(
+        self,
+        base_id: str,
+        rows: dict[str, list[tuple[str, str, dict[str, Any], dict[str, str]]]],
+        blobs: Iterable[bytes] = (),
+    ) -> dict[str, int]:
+        """Insert records exactly as given (ids, created times, cells by field id in the store's form,
+        per-field modification times) and attachment blobs; table id → count. Both sides of a link must
+        be given (a copy of a real base has them): nothing is relinked."""
+
+        def op() -> dict[str, int]:
+            b = self._base(base_id)
+            ids = json.dumps([r[0] for items in rows.values() for r in items])
+            clash = self._db.execute(
+                "SELECT r.id, r.base_id FROM records r JOIN json_each(?) j ON r.id = j.value LIMIT 1", (ids,)
+            ).fetchone()
+            if clash:  # record ids are unique across the file, as in Airtable
+                raise ValueError(f"record {clash[0]} already exists in base {clash[1]}")
+            for data in blobs:
+                self._put_blob(data)
+            out = {}
+            for table_id, items in rows.items():
+                t = b.table_by_id(table_id)
+                seq0, auto0 = self._db.execute("SELECT seq, auto FROM counters WHERE table_id=?", (t.id,)).fetchone()
+                autos = [f.id for f in t.fields if f.type == "autoNumber"]
+                recs = [Rec(rid, seq0 + i + 1, created, cells, mt) for i, (rid, created, cells, mt) in enumerate(items)]
+                top = max([auto0, *(r.fields.get(a, 0) for r in recs for a in autos)])
+                self._db.execute(
+                    "UPDATE counters SET seq=?, auto=? WHERE table_id=?", (seq0 + len(recs), int(top), t.id)
+                )
+                self._persist(recs, t, b)
+                out[table_id] = len(recs)
+            self._commit(set(rows))
+            return out
 
         return self._write(op)
 
