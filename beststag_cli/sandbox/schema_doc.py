@@ -151,13 +151,26 @@ def base_from_doc(doc: Any, base_id: str, name: str, rng: random.Random | None =
     if len({t.name.lower() for t in tables}) != len(tables):
         raise SchemaError("duplicate table names")
     base = BaseDef(base_id, name, tables)
-    by_id = {t.id for t in tables}
+    by_id = {t.id: t for t in tables}
     for t in tables:
         for f in t.fields:
+            opts = f.options or {}
             if f.type == "multipleRecordLinks":
-                linked = (f.options or {}).get("linkedTableId")
-                if linked not in by_id:
-                    raise SchemaError(f"{t.name}.{f.name}: links to unknown table {linked!r}")
+                if opts.get("linkedTableId") not in by_id:
+                    raise SchemaError(f"{t.name}.{f.name}: links to unknown table {opts.get('linkedTableId')!r}")
+            elif f.type == "multipleLookupValues":
+                # the sandbox computes lookups: the link and the looked-up field must be in the document
+                link = t._by_id.get(str(opts.get("recordLinkFieldId")))
+                other = by_id.get(str((link.options or {}).get("linkedTableId"))) if link else None
+                if (
+                    link is None
+                    or link.type != "multipleRecordLinks"
+                    or other is None
+                    or str(opts.get("fieldIdInLinkedTable")) not in other._by_id
+                ):
+                    raise SchemaError(
+                        f"{t.name}.{f.name}: a lookup whose link or looked-up field is not in the document"
+                    )
     return base
 
 

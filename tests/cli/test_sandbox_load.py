@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from beststag_cli.sandbox import SANDBOX_BASE_ID
-from beststag_cli.sandbox.load import load_schema
+from beststag_cli.sandbox import SANDBOX_BASE_ID, ListParams
+from beststag_cli.sandbox.load import LoadError, load_schema
 from beststag_cli.sandbox.schema import new_id
 from beststag_cli.sandbox.schema_doc import KNOWN_TYPES
 
@@ -249,7 +249,8 @@ def test_load_refuses_an_existing_base_unless_replace(cli, tmp_path: Path) -> No
 
 # ----------------------------------------------------------------------------- generated documents
 
-FIELD_TYPES = sorted(KNOWN_TYPES - {"multipleRecordLinks"})
+# lookups need a consistent link and target (the rich document has one; an inconsistent one is refused)
+FIELD_TYPES = sorted(KNOWN_TYPES - {"multipleRecordLinks", "multipleLookupValues"})
 NAME = st.text(st.characters(codec="utf-8", categories=["L", "N", "Zs"]), min_size=1, max_size=10).filter(
     lambda s: s.strip() == s
 )
@@ -290,6 +291,17 @@ def test_generated_docs_round_trip(sandbox, doc: dict[str, Any]) -> None:  # typ
     bid = "appGenerated00001"
     load_schema(sandbox.store, doc, bid, "G", replace=True)
     assert sandbox.store.base_schema(bid) == doc
+    for t in doc["tables"]:  # and every table answers (no field type or option breaks a read)
+        assert sandbox.store.list_records(bid, t["id"], ListParams()) == {"records": []}
+
+
+def test_an_inconsistent_lookup_is_refused(sandbox) -> None:  # type: ignore[no-untyped-def]
+    doc = rich_doc()
+    lookup = next(f for f in doc["tables"][0]["fields"] if f["type"] == "multipleLookupValues")
+    lookup["options"]["fieldIdInLinkedTable"] = "fldNotThere000000"
+    with pytest.raises(LoadError, match="lookup"):
+        load_schema(sandbox.store, doc, "appGenerated00002", "G")
+    assert not sandbox.store.has_base("appGenerated00002")
 
 
 # ----------------------------------------------------------------------------- from a backup
