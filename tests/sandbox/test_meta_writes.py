@@ -218,3 +218,20 @@ def test_over_a_socket(live_api: Api) -> None:
     assert t.create({"L": "a", "When": "2024-05-01"})["fields"] == {"L": "a", "When": "2024-05-01"}
     assert base.collaborators().name == "Served"
     expect(lambda: t.create_field("F", "formula"), 422, "UNSUPPORTED_FIELD_TYPE_FOR_CREATE")
+
+
+def test_a_schema_change_is_seen_by_another_process_on_the_file(sandbox: Sandbox, api: Api) -> None:
+    """Two Sandbox objects on one file (a server and a cron job): a field created through one is in the
+    other's schema and takes records there at once."""
+    other = Sandbox(sandbox.path)
+    try:
+        other_api = other.api(retry_strategy=None)
+        table = other_api.table(SANDBOX_BASE_ID, "Métricas")
+        assert "Note" not in [f.name for f in table.schema(force=True).fields]
+        api.table(SANDBOX_BASE_ID, "Métricas").create_field("Note", "multilineText")
+        assert "Note" in [f.name for f in table.schema(force=True).fields]
+        first = table.first()
+        assert first is not None
+        assert table.update(first["id"], {"Note": "seen"})["fields"]["Note"] == "seen"
+    finally:
+        other.close()
