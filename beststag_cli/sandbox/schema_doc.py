@@ -99,6 +99,24 @@ REQUIRED_OPTIONS = {
     "multipleSelects": ("choices",),
     "multipleRecordLinks": ("linkedTableId",),
 }
+# Types a primary field may have ("Supported field types", support.airtable.com/docs/the-primary-field),
+# less the ones the API cannot create; dateTime is the API's name of a date field with a time.
+PRIMARY_TYPES = frozenset(
+    {
+        "singleLineText",
+        "multilineText",
+        "date",
+        "dateTime",
+        "phoneNumber",
+        "email",
+        "url",
+        "number",
+        "currency",
+        "percent",
+        "duration",
+        "barcode",
+    }
+)
 MAX_DESCRIPTION = 20000  # pyairtable: "Must be no longer than 20k characters"
 
 
@@ -332,9 +350,9 @@ def table_from_request(
     table = TableDef(
         new_id("tbl", rng), name, fields[0].id, fields, [ViewDef(new_id("viw", rng), "Grid view")], desc or None
     )
-    if fields[0].type in ("multipleRecordLinks", "multipleAttachments", "checkbox", "button"):
-        # Airtable refuses these as a primary field (documented in its field model / UI)
-        raise _invalid_options(name, fields[0].name, f"{fields[0].name} cannot be the primary field")
+    if fields[0].type not in PRIMARY_TYPES:
+        # the error type Airtable uses here is not recorded; the options error is the nearest we know
+        raise _invalid_options(name, fields[0].name, f"{fields[0].type} cannot be the primary field")
     return table
 
 

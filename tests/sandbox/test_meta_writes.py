@@ -122,6 +122,9 @@ def test_validation_errors(blank: Base, api: Api) -> None:
     expect(lambda: t.create_field("N", "notAType"), 422, "INVALID_REQUEST_UNKNOWN")
     expect(lambda: blank.create_table("one", [{"name": "N", "type": "singleLineText"}]), 422, "DUPLICATE_TABLE_NAME")
     expect(lambda: blank.create_table("Empty", []), 422, "INVALID_REQUEST_UNKNOWN")
+    for primary in ({"name": "F", "type": "multipleAttachments"}, {"name": "C", "type": "checkbox",
+                    "options": {"icon": "check", "color": "greenBright"}}):  # fmt: skip
+        expect(lambda: blank.create_table("P", [primary]), 422, "INVALID_FIELD_TYPE_OPTIONS_FOR_CREATE")  # noqa: B023
     expect(
         lambda: blank.create_table("D", [{"name": "N", "type": "singleLineText"}, {"name": "n", "type": "email"}]),
         422,
