@@ -165,9 +165,6 @@ def create_field(store: SandboxStore, base_id: str, table: str, body: Any) -> di
         f = field_from_request(body, t.name, t.fields, b, rng)
         t.fields.append(f)
         if f.type == "multipleRecordLinks":
-            linked = b.table(str((f.options or {})["linkedTableId"]))
-            assert linked is not None
-            (f.options or {})["linkedTableId"] = linked.id
             wire_link(b, t, f, rng)
         t.reindex()
         return f.to_meta()

@@ -265,7 +265,9 @@ def field_from_request(
         if set(opts) - {"linkedTableId", "prefersSingleRecordLink"}:
             extra = sorted(set(opts) - {"linkedTableId", "prefersSingleRecordLink"})[0]
             raise _invalid_options(table_name, name, f"{name}.options.{extra} is not allowed")
-        if base is not None and base.table(str(opts["linkedTableId"])) is None:
+        if not is_id(opts["linkedTableId"], "tbl") or (
+            base is not None and not _has_table(base, opts["linkedTableId"])
+        ):
             raise _invalid_options(table_name, name, f"{name}.options.linkedTableId is not a table of this base")
     elif ftype == "multipleAttachments":
         opts = {"isReversed": bool(opts.get("isReversed", False))}
@@ -287,6 +289,11 @@ def _choices(raw: Any, table: str, field: str, rng: random.Random) -> list[dict[
         choice["color"] = str(c.get("color") or CHOICE_COLORS[i % len(CHOICE_COLORS)])
         out.append(choice)
     return out
+
+
+def _has_table(base: BaseDef, table_id: Any) -> bool:
+    """A table of ``base`` by id (the API names a linked table by id, never by name)."""
+    return any(t.id == table_id for t in base.tables)
 
 
 def wire_link(base: BaseDef, table: TableDef, f: FieldDef, rng: random.Random) -> None:
@@ -362,10 +369,9 @@ def finish_links(base: BaseDef, new_tables: list[TableDef], rng: random.Random) 
         for f in list(t.fields):
             if f.type == "multipleRecordLinks" and "isReversed" not in (f.options or {}):
                 linked = str((f.options or {}).get("linkedTableId"))
-                if base.table(linked) is None:
+                if not _has_table(base, linked):
                     raise _invalid_options(
                         t.name, f.name, f"{f.name}.options.linkedTableId is not a table of this base"
                     )
-                (f.options or {})["linkedTableId"] = base.table(linked).id  # type: ignore[union-attr]
                 wire_link(base, t, f, rng)
         t.reindex()

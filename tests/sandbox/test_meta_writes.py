@@ -158,6 +158,13 @@ def test_link_field_gets_inverse_unless_self_link(blank: Base) -> None:
     r2 = two.create({"Name": "b"})
     r1 = one.create({"Label": "a", "Twos": [r2["id"]]})
     assert two.get(r2["id"])["fields"]["One"] == [r1["id"]]
+    # the linked table is named by id (not by name, not one of another base)
+    for bad in ("Two", "tblNOPE0000000000"):
+        expect(
+            lambda: one.create_field("L", "multipleRecordLinks", options={"linkedTableId": bad}),  # noqa: B023
+            422,
+            "INVALID_FIELD_TYPE_OPTIONS_FOR_CREATE",
+        )
     # a link to its own table has no inverse field
     n = len(one.schema(force=True).fields)
     me = one.create_field("Parent", "multipleRecordLinks", options={"linkedTableId": one.id})
