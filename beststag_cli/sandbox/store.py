@@ -402,6 +402,7 @@ class SandboxStore:
             self._db.execute("DELETE FROM meta WHERE key=?", ("baseinfo:" + base_id,))
             for t in b.tables:
                 self._db.execute("DELETE FROM counters WHERE table_id=?", (t.id,))
+                self._tables.pop(t.id, None)  # a base loaded later with the same ids must not see these
             self._commit({t.id for t in b.tables}, base_id)
             self._bases.pop(base_id, None)
 
@@ -1239,6 +1240,7 @@ class SandboxStore:
                     "UPDATE counters SET seq=?, auto=? WHERE table_id=?", (seq0 + len(recs), int(top), t.id)
                 )
                 self._persist(recs, t, b)
+                self._tables.pop(t.id, None)  # written behind the decoded copy: reload it on next read
                 out[table_id] = len(recs)
             self._commit(set(rows))
             return out

@@ -354,6 +354,26 @@ def test_backup_load_backup_gives_the_same_records_and_files(cli, settings, gate
     assert second_schema == first_schema
 
 
+def test_from_backup_into_its_own_base_with_replace(cli, settings, gateway, api) -> None:  # type: ignore[no-untyped-def]
+    """The rehearsal of a restore: yesterday's backup replaces the base it was taken of, edits since go."""
+    from beststag_cli.backup.runner import run_backup
+
+    first = run_backup(settings, gateway, "complete", ["Usuários"])
+    table = api.table(SANDBOX_BASE_ID, "Usuários")
+    rec = table.first()
+    assert rec is not None
+    table.update(rec["id"], {"Nome": "edited after the backup"})
+    extra = table.create({"Nome": "made after the backup"})
+    r = cli("sandbox", "load", "--from-backup", first.manifest.id)
+    assert r.exit_code == 2 and "--replace" in r.stderr
+    r = cli("--json", "sandbox", "load", "--from-backup", first.manifest.id, "--replace")
+    assert r.exit_code == 0 and r.json()["base_id"] == SANDBOX_BASE_ID and r.json()["replaced"] is True
+    assert table.get(rec["id"])["fields"].get("Nome") == rec["fields"].get("Nome")
+    assert extra["id"] not in {x["id"] for x in table.all()}
+    # only Usuários was in the backup: the other tables are back, empty
+    assert r.json()["tables"]["Usuários"] == len(table.all()) and r.json()["tables"]["Métricas"] == 0
+
+
 def test_from_backup_errors(cli) -> None:  # type: ignore[no-untyped-def]
     r = cli("sandbox", "load", "--from-backup", "latest")
     assert r.exit_code == 2 and "no backup" in r.stderr
