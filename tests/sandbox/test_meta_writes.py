@@ -3,6 +3,7 @@ methods against the sandbox — in-process and over a real socket (`sandbox serv
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -245,3 +246,41 @@ def test_a_schema_change_is_seen_by_another_process_on_the_file(sandbox: Sandbox
         assert table.update(first["id"], {"Note": "seen"})["fields"]["Note"] == "seen"
     finally:
         other.close()
+
+
+CHOICE = st.text(st.characters(codec="utf-8", categories=["L", "N"]), min_size=1, max_size=8)
+FIELD_SPECS = st.one_of(
+    st.sampled_from(["singleLineText", "multilineText", "richText", "email", "url", "phoneNumber", "barcode"]).map(
+        lambda t: {"type": t}
+    ),
+    st.builds(
+        lambda t, p: {"type": t, "options": {"precision": p}}, st.sampled_from(["number", "percent"]), st.integers(0, 8)
+    ),
+    st.builds(lambda p: {"type": "currency", "options": {"precision": p, "symbol": "€"}}, st.integers(0, 7)),
+    st.just({"type": "checkbox", "options": {"icon": "check", "color": "greenBright"}}),
+    st.just({"type": "rating", "options": {"icon": "star", "max": 5, "color": "yellowBright"}}),
+    st.just({"type": "duration", "options": {"durationFormat": "h:mm"}}),
+    st.just({"type": "date", "options": {"dateFormat": {"name": "iso", "format": "YYYY-MM-DD"}}}),
+    st.builds(
+        lambda t, names: {"type": t, "options": {"choices": [{"name": n} for n in names]}},
+        st.sampled_from(["singleSelect", "multipleSelects"]),
+        st.lists(CHOICE, max_size=4, unique=True),
+    ),
+    st.just({"type": "multipleAttachments"}),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(specs=st.lists(FIELD_SPECS, max_size=8))
+def test_create_table_answer_is_what_the_schema_then_shows(blank: Base, specs: list[dict]) -> None:  # type: ignore[type-arg]
+    """Any table of creatable fields: the create answer is the table model the schema lists afterwards, with
+    the names, types and choice names asked for."""
+    fields = [{"name": "Name", "type": "singleLineText"}] + [{**s, "name": f"F{i}"} for i, s in enumerate(specs)]
+    name = f"T {uuid.uuid4().hex}"  # the base outlives the examples: a fresh table name each time
+    r = blank.api.post(blank.urls.tables, json={"name": name, "fields": fields})
+    assert [(f["name"], f["type"]) for f in r["fields"]] == [(f["name"], f["type"]) for f in fields]
+    for asked, got in zip(fields, r["fields"], strict=True):
+        if "choices" in asked.get("options", {}):
+            assert [c["name"] for c in got["options"]["choices"]] == [c["name"] for c in asked["options"]["choices"]]
+    listed = blank.api.get(blank.urls.tables)["tables"]
+    assert next(t for t in listed if t["id"] == r["id"]) == r
