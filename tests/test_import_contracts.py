@@ -74,6 +74,7 @@ LAYERS = {
     "lockholder": MEETING,
     "progress": MEETING,
     "doctor": ORCHESTRATOR,
+    "sandbox_load": ORCHESTRATOR,  # sandbox load --from-backup reads backups into the sandbox (issue 18)
 }
 
 #: what the core must never import (the CLI's and the server's own libraries included)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -51,7 +52,7 @@ def _drop_cached(tables: set[str]) -> None:
 
 @app.command()
 def info() -> None:
-    """Show the sandbox base id, token and tables with record counts.
+    """Show the sandbox token, the sample base's tables and every base with its record count.
 
     Example: beststag --json sandbox info
     """
@@ -65,6 +66,12 @@ def info() -> None:
         return
     render.line(f"base [bold]{data['base_id']}[/]  token [bold]{data['token']}[/]  file {data['path']}")
     render.table(None, ["table", "id", "records"], [[t["name"], t["id"], t["records"]] for t in data["tables"]])
+    if len(data["bases"]) > 1 or any(b["id"] != data["base_id"] for b in data["bases"]):
+        render.table(
+            "every base",
+            ["base", "name", "tables", "records"],
+            [[b["id"], b["name"], len(b["tables"]), b["records"]] for b in data["bases"]],
+        )
 
 
 @app.command()
@@ -113,6 +120,63 @@ def seed(
         render.emit_json({"base_id": "appBestStagSandbx", "tables": counts})
     else:
         render.table("sample base seeded", ["table", "records"], [[k, v] for k, v in counts.items()])
+
+
+@app.command()
+def load(
+    schema: Annotated[
+        Path | None,
+        typer.Option(
+            "--schema", metavar="FILE", help="Airtable's schema document (the answer of GET /v0/meta/bases/ID/tables)."
+        ),
+    ] = None,
+    from_backup: Annotated[
+        str | None,
+        typer.Option("--from-backup", metavar="ID", help="A backup id (or latest): its schema, records and files."),
+    ] = None,
+    base: Annotated[
+        str | None,
+        typer.Option(
+            "--base", metavar="BASE_ID", help="Id of the new base, appXXX (default: new, or the backup's base)."
+        ),
+    ] = None,
+    name: Annotated[str | None, typer.Option(metavar="NAME", help="Name of the new base.")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Replace the base if it exists (its records go).")] = False,
+) -> None:
+    """Load a copy of a real base: from its schema document or a backup, ids kept.
+
+    Example: beststag sandbox load --from-backup latest --base appRehearsal000001
+    """
+    from ..sandbox_load import load_from_backup, load_schema_file
+
+    if (schema is None) == (from_backup is None):
+        raise BadInput("give one of --schema FILE or --from-backup ID", hint="beststag sandbox load --help")
+    sb = _open()
+    target = base or None
+    old_tables = (
+        {t["name"] for t in sb.store.base_schema(target)["tables"]} if target and sb.store.has_base(target) else set()
+    )
+    if schema is not None:
+        result = load_schema_file(sb, schema, base_id=base, name=name, replace=replace)
+    else:
+        assert from_backup is not None
+        result = load_from_backup(
+            sb, STATE.settings.paths.backups, from_backup, base_id=base, name=name, replace=replace
+        )
+    if result.replaced:  # the cache must not answer with the replaced base's records
+        from ..cache import invalidate_base
+
+        invalidate_base(STATE.settings, result.base_id, sorted(old_tables | set(result.tables)))
+    if STATE.json:
+        render.emit_json(result.to_dict())
+        return
+    render.table(
+        f"loaded {result.base_id} ({result.name}) from {result.source}",
+        ["table", "records"],
+        [[k, v] for k, v in result.tables.items()],
+    )
+    if result.blobs:
+        render.note(f"{result.blobs} attachment file(s) stored")
 
 
 @app.command()

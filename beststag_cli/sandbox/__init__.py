@@ -98,10 +98,14 @@ class Sandbox:
     def ensure_sample(self, *, seed: int = 42, scale: float = 1.0) -> bool:
         """Seed the sample BestStag base when absent; True when it was created now."""
         from .seed import load_sample
+        from .store import IdsTaken
 
         if self.store.has_base(SANDBOX_BASE_ID):
             return False
-        load_sample(self.store, seed=seed, scale=scale)
+        try:
+            load_sample(self.store, seed=seed, scale=scale)
+        except IdsTaken:  # a loaded copy of the sample (`sandbox load --from-backup`) holds its ids
+            return False
         return True
 
     def close(self) -> None:

@@ -14,7 +14,14 @@ def info(sb: Sandbox, base_id: str = SANDBOX_BASE_ID) -> dict[str, Any]:
     if sb.store.has_base(base_id):
         for t in sb.store.base_schema(base_id)["tables"]:
             tables.append({"id": t["id"], "name": t["name"], "records": sb.store.count(base_id, t["id"])})
-    return {"base_id": base_id, "token": sandbox_tokens()[0], "path": str(sb.path), "tables": tables}
+    bases = []
+    for b in sb.store.list_bases():  # every base: the sample, bases made through the API, loaded copies
+        bt = [
+            {"id": t["id"], "name": t["name"], "records": sb.store.count(b["id"], t["id"])}
+            for t in sb.store.base_schema(b["id"])["tables"]
+        ]
+        bases.append({"id": b["id"], "name": b["name"], "tables": bt, "records": sum(t["records"] for t in bt)})
+    return {"base_id": base_id, "token": sandbox_tokens()[0], "path": str(sb.path), "tables": tables, "bases": bases}
 
 
 def reset(sb: Sandbox) -> None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from . import meta
 from .store import ApiError, ListParams, SandboxStore, invalid_request, not_found
 
 MAX_URL_LENGTH = 16000
@@ -323,8 +324,11 @@ class SandboxApp:
             if len(seg) == 5 and seg[2] == "bases" and seg[4] == "tables" and method == "GET":
                 include = [v for k, v in query if k in ("include", "include[]")]
                 return store.base_schema(seg[3], include_visible="visibleFieldIds" in include)
-            raise not_found()
+            return meta.dispatch(store, method, seg, query, lambda: _json_body(environ))
         base_id = seg[1]
+        if not base_id.startswith("app"):
+            # not a base id and no route the sandbox knows (e.g. /v0/bases/{id}/webhooks): Airtable's 404
+            raise not_found()
         if not store.has_base(base_id):
             raise ApiError(
                 403,

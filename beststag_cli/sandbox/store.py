@@ -85,6 +85,10 @@ def not_found() -> ApiError:
     return ApiError(404, "NOT_FOUND", bare=True)
 
 
+class IdsTaken(ValueError):
+    """A new base's table ids belong to another base of the file (ids are unique, as in Airtable)."""
+
+
 class Rec:
     """One record; its per-field modification times are decoded only when first needed."""
 
@@ -333,7 +337,7 @@ class SandboxStore:
                 raise ValueError(f"base {base.id} exists")
             taken = {t.id for b in (self._base(i) for i in self.base_ids()) for t in b.tables}
             if taken & {t.id for t in base.tables}:
-                raise ValueError("table ids collide with another base")
+                raise IdsTaken("table ids collide with another base")
             pos = self._db.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM bases").fetchone()[0]
             self._db.execute(
                 "INSERT INTO bases VALUES (?, ?, ?, ?)", (base.id, base.name, json.dumps(base.to_json()), pos)
@@ -345,13 +349,62 @@ class SandboxStore:
 
         return self._write(op)
 
+    def insert_base(self, base: BaseDef, *, info: dict[str, Any] | None = None) -> BaseDef:
+        """Store a ready BaseDef (ids kept: `sandbox load`, `POST /v0/meta/bases`); ValueError when its id or
+        a table id is taken. ``info``: what `GET /v0/meta/bases/{id}` shows besides the schema (workspace…)."""
+
+        def op() -> BaseDef:
+            if self._db.execute("SELECT 1 FROM bases WHERE id=?", (base.id,)).fetchone():
+                raise ValueError(f"base {base.id} exists")
+            taken = {t.id for b in (self._base(i) for i in self.base_ids()) for t in b.tables}
+            if taken & {t.id for t in base.tables}:
+                raise IdsTaken("table ids collide with another base")
+            pos = self._db.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM bases").fetchone()[0]
+            self._db.execute(
+                "INSERT INTO bases VALUES (?, ?, ?, ?)", (base.id, base.name, json.dumps(base.to_json()), pos)
+            )
+            for t in base.tables:
+                self._db.execute("INSERT OR REPLACE INTO counters VALUES (?, 0, 0)", (t.id,))
+            if info is not None:
+                self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", ("baseinfo:" + base.id, json.dumps(info)))
+            self._commit({t.id for t in base.tables}, base.id)
+            return base
+
+        return self._write(op)
+
+    def base_info(self, base_id: str) -> dict[str, Any]:
+        """What `insert_base(info=…)` kept for the base ({} for bases made otherwise)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key=?", ("baseinfo:" + base_id,)).fetchone()
+        return json.loads(row[0]) if row else {}
+
+    def alter_schema(self, base_id: str, fn: Callable[[BaseDef, random.Random], Any]) -> Any:
+        """Run a metadata write: ``fn`` changes the base's BaseDef in place (or raises ApiError, which undoes
+        it); new tables get their counters. Used by `meta.py`."""
+
+        def op() -> Any:
+            b = self._base(base_id)
+            before = {t.id for t in b.tables}
+            out = fn(b, self._rng)
+            for t in b.tables:
+                t.reindex()
+                if t.id not in before:
+                    self._db.execute("INSERT OR REPLACE INTO counters VALUES (?, 0, 0)", (t.id,))
+            self._db.execute("UPDATE bases SET name=?, schema=? WHERE id=?", (b.name, json.dumps(b.to_json()), b.id))
+            self._commit({t.id for t in b.tables if t.id not in before}, base_id)
+            return out
+
+        return self._write(op)
+
     def drop_base(self, base_id: str) -> None:
         def op() -> None:
             b = self._base(base_id)
             self._db.execute("DELETE FROM records WHERE base_id=?", (base_id,))
             self._db.execute("DELETE FROM bases WHERE id=?", (base_id,))
+            self._db.execute("DELETE FROM meta WHERE key=?", ("baseinfo:" + base_id,))
             for t in b.tables:
                 self._db.execute("DELETE FROM counters WHERE table_id=?", (t.id,))
+                self._tables.pop(t.id, None)  # a base loaded later with the same ids must not see these
             self._commit({t.id for t in b.tables}, base_id)
             self._bases.pop(base_id, None)
 
@@ -364,6 +417,7 @@ class SandboxStore:
             ids = [r[0] for r in self._db.execute("SELECT scope FROM versions")]
             for table in ("records", "bases", "counters", "blobs"):
                 self._db.execute(f"DELETE FROM {table}")
+            self._db.execute("DELETE FROM meta WHERE key LIKE 'baseinfo:%'")
             self._commit(set(ids))
             self._tables.clear()
             self._bases.clear()
@@ -1150,6 +1204,45 @@ class SandboxStore:
                 self._db.execute("DELETE FROM records WHERE id=?", (rid,))
             self._commit(touched)
             return [{"id": rid, "deleted": True} for rid in ids]
+
+        return self._write(op)
+
+    # ------------------------------------------------------------------ loading a copy (sandbox load --from-backup)
+    def insert_records(
+        self,
+        base_id: str,
+        rows: dict[str, list[tuple[str, str, dict[str, Any], dict[str, str]]]],
+        blobs: Iterable[bytes] = (),
+    ) -> dict[str, int]:
+        """Insert records exactly as given (ids, created times, cells by field id in the store's form,
+        per-field modification times) and attachment blobs; table id → count. Both sides of a link must
+        be given (a copy of a real base has them): nothing is relinked."""
+
+        def op() -> dict[str, int]:
+            b = self._base(base_id)
+            ids = json.dumps([r[0] for items in rows.values() for r in items])
+            clash = self._db.execute(
+                "SELECT r.id, r.base_id FROM records r JOIN json_each(?) j ON r.id = j.value LIMIT 1", (ids,)
+            ).fetchone()
+            if clash:  # record ids are unique across the file, as in Airtable
+                raise ValueError(f"record {clash[0]} already exists in base {clash[1]}")
+            for data in blobs:
+                self._put_blob(data)
+            out = {}
+            for table_id, items in rows.items():
+                t = b.table_by_id(table_id)
+                seq0, auto0 = self._db.execute("SELECT seq, auto FROM counters WHERE table_id=?", (t.id,)).fetchone()
+                autos = [f.id for f in t.fields if f.type == "autoNumber"]
+                recs = [Rec(rid, seq0 + i + 1, created, cells, mt) for i, (rid, created, cells, mt) in enumerate(items)]
+                top = max([auto0, *(r.fields.get(a, 0) for r in recs for a in autos)])
+                self._db.execute(
+                    "UPDATE counters SET seq=?, auto=? WHERE table_id=?", (seq0 + len(recs), int(top), t.id)
+                )
+                self._persist(recs, t, b)
+                self._tables.pop(t.id, None)  # written behind the decoded copy: reload it on next read
+                out[table_id] = len(recs)
+            self._commit(set(rows))
+            return out
 
         return self._write(op)
 
