@@ -227,8 +227,9 @@ SCHEMA: dict[str, list[dict[str, Any]]] = {
 }
 # Links need the other table's id, known only once it exists.
 LINKS: list[tuple[str, str, str]] = [
-    ("Address", "Contact", "Contact"),  # (table, field name, linked table)
-    ("Contact", "Address", "Address"),
+    # (table, field name, linked table); a link's inverse field is named after its table, as in Airtable:
+    # Address.Contact creates Contact.Address, Everything.Address creates Address.Everything
+    ("Address", "Contact", "Contact"),
     ("Everything", "Address", "Address"),
     ("Everything", "Link to Self", "Everything"),
 ]
