@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 from .store import ApiError, ListParams, SandboxStore, invalid_request, not_found
+from .users import DEFAULT_USER
 
 MAX_URL_LENGTH = 16000
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -314,8 +315,10 @@ class SandboxApp:
         store = self.store
         if seg[1] == "meta":
             if seg[2:] == ["whoami"] and method == "GET":
+                # the token's user, with the email Airtable adds for the user.email:read scope
                 return {
-                    "id": "usrSandboxUser000",
+                    "id": DEFAULT_USER["id"],
+                    "email": DEFAULT_USER["email"],
                     "scopes": ["data.records:read", "data.records:write", "schema.bases:read"],
                 }
             if seg[2:] == ["bases"] and method == "GET":

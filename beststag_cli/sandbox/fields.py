@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .schema import COMPUTED_TYPES, NUMBER_TYPES, TEXT_TYPES, FieldDef, is_id
+from .users import find_user
 
 
 class CellError(Exception):
@@ -262,6 +263,41 @@ def _attachments(field: FieldDef, value: Any, current: Any, ctx: WriteContext) -
     return out or EMPTY
 
 
+def _collaborator(field: FieldDef, value: Any) -> str:
+    user = find_user(value)
+    if user is None:
+        # ❓ Airtable's exact answer for an unknown collaborator is not in the reference; the
+        # generic refusal of a cell value is the closest documented one.
+        raise _cannot(field)
+    return user["id"]
+
+
+def _collaborators(field: FieldDef, value: Any) -> Any:
+    if field.type == "singleCollaborator":
+        return _collaborator(field, value)
+    if not isinstance(value, list):
+        raise _cannot(field)
+    out: list[str] = []
+    for v in value:
+        uid = _collaborator(field, v)
+        if uid not in out:
+            out.append(uid)
+    return out or EMPTY
+
+
+def _barcode(field: FieldDef, value: Any, typecast: bool) -> Any:
+    """`{"text", "type"?}` as pyairtable's BarcodeDict; typecast also takes the bare text."""
+    if typecast and isinstance(value, str):
+        value = {"text": value}
+    if not isinstance(value, dict) or not isinstance(value.get("text"), str):
+        raise _cannot(field)
+    if "type" in value and value["type"] is not None and not isinstance(value["type"], str):
+        raise _cannot(field)
+    if value["text"] == "":
+        return EMPTY
+    return {k: value[k] for k in ("text", "type") if value.get(k) is not None}
+
+
 def validate_cell(field: FieldDef, value: Any, *, typecast: bool, ctx: WriteContext, current: Any = None) -> Any:
     """Turn a written value into its stored form, or EMPTY; raise CellError when refused."""
     if field.type in COMPUTED_TYPES:
@@ -289,6 +325,10 @@ def validate_cell(field: FieldDef, value: Any, *, typecast: bool, ctx: WriteCont
         return _links(field, value, typecast, ctx)
     if t == "multipleAttachments":
         return _attachments(field, value, current, ctx)
+    if t in ("singleCollaborator", "multipleCollaborators"):
+        return _collaborators(field, value)
+    if t == "barcode":
+        return _barcode(field, value, typecast)
     raise _cannot(field)
 
 
@@ -311,11 +351,19 @@ def formula_value(field: FieldDef, stored: Any) -> Any:
     return stored
 
 
+_STRING_ELSEWHERE = frozenset(
+    {"formula", "rollup", "count", "createdBy", "lastModifiedBy", "button", "singleCollaborator"}
+    | {"multipleCollaborators", "barcode"}
+)
+
+
 def string_cell(field: FieldDef, value: Any, tz: ZoneInfo) -> str | None:
     """cellFormat=string rendering (Airtable says its format is not stable; this is ours)."""
     if value is None:
         return None
     t = field.type
+    if t in _STRING_ELSEWHERE:
+        return _special_string(field, value, tz)
     if t == "checkbox":
         return "checked" if value else None
     if t in ("dateTime", "createdTime", "lastModifiedTime"):
@@ -330,4 +378,31 @@ def string_cell(field: FieldDef, value: Any, tz: ZoneInfo) -> str | None:
         return ", ".join(_num_text(v) if isinstance(v, (int, float)) else str(v) for v in value)
     if isinstance(value, (int, float)):
         return _num_text(value)
+    return str(value)
+
+
+def _special_string(f: FieldDef, value: Any, tz: ZoneInfo) -> str | None:
+    """cellFormat=string of an EVALUATED field's JSON value: formulas and rollups use their result
+    type's rendering; people show their names, barcodes their text, buttons their label."""
+    if isinstance(value, dict) and ("error" in value or "specialValue" in value):
+        return str(value.get("error") or value.get("specialValue"))
+    t = f.type
+    if t in ("formula", "rollup"):
+        result = (f.options or {}).get("result") or {}
+        rtype = result.get("type", "singleLineText")
+        if rtype == "date" and isinstance(value, str) and len(value) > 10:
+            value = date.fromisoformat(value[:10]).isoformat()
+        if rtype in ("formula", "rollup"):
+            rtype = "singleLineText"
+        return string_cell(FieldDef(f.id, f.name, rtype, result.get("options")), value, tz)
+    if t == "count":
+        return string_cell(FieldDef(f.id, f.name, "number"), value, tz)
+    if isinstance(value, list):
+        return ", ".join(str(v.get("name") or v.get("email") or v.get("id")) for v in value)
+    if isinstance(value, dict):
+        if t == "barcode":
+            return str(value.get("text", ""))
+        if t == "button":
+            return str(value.get("label", ""))
+        return str(value.get("name") or value.get("email") or value.get("id"))
     return str(value)

@@ -28,6 +28,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from .. import clock
+from . import computed
 from .fields import EMPTY, CellError, format_instant, formula_value, parse_instant, string_cell, validate_cell
 from .reporting import Reporter, Task, guard
 from .schema import MERGE_ON_TYPES, BaseDef, FieldDef, TableDef, build_base, is_id, new_id
@@ -207,6 +208,8 @@ class SandboxStore:
         self._base_versions: dict[str, int] = {}
         self._tables: dict[str, TableCache] = {}
         self._formulas: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._computed: dict[Any, Any] = {}  # computed.py's per-operation cache
+        self.user_id = computed.DEFAULT_USER["id"]  # who writes: createdBy / lastModifiedBy
         self._iterators: OrderedDict[str, _Iterator] = OrderedDict()
         self.iterator_ttl_s = iterator_ttl_s
         self._secret = self._load_secret()
@@ -231,6 +234,7 @@ class SandboxStore:
     def _sync(self) -> None:
         """Drop cached schemas and tables that another connection changed."""
         versions = self._versions()
+        self._computed.clear()
         for base_id in list(self._bases):
             if versions.get("schema:" + base_id, 0) != self._base_versions.get(base_id):
                 del self._bases[base_id]
@@ -423,6 +427,8 @@ class SandboxStore:
 
     def _converter(self, base: BaseDef, table: TableDef, f: FieldDef) -> Callable[[Rec], Any]:
         fid = f.id
+        if f.type in computed.EVALUATED:
+            return computed.converter(self, base, table, f)
         if f.type == "multipleRecordLinks":
             show = self._display(base, f.options["linkedTableId"])  # type: ignore[index]
             return lambda r: [show(x) for x in r.fields.get(fid, ())] or None
@@ -509,6 +515,8 @@ class SandboxStore:
             return lambda r: (1 if r.fields.get(fid) else 0,)
         if f.type == "createdTime":
             return lambda r: (1, r.created)
+        if f.type in computed.EVALUATED:
+            return computed.sort_key(self, base, table, f)
         conv = self._converter(base, table, f)
 
         def key(r: Rec) -> Any:
@@ -670,6 +678,8 @@ class SandboxStore:
                 elif v is not None:
                     out.append(v)
             return out or None
+        if ft in computed.EVALUATED:
+            return computed.cell_json(self, b, t, f, r)
         v = r.fields.get(f.id)
         if ft == "multipleAttachments" and v:
             return [self._attachment_json(a, url_base) for a in v]
@@ -891,6 +901,7 @@ class SandboxStore:
         for f in t.fields:
             if f.type == "autoNumber":
                 fields[f.id] = auto
+        computed.stamp_user(t, fields, self.user_id, created=True)
         r = Rec(new_id("rec", self._rng), seq, created, fields, {k: created for k in fields})
         self._records(t.id)[r.id] = r
         return r
@@ -930,6 +941,7 @@ class SandboxStore:
         self, b: BaseDef, t: TableDef, r: Rec, cells: dict[str, Any], replace: bool, now: str, touched: set[str]
     ) -> None:
         """Set cells on a record (PUT clears the rest) and keep inverse links in sync."""
+        changed = False
         if replace:
             for f in t.fields:
                 if not f.computed and f.id not in cells and f.id in r.fields:
@@ -947,6 +959,9 @@ class SandboxStore:
             else:
                 r.fields[fid] = new
             r.mtimes[fid] = now
+            changed = True
+        if changed:
+            computed.stamp_user(t, r.fields, self.user_id, created=False)
 
     def _relink(
         self, b: BaseDef, f: FieldDef, rid: str, old: list[str], new: list[str], now: str, touched: set[str]
