@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import clock
 from .fields import format_instant, parse_instant
-from .users import DEFAULT_USER, user_by_id, user_json
+from .users import DEFAULT_USER, user_json
 
 if TYPE_CHECKING:
     from .schema import BaseDef, FieldDef, TableDef
@@ -141,12 +141,13 @@ def converter(store: SandboxStore, base: BaseDef, table: TableDef, f: FieldDef) 
         return lambda r: sum(1 for x in r.fields.get(link.id, ()) if x in store._records(target))
     if t == "rollup":
         return _rollup(store, base, table, f)
+    # people are stored as their `{id, email, name}`; formulas see the name, as in Airtable
     if t in ("createdBy", "lastModifiedBy"):
-        return lambda r: (user_by_id(r.fields.get(fid) or DEFAULT_USER["id"]) or {}).get("name")
+        return lambda r: (r.fields.get(fid) or DEFAULT_USER).get("name")
     if t == "singleCollaborator":
-        return lambda r: user_json(r.fields[fid]).get("name") if fid in r.fields else None
+        return lambda r: r.fields[fid].get("name") if fid in r.fields else None
     if t == "multipleCollaborators":
-        return lambda r: [user_json(u).get("name", u) for u in r.fields.get(fid, ())] or None
+        return lambda r: [u.get("name") for u in r.fields.get(fid, ())] or None
     if t == "barcode":
         return lambda r: (r.fields.get(fid) or {}).get("text")
     raise KeyError(t)
@@ -212,22 +213,39 @@ def _json_value(v: Any) -> Any:
 
 
 def cell_json(store: SandboxStore, base: BaseDef, table: TableDef, f: FieldDef, r: Rec) -> Any:
+    """JSON of an EVALUATED field whose record stores nothing for it (stored people and barcodes
+    are already in Airtable's shape and never come here)."""
     t = f.type
-    fid = f.id
     if t in ("createdBy", "lastModifiedBy"):
-        return user_json(r.fields.get(fid))
-    if t == "singleCollaborator":
-        return user_json(r.fields[fid]) if fid in r.fields else None
-    if t == "multipleCollaborators":
-        return [user_json(u) for u in r.fields.get(fid, ())] or None
-    if t == "barcode":
-        return r.fields.get(fid)
+        return dict(DEFAULT_USER)  # records seeded or loaded without one: the sandbox's user
+    if t in ("singleCollaborator", "multipleCollaborators", "barcode"):
+        return None
     if t == "button":
         opts = f.options or {}
         url = opts.get("url")
         value = _json_value(_formula_fn(store, base, table, url)(r)) if url else None
         return {"label": opts.get("label", ""), "url": value if isinstance(value, str) else None}
-    return _json_value(table_converters(store, base, table)[fid](r))
+    return _json_value(table_converters(store, base, table)[f.id](r))
+
+
+def display(
+    store: SandboxStore, base: BaseDef, table: TableDef, f: FieldDef, recs: dict[str, Rec]
+) -> Callable[[str], Any]:
+    """How a linked record whose primary field is EVALUATED shows in formulas and cellFormat=string."""
+    conv = table_converters(store, base, table)[f.id]
+
+    def show(rid: str) -> Any:
+        r = recs.get(rid)
+        if r is None:
+            return None
+        v = _json_value(conv(r))
+        if isinstance(v, list):
+            return ", ".join(str(x) for x in v)
+        if isinstance(v, dict):
+            return str(v.get("error") or v.get("specialValue") or v.get("name") or v.get("text") or "")
+        return "" if v is None else str(v)
+
+    return show
 
 
 def sort_key(store: SandboxStore, base: BaseDef, table: TableDef, f: FieldDef) -> Callable[[Rec], Any]:
@@ -261,4 +279,4 @@ def stamp_user(table: TableDef, fields: dict[str, Any], user_id: str, *, created
     """Record the writing user in a record's createdBy (on creation) and lastModifiedBy cells."""
     for f in table.fields:
         if f.type == "lastModifiedBy" or (created and f.type == "createdBy"):
-            fields[f.id] = user_id
+            fields[f.id] = user_json(user_id)

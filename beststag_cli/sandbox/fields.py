@@ -263,13 +263,14 @@ def _attachments(field: FieldDef, value: Any, current: Any, ctx: WriteContext) -
     return out or EMPTY
 
 
-def _collaborator(field: FieldDef, value: Any) -> str:
+def _collaborator(field: FieldDef, value: Any) -> dict[str, str]:
+    """Stored as the `{id, email, name}` Airtable answers (the user list is fixed), so reads copy nothing."""
     user = find_user(value)
     if user is None:
         # ❓ Airtable's exact answer for an unknown collaborator is not in the reference; the
         # generic refusal of a cell value is the closest documented one.
         raise _cannot(field)
-    return user["id"]
+    return dict(user)
 
 
 def _collaborators(field: FieldDef, value: Any) -> Any:
@@ -277,11 +278,11 @@ def _collaborators(field: FieldDef, value: Any) -> Any:
         return _collaborator(field, value)
     if not isinstance(value, list):
         raise _cannot(field)
-    out: list[str] = []
+    out: list[dict[str, str]] = []
     for v in value:
-        uid = _collaborator(field, v)
-        if uid not in out:
-            out.append(uid)
+        user = _collaborator(field, v)
+        if user not in out:
+            out.append(user)
     return out or EMPTY
 
 

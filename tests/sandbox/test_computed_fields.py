@@ -277,3 +277,48 @@ def test_over_http_with_plain_requests(sb: Sandbox) -> None:
     h = {"Authorization": "Bearer sandbox"}
     r = session.post(url, json={"fields": {"Name": "q", "Price": 2, "Qty": 3}}, headers=h)
     assert r.status_code == 200 and r.json()["fields"]["Total"] == 6
+
+
+def test_last_modified_by_follows_the_writer_and_created_by_stays(sb: Sandbox, api: Api) -> None:
+    orders = api.table(BASE, "Orders")
+    rec = orders.create({"Name": "a"})
+    sb.store.user_id = USERS[2]["id"]  # another user writes next
+    after = orders.update(rec["id"], {"Qty": 2})["fields"]
+    assert after["Created by"] == DEFAULT_USER
+    assert after["Modified by"] == USERS[2]
+    assert [r["id"] for r in orders.all(formula=f"{{Modified by}} = '{USERS[2]['name']}'")] == [rec["id"]]
+
+
+def test_formula_primary_field_shows_in_links(tmp_path: Path) -> None:
+    spec = {
+        "tables": [
+            {
+                "name": "Items",
+                "fields": [
+                    {"name": "Key", "type": "formula", "options": {"formula": "{Code} & '-' & {N}"}},
+                    {"name": "Code", "type": "singleLineText"},
+                    {"name": "N", "type": "number"},
+                ],
+            },
+            {
+                "name": "Boxes",
+                "fields": [
+                    {"name": "Box", "type": "singleLineText"},
+                    {"name": "Items", "type": "multipleRecordLinks", "options": {"linkedTable": "Items"}},
+                    {"name": "Keys", "type": "formula", "options": {"formula": "ARRAYJOIN({Items}, '+')"}},
+                ],
+            },
+        ]
+    }
+    s = Sandbox(tmp_path / "p" / "base.sqlite")
+    try:
+        s.store.create_base(spec, "appFormulaPrimary", seed=1)
+        api = s.api(retry_strategy=None)
+        items = api.table("appFormulaPrimary", "Items").batch_create([{"Code": "a", "N": 1}, {"Code": "b", "N": 2}])
+        assert [r["fields"]["Key"] for r in items] == ["a-1", "b-2"]
+        box = api.table("appFormulaPrimary", "Boxes").create({"Box": "x", "Items": [r["id"] for r in items]})
+        assert box["fields"]["Keys"] == "a-1+b-2"
+        text = api.table("appFormulaPrimary", "Boxes").all(cell_format="string", time_zone="UTC", user_locale="en-us")
+        assert text[0]["fields"]["Items"] == "a-1, b-2"
+    finally:
+        s.close()
