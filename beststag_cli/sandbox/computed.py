@@ -86,14 +86,17 @@ class _RecordContext:
     """The formula engine's EvalContext over one record (store.RecordContext's twin; importing it
     would make store ↔ computed an import cycle)."""
 
-    __slots__ = ("_conv", "created_time", "now", "rec", "record_id")
+    __slots__ = ("_conv", "now", "rec", "record_id")
 
     def __init__(self, conv: dict[str, Callable[[Rec], Any]], now: datetime, rec: Rec) -> None:
         self._conv = conv
         self.now = now
         self.rec = rec
         self.record_id = rec.id
-        self.created_time = parse_instant(rec.created)
+
+    @property
+    def created_time(self) -> datetime:  # parsed only for CREATED_TIME(): most formulas never ask
+        return parse_instant(self.rec.created)
 
     def value(self, key: Any) -> Any:
         return self._conv[key](self.rec)

@@ -322,3 +322,31 @@ def test_formula_primary_field_shows_in_links(tmp_path: Path) -> None:
         assert text[0]["fields"]["Items"] == "a-1, b-2"
     finally:
         s.close()
+
+
+def test_string_cell_format_of_people_barcode_and_button(api: Api) -> None:
+    orders = api.table(BASE, "Orders")
+    alice, bruno = USERS[1], USERS[2]
+    orders.create({"Name": "s", "Owner": {"id": alice["id"]}, "Watchers": [{"id": alice["id"]}, {"id": bruno["id"]}],
+                   "Code": {"text": "987"}})  # fmt: skip
+    row = orders.all(cell_format="string", time_zone="UTC", user_locale="en-us")[0]["fields"]
+    assert row["Owner"] == alice["name"]
+    assert row["Watchers"] == f"{alice['name']}, {bruno['name']}"
+    assert row["Code"] == "987"
+    assert row["Open"] == "Open"
+    assert row["Created by"] == DEFAULT_USER["name"]
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    name=st.text(alphabet="abcdefghijklmnopqrstuvwxyzABC 0123456789'\"{}", min_size=1, max_size=12).filter(str.strip),
+    qty=st.integers(min_value=-(10**6), max_value=10**6),
+)
+def test_text_formula_field_matches_python(api: Api, name: str, qty: int) -> None:
+    orders = api.table(BASE, "Orders")
+    rec = orders.create({"Name": name, "Qty": qty})
+    assert rec["fields"]["Label"] == f"{name.upper()} x{qty}"
+    # the stored formula field and the same formula in filterByFormula select the same record
+    same = orders.all(formula=f"AND(RECORD_ID() = '{rec['id']}', {{Label}} = UPPER({{Name}}) & ' x' & {{Qty}})")
+    assert [r["id"] for r in same] == [rec["id"]]
+    orders.delete(rec["id"])
