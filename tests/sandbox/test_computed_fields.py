@@ -85,6 +85,8 @@ SPEC: dict[str, Any] = {
                              "formula": "ARRAYJOIN(values, '; ')"}},
                 {"name": "Order count", "type": "count", "options": {"recordLinkField": "Orders"}},
                 {"name": "Big spender", "type": "formula", "options": {"formula": "{Spent} > 100"}},
+                {"name": "Totals", "type": "multipleLookupValues",
+                 "options": {"recordLinkField": "Orders", "fieldInLinkedTable": "Total"}},
             ],
         },
     ],
@@ -140,6 +142,9 @@ def test_schema_parses_with_pyairtable_models_and_has_airtable_options(api: Api)
     assert spent.options.record_link_field_id == _field(schema, "Customers", "Orders").id
     assert spent.options.field_id_in_linked_table == total.id
     assert spent.options.result is not None and spent.options.result.type == "number"
+    totals = _field(schema, "Customers", "Totals")
+    assert isinstance(totals, S.MultipleLookupValuesFieldSchema)
+    assert isinstance(totals.options.result, S.FormulaFieldConfig)
     count = _field(schema, "Customers", "Order count")
     assert isinstance(count, S.CountFieldSchema) and count.options.is_valid
 
@@ -232,6 +237,9 @@ def test_rollup_count_and_formula_over_rollup(api: Api) -> None:
     c = customers.create({"Name": "Ana", "Orders": [r["id"] for r in o]})
     f = c["fields"]
     assert (f["Spent"], f["Order count"], f["Order names"], f["Big spender"]) == (110, 2, "x; y", True)
+    listed = customers.all()
+    assert [r["id"] for r in listed] == [c["id"]] and listed[0]["fields"]["Totals"] == [60, 50]
+    assert_typed_dicts(RecordDict, listed)
     orders.delete(o[0]["id"])
     f = customers.get(c["id"])["fields"]
     assert (f["Spent"], f["Order count"], f["Order names"]) == (50, 1, "y")
@@ -270,7 +278,7 @@ def test_formula_and_rollup_match_python_after_random_writes(
     customers.delete(cust["id"])
 
 
-def test_over_http_with_plain_requests(sb: Sandbox) -> None:
+def test_plain_requests_through_the_wsgi_adapter(sb: Sandbox) -> None:
     session = requests.Session()
     sb.mount(session)
     url = f"{SANDBOX_ENDPOINT}/v0/{BASE}/Orders"
