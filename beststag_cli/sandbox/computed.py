@@ -157,7 +157,7 @@ def converter(store: SandboxStore, base: BaseDef, table: TableDef, f: FieldDef) 
 
 
 def _rollup(store: SandboxStore, base: BaseDef, table: TableDef, f: FieldDef) -> Callable[[Rec], Any]:
-    from .formula import SimpleContext, compile_formula, name_resolver
+    from .formula import FormulaError, SimpleContext, compile_formula, name_resolver
 
     opts = f.options or {}
     link = table.field(opts.get("recordLinkFieldId") or "")
@@ -167,7 +167,10 @@ def _rollup(store: SandboxStore, base: BaseDef, table: TableDef, f: FieldDef) ->
     target = other.field(opts.get("fieldIdInLinkedTable") or "")
     if target is None:
         return lambda r: None
-    agg = compile_formula(str(opts.get("formula", "ARRAYJOIN(values)")), name_resolver(["values"]))
+    try:
+        agg = compile_formula(str(opts.get("formula", "ARRAYJOIN(values)")), name_resolver(["values"]))
+    except FormulaError:  # a schema written before the check (or by hand): reads as empty, like isValid false
+        return lambda r: None
     now = clock.now()
     lid = link.id
 
@@ -225,8 +228,13 @@ def cell_json(store: SandboxStore, base: BaseDef, table: TableDef, f: FieldDef, 
         return None
     if t == "button":
         opts = f.options or {}
+        from .formula import FormulaError
+
         url = opts.get("url")
-        value = _json_value(_formula_fn(store, base, table, url)(r)) if url else None
+        try:
+            value = _json_value(_formula_fn(store, base, table, url)(r)) if url else None
+        except FormulaError:  # a URL formula naming a missing field: the button has no URL
+            value = None
         return {"label": opts.get("label", ""), "url": value if isinstance(value, str) else None}
     return _json_value(table_converters(store, base, table)[f.id](r))
 

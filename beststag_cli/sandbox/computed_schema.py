@@ -126,7 +126,7 @@ def resolve_options(base: BaseDef, table: TableDef, f: FieldDef, opts: dict[str,
         # `formula` is the aggregation (`SUM(values)`): Airtable's OpenAPI rollup options list it
         # next to referencedFieldIds ("The ids of any fields referenced in the rollup formula").
         return {
-            "isValid": True,
+            "isValid": _aggregation_compiles(formula),
             "recordLinkFieldId": link.id,
             "fieldIdInLinkedTable": target.id,
             "referencedFieldIds": [target.id],
@@ -136,6 +136,17 @@ def resolve_options(base: BaseDef, table: TableDef, f: FieldDef, opts: dict[str,
     if t == "button":
         return {"label": str(opts.get("label", "Open")), "url": _rewrite_refs(str(opts.get("url", "")), table)}
     return None  # createdBy, lastModifiedBy, collaborators, barcode: Airtable shows no options
+
+
+def _aggregation_compiles(text: str) -> bool:
+    """A rollup's aggregation may only name `values` (Airtable's rollup formula editor)."""
+    from .formula import FormulaError, compile_formula, name_resolver
+
+    try:
+        compile_formula(text, name_resolver(["values"]))
+    except FormulaError:
+        return False
+    return True
 
 
 def _formula_refs(text: str, table: TableDef) -> list[str] | None:

@@ -358,3 +358,33 @@ def test_text_formula_field_matches_python(api: Api, name: str, qty: int) -> Non
     same = orders.all(formula=f"AND(RECORD_ID() = '{rec['id']}', {{Label}} = UPPER({{Name}}) & ' x' & {{Qty}})")
     assert [r["id"] for r in same] == [rec["id"]]
     orders.delete(rec["id"])
+
+
+def test_bad_rollup_and_button_formulas_read_empty_not_500(tmp_path: Path) -> None:
+    spec = {
+        "tables": [
+            {
+                "name": "A",
+                "fields": [
+                    {"name": "Name", "type": "singleLineText"},
+                    {"name": "Bs", "type": "multipleRecordLinks", "options": {"linkedTable": "B"}},
+                    {"name": "Bad", "type": "rollup",
+                     "options": {"recordLinkField": "Bs", "fieldInLinkedTable": "N", "formula": "SUM({N})"}},
+                    {"name": "Go", "type": "button", "options": {"label": "Go", "url": "{Missing} & 'x'"}},
+                ],
+            },
+            {"name": "B", "fields": [{"name": "N", "type": "number"}]},
+        ]
+    }  # fmt: skip
+    s = Sandbox(tmp_path / "r" / "base.sqlite")
+    try:
+        s.store.create_base(spec, "appBadFormulas001", seed=3)
+        api = s.api(retry_strategy=None)
+        schema = api.base("appBadFormulas001").schema()
+        assert schema.table("A").field("Bad").options.is_valid is False
+        b = api.table("appBadFormulas001", "B").create({"N": 2})
+        a = api.table("appBadFormulas001", "A").create({"Name": "a", "Bs": [b["id"]]})
+        assert "Bad" not in a["fields"]
+        assert a["fields"]["Go"] == {"label": "Go", "url": None}
+    finally:
+        s.close()
