@@ -203,8 +203,9 @@ def test_formula_fields_filter_sort_select_and_string_format(api: Api) -> None:
     assert all(set(r["fields"]) <= {"Name", "Total"} for r in big)
     ordered = orders.all(sort=["-Total"], fields=["Name"])
     assert [r["fields"]["Name"] for r in ordered] == ["b", "a", "c"]
-    text = orders.all(cell_format="string", time_zone="UTC", user_locale="en-us", fields=["Total", "Owner"])
+    text = orders.all(cell_format="string", time_zone="UTC", user_locale="en-us", fields=["Total", "Due"])
     assert sorted(r["fields"]["Total"] for r in text) == ["100", "15", "4"]
+    assert sorted(r["fields"]["Due"] for r in text) == ["2/1/2024", "2/2/2024", "2/3/2024"]  # date result
 
 
 def test_computed_and_people_fields_refuse_bad_writes(api: Api) -> None:
