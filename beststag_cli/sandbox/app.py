@@ -19,6 +19,7 @@ from urllib.parse import parse_qsl, unquote
 
 from . import meta
 from .store import ApiError, ListParams, SandboxStore, invalid_request, not_found
+from .users import DEFAULT_USER
 
 MAX_URL_LENGTH = 16000
 MAX_BODY_BYTES = 16 * 1024 * 1024
@@ -315,8 +316,10 @@ class SandboxApp:
         store = self.store
         if seg[1] == "meta":
             if seg[2:] == ["whoami"] and method == "GET":
+                # the token's user, with the email Airtable adds for the user.email:read scope
                 return {
-                    "id": "usrSandboxUser000",
+                    "id": DEFAULT_USER["id"],
+                    "email": DEFAULT_USER["email"],
                     "scopes": ["data.records:read", "data.records:write", "schema.bases:read"],
                 }
             if seg[2:] == ["bases"] and method == "GET":

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .cellformat import render as render_cell
 from .schema import COMPUTED_TYPES, NUMBER_TYPES, TEXT_TYPES, FieldDef, is_id
+from .users import find_user
 
 
 class CellError(Exception):
@@ -263,6 +264,42 @@ def _attachments(field: FieldDef, value: Any, current: Any, ctx: WriteContext) -
     return out or EMPTY
 
 
+def _collaborator(field: FieldDef, value: Any) -> dict[str, str]:
+    """Stored as the `{id, email, name}` Airtable answers (the user list is fixed), so reads copy nothing."""
+    user = find_user(value)
+    if user is None:
+        # ❓ Airtable's exact answer for an unknown collaborator is not in the reference; the
+        # generic refusal of a cell value is the closest documented one.
+        raise _cannot(field)
+    return dict(user)
+
+
+def _collaborators(field: FieldDef, value: Any) -> Any:
+    if field.type == "singleCollaborator":
+        return _collaborator(field, value)
+    if not isinstance(value, list):
+        raise _cannot(field)
+    out: list[dict[str, str]] = []
+    for v in value:
+        user = _collaborator(field, v)
+        if user not in out:
+            out.append(user)
+    return out or EMPTY
+
+
+def _barcode(field: FieldDef, value: Any, typecast: bool) -> Any:
+    """`{"text", "type"?}` as pyairtable's BarcodeDict; typecast also takes the bare text."""
+    if typecast and isinstance(value, str):
+        value = {"text": value}
+    if not isinstance(value, dict) or not isinstance(value.get("text"), str):
+        raise _cannot(field)
+    if "type" in value and value["type"] is not None and not isinstance(value["type"], str):
+        raise _cannot(field)
+    if value["text"] == "":
+        return EMPTY
+    return {k: value[k] for k in ("text", "type") if value.get(k) is not None}
+
+
 def validate_cell(field: FieldDef, value: Any, *, typecast: bool, ctx: WriteContext, current: Any = None) -> Any:
     """Turn a written value into its stored form, or EMPTY; raise CellError when refused."""
     if field.type in COMPUTED_TYPES:
@@ -290,6 +327,10 @@ def validate_cell(field: FieldDef, value: Any, *, typecast: bool, ctx: WriteCont
         return _links(field, value, typecast, ctx)
     if t == "multipleAttachments":
         return _attachments(field, value, current, ctx)
+    if t in ("singleCollaborator", "multipleCollaborators"):
+        return _collaborators(field, value)
+    if t == "barcode":
+        return _barcode(field, value, typecast)
     raise _cannot(field)
 
 

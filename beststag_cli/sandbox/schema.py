@@ -45,6 +45,16 @@ SUPPORTED_TYPES = (
         "multipleRecordLinks",
         "multipleLookupValues",
         "multipleAttachments",
+        # computed and people fields (computed.py)
+        "formula",
+        "rollup",
+        "count",
+        "createdBy",
+        "lastModifiedBy",
+        "button",
+        "singleCollaborator",
+        "multipleCollaborators",
+        "barcode",
     }
 )
 # Types allowed in performUpsert.fieldsToMergeOn (Airtable's documented list).
@@ -98,11 +108,12 @@ class FieldDef:
     def computed(self) -> bool:
         return self.type in COMPUTED_TYPES
 
-    def to_meta(self) -> dict[str, Any]:
+    def to_meta(self, *, stored: bool = False) -> dict[str, Any]:
+        """Airtable's field JSON; `stored=True` keeps options Airtable does not show (a button's)."""
         out: dict[str, Any] = {"type": self.type, "id": self.id, "name": self.name}
         if self.description:
             out["description"] = self.description
-        if self.options is not None:
+        if self.options is not None and (stored or self.type != "button"):
             out["options"] = self.options
         return out
 
@@ -205,7 +216,7 @@ class BaseDef:
                     "name": t.name,
                     "description": t.description,
                     "primaryFieldId": t.primary_field_id,
-                    "fields": [f.to_meta() for f in t.fields],
+                    "fields": [f.to_meta(stored=True) for f in t.fields],
                     "views": [
                         {"id": v.id, "name": v.name, "type": v.type, "filter": v.filter, "sort": v.sort}
                         for v in t.views
@@ -281,6 +292,13 @@ def build_base(spec: dict[str, Any], base_id: str, rng: random.Random | None = N
                 continue
             opts = f.options or {}
             other = need_table(opts["linkedTable"])
+            if other is t:  # a link to its own table has no inverse field in Airtable
+                f.options = {
+                    "linkedTableId": t.id,
+                    "isReversed": False,
+                    "prefersSingleRecordLink": bool(opts.get("prefersSingleRecordLink", False)),
+                }
+                continue
             inverse_name = opts.get("inverseField") or f"{t.name} ({f.name})"
             inv = other.field(inverse_name)
             if inv is None:
@@ -299,10 +317,17 @@ def build_base(spec: dict[str, Any], base_id: str, rng: random.Random | None = N
                 "prefersSingleRecordLink": bool((inv.options or {}).get("prefersSingleRecordLink")),
                 "inverseLinkFieldId": f.id,
             }
+    from . import computed_schema as computed  # lazy: only building a base needs it
+
     for t in base.tables:
         for f in t.fields:
             opts = dict(f.options or {})
-            if f.type in ("singleSelect", "multipleSelects"):
+            if f.type in computed.SPEC_TYPES:
+                try:
+                    f.options = computed.resolve_options(base, t, f, opts)
+                except computed.SpecError as e:
+                    raise SchemaError(str(e)) from None
+            elif f.type in ("singleSelect", "multipleSelects"):
                 f.options = {"choices": _choices(opts.get("choices", []), rng)}
             elif f.type == "multipleLookupValues":
                 link = t.field(opts["recordLinkField"])
@@ -376,4 +401,5 @@ def build_base(spec: dict[str, Any], base_id: str, rng: random.Random | None = N
                     raise SchemaError(f"view {vs['name']}: unknown sort field {s['field']!r}")
                 sort.append((sf.id, s.get("direction", "asc")))
             t.views.append(ViewDef(new_id("viw", rng), vs["name"], vs.get("type", "grid"), vs.get("filter"), sort))
+    computed.finalize(base)
     return base

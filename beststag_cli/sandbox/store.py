@@ -28,6 +28,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from .. import clock
+from . import computed
 from .fields import EMPTY, CellError, format_instant, formula_value, parse_instant, string_cell, validate_cell
 from .images import attachment_type, image_dimensions, image_json
 from .localfetch import fetch_loopback
@@ -213,6 +214,8 @@ class SandboxStore:
         self._base_versions: dict[str, int] = {}
         self._tables: dict[str, TableCache] = {}
         self._formulas: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+        self._computed: dict[Any, Any] = {}  # computed.py's per-operation cache
+        self.user_id = computed.DEFAULT_USER["id"]  # who writes: createdBy / lastModifiedBy
         self._iterators: OrderedDict[str, _Iterator] = OrderedDict()
         self.iterator_ttl_s = iterator_ttl_s
         self._secret = self._load_secret()
@@ -237,6 +240,7 @@ class SandboxStore:
     def _sync(self) -> None:
         """Drop cached schemas and tables that another connection changed."""
         versions = self._versions()
+        self._computed.clear()
         for base_id in list(self._bases):
             if versions.get("schema:" + base_id, 0) != self._base_versions.get(base_id):
                 del self._bases[base_id]
@@ -461,6 +465,8 @@ class SandboxStore:
         t = base.table_by_id(table_id)
         prim = t.primary
         recs = self._records(table_id)
+        if prim.type in computed.EVALUATED:  # a formula primary field (common in real bases)
+            return computed.display(self, base, t, prim, recs)
 
         def show(rid: str) -> Any:
             r = recs.get(rid)
@@ -479,6 +485,8 @@ class SandboxStore:
 
     def _converter(self, base: BaseDef, table: TableDef, f: FieldDef) -> Callable[[Rec], Any]:
         fid = f.id
+        if f.type in computed.EVALUATED:
+            return computed.converter(self, base, table, f)
         if f.type == "multipleRecordLinks":
             show = self._display(base, f.options["linkedTableId"])  # type: ignore[index]
             return lambda r: [show(x) for x in r.fields.get(fid, ())] or None
@@ -565,6 +573,8 @@ class SandboxStore:
             return lambda r: (1 if r.fields.get(fid) else 0,)
         if f.type == "createdTime":
             return lambda r: (1, r.created)
+        if f.type in computed.EVALUATED:
+            return computed.sort_key(self, base, table, f)
         conv = self._converter(base, table, f)
 
         def key(r: Rec) -> Any:
@@ -727,6 +737,8 @@ class SandboxStore:
                     out.append(v)
             return out or None
         v = r.fields.get(f.id)
+        if v is None:  # formula, rollup, count, button are never stored: plain cells pay one test
+            return computed.cell_json(self, b, t, f, r) if ft in computed.EVALUATED else None
         if ft == "multipleAttachments" and v:
             return [self._attachment_json(a, url_base) for a in v]
         return v
@@ -944,6 +956,7 @@ class SandboxStore:
         for f in t.fields:
             if f.type == "autoNumber":
                 fields[f.id] = auto
+        computed.stamp_user(t, fields, self.user_id, created=True)
         r = Rec(new_id("rec", self._rng), seq, created, fields, {k: created for k in fields})
         self._records(t.id)[r.id] = r
         return r
@@ -983,6 +996,7 @@ class SandboxStore:
         self, b: BaseDef, t: TableDef, r: Rec, cells: dict[str, Any], replace: bool, now: str, touched: set[str]
     ) -> None:
         """Set cells on a record (PUT clears the rest) and keep inverse links in sync."""
+        changed = False
         if replace:
             for f in t.fields:
                 if not f.computed and f.id not in cells and f.id in r.fields:
@@ -1000,6 +1014,9 @@ class SandboxStore:
             else:
                 r.fields[fid] = new
             r.mtimes[fid] = now
+            changed = True
+        if changed:
+            computed.stamp_user(t, r.fields, self.user_id, created=False)
 
     def _relink(
         self, b: BaseDef, f: FieldDef, rid: str, old: list[str], new: list[str], now: str, touched: set[str]
