@@ -236,7 +236,17 @@ def cell_json(store: SandboxStore, base: BaseDef, table: TableDef, f: FieldDef, 
         except FormulaError:  # a URL formula naming a missing field: the button has no URL
             value = None
         return {"label": opts.get("label", ""), "url": value if isinstance(value, str) else None}
-    return _json_value(table_converters(store, base, table)[f.id](r))
+    value = _json_value(table_converters(store, base, table)[f.id](r))
+    if t in ("formula", "rollup") and isinstance(value, str) and _numeric_result(f):
+        # a text where the field's result is a number: Airtable shows NaN (pyairtable's real test base:
+        # "Formula NaN" = {Name} + "FOO" with a number result reads {"specialValue": "NaN"})
+        return {"specialValue": "NaN"}
+    return value
+
+
+def _numeric_result(f: FieldDef) -> bool:
+    result = (f.options or {}).get("result") or {}
+    return result.get("type") in ("number", "currency", "percent", "duration", "rating")
 
 
 def display(

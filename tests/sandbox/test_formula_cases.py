@@ -40,6 +40,14 @@ class _Err:
 ERR = _Err()
 
 
+class _NaN:
+    def __repr__(self) -> str:
+        return "NaN"
+
+
+NAN = _NaN()  # the number NaN (falsy, not an error)
+
+
 @dataclass(frozen=True)
 class Truthy:
     expected: bool
@@ -61,6 +69,9 @@ def check(formula: str, values: dict[str, Any], expected: Any) -> None:
     if isinstance(expected, Truthy):
         assert compiled.matches(ctx) is expected.expected, f"{formula!r} -> {got!r}"
         assert is_truthy(got) is expected.expected
+    elif expected is NAN:
+        assert isinstance(got, float) and math.isnan(got), f"{formula!r} -> {got!r}"
+        assert compiled.matches(ctx) is False
     elif expected is ERR:
         assert isinstance(got, FormulaValueError), f"{formula!r} -> {got!r}"
         assert compiled.matches(ctx) is False
@@ -140,7 +151,8 @@ SCALARS = [
     ("{s}!='Ativo'", {"s": "Inativo"}, True),
     ("'abc'<'abd'", {}, True),
     ("'10'+5", {}, 15),
-    ("'abc'+1", {}, ERR),
+    ("'abc'+1", {}, NAN),  # recorded: {f} + "FOO" reads {"specialValue": "NaN"} in Airtable
+    ("'abc'*2", {}, NAN),
     ("'5'*'2'", {}, 10),
     ("TRUE()+TRUE()", {}, 2),
     ("{done}=TRUE()", {"done": True}, True),
@@ -310,7 +322,7 @@ ERRORS = [
     ("ISERROR(ERROR())", {}, True),
     ("ISERROR(1)", {}, False),
     ("ISERROR(1/0)", {}, True),
-    ("ISERROR('a'+1)", {}, True),
+    ("ISERROR('a'+1)", {}, False),  # NaN is a number, not an error value
     ("ERROR()&'x'", {}, ERR),
     ("IF(ERROR(), 1, 2)", {}, ERR),
     ("IF(1, 2, ERROR())", {}, 2),

@@ -31,7 +31,9 @@ Numbers                        integer literals are ``int``; others ``float``. `
 ``&`` ❓                        blank → ""; integers without ``.0``; floats as JS prints them; booleans
                                "1"/"0"; arrays joined with ", "; datetimes ``2024-01-31T00:00:00.000Z``.
 Arithmetic ❓                   blank → 0; bool → 1/0; numeric text converts; one-item arrays use the item;
-                               anything else (non-numeric text, dates) → #ERROR!; ``x/0`` → #DIV/0!.
+                               non-numeric text → NaN (✅ recorded: pyairtable's real test base reads
+                               {"specialValue": "NaN"} for ``{f} + "FOO"``); anything else (dates, arrays of
+                               several) → #ERROR!; ``x/0`` → #DIV/0!.
 Comparisons ❓                  number/number numeric; blank is 0 against numbers and "" against text;
                                text/text case-sensitive; arrays compare as their ", "-joined text;
                                number vs numeric text numeric, else text; date vs date by instant;

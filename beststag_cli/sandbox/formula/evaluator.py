@@ -83,8 +83,15 @@ def _arith(op: str, a: Any, b: Any) -> Any:
         if y == 0:
             return DIV0
         return x / y
-    except (CoercionError, ArithmeticError, TypeError, ValueError):
+    except CoercionError:
+        # text that is not a number: NaN, as Airtable answers (pyairtable's real test base records
+        # {"specialValue": "NaN"} for `{field} + "FOO"`); dates and arrays stay #ERROR!
+        return NAN if type(a) is str or type(b) is str else ERROR
+    except (ArithmeticError, TypeError, ValueError):
         return ERROR
+
+
+NAN = float("nan")
 
 
 def _concat(a: Any, b: Any) -> Any:
