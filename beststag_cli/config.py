@@ -603,6 +603,21 @@ class WebhookSettings(_Model):
     secret: SecretStr | None = None
 
 
+class FeedSettings(_Model):
+    """The change feed (Airtable's webhooks; beststag_cli/feed/)."""
+
+    #: where Airtable pings when there are payloads (`beststag serve`'s /webhook/airtable/notify, reachable
+    #: from the internet); none: the feed is polled (`beststag feed pull`, or `serve`'s loop every poll_s)
+    notification_url: str | None = None
+    poll_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    #: at most this many pages of 50 payloads a pull; a longer backlog is a gap until the next pull
+    max_pages: Annotated[int, Field(ge=1, le=1000)] = 40
+    #: refresh the webhook when it expires within this (Airtable's webhooks live 7 days)
+    refresh_before_s: Annotated[float, Field(gt=0, le=7 * 86400)] = 2 * 86400
+    #: the feed alert fires when the feed has been broken for longer than this
+    max_gap_s: Annotated[float, Field(gt=0)] = 3600.0
+
+
 class LoggingSettings(_Model):
     #: level of the JSON-lines file (the console follows --quiet/-v)
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -619,6 +634,7 @@ class Settings(_Model):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     alerts: AlertsSettings = Field(default_factory=AlertsSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    feed: FeedSettings = Field(default_factory=FeedSettings)
     logging: LoggingSettings = Field(default_factory=LoggingSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
 
