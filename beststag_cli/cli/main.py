@@ -53,7 +53,7 @@ def _globals(
 
 
 def _register() -> None:
-    from . import backup, cache, doctor, metrics, query, records, sandbox, schedule, serve
+    from . import backup, cache, doctor, feed, metrics, query, records, sandbox, schedule, serve
 
     root.add_typer(cache.app, name="cache")
     root.add_typer(query.app, name="query")
@@ -62,6 +62,7 @@ def _register() -> None:
     root.add_typer(metrics.app, name="metrics")
     root.add_typer(sandbox.app, name="sandbox")
     root.add_typer(schedule.app, name="schedule")
+    root.add_typer(feed.app, name="feed")
     root.command("serve")(serve.serve)
     root.command("doctor")(doctor.doctor)
 
