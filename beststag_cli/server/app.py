@@ -280,7 +280,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.middleware("http")
     async def _guard_and_record(request: Request, call_next: Any) -> Any:
         t0 = time.perf_counter()
-        if request.url.path.startswith(("/webhook/", "/jobs/")) and not authorized(request):
+        # Airtable's ping carries no bearer token but its own MAC, checked in the route
+        guarded = request.url.path.startswith(("/webhook/", "/jobs/")) and request.url.path != NOTIFY_PATH
+        if guarded and not authorized(request):
             # checked before the body is read: an unauthenticated caller learns nothing about it
             response = _error(
                 401,
@@ -402,6 +404,34 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         request.state.info = {"operation": body.metric_type}
         return JSONResponse(collect(settings, body.metric_type, body.time_range, gateway=gateway))
 
+    feed_puller = _feed_puller(settings, gateway, cache)
+    app.state.feed_puller = feed_puller
+
+    @app.post(
+        NOTIFY_PATH,
+        status_code=204,
+        responses=_errors(401, 411, 413, 415, 500),
+    )
+    async def airtable_notify(request: Request) -> Response:
+        """Airtable's webhook ping: the MAC is checked (constant time), 204 at once, payloads pulled after."""
+        from ..feed import notify, state
+
+        body = await request.body()
+        ids = notify.ping_ids(body)
+        journal = gateway.journal
+        st = state.load(journal, gateway.base_id) if journal is not None else None
+        header = request.headers.get(notify.MAC_HEADER)
+        if (
+            ids is None
+            or st is None
+            or ids != (gateway.base_id, st.webhook_id)
+            or not notify.mac_ok(st.mac_secret, body, header)
+        ):
+            log_event("feed.bad_ping", _level=30, reason="unknown webhook" if st is None or ids is None else "bad MAC")
+            return _error(401, "unauthorized", "not a ping of this base's webhook (wrong or missing MAC)")
+        feed_puller.request()
+        return Response(status_code=204)
+
     @app.get(
         "/healthz",
         response_model=Health,
@@ -437,6 +467,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     return app
+
+
+NOTIFY_PATH = "/webhook/airtable/notify"
+
+
+def _feed_puller(settings: Settings, gateway: Any, cache: Any) -> Any:
+    from ..feed import service
+    from ..feed.notify import Puller
+
+    def pull() -> None:
+        journal = gateway.journal
+        if journal is not None:
+            service.pull(gateway, journal, cache.schema(), max_pages=settings.feed.max_pages)
+
+    return Puller(pull)
 
 
 def _version() -> str:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from beststag_cli.sandbox import FaultConfig
 
 CACHE, BACKUP, METRICS = "/webhook/airtable/cache", "/webhook/airtable/backup", "/webhook/airtable/metrics"
-JOB, HEALTH = "/jobs/{job_id}", "/healthz"
+JOB, HEALTH, NOTIFY = "/jobs/{job_id}", "/healthz", "/webhook/airtable/notify"
 BODIES = {
     CACHE: {"operation": "get", "table": "Usuários", "maxRecords": 1},
     BACKUP: {"backup_type": "critical", "tables": ["Usuários"]},
@@ -85,6 +86,24 @@ def _healthz(upstream_up: bool) -> Callable[[World], Any]:
     return run
 
 
+SECRET_B64 = "c2VjcmV0LW9mLXRoZS13ZWJob29r"  # a webhook's MAC secret, as Airtable hands it (base64)
+
+
+def _ping(mac: str | None) -> Callable[[World], Any]:
+    """Airtable's ping for the base's webhook (enabled here with a known secret), signed with `mac`."""
+
+    def run(w: World) -> Any:
+        from beststag_cli.feed import notify, state
+
+        state.save_new(w.gateway.journal, w.gateway.base_id, "achTestWebhook001", SECRET_B64, None, [])
+        ping = {"base": {"id": w.gateway.base_id}, "webhook": {"id": "achTestWebhook001"}, "timestamp": "2026-12-01"}
+        body = json.dumps(ping).encode()
+        header = notify.mac_of(SECRET_B64, body) if mac is None else mac
+        return w.client.post(NOTIFY, content=body, headers={**JSON, notify.MAC_HEADER: header, "Authorization": ""})
+
+    return run
+
+
 def _cases() -> list[tuple[str, str, int, str, Callable[[World], Any]]]:
     """(method, route, status, what provokes it, how): every answer each route can give, in order."""
     cases: list[tuple[str, str, int, str, Callable[[World], Any]]] = []
@@ -137,6 +156,23 @@ def _cases() -> list[tuple[str, str, int, str, Callable[[World], Any]]]:
         ("get", JOB, 404, "a job id nobody started", lambda w: w.client.get("/jobs/0123456789ab")),
         ("get", JOB, 422, "not a job id", lambda w: w.client.get("/jobs/nope")),
         ("get", JOB, 401, "no secret", lambda w: w.client.get(f"/jobs/{w.job_id}", headers={"Authorization": ""})),
+        ("post", NOTIFY, 204, "a ping with its MAC", _ping(None)),
+        ("post", NOTIFY, 401, "a ping with a wrong MAC", _ping("hmac-sha256=" + "0" * 64)),
+        (
+            "post",
+            NOTIFY,
+            411,
+            "no Content-Length",
+            _post(NOTIFY, content=b"{}", headers={**JSON, "Content-Length": ""}),
+        ),
+        (
+            "post",
+            NOTIFY,
+            413,
+            "body too large",
+            lambda w: w.client.post(NOTIFY, content=b" " * (w.settings.webhook.max_body_bytes + 1), headers=JSON),
+        ),
+        ("post", NOTIFY, 415, "not JSON", _post(NOTIFY, content=b"{}", headers={"Content-Type": "text/plain"})),
         ("get", HEALTH, 200, "all up", _healthz(upstream_up=True)),
         ("get", HEALTH, 503, "Airtable down", _healthz(upstream_up=False)),
     ]
@@ -177,11 +213,11 @@ def test_openapi_declares_the_bearer_scheme_and_the_error_body(client) -> None:
     (scheme_name,) = schemes
     for route, ops in spec["paths"].items():
         for op in ops.values():
-            for s in {int(s) for s in op["responses"]} - {200, 202}:
+            for s in {int(s) for s in op["responses"]} - {200, 202, 204}:
                 if route != HEALTH:
                     schema = op["responses"][str(s)]["content"]["application/json"]["schema"]
                     assert schema == {"$ref": "#/components/schemas/ErrorBody"}, (route, s, schema)
-            if route.startswith(("/webhook/", "/jobs/")):
+            if route.startswith(("/webhook/", "/jobs/")) and route != NOTIFY:  # Airtable's ping: its MAC
                 assert op["security"] == [{scheme_name: []}], (route, op.get("security"))
     assert set(spec["components"]["schemas"]["ErrorBody"]["properties"]) == {"error"}
 
