@@ -203,6 +203,7 @@ class WebhookHub:
         self._due: list[str] = []
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._busy = False
         self._closed = False
 
     # ------------------------------------------------------------ housekeeping
@@ -473,10 +474,20 @@ class WebhookHub:
                 if self._closed:
                     return
                 hook_id = self._due.pop(0)
+                self._busy = True
             try:
                 self._deliver(hook_id)
             except Exception:  # a broken receiver or a closed store must not kill the thread
-                continue
+                pass
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued ping was delivered or given up (tests; `sandbox serve` shutdown)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._closed or not (self._due or self._busy), timeout=timeout)
 
     def _hook_for_ping(self, hook_id: str) -> tuple[str, str, str] | None:
         store = self.store
