@@ -461,3 +461,25 @@ def test_non_loopback_urls_are_not_contacted(base: Base, hsb: Sandbox) -> None:
     res = base.webhook(made.id).last_notification_result
     assert res is not None and not res.success and res.will_be_retried is False
     assert res.error is not None and "loopback" in res.error.message
+
+
+def test_served_over_a_loopback_socket(hsb: Sandbox, receiver: _Receiver) -> None:
+    """`sandbox serve`: the same routes on a real socket, the ping from the server's process."""
+    from beststag_cli.sandbox.server import serve_in_thread
+
+    server, thread = serve_in_thread(hsb.app, "127.0.0.1", 0)
+    try:
+        api = Api("sandbox", endpoint_url=f"http://127.0.0.1:{server.server_address[1]}", retry_strategy=None)
+        api.session.trust_env = False
+        base = api.base(BASE_ID)
+        made = base.add_webhook(receiver.url, SPEC_DATA)
+        receiver.next()
+        rec = base.table("Items").create({"Name": "over http"})
+        body, header = receiver.next()
+        assert WebhookNotification.from_request(body, header, made.mac_secret_base64).webhook.id == made.id
+        (p,) = list(base.webhook(made.id).payloads())
+        assert rec["id"] in next(iter(p.changed_tables_by_id.values())).created_records_by_id
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
