@@ -483,3 +483,83 @@ def test_served_over_a_loopback_socket(hsb: Sandbox, receiver: _Receiver) -> Non
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+def _schema_write(hsb: Sandbox, change: Any) -> None:
+    """A schema change the way the store's metadata writes make one: edit the BaseDef, save it, commit."""
+    store = hsb.store
+
+    def op() -> None:
+        b = store._base(BASE_ID)
+        change(b)
+        store._save_schema(b)
+        store._commit({t.id for t in b.tables}, BASE_ID)
+
+    store._write(op)
+
+
+def test_schema_changes_become_table_and_field_payloads(base: Base, hsb: Sandbox) -> None:
+    from beststag_cli.sandbox.schema import FieldDef, TableDef
+
+    ids = _ids(base)
+    spec = {
+        "options": {
+            "filters": {"dataTypes": ["tableFields", "tableMetadata"]},
+            "includes": {"includePreviousFieldDefinitions": True},
+        }
+    }
+    _, hook = _hook(base, spec)
+    _, data_only = _hook(base)
+
+    def edit(b: Any) -> None:
+        items = b.table_by_id(ids["Items"])
+        items.name, items.description = "Things", "renamed"
+        items.field_by_id(ids["Items.Count"]).name = "Qty"
+        items.fields = [f for f in items.fields if f.id != ids["Items.Done"]]
+        items.fields.append(FieldDef("fldNewField000001", "Notes", "multilineText"))
+        items.reindex()
+        b.tables = [t for t in b.tables if t.id != ids["People"]]
+        b.tables.append(
+            TableDef(
+                "tblNewTable000001",
+                "Fresh",
+                "fldNewField000002",
+                [FieldDef("fldNewField000002", "Name", "singleLineText")],
+                [],
+            )
+        )
+
+    _schema_write(hsb, edit)
+    (p,) = list(hook.payloads())
+    tc = p.changed_tables_by_id[ids["Items"]]
+    assert tc.changed_metadata is not None
+    assert (tc.changed_metadata.current.name, tc.changed_metadata.previous.name) == ("Things", "Items")
+    assert tc.created_fields_by_id["fldNewField000001"].type == "multilineText"
+    renamed = tc.changed_fields_by_id[ids["Items.Count"]]
+    assert (renamed.current.name, renamed.previous and renamed.previous.name) == ("Qty", "Count")
+    assert tc.destroyed_field_ids == [ids["Items.Done"]]
+    assert p.destroyed_table_ids == [ids["People"]]
+    fresh = p.created_tables_by_id["tblNewTable000001"]
+    assert fresh.metadata is not None and fresh.metadata.name == "Fresh"
+    assert list(fresh.fields_by_id) == ["fldNewField000002"]
+    assert list(data_only.payloads()) == []  # tableData only: schema changes are not its business
+
+
+def test_record_schema_change_for_writers_that_bypass_the_schema_row(base: Base, hsb: Sandbox) -> None:
+    from beststag_cli.sandbox import webhooks
+
+    ids = _ids(base)
+    _, hook = _hook(base, {"options": {"filters": {"dataTypes": ["tableMetadata"]}}})
+    store = hsb.store
+    old = store.base_def(BASE_ID).to_json()
+    new = json.loads(json.dumps(old))
+    new["tables"][0]["name"] = "Elsewhere"
+
+    def op() -> None:
+        webhooks.record_schema_change(store, BASE_ID, old, new)
+        store._commit(set())
+
+    store._write(op)
+    (p,) = list(hook.payloads())
+    md = p.changed_tables_by_id[ids["Items"]].changed_metadata
+    assert md is not None and (md.previous.name, md.current.name) == ("Items", "Elsewhere")
