@@ -723,7 +723,7 @@ def _fold(store: SandboxStore, base_id: str, rows: list[tuple[Any, ...]]) -> _Ch
                 v = store._cell_json(b, t, f, r, "")
                 if v is None or v == "" or v == [] or v is False:
                     continue
-                out[f.id] = v
+                out[f.id] = _v2(store, b, f, v)
             return out
 
         for rid, (created, old, new) in recs.items():
@@ -735,6 +735,27 @@ def _fold(store: SandboxStore, base_id: str, rows: list[tuple[Any, ...]]) -> _Ch
                 cells(rid, created, new),
             )
     return change
+
+
+def _v2(store: SandboxStore, b: BaseDef, f: Any, v: Any) -> Any:
+    """REST (v1) cell → the "v2" cell format webhook payloads use (reference §4.3): selects as
+    `{id, name, color}`, links as `[{id, name}]` with the linked record's primary value as name."""
+    if f.type in ("singleSelect", "multipleSelects"):
+        by_name = {c["name"]: c for c in (f.options or {}).get("choices", [])}
+
+        def choice(name: str) -> dict[str, Any]:
+            c = by_name.get(name, {"name": name})
+            return {k: c[k] for k in ("id", "name", "color") if k in c}
+
+        return choice(v) if f.type == "singleSelect" else [choice(x) for x in v]
+    if f.type == "multipleRecordLinks":
+        show = store._display(b, f.options["linkedTableId"])
+        out = []
+        for rid in v:
+            name = show(rid)
+            out.append({"id": rid, "name": "Unnamed record" if name in (None, "") else str(name)})
+        return out
+    return v
 
 
 def record_schema_change(

@@ -264,10 +264,13 @@ def test_previous_and_unchanged_only_when_included(base: Base) -> None:
     # a cleared cell is null in current ("Cell value V2 or null by fieldId")
     assert p.current.cell_values_by_field_id == {ids["Items.Count"]: 5, ids["Items.Tags"]: None}
     r = list(rich.payloads())[-1].changed_tables_by_id[ids["Items"]].changed_records_by_id[rec["id"]]
-    assert r.previous is not None and r.previous.cell_values_by_field_id == {
-        ids["Items.Count"]: 1,
-        ids["Items.Tags"]: ["a"],
-    }
+    assert r.previous is not None
+    prev = r.previous.cell_values_by_field_id
+    # selects in payloads use the v2 cell format: {id, name, color} (reference §4.3)
+    assert prev[ids["Items.Count"]] == 1 and [c["name"] for c in prev[ids["Items.Tags"]]] == ["a"]
+    assert set(prev[ids["Items.Tags"]][0]) == {"id", "name", "color"} and prev[ids["Items.Tags"]][0]["id"].startswith(
+        "sel"
+    )
     assert r.unchanged is not None and r.unchanged.cell_values_by_field_id == {ids["Items.Name"]: "n"}
     # an update that changes nothing produces no payload
     before = base.webhook(plain.id).cursor_for_next_payload
@@ -296,7 +299,10 @@ def test_typecast_choice_is_a_field_change_and_links_change_both_tables(base: Ba
     last = list(data_hook.payloads())[-1]
     assert sorted(last.changed_tables_by_id) == sorted([ids["Items"], ids["People"]])
     inverse = last.changed_tables_by_id[ids["People"]].changed_records_by_id[person["id"]]
-    assert list(inverse.current.cell_values_by_field_id.values()) == [[rec["id"]]]
+    # links in payloads use the v2 cell format: [{id, name}] with the primary value as name
+    assert list(inverse.current.cell_values_by_field_id.values()) == [[{"id": rec["id"], "name": "x"}]]
+    created = last.changed_tables_by_id[ids["Items"]].created_records_by_id[rec["id"]].cell_values_by_field_id
+    assert created[ids["Items.Owner"]] == [{"id": person["id"], "name": "Ana"}]
 
 
 def test_field_options_change_is_in_the_raw_payload(base: Base, hapi: Api) -> None:

@@ -27,6 +27,18 @@ CELLS = st.fixed_dictionaries(
 )
 
 
+def v1(value: Any) -> Any:
+    """A payload's v2 cell (selects as {id, name, color}, links as [{id, name}]) → the REST form."""
+    if isinstance(value, dict) and "name" in value and set(value) <= {"id", "name", "color"}:
+        return value["name"] if str(value.get("id", "")).startswith("sel") else value
+    if isinstance(value, list) and value and all(isinstance(x, dict) and "id" in x for x in value):
+        if str(value[0]["id"]).startswith("sel"):
+            return [x["name"] for x in value]
+        if str(value[0]["id"]).startswith("rec"):
+            return [x["id"] for x in value]
+    return value
+
+
 def replay(payloads: list[Any]) -> dict[str, dict[str, dict[str, Any]]]:
     state: dict[str, dict[str, dict[str, Any]]] = {}
     for p in payloads:
@@ -34,14 +46,14 @@ def replay(payloads: list[Any]) -> dict[str, dict[str, dict[str, Any]]]:
             recs = state.setdefault(tid, {})
             for rid, created in tc.created_records_by_id.items():
                 assert rid not in recs
-                recs[rid] = dict(created.cell_values_by_field_id)
+                recs[rid] = {k: v1(v) for k, v in created.cell_values_by_field_id.items()}
             for rid, changed in tc.changed_records_by_id.items():
                 cells = recs[rid]  # a change always follows a create the copy has seen
                 for fid, v in changed.current.cell_values_by_field_id.items():
                     if v is None:
                         cells.pop(fid, None)
                     else:
-                        cells[fid] = v
+                        cells[fid] = v1(v)
             for rid in tc.destroyed_record_ids:
                 del recs[rid]
     return state
