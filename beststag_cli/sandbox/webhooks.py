@@ -221,6 +221,9 @@ class WebhookHub:
             db.execute("DELETE FROM wh_payloads WHERE hook_id=?", (hid,))
             db.execute("DELETE FROM wh_hooks WHERE id=?", (hid,))
         db.execute("DELETE FROM wh_payloads WHERE ts <= ?", (now - PAYLOAD_RETENTION.total_seconds(),))
+        # webhooks of a dropped base (drop_base, reset) go with it
+        db.execute("DELETE FROM wh_hooks WHERE base_id NOT IN (SELECT id FROM bases)")
+        db.execute("DELETE FROM wh_payloads WHERE hook_id NOT IN (SELECT id FROM wh_hooks)")
 
     def _txn(self, fn: Callable[[], Any]) -> Any:
         """Run `fn` in a store write transaction (webhook tables only: no table versions move)."""

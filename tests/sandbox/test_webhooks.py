@@ -569,3 +569,12 @@ def test_record_schema_change_for_writers_that_bypass_the_schema_row(base: Base,
     (p,) = list(hook.payloads())
     md = p.changed_tables_by_id[ids["Items"]].changed_metadata
     assert md is not None and (md.previous.name, md.current.name) == ("Items", "Elsewhere")
+
+
+def test_webhooks_go_with_a_dropped_base(base: Base, hsb: Sandbox) -> None:
+    _hook(base)
+    base.table("Items").create({"Name": "x"})
+    hsb.store.drop_base(BASE_ID)
+    hsb.store.create_base(SPEC, BASE_ID, seed=7)
+    assert base.webhooks() == []
+    assert hsb.store._db.execute("SELECT COUNT(*) FROM wh_payloads").fetchone()[0] == 0
