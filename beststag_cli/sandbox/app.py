@@ -314,6 +314,8 @@ class SandboxApp:
         query = _query(environ)
         url_base = _url_base(environ)
         store = self.store
+        if seg[1] == "bases" and len(seg) >= 4 and seg[3] == "webhooks":  # /v0/bases/{baseId}/webhooks/...
+            return store.webhooks.dispatch(method, seg[2], seg[4:], query, lambda: _json_body(environ))
         if seg[1] == "meta":
             if seg[2:] == ["whoami"] and method == "GET":
                 return {
@@ -326,8 +328,6 @@ class SandboxApp:
                 include = [v for k, v in query if k in ("include", "include[]")]
                 return store.base_schema(seg[3], include_visible="visibleFieldIds" in include)
             raise not_found()
-        if seg[1] == "bases" and len(seg) >= 4 and seg[3] == "webhooks":  # /v0/bases/{baseId}/webhooks/...
-            return store.webhooks.dispatch(method, seg[2], seg[4:], query, lambda: _json_body(environ))
         base_id = seg[1]
         if not store.has_base(base_id):
             raise ApiError(

@@ -59,7 +59,7 @@ SOURCES = (
 #: who the sandbox says made every write (its whoami user); API writes are source `publicApi`
 SANDBOX_USER = {
     "id": "usrSandboxUser000",
-    "email": "sandbox@beststag.local",
+    "email": "sandbox@beststag.test",  # main's users.DEFAULT_USER (i18/meta) has these values
     "permissionLevel": "create",
     "name": "Sandbox User",
 }
