@@ -578,3 +578,17 @@ def test_webhooks_go_with_a_dropped_base(base: Base, hsb: Sandbox) -> None:
     hsb.store.create_base(SPEC, BASE_ID, seed=7)
     assert base.webhooks() == []
     assert hsb.store._db.execute("SELECT COUNT(*) FROM wh_payloads").fetchone()[0] == 0
+
+
+def test_metadata_writes_through_the_api_become_schema_payloads(base: Base) -> None:
+    """Once the sandbox serves metadata writes (sandbox/meta.py, issue 18), pyairtable's create_field
+    and create_table reach webhooks through the same capture, with no hook of their own."""
+    pytest.importorskip("beststag_cli.sandbox.meta")
+    ids = _ids(base)
+    _, hook = _hook(base, {"options": {"filters": {"dataTypes": ["tableFields", "tableMetadata"]}}})
+    field = base.table("Items").create_field("Notes", "multilineText")
+    table = base.create_table("Fresh", [{"name": "N", "type": "singleLineText"}])
+    first, second = list(hook.payloads())
+    assert first.changed_tables_by_id[ids["Items"]].created_fields_by_id[field.id].name == "Notes"
+    created = second.created_tables_by_id[table.id]
+    assert created.metadata is not None and created.metadata.name == "Fresh"
