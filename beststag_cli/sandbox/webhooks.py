@@ -686,7 +686,8 @@ class _Change:
                 destroyed_tables = [tid for tid in old_t if tid not in new_t]
         if not (tables or created_tables or destroyed_tables):
             return None
-        out: dict[str, Any] = {"changedTablesById": tables}
+        # keys without changes are left out, as in pyairtable's recorded WebhookPayload.json
+        out: dict[str, Any] = {"changedTablesById": tables} if tables else {}
         if created_tables:
             out["createdTablesById"] = created_tables
         if destroyed_tables:

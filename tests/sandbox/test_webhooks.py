@@ -549,6 +549,12 @@ def test_schema_changes_become_table_and_field_payloads(base: Base, hsb: Sandbox
     assert fresh.metadata is not None and fresh.metadata.name == "Fresh"
     assert list(fresh.fields_by_id) == ["fldNewField000002"]
     assert list(data_only.payloads()) == []  # tableData only: schema changes are not its business
+    _, tables_only = _hook(base, {"options": {"filters": {"dataTypes": ["tableMetadata"]}}})
+    _schema_write(hsb, lambda b: b.tables.pop())
+    raw = hsb.store.webhooks.payloads(BASE_ID, tables_only.id, 1, 50)["payloads"]
+    assert [set(p) - {"timestamp", "baseTransactionNumber", "actionMetadata", "payloadFormat"} for p in raw] == [
+        {"destroyedTableIds"}
+    ]
 
 
 def test_record_schema_change_for_writers_that_bypass_the_schema_row(base: Base, hsb: Sandbox) -> None:
