@@ -598,3 +598,18 @@ def test_metadata_writes_through_the_api_become_schema_payloads(base: Base) -> N
     assert first.changed_tables_by_id[ids["Items"]].created_fields_by_id[field.id].name == "Notes"
     created = second.created_tables_by_id[table.id]
     assert created.metadata is not None and created.metadata.name == "Fresh"
+
+
+def test_ping_retries_are_bounded(base: Base, hsb: Sandbox) -> None:
+    hsb.store.webhooks.ping_attempts = 3
+    rcv = _Receiver([500, 503, 502, 500, 500])
+    try:
+        made = base.add_webhook(rcv.url, SPEC_DATA)
+        assert hsb.store.webhooks.drain()
+        assert rcv.got.qsize() == 3
+        res = base.webhook(made.id).last_notification_result
+        assert res is not None and not res.success and res.retry_number == 2 and res.will_be_retried is False
+        assert res.error is not None and "502" in res.error.message
+        assert base.webhook(made.id).last_successful_notification_time is None
+    finally:
+        rcv.close()
