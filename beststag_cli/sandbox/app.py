@@ -213,7 +213,9 @@ class SandboxApp:
                     414, "URL_TOO_LONG", "The request URL is longer than 16000 characters; use POST .../listRecords"
                 )
             base_id = (
-                segments[1]
+                segments[2]
+                if route == "webhooks"
+                else segments[1]
                 if len(segments) > 1 and segments[1] != "meta"
                 else (segments[3] if len(segments) > 3 and segments[:3] == ["v0", "meta", "bases"] else None)
             )
@@ -314,6 +316,8 @@ class SandboxApp:
         query = _query(environ)
         url_base = _url_base(environ)
         store = self.store
+        if seg[1] == "bases" and len(seg) >= 4 and seg[3] == "webhooks":  # /v0/bases/{baseId}/webhooks/...
+            return store.webhooks.dispatch(method, seg[2], seg[4:], query, lambda: _json_body(environ))
         if seg[1] == "meta":
             if seg[2:] == ["whoami"] and method == "GET":
                 # the token's user, with the email Airtable adds for the user.email:read scope
@@ -502,6 +506,8 @@ def _route_name(method: str, seg: list[str]) -> str:
         return "sandbox"
     if seg[1:2] == ["meta"]:
         return "meta"
+    if seg[1:2] == ["bases"] and seg[3:4] == ["webhooks"]:
+        return "webhooks"
     if len(seg) == 5 and seg[-1] == "uploadAttachment":
         return "upload"
     if len(seg) == 3:

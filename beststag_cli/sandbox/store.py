@@ -208,6 +208,10 @@ class SandboxStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=30000")
         self._db.executescript(_SCHEMA_SQL)
+        from . import webhooks  # only stores pay for its import
+
+        webhooks.install(self._db, ApiError, Rec)  # its tables and the triggers that capture every write
+        self.webhooks = webhooks.WebhookHub(self)
         self._lock = threading.RLock()
         self._rng = random.Random(rng_seed) if rng_seed is not None else random.Random()
         self._bases: dict[str, BaseDef] = {}
@@ -222,6 +226,7 @@ class SandboxStore:
 
     # ------------------------------------------------------------------ plumbing
     def close(self) -> None:
+        self.webhooks.close()
         with self._lock:
             self._db.close()
 
@@ -300,6 +305,7 @@ class SandboxStore:
         scopes = set(touched_tables)
         if schema_base:
             scopes.add("schema:" + schema_base)
+        self.webhooks.on_commit()  # payloads for this write, in its transaction
         new = self._bump(scopes)
         self._db.execute("COMMIT")
         for scope, v in new.items():

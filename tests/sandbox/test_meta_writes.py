@@ -186,7 +186,8 @@ def test_base_info_and_collaborators(blank: Base, api: Api) -> None:
 
 
 def test_unknown_routes_are_404_not_403(api: Api) -> None:
-    for path in (f"/v0/bases/{SANDBOX_BASE_ID}/webhooks", "/v0/nothing/here", "/v0/meta/workspaces/wspX"):
+    paths = (f"/v0/bases/{SANDBOX_BASE_ID}/nothing", "/v0/bases/x", "/v0/nothing/here", "/v0/meta/workspaces/wspX")
+    for path in paths:
         r = api.session.get(SANDBOX_ENDPOINT + path, headers=AUTH)
         assert (r.status_code, r.json()) == (404, {"error": "NOT_FOUND"}), path
 
