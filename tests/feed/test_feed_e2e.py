@@ -1,0 +1,120 @@
+"""The change feed against the sandbox's webhooks API (issue 19, point 2): outside writes reach the cache
+through the change sink with no time passing, `enable` is idempotent, and each gap is named.
+
+The outside writer is pyairtable straight to the sandbox (what n8n or a person in Airtable's UI is to
+beststag); the truth is a second gateway with no cache. Counts are end state: the cache's answer equals
+Airtable's after each pull.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from beststag_cli import clock
+from beststag_cli.feed import service
+from beststag_cli.query.service import QueryService
+from beststag_cli.query.spec import QuerySpec
+from beststag_cli.sandbox.sample import SAMPLE_BASE_ID
+
+SPECS = [
+    {"table": "Tarefas", "filters": {"status": "A fazer"}, "fields": ["Título", "status"]},
+    {"table": "Tarefas", "sort": [{"field": "Título", "direction": "asc"}], "maxRecords": 5},
+    {"table": "Tarefas"},
+]
+
+
+@pytest.fixture
+def feed(settings: Any, sandbox: Any) -> Any:
+    from beststag_cli.cache import connect
+    from beststag_cli.gateway.api import Gateway
+
+    gw, cache = connect(settings, sandbox=sandbox)
+    truth = QueryService(Gateway(settings, sandbox=sandbox))
+    other = sandbox.api(retry_strategy=None).table(SAMPLE_BASE_ID, "Tarefas")
+
+    class Feed:
+        def __init__(self) -> None:
+            self.gw, self.cache, self.truth, self.other = gw, cache, truth, other
+            self.journal = gw.journal
+
+        def enable(self) -> service.Status:
+            return service.enable(gw, self.journal, ["Tarefas", "Usuários"])
+
+        def pull(self, **kw: Any) -> service.PullResult:
+            return service.pull(gw, self.journal, cache.schema(), **kw)
+
+        def assert_exact(self) -> None:
+            for raw in SPECS:
+                spec = QuerySpec.parse(raw)
+                got, want = cache.get(spec).records, truth.run(spec).records
+                assert got == want, (raw, [r["id"] for r in got], [r["id"] for r in want])
+
+    yield Feed()
+    cache.close()
+    gw.close()
+
+
+def test_enable_is_idempotent_and_pull_keeps_the_cache_exact_without_time_passing(feed: Any, sandbox: Any) -> None:
+    first = feed.enable()
+    again = feed.enable()
+    assert first.webhook_id == again.webhook_id and again.whole
+    hooks = sandbox.api().base(SAMPLE_BASE_ID).webhooks()
+    assert [h.id for h in hooks] == [first.webhook_id]  # one webhook, however many enables
+    feed.assert_exact()  # every answer cached now
+    ids = [r["id"] for r in feed.other.all()]
+    created = feed.other.create({"Título": "fora do beststag", "status": "A fazer"})
+    feed.other.update(ids[0], {"status": "A fazer", "Título": "aaa primeiro"})
+    feed.other.delete(ids[1])
+    res = feed.pull()
+    assert res.gaps == {} and res.payloads >= 3 and res.records >= 3
+    feed.assert_exact()  # no TTL passed: only the feed can have told the cache
+    got = feed.cache.get(QuerySpec.parse(SPECS[2])).records
+    assert created["id"] in {r["id"] for r in got} and ids[1] not in {r["id"] for r in got}
+    # a second pull with nothing new costs one request and changes nothing
+    again_res = feed.pull()
+    assert (again_res.pages, again_res.payloads, again_res.gaps) == (1, 0, {})
+
+
+def test_a_deleted_webhook_is_a_gap_for_every_table_and_enable_mends_it(feed: Any, sandbox: Any) -> None:
+    st = feed.enable()
+    sandbox.api().base(SAMPLE_BASE_ID).webhook(st.webhook_id).delete()  # gone at Airtable's end
+    res = feed.pull()
+    assert set(res.gaps) == {"Tarefas", "Usuários"}
+    status = service.status(feed.journal, SAMPLE_BASE_ID)
+    assert not status.whole and status.broken_reason and {g.table for g in status.gaps} == {"Tarefas", "Usuários"}
+    mended = feed.enable()
+    assert mended.webhook_id != st.webhook_id
+    healed = feed.pull()
+    assert healed.gaps == {} and healed.healed
+    assert service.status(feed.journal, SAMPLE_BASE_ID).whole
+
+
+def test_payloads_the_server_no_longer_keeps_are_a_gap(feed: Any) -> None:
+    feed.enable()
+    feed.other.create({"Título": "antigo", "status": "A fazer"})
+    clock.advance(6 * 86400)
+    service.refresh(feed.gw, feed.journal)  # the webhook lives on
+    clock.advance(2 * 86400)  # the first payload is now 8 days old: Airtable keeps 7
+    feed.other.create({"Título": "novo", "status": "A fazer"})
+    try:
+        res = feed.pull()
+    finally:
+        clock.reset()
+    assert set(res.gaps) == {"Tarefas", "Usuários"}
+    assert all("no longer kept" in why for why in res.gaps.values())
+    feed.assert_exact()  # the gap made the cache forget the tables: still exact
+
+
+def test_a_backlog_longer_than_max_pages_is_a_gap_until_the_next_pull(feed: Any) -> None:
+    feed.enable()
+    feed.assert_exact()  # answers cached: after the cut pull they must have been forgotten, not kept stale
+    for i in range(55):  # one payload a request: 55 payloads, more than a page of 50
+        feed.other.create({"Título": f"lote {i}", "status": "A fazer"})
+    cut = feed.pull(max_pages=1)
+    assert cut.pages == 1 and set(cut.gaps) == {"Tarefas", "Usuários"}
+    feed.assert_exact()
+    rest = feed.pull()
+    assert rest.gaps == {} and rest.healed
+    feed.assert_exact()
