@@ -108,8 +108,11 @@ def pull() -> None:
                 "cursor": res.cursor,
                 "gaps": res.gaps,
                 "healed": res.healed,
+                "skipped": res.skipped,
             }
         )
+    elif res.skipped:
+        render.line("another pull of this base is running; it reads everything since the stored cursor")
     else:
         render.line(
             f"pulled {res.payloads} payload(s) in {res.pages} request(s): {res.records} record change(s), "

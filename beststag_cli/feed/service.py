@@ -18,7 +18,9 @@ cache keeps revalidating those tables until a later whole pull heals them:
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +73,9 @@ class PullResult:
     cursor: int = 0
     gaps: dict[str, str] = field(default_factory=dict)  # table → why
     healed: bool = False
+    #: another pull of the base was running (cron's and serve's at once): it reads everything from the
+    #: stored cursor, so this one did nothing rather than deliver the same payloads twice, out of step
+    skipped: bool = False
 
 
 def _url(gw: Gateway, *parts: str) -> str:
@@ -157,8 +162,39 @@ def _forget_all(gw: Gateway, journal: Journal, tables: list[str] | tuple[str, ..
     return dict.fromkeys(tables, reason)
 
 
+@contextlib.contextmanager
+def _pull_lock(gw: Gateway) -> Iterator[bool]:
+    """Hold `<locks>/feed-<base>.lock` if free (True), else yield False at once."""
+    from filelock import FileLock, Timeout
+
+    from ..fsutil import check_safe_path, ensure_private_dir
+
+    locks = gw.settings.paths.locks
+    ensure_private_dir(locks)
+    path = check_safe_path(locks / f"feed-{gw.base_id}.lock")  # filelock truncates a link's target
+    lock = FileLock(str(path), timeout=0, mode=0o600, thread_local=False)
+    try:
+        lock.acquire()
+    except Timeout:
+        yield False
+        return
+    try:
+        yield True
+    finally:
+        lock.release()
+
+
 def pull(gw: Gateway, journal: Journal, schema: BaseSchema, *, max_pages: int = 40) -> PullResult:
-    """Read every payload since the stored cursor (at most `max_pages` pages) into the change sink."""
+    """Read every payload since the stored cursor (at most `max_pages` pages) into the change sink.
+
+    One pull of a base at a time, across processes: a second one returns at once (`skipped`)."""
+    with _pull_lock(gw) as held:
+        if not held:
+            return PullResult(gw.base_id, skipped=True)
+        return _pull(gw, journal, schema, max_pages)
+
+
+def _pull(gw: Gateway, journal: Journal, schema: BaseSchema, max_pages: int) -> PullResult:
     base = gw.base_id
     st = _require(journal, base)
     out = PullResult(base, cursor=st.cursor)

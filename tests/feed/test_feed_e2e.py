@@ -118,3 +118,17 @@ def test_a_backlog_longer_than_max_pages_is_a_gap_until_the_next_pull(feed: Any)
     rest = feed.pull()
     assert rest.gaps == {} and rest.healed
     feed.assert_exact()
+
+
+def test_a_pull_while_another_runs_does_nothing_and_the_cursor_never_goes_back(feed: Any) -> None:
+    from filelock import FileLock
+
+    feed.enable()
+    feed.other.create({"Título": "durante", "status": "A fazer"})
+    lock = FileLock(str(feed.gw.settings.paths.locks / f"feed-{SAMPLE_BASE_ID}.lock"), timeout=0)
+    with lock:  # another process (cron's `feed pull`, serve's loop) is pulling
+        busy = feed.pull()
+    assert busy.skipped and (busy.pages, busy.payloads) == (0, 0)
+    assert service.status(feed.journal, SAMPLE_BASE_ID).cursor == 1  # untouched
+    done = feed.pull()
+    assert not done.skipped and done.payloads == 1 and done.cursor == 2
