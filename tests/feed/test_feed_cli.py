@@ -1,0 +1,41 @@
+"""`beststag feed …` through the CLI: status codes, JSON, and the MAC secret never shown."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from beststag_cli.sandbox.sample import SAMPLE_BASE_ID
+
+
+def test_enable_status_pull_disable(cli: Any, sandbox: Any, settings: Any) -> None:
+    off = cli("--json", "feed", "status")
+    assert off.exit_code == 0 and json.loads(off.stdout)["enabled"] is False
+    on = cli("--json", "feed", "enable")
+    assert on.exit_code == 0, on.stderr
+    st = json.loads(on.stdout)
+    assert st["enabled"] and st["whole"] and st["webhook_id"].startswith("ach")
+    hook = sandbox.api().base(SAMPLE_BASE_ID).webhooks()[0]
+    sandbox.api().table(SAMPLE_BASE_ID, "Tarefas").create({"Título": "de fora"})
+    pulled = cli("--json", "feed", "pull")
+    assert pulled.exit_code == 0 and json.loads(pulled.stdout)["payloads"] >= 1
+    human = cli("feed", "status")
+    assert human.exit_code == 0 and "whole" in human.stdout and hook.id in human.stdout
+    # the MAC secret lives in the journal only: in no output, log or other file of the data dir
+    from beststag_cli.feed import state
+    from beststag_cli.journal import Journal
+
+    with Journal(settings.paths.journal) as j:
+        st_row = state.load(j, SAMPLE_BASE_ID)
+    assert st_row is not None
+    mac = st_row.mac_secret
+    assert mac not in repr(st_row)
+    for r in (on, pulled, human, cli("--json", "feed", "status"), cli("-v", "feed", "refresh")):
+        assert mac not in r.stdout and mac not in r.stderr
+    for f in settings.paths.data_dir.rglob("*"):
+        if f.is_file() and not f.name.startswith("journal.sqlite"):
+            assert mac.encode() not in f.read_bytes(), f
+    gone = cli("--json", "feed", "disable")
+    assert json.loads(gone.stdout) == {"base": SAMPLE_BASE_ID, "disabled": True}
+    assert sandbox.api().base(SAMPLE_BASE_ID).webhooks() == []
+    assert cli("feed", "pull").exit_code == 2  # no feed: bad input, one line
