@@ -385,6 +385,36 @@ def check_locks(settings: Settings) -> Check:
     return _ok("locks", "held now: " + ", ".join(held) if held else "no job running")
 
 
+def check_feed(settings: Settings) -> Check:
+    """The change feed's state in the journal (read-only): off, whole, or broken with its gaps named."""
+    path = settings.paths.journal
+    from .settings_sources import SANDBOX_BASE_ID
+
+    base = settings.base_id or SANDBOX_BASE_ID
+    if not path.exists() or os.path.islink(path):
+        return _skip("feed", "off (no journal yet)")
+    try:
+        con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+        try:
+            row = con.execute("SELECT cursor, broken_reason FROM feed WHERE base = ?", (base,)).fetchone()
+            gaps = con.execute("SELECT table_name, reason FROM feed_gaps WHERE base = ?", (base,)).fetchall()
+        finally:
+            con.close()
+    except sqlite3.Error:
+        return _skip("feed", "off (the journal has no feed tables yet)")  # damaged: the journal check says so
+    if row is None:
+        return _skip("feed", "off (beststag feed enable follows outside changes)")
+    if row[1] or gaps:
+        why = "; ".join(dict.fromkeys(str(r) for _, r in gaps)) or str(row[1])
+        tables = ", ".join(sorted(str(t) for t, _ in gaps))
+        return _fail(
+            "feed",
+            f"broken: {len(gaps)} table(s) with gaps ({why}): {tables}"[:400],
+            "those tables are revalidated as before; run beststag feed pull (feed enable if the webhook is gone)",
+        )
+    return _ok("feed", f"whole, cursor {row[0]}")
+
+
 def check_versions() -> Check:
     def v(name: str) -> str:
         try:
@@ -683,6 +713,7 @@ def run_checks(settings: Settings, gateway: Callable[[], Any] | None) -> list[Ch
         check_cache(settings),
         check_backups(settings),
         check_locks(settings),
+        check_feed(settings),
         check_timezone(),
         check_prometheus(settings),
         check_versions(),

@@ -39,3 +39,18 @@ def test_enable_status_pull_disable(cli: Any, sandbox: Any, settings: Any) -> No
     assert json.loads(gone.stdout) == {"base": SAMPLE_BASE_ID, "disabled": True}
     assert sandbox.api().base(SAMPLE_BASE_ID).webhooks() == []
     assert cli("feed", "pull").exit_code == 2  # no feed: bad input, one line
+
+
+def test_doctor_names_the_feed_s_gaps(cli: Any, sandbox: Any) -> None:
+    def feed_line(r: Any) -> str:
+        return next(x for x in r.stdout.splitlines() if x.split()[1:2] == ["feed:"])
+
+    assert feed_line(cli("doctor", "--offline")).startswith("skip")  # off
+    on = json.loads(cli("--json", "feed", "enable").stdout)
+    assert feed_line(cli("doctor", "--offline")).startswith("ok")
+    sandbox.api().base(SAMPLE_BASE_ID).webhook(on["webhook_id"]).delete()  # gone at Airtable's end
+    assert cli("feed", "pull").exit_code == 1
+    r = cli("doctor", "--offline")
+    line = feed_line(r)
+    assert r.exit_code == 1 and line.startswith("FAIL") and "Tarefas" in line, r.stdout
+    assert cli("feed", "status").exit_code == 1
