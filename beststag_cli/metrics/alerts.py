@@ -41,7 +41,14 @@ from .windows import Window, check_range, iso_utc
 if TYPE_CHECKING:
     from ..config import Settings
 
-ALERT_NAMES: tuple[str, ...] = ("cache_hit_ratio", "response_time", "backup_failure", "error_rate", "storage_usage")
+ALERT_NAMES: tuple[str, ...] = (
+    "cache_hit_ratio",
+    "response_time",
+    "backup_failure",
+    "error_rate",
+    "storage_usage",
+    "change_feed",
+)
 _NOTIFIED_KEY = "alerts.{}.notified"
 NOTIFY_TIMEOUT_S = 5.0
 
@@ -63,7 +70,7 @@ class Alert:
 def evaluate(
     settings: Settings, journal: Journal, range_name: str | None = None, now: float | None = None
 ) -> list[Alert]:
-    """The five alerts over the window ending ``now`` (``range_name`` default: ``alerts.range``)."""
+    """The alerts over the window ending ``now`` (``range_name`` default: ``alerts.range``)."""
     cfg = settings.alerts
     window = Window.ending(check_range(range_name or cfg.range), clock.timestamp() if now is None else now)
     rollup.refresh(journal)
@@ -151,7 +158,39 @@ def evaluate(
             },
         )
     )
+    out.append(_feed_alert(settings, journal, window.end))
     return out
+
+
+def _feed_alert(settings: Settings, journal: Journal, now: float) -> Alert:
+    """The change feed broken (or with gaps) for longer than `feed.max_gap_s`; quiet when it is off."""
+    from ..settings_sources import SANDBOX_BASE_ID
+
+    limit = settings.feed.max_gap_s
+    base = settings.base_id or SANDBOX_BASE_ID
+    try:
+        rows = journal.query("SELECT broken_since_ts, broken_reason FROM feed WHERE base = ?", (base,))
+        gaps = journal.query("SELECT table_name, since_ts FROM feed_gaps WHERE base = ?", (base,))
+    except Exception:  # a journal from before the feed's migration
+        rows, gaps = [], []
+    if not rows:
+        return Alert("change_feed", False, None, limit, "seconds", "the change feed is off")
+    since = [t for t in [rows[0]["broken_since_ts"], *(g["since_ts"] for g in gaps)] if t is not None]
+    age = max(0.0, now - min(since)) if since else None
+    if age is None:
+        return Alert("change_feed", False, 0.0, limit, "seconds", "the change feed is whole")
+    tables = sorted(str(g["table_name"]) for g in gaps)
+    why = rows[0]["broken_reason"] or "gaps"
+    return Alert(
+        "change_feed",
+        age > limit,
+        rounded(age),
+        limit,
+        "seconds",
+        f"the change feed has been broken for {age:.0f} s ({why}; tables: {', '.join(tables) or '—'};"
+        f" maximum {limit:g} s)",
+        {"tables": tables, "reason": why},
+    )
 
 
 def _backup_alert(settings: Settings, journal: Journal, now: float) -> Alert:

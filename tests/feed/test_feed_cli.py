@@ -54,3 +54,24 @@ def test_doctor_names_the_feed_s_gaps(cli: Any, sandbox: Any) -> None:
     line = feed_line(r)
     assert r.exit_code == 1 and line.startswith("FAIL") and "Tarefas" in line, r.stdout
     assert cli("feed", "status").exit_code == 1
+
+
+def test_the_feed_alert_fires_once_the_feed_has_been_broken_longer_than_max_gap_s(cli: Any, sandbox: Any) -> None:
+    from beststag_cli import clock
+
+    def feed_alert() -> dict[str, Any]:
+        r = cli("--json", "metrics", "alerts")
+        return next(a for a in json.loads(r.stdout)["alerts"] if a["name"] == "change_feed")
+
+    assert feed_alert()["message"] == "the change feed is off"
+    on = json.loads(cli("--json", "feed", "enable").stdout)
+    assert not feed_alert()["firing"]
+    sandbox.api().base(SAMPLE_BASE_ID).webhook(on["webhook_id"]).delete()
+    cli("feed", "pull")
+    assert not feed_alert()["firing"]  # broken, but not for long yet
+    clock.advance(3601)
+    try:
+        fired = feed_alert()
+    finally:
+        clock.reset()
+    assert fired["firing"] and "Tarefas" in fired["detail"]["tables"], fired
