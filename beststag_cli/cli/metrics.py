@@ -105,7 +105,7 @@ def alerts(
         ),
     ] = None,
 ) -> None:
-    """Check the five alerts; exit 1 while any fires, notifying the configured webhooks.
+    """Check the alerts; exit 1 while any fires, notifying the configured webhooks.
 
     Example: beststag metrics alerts --range 1h
     """
