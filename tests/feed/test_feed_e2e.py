@@ -25,6 +25,20 @@ SPECS = [
 ]
 
 
+def _unsigned(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records without attachment URLs: they are signed with an expiry from the moment of each answer."""
+    out = []
+    for r in records:
+        fields = {
+            k: [{x: y for x, y in a.items() if x not in ("url", "thumbnails")} for a in v]
+            if isinstance(v, list) and v and isinstance(v[0], dict) and "filename" in v[0]
+            else v
+            for k, v in r["fields"].items()
+        }
+        out.append({**r, "fields": fields})
+    return out
+
+
 @pytest.fixture
 def feed(settings: Any, sandbox: Any) -> Any:
     from beststag_cli.cache import connect
@@ -48,7 +62,7 @@ def feed(settings: Any, sandbox: Any) -> Any:
         def assert_exact(self) -> None:
             for raw in SPECS:
                 spec = QuerySpec.parse(raw)
-                got, want = cache.get(spec).records, truth.run(spec).records
+                got, want = _unsigned(cache.get(spec).records), _unsigned(truth.run(spec).records)
                 assert got == want, (raw, [r["id"] for r in got], [r["id"] for r in want])
 
     yield Feed()
@@ -132,3 +146,30 @@ def test_a_pull_while_another_runs_does_nothing_and_the_cursor_never_goes_back(f
     assert service.status(feed.journal, SAMPLE_BASE_ID).cursor == 1  # untouched
     done = feed.pull()
     assert not done.skipped and done.payloads == 1 and done.cursor == 2
+
+
+def test_a_covered_table_needs_no_revalidation_listing_while_the_feed_is_fresh(feed: Any, sandbox: Any) -> None:
+    calls: list[str] = []
+    sandbox.app.observers.append(lambda m, route, status: calls.append(route))
+    feed.enable()
+    feed.assert_exact()  # answers cached
+    ttl = feed.gw.settings.cache.dynamic_ttl.max_s + 1  # past every TTL, within max_stale_s (kept for revalidation)
+    try:
+        feed.other.create({"Título": "de fora", "status": "A fazer"})
+        clock.advance(ttl)  # every answer expired
+        feed.pull()  # the feed is fresh: it was just pulled
+        calls.clear()
+        feed.cache.get(QuerySpec.parse(SPECS[0]))
+        # no listing: the feed told the cache everything (answers that read fields computed from other
+        # tables, like SPECS[2]'s lookup, are still refetched: their changes are in no payload of this table)
+        assert "list" not in calls, calls
+        feed.assert_exact()
+        # a feed that was not pulled for a while covers nothing: the old revalidation lists
+        feed.other.create({"Título": "de fora 2", "status": "A fazer"})
+        clock.advance(ttl)
+        calls.clear()
+        feed.cache.get(QuerySpec.parse(SPECS[0]))
+        assert "list" in calls
+        feed.assert_exact()
+    finally:
+        clock.reset()
