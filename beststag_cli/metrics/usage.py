@@ -154,6 +154,36 @@ def _activity(
     return recs, meta
 
 
+def feed_changes(journal: Journal, base: str, window: Window) -> dict[str, Any]:
+    """Record changes the change feed saw in the window (everyone's, beststag's included): per table and kind,
+    per source (`client`, `publicApi`, `formPageSubmission`, `automation`, ...) and the users who made them."""
+    try:
+        on = bool(journal.query("SELECT 1 FROM feed WHERE base = ?", (base,)))
+        rows = journal.query(
+            "SELECT table_name, kind, source, user_id, SUM(n) AS n FROM feed_activity"
+            " WHERE base = ? AND hour_ts >= ? AND hour_ts <= ? GROUP BY table_name, kind, source, user_id",
+            (base, window.start - window.start % 3600, window.end),
+        )
+    except Exception:  # a journal from before the feed's migration
+        on, rows = False, []
+    by_table: dict[str, dict[str, int]] = {}
+    by_source: dict[str, int] = {}
+    editors: set[str] = set()
+    for r in rows:
+        t = by_table.setdefault(str(r["table_name"]), {"created": 0, "updated": 0, "deleted": 0})
+        t[str(r["kind"])] = t.get(str(r["kind"]), 0) + int(r["n"])
+        by_source[str(r["source"])] = by_source.get(str(r["source"]), 0) + int(r["n"])
+        if r["user_id"]:
+            editors.add(str(r["user_id"]))
+    return {
+        "feed": "on" if on else "off",
+        "by_table": by_table,
+        "by_source": by_source,
+        "editors": len(editors),
+        "note": "hours are whole: the window's first hour is counted from its start",
+    }
+
+
 def _count_in(times: Iterable[float], lo: float, hi: float) -> int:
     return sum(1 for t in times if lo <= t <= hi)
 
@@ -264,8 +294,12 @@ def collect_usage(
     else:
         total_then = census.records_total - sum(v["created_in_range"] or 0 for v in tables.values())
         growth_method = "created_time"
+    changes = feed_changes(journal, gateway.base_id, window)
+    if changes["feed"] == "on":
+        users["editors"] = changes["editors"]  # Airtable users who changed records (UI, n8n, automations)
     return {
         "records_total": census.records_total,
+        "changes": changes,
         "growth_pct": rounded(delta_pct(census.records_total, total_then), 3),
         "growth_method": growth_method,
         "tables": tables,

@@ -75,3 +75,21 @@ def test_the_feed_alert_fires_once_the_feed_has_been_broken_longer_than_max_gap_
     finally:
         clock.reset()
     assert fired["firing"] and "Tarefas" in fired["detail"]["tables"], fired
+
+
+def test_usage_metrics_count_the_changes_the_feed_saw(cli: Any, sandbox: Any) -> None:
+    cli("--json", "feed", "enable")
+    t = sandbox.api().table(SAMPLE_BASE_ID, "Tarefas")
+    a, b = t.create({"Título": "um"}), t.create({"Título": "dois"})
+    t.update(a["id"], {"Título": "um!"})
+    t.delete(b["id"])
+    assert cli("feed", "pull").exit_code == 0
+    r = cli("--json", "metrics", "collect", "--type", "usage", "--range", "24h")
+    assert r.exit_code == 0, r.stderr
+    data = json.loads(r.stdout)
+    usage = data["metrics"]["usage"]
+    changes = usage["changes"]
+    assert changes["feed"] == "on"
+    assert changes["by_table"]["Tarefas"] == {"created": 2, "updated": 1, "deleted": 1}
+    assert sum(changes["by_source"].values()) == 4 and changes["editors"] == 1
+    assert usage["users"]["editors"] == 1
