@@ -548,8 +548,10 @@ class JobSchedules(_Model):
     #: takes the backups' lock: keep it clear of every backup's start
     backup_cleanup: Cron = "15 3 * * *"
     metrics_archive: Cron = "40 4 1 * *"
+    #: a no-op while the change feed is off; Airtable's webhooks expire 7 days after their last refresh
+    feed_refresh: Cron = "50 4 * * *"
 
-    @field_validator("alerts", "cache_prune", "backup_cleanup", "metrics_archive", mode="after")
+    @field_validator("alerts", "cache_prune", "backup_cleanup", "metrics_archive", "feed_refresh", mode="after")
     @classmethod
     def _cron(cls, v: str) -> str:
         return validate_cron(v)

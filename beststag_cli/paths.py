@@ -20,6 +20,7 @@ JOB_NAMES: tuple[str, ...] = (
     "cache-prune",
     "backup-cleanup",
     "metrics-archive",
+    "feed-refresh",
 )
 
 

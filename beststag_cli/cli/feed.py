@@ -8,6 +8,7 @@ import typer
 
 from ..errors import UpstreamUnavailable
 from . import render
+from .jobrun import as_job
 from .state import STATE
 
 app = typer.Typer(
@@ -125,14 +126,22 @@ def pull() -> None:
 
 
 @app.command()
-def refresh() -> None:
+@as_job("feed-refresh")
+def refresh(
+    if_enabled: bool = typer.Option(False, "--if-enabled", help="Do nothing (exit 0) while the feed is off."),
+) -> None:
     """Extend the webhook's life by 7 days (the scheduled jobs do this well before it expires).
 
-    Example: beststag feed refresh
+    Example: beststag feed refresh --if-enabled
     """
     from ..feed import service
 
-    _show(service.refresh(STATE.gateway, _journal()))
+    journal = _journal()
+    if if_enabled and not service.status(journal, STATE.gateway.base_id).enabled:
+        if STATE.json:
+            render.emit_json({"base": STATE.gateway.base_id, "enabled": False, "refreshed": False})
+        return
+    _show(service.refresh(STATE.gateway, journal))
 
 
 @app.command()

@@ -106,6 +106,12 @@ def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
             ("metrics", "archive"),
             "move old journal rows into monthly archive files",
         ),
+        ScheduledJob(
+            "feed-refresh",
+            js.feed_refresh,
+            ("feed", "refresh", "--if-enabled"),
+            "extend the change feed's webhook 7 days (nothing while the feed is off)",
+        ),
     ]
 
 
