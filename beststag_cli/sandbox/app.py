@@ -85,7 +85,7 @@ class FaultConfig:
     #: the request is applied, then the connection drops (the client cannot know it succeeded)
     rate_drop_after: float = 0.0
     #: only requests to these routes draw faults ("list", "get", "create", "update", "delete",
-    #: "upload", "meta"); empty: every route
+    #: "upload", "meta", "comments"); empty: every route
     routes: tuple[str, ...] = ()
 
     @property
@@ -357,6 +357,10 @@ class SandboxApp:
                 filename=str(body.get("filename") or "file"),
                 url_base=url_base,
             )
+        if len(seg) in (5, 6) and seg[4] == "comments":
+            from . import comments
+
+            return comments.dispatch(store, method, base_id, seg[2:], query, lambda: _json_body(environ))
         if len(seg) < 3 or not seg[2]:
             raise not_found()
         table = seg[2]
@@ -510,6 +514,8 @@ def _route_name(method: str, seg: list[str]) -> str:
         return "webhooks"
     if len(seg) == 5 and seg[-1] == "uploadAttachment":
         return "upload"
+    if len(seg) in (5, 6) and seg[4] == "comments":
+        return "comments"
     if len(seg) == 3:
         return {"GET": "list", "POST": "create", "PATCH": "update", "PUT": "update", "DELETE": "delete"}.get(
             method, "?"

@@ -28,7 +28,7 @@ from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 from .. import clock
-from . import computed
+from . import comment_rows, computed
 from .fields import EMPTY, CellError, format_instant, formula_value, parse_instant, string_cell, validate_cell
 from .images import attachment_type, image_dimensions, image_json
 from .localfetch import fetch_loopback
@@ -212,6 +212,7 @@ class SandboxStore:
 
         webhooks.install(self._db, ApiError, Rec)  # its tables and the triggers that capture every write
         self.webhooks = webhooks.WebhookHub(self)
+        self._db.executescript(comment_rows.SCHEMA_SQL)
         self._lock = threading.RLock()
         self._rng = random.Random(rng_seed) if rng_seed is not None else random.Random()
         self._bases: dict[str, BaseDef] = {}
@@ -410,6 +411,7 @@ class SandboxStore:
         def op() -> None:
             b = self._base(base_id)
             self._db.execute("DELETE FROM records WHERE base_id=?", (base_id,))
+            self._db.execute("DELETE FROM comments WHERE base_id=?", (base_id,))
             self._db.execute("DELETE FROM bases WHERE id=?", (base_id,))
             self._db.execute("DELETE FROM meta WHERE key=?", ("baseinfo:" + base_id,))
             for t in b.tables:
@@ -425,7 +427,7 @@ class SandboxStore:
 
         def op() -> None:
             ids = [r[0] for r in self._db.execute("SELECT scope FROM versions")]
-            for table in ("records", "bases", "counters", "blobs"):
+            for table in ("records", "bases", "counters", "blobs", "comments"):
                 self._db.execute(f"DELETE FROM {table}")
             self._db.execute("DELETE FROM meta WHERE key LIKE 'baseinfo:%'")
             self._commit(set(ids))
@@ -712,7 +714,16 @@ class SandboxStore:
             b, t = self._table(base_id, table)
             r = self._records(t.id).get(record_id)
             if r is None:
-                raise not_found()
+                # Airtable answers a record of another table of the same base (record ids are unique in a
+                # base; airtable.js#117, pyairtable#375): reads only, writes stay bound to the table
+                row = self._db.execute(
+                    "SELECT table_id FROM records WHERE id=? AND base_id=?", (record_id, base_id)
+                ).fetchone()
+                other = b.table(row[0]) if row else None
+                r = self._records(other.id).get(record_id) if other is not None else None
+                if other is None or r is None:
+                    raise not_found()
+                t = other
             return self._record_json(b, t, r, None, p, url_base)
 
         return self._read(op)
@@ -768,7 +779,7 @@ class SandboxStore:
             fields[f.id if p.by_field_id else f.name] = v
         out: dict[str, Any] = {"id": r.id, "createdTime": r.created, "fields": fields}
         if p.comment_count:
-            out["commentCount"] = 0
+            out["commentCount"] = comment_rows.count(self._db, r.id)
         return out
 
     # ------------------------------------------------------------------ attachments
@@ -1225,6 +1236,7 @@ class SandboxStore:
                     if f.type == "multipleRecordLinks" and r.fields.get(f.id):
                         self._relink(b, f, rid, r.fields[f.id], [], now, touched)
                 self._db.execute("DELETE FROM records WHERE id=?", (rid,))
+            comment_rows.delete_for_records(self._db, list(dict.fromkeys(ids)))
             self._commit(touched)
             return [{"id": rid, "deleted": True} for rid in ids]
 

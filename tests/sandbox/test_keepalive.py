@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from beststag_cli.sandbox import SANDBOX_BASE_ID, FaultConfig, Sandbox
+from beststag_cli.sandbox import app as app_mod
 from beststag_cli.sandbox import server as server_mod
 from beststag_cli.sandbox.server import serve_in_thread
 
@@ -48,6 +49,8 @@ EARLY_ERRORS = [
     ("unknown base", "POST", "/v0/appNoSuchBase00000/Usu%C3%A1rios", AUTH, 403),
     ("unknown route", "POST", "/v1/nothing/here", AUTH, 404),
     ("GET with a body", "GET", USERS + "?maxRecords=1&bogus=1", AUTH, 422),
+    ("unknown comment", "DELETE", USERS + "/recNoSuchRecord000/comments/comNoSuchComment00", AUTH, 404),
+    ("a comment without text", "POST", USERS + "/recNoSuchRecord000/comments", AUTH, 422),
 ]
 
 
@@ -99,6 +102,22 @@ def test_a_body_too_large_to_drain_closes_the_connection_and_says_so(
         assert first.getheader("Connection", "").lower() == "close" and first.will_close
         # http.client opens a new connection for the next request: it gets a proper answer
         second, page = _ask(conn, "GET", USERS + "?maxRecords=1", headers=AUTH)
+        assert second.status == 200 and len(page["records"]) == 1
+    finally:
+        conn.close()
+
+
+def test_a_413_answered_before_the_body_keeps_the_connection(port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # the app refuses the body by its Content-Length, unread; the server (limit unchanged) drains it
+    monkeypatch.setattr(app_mod, "MAX_BODY_BYTES", 100)
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        first, err = _ask(conn, "POST", USERS, BODY, AUTH)
+        assert first.status == 413 and err["error"]["type"] == "REQUEST_TOO_LARGE"
+        assert not first.will_close
+        sock = conn.sock
+        second, page = _ask(conn, "GET", USERS + "?maxRecords=1", headers=AUTH)
+        assert conn.sock is sock
         assert second.status == 200 and len(page["records"]) == 1
     finally:
         conn.close()
