@@ -411,6 +411,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         NOTIFY_PATH,
         status_code=204,
         responses=_errors(401, 411, 413, 415, 500),
+        # the body is read raw (its MAC is over the exact bytes), so it is declared here, not by a model
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {"schema": _PING_SCHEMA}}}},
     )
     async def airtable_notify(request: Request) -> Response:
         """Airtable's webhook ping: the MAC is checked (constant time), 204 at once, payloads pulled after."""
@@ -428,7 +430,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             or not notify.mac_ok(st.mac_secret, body, header)
         ):
             log_event("feed.bad_ping", _level=30, reason="unknown webhook" if st is None or ids is None else "bad MAC")
-            return _error(401, "unauthorized", "not a ping of this base's webhook (wrong or missing MAC)")
+            return _error(
+                401,
+                "unauthorized",
+                "not a ping of this base's webhook (wrong or missing MAC)",
+                "only Airtable calls this route: it signs each ping with the webhook's MAC secret",
+            )
         feed_puller.request()
         return Response(status_code=204)
 
@@ -470,6 +477,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 NOTIFY_PATH = "/webhook/airtable/notify"
+#: Airtable's ping (its webhooks docs; pyairtable's WebhookNotification)
+_PING_SCHEMA: dict[str, Any] = {
+    "title": "AirtablePing",
+    "type": "object",
+    "properties": {
+        "base": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
+        "webhook": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]},
+        "timestamp": {"type": "string"},
+    },
+    "required": ["base", "webhook"],
+}
 
 
 def _feed_puller(settings: Settings, gateway: Any, cache: Any) -> Any:
