@@ -1,0 +1,109 @@
+"""Adversarial review (issues 18/19): the sandbox's new routes answer Airtable's errors, never a 500."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from beststag_cli.sandbox import SANDBOX_ENDPOINT, Sandbox
+
+BASE_ID = "appReviewHostile1"
+SPEC = {"name": "Hostile", "tables": [{"name": "Items", "fields": [{"name": "Name", "type": "singleLineText"}]}]}
+AUTH = {"Authorization": "Bearer sandbox"}
+HOOKS = f"{SANDBOX_ENDPOINT}/v0/bases/{BASE_ID}/webhooks"
+
+
+@pytest.fixture(scope="module")
+def sb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    s = Sandbox(Path(tmp_path_factory.mktemp("rvsb")) / "base.sqlite")
+    s.store.create_base(SPEC, BASE_ID, seed=7)
+    yield s
+    s.close()
+
+
+@pytest.fixture(scope="module")
+def http(sb: Sandbox) -> requests.Session:
+    s = requests.Session()
+    sb.mount(s)
+    return s
+
+
+@pytest.fixture(scope="module")
+def hook(http: requests.Session) -> str:
+    r = http.post(HOOKS, json={"specification": {"options": {"filters": {"dataTypes": ["tableData"]}}}}, headers=AUTH)
+    assert r.status_code == 200, r.text
+    return str(r.json()["id"])
+
+
+def test_a_huge_payloads_cursor_is_an_invalid_request_not_a_500(http: requests.Session, hook: str) -> None:
+    """sqlite holds 64-bit integers: a larger cursor raised OverflowError (500)."""
+    for cursor in ("9" * 30, str(2**63)):
+        r = http.get(f"{HOOKS}/{hook}/payloads", params={"cursor": cursor}, headers=AUTH)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["type"] == "INVALID_REQUEST_UNKNOWN"
+    r = http.get(f"{HOOKS}/{hook}/payloads", params={"cursor": str(2**63 - 1)}, headers=AUTH)
+    assert r.status_code == 200 and r.json()["payloads"] == []
+
+
+query_values = st.text(max_size=25) | st.integers().map(str)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(params=st.lists(st.tuples(st.sampled_from(["cursor", "limit", "x"]), query_values), max_size=3))
+def test_payloads_query_never_500(http: requests.Session, hook: str, params: list[tuple[str, str]]) -> None:
+    r = http.get(f"{HOOKS}/{hook}/payloads", params=params, headers=AUTH)
+    assert r.status_code in (200, 422), r.text
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda kids: st.lists(kids, max_size=3) | st.dictionaries(st.text(max_size=8), kids, max_size=3),
+    max_leaves=10,
+)
+spec_like = st.fixed_dictionaries(
+    {},
+    optional={
+        "notificationUrl": json_values | st.sampled_from(["http://127.0.0.1:99999/", "http://[::1/", "ftp://x"]),
+        "specification": st.fixed_dictionaries(
+            {},
+            optional={
+                "options": st.fixed_dictionaries(
+                    {},
+                    optional={
+                        "filters": st.dictionaries(
+                            st.sampled_from(
+                                ["dataTypes", "recordChangeScope", "changeTypes", "fromSources", "watchDataInFieldIds"]
+                            ),
+                            json_values,
+                        ),
+                        "includes": st.dictionaries(
+                            st.sampled_from(["includeCellValuesInFieldIds", "includePreviousCellValues"]), json_values
+                        ),
+                    },
+                )
+            },
+        ),
+    },
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=spec_like | json_values)
+def test_create_webhook_never_500(http: requests.Session, body: Any) -> None:
+    r = http.post(HOOKS, json=body, headers=AUTH)
+    assert r.status_code in (200, 422), r.text
+    if r.status_code == 200:
+        assert http.delete(f"{HOOKS}/{r.json()['id']}", headers=AUTH).status_code == 200
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(body=json_values)
+def test_enable_notifications_never_500(http: requests.Session, hook: str, body: Any) -> None:
+    r = http.post(f"{HOOKS}/{hook}/enableNotifications", json=body, headers=AUTH)
+    assert r.status_code in (200, 422), r.text
