@@ -98,7 +98,7 @@ def load_from_backup(
     times kept) and the attachment files the backup holds."""
     from .backup.chain import backup_index, table_state
     from .backup.layout import SCHEMA, BlobStore, find_backup, list_backups, read_bytes, resolve_backup_id
-    from .sandbox.load import LoadError, load_records, load_schema
+    from .sandbox.load import LoadError, check_schema, insert_prepared, install_schema, prepare_records
 
     backup_id = resolve_backup_id(spec, lambda: list_backups(backups_root), str(backups_root))
     info = find_backup(backups_root, backup_id)
@@ -123,9 +123,13 @@ def load_from_backup(
             return None
 
     try:
-        base = load_schema(sb.store, doc, bid, name or f"{m.base} at {backup_id}", replace=replace)
+        # every check and every blob read before the store is touched: a damaged backup must not cost the
+        # base it was to replace (dropped first, then the half-loaded copy)
+        base = check_schema(sb.store, doc, bid, name or f"{m.base} at {backup_id}", replace=replace)
+        prepared = prepare_records(base, {n: s.values() for n, s in states.items()}, blob)
+        base = install_schema(sb.store, base)
         try:
-            loaded = load_records(sb.store, bid, {n: s.values() for n, s in states.items()}, blob)
+            loaded = insert_prepared(sb.store, prepared)
         except BaseException:
             sb.store.drop_base(bid)  # all or nothing: no half-loaded base stays behind
             raise
