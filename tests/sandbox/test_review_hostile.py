@@ -107,3 +107,24 @@ def test_create_webhook_never_500(http: requests.Session, body: Any) -> None:
 def test_enable_notifications_never_500(http: requests.Session, hook: str, body: Any) -> None:
     r = http.post(f"{HOOKS}/{hook}/enableNotifications", json=body, headers=AUTH)
     assert r.status_code in (200, 422), r.text
+
+
+def test_a_backtracking_regex_in_filter_by_formula_does_not_hang_the_sandbox(sb: Sandbox) -> None:
+    """Python's `re` backtracks: `(a+)+$` over 36 a's and a "!" took hours per record, so one
+    `filterByFormula` held the sandbox's writer-free reads forever. Airtable's RE2 never backtracks;
+    the sandbox gives up on such a pattern (the formula's error value: no record matches)."""
+    import threading
+
+    table = sb.api(retry_strategy=None).table(BASE_ID, "Items")
+    table.create({"Name": "a" * 36 + "!"})
+    out: dict[str, Any] = {}
+
+    def run() -> None:
+        out["slow"] = table.all(formula='REGEX_MATCH({Name}, "(a+)+$")')
+        out["fine"] = table.all(formula='REGEX_MATCH({Name}, "^a+!$")')
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    th.join(60)  # a hang bound, not a timing measure: the fixed engine answers in well under a second
+    assert not th.is_alive(), "filterByFormula with a backtracking regex hung"
+    assert out["slow"] == [] and [r["fields"]["Name"] for r in out["fine"]] == ["a" * 36 + "!"]
