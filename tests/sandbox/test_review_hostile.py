@@ -128,3 +128,61 @@ def test_a_backtracking_regex_in_filter_by_formula_does_not_hang_the_sandbox(sb:
     th.join(60)  # a hang bound, not a timing measure: the fixed engine answers in well under a second
     assert not th.is_alive(), "filterByFormula with a backtracking regex hung"
     assert out["slow"] == [] and [r["fields"]["Name"] for r in out["fine"]] == ["a" * 36 + "!"]
+
+
+META = f"{SANDBOX_ENDPOINT}/v0/meta/bases"
+field_like = st.fixed_dictionaries(
+    {
+        "name": st.text(max_size=6) | json_values,
+        "type": st.sampled_from(["singleLineText", "number", "singleSelect", "multipleRecordLinks", "checkbox", "x"]),
+    },
+    optional={
+        "options": json_values
+        | st.fixed_dictionaries(
+            {},
+            optional={
+                "precision": json_values,
+                "choices": json_values,
+                "linkedTableId": json_values,
+                "color": json_values,
+                "icon": json_values,
+                "prefersSingleRecordLink": json_values,
+            },
+        ),
+        "description": json_values,
+    },
+)
+table_like = st.fixed_dictionaries(
+    {"name": st.text(max_size=6) | json_values, "fields": st.lists(field_like, max_size=3) | json_values},
+    optional={"description": json_values},
+)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kind=st.sampled_from(["base", "table", "field", "patch_table", "patch_field"]), data=st.data())
+def test_meta_writes_never_500(http: requests.Session, sb: Sandbox, kind: str, data: st.DataObject) -> None:
+    t = sb.store.base_schema(BASE_ID)["tables"][0]
+    if kind == "base":
+        body = data.draw(
+            st.fixed_dictionaries(
+                {
+                    "name": json_values,
+                    "workspaceId": st.just("wspSandboxWrkspc0"),
+                    "tables": st.lists(table_like, max_size=2) | json_values,
+                }
+            )
+        )
+        r = http.post(META, json=body, headers=AUTH)
+    elif kind == "table":
+        r = http.post(f"{META}/{BASE_ID}/tables", json=data.draw(table_like | json_values), headers=AUTH)
+    elif kind == "field":
+        r = http.post(
+            f"{META}/{BASE_ID}/tables/{t['id']}/fields", json=data.draw(field_like | json_values), headers=AUTH
+        )
+    elif kind == "patch_table":
+        body = data.draw(st.dictionaries(st.sampled_from(["name", "description"]), json_values) | json_values)
+        r = http.patch(f"{META}/{BASE_ID}/tables/{t['id']}", json=body, headers=AUTH)
+    else:
+        body = data.draw(st.dictionaries(st.sampled_from(["name", "description"]), json_values) | json_values)
+        r = http.patch(f"{META}/{BASE_ID}/tables/{t['id']}/fields/{t['fields'][-1]['id']}", json=body, headers=AUTH)
+    assert r.status_code in (200, 403, 404, 422), r.text
