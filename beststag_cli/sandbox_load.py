@@ -96,7 +96,7 @@ def load_from_backup(
 ) -> LoadResult:
     """Create a base from a backup: its schema.json, every table's records at that backup (ids and created
     times kept) and the attachment files the backup holds."""
-    from .backup.chain import backup_index, table_state
+    from .backup.chain import backup_index, table_chain, table_state
     from .backup.layout import SCHEMA, BlobStore, find_backup, list_backups, read_bytes, resolve_backup_id
     from .sandbox.load import LoadError, check_schema, insert_prepared, install_schema, prepare_records
 
@@ -108,13 +108,20 @@ def load_from_backup(
     bid = base_id or m.base
     _check_base_id(bid)
     existed = _exists(sb, bid, replace)
+    from .backup.verify import verify_dir
+
+    index = backup_index(backups_root)
+    blobs = BlobStore(backups_root)
+    # verify before trusting, as a restore does: every file of the chain against its sha256 (an edited
+    # schema.json or table file loaded as if whole); attachments are hashed as they are read
+    chain = {b.id: b for key in m.tables for b in table_chain(info, key, index)}
+    for b in [info, *(x for i, x in chain.items() if i != info.id)]:
+        verify_dir(b.path, store=blobs, expected_id=b.id, hash_blobs=False)
     try:
         doc = json.loads(read_bytes(info.path / SCHEMA))
     except (OSError, ValueError) as e:
         raise OperationFailed(f"backup {backup_id}: cannot read {SCHEMA}: {e}") from None
-    index = backup_index(backups_root)
     states = {entry.name: table_state(info, key, index) for key, entry in m.tables.items() if entry.status == "ok"}
-    blobs = BlobStore(backups_root)
 
     def blob(sha: str) -> bytes | None:
         try:

@@ -85,10 +85,28 @@ def test_a_damaged_backup_does_not_cost_the_base_it_was_to_replace(cli, settings
         for fn in files:
             p = Path(root) / fn
             p.chmod(0o600)
-            p.write_bytes(b"tampered")
+            p.write_bytes(b"x" * p.stat().st_size)  # same size: only hashing the file finds it
             damaged += 1
     assert damaged
     before = {t: len(api.table(SANDBOX_BASE_ID, t).all()) for t in ("Usuários", "Métricas")}
     r = cli("sandbox", "load", "--from-backup", backup.manifest.id, "--replace")
     assert r.exit_code == 2 and "damaged" in r.stderr, r
     assert {t: len(api.table(SANDBOX_BASE_ID, t).all()) for t in before} == before
+
+
+def test_a_tampered_backup_is_refused_before_anything_is_loaded(cli, settings, gateway, sandbox) -> None:  # type: ignore[no-untyped-def]
+    """`restore` verifies the chain (sha256 of every file) before trusting it; `sandbox load --from-backup`
+    read schema.json and the table files unchecked, so an edited backup loaded as if it were whole."""
+    from beststag_cli.backup.runner import run_backup
+
+    backup = run_backup(settings, gateway, "complete", ["Usuários"])
+    path = settings.paths.backups / backup.manifest.id / "schema.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    doc["tables"][0]["description"] = "edited after the backup"
+    path.chmod(0o600)
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    sandbox.store.drop_base(SANDBOX_BASE_ID)  # its ids would be refused first
+    r = cli("sandbox", "load", "--from-backup", backup.manifest.id, "--base", "appTampered000001")
+    assert r.exit_code != 0 and "schema.json" in r.stderr and "Traceback" not in r.stderr, r
+    assert "this is a bug" not in r.stderr
+    assert not sandbox.store.has_base("appTampered000001")
