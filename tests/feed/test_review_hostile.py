@@ -66,3 +66,34 @@ def test_translate_never_raises_on_odd_shapes(schema: BaseSchema, data: st.DataO
     payload = data.draw(odd_payloads(table_ids, field_ids))
     t = translate(payload, schema)
     assert isinstance(t.unknown_tables, set)
+
+
+def test_a_ping_during_another_processs_pull_is_not_lost(settings: Any, sandbox: Any) -> None:
+    """`serve`'s pull after a ping returned at once (skipped) when cron's `feed pull` held the base's pull
+    lock, and that cron pull may have read its page before the pinged payload existed: the change waited
+    for the next ping or cron run. The ping's pull now waits for the lock, then reads from the cursor."""
+    from filelock import FileLock
+
+    from beststag_cli.cache import connect
+    from beststag_cli.feed import service
+    from beststag_cli.server.app import _feed_puller
+
+    gw, cache = connect(settings, sandbox=sandbox)
+    try:
+        service.enable(gw, gw.journal, ["Tarefas"])
+        before = service.status(gw.journal, gw.base_id).cursor
+        puller = _feed_puller(settings, gw, cache)
+        lock = FileLock(str(settings.paths.locks / f"feed-{gw.base_id}.lock"), timeout=0, thread_local=False)
+        lock.acquire()  # cron's pull, which has already read its (empty) page
+        try:
+            sandbox.api(retry_strategy=None).table(SAMPLE_BASE_ID, "Tarefas").create({"Título": "pinged"})
+            puller.request()  # Airtable's ping for that change
+            puller.wait_idle(5)  # not an assertion: gives a skipping pull the time to give up
+        finally:
+            lock.release()
+        assert puller.wait_idle(60), "the pinged pull never ended"
+        assert puller.last_error is None
+        assert service.status(gw.journal, gw.base_id).cursor > before
+    finally:
+        cache.close()
+        gw.close()
