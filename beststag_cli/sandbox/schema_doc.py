@@ -205,7 +205,28 @@ def base_from_doc(doc: Any, base_id: str, name: str, rng: random.Random | None =
                     raise SchemaError(
                         f"{t.name}.{f.name}: a lookup whose link or looked-up field is not in the document"
                     )
+    _refuse_lookup_cycles(tables)
     return base
+
+
+def _refuse_lookup_cycles(tables: list[TableDef]) -> None:
+    """Lookups and rollups whose looked-up fields lead back to themselves: Airtable cannot make one, and
+    the sandbox's lookup of a lookup recursed without end on every read and write of the table."""
+    target: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for t in tables:
+        for f in t.fields:
+            names[f.id] = f"{t.name}.{f.name}"
+            looked = (f.options or {}).get("fieldIdInLinkedTable")
+            if f.type in ("multipleLookupValues", "rollup") and isinstance(looked, str):
+                target[f.id] = looked
+    for start in target:
+        seen, at = {start}, target[start]
+        while at in target:
+            if at in seen:
+                raise SchemaError(f"{names[start]}: its lookups lead back to themselves")
+            seen.add(at)
+            at = target[at]
 
 
 def _doc_id(value: Any, prefix: str, where: str) -> str:

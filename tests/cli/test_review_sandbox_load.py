@@ -110,3 +110,47 @@ def test_a_tampered_backup_is_refused_before_anything_is_loaded(cli, settings, g
     assert r.exit_code != 0 and "schema.json" in r.stderr and "Traceback" not in r.stderr, r
     assert "this is a bug" not in r.stderr
     assert not sandbox.store.has_base("appTampered000001")
+
+
+def test_lookups_that_lead_back_to_themselves_are_refused(sandbox) -> None:  # type: ignore[no-untyped-def]
+    """One.Look looks up Two.Look, which looks up One.Look: every create and list of either table
+    recursed without end (RecursionError, a 500). Airtable cannot build such a base."""
+    from beststag_cli.sandbox.load import LoadError, load_schema
+
+    def f(fid: str, name: str, ftype: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        return {"id": fid, "name": name, "type": ftype, **({"options": options} if options else {})}
+
+    def table(tid: str, name: str, me: str, other_tid: str, other: str) -> dict[str, Any]:
+        link, inverse = f"fld{me}Link000001", f"fld{other}Link000001"
+        return {
+            "id": tid,
+            "name": name,
+            "fields": [
+                f(f"fld{me}Name000001", "Name", "singleLineText"),
+                f(link, "Link", "multipleRecordLinks", {"linkedTableId": other_tid, "inverseLinkFieldId": inverse}),
+                f(
+                    f"fld{me}Look000001",
+                    "Look",
+                    "multipleLookupValues",
+                    {"recordLinkFieldId": link, "fieldIdInLinkedTable": f"fld{other}Look000001"},
+                ),
+            ],
+        }
+
+    doc = {
+        "tables": [
+            table("tblCycleOne000001", "One", "Ones", "tblCycleTwo000001", "Twos"),
+            table("tblCycleTwo000001", "Two", "Twos", "tblCycleOne000001", "Ones"),
+        ]
+    }
+    with pytest.raises(LoadError, match="lead back"):
+        load_schema(sandbox.store, doc, "appCycleTest00001", "cycle")
+    assert not sandbox.store.has_base("appCycleTest00001")
+    # the same tables with the lookups pointing at the primary fields load, and answer
+    for t, other in zip(doc["tables"], ("Twos", "Ones"), strict=True):
+        t["fields"][2]["options"]["fieldIdInLinkedTable"] = f"fld{other}Name000001"
+    load_schema(sandbox.store, doc, "appCycleTest00001", "cycle")
+    api = sandbox.api(retry_strategy=None)
+    a = api.table("appCycleTest00001", "One").create({"Name": "a"})
+    api.table("appCycleTest00001", "Two").create({"Name": "b", "Link": [a["id"]]})
+    assert api.table("appCycleTest00001", "One").get(a["id"])["fields"]["Look"] == ["b"]
