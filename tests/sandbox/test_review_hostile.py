@@ -213,3 +213,21 @@ def test_a_lone_surrogate_in_a_json_body_is_a_422_not_a_crash(http: requests.Ses
         headers={**AUTH, "Content-Type": "application/json"},
     )
     assert r.status_code == 200 and r.json()["fields"]["Name"] == "\U0001f600"
+
+
+def test_substitute_refuses_a_result_over_the_text_limit_before_building_it(sb: Sandbox) -> None:
+    """SUBSTITUTE built the whole result, then found it too long: a formula of 60 characters made the
+    sandbox allocate 200 MB (1 GB with a longer replacement) on a shared machine."""
+    import tracemalloc
+
+    table = sb.api(retry_strategy=None).table(BASE_ID, "Items")
+    tracemalloc.start()
+    try:
+        got = table.all(formula='LEN(SUBSTITUTE(REPT("a", 999999), "a", REPT("b", 200))) > 0')
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == []  # the error value: no record matches
+    assert peak < 50_000_000, f"peak {peak / 1e6:.0f} MB"
+    ok = table.all(formula='SUBSTITUTE(REPT("a", 3), "a", "bc") = "bcbcbc"')
+    assert len(ok) == len(table.all())

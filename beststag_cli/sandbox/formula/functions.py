@@ -262,6 +262,9 @@ def _substitute(s: Any, old: Any, new: Any, index: Any = None) -> str:
     if o == "":
         return t
     if index is None:
+        # the result's length first: building it to find it too long allocated up to MAX_TEXT² characters
+        if len(n) > len(o) and len(t) + t.count(o) * (len(n) - len(o)) > MAX_TEXT:
+            raise CoercionError("text too long")
         return _guard(t.replace(o, n))
     idx = _int(index)
     if idx < 1:
