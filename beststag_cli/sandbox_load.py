@@ -96,9 +96,9 @@ def load_from_backup(
 ) -> LoadResult:
     """Create a base from a backup: its schema.json, every table's records at that backup (ids and created
     times kept) and the attachment files the backup holds."""
-    from .backup.chain import backup_index, table_state
+    from .backup.chain import backup_index, table_chain, table_state
     from .backup.layout import SCHEMA, BlobStore, find_backup, list_backups, read_bytes, resolve_backup_id
-    from .sandbox.load import LoadError, load_records, load_schema
+    from .sandbox.load import LoadError, check_schema, insert_prepared, install_schema, prepare_records
 
     backup_id = resolve_backup_id(spec, lambda: list_backups(backups_root), str(backups_root))
     info = find_backup(backups_root, backup_id)
@@ -108,13 +108,20 @@ def load_from_backup(
     bid = base_id or m.base
     _check_base_id(bid)
     existed = _exists(sb, bid, replace)
+    from .backup.verify import verify_dir
+
+    index = backup_index(backups_root)
+    blobs = BlobStore(backups_root)
+    # verify before trusting, as a restore does: every file of the chain against its sha256 (an edited
+    # schema.json or table file loaded as if whole); attachments are hashed as they are read
+    chain = {b.id: b for key in m.tables for b in table_chain(info, key, index)}
+    for b in [info, *(x for i, x in chain.items() if i != info.id)]:
+        verify_dir(b.path, store=blobs, expected_id=b.id, hash_blobs=False)
     try:
         doc = json.loads(read_bytes(info.path / SCHEMA))
     except (OSError, ValueError) as e:
         raise OperationFailed(f"backup {backup_id}: cannot read {SCHEMA}: {e}") from None
-    index = backup_index(backups_root)
     states = {entry.name: table_state(info, key, index) for key, entry in m.tables.items() if entry.status == "ok"}
-    blobs = BlobStore(backups_root)
 
     def blob(sha: str) -> bytes | None:
         try:
@@ -123,9 +130,13 @@ def load_from_backup(
             return None
 
     try:
-        base = load_schema(sb.store, doc, bid, name or f"{m.base} at {backup_id}", replace=replace)
+        # every check and every blob read before the store is touched: a damaged backup must not cost the
+        # base it was to replace (dropped first, then the half-loaded copy)
+        base = check_schema(sb.store, doc, bid, name or f"{m.base} at {backup_id}", replace=replace)
+        prepared = prepare_records(base, {n: s.values() for n, s in states.items()}, blob)
+        base = install_schema(sb.store, base)
         try:
-            loaded = load_records(sb.store, bid, {n: s.values() for n, s in states.items()}, blob)
+            loaded = insert_prepared(sb.store, prepared)
         except BaseException:
             sb.store.drop_base(bid)  # all or nothing: no half-loaded base stays behind
             raise

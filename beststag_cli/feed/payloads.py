@@ -96,14 +96,29 @@ def _table_change(base: str, table: TableInfo, body: Mapping[str, Any], out: Tra
             out.unknown_tables.add(table.name)
             return None
         updated.append({"id": rid, "fields": fields})
-    deleted = tuple(str(r) for r in body.get("destroyedRecordIds") or ())
+    destroyed = body.get("destroyedRecordIds") or []
+    if not isinstance(destroyed, list):  # a string would read as one deletion per character
+        raise TypeError("destroyedRecordIds is not a list")
+    deleted = tuple(str(r) for r in destroyed)
     if not created and not updated and not deleted:
         return None
     return Change(base, table.name, "feed", created=tuple(created), updated=tuple(updated), deleted=deleted)
 
 
 def translate(payload: Mapping[str, Any], schema: BaseSchema) -> Translation:
-    """The changes `payload` describes for the tables of `schema` (see the module's rules)."""
+    """The changes `payload` describes for the tables of `schema` (see the module's rules).
+
+    A payload of a shape this does not expect (a list where an object belongs, …) is a gap in every
+    table, never an exception: an exception would stop every later pull at the same cursor."""
+    try:
+        return _translate(payload, schema)
+    except (AttributeError, TypeError, ValueError, KeyError):
+        out = Translation(schema_changed=True)
+        out.unknown_tables.update(t.name for t in schema.tables)
+        return out
+
+
+def _translate(payload: Mapping[str, Any], schema: BaseSchema) -> Translation:
     meta = payload.get("actionMetadata") if isinstance(payload.get("actionMetadata"), Mapping) else {}
     user = ((meta or {}).get("sourceMetadata") or {}).get("user") or {}
     out = Translation(

@@ -163,8 +163,8 @@ def _forget_all(gw: Gateway, journal: Journal, tables: list[str] | tuple[str, ..
 
 
 @contextlib.contextmanager
-def _pull_lock(gw: Gateway) -> Iterator[bool]:
-    """Hold `<locks>/feed-<base>.lock` if free (True), else yield False at once."""
+def _pull_lock(gw: Gateway, wait: float = 0) -> Iterator[bool]:
+    """Hold `<locks>/feed-<base>.lock` if free within `wait` seconds (True), else yield False."""
     from filelock import FileLock, Timeout
 
     from ..fsutil import check_safe_path, ensure_private_dir
@@ -172,7 +172,7 @@ def _pull_lock(gw: Gateway) -> Iterator[bool]:
     locks = gw.settings.paths.locks
     ensure_private_dir(locks)
     path = check_safe_path(locks / f"feed-{gw.base_id}.lock")  # filelock truncates a link's target
-    lock = FileLock(str(path), timeout=0, mode=0o600, thread_local=False)
+    lock = FileLock(str(path), timeout=wait, mode=0o600, thread_local=False)
     try:
         lock.acquire()
     except Timeout:
@@ -184,11 +184,12 @@ def _pull_lock(gw: Gateway) -> Iterator[bool]:
         lock.release()
 
 
-def pull(gw: Gateway, journal: Journal, schema: BaseSchema, *, max_pages: int = 40) -> PullResult:
+def pull(gw: Gateway, journal: Journal, schema: BaseSchema, *, max_pages: int = 40, wait: float = 0) -> PullResult:
     """Read every payload since the stored cursor (at most `max_pages` pages) into the change sink.
 
-    One pull of a base at a time, across processes: a second one returns at once (`skipped`)."""
-    with _pull_lock(gw) as held:
+    One pull of a base at a time, across processes: a second one waits up to `wait` seconds, then returns
+    (`skipped`). A ping's pull waits: the running one may have read its page before the pinged payload."""
+    with _pull_lock(gw, wait) as held:
         if not held:
             return PullResult(gw.base_id, skipped=True)
         return _pull(gw, journal, schema, max_pages)

@@ -557,8 +557,11 @@ def _json_body(environ: dict[str, Any]) -> Any:
         raise ApiError(413, "REQUEST_TOO_LARGE", "Request body is too large")
     raw = environ["wsgi.input"].read(length) if length else b""
     try:
-        return json.loads(raw.decode("utf-8")) if raw else {}
-    except (UnicodeDecodeError, ValueError):
+        body = json.loads(raw.decode("utf-8")) if raw else {}
+        if b"\\u" in raw:  # an escaped lone surrogate sqlite cannot store (it crashed the write: a 500)
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        return body
+    except (UnicodeDecodeError, UnicodeEncodeError, ValueError):
         raise ApiError(422, "INVALID_REQUEST_BODY", "Could not parse request body") from None
 
 

@@ -42,6 +42,11 @@ def id_owner(store: SandboxStore, base: BaseDef) -> str | None:
 def load_schema(store: SandboxStore, doc: Any, base_id: str, name: str, *, replace: bool = False) -> BaseDef:
     """Create base ``base_id`` from a `GET …/tables` document (ids kept). LoadError when the base exists
     (unless ``replace``), the document is not one, or its ids belong to another base of the sandbox."""
+    return install_schema(store, check_schema(store, doc, base_id, name, replace=replace))
+
+
+def check_schema(store: SandboxStore, doc: Any, base_id: str, name: str, *, replace: bool = False) -> BaseDef:
+    """`load_schema`'s checks, writing nothing: the base it would create."""
     try:
         base = base_from_doc(doc, base_id, name)
     except SchemaError as e:
@@ -51,8 +56,13 @@ def load_schema(store: SandboxStore, doc: Any, base_id: str, name: str, *, repla
     owner = id_owner(store, base)
     if owner is not None:
         raise LoadError(f"the document's table ids are those of base {owner} of this sandbox")
-    if store.has_base(base_id):
-        store.drop_base(base_id)
+    return base
+
+
+def install_schema(store: SandboxStore, base: BaseDef) -> BaseDef:
+    """Store a checked base, replacing the sandbox's base of that id."""
+    if store.has_base(base.id):
+        store.drop_base(base.id)
     try:
         return store.insert_base(base)
     except ValueError as e:
@@ -81,7 +91,31 @@ def load_records(
 ) -> Loaded:
     """Load records as the API lists them (fields by name; attachments carrying their ``sha256``) into
     base ``base_id`` with their ids and created times; ``blob(sha256)`` gives an attachment's bytes."""
-    b = store.base_def(base_id)
+    return insert_prepared(store, prepare_records(store.base_def(base_id), tables, blob))
+
+
+@dataclass
+class Prepared:
+    """Records checked and in the store's form, every blob read and verified: what `insert_prepared` writes."""
+
+    base: BaseDef
+    rows: dict[str, list[tuple[str, str, dict[str, Any], dict[str, str]]]]
+    blobs: dict[str, bytes]
+    counts: dict[str, int]
+
+
+def insert_prepared(store: SandboxStore, p: Prepared) -> Loaded:
+    try:
+        store.insert_records(p.base.id, p.rows, p.blobs.values())
+    except ValueError as e:
+        raise LoadError(str(e)) from None
+    return Loaded(p.base.id, p.base.name, p.counts, len(p.blobs))
+
+
+def prepare_records(
+    b: BaseDef, tables: dict[str, Iterable[dict[str, Any]]], blob: Callable[[str], bytes | None]
+) -> Prepared:
+    """`load_records`' reading and checks, writing nothing (LoadError names what is wrong)."""
     rows: dict[str, list[tuple[str, str, dict[str, Any], dict[str, str]]]] = {}
     blobs: dict[str, bytes] = {}
     counts: dict[str, int] = {}
@@ -103,11 +137,7 @@ def load_records(
             out.append((str(rec["id"]), created, cells, _mtimes(cells, created, rec, t)))
         rows[t.id] = out
         counts[name] = len(out)
-    try:
-        store.insert_records(base_id, rows, blobs.values())
-    except ValueError as e:
-        raise LoadError(str(e)) from None
-    return Loaded(base_id, b.name, counts, len(blobs))
+    return Prepared(b, rows, blobs, counts)
 
 
 def _attachment(a: Any, blob: Callable[[str], bytes | None], blobs: dict[str, bytes], where: str) -> dict[str, Any]:

@@ -23,6 +23,7 @@ name no messages):
 
 from __future__ import annotations
 
+import json
 import random
 from typing import Any
 
@@ -128,6 +129,10 @@ def base_from_doc(doc: Any, base_id: str, name: str, rng: random.Random | None =
     rng = rng or random.Random()
     if not isinstance(doc, dict) or not isinstance(doc.get("tables"), list) or not doc["tables"]:
         raise SchemaError('a schema document is an object with a non-empty "tables" list')
+    try:  # JSON's "\ud800" escapes decode to text sqlite and every output refuse (a crash after the load)
+        json.dumps(doc, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise SchemaError("the document holds text that is not Unicode (a lone surrogate)") from None
     tables: list[TableDef] = []
     seen: set[str] = set()
     for i, t in enumerate(doc["tables"]):
@@ -143,6 +148,10 @@ def base_from_doc(doc: Any, base_id: str, name: str, rng: random.Random | None =
                 raise SchemaError(f"table {tname!r}: field #{j + 1} needs a name and a type")
             fid = f.get("id") or new_id("fld", rng)
             opts = f.get("options")
+            if opts is not None and not isinstance(opts, dict):
+                raise SchemaError(f"table {tname!r}: field {f['name']!r}: options is not an object")
+            if not isinstance(f.get("description"), (str, type(None))):
+                raise SchemaError(f"table {tname!r}: field {f['name']!r}: description is not text")
             fields.append(
                 FieldDef(
                     _doc_id(fid, "fld", tname), f["name"], f["type"], dict(opts) if opts else None, f.get("description")
@@ -151,11 +160,18 @@ def base_from_doc(doc: Any, base_id: str, name: str, rng: random.Random | None =
         names = [f.name for f in fields]
         if len(set(n.lower() for n in names)) != len(names):
             raise SchemaError(f"table {tname!r}: duplicate field names")
+        if not isinstance(t.get("primaryFieldId"), (str, type(None))) or not isinstance(
+            t.get("description"), (str, type(None))
+        ):
+            raise SchemaError(f"table {tname!r}: primaryFieldId and description are text")
         primary = t.get("primaryFieldId") or fields[0].id
         if primary not in {f.id for f in fields}:
             raise SchemaError(f"table {tname!r}: primaryFieldId {primary!r} is not one of its fields")
         views = []
-        for v in t.get("views") or [{"name": "Grid view", "type": "grid"}]:
+        raw_views = t.get("views") or [{"name": "Grid view", "type": "grid"}]
+        if not isinstance(raw_views, list):
+            raise SchemaError(f"table {tname!r}: views is not a list")
+        for v in raw_views:
             if not isinstance(v, dict) or not isinstance(v.get("name"), str):
                 raise SchemaError(f"table {tname!r}: a view needs a name")
             vid = v.get("id") or new_id("viw", rng)
@@ -189,7 +205,28 @@ def base_from_doc(doc: Any, base_id: str, name: str, rng: random.Random | None =
                     raise SchemaError(
                         f"{t.name}.{f.name}: a lookup whose link or looked-up field is not in the document"
                     )
+    _refuse_lookup_cycles(tables)
     return base
+
+
+def _refuse_lookup_cycles(tables: list[TableDef]) -> None:
+    """Lookups and rollups whose looked-up fields lead back to themselves: Airtable cannot make one, and
+    the sandbox's lookup of a lookup recursed without end on every read and write of the table."""
+    target: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for t in tables:
+        for f in t.fields:
+            names[f.id] = f"{t.name}.{f.name}"
+            looked = (f.options or {}).get("fieldIdInLinkedTable")
+            if f.type in ("multipleLookupValues", "rollup") and isinstance(looked, str):
+                target[f.id] = looked
+    for start in target:
+        seen, at = {start}, target[start]
+        while at in target:
+            if at in seen:
+                raise SchemaError(f"{names[start]}: its lookups lead back to themselves")
+            seen.add(at)
+            at = target[at]
 
 
 def _doc_id(value: Any, prefix: str, where: str) -> str:

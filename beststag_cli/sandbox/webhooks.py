@@ -279,7 +279,8 @@ class WebhookHub:
                     cursor = int(v)
                 else:
                     limit = int(v)
-            if cursor < 1 or not 1 <= limit <= MAX_PAGE:
+            # sqlite holds 64-bit integers: a larger cursor raised OverflowError (a 500)
+            if not 1 <= cursor < 2**63 or not 1 <= limit <= MAX_PAGE:
                 raise _invalid(f"cursor must be >= 1 and limit between 1 and {MAX_PAGE}")
             return self.payloads(base_id, rest[0], cursor, limit)
         raise _hook_not_found()  # an unknown webhooks route: the store's bare NOT_FOUND
@@ -289,7 +290,11 @@ class WebhookHub:
             raise _invalid("body accepts notificationUrl and specification")
         url = body.get("notificationUrl")
         if url is not None:
-            parts = urlsplit(url) if isinstance(url, str) else None
+            try:  # "http://[::1/" or a port out of range raise ValueError (a 500, or a dead ping later)
+                parts = urlsplit(url) if isinstance(url, str) else None
+                _ = parts and parts.port
+            except ValueError:
+                parts = None
             if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
                 raise _invalid("notificationUrl must be an http(s) URL")
 

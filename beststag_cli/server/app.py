@@ -488,6 +488,7 @@ _PING_SCHEMA: dict[str, Any] = {
     },
     "required": ["base", "webhook"],
 }
+PING_PULL_WAIT_S = 600.0  # a pull is bounded by feed.max_pages requests; past this the next ping tries again
 
 
 def _feed_puller(settings: Settings, gateway: Any, cache: Any) -> Any:
@@ -497,7 +498,8 @@ def _feed_puller(settings: Settings, gateway: Any, cache: Any) -> Any:
     def pull() -> None:
         journal = gateway.journal
         if journal is not None:
-            service.pull(gateway, journal, cache.schema(), max_pages=settings.feed.max_pages)
+            # waits for another process's pull (cron's), which may have missed the pinged payload
+            service.pull(gateway, journal, cache.schema(), max_pages=settings.feed.max_pages, wait=PING_PULL_WAIT_S)
 
     return Puller(pull)
 

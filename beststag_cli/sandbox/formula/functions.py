@@ -31,6 +31,8 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import quote
 
+import regex as _regex_engine
+
 from . import dates
 from .values import (
     DIV0,
@@ -260,6 +262,9 @@ def _substitute(s: Any, old: Any, new: Any, index: Any = None) -> str:
     if o == "":
         return t
     if index is None:
+        # the result's length first: building it to find it too long allocated up to MAX_TEXT² characters
+        if len(n) > len(o) and len(t) + t.count(o) * (len(n) - len(o)) > MAX_TEXT:
+            raise CoercionError("text too long")
         return _guard(t.replace(o, n))
     idx = _int(index)
     if idx < 1:
@@ -807,9 +812,42 @@ def _workday_diff(start: Any, end: Any, holidays: Any = None) -> int:
 # ---------------------------------------------------------------- regex
 
 
+# Airtable runs RE2, which never backtracks; Python's `re` does, and `(a+)+$` over 36 a's and a "!"
+# takes hours: one filterByFormula would hang the sandbox. The `regex` engine (re-compatible) stops at
+# a timeout; a pattern that timed out once is an error from then on, so a table of such records costs
+# one timeout, not one per record.
+REGEX_TIMEOUT_S = 0.2
+_SLOW_PATTERNS: set[str] = set()
+
+
+class _Timed:
+    """A compiled pattern whose search and sub give up after REGEX_TIMEOUT_S (TimeoutError)."""
+
+    def __init__(self, pattern: str) -> None:
+        self.pattern = pattern
+        self.rx = _regex_engine.compile(pattern)
+        self.groups: int = self.rx.groups
+
+    def _guarded(self, call: Callable[[], Any]) -> Any:
+        if self.pattern in _SLOW_PATTERNS:
+            raise TimeoutError("regex gave up before")
+        try:
+            return call()
+        except TimeoutError:
+            _SLOW_PATTERNS.add(self.pattern)
+            raise
+
+    def search(self, s: str) -> Any:
+        return self._guarded(lambda: self.rx.search(s, timeout=REGEX_TIMEOUT_S))
+
+    def sub(self, repl: Callable[[Any], str], s: str) -> str:
+        out: str = self._guarded(lambda: self.rx.sub(repl, s, timeout=REGEX_TIMEOUT_S))
+        return out
+
+
 @lru_cache(maxsize=256)
-def _regex(pattern: str) -> re.Pattern[str]:
-    return re.compile(pattern)
+def _regex(pattern: str) -> _Timed:
+    return _Timed(pattern)
 
 
 @_register("REGEX_MATCH", 2, 2)
@@ -833,7 +871,7 @@ def _regex_replace(s: Any, pattern: Any, replacement: Any) -> str:
     rx = _regex(to_text(pattern))
     rep = to_text(replacement)
 
-    def expand(m: re.Match[str]) -> str:
+    def expand(m: Any) -> str:
         def group(g: re.Match[str]) -> str:
             if g.group(1) == "$":
                 return "$"
