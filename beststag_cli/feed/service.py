@@ -209,8 +209,14 @@ def _pull(gw: Gateway, journal: Journal, schema: BaseSchema, max_pages: int) -> 
             out.gaps.update(_forget_all(gw, journal, tables, "the webhook is gone"))
             return out
         out.pages += 1
-        payloads = [p for p in (page or {}).get("payloads", []) if isinstance(p, dict)]
-        next_cursor = int((page or {}).get("cursor", cursor + len(payloads)))
+        page = page if isinstance(page, dict) else {}
+        raw_payloads = page.get("payloads", [])
+        payloads = [p for p in raw_payloads if isinstance(p, dict)] if isinstance(raw_payloads, list) else []
+        next_cursor = page.get("cursor", cursor + len(payloads))
+        if isinstance(next_cursor, bool) or not isinstance(next_cursor, int) or next_cursor < cursor:
+            # not Airtable's cursor model (a cursor only grows): nothing of this page can be trusted
+            out.gaps.update(_forget_all(gw, journal, tables, f"Airtable answered an unusable cursor {next_cursor!r}"))
+            return out
         if next_cursor > cursor + len(payloads):
             why = f"payloads {cursor + len(payloads)}–{next_cursor - 1} are no longer kept by Airtable"
             out.gaps.update(_forget_all(gw, journal, tables, why))
@@ -237,7 +243,7 @@ def _pull(gw: Gateway, journal: Journal, schema: BaseSchema, max_pages: int) -> 
                 out.gaps.update(_forget_all(gw, journal, sorted(t.unknown_tables), why))
         state.advance(journal, base, next_cursor, activity)
         cursor = out.cursor = next_cursor
-        if not page.get("mightHaveMore"):
+        if page.get("mightHaveMore") is not True:
             break
         if out.pages >= max_pages:
             out.gaps.update(_forget_all(gw, journal, tables, f"backlog longer than {max_pages} pages (read next pull)"))

@@ -8,6 +8,7 @@ Airtable's after each pull.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -173,3 +174,35 @@ def test_a_covered_table_needs_no_revalidation_listing_while_the_feed_is_fresh(f
         feed.assert_exact()
     finally:
         clock.reset()
+
+
+@pytest.mark.parametrize("cursor", [0, "7", None, True, 1.5])
+def test_an_answer_outside_the_cursor_model_is_a_gap_not_a_crash(feed: Any, cursor: Any) -> None:
+    """Airtable's cursor only grows and is an integer; any other answer (a proxy's, a future format)
+    is a gap for every table, and the stored cursor stays where it was."""
+    import requests
+    from requests.adapters import BaseAdapter
+
+    from beststag_cli.sandbox import SANDBOX_ENDPOINT
+
+    feed.enable()
+    real = feed.gw.api.session.get_adapter(SANDBOX_ENDPOINT + "/")
+
+    class OddCursor(BaseAdapter):
+        def send(self, request: Any, **kw: Any) -> Any:
+            if "/payloads" not in request.url:
+                return real.send(request, **kw)
+            r = requests.Response()
+            r.status_code, r.url, r.request = 200, request.url, request
+            r.headers["Content-Type"] = "application/json"
+            r._content = json.dumps({"payloads": [], "cursor": cursor, "mightHaveMore": False}).encode()
+            return r
+
+        def close(self) -> None:
+            return None
+
+    feed.gw.api.session.mount(SANDBOX_ENDPOINT + "/", OddCursor())
+    start = service.status(feed.journal, SAMPLE_BASE_ID).cursor
+    res = feed.pull()
+    assert set(res.gaps) == {"Tarefas", "Usuários"} and "unusable cursor" in next(iter(res.gaps.values()))
+    assert service.status(feed.journal, SAMPLE_BASE_ID).cursor == start
