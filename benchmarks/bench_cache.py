@@ -415,6 +415,10 @@ class Client:
     def after_read(self, q: int, token: Any, upstream: int, out: Outcome) -> None:
         pass
 
+    def tick(self, now: datetime) -> None:
+        """Before every operation, at its simulated time (bench_feed's client polls the change feed here)."""
+        return None
+
     def close(self) -> None:
         pass
 
@@ -568,6 +572,7 @@ class Beststag(Client):
         ttl_s: int = TTL_S,
         diagnose: bool = False,
         name: str = "",
+        revalidate: bool = True,
     ) -> None:
         from beststag_cli.cache import build_cache
         from beststag_cli.cache.sync import CacheSync
@@ -586,6 +591,7 @@ class Beststag(Client):
         settings.cache.dynamic_ttl.enabled = dynamic
         settings.cache.dynamic_ttl.min_s = 60
         settings.cache.dynamic_ttl.max_s = 1800
+        settings.cache.revalidate = revalidate
         for t in TABLES:
             settings.tables[t] = TableSettings(ttl_s=ttl_s, cache_mode=mode)  # type: ignore[arg-type]
         self.settings = settings
@@ -892,6 +898,7 @@ def run_client(
 
     try:
         for op in ops:
+            client.tick(T0 + timedelta(seconds=op.t))
             if op.kind == "write":
                 if op.outside:
                     flush()
@@ -899,6 +906,7 @@ def run_client(
                     with meter.paused():
                         other.table(env.base, op.table).update(ids[op.ref], op.fields)
                     out.outside_writes += 1
+                    out.extra.setdefault("outside_at", []).append(op.t)
                     continue
                 if not client.batches:
                     clock.set_now(T0 + timedelta(seconds=op.t))
@@ -923,6 +931,7 @@ def run_client(
             if [(inv.get(r["id"], r["id"]), r["fields"]) for r in got] != truth[op.t]:
                 out.stale += 1
                 out.stale_queries[op.query] += 1
+                out.extra.setdefault("stale_at", []).append(op.t)
         flush()
     finally:
         out.wall_s = time.perf_counter() - wall0
@@ -939,6 +948,7 @@ def run_client(
         sandbox.close()
         clock.reset()
     out.reads, out.meta, out.writes = meter.reads, meter.meta, meter.writes
+    out.extra["other_requests"] = meter.other  # e.g. the change feed's payload pages
     _progress(
         f"{label}: {out.reads} reads, {out.writes} writes, {out.stale} stale, "
         f"p50 {out.pct(0.5):.2f} ms, {out.wall_s:.1f} s"

@@ -13,6 +13,8 @@ All keys live in one store (diskcache or Redis: `backend.py`); `B` = base id, `T
     ttl:B:T           the table's dynamic TTL state
     spec:<key>        the query behind a cache key (`cache warm --from-journal` rebuilds it)
     alias:<digest>    raw CLI/webhook request → (table, key): the hit path skips pydantic
+    w:B:T:<id>        the state of a record the cache last applied (while the change feed is on): the feed's
+                      echo of that same state is skipped, so an own write does not invalidate twice
 
 Old generations are never deleted: their entries expire (or are evicted) on their own.
 """
@@ -49,6 +51,9 @@ class Keyspace:
 
     def ttl(self, table: str) -> str:
         return f"ttl:{self.base}:{table}"
+
+    def applied(self, table: str, rid: str) -> str:
+        return f"w:{self.base}:{table}:{rid}"
 
     @staticmethod
     def spec(key: str) -> str:

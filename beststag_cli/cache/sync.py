@@ -92,6 +92,13 @@ def apply_change(m: CacheManager, change: Change) -> dict[str, int]:
     deletes = list(change.deleted)
     upserts = [r for r in change.upserted if "fields" in r]
     counts = {"patched": 0, "dropped": 0}
+    feed_on = feed_enabled(m)
+    if change.source == "feed":
+        upserts, deletes = _without_echoes(m, table, upserts, deletes)
+        if not upserts and not deletes:
+            return counts  # the feed's echo of states the cache has already applied
+    if feed_on:
+        _remember_applied(m, table, upserts, deletes)
     now = clock.now()
     ix = m._index(name, gen)
     for key in ix["q"]:
@@ -254,6 +261,62 @@ def revalidate(m: CacheManager, table: str, gen: int) -> bool:
         m.store.set(key, {"synced_at": started, "ids_at": checked}, expire_s=None)
         m._event("revalidate", table, f"changed:{len(changed)}", nbytes=len(ids or ()))
         return True
+
+
+#: fields whose values Airtable computes (never written): an echo is judged on the others
+_READ_ONLY = frozenset(
+    {"formula", "rollup", "multipleLookupValues", "count", "lastModifiedTime", "createdTime", "autoNumber"}
+    | {"createdBy", "lastModifiedBy", "button"}
+)
+_APPLIED_TTL_S = 86400.0
+_FEED_ON: dict[int, tuple[float, bool]] = {}
+
+
+def feed_enabled(m: CacheManager) -> bool:
+    """Is the change feed on for the cache's base? (asked of the journal at most every 30 s per process)"""
+    now = clock.timestamp()
+    hit = _FEED_ON.get(id(m))
+    if hit is not None and now - hit[0] < 30.0:
+        return hit[1]
+    journal = m.gateway.journal
+    try:
+        on = bool(journal is not None and journal.query("SELECT 1 FROM feed WHERE base = ?", (m.base,)))
+    except Exception:
+        on = False
+    _FEED_ON[id(m)] = (now, on)
+    return on
+
+
+def _stored(info: TableInfo, fields: dict[str, Any]) -> dict[str, Any]:
+    keep = {f.name for f in info.fields if f.type not in _READ_ONLY}
+    return {k: v for k, v in fields.items() if k in keep}
+
+
+def _remember_applied(m: CacheManager, info: TableInfo, upserts: list[Record], deletes: list[str]) -> None:
+    for r in upserts:
+        m.store.set(m.keys.applied(info.name, r["id"]), {"fields": _stored(info, r["fields"])}, expire_s=_APPLIED_TTL_S)
+    for rid in deletes:
+        m.store.set(m.keys.applied(info.name, rid), {"deleted": True}, expire_s=_APPLIED_TTL_S)
+
+
+def _without_echoes(
+    m: CacheManager, info: TableInfo, upserts: list[Record], deletes: list[str]
+) -> tuple[list[Record], list[str]]:
+    """The feed's records and deletions minus those whose state is the one the cache last applied.
+
+    Sound because every application records its state (`_remember_applied`): a record changed by someone
+    else since then differs from it, and is applied (and becomes the remembered state)."""
+    keep_upserts = []
+    for r in upserts:
+        last = m.store.get(m.keys.applied(info.name, r["id"]))
+        if not (isinstance(last, dict) and last.get("fields") == _stored(info, r["fields"])):
+            keep_upserts.append(r)
+    keep_deletes = []
+    for rid in deletes:
+        last = m.store.get(m.keys.applied(info.name, rid))
+        if not (isinstance(last, dict) and last.get("deleted")):
+            keep_deletes.append(rid)
+    return keep_upserts, keep_deletes
 
 
 def feed_point(m: CacheManager, table: str) -> float | None:
