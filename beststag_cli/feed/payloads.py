@@ -34,8 +34,13 @@ class Translation:
     """What one payload says: changes to deliver, and what it cannot say exactly."""
 
     changes: list[Change] = field(default_factory=list)
-    #: table names (or ids, when the schema does not know them) whose changes are not exact here
+    #: table names (or ids, when the schema does not know them) whose changes cannot be applied record by
+    #: record: the sink forgets them (exact: the changes did happen, and are all before this moment)
     unknown_tables: set[str] = field(default_factory=set)
+    #: the payload says changes were lost or cannot be read at all: a gap (the service names it)
+    lost: bool = False
+    #: per table name: records created, updated and deleted, as the payload counts them (applied or not)
+    activity: dict[str, dict[str, int]] = field(default_factory=dict)
     #: the base's schema changed (tables or fields created, changed or destroyed): re-read it
     schema_changed: bool = False
     #: Airtable reported lost changes (an error payload): every table has a gap
@@ -44,6 +49,17 @@ class Translation:
     user_id: str | None = None
     transaction: int | None = None
     timestamp: str | None = None
+
+
+#: field types whose values Airtable computes: a record is whole only with their cells too (a payload that
+#: leaves them out, as the sandbox's do, would replace the cached values with blanks)
+DERIVED_TYPES = frozenset(
+    {"formula", "rollup", "multipleLookupValues", "count", "lastModifiedTime", "lastModifiedBy", "button"}
+)
+
+
+def _derived_missing(table: TableInfo, cells: Mapping[str, Any]) -> bool:
+    return any(f.type in DERIVED_TYPES and f.id not in cells for f in table.fields)
 
 
 def _fields(table: TableInfo, cells: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -70,6 +86,13 @@ def _cells(part: Any) -> dict[str, Any]:
 
 def _table_change(base: str, table: TableInfo, body: Mapping[str, Any], out: Translation) -> Change | None:
     """The table's record changes; None after marking the table unknown when they are not exact."""
+    counted = {
+        "created": len(body.get("createdRecordsById") or {}),
+        "updated": len(body.get("changedRecordsById") or {}),
+        "deleted": len(body.get("destroyedRecordIds") or []),
+    }
+    if any(counted.values()):
+        out.activity[table.name] = counted
     if any(body.get(k) for k in SCHEMA_KEYS):
         out.schema_changed = True
         out.unknown_tables.add(table.name)
@@ -77,7 +100,12 @@ def _table_change(base: str, table: TableInfo, body: Mapping[str, Any], out: Tra
     created, updated = [], []
     for rid, rec in (body.get("createdRecordsById") or {}).items():
         fields = _fields(table, _cells(rec))
-        if fields is None or not isinstance(rec, Mapping) or not rec.get("createdTime"):
+        if (
+            fields is None
+            or not isinstance(rec, Mapping)
+            or not rec.get("createdTime")
+            or _derived_missing(table, _cells(rec))
+        ):
             out.unknown_tables.add(table.name)
             return None
         created.append({"id": rid, "createdTime": rec["createdTime"], "fields": fields})
@@ -92,7 +120,7 @@ def _table_change(base: str, table: TableInfo, body: Mapping[str, Any], out: Tra
             out.unknown_tables.add(table.name)
             return None
         fields = _fields(table, cells)
-        if fields is None:
+        if fields is None or _derived_missing(table, cells):
             out.unknown_tables.add(table.name)
             return None
         updated.append({"id": rid, "fields": fields})
@@ -113,7 +141,7 @@ def translate(payload: Mapping[str, Any], schema: BaseSchema) -> Translation:
     try:
         return _translate(payload, schema)
     except (AttributeError, TypeError, ValueError, KeyError):
-        out = Translation(schema_changed=True)
+        out = Translation(schema_changed=True, lost=True)
         out.unknown_tables.update(t.name for t in schema.tables)
         return out
 
@@ -131,6 +159,7 @@ def _translate(payload: Mapping[str, Any], schema: BaseSchema) -> Translation:
     )
     if payload.get("error"):
         out.error_code = str(payload.get("code") or "unknown")
+        out.lost = True
         out.unknown_tables.update(t.name for t in schema.tables)
         return out
     if payload.get("createdTablesById") or payload.get("destroyedTableIds"):

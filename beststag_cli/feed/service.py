@@ -231,16 +231,17 @@ def _pull(gw: Gateway, journal: Journal, schema: BaseSchema, max_pages: int) -> 
                     continue
                 out.changes += 1
                 out.records += len(ch.record_ids)
-                for kind, n in (
-                    ("created", len(ch.created)),
-                    ("updated", len(ch.updated)),
-                    ("deleted", len(ch.deleted)),
-                ):
+            for table_name, counted in t.activity.items():  # what happened, applied record by record or not
+                for kind, n in counted.items():
                     if n:
-                        activity.append((hour, base, ch.table, kind, t.source or "unknown", t.user_id or "", n))
-            if t.unknown_tables:
-                why = f"payload error {t.error_code}" if t.error_code else "a payload could not be applied exactly"
+                        activity.append((hour, base, table_name, kind, t.source or "unknown", t.user_id or "", n))
+            if t.lost:  # changes were lost (an error payload) or the payload cannot be read: a gap
+                why = f"payload error {t.error_code}" if t.error_code else "a payload could not be read"
                 out.gaps.update(_forget_all(gw, journal, sorted(t.unknown_tables), why))
+            else:  # changes that happened but cannot be applied record by record: forgetting is exact
+                for name in sorted(t.unknown_tables):
+                    if not gw.outside_change(Change.table_may_have_changed(base, name, "feed")):
+                        out.gaps.update(_forget_all(gw, journal, [name], "the cache could not forget a changed table"))
         state.advance(journal, base, next_cursor, activity)
         cursor = out.cursor = next_cursor
         if page.get("mightHaveMore") is not True:

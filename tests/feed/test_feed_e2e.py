@@ -20,9 +20,9 @@ from beststag_cli.query.spec import QuerySpec
 from beststag_cli.sandbox.sample import SAMPLE_BASE_ID
 
 SPECS = [
-    {"table": "Tarefas", "filters": {"status": "A fazer"}, "fields": ["Título", "status"]},
-    {"table": "Tarefas", "sort": [{"field": "Título", "direction": "asc"}], "maxRecords": 5},
-    {"table": "Tarefas"},
+    {"table": "Eventos", "filters": {"tipo": "Reunião"}, "fields": ["Nome", "tipo"]},
+    {"table": "Eventos", "sort": [{"field": "Nome", "direction": "asc"}], "maxRecords": 5},
+    {"table": "Eventos"},
 ]
 
 
@@ -47,7 +47,7 @@ def feed(settings: Any, sandbox: Any) -> Any:
 
     gw, cache = connect(settings, sandbox=sandbox)
     truth = QueryService(Gateway(settings, sandbox=sandbox))
-    other = sandbox.api(retry_strategy=None).table(SAMPLE_BASE_ID, "Tarefas")
+    other = sandbox.api(retry_strategy=None).table(SAMPLE_BASE_ID, "Eventos")
 
     class Feed:
         def __init__(self) -> None:
@@ -55,7 +55,7 @@ def feed(settings: Any, sandbox: Any) -> Any:
             self.journal = gw.journal
 
         def enable(self) -> service.Status:
-            return service.enable(gw, self.journal, ["Tarefas", "Usuários"])
+            return service.enable(gw, self.journal, ["Eventos", "Usuários"])
 
         def pull(self, **kw: Any) -> service.PullResult:
             return service.pull(gw, self.journal, cache.schema(), **kw)
@@ -79,8 +79,8 @@ def test_enable_is_idempotent_and_pull_keeps_the_cache_exact_without_time_passin
     assert [h.id for h in hooks] == [first.webhook_id]  # one webhook, however many enables
     feed.assert_exact()  # every answer cached now
     ids = [r["id"] for r in feed.other.all()]
-    created = feed.other.create({"Título": "fora do beststag", "status": "A fazer"})
-    feed.other.update(ids[0], {"status": "A fazer", "Título": "aaa primeiro"})
+    created = feed.other.create({"Nome": "fora do beststag", "tipo": "Reunião"})
+    feed.other.update(ids[0], {"tipo": "Reunião", "Nome": "aaa primeiro"})
     feed.other.delete(ids[1])
     res = feed.pull()
     assert res.gaps == {} and res.payloads >= 3 and res.records >= 3
@@ -96,9 +96,9 @@ def test_a_deleted_webhook_is_a_gap_for_every_table_and_enable_mends_it(feed: An
     st = feed.enable()
     sandbox.api().base(SAMPLE_BASE_ID).webhook(st.webhook_id).delete()  # gone at Airtable's end
     res = feed.pull()
-    assert set(res.gaps) == {"Tarefas", "Usuários"}
+    assert set(res.gaps) == {"Eventos", "Usuários"}
     status = service.status(feed.journal, SAMPLE_BASE_ID)
-    assert not status.whole and status.broken_reason and {g.table for g in status.gaps} == {"Tarefas", "Usuários"}
+    assert not status.whole and status.broken_reason and {g.table for g in status.gaps} == {"Eventos", "Usuários"}
     mended = feed.enable()
     assert mended.webhook_id != st.webhook_id
     healed = feed.pull()
@@ -108,16 +108,16 @@ def test_a_deleted_webhook_is_a_gap_for_every_table_and_enable_mends_it(feed: An
 
 def test_payloads_the_server_no_longer_keeps_are_a_gap(feed: Any) -> None:
     feed.enable()
-    feed.other.create({"Título": "antigo", "status": "A fazer"})
+    feed.other.create({"Nome": "antigo", "tipo": "Reunião"})
     clock.advance(6 * 86400)
     service.refresh(feed.gw, feed.journal)  # the webhook lives on
     clock.advance(2 * 86400)  # the first payload is now 8 days old: Airtable keeps 7
-    feed.other.create({"Título": "novo", "status": "A fazer"})
+    feed.other.create({"Nome": "novo", "tipo": "Reunião"})
     try:
         res = feed.pull()
     finally:
         clock.reset()
-    assert set(res.gaps) == {"Tarefas", "Usuários"}
+    assert set(res.gaps) == {"Eventos", "Usuários"}
     assert all("no longer kept" in why for why in res.gaps.values())
     feed.assert_exact()  # the gap made the cache forget the tables: still exact
 
@@ -126,9 +126,9 @@ def test_a_backlog_longer_than_max_pages_is_a_gap_until_the_next_pull(feed: Any)
     feed.enable()
     feed.assert_exact()  # answers cached: after the cut pull they must have been forgotten, not kept stale
     for i in range(55):  # one payload a request: 55 payloads, more than a page of 50
-        feed.other.create({"Título": f"lote {i}", "status": "A fazer"})
+        feed.other.create({"Nome": f"lote {i}", "tipo": "Reunião"})
     cut = feed.pull(max_pages=1)
-    assert cut.pages == 1 and set(cut.gaps) == {"Tarefas", "Usuários"}
+    assert cut.pages == 1 and set(cut.gaps) == {"Eventos", "Usuários"}
     feed.assert_exact()
     rest = feed.pull()
     assert rest.gaps == {} and rest.healed
@@ -139,7 +139,7 @@ def test_a_pull_while_another_runs_does_nothing_and_the_cursor_never_goes_back(f
     from filelock import FileLock
 
     feed.enable()
-    feed.other.create({"Título": "durante", "status": "A fazer"})
+    feed.other.create({"Nome": "durante", "tipo": "Reunião"})
     lock = FileLock(str(feed.gw.settings.paths.locks / f"feed-{SAMPLE_BASE_ID}.lock"), timeout=0)
     with lock:  # another process (cron's `feed pull`, serve's loop) is pulling
         busy = feed.pull()
@@ -156,7 +156,7 @@ def test_a_covered_table_needs_no_revalidation_listing_while_the_feed_is_fresh(f
     feed.assert_exact()  # answers cached
     ttl = feed.gw.settings.cache.dynamic_ttl.max_s + 1  # past every TTL, within max_stale_s (kept for revalidation)
     try:
-        feed.other.create({"Título": "de fora", "status": "A fazer"})
+        feed.other.create({"Nome": "de fora", "tipo": "Reunião"})
         clock.advance(ttl)  # every answer expired
         feed.pull()  # the feed is fresh: it was just pulled
         calls.clear()
@@ -166,7 +166,7 @@ def test_a_covered_table_needs_no_revalidation_listing_while_the_feed_is_fresh(f
         assert "list" not in calls, calls
         feed.assert_exact()
         # a feed that was not pulled for a while covers nothing: the old revalidation lists
-        feed.other.create({"Título": "de fora 2", "status": "A fazer"})
+        feed.other.create({"Nome": "de fora 2", "tipo": "Reunião"})
         clock.advance(ttl)
         calls.clear()
         feed.cache.get(QuerySpec.parse(SPECS[0]))
@@ -204,5 +204,45 @@ def test_an_answer_outside_the_cursor_model_is_a_gap_not_a_crash(feed: Any, curs
     feed.gw.api.session.mount(SANDBOX_ENDPOINT + "/", OddCursor())
     start = service.status(feed.journal, SAMPLE_BASE_ID).cursor
     res = feed.pull()
-    assert set(res.gaps) == {"Tarefas", "Usuários"} and "unusable cursor" in next(iter(res.gaps.values()))
+    assert set(res.gaps) == {"Eventos", "Usuários"} and "unusable cursor" in next(iter(res.gaps.values()))
     assert service.status(feed.journal, SAMPLE_BASE_ID).cursor == start
+
+
+def test_an_echo_is_skipped_but_a_later_return_to_the_same_state_is_not(feed: Any) -> None:
+    """Own write S, someone else's T, then back to S: the feed skips only the echo of S (the state the cache
+    applied); T and the return to S are applied, so the cache ends exact without time passing."""
+    from beststag_cli.query.writes import Writer, to_records
+
+    feed.enable()
+    feed.assert_exact()
+    rid = feed.other.all(max_records=1)[0]["id"]
+    mine = {"id": rid, "fields": {"tipo": "Reunião", "Nome": "estado S"}}
+    Writer(feed.gw).write("update", "Eventos", to_records("update", [mine]))  # S, applied at once
+    feed.other.update(rid, {"tipo": "Consulta", "Nome": "estado T"})  # T: only the feed tells
+    feed.other.update(rid, {"tipo": "Reunião", "Nome": "estado S"})  # back to S
+    res = feed.pull()
+    assert res.gaps == {}
+    feed.assert_exact()
+    got = [r for r in feed.cache.get(QuerySpec.parse(SPECS[0])).records if r["id"] == rid]
+    assert got and got[0]["fields"]["Nome"] == "estado S"
+
+
+def test_a_table_with_computed_fields_is_forgotten_not_patched_and_stays_exact(feed: Any, sandbox: Any) -> None:
+    """Tarefas has a lookup and a last-modified time, whose cells the payloads leave out: its record changes
+    cannot replace cached records (they would lose those values), so the feed makes the cache forget the
+    table — exact, not a gap."""
+    tarefas = [
+        {"table": "Tarefas", "filters": {"status": "A fazer"}, "fields": ["Título", "status"]},
+        {"table": "Tarefas"},
+    ]
+    feed.enable()
+    for raw in tarefas:
+        feed.cache.get(QuerySpec.parse(raw))
+    t = sandbox.api(retry_strategy=None).table(SAMPLE_BASE_ID, "Tarefas")
+    rid = t.all(max_records=1)[0]["id"]
+    t.update(rid, {"status": "A fazer", "Título": "mudou lá fora"})
+    res = feed.pull()
+    assert res.gaps == {}
+    for raw in tarefas:
+        spec = QuerySpec.parse(raw)
+        assert _unsigned(feed.cache.get(spec).records) == _unsigned(feed.truth.run(spec).records), raw
