@@ -151,7 +151,7 @@ def test_every_scheduled_run_succeeded(week: Week) -> None:
     expected = cron_events(entries, START, END)
     runs = week.report.runs
     assert [(r.at, r.name) for r in runs] == [(e.at, e.name) for e in expected]
-    assert len(runs) == 7 + 1 + 42 + 7 + 168 + 1 + 672 + 168 + 7 + 1
+    assert len(runs) == 7 + 1 + 42 + 7 + 168 + 1 + 672 + 168 + 7 + 1 + 7  # ... + feed-refresh (daily)
     failed = [(r.at.isoformat(), r.name, r.exit_code, r.stderr) for r in runs if r.exit_code != 0]
     assert failed == []  # no 75 either: no two backup-lock jobs start in the same minute
     assert not any(r.overlapped for r in runs)
