@@ -23,26 +23,15 @@ from typing import TYPE_CHECKING, Any
 
 from .. import clock
 from .fields import format_instant, parse_instant
+from .schema import EVALUATED_TYPES
 from .users import DEFAULT_USER, user_json
 
 if TYPE_CHECKING:
     from .schema import BaseDef, FieldDef, TableDef
     from .store import Rec, SandboxStore
 
-# types whose formula value and cell JSON this module owns
-EVALUATED = frozenset(
-    {
-        "formula",
-        "rollup",
-        "count",
-        "createdBy",
-        "lastModifiedBy",
-        "button",
-        "singleCollaborator",
-        "multipleCollaborators",
-        "barcode",
-    }
-)
+# types whose formula value and cell JSON this module owns (schema.py keeps the one list)
+EVALUATED = EVALUATED_TYPES
 
 
 # ---------------------------------------------------------------- formula values

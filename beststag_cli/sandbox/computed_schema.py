@@ -13,22 +13,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .schema import BaseDef, FieldDef, TableDef
 
-# types whose BaseSpec options this module resolves
-SPEC_TYPES = frozenset(
-    {
-        "formula",
-        "rollup",
-        "count",
-        "createdBy",
-        "lastModifiedBy",
-        "button",
-        "singleCollaborator",
-        "multipleCollaborators",
-        "barcode",
-        "duration",
-        "rating",
-    }
-)
 # rollup aggregations whose result is a number (Airtable's rollup function list)
 _NUMERIC_AGGREGATIONS = ("SUM", "MAX", "MIN", "AVERAGE", "COUNT", "COUNTA", "COUNTALL", "AND", "OR", "XOR")
 _DATE_FORMAT = {"name": "iso", "format": "YYYY-MM-DD"}
@@ -92,7 +76,7 @@ def normalize_result(result: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def resolve_options(base: BaseDef, table: TableDef, f: FieldDef, opts: dict[str, Any]) -> dict[str, Any] | None:
-    """Options of a SPEC_TYPES field from its BaseSpec options (names) or Airtable's (ids)."""
+    """Options of a `schema.SPEC_TYPES` field from its BaseSpec options (names) or Airtable's (ids)."""
     t = f.type
     if t == "duration":
         return {"durationFormat": opts.get("durationFormat", "h:mm")}

@@ -28,6 +28,22 @@ COMPUTED_TYPES = frozenset(
         "button",
     }
 )
+#: computed and people fields: their formula value and cell JSON are computed.py's (one list for both)
+EVALUATED_TYPES = frozenset(
+    {
+        "formula",
+        "rollup",
+        "count",
+        "createdBy",
+        "lastModifiedBy",
+        "button",
+        "singleCollaborator",
+        "multipleCollaborators",
+        "barcode",
+    }
+)
+#: types whose BaseSpec options computed_schema.py resolves
+SPEC_TYPES = EVALUATED_TYPES | {"duration", "rating"}
 TEXT_TYPES = frozenset({"singleLineText", "multilineText", "richText", "email", "url", "phoneNumber"})
 NUMBER_TYPES = frozenset({"number", "percent", "currency", "duration", "rating"})
 SUPPORTED_TYPES = (
@@ -45,17 +61,8 @@ SUPPORTED_TYPES = (
         "multipleRecordLinks",
         "multipleLookupValues",
         "multipleAttachments",
-        # computed and people fields (computed.py)
-        "formula",
-        "rollup",
-        "count",
-        "createdBy",
-        "lastModifiedBy",
-        "button",
-        "singleCollaborator",
-        "multipleCollaborators",
-        "barcode",
     }
+    | EVALUATED_TYPES
 )
 # Types allowed in performUpsert.fieldsToMergeOn (Airtable's documented list).
 MERGE_ON_TYPES = TEXT_TYPES | {"number", "percent", "currency", "singleSelect", "multipleSelects", "date", "dateTime"}
@@ -322,7 +329,7 @@ def build_base(spec: dict[str, Any], base_id: str, rng: random.Random | None = N
     for t in base.tables:
         for f in t.fields:
             opts = dict(f.options or {})
-            if f.type in computed.SPEC_TYPES:
+            if f.type in SPEC_TYPES:
                 try:
                     f.options = computed.resolve_options(base, t, f, opts)
                 except computed.SpecError as e:
