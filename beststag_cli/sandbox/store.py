@@ -341,24 +341,7 @@ class SandboxStore:
         base_id = base_id or new_id("app", self._rng)
         # ids derive from the seed *and* the base: two bases built from one spec never share table ids
         rng = random.Random(f"{seed}:{base_id}") if seed is not None else self._rng
-        base = build_base(spec, base_id, rng)
-
-        def op() -> BaseDef:
-            if self._db.execute("SELECT 1 FROM bases WHERE id=?", (base.id,)).fetchone():
-                raise ValueError(f"base {base.id} exists")
-            taken = {t.id for b in (self._base(i) for i in self.base_ids()) for t in b.tables}
-            if taken & {t.id for t in base.tables}:
-                raise IdsTaken("table ids collide with another base")
-            pos = self._db.execute("SELECT COALESCE(MAX(position), 0) + 1 FROM bases").fetchone()[0]
-            self._db.execute(
-                "INSERT INTO bases VALUES (?, ?, ?, ?)", (base.id, base.name, json.dumps(base.to_json()), pos)
-            )
-            for t in base.tables:
-                self._db.execute("INSERT OR REPLACE INTO counters VALUES (?, 0, 0)", (t.id,))
-            self._commit({t.id for t in base.tables}, base.id)
-            return base
-
-        return self._write(op)
+        return self.insert_base(build_base(spec, base_id, rng))
 
     def insert_base(self, base: BaseDef, *, info: dict[str, Any] | None = None) -> BaseDef:
         """Store a ready BaseDef (ids kept: `sandbox load`, `POST /v0/meta/bases`); ValueError when its id or
