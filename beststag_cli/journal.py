@@ -600,13 +600,17 @@ class Journal:
             _locked_retry(lambda: conn.execute(sql, params))
 
     def _write_many(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
-        conn = self.conn
         rows = list(rows)
+        self._transaction(lambda conn: conn.executemany(sql, rows))
+
+    def _transaction(self, body: Callable[[sqlite3.Connection], Any]) -> None:
+        """`body(conn)` inside BEGIN IMMEDIATE … COMMIT (rolled back on any failure), retried while locked."""
+        conn = self.conn
 
         def run() -> None:
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.executemany(sql, rows)
+                body(conn)
                 conn.execute("COMMIT")
             except BaseException:
                 _rollback(conn)
@@ -825,20 +829,12 @@ class Journal:
 
     def write_many(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> None:
         """Several write statements in one transaction (all or none)."""
-        conn = self.conn
 
-        def run() -> None:
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                for sql, params in statements:
-                    conn.execute(sql, params)
-                conn.execute("COMMIT")
-            except BaseException:
-                _rollback(conn)
-                raise
+        def body(conn: sqlite3.Connection) -> None:
+            for sql, params in statements:
+                conn.execute(sql, params)
 
-        with self._guard():
-            _locked_retry(run)
+        self._transaction(body)
 
     # ---- reading and housekeeping
 
