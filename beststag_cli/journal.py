@@ -821,7 +821,16 @@ class Journal:
     def kv_set(self, key: str, value: str | None) -> None:
         self._write('INSERT OR REPLACE INTO kv ("key", value) VALUES (?, ?)', (key, value))
 
-    # ---- the change feed (beststag_cli/feed/state.py reads and writes these)
+    # ---- the change feed (beststag_cli/feed/state.py writes these; the cache and metrics read them too)
+
+    def feed_row(self, base: str) -> dict[str, Any] | None:
+        """The base's change-feed row (webhook id, MAC secret, cursor, …), or None while the feed is off."""
+        rows = self.query("SELECT * FROM feed WHERE base = ?", (base,))
+        return rows[0] if rows else None
+
+    def feed_gaps(self, base: str) -> list[dict[str, Any]]:
+        """The tables whose changes the feed missed, by name (table_name, since_ts, reason)."""
+        return self.query("SELECT * FROM feed_gaps WHERE base = ? ORDER BY table_name", (base,))
 
     def write(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> None:
         """One write statement, with the journal's lock-retry and telemetry guard."""

@@ -280,7 +280,7 @@ def feed_enabled(m: CacheManager) -> bool:
         return hit[1]
     journal = m.gateway.journal
     try:
-        on = bool(journal is not None and journal.query("SELECT 1 FROM feed WHERE base = ?", (m.base,)))
+        on = journal is not None and journal.feed_row(m.base) is not None
     except Exception:
         on = False
     _FEED_ON[id(m)] = (now, on)
@@ -325,19 +325,17 @@ def feed_point(m: CacheManager, table: str) -> float | None:
     if journal is None:
         return None
     try:
-        rows = journal.query(
-            "SELECT tables, last_pull_ts FROM feed WHERE base = ? AND broken_since_ts IS NULL", (m.base,)
-        )
-        if not rows or rows[0]["last_pull_ts"] is None:
+        row = journal.feed_row(m.base)
+        if row is None or row["broken_since_ts"] is not None or row["last_pull_ts"] is None:
             return None
-        if journal.query("SELECT 1 FROM feed_gaps WHERE base = ? AND table_name = ?", (m.base, table)):
+        if any(g["table_name"] == table for g in journal.feed_gaps(m.base)):
             return None
     except Exception:  # a journal from before the feed, or unreadable: revalidate the old way
         return None
     import json
 
-    tables = json.loads(rows[0]["tables"] or "[]")
-    return float(rows[0]["last_pull_ts"]) if not tables or table in tables else None
+    tables = json.loads(row["tables"] or "[]")
+    return float(row["last_pull_ts"]) if not tables or table in tables else None
 
 
 def _apply_sync(m: CacheManager, info: TableInfo, gen: int, changed: list[Record], ids: set[str] | None) -> bool:

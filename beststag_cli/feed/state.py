@@ -37,10 +37,9 @@ class FeedState:
 
 
 def load(journal: Journal, base: str) -> FeedState | None:
-    rows = journal.query("SELECT * FROM feed WHERE base = ?", (base,))
-    if not rows:
+    r = journal.feed_row(base)
+    if r is None:
         return None
-    r = rows[0]
     return FeedState(
         base=r["base"],
         webhook_id=r["webhook_id"],
@@ -127,8 +126,7 @@ def set_broken(journal: Journal, base: str, reason: str | None) -> None:
 
 
 def gaps(journal: Journal, base: str) -> list[Gap]:
-    rows = journal.query("SELECT * FROM feed_gaps WHERE base = ? ORDER BY table_name", (base,))
-    return [Gap(r["table_name"], float(r["since_ts"]), r["reason"]) for r in rows]
+    return [Gap(r["table_name"], float(r["since_ts"]), r["reason"]) for r in journal.feed_gaps(base)]
 
 
 def heal(journal: Journal, base: str) -> None:

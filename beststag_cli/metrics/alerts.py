@@ -169,18 +169,18 @@ def _feed_alert(settings: Settings, journal: Journal, now: float) -> Alert:
     limit = settings.feed.max_gap_s
     base = settings.base_id or SANDBOX_BASE_ID
     try:
-        rows = journal.query("SELECT broken_since_ts, broken_reason FROM feed WHERE base = ?", (base,))
-        gaps = journal.query("SELECT table_name, since_ts FROM feed_gaps WHERE base = ?", (base,))
+        row = journal.feed_row(base)
+        gaps = journal.feed_gaps(base)
     except Exception:  # a journal from before the feed's migration
-        rows, gaps = [], []
-    if not rows:
+        row, gaps = None, []
+    if row is None:
         return Alert("change_feed", False, None, limit, "seconds", "the change feed is off")
-    since = [t for t in [rows[0]["broken_since_ts"], *(g["since_ts"] for g in gaps)] if t is not None]
+    since = [t for t in [row["broken_since_ts"], *(g["since_ts"] for g in gaps)] if t is not None]
     age = max(0.0, now - min(since)) if since else None
     if age is None:
         return Alert("change_feed", False, 0.0, limit, "seconds", "the change feed is whole")
     tables = sorted(str(g["table_name"]) for g in gaps)
-    why = rows[0]["broken_reason"] or "gaps"
+    why = row["broken_reason"] or "gaps"
     return Alert(
         "change_feed",
         age > limit,

@@ -158,7 +158,7 @@ def feed_changes(journal: Journal, base: str, window: Window) -> dict[str, Any]:
     """Record changes the change feed saw in the window (everyone's, beststag's included): per table and kind,
     per source (`client`, `publicApi`, `formPageSubmission`, `automation`, ...) and the users who made them."""
     try:
-        on = bool(journal.query("SELECT 1 FROM feed WHERE base = ?", (base,)))
+        on = journal.feed_row(base) is not None
         rows = journal.query(
             "SELECT table_name, kind, source, user_id, SUM(n) AS n FROM feed_activity"
             " WHERE base = ? AND hour_ts >= ? AND hour_ts <= ? GROUP BY table_name, kind, source, user_id",
