@@ -57,6 +57,7 @@ REQUIRED_TABLES = frozenset(
         "feed",
         "feed_gaps",
         "feed_activity",
+        "feed_records",
     }
 )
 
@@ -302,6 +303,35 @@ def m005_feed(conn: sqlite3.Connection) -> None:
             n INTEGER NOT NULL,
             PRIMARY KEY (hour_ts, base, table_name, kind, source, user_id)
         )
+        """,
+    )
+
+
+@migration
+def m006_feed_records(conn: sqlite3.Connection) -> None:
+    """The change feed's record log: which records the payloads named, for incremental backups.
+
+    One row per (base, table id, record id): the number of the last payload that named the record and
+    whether it created/updated it (``upsert``) or destroyed it (``destroy``). Table-wide marks use the
+    record ids ``*gap`` (payloads up to that number may be lost), ``*fields`` (the table's fields or
+    metadata changed at that payload) and ``*pruned`` (rows of older payloads were deleted). An
+    incremental backup whose parent was taken at payload N reads the rows of payloads ≥ N instead of
+    listing every record id (beststag_cli/feed/since.py). Written in the same transaction as the
+    cursor, so a pull killed half-way repeats its payloads and ends in the same rows.
+    """
+    _run(
+        conn,
+        """
+        CREATE TABLE feed_records (
+            base TEXT NOT NULL,
+            table_id TEXT NOT NULL,
+            record_id TEXT NOT NULL,
+            payload INTEGER NOT NULL,
+            kind TEXT NOT NULL,
+            note TEXT,
+            PRIMARY KEY (base, table_id, record_id)
+        );
+        CREATE INDEX feed_records_by_payload ON feed_records (base, table_id, payload)
         """,
     )
 

@@ -108,6 +108,8 @@ SANDBOX_EXEMPTIONS = {
 
 #: (component, module of another component) → why the component imports it directly
 COMPONENT_EDGES = {
+    ("backup", "beststag_cli.feed.since"): "an incremental asks the change feed's record log what changed since "
+    "its parent, instead of listing every record id",
     ("feed", "beststag_cli.query.schema"): "payloads name fields by id: the schema gives names and types",
     ("cache", "beststag_cli.query.spec"): "cached answers are keyed by and evaluated for a QuerySpec",
     ("cache", "beststag_cli.query.schema"): "write application works on the table's TableInfo",

@@ -12,7 +12,7 @@ from typing import Any
 
 from beststag_cli.errors import OperationFailed
 
-from .layout import OK, BackupInfo, iter_lines, iter_records, list_backups, safe_rel
+from .layout import OK, BackupInfo, iter_lines, iter_records, list_backups, safe_rel, sha256_file
 
 
 def backup_index(root: Path) -> dict[str, BackupInfo]:
@@ -59,3 +59,21 @@ def table_state(info: BackupInfo, table: str, index: dict[str, BackupInfo]) -> d
         for r in iter_records(b.path / safe_rel(str(e.file))):
             state[r["id"]] = r
     return state
+
+
+def table_ids(info: BackupInfo, table: str, index: dict[str, BackupInfo]) -> set[str]:
+    """The record ids of ``table`` at the time of ``info`` (an incremental's own id list says it whole)."""
+    table_chain(info, table, index)  # the chain must be whole, as for table_state
+    assert info.manifest is not None
+    e = info.manifest.tables[table]
+    full = e.mode == "full"
+    path = info.path / safe_rel(str(e.file if full else e.ids_file))
+    _, digest = sha256_file(path)  # a new backup is built on these ids: verify them before trusting them
+    if digest != (e.sha256 if full else e.ids_sha256):
+        raise OperationFailed(
+            f"backup {info.id}: {path.name} of table {table!r} does not match its manifest",
+            hint=f"beststag backup verify {info.id}",
+        )
+    if full:
+        return {str(r["id"]) for r in iter_records(path)}
+    return set(iter_lines(path))

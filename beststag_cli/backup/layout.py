@@ -125,6 +125,7 @@ def safe_rel(path_text: str) -> str:
 # manifest
 
 _TABLE_ID_RE = re.compile(r"^tbl[A-Za-z0-9]{14}$")
+_WEBHOOK_ID_RE = re.compile(r"^ach[A-Za-z0-9]{14}$")
 
 
 class ManifestError(ValueError):
@@ -258,6 +259,14 @@ class TableEntry:
     parent: str | None = None
     attachments: int = 0
     error: str | None = None
+    #: the change feed's position before this table was read (webhook id, payload cursor): an incremental
+    #: on top of this entry reads the feed's record log from there (beststag_cli/feed/since.py)
+    feed_webhook: str | None = None
+    feed_cursor: int = 0
+    #: how an incremental learnt what changed: "feed" (the record log) or "listing" (every id, and a
+    #: LAST_MODIFIED_TIME() filter); `fallback` says why the feed was not used
+    changes: str = "listing"
+    fallback: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = dict(vars(self))
@@ -294,6 +303,10 @@ class TableEntry:
             parent=v.opt_backup_id("parent"),
             attachments=v.count("attachments"),
             error=v.opt_text("error"),
+            feed_webhook=v.opt_text("feed_webhook", pattern=_WEBHOOK_ID_RE),
+            feed_cursor=v.count("feed_cursor"),
+            changes=v.choice("changes", ("listing", "feed"), "listing"),
+            fallback=v.opt_text("fallback"),
         )
         if e.status == OK:  # what a restore needs from a good table (verify checks the files themselves)
             if e.file is None:

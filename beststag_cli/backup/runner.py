@@ -48,7 +48,7 @@ from beststag_cli.logs import log_event
 from beststag_cli.names import did_you_mean
 from beststag_cli.progress import Reporter, Task, guard
 
-from .chain import table_chain
+from .chain import table_chain, table_ids
 from .layout import (
     ATTACHMENTS,
     BACKUP_ID_RE,
@@ -76,6 +76,7 @@ from .layout import (
 from .verify import verify_dir
 
 if TYPE_CHECKING:
+    from beststag_cli.feed.since import CatchUp, RecordChanges
     from beststag_cli.gateway.api import Gateway
     from beststag_cli.journal import Journal
 
@@ -103,6 +104,10 @@ INTERRUPTED = "interrupted"
 #: how long an interrupted run waits for its in-flight table workers (each ends at its next page)
 _STOP_WAIT_S = 30.0
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+#: how long a backup waits for another pull of the change feed (serve's loop, cron's) to finish
+_FEED_WAIT_S = 10.0
+#: records fetched again by id per request (a page; the formula stays well within a URL)
+_FEED_BATCH = 100
 
 
 @dataclass
@@ -230,6 +235,8 @@ class _Ctx:
     stop: threading.Event = field(default_factory=threading.Event)
     #: an error that ends the whole run (not one table's failure): a full disk
     fatal: errors.BestStagError | None = None
+    #: the change feed's catch-up before any table was read (None: no journal)
+    feed: CatchUp | None = None
 
     def airtable_now(self) -> datetime:
         """Airtable's clock (see :class:`AirtableClock`); the local clock only if no answer had a Date."""
@@ -467,10 +474,13 @@ def _run(
         airtable=airtable,
     )
     warnings: list[str] = []
+    ctx.feed = _feed_catch_up(settings, gateway, schema)
     airtable_now = ctx.airtable_now()
     plans = {n: _plan_table(backup_type, n, by_name[n]["id"], backups, airtable_now, warnings) for n in names}
     for w in warnings:
         log_event("backup.parent_refused", _level=30, backup_id=backup_id, warning=w)
+    for n, plan in plans.items():
+        _plan_feed(ctx, n, plan, backups)
 
     entries = _run_tables(ctx, names, plans)
     if ctx.fatal is not None:
@@ -525,6 +535,7 @@ def _run(
         ) from None
     _fsync_dir(final.parent)
     (final / RUN_INFO).unlink(missing_ok=True)
+    _prune_feed_log(ctx, plans, entries)
     return BackupResult(m, final, failed, warnings=warnings)
 
 
@@ -574,6 +585,10 @@ class _TablePlan:
     mode: str
     parent: str | None = None
     since: datetime | None = None
+    #: an incremental's changes from the feed's record log (None: from a listing, for `fallback`'s reason)
+    feed: RecordChanges | None = None
+    fallback: str | None = None
+    parent_cursor: int = 0
 
 
 def _plan_table(
@@ -611,6 +626,60 @@ def _plan_table(
             continue  # its chain is broken: an incremental on top of it could never be restored
         return _TablePlan(table_id, "incremental", parent=b.id, since=as_of - SAFETY_OVERLAP)
     return _TablePlan(table_id, "full")
+
+
+def _feed_catch_up(settings: Settings, gateway: Gateway, schema: dict[str, Any]) -> CatchUp | None:
+    """Pull the change feed up to now (when it is on), so its record log can stand in for id listings."""
+    journal = gateway.journal
+    if journal is None:
+        return None
+    from beststag_cli.feed.since import catch_up
+
+    feed = catch_up(gateway, journal, schema, max_pages=settings.feed.max_pages, wait=_FEED_WAIT_S)
+    if feed.point is not None:
+        log_event("backup.feed", cursor=feed.point.cursor, usable=feed.reason is None, reason=feed.reason)
+    return feed
+
+
+def _plan_feed(ctx: _Ctx, name: str, plan: _TablePlan, backups: list[BackupInfo]) -> None:
+    """An incremental uses the feed's record log when it is whole since the parent; else why not."""
+    if plan.mode != "incremental":
+        return
+    feed = ctx.feed
+    if feed is None or feed.point is None or feed.reason is not None:
+        plan.fallback = feed.reason if feed is not None and feed.reason else "the change feed is off"
+        return
+    parent = next(b for b in backups if b.id == plan.parent)
+    assert parent.manifest is not None
+    pe = parent.manifest.tables[name]
+    if pe.feed_webhook is None or not pe.feed_cursor:
+        plan.fallback = f"the parent {parent.id} was taken without the change feed"
+        return
+    from beststag_cli.feed.since import Point, changes_since
+
+    journal = ctx.gateway.journal
+    assert journal is not None
+    got = changes_since(journal, ctx.gateway.base_id, plan.table_id, Point(pe.feed_webhook, pe.feed_cursor), feed.point)
+    if isinstance(got, str):
+        plan.fallback = got
+        return
+    plan.feed, plan.parent_cursor = got, pe.feed_cursor
+
+
+def _prune_feed_log(ctx: _Ctx, plans: dict[str, _TablePlan], entries: dict[str, TableEntry]) -> None:
+    """A table whose incremental used the log no longer needs its rows before its parent's point (a later
+    incremental starts from this backup's point; one from an older parent falls back, told by the mark)."""
+    journal = ctx.gateway.journal
+    for name, plan in plans.items():
+        e = entries.get(name)
+        if journal is None or plan.feed is None or e is None or e.status != OK:
+            continue
+        from beststag_cli.feed.since import prune
+
+        try:
+            prune(journal, ctx.gateway.base_id, plan.table_id, plan.parent_cursor)
+        except sqlite3.Error as err:  # the backup is in place; the log is pruned next time
+            log_event("backup.feed_prune_failed", _level=30, table=name, error=str(err)[:200])
 
 
 def _ago(delta: timedelta) -> str:
@@ -736,7 +805,12 @@ def _backup_table(ctx: _Ctx, name: str, plan: _TablePlan) -> TableEntry:
         mode=plan.mode,
         parent=plan.parent,
         since=iso(plan.since) if plan.since else None,
+        changes="feed" if plan.feed is not None else "listing",
+        fallback=plan.fallback,
     )
+    point = ctx.feed.point if ctx.feed is not None else None
+    if point is not None:  # taken before this table is read: what its listing missed is after it
+        entry.feed_webhook, entry.feed_cursor = point.webhook, point.cursor
     # Airtable's time before the first listing request: every change after it is in this run or the next
     entry.as_of = iso(ctx.airtable_now())
     tdef = ctx.schema_tables[name]
@@ -749,7 +823,9 @@ def _backup_table(ctx: _Ctx, name: str, plan: _TablePlan) -> TableEntry:
     log_event("backup.table_started", table=name, mode=plan.mode, parent=plan.parent, since=entry.since)
     try:
         gw = ctx.gateway
-        if plan.mode == "incremental":
+        if plan.feed is not None:
+            pages = _feed_pages(ctx, name, plan, plan.feed, entry, writers)
+        elif plan.mode == "incremental":
             # ids first: a record created after this listing shows up among the changes below, so
             # (parent ∩ ids) ∪ changes never misses a record that exists when the run ends
             rel = table_file(name, plan.table_id, "ids", ctx.compression)
@@ -816,6 +892,39 @@ def _backup_table(ctx: _Ctx, name: str, plan: _TablePlan) -> TableEntry:
         seconds=round(time.monotonic() - t0, 3),
     )
     return entry
+
+
+def _feed_pages(
+    ctx: _Ctx, name: str, plan: _TablePlan, changes: RecordChanges, entry: TableEntry, writers: list[LineWriter]
+) -> Iterator[list[dict[str, Any]]]:
+    """The records the feed named, fetched again by id (a page of 100 a request); the id list is the
+    parent's minus what the feed saw destroyed — and minus what it named but is gone by now — plus what
+    was fetched. Pages are yielded as they come; the id list is written once the last one is in."""
+    index = {b.id: b for b in list_backups(ctx.settings.paths.backups)}
+    parent = index.get(str(plan.parent))
+    if parent is None:
+        raise errors.OperationFailed(f"the parent {plan.parent} of {name} is gone")
+    ids = table_ids(parent, name, index) - changes.destroyed
+    wanted = sorted(changes.upserted)
+    found: set[str] = set()
+    ids_task = ctx.progress.task(f"backup {name} (changes from the feed)")
+    for i in range(0, len(wanted), _FEED_BATCH):
+        batch = wanted[i : i + _FEED_BATCH]
+        formula = "OR(" + ",".join(f"RECORD_ID()='{rid}'" for rid in batch) + ")"
+        for page in ctx.gateway.iterate(name, formula=formula):
+            _check_stop(ctx)
+            found.update(str(r["id"]) for r in page)
+            ids_task.advance(len(page))
+            yield page
+    ids = (ids - set(wanted)) | found  # named but not found: deleted after the feed was read
+    rel = table_file(name, plan.table_id, "ids", ctx.compression)
+    w = LineWriter(ctx.partial / rel, ctx.compression)
+    writers.append(w)
+    for rid in sorted(ids):
+        w.write_line(rid)
+    entry.ids_file, entry.ids = rel, w.lines
+    entry.ids_bytes, entry.ids_sha256 = w.close()
+    ids_task.done(f"{len(found):,} of {len(wanted):,} named records, {len(changes.destroyed):,} destroyed")
 
 
 def _check_stop(ctx: _Ctx) -> None:

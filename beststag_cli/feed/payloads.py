@@ -181,3 +181,39 @@ def _translate(payload: Mapping[str, Any], schema: BaseSchema) -> Translation:
 
 def _table_name(schema: BaseSchema, table_id: str) -> str:
     return next((t.name for t in schema.tables if t.id == table_id), table_id)
+
+
+def touched(payload: Mapping[str, Any]) -> list[tuple[str, str, str]] | None:
+    """(table id, record id, kind) for every record `payload` names — ``upsert`` (created or changed) or
+    ``destroy`` — and a ``*fields`` mark for a table whose fields or metadata changed, or ``*gap`` for a
+    table destroyed; None for an error payload or one whose shape cannot be read (changes may be lost).
+
+    Unlike `translate`, this needs no cell values and no schema: an incremental backup only needs to
+    know which records to fetch again and which are gone."""
+    if not isinstance(payload, Mapping) or payload.get("error"):
+        return None
+    out: list[tuple[str, str, str]] = []
+    try:
+        for tid in payload.get("destroyedTableIds") or ():
+            out.append((str(tid), "*gap", "gap"))
+        tables = payload.get("changedTablesById") or {}
+        if not isinstance(tables, Mapping):
+            return None
+        for tid, body in tables.items():
+            if not isinstance(body, Mapping):
+                return None
+            if any(body.get(k) for k in SCHEMA_KEYS):
+                out.append((str(tid), "*fields", "fields"))
+            for key in ("createdRecordsById", "changedRecordsById"):
+                part = body.get(key) or {}
+                if not isinstance(part, Mapping):
+                    return None
+                out += [(str(tid), str(rid), "upsert") for rid in part]
+            destroyed = body.get("destroyedRecordIds") or []
+            if not isinstance(destroyed, list):
+                return None
+            out += [(str(tid), str(rid), "destroy") for rid in destroyed]  # after upserts: a record made
+            # and destroyed within one payload ends destroyed
+    except (AttributeError, TypeError):
+        return None
+    return out

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from .. import clock, errors
 from ..gateway.changes import Change
 from . import state
-from .payloads import translate
+from .payloads import touched, translate
 
 if TYPE_CHECKING:
     from ..gateway.api import Gateway
@@ -215,14 +215,23 @@ def _pull(gw: Gateway, journal: Journal, schema: BaseSchema, max_pages: int) -> 
         next_cursor = page.get("cursor", cursor + len(payloads))
         if isinstance(next_cursor, bool) or not isinstance(next_cursor, int) or next_cursor < cursor:
             # not Airtable's cursor model (a cursor only grows): nothing of this page can be trusted
-            out.gaps.update(_forget_all(gw, journal, tables, f"Airtable answered an unusable cursor {next_cursor!r}"))
+            why = f"Airtable answered an unusable cursor {next_cursor!r}"
+            state.log_marks(journal, base, [_gap_row(cursor, why)])
+            out.gaps.update(_forget_all(gw, journal, tables, why))
             return out
+        log: list[state.LogRow] = []  # the record log (incremental backups): what each payload named
         if next_cursor > cursor + len(payloads):
             why = f"payloads {cursor + len(payloads)}–{next_cursor - 1} are no longer kept by Airtable"
+            log.append(_gap_row(next_cursor - 1, why))
             out.gaps.update(_forget_all(gw, journal, tables, why))
         activity: list[tuple[Any, ...]] = []
-        for p in payloads:
+        for number, p in enumerate(payloads, start=cursor):
             out.payloads += 1
+            named = touched(p)
+            if named is None:
+                log.append(_gap_row(number, f"payload {number} reports lost changes or cannot be read"))
+            else:
+                log += [(tid, rid, number, kind, None) for tid, rid, kind in named]
             t = translate(p, schema)
             hour = _hour(t.timestamp)
             for ch in t.changes:
@@ -242,7 +251,7 @@ def _pull(gw: Gateway, journal: Journal, schema: BaseSchema, max_pages: int) -> 
                 for name in sorted(t.unknown_tables):
                     if not gw.outside_change(Change.table_may_have_changed(base, name, "feed")):
                         out.gaps.update(_forget_all(gw, journal, [name], "the cache could not forget a changed table"))
-        state.advance(journal, base, next_cursor, activity)
+        state.advance(journal, base, next_cursor, activity, log)
         cursor = out.cursor = next_cursor
         if page.get("mightHaveMore") is not True:
             break
@@ -257,6 +266,11 @@ def _pull(gw: Gateway, journal: Journal, schema: BaseSchema, max_pages: int) -> 
             state.heal(journal, base)
             out.healed = True
     return out
+
+
+def _gap_row(payload: int, why: str) -> state.LogRow:
+    """A base-wide gap in the record log: payloads up to `payload` may have named records it lacks."""
+    return (state.ALL_TABLES, state.GAP, payload, "gap", why)
 
 
 def _hour(ts: str | None) -> float:

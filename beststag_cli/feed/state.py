@@ -63,6 +63,7 @@ def save_new(
         [
             ("DELETE FROM feed WHERE base = ?", (base,)),
             ("DELETE FROM feed_gaps WHERE base = ?", (base,)),
+            ("DELETE FROM feed_records WHERE base = ?", (base,)),  # numbered by the old webhook's payloads
             (
                 "INSERT INTO feed (base, webhook_id, mac_secret, cursor, expiration, tables, created_ts,"
                 " continuous_since_ts) VALUES (?, ?, ?, 1, ?, ?, ?, ?)",
@@ -74,7 +75,11 @@ def save_new(
 
 def forget(journal: Journal, base: str) -> None:
     journal.write_many(
-        [("DELETE FROM feed WHERE base = ?", (base,)), ("DELETE FROM feed_gaps WHERE base = ?", (base,))]
+        [
+            ("DELETE FROM feed WHERE base = ?", (base,)),
+            ("DELETE FROM feed_gaps WHERE base = ?", (base,)),
+            ("DELETE FROM feed_records WHERE base = ?", (base,)),
+        ]
     )
 
 
@@ -82,11 +87,33 @@ def set_expiration(journal: Journal, base: str, expiration: str | None) -> None:
     journal.write("UPDATE feed SET expiration = ? WHERE base = ?", (expiration, base))
 
 
-def advance(journal: Journal, base: str, cursor: int, activity: list[tuple[Any, ...]]) -> None:
-    """The cursor after a page of payloads whose changes were delivered, with the page's activity rows."""
+#: one row of the record log: (table id, record id or a table-wide mark, payload number, kind, note)
+LogRow = tuple[str, str, int, str, str | None]
+#: table-wide marks of the record log (their rows' record id; see journal.m006_feed_records)
+GAP, FIELDS, PRUNED = "*gap", "*fields", "*pruned"
+#: the table id of base-wide marks (a gap in every table, including tables the pull's schema does not know)
+ALL_TABLES = "*"
+
+_LOG_UPSERT = (
+    "INSERT INTO feed_records (base, table_id, record_id, payload, kind, note) VALUES (?,?,?,?,?,?)"
+    " ON CONFLICT (base, table_id, record_id) DO UPDATE SET payload = excluded.payload, kind = excluded.kind,"
+    " note = excluded.note WHERE excluded.payload >= feed_records.payload"
+)
+
+
+def _log_statements(base: str, rows: list[LogRow]) -> list[tuple[str, Any]]:
+    return [(_LOG_UPSERT, (base, *row)) for row in rows]
+
+
+def advance(
+    journal: Journal, base: str, cursor: int, activity: list[tuple[Any, ...]], records: list[LogRow] | None = None
+) -> None:
+    """The cursor after a page of payloads whose changes were delivered, with the page's activity rows and
+    record-log rows (one transaction: a pull killed before it repeats the page and writes the same rows)."""
     statements: list[tuple[str, Any]] = [
         ("UPDATE feed SET cursor = ?, last_pull_ts = ? WHERE base = ?", (cursor, clock.timestamp(), base))
     ]
+    statements += _log_statements(base, records or [])
     statements += [
         (
             "INSERT INTO feed_activity (hour_ts, base, table_name, kind, source, user_id, n) VALUES (?,?,?,?,?,?,?)"
@@ -96,6 +123,37 @@ def advance(journal: Journal, base: str, cursor: int, activity: list[tuple[Any, 
         for row in activity
     ]
     journal.write_many(statements)
+
+
+def log_marks(journal: Journal, base: str, rows: list[LogRow]) -> None:
+    """Table-wide marks written outside a page's transaction (a page whose cursor cannot be trusted)."""
+    journal.write_many(_log_statements(base, rows))
+
+
+def log_since(journal: Journal, base: str, table_id: str, payload: int) -> list[dict[str, Any]]:
+    """The record-log rows of `table_id` for payloads ≥ `payload`, with the table's `*pruned` mark if any."""
+    return journal.query(
+        "SELECT record_id, payload, kind, note FROM feed_records WHERE base = ? AND table_id IN (?, ?)"
+        " AND (payload >= ? OR record_id = ?) ORDER BY payload",
+        (base, table_id, ALL_TABLES, payload, PRUNED),
+    )
+
+
+def prune_log(journal: Journal, base: str, table_id: str, below: int) -> None:
+    """Forget the rows of payloads before `below` (no backup needs them), leaving a `*pruned` mark."""
+    journal.write_many(
+        [
+            (
+                "DELETE FROM feed_records WHERE base = ? AND table_id = ? AND payload < ? AND record_id != ?",
+                (base, table_id, below, PRUNED),
+            ),
+            (
+                "INSERT INTO feed_records (base, table_id, record_id, payload, kind, note) VALUES (?,?,?,?,?,?)"
+                " ON CONFLICT (base, table_id, record_id) DO UPDATE SET payload = MAX(payload, excluded.payload)",
+                (base, table_id, PRUNED, below, "pruned", None),
+            ),
+        ]
+    )
 
 
 def mark_gaps(journal: Journal, base: str, tables: set[str], reason: str) -> None:
