@@ -31,7 +31,9 @@ def _fmt(value: Any) -> str:
 def _list_names(stream: Any) -> None:
     names = available()
     print("available benchmarks: " + (", ".join(names) if names else "(none)"), file=stream)
-    print("usage: ./scripts/bench NAME [--quick] [--json]", file=stream)
+    print(
+        "usage: ./scripts/bench NAME [--quick] [--json] [--PART ...]  (a benchmark's parts: one flag each)", file=stream
+    )
 
 
 def render(result: dict[str, Any]) -> None:
@@ -80,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("name", nargs="?", help="benchmark name: " + ", ".join(available()))
     parser.add_argument("--quick", action="store_true", help="smaller data set, fewer repeats")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
     if args.name is None:
         _list_names(sys.stdout)
         return 0
@@ -89,8 +91,15 @@ def main(argv: list[str] | None = None) -> int:
         _list_names(sys.stderr)
         return 2
     module = load(args.name)
+    parts: dict[str, str] = getattr(module, "PARTS", {})
+    chosen = [a[2:] for a in extra]
+    unknown = [a for a, p in zip(extra, chosen, strict=True) if not a.startswith("--") or p not in parts]
+    if unknown:
+        flags = ", ".join(f"--{p} ({what})" for p, what in parts.items()) or "none"
+        print(f"benchmark {args.name}: unknown option {unknown[0]!r}; its parts: {flags}", file=sys.stderr)
+        return 2
     t0 = time.perf_counter()
-    result = dict(module.run(quick=args.quick))
+    result = dict(module.run(quick=args.quick, parts=chosen) if chosen else module.run(quick=args.quick))
     result.setdefault("benchmark", args.name)
     result.setdefault("quick", args.quick)
     result["wall_s"] = round(time.perf_counter() - t0, 3)
