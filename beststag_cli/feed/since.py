@@ -19,6 +19,7 @@ rows were pruned.
 from __future__ import annotations
 
 import re
+import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +72,8 @@ def catch_up(gw: Gateway, journal: Journal, schema: dict[str, Any], *, max_pages
         res = service.pull(gw, journal, BaseSchema.from_json(gw.base_id, schema), max_pages=max_pages, wait=wait)
     except errors.BestStagError as e:
         reason = f"the change feed could not be read ({e.message})"
+    except (OSError, sqlite3.Error) as e:  # its lock file or the journal: the backup goes on without the feed
+        reason = f"the change feed could not be read ({type(e).__name__}: {str(e)[:120]})"
     else:
         if res.skipped:
             reason = f"another pull of the change feed was still running after {wait:g} s"

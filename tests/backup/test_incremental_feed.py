@@ -21,6 +21,7 @@ from beststag_cli.backup.restore import execute_restore, known_mappings, plan_re
 from beststag_cli.backup.runner import run_backup
 from beststag_cli.feed import service, since, state
 from beststag_cli.gateway.api import Gateway
+from beststag_cli.query.schema import BaseSchema
 from beststag_cli.sandbox.sample import SAMPLE_BASE_ID
 
 from .conftest import assert_same_state, empty_target, snapshot
@@ -313,5 +314,61 @@ def test_a_backlog_longer_than_max_pages_falls_back(twins: Twins) -> None:
     why = _fallbacks(twins)
     assert all(w and "backlog longer than 1 pages" in w for w in why.values()), why
     m = twins.backup("feed", "incremental")[0]
+    for t in TABLES:
+        assert _state_at(twins.feed_settings, m.id, t) == _live(twins.feed, t)
+
+
+def test_an_error_payload_is_a_gap_for_the_cache_and_for_the_next_incremental(twins: Twins) -> None:
+    """Airtable's `{"error": true, "code": …}` payload says the webhook lost changes: the pull names a gap in
+    every table, the cursor moves past it, and the incremental built across it lists instead."""
+    import json
+
+    import requests
+    from requests.adapters import BaseAdapter
+
+    from beststag_cli.sandbox import SANDBOX_ENDPOINT
+
+    twins.enable()
+    twins.backup("feed", "complete")
+    twins.outside_changes("antes")
+    session = twins.feed.api.session
+    real = session.get_adapter(SANDBOX_ENDPOINT + "/")
+
+    class OneErrorPayload(BaseAdapter):  # what Airtable answered: the real page with an error payload added
+        done = False
+
+        def send(self, request: Any, **kw: Any) -> Any:
+            resp = real.send(request, **kw)
+            if "/payloads" not in request.url or OneErrorPayload.done:
+                return resp
+            OneErrorPayload.done = True
+            page = resp.json()
+            page["payloads"].append(
+                {
+                    "timestamp": "2026-01-01T00:00:00.000Z",
+                    "baseTransactionNumber": 0,
+                    "payloadFormat": "v0",
+                    "error": True,
+                    "code": "INVALID_FILTERS",
+                }
+            )
+            page["cursor"] += 1
+            r = requests.Response()
+            r.status_code, r.url, r.request = 200, request.url, request
+            r.headers["Content-Type"] = "application/json"
+            r._content = json.dumps(page).encode()
+            return r
+
+        def close(self) -> None:
+            return None
+
+    session.mount(SANDBOX_ENDPOINT + "/", OneErrorPayload())
+    res = service.pull(twins.feed, twins.journal, BaseSchema.from_json(SAMPLE_BASE_ID, twins.feed.schema()))
+    session.mount(SANDBOX_ENDPOINT + "/", real)
+    assert set(res.gaps) >= set(TABLES) and all("INVALID_FILTERS" in w for w in res.gaps.values())
+    why = _fallbacks(twins)
+    assert all(w and "gap" in w and "lost changes" in w for w in why.values()), why
+    m = twins.backup("feed", "incremental")[0]
+    assert all(m.tables[t].changes == "feed" for t in TABLES)
     for t in TABLES:
         assert _state_at(twins.feed_settings, m.id, t) == _live(twins.feed, t)
