@@ -372,3 +372,17 @@ def test_an_error_payload_is_a_gap_for_the_cache_and_for_the_next_incremental(tw
     assert all(m.tables[t].changes == "feed" for t in TABLES)
     for t in TABLES:
         assert _state_at(twins.feed_settings, m.id, t) == _live(twins.feed, t)
+
+
+def test_a_planted_link_at_the_feed_lock_lets_the_backup_list_and_touches_nothing(twins: Twins, tmp_path: Path) -> None:
+    twins.enable()
+    twins.backup("feed", "complete")
+    outside = tmp_path / "not-ours.txt"
+    outside.write_text("keep me")
+    locks = twins.feed_settings.paths.locks
+    (locks / f"feed-{SAMPLE_BASE_ID}.lock").unlink(missing_ok=True)
+    (locks / f"feed-{SAMPLE_BASE_ID}.lock").symlink_to(outside)
+    twins.outside_changes("1")
+    why = _fallbacks(twins)
+    assert all(w and "could not be read" in w for w in why.values()), why
+    assert outside.read_text() == "keep me"
