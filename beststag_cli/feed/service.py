@@ -195,12 +195,47 @@ def pull(gw: Gateway, journal: Journal, schema: BaseSchema, *, max_pages: int = 
         return _pull(gw, journal, schema, max_pages)
 
 
+#: within this long of the expiry we last heard of, a pull first asks Airtable whether the webhook lives
+EXPIRY_CHECK_S = 86400.0
+
+
+def _expired(gw: Gateway, journal: Journal, st: state.FeedState) -> str | None:
+    """Why the webhook no longer records changes, or None. An expired webhook still serves its past
+    payloads (for 7 more days) but records nothing new: an empty page would read as "nothing changed".
+    Listing payloads extends its life, so the expiry we stored is a lower bound; near it (a day's
+    margin for clock skew) a pull asks Airtable (one request) and stores what it says."""
+    exp = _instant(st.expiration)
+    if exp is None or clock.timestamp() < exp - EXPIRY_CHECK_S:
+        return None
+    hook = _listed(gw).get(st.webhook_id)
+    if hook is None:
+        return "the webhook no longer exists at Airtable (expired or deleted)"
+    if hook.get("isHookEnabled") is False:
+        return f"the webhook expired at {hook.get('expirationTime') or st.expiration} (refresh it daily: feed refresh)"
+    state.set_expiration(journal, gw.base_id, hook.get("expirationTime") or st.expiration)
+    return None
+
+
+def _instant(ts: str | None) -> float | None:
+    from datetime import datetime
+
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() if ts else None
+    except ValueError:
+        return None
+
+
 def _pull(gw: Gateway, journal: Journal, schema: BaseSchema, max_pages: int) -> PullResult:
     base = gw.base_id
     st = _require(journal, base)
     out = PullResult(base, cursor=st.cursor)
     tables = list(st.tables) or [t.name for t in schema.tables]
     cursor = st.cursor
+    dead = _expired(gw, journal, st)
+    if dead is not None:
+        state.set_broken(journal, base, dead)
+        out.gaps.update(_forget_all(gw, journal, tables, dead))
+        return out
     while True:
         try:
             page = gw.api.request("get", _url(gw, st.webhook_id, "payloads"), params={"cursor": cursor, "limit": PAGE})

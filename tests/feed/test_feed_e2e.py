@@ -246,3 +246,37 @@ def test_a_table_with_computed_fields_is_forgotten_not_patched_and_stays_exact(f
     for raw in tarefas:
         spec = QuerySpec.parse(raw)
         assert _unsigned(feed.cache.get(spec).records) == _unsigned(feed.truth.run(spec).records), raw
+
+
+def test_an_expired_webhook_is_a_gap_though_its_old_payloads_still_list(feed: Any) -> None:
+    """Airtable keeps an expired webhook's past payloads listable for 7 more days but records nothing new:
+    an empty page must not read as "nothing changed"."""
+    feed.enable()
+    feed.assert_exact()
+    try:
+        clock.advance(7 * 86400 + 60)  # no refresh, no pull: the webhook expired a minute ago
+        feed.other.create({"Nome": "depois do fim", "tipo": "Reunião"})
+        res = feed.pull()
+        status = service.status(feed.journal, SAMPLE_BASE_ID)
+    finally:
+        clock.reset()
+    assert set(res.gaps) == {"Eventos", "Usuários"} and all("expired" in w for w in res.gaps.values()), res.gaps
+    assert status.broken_reason and "expired" in status.broken_reason
+    feed.assert_exact()  # forgotten, so read again: the new record is there
+
+
+def test_pulls_keep_the_webhook_alive_and_the_expiry_check_learns_it(feed: Any, sandbox: Any) -> None:
+    """Listing payloads extends an active webhook's life at Airtable; near the expiry beststag stored, a
+    pull asks (one request) and stores the later one instead of calling the feed broken."""
+    first = feed.enable().expiration
+    try:
+        clock.advance(3 * 86400)
+        assert feed.pull().gaps == {}  # extends the webhook's life at Airtable's end to day 10
+        clock.advance(int(3.5 * 86400))  # day 6.5: within a day of the stored expiry (day 7)
+        feed.other.create({"Nome": "ainda vivo", "tipo": "Reunião"})
+        res = feed.pull()
+        later = service.status(feed.journal, SAMPLE_BASE_ID).expiration
+    finally:
+        clock.reset()
+    assert res.gaps == {} and res.payloads == 1
+    assert later is not None and first is not None and later > first
