@@ -494,6 +494,7 @@ _PING_SCHEMA: dict[str, Any] = {
     "required": ["base", "webhook"],
 }
 PING_PULL_WAIT_S = 600.0  # a pull is bounded by feed.max_pages requests; past this the next ping tries again
+PING_SPACING_S = 1.0  # pings' pulls this far apart at least when the poll loop is off (feed.poll_s 0)
 
 
 def _feed_puller(settings: Settings, gateway: Any, cache: Any) -> Any:
@@ -506,7 +507,8 @@ def _feed_puller(settings: Settings, gateway: Any, cache: Any) -> Any:
             # waits for another process's pull (cron's), which may have missed the pinged payload
             service.pull(gateway, journal, cache.schema(), max_pages=settings.feed.max_pages, wait=PING_PULL_WAIT_S)
 
-    return Puller(pull)
+    poll_s = float(settings.feed.poll_s)
+    return Puller(pull, spacing_s=poll_s if poll_s > 0 else PING_SPACING_S)
 
 
 def _feed_poller(settings: Settings, gateway: Any, cache: Any) -> Any:
@@ -529,7 +531,7 @@ FEED_STOP_S = 30.0
 
 
 def _stop_feed(poller: Any, puller: Any) -> None:
-    if not poller.stop(FEED_STOP_S) or not puller.wait_idle(FEED_STOP_S):
+    if not poller.stop(FEED_STOP_S) or not puller.stop(FEED_STOP_S):
         log_event("feed.stop_timeout", _level=30, waited_s=FEED_STOP_S)
 
 
