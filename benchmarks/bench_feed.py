@@ -42,6 +42,7 @@ class FeedClient(bc.Beststag):
         service.enable(self.gw, self.gw.journal, list(bc.TABLES))
         self.next_poll: float | None = None
         self.pulls = 0
+        self.pull_at: list[tuple[float, int]] = []  # (simulated second since T0, payloads read) per pull
 
     def tick(self, now: datetime) -> None:
         from beststag_cli import clock
@@ -55,6 +56,7 @@ class FeedClient(bc.Beststag):
                 clock.set_now(datetime.fromtimestamp(self.next_poll, now.tzinfo))
                 res = service.pull(self.gw, self.gw.journal, self.m.schema())
                 self.pulls += 1
+                self.pull_at.append((self.next_poll - bc.T0.timestamp(), res.payloads))
                 for why in res.gaps.values():
                     self.gaps[why] = self.gaps.get(why, 0) + 1
             self.next_poll += POLL_S
@@ -85,6 +87,30 @@ def _stale_after_poll(out: bc.Outcome) -> int:
         if not before or t - before[-1] > POLL_S:
             n += 1
     return n
+
+
+def _pulls_text(client: FeedClient, o: bc.Outcome) -> str:
+    """What the pulls found: nothing (an empty page), only payloads of beststag's own writes (their echoes,
+    which Airtable pings for too), or an outside write's."""
+    outside = sorted(o.extra.get("outside_at", []))
+    empty = echo = 0
+    prev = float("-inf")
+    for at, payloads in client.pull_at:
+        if payloads == 0:
+            empty += 1
+        elif not any(prev < w <= at for w in outside):
+            echo += 1
+        prev = at
+    useful = client.pulls - empty - echo
+    return f"{client.pulls} pulls: {empty} empty, {echo} only echoes of our writes, {useful} after outside writes"
+
+
+def _reads_text(o: bc.Outcome) -> str:
+    """Listings and gets by cause: answers fetched (first reads, refetches) and revalidation's listings."""
+    first = o.miss_requests.get("first read", 0)
+    refetch = sum(o.miss_requests.values()) - first
+    listings = o.reads - first - refetch  # the schema request (meta) is part of the first read
+    return f"listings+gets {o.reads}: first reads {first}, refetches {refetch}, revalidation listings {listings}"
 
 
 def run(quick: bool) -> dict[str, Any]:
@@ -134,9 +160,9 @@ def run(quick: bool) -> dict[str, Any]:
                         ratio=None if role == "baseline" else ratio(upstream(o), upstream(base)),
                         goal="< revalidation" if name.startswith("feed") else None,
                         ok=upstream(o) < upstream(base) if name.startswith("feed") else None,
-                        note=f"{o.outside_writes} outside writes; listings+gets {o.reads}"
+                        note=f"{o.outside_writes} outside writes; {_reads_text(o)}"
                         + (
-                            f"; {made[name].pulls} pulls, gaps {made[name].gaps or 'none'}"
+                            f"; {_pulls_text(made[name], o)}; gaps {made[name].gaps or 'none'}"
                             if isinstance(made.get(name), FeedClient)
                             else ""
                         ),
