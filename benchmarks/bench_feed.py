@@ -12,6 +12,15 @@ Per mode: upstream requests (listings and gets, plus the feed's payload pages), 
 differs from Airtable's at that moment) and, for the feed, stale reads more than POLL_S after the last
 outside write (the goal: none — the feed has told the cache by then). Same operations, same truth, same
 machine; ratios are against revalidation measured in this run.
+
+Where the requests go (each figure's note): listings and gets split into first reads (the same for every
+mode), refetches and revalidation's listings; the feed's pulls into empty pages, pages holding only
+payloads of beststag's own writes (Airtable pings for those too, and which payloads are echoes cannot be
+known without reading them), and pulls after an outside write. The feed removes the listings and, since
+feed updates take their createdTime from the cache, the refetches too; it pays one pull every POLL_S
+(polled: the workload's length / POLL_S, whatever happens) or one per POLL_S window in which anyone wrote
+(pinged). At this workload (about one operation a second, a write burst every ~30 s) that is more than
+the listings it saves: the feed is cheaper only where revalidation lists more than once per window.
 """
 
 from __future__ import annotations
