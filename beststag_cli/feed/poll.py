@@ -1,6 +1,7 @@
 """`beststag serve`'s poll loop: the change feed pulled every `feed.poll_s` seconds (0: off).
 
-For installations Airtable cannot ping (no public URL), and a safety net for those it can. One daemon
+For installations Airtable cannot ping (no `feed.notification_url`; with one, the pings pull and the loop
+is off). One daemon
 thread per `serve` process. Each tick reads the base's feed row from the journal (one SELECT): a feed
 enabled or disabled while `serve` runs is noticed at the next tick. A tick pulls only when nobody else
 has pulled for `poll_s` (a ping's pull, cron's `feed pull`, another worker's loop all store

@@ -512,7 +512,9 @@ def _feed_puller(settings: Settings, gateway: Any, cache: Any) -> Any:
 
 
 def _feed_poller(settings: Settings, gateway: Any, cache: Any) -> Any:
-    """The loop pulling the feed every `feed.poll_s` while it is enabled (feed/poll.py); 0 turns it off."""
+    """The loop pulling the feed every `feed.poll_s` while it is enabled (feed/poll.py); 0 turns it off, and
+    so does `feed.notification_url`: Airtable's pings then say when to pull (polling as well would cost
+    3600 / poll_s requests an hour on a quiet base; cron's `feed pull` is the safety net for lost pings)."""
     from ..feed import service
     from ..feed.poll import Poller
 
@@ -524,7 +526,8 @@ def _feed_poller(settings: Settings, gateway: Any, cache: Any) -> Any:
         # wait=0: a pull already running (a ping's, cron's) reads everything from the stored cursor
         return service.pull(gateway, gateway.journal, cache.schema(), max_pages=settings.feed.max_pages, wait=0)
 
-    return Poller(float(settings.feed.poll_s), feed_row, pull, log_event)
+    interval = 0.0 if settings.feed.notification_url else float(settings.feed.poll_s)
+    return Poller(interval, feed_row, pull, log_event)
 
 
 FEED_STOP_S = 30.0

@@ -22,7 +22,8 @@ from tests.feed.live import cached_titles, cli, cursor, live_serve, post, until
 
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[dict[str, Any]]:
-    with live_serve(tmp_path, notification_url="http://127.0.0.1:{port}/webhook/airtable/notify", poll_s=0) as s:
+    # a notification URL: the pings pull, serve does not poll (only the ping can tell it)
+    with live_serve(tmp_path, notification_url="http://127.0.0.1:{port}/webhook/airtable/notify") as s:
         yield s
 
 

@@ -132,3 +132,18 @@ def test_poll_s_zero_starts_no_thread() -> None:
     p = Poller(0, lambda: None, lambda: None, lambda *a, **k: None)
     p.start()
     assert p.stop(0.1) and p.pulls == 0
+
+
+def test_serve_polls_only_without_a_notification_url(settings: Any, sandbox: Any) -> None:
+    """With a URL Airtable's pings say when to pull: polling too would cost 3600 / poll_s requests an hour."""
+    from beststag_cli.cache import connect
+    from beststag_cli.server.app import _feed_poller
+
+    gw, cache = connect(settings, sandbox=sandbox)
+    try:
+        assert _feed_poller(settings, gw, cache).interval == settings.feed.poll_s > 0
+        settings.feed.notification_url = "https://beststag.example/webhook/airtable/notify"
+        assert _feed_poller(settings, gw, cache).interval == 0
+    finally:
+        cache.close()
+        gw.close()
