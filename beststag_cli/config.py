@@ -611,7 +611,10 @@ class FeedSettings(_Model):
     #: where Airtable pings when there are payloads (`beststag serve`'s /webhook/airtable/notify, reachable
     #: from the internet); none: the feed is polled (`beststag feed pull`, or `serve`'s loop every poll_s)
     notification_url: str | None = None
-    poll_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
+    #: `serve` pulls every poll_s while the feed is on and has no notification_url (0: no loop, cron only);
+    #: pings' pulls are poll_s apart at least; covered tables skip revalidation's listing while the feed
+    #: was pulled within 2 × poll_s + 1 s
+    poll_s: Annotated[float, Field(ge=0, le=3600)] = 5.0
     #: at most this many pages of 50 payloads a pull; a longer backlog is a gap until the next pull
     max_pages: Annotated[int, Field(ge=1, le=1000)] = 40
     #: refresh the webhook when it expires within this (Airtable's webhooks live 7 days)

@@ -12,8 +12,9 @@ evaluation cannot be exact we return None and the caller drops just that entry:
 - a deleted record was in a truncated window (same reason).
 
 Records without `createdTime` (the change feed's updated records: Airtable's webhook payloads carry
-it for created records only) keep the time of the copy already in the answer; one that would enter
-an answer cannot be placed among ties, so the answer is dropped.
+it for created records only) keep the time of the copy already in the answer; the cache fills it in
+first from any other copy it holds (`sync._known_created_times`); one that would enter an answer still
+without it cannot be placed among ties, so the answer is dropped.
 
 Order: Airtable sorts stably over creation order. A record already in the answer keeps its place
 among ties; a record entering the answer is placed by `createdTime` after records created at the

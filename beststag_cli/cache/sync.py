@@ -97,15 +97,14 @@ def apply_change(m: CacheManager, change: Change) -> dict[str, int]:
         upserts, deletes = _without_echoes(m, table, upserts, deletes)
         if not upserts and not deletes:
             return counts  # the feed's echo of states the cache has already applied
+    ix = m._index(name, gen)
+    loaded = [(k, e) for k in (m.keys.query(name, gen, key) for key in ix["q"]) if (e := m._entry(k)) is not None]
+    if any("createdTime" not in r for r in upserts):  # the feed's updated records: see _known_created_times
+        upserts = _known_created_times(m, name, gen, upserts, [e for _, e in loaded])
     if feed_on:
         _remember_applied(m, table, upserts, deletes)
     now = clock.now()
-    ix = m._index(name, gen)
-    for key in ix["q"]:
-        k = m.keys.query(name, gen, key)
-        entry = m._entry(k)
-        if entry is None:
-            continue
+    for k, entry in loaded:
         try:
             spec = QuerySpec.parse(entry["spec"])
             patched = patch_answer(
@@ -135,11 +134,11 @@ def apply_change(m: CacheManager, change: Change) -> dict[str, int]:
         if rid in deletes:
             counts["dropped"] += int(m.store.delete(k))
         elif rid in by_id:
-            entry = m._entry(k)
-            if entry is not None:
-                rec = with_created_time(by_id[rid], entry["records"][0]) if entry["records"] else by_id[rid]
-                entry.update(records=[rec], hash=answer_hash([rec]))
-                m.store.set(k, entry, expire_s=m._expire_s(entry["ttl"]))
+            one = m._entry(k)
+            if one is not None:
+                rec = with_created_time(by_id[rid], one["records"][0]) if one["records"] else by_id[rid]
+                one.update(records=[rec], hash=answer_hash([rec]))
+                m.store.set(k, one, expire_s=m._expire_s(one["ttl"]))
                 counts["patched"] += 1
     mk = m.keys.mirror(name, gen)
     mirror = m._entry(mk)
@@ -155,6 +154,29 @@ def apply_change(m: CacheManager, change: Change) -> dict[str, int]:
     counts["dropped"] += _invalidate_related(m, schema, table, bool(deletes), upserts)
     m._event("write_applied", name, change.source, nbytes=len(change.record_ids))
     return counts
+
+
+def _known_created_times(
+    m: CacheManager, name: str, gen: int, upserts: list[Record], entries: list[dict[str, Any]]
+) -> list[Record]:
+    """Upserts without `createdTime` (a webhook payload carries it for created records only) with the one
+    the cache already knows: any cached answer, the mirror or the applied state holding the record.
+
+    `createdTime` never changes, so any copy's is Airtable's. Without it a record entering an answer
+    cannot be placed among ties and the answer is dropped (a refetch: a request the feed made
+    necessary that revalidation, finding the same change later, did not)."""
+    want = {r["id"] for r in upserts if "createdTime" not in r}
+    known: dict[str, str] = {}
+    mirror = m._entry(m.keys.mirror(name, gen))
+    for entry in [*entries, *([mirror] if mirror is not None else [])]:
+        for r in entry.get("records") or ():
+            if r.get("id") in want and r.get("createdTime"):
+                known[r["id"]] = r["createdTime"]
+    for rid in want - known.keys():
+        last = m.store.get(m.keys.applied(name, rid))
+        if isinstance(last, dict) and isinstance(last.get("createdTime"), str):
+            known[rid] = last["createdTime"]
+    return [{**r, "createdTime": known[r["id"]]} if r["id"] in known and "createdTime" not in r else r for r in upserts]
 
 
 def _invalidate_related(
@@ -236,6 +258,9 @@ def revalidate(m: CacheManager, table: str, gen: int) -> bool:
             # the change feed has told us of every change up to its last pull (a moment ago): the
             # answers are as exact as a listing would make them, without the listing
             _apply_sync(m, info, gen, [], None)
+            # nothing the feed did not already apply: an unchanged refresh, as a listing finding none is
+            # (without it the table's TTL never grew while the feed covered it: twice the expiries)
+            m._learn(table, changed=False)
             m.store.set(key, {"synced_at": pulled, "ids_at": pulled}, expire_s=None)
             m._event("revalidate", table, "feed", nbytes=0)
             return True
@@ -294,7 +319,10 @@ def _stored(info: TableInfo, fields: dict[str, Any]) -> dict[str, Any]:
 
 def _remember_applied(m: CacheManager, info: TableInfo, upserts: list[Record], deletes: list[str]) -> None:
     for r in upserts:
-        m.store.set(m.keys.applied(info.name, r["id"]), {"fields": _stored(info, r["fields"])}, expire_s=_APPLIED_TTL_S)
+        state: dict[str, Any] = {"fields": _stored(info, r["fields"])}
+        if r.get("createdTime"):  # for a later feed update of the record (_known_created_times)
+            state["createdTime"] = r["createdTime"]
+        m.store.set(m.keys.applied(info.name, r["id"]), state, expire_s=_APPLIED_TTL_S)
     for rid in deletes:
         m.store.set(m.keys.applied(info.name, rid), {"deleted": True}, expire_s=_APPLIED_TTL_S)
 

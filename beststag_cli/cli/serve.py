@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -55,7 +55,10 @@ def serve(
         )
     render.note(f"beststag webhooks on http://{host}:{port} (docs at /docs); Ctrl-C stops")
     if workers == 1:
-        uvicorn.run(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(settings), host=host, port=port, log_level="warning", access_log=False)
+        )
+        _serve_until_signalled(server)
         return
     os.environ["BESTSTAG_WEBHOOK_SECRET"] = secret  # each worker loads the config itself
     if settings.config_path is not None:
@@ -69,3 +72,23 @@ def serve(
         log_level="warning",
         access_log=False,
     )
+
+
+def _serve_until_signalled(server: Any) -> None:
+    """Run uvicorn; a SIGTERM/SIGINT it has answered with a graceful shutdown ends `serve` with status 0.
+
+    uvicorn takes both signals while it runs, shuts down (the app's lifespan: the feed's loop and pulls
+    stop, the cache and journal close), then raises the signal again under the handlers it found: these,
+    which let a stop that was asked for end quietly. A signal before uvicorn took over is Ctrl-C (130)."""
+    import signal
+
+    def after_shutdown(sig: int, frame: Any) -> None:
+        if not server.started:
+            raise KeyboardInterrupt
+
+    previous = {s: signal.signal(s, after_shutdown) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        server.run()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)

@@ -5,7 +5,10 @@ The ping carries no payload, only `{"base": {"id"}, "webhook": {"id"}, "timestam
 base64-decoded MAC secret (Airtable's webhooks docs; pyairtable's `WebhookNotification.from_request`).
 The receiver answers at once and pulls in the background: `Puller` runs one pull at a time and, when
 pings arrive during a pull, exactly one more after it (payloads are read from the stored cursor, so a
-single later pull sees everything the pings announced).
+single later pull sees everything the pings announced). Pulls start at least `spacing_s` apart (`serve`:
+`feed.poll_s`, 1 s when the loop is off): a burst of writes, ours included — Airtable pings for every
+payload, and it cannot be known which are echoes of beststag's own writes without reading them — costs
+one request per `spacing_s`, not one per ping, and a change is still read within `spacing_s` of its ping.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import hmac
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -53,13 +57,17 @@ def ping_ids(body: bytes) -> tuple[str, str] | None:
 
 
 class Puller:
-    """One background pull at a time; pings during a pull ask for exactly one more."""
+    """One background pull at a time, `spacing_s` apart at least; pings during a pull ask for exactly one more."""
 
-    def __init__(self, pull: Callable[[], Any]) -> None:
+    def __init__(self, pull: Callable[[], Any], spacing_s: float = 0.0) -> None:
         self._pull = pull
+        self._spacing = float(spacing_s)
         self._lock = threading.Lock()
         self._running = False
         self._again = False
+        self._pulling = False  # the running thread is reading payloads (not waiting for its spacing)
+        self._last_start: float | None = None  # time.monotonic() of the last pull's start
+        self._stop = threading.Event()
         self.pulls = 0
         self.last_error: str | None = None
         self._idle = threading.Event()
@@ -67,8 +75,12 @@ class Puller:
 
     def request(self) -> None:
         with self._lock:
+            if self._stop.is_set():
+                return  # shutting down: the next start (or cron) reads from the stored cursor
             if self._running:
-                self._again = True
+                # a pull reading now may have read past the pinged payload's place: one more after it;
+                # a pull still waiting for its spacing will read it
+                self._again = self._again or self._pulling
                 return
             self._running = True
             self._idle.clear()
@@ -76,19 +88,32 @@ class Puller:
 
     def _run(self) -> None:
         while True:
-            try:
-                self._pull()
-                self.last_error = None
-            except Exception as e:  # logged; the next ping or poll tries again
-                self.last_error = f"{type(e).__name__}: {e}"
-                log.warning("feed pull failed: %s", self.last_error)
-            self.pulls += 1
+            if self._last_start is not None:  # coalesce: the pings of the next spacing_s make one pull
+                self._stop.wait(self._last_start + self._spacing - time.monotonic())
             with self._lock:
-                if not self._again:
+                self._pulling, self._again = True, False  # every ping so far is covered by this pull
+            if not self._stop.is_set():
+                self._last_start = time.monotonic()
+                try:
+                    self._pull()
+                    self.last_error = None
+                except Exception as e:  # logged; the next ping or poll tries again
+                    self.last_error = f"{type(e).__name__}: {e}"
+                    log.warning("feed pull failed: %s", self.last_error)
+                self.pulls += 1
+            with self._lock:
+                self._pulling = False
+                if not self._again or self._stop.is_set():
                     self._running = False
                     self._idle.set()
                     return
                 self._again = False
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """No pull starts from now on (a waiting one is dropped, its payloads stay at the cursor); waits for
+        the running one. False when it is still running after `timeout`."""
+        self._stop.set()
+        return self._idle.wait(timeout)
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         return self._idle.wait(timeout)

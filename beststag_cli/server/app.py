@@ -195,7 +195,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        feed_poller.start()
         yield
+        # SIGTERM/SIGINT: uvicorn stops taking requests, then this; the feed's threads end before the
+        # cache and gateway close under them (a pull in flight finishes its page, bounded by its timeouts)
+        await run_in_threadpool(_stop_feed, feed_poller, feed_puller)
         jobs.close()
         cache.close()
         gateway.close()
@@ -405,7 +409,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return JSONResponse(collect(settings, body.metric_type, body.time_range, gateway=gateway))
 
     feed_puller = _feed_puller(settings, gateway, cache)
-    app.state.feed_puller = feed_puller
+    feed_poller = _feed_poller(settings, gateway, cache)
+    app.state.feed_puller, app.state.feed_poller = feed_puller, feed_poller
 
     @app.post(
         NOTIFY_PATH,
@@ -489,6 +494,7 @@ _PING_SCHEMA: dict[str, Any] = {
     "required": ["base", "webhook"],
 }
 PING_PULL_WAIT_S = 600.0  # a pull is bounded by feed.max_pages requests; past this the next ping tries again
+PING_SPACING_S = 1.0  # pings' pulls this far apart at least when the poll loop is off (feed.poll_s 0)
 
 
 def _feed_puller(settings: Settings, gateway: Any, cache: Any) -> Any:
@@ -501,7 +507,35 @@ def _feed_puller(settings: Settings, gateway: Any, cache: Any) -> Any:
             # waits for another process's pull (cron's), which may have missed the pinged payload
             service.pull(gateway, journal, cache.schema(), max_pages=settings.feed.max_pages, wait=PING_PULL_WAIT_S)
 
-    return Puller(pull)
+    poll_s = float(settings.feed.poll_s)
+    return Puller(pull, spacing_s=poll_s if poll_s > 0 else PING_SPACING_S)
+
+
+def _feed_poller(settings: Settings, gateway: Any, cache: Any) -> Any:
+    """The loop pulling the feed every `feed.poll_s` while it is enabled (feed/poll.py); 0 turns it off, and
+    so does `feed.notification_url`: Airtable's pings then say when to pull (polling as well would cost
+    3600 / poll_s requests an hour on a quiet base; cron's `feed pull` is the safety net for lost pings)."""
+    from ..feed import service
+    from ..feed.poll import Poller
+
+    def feed_row() -> Any:
+        journal = gateway.journal
+        return journal.feed_row(gateway.base_id) if journal is not None else None
+
+    def pull() -> Any:
+        # wait=0: a pull already running (a ping's, cron's) reads everything from the stored cursor
+        return service.pull(gateway, gateway.journal, cache.schema(), max_pages=settings.feed.max_pages, wait=0)
+
+    interval = 0.0 if settings.feed.notification_url else float(settings.feed.poll_s)
+    return Poller(interval, feed_row, pull, log_event)
+
+
+FEED_STOP_S = 30.0
+
+
+def _stop_feed(poller: Any, puller: Any) -> None:
+    if not poller.stop(FEED_STOP_S) or not puller.stop(FEED_STOP_S):
+        log_event("feed.stop_timeout", _level=30, waited_s=FEED_STOP_S)
 
 
 def _version() -> str:

@@ -280,3 +280,23 @@ def test_pulls_keep_the_webhook_alive_and_the_expiry_check_learns_it(feed: Any, 
         clock.reset()
     assert res.gaps == {} and res.payloads == 1
     assert later is not None and first is not None and later > first
+
+
+def test_an_outside_update_entering_a_filtered_answer_is_patched_in_with_the_creation_time_known(
+    feed: Any, sandbox: Any
+) -> None:
+    """A payload's changed record has no `createdTime`: the cache takes it from another cached answer
+    holding the record, so the record enters the filtered answer in Airtable's place — the answer is
+    patched, not dropped and fetched again (before: one refetch per answer the record entered)."""
+    feed.enable()
+    feed.assert_exact()  # SPECS[2] (every Eventos record, with createdTime) cached too
+    outside = next(r for r in feed.other.all() if r["fields"].get("tipo") != "Reunião")
+    feed.other.update(outside["id"], {"tipo": "Reunião"})
+    assert feed.pull().gaps == {}
+    calls: list[str] = []
+    sandbox.app.observers.append(lambda m, route, status: calls.append(route))
+    spec = QuerySpec.parse(SPECS[0])
+    got = feed.cache.get(spec)
+    assert got.status == "hit" and calls == []  # patched by the pull: no listing, no refetch
+    assert outside["id"] in {r["id"] for r in got.records}
+    assert _unsigned(got.records) == _unsigned(feed.truth.run(spec).records)

@@ -75,3 +75,29 @@ def test_a_failed_pull_is_kept_and_the_next_ping_tries_again() -> None:
     assert p.wait_idle(10) and p.last_error == "RuntimeError: Airtable down"
     p.request()
     assert p.wait_idle(10) and p.last_error is None and p.pulls == 2
+
+
+def test_pings_after_a_pull_wait_for_the_spacing_and_make_one_pull_and_stop_drops_a_waiting_one() -> None:
+    calls: list[int] = []
+    p = Puller(lambda: calls.append(1), spacing_s=3600)
+    p.request()
+    assert p.wait_idle(10) and calls == [1]
+    for _ in range(5):  # a burst of writes a moment later: five pings
+        p.request()
+    assert not p.wait_idle(0.2)  # one pull waiting for the spacing (an hour here), not five at once
+    assert calls == [1]
+    assert p.stop(10)  # shutdown: the waiting pull is dropped (its payloads stay at the stored cursor)
+    assert calls == [1] and p.pulls == 1
+    p.request()  # after stop: nothing starts
+    assert p.wait_idle(0) and calls == [1]
+
+
+def test_with_a_short_spacing_the_waiting_pull_runs_once_for_every_ping_of_the_window() -> None:
+    calls: list[int] = []
+    p = Puller(lambda: calls.append(1), spacing_s=0.05)
+    p.request()
+    assert p.wait_idle(10)
+    for _ in range(5):
+        p.request()
+    assert p.wait_idle(10)
+    assert calls == [1, 1]
