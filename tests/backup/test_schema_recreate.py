@@ -1,0 +1,469 @@
+"""Schema recreation on restore (issue 20): a deleted table, a whole base into a new one, a chain into an
+empty base; lost answers and kills create nothing twice; conflicts write nothing; the manual list."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from beststag_cli import errors
+from beststag_cli.backup import schema_plan
+from beststag_cli.backup.restore import NewBase, execute_restore, gateway_for_base, plan_restore
+from beststag_cli.backup.runner import run_backup
+from beststag_cli.backup.schema_plan import COMPUTED_TYPES, plan_schema, translate_formula
+from beststag_cli.config import BESTSTAG_TABLES
+from beststag_cli.sandbox import FaultConfig
+from tests.served import serve_sandbox
+
+from .conftest import assert_same_state, snapshot
+
+TABLES = list(BESTSTAG_TABLES)
+SOURCE = "appBestStagSandbx"
+WORKSPACE = "wspRestoreTarget1"
+
+
+def _restore(settings: Any, gateway: Any, backup_id: str, **kw: Any) -> Any:
+    return execute_restore(settings, gateway, plan_restore(settings, gateway, backup_id, **kw))
+
+
+def _delete_table(sandbox: Any, base_id: str, name: str) -> None:
+    """Delete a table as the Airtable UI does, with the link fields of other tables that pointed to it."""
+
+    def op(b: Any, rng: Any) -> None:
+        t = b.table(name)
+        b.tables.remove(t)
+        for other in b.tables:
+            other.fields = [
+                f
+                for f in other.fields
+                if not (f.type == "multipleRecordLinks" and (f.options or {}).get("linkedTableId") == t.id)
+            ]
+            other.reindex()
+
+    sandbox.store.alter_schema(base_id, op)
+
+
+def _fields(gateway: Any) -> dict[str, dict[str, str]]:
+    return {t["name"]: {f["name"]: f["type"] for f in t["fields"]} for t in gateway.schema()["tables"]}
+
+
+def _writable(schema: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    return {t: {n: ty for n, ty in fs.items() if ty not in COMPUTED_TYPES} for t, fs in schema.items()}
+
+
+def _comparable(snap: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot without the fields Airtable computes (the API cannot create them: they are listed)."""
+    out: dict[str, Any] = {}
+    for table, recs in snap.items():
+        out[table] = {}
+        for rid, rec in recs.items():
+            keep = {k for k, t in rec["types"].items() if t not in COMPUTED_TYPES}
+            out[table][rid] = {
+                "fields": {k: v for k, v in rec["fields"].items() if k in keep},
+                "types": {k: t for k, t in rec["types"].items() if k in keep},
+                "targets": {k: t for k, t in rec["targets"].items() if k in keep},
+            }
+    return out
+
+
+def _computed(gateway: Any, tables: list[str]) -> set[tuple[str, str]]:
+    return {
+        (t["name"], f["name"])
+        for t in gateway.schema()["tables"]
+        if t["name"] in tables
+        for f in t["fields"]
+        if f["type"] in COMPUTED_TYPES
+    }
+
+
+# ------------------------------------------------------------------------------------------- the planner
+
+
+def _doc() -> dict[str, Any]:
+    """A schema document with every kind of field a base holds (ids as the metadata API gives them)."""
+    return {
+        "tables": [
+            {
+                "id": "tblAAAAAAAAAAAAA1",
+                "name": "Pedidos",
+                "primaryFieldId": "fldAAAAAAAAAAAA01",
+                "fields": [
+                    {
+                        "id": "fldAAAAAAAAAAAA01",
+                        "name": "Código",
+                        "type": "formula",
+                        "options": {"formula": "CONCATENATE({fldAAAAAAAAAAAA02}, '-', {fldAAAAAAAAAAAA03})"},
+                    },
+                    {"id": "fldAAAAAAAAAAAA02", "name": "Cliente nome", "type": "singleLineText"},
+                    {
+                        "id": "fldAAAAAAAAAAAA03",
+                        "name": "Valor",
+                        "type": "currency",
+                        "options": {"precision": 2, "symbol": "R$"},
+                    },
+                    {
+                        "id": "fldAAAAAAAAAAAA04",
+                        "name": "Cliente",
+                        "type": "multipleRecordLinks",
+                        "options": {
+                            "linkedTableId": "tblAAAAAAAAAAAAA2",
+                            "inverseLinkFieldId": "fldBBBBBBBBBBBB03",
+                            "prefersSingleRecordLink": True,
+                            "isReversed": False,
+                        },
+                    },
+                    {
+                        "id": "fldAAAAAAAAAAAA05",
+                        "name": "Email do cliente",
+                        "type": "multipleLookupValues",
+                        "options": {
+                            "recordLinkFieldId": "fldAAAAAAAAAAAA04",
+                            "fieldIdInLinkedTable": "fldBBBBBBBBBBBB02",
+                        },
+                    },
+                    {
+                        "id": "fldAAAAAAAAAAAA06",
+                        "name": "Estado",
+                        "type": "singleSelect",
+                        "options": {"choices": [{"id": "selAAAAAAAAAAAAA1", "name": "Novo", "color": "blueLight2"}]},
+                    },
+                    {"id": "fldAAAAAAAAAAAA07", "name": "Nº", "type": "autoNumber"},
+                    {"id": "fldAAAAAAAAAAAA08", "name": "Abrir", "type": "button"},
+                ],
+                "views": [
+                    {"id": "viwAAAAAAAAAAAAA1", "name": "Grid view", "type": "grid"},
+                    {"id": "viwAAAAAAAAAAAAA2", "name": "Quadro", "type": "kanban"},
+                ],
+            },
+            {
+                "id": "tblAAAAAAAAAAAAA2",
+                "name": "Clientes",
+                "primaryFieldId": "fldBBBBBBBBBBBB01",
+                "fields": [
+                    {"id": "fldBBBBBBBBBBBB01", "name": "Nome", "type": "singleLineText"},
+                    {"id": "fldBBBBBBBBBBBB02", "name": "email", "type": "email"},
+                    {
+                        "id": "fldBBBBBBBBBBBB03",
+                        "name": "Pedidos feitos",
+                        "type": "multipleRecordLinks",
+                        "options": {"linkedTableId": "tblAAAAAAAAAAAAA1", "inverseLinkFieldId": "fldAAAAAAAAAAAA04"},
+                    },
+                    {
+                        "id": "fldBBBBBBBBBBBB04",
+                        "name": "Total",
+                        "type": "rollup",
+                        "options": {
+                            "recordLinkFieldId": "fldBBBBBBBBBBBB03",
+                            "fieldIdInLinkedTable": "fldAAAAAAAAAAAA03",
+                            "formula": "SUM(values)",
+                        },
+                    },
+                    {
+                        "id": "fldBBBBBBBBBBBB05",
+                        "name": "Quantos",
+                        "type": "count",
+                        "options": {"recordLinkFieldId": "fldBBBBBBBBBBBB03"},
+                    },
+                    {
+                        "id": "fldBBBBBBBBBBBB06",
+                        "name": "Indicado por",
+                        "type": "multipleRecordLinks",
+                        "options": {"linkedTableId": "tblAAAAAAAAAAAAA2"},
+                    },
+                ],
+                "views": [{"id": "viwBBBBBBBBBBBBB1", "name": "Grid view", "type": "grid"}],
+            },
+        ]
+    }
+
+
+def test_the_plan_of_an_empty_target_creates_every_creatable_field_and_lists_the_others():
+    plan = plan_schema(_doc(), {"tables": []}, ["Pedidos", "Clientes"])
+
+    assert [t.name for t in plan.tables] == ["Pedidos", "Clientes"]
+    pedidos = plan.tables[0]
+    # the primary is a formula: a text field of its name holds its place, first
+    assert pedidos.placeholder_primary and pedidos.fields[0].name == "Código"
+    assert pedidos.fields[0].type == "singleLineText"
+    assert [f.name for f in pedidos.fields] == ["Código", "Cliente nome", "Valor", "Estado"]
+    # choices are named, without the old ids
+    assert pedidos.fields[3].options == {"choices": [{"name": "Novo", "color": "blueLight2"}]}
+    # links come after both tables, one side of the pair (the other is Airtable's inverse, renamed)
+    links = [(f.label(), f.link_to, f.inverse, f.options) for f in plan.fields]
+    assert links == [
+        ("Pedidos.Cliente", "Clientes", "Pedidos feitos", {"prefersSingleRecordLink": True}),
+        ("Clientes.Indicado por", "Clientes", None, None),
+    ]
+    manual = {(m.table, m.field): m for m in plan.manual}
+    assert set(manual) == {
+        ("Pedidos", "Código"),
+        ("Pedidos", "Email do cliente"),
+        ("Pedidos", "Nº"),
+        ("Pedidos", "Abrir"),
+        ("Clientes", "Total"),
+        ("Clientes", "Quantos"),
+    }
+    assert manual["Pedidos", "Código"].details["formula"] == "CONCATENATE({Cliente nome}, '-', {Valor})"
+    assert "change its type to formula" in manual["Pedidos", "Código"].what
+    assert manual["Pedidos", "Email do cliente"].details == {
+        "link": "Cliente",
+        "linked_table": "Clientes",
+        "linked_field": "email",
+    }
+    total = manual["Clientes", "Total"].details
+    assert (total["link"], total["linked_table"], total["linked_field"], total["aggregation"]) == (
+        "Pedidos feitos",
+        "Pedidos",
+        "Valor",
+        "SUM(values)",
+    )
+    assert manual["Clientes", "Quantos"].details == {"link": "Pedidos feitos"}
+    assert plan.views == {"Pedidos": [{"name": "Quadro", "type": "kanban"}]}
+
+
+def test_a_field_of_another_type_is_a_conflict_naming_both_types():
+    target = {
+        "tables": [
+            {
+                "id": "tblXXXXXXXXXXXXX1",
+                "name": "Clientes",
+                "fields": [
+                    {"id": "fldXXXXXXXXXXXX01", "name": "Nome", "type": "singleLineText"},
+                    {"id": "fldXXXXXXXXXXXX02", "name": "email", "type": "url"},
+                ],
+            }
+        ]
+    }
+    with pytest.raises(errors.SchemaConflict, match=r"Clientes\.email is url there and email in the backup"):
+        plan_schema(_doc(), target, ["Clientes"], target_base="appXXXXXXXXXXXXXX")
+    assert errors.SchemaConflict("x").exit_code == 2
+    # a computed field of the same name with another type is not a conflict: it is never written
+    target["tables"][0]["fields"][1]["type"] = "email"
+    target["tables"][0]["fields"].append({"id": "fldXXXXXXXXXXXX03", "name": "Total", "type": "number"})
+    plan = plan_schema(_doc(), target, ["Clientes"])
+    assert [f.name for f in plan.fields] == ["Indicado por"]
+    assert ("Clientes", "Total") in {(m.table, m.field) for m in plan.manual}
+    assert any("Pedidos feitos" in w for w in plan.warnings)  # its table is neither restored nor there
+
+
+def test_formula_ids_translate_back_to_names():
+    names = {"fldAAAAAAAAAAAA02": "Valor"}
+    assert translate_formula("{fldAAAAAAAAAAAA02}*2 & {fldZZZZZZZZZZZZ99}", names) == "{Valor}*2 & {fldZZZZZZZZZZZZ99}"
+
+
+# ------------------------------------------------------------------------------- against the sandbox
+
+
+def test_a_deleted_table_is_recreated_with_its_records_and_the_links_of_other_tables(settings, gateway, sandbox):
+    before = snapshot(gateway, ["Usuários", "Interações"])
+    schema_before = _fields(gateway)
+    done = run_backup(settings, gateway, "complete")
+    _delete_table(sandbox, SOURCE, "Interações")
+    assert "Interações" not in _fields(gateway) and "Interações" not in _fields(gateway)["Usuários"]
+
+    plan = plan_restore(settings, gateway, done.manifest.id, tables=["Interações"])
+    summary = plan.summary()
+    assert summary["planned_writes"]["table"] == 1 and summary["planned_writes"]["field"] == 1
+    assert list(summary["schema"]["create_tables"]) == ["Interações"]
+    assert summary["schema"]["create_fields"] == ["Interações.user"]  # its inverse in Usuários comes with it
+    assert {(m["table"], m["field"]) for m in summary["schema"]["manual"]} == {("Interações", "Criado em")}
+    assert _fields(gateway).get("Interações") is None  # the plan wrote nothing
+
+    result = execute_restore(settings, gateway, plan)
+
+    assert result.status == "ok"
+    assert result.created["Interações"] == len(before["Interações"])
+    # the schema is back: same fields, same types (the computed one aside, listed for a person)
+    after = _fields(gateway)
+    assert _writable(after) == _writable(schema_before)
+    assert after["Usuários"] == schema_before["Usuários"]
+    # field by field, link by link, on both sides (Usuários' links to the new records come with them)
+    assert_same_state(
+        _comparable(before), _comparable(snapshot(gateway, ["Usuários", "Interações"])), result.plan.id_map
+    )
+    # the manual list: a 0600 file in a 0700 folder inside the data dir, named in the summary
+    path = result.summary()["manual_file"]
+    assert path and path.startswith(str(settings.paths.data_dir))
+    doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    assert [(f["table"], f["field"], f["type"]) for f in doc["fields"]] == [("Interações", "Criado em", "createdTime")]
+    assert {v["name"] for v in doc["views"]["Interações"]} == {"Recentes", "Últimos 7 dias", "WhatsApp pendentes"}
+    import os
+
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
+    # run again: nothing left to create or write
+    again = plan_restore(settings, gateway, done.manifest.id, tables=["Interações"])
+    assert again.writes == 0 and not again.schema.writes
+
+
+def _new_base_restore(settings: Any, gateway: Any, backup_id: str, name: str, **kw: Any) -> Any:
+    plan = plan_restore(settings, gateway, backup_id, new_base=NewBase(name, WORKSPACE), **kw)
+    return plan, execute_restore(settings, gateway, plan)
+
+
+def _check_whole_base(gateway: Any, target: Any, before: dict[str, Any], result: Any, tables: list[str]) -> None:
+    """Every writable field with its type, every record field by field, every link (remapped) and every
+    attachment's bytes (sha256); the manual list is exactly the computed fields of the source."""
+    schema = {t["name"]: t for t in gateway.schema()["tables"]}
+    ids = {t["id"]: t["name"] for t in schema.values()}
+    outside = {  # links to tables not restored cannot be made (the plan warns)
+        (t, f["name"])
+        for t in tables
+        for f in schema[t]["fields"]
+        if f["type"] == "multipleRecordLinks" and ids[f["options"]["linkedTableId"]] not in tables
+    }
+    got, want = _writable(_fields(target)), _writable(_fields(gateway))
+    want = {t: {n: ty for n, ty in want[t].items() if (t, n) not in outside} for t in tables}
+    assert {t: got.get(t) for t in tables} == want
+    assert_same_state(
+        {t: v for t, v in _comparable(before).items() if t in tables},
+        _comparable(snapshot(target, tables)),
+        result.plan.id_map,
+    )
+    doc = json.loads(Path(result.manual_file).read_text(encoding="utf-8"))
+    assert {(f["table"], f["field"]) for f in doc["fields"]} == _computed(gateway, tables)
+    lookup = next(f for f in doc["fields"] if f["type"] == "multipleLookupValues")
+    assert (lookup["details"]["link"], lookup["details"]["linked_table"], lookup["details"]["linked_field"]) == (
+        "responsável",
+        "Usuários",
+        "email",
+    )
+
+
+def test_a_whole_base_into_a_new_one(settings, gateway, sandbox):
+    before = snapshot(gateway, TABLES)
+    done = run_backup(settings, gateway, "complete")
+    assert done.manifest.attachments_count > 0
+
+    plan, result = _new_base_restore(settings, gateway, done.manifest.id, "BestStag (restaurada)")
+
+    # the dry run's plan: every table, made in an empty base
+    assert set(plan.summary()["schema"]["create_tables"]) == set(TABLES)
+    assert plan.summary()["target_base"] == "new base 'BestStag (restaurada)'"
+    assert result.status == "ok" and result.dropped_links == 0
+    new_id = result.plan.target_base
+    assert new_id != SOURCE and sandbox.store.has_base(new_id)
+    assert result.summary()["schema"]["done"]["tables_created"] == TABLES
+    _check_whole_base(gateway, gateway_for_base(gateway, new_id), before, result, TABLES)
+    # a second run finds the base it made (the journal kept its id): nothing is made twice
+    again = plan_restore(settings, gateway, done.manifest.id, new_base=NewBase("BestStag (restaurada)", WORKSPACE))
+    assert again.target_base == new_id and again.writes == 0
+    assert [b["name"] for b in sandbox.store.list_bases()].count("BestStag (restaurada)") == 1
+
+
+def test_a_base_name_that_exists_is_refused_before_anything_is_written(settings, gateway, sandbox):
+    done = run_backup(settings, gateway, "critical")
+    bases = sandbox.store.list_bases()
+    with pytest.raises(errors.BadInput, match="exists already"):
+        _new_base_restore(settings, gateway, done.manifest.id, bases[0]["name"])
+    assert sandbox.store.list_bases() == bases
+
+
+def test_a_chain_into_an_empty_base(settings, gateway, sandbox):
+    from .test_restore import _mutate
+
+    run_backup(settings, gateway, "complete")
+    for step in range(2):
+        _mutate(gateway, step)
+        last = run_backup(settings, gateway, "incremental")
+    assert last.manifest.parent is not None
+    before = snapshot(gateway, TABLES)
+    # an empty base: Airtable's bases always hold a table; this one has nothing of the backup's
+    sandbox.store.create_base(
+        {"name": "Vazia", "tables": [{"name": "Table 1", "fields": [{"name": "Name", "type": "singleLineText"}]}]},
+        "appEmptyTarget000",
+        seed=11,
+    )
+
+    result = _restore(settings, gateway, last.manifest.id, target_base="appEmptyTarget000")
+
+    assert result.status == "ok"
+    _check_whole_base(
+        gateway, gateway_for_base(gateway, "appEmptyTarget000"), before, result, list(last.manifest.tables)
+    )
+
+
+def test_lost_answers_and_a_kill_create_no_table_or_field_twice(settings, gateway, sandbox, monkeypatch):
+    before = snapshot(gateway, TABLES)
+    done = run_backup(settings, gateway, "complete")
+    sandbox.store.create_base(
+        {"name": "Vazia", "tables": [{"name": "Table 1", "fields": [{"name": "Name", "type": "singleLineText"}]}]},
+        "appEmptyTarget000",
+        seed=11,
+    )
+    gateway.sleep = lambda s: None
+    # every metadata write is applied, then its answer is lost
+    sandbox.app.set_faults(FaultConfig(rate_drop_after=1.0, routes=("meta_write",)))
+    # ... and the first run dies at its third table's create (as a kill would: after the write)
+    calls = {"n": 0}
+    real = schema_plan._once
+
+    def dies_at_the_third_table(tgw: Any, what: str, send: Any, find: Any) -> bool:
+        if what.startswith("create table"):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                try:
+                    send()
+                except errors.WriteOutcomeUnknown:
+                    raise KeyboardInterrupt from None
+        return real(tgw, what, send, find)
+
+    monkeypatch.setattr(schema_plan, "_once", dies_at_the_third_table)
+    with pytest.raises(KeyboardInterrupt):
+        _restore(settings, gateway, done.manifest.id, target_base="appEmptyTarget000")
+    target = gateway_for_base(gateway, "appEmptyTarget000")
+    assert len(_fields(target)) == 1 + 3  # Table 1 and three tables, the last one whose answer was lost
+    monkeypatch.setattr(schema_plan, "_once", real)
+
+    result = _restore(settings, gateway, done.manifest.id, target_base="appEmptyTarget000")
+
+    sandbox.app.set_faults(FaultConfig())
+    assert result.status == "ok"
+    # the second run planned what the first left out; every create's answer was lost, and each was found
+    done_schema = result.summary()["schema"]["done"]
+    planned = [t.name for t in result.plan.schema.tables] + [f.label() for f in result.plan.schema.fields]
+    assert len(planned) >= 3 and done_schema["tables_created"] == [] and done_schema["fields_created"] == []
+    assert done_schema["found"] == planned
+    # exactly the source's tables and fields: no duplicate, no numbered inverse ("Usuários 2")
+    got = _fields(target)
+    assert sorted(got) == sorted(["Table 1", *TABLES])
+    assert _writable({t: got[t] for t in TABLES}) == _writable({t: _fields(gateway)[t] for t in TABLES})
+    assert_same_state(_comparable(before), _comparable(snapshot(target, TABLES)), result.plan.id_map)
+
+
+def test_a_whole_base_into_a_new_one_over_http(tmp_path, monkeypatch):
+    """The same, through `sandbox serve` (the metadata writes as HTTP requests, the wire trap watching)."""
+    import os
+
+    from beststag_cli.config import load_config
+    from beststag_cli.gateway.api import Gateway
+    from beststag_cli.sandbox import Sandbox
+
+    server = tmp_path / "server"
+    (server / "sandbox").mkdir(parents=True)
+    sb = Sandbox(server / "sandbox" / "base.sqlite")
+    sb.ensure_sample(scale=0.05)  # small: about 100 records
+    sb.close()
+    with serve_sandbox({**os.environ, "BESTSTAG_DATA_DIR": str(server)}) as url:
+        monkeypatch.setenv("BESTSTAG_SANDBOX", "")
+        monkeypatch.setenv("AIRTABLE_TOKEN", "sandbox")
+        monkeypatch.setenv("AIRTABLE_BASE_ID", SOURCE)
+        monkeypatch.setenv("AIRTABLE_ENDPOINT_URL", url)
+        settings = load_config()
+        gateway = Gateway(settings, source="test")
+        try:
+            assert gateway.sandbox is None  # HTTP, not the in-process sandbox
+            before = snapshot(gateway, TABLES)
+            done = run_backup(settings, gateway, "complete")
+            assert done.manifest.attachments_count > 0
+            _, result = _new_base_restore(settings, gateway, done.manifest.id, "Recuperada")
+            assert result.status == "ok"
+            target = gateway_for_base(gateway, result.plan.target_base)
+            _check_whole_base(gateway, target, before, result, TABLES)
+            assert [b["name"] for b in gateway.list_bases()].count("Recuperada") == 1
+        finally:
+            gateway.close()
