@@ -935,9 +935,8 @@ class RestoreResult:
         """Writes done by kind, counted as the plan counts them (link second passes are `links_set`, apart)."""
         s = self.schema
         planned = self.plan.schema
-        schema = (
-            {"table": len(planned.tables), "field": len(planned.fields)} if planned.writes and s is not None else {}
-        )
+        tables = len(self.plan.base_tables) + len(planned.tables)  # a new base's tables come with it
+        schema = {"table": tables, "field": len(planned.fields)} if (planned.writes or tables) and s is not None else {}
         return {
             **schema,
             "create": sum(self.created.values()),
@@ -1227,6 +1226,11 @@ def _recreate_schema(
     task.done(f"{len(outcome.tables_created)} tables, {len(outcome.fields_created)} fields created")
     result.schema = outcome
     rec.add("", "schema", [(x, None) for x in [*outcome.tables_created, *outcome.fields_created]])
+    from beststag_cli.fsutil import safe_unlink
+    from beststag_cli.query.schema_cache import schema_path
+
+    # the saved copy of the target's schema names none of the new tables and fields (queries would refuse them)
+    safe_unlink(schema_path(settings.paths.data_dir, plan.target_base))
     for tp in plan.tables:
         tp.target_table_id = tp.target_table_id or outcome.table_ids.get(tp.name, "")
 

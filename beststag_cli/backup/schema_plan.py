@@ -126,6 +126,8 @@ class NewField:
     link_to: str | None = None
     #: links: the backup's name of the inverse field Airtable makes in ``link_to`` (renamed to it)
     inverse: str | None = None
+    #: links: the backup's description of that inverse field (set with its name)
+    inverse_description: str | None = None
 
     def body(self, table_ids: Mapping[str, str]) -> dict[str, Any]:
         """The create request's object; a link's ``linkedTableId`` is the target's id of ``link_to``."""
@@ -223,6 +225,10 @@ def _write_options(f: Mapping[str, Any]) -> dict[str, Any] | None:
     return out or None
 
 
+def _single(f: Mapping[str, Any]) -> bool:
+    return bool((f.get("options") or {}).get("prefersSingleRecordLink"))
+
+
 def _new_field(table: str, f: Mapping[str, Any]) -> NewField:
     return NewField(table, f["name"], f["type"], _write_options(f), f.get("description") or None)
 
@@ -265,38 +271,59 @@ def plan_schema(
             if f["name"] not in target_fields[n] and creatable(f["type"]) and f["type"] != "multipleRecordLinks":
                 plan.fields.append(_new_field(n, f))
     covered: set[tuple[str, str]] = set()  # inverse fields Airtable makes with a planned link
-    for n in tables:
-        for f in src[n]["fields"]:
-            if f["type"] != "multipleRecordLinks" or f["name"] in target_fields.get(n, set()):
-                continue
-            if (n, f["name"]) in covered:
-                continue
-            opts = f.get("options") or {}
-            other = src_ids.get(str(opts.get("linkedTableId")))
-            if other is None or other not in will_exist:
-                plan.warnings.append(
-                    f"{n}.{f['name']}: links to table {other!r}, which is neither restored nor in the target; "
-                    "the field is not created and its links are not restored"
-                )
-                continue
-            inv = fid.get(str(opts.get("inverseLinkFieldId")))
-            inverse = inv[1] if inv is not None and inv[0] == other and inv[1] != f["name"] else None
-            if inverse is not None and inverse in target_fields.get(other, set()):
-                plan.warnings.append(
-                    f"{n}.{f['name']}: its inverse {other}.{inverse} is in the target already, paired with another "
-                    f"field; Airtable adds a new inverse field to {other} (delete it by hand)"
-                )
-                inverse = None
-            elif inverse is not None:
-                covered.add((other, inverse))
-            elif other != n:
-                plan.warnings.append(
-                    f"{n}.{f['name']}: a one-way link in the backup; Airtable adds an inverse field to {other} "
-                    "(delete it by hand if it is not wanted)"
-                )
-            nf = _new_field(n, f)
-            nf.link_to, nf.inverse = other, inverse
-            plan.fields.append(nf)
+    links = [
+        (n, f)
+        for n in tables
+        for f in src[n]["fields"]
+        if f["type"] == "multipleRecordLinks" and f["name"] not in target_fields.get(n, set())
+    ]
+    todo = {(n, f["name"]) for n, f in links}
+    by_name = {(n, f["name"]): f for n, t in src.items() for f in t["fields"]}
+    for n, f in links:
+        if (n, f["name"]) in covered:
+            continue
+        opts = f.get("options") or {}
+        other = src_ids.get(str(opts.get("linkedTableId")))
+        if other is None or other not in will_exist:
+            plan.warnings.append(
+                f"{n}.{f['name']}: links to table {other!r}, which is neither restored nor in the target; "
+                "the field is not created and its links are not restored"
+            )
+            continue
+        inv = fid.get(str(opts.get("inverseLinkFieldId")))
+        inverse = inv[1] if inv is not None and inv[0] == other and inv[1] != f["name"] else None
+        inv_field = by_name.get((other, inverse)) if inverse is not None else None
+        if inv_field is not None and (other, inverse) in todo and _single(inv_field) and not _single(f):
+            continue  # made from the other side: only the side created keeps its single-link preference
+        if inv_field is not None and _single(inv_field) and _single(f):
+            plan.warnings.append(
+                f"{other}.{inverse}: Airtable makes it (the inverse of {n}.{f['name']}) allowing several "
+                "links; turn 'Allow linking to multiple records' off by hand (the API cannot)"
+            )
+        if inverse is not None and inverse in target_fields.get(other, set()):
+            now = next(x["type"] for x in tgt[other]["fields"] if x["name"] == inverse)
+            why = (
+                f"is a {now} field in the target (what Airtable leaves of the links to a deleted table)"
+                if now != "multipleRecordLinks"
+                else "is in the target already, paired with another field"
+            )
+            plan.warnings.append(
+                f"{n}.{f['name']}: its inverse {other}.{inverse} {why}; Airtable gives the new inverse field "
+                f"in {other} another name (delete the old field and rename the new one by hand)"
+            )
+            inverse = None
+        elif inverse is not None:
+            covered.add((other, inverse))
+        elif other != n:
+            plan.warnings.append(
+                f"{n}.{f['name']}: a one-way link in the backup; Airtable adds an inverse field to {other} "
+                "(delete it by hand if it is not wanted)"
+            )
+        nf = _new_field(n, f)
+        nf.link_to, nf.inverse = other, inverse
+        if inverse is not None and inv_field is not None:
+            nf.inverse_description = inv_field.get("description") or None
+        plan.fields.append(nf)
     plan.manual = manual_items(backup_schema, target_schema, tables)
     for n in tables:
         have = {v["name"] for v in (tgt[n].get("views") or [])} if n in tgt else {DEFAULT_VIEW}
@@ -553,19 +580,22 @@ def _rename_inverse(tgw: Gateway, schema: dict[str, Any], nf: NewField, out: Sch
     if made is None or other is None or not inv_id:
         return schema
     inv = next((f for f in other["fields"] if f["id"] == inv_id), None)
-    if inv is None or inv["name"] == nf.inverse:
+    want = {"name": nf.inverse, "description": nf.inverse_description}
+    if inv is None or all((inv.get(k) or None) == v for k, v in want.items()):
         return schema
-    if any(f["name"] == nf.inverse for f in other["fields"]):
+    if any(f["name"] == nf.inverse and f["id"] != inv_id for f in other["fields"]):
         return schema  # taken (a warning of the plan said so)
+    body = {k: v for k, v in want.items() if v is not None}
 
     def renamed(s: dict[str, Any]) -> Any:
         t = _table(s, str(nf.link_to))
-        return next((f for f in (t or {}).get("fields", []) if f["id"] == inv_id and f["name"] == nf.inverse), None)
+        hit = next((f for f in (t or {}).get("fields", []) if f["id"] == inv_id), None)
+        return hit if hit is not None and all(hit.get(k) == v for k, v in body.items()) else None
 
     _once(
         tgw,
         f"rename {nf.link_to}.{inv['name']}",
-        lambda: tgw.rename_field(str(nf.link_to), other["id"], inv_id, str(nf.inverse), source="restore"),
+        lambda: tgw.update_field(str(nf.link_to), other["id"], inv_id, body, source="restore"),
         renamed,
     )
     out.renamed.append(f"{nf.link_to}.{inv['name']} → {nf.inverse}")

@@ -506,12 +506,12 @@ class Gateway:
         self._tell(Change.table_may_have_changed(self.base_id, table, source))
         return answer
 
-    def rename_field(
-        self, table: str, table_id: str, field_id: str, name: str, *, source: str = "beststag"
+    def update_field(
+        self, table: str, table_id: str, field_id: str, body: dict[str, Any], *, source: str = "beststag"
     ) -> dict[str, Any]:
-        """`PATCH …/tables/{table_id}/fields/{field_id}` with the new ``name`` (idempotent)."""
+        """`PATCH …/tables/{table_id}/fields/{field_id}` with a new ``name`` and/or ``description`` (idempotent)."""
         url = self.api.build_url(f"meta/bases/{self.base_id}/tables/{table_id}/fields/{field_id}")
-        answer = dict(self._write(table, source, lambda: self.api.request("patch", url, json={"name": name})))
+        answer = dict(self._write(table, source, lambda: self.api.request("patch", url, json=body)))
         self._tell(Change.table_may_have_changed(self.base_id, table, source))
         return answer
 

@@ -30,18 +30,24 @@ def _restore(settings: Any, gateway: Any, backup_id: str, **kw: Any) -> Any:
     return execute_restore(settings, gateway, plan_restore(settings, gateway, backup_id, **kw))
 
 
-def _delete_table(sandbox: Any, base_id: str, name: str) -> None:
-    """Delete a table as the Airtable UI does, with the link fields of other tables that pointed to it."""
+def _delete_table(sandbox: Any, base_id: str, name: str, *, links_to_text: bool = False) -> None:
+    """Delete a table in the Airtable UI: the link fields of other tables that pointed to it go with it, or
+    (``links_to_text``) are left as text fields (what Airtable does to the other side of a deleted link)."""
 
     def op(b: Any, rng: Any) -> None:
         t = b.table(name)
         b.tables.remove(t)
         for other in b.tables:
-            other.fields = [
+            links = [
                 f
                 for f in other.fields
-                if not (f.type == "multipleRecordLinks" and (f.options or {}).get("linkedTableId") == t.id)
+                if f.type == "multipleRecordLinks" and (f.options or {}).get("linkedTableId") == t.id
             ]
+            for f in links:
+                if links_to_text:
+                    f.type, f.options = "singleLineText", None
+                else:
+                    other.fields.remove(f)
             other.reindex()
 
     sandbox.store.alter_schema(base_id, op)
@@ -49,6 +55,28 @@ def _delete_table(sandbox: Any, base_id: str, name: str) -> None:
 
 def _fields(gateway: Any) -> dict[str, dict[str, str]]:
     return {t["name"]: {f["name"]: f["type"] for f in t["fields"]} for t in gateway.schema()["tables"]}
+
+
+def _shape(gateway: Any, tables: list[str]) -> dict[str, dict[str, Any]]:
+    """table → field → (type, description, options) for the fields the API can create: choices by name and
+    colour, formats, time zones, precision, symbols, the linked table by name and the single-link preference."""
+    schema = gateway.schema()["tables"]
+    ids = {t["id"]: t["name"] for t in schema}
+    out: dict[str, dict[str, Any]] = {}
+    for t in schema:
+        if t["name"] not in tables:
+            continue
+        fields = out.setdefault(t["name"], {})
+        for f in t["fields"]:
+            if f["type"] in COMPUTED_TYPES:
+                continue
+            opts = dict(f.get("options") or {})
+            if "choices" in opts:
+                opts["choices"] = [(c["name"], c.get("color")) for c in opts["choices"]]
+            if f["type"] == "multipleRecordLinks":
+                opts = {"to": ids[opts["linkedTableId"]], "single": opts.get("prefersSingleRecordLink")}
+            fields[f["name"]] = (f["type"], f.get("description"), opts)
+    return out
 
 
 def _writable(schema: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
@@ -258,14 +286,18 @@ def test_formula_ids_translate_back_to_names():
 # ------------------------------------------------------------------------------- against the sandbox
 
 
-def test_a_deleted_table_is_recreated_with_its_records_and_the_links_of_other_tables(settings, gateway, sandbox):
+@pytest.mark.parametrize("tables", [["Interações"], None], ids=["that table", "every table"])
+def test_a_deleted_table_is_recreated_with_its_records_and_the_links_of_other_tables(
+    settings, gateway, sandbox, tables
+):
     before = snapshot(gateway, ["Usuários", "Interações"])
     schema_before = _fields(gateway)
+    shape_before = _shape(gateway, TABLES)
     done = run_backup(settings, gateway, "complete")
     _delete_table(sandbox, SOURCE, "Interações")
     assert "Interações" not in _fields(gateway) and "Interações" not in _fields(gateway)["Usuários"]
 
-    plan = plan_restore(settings, gateway, done.manifest.id, tables=["Interações"])
+    plan = plan_restore(settings, gateway, done.manifest.id, tables=tables)
     summary = plan.summary()
     assert summary["planned_writes"]["table"] == 1 and summary["planned_writes"]["field"] == 1
     assert list(summary["schema"]["create_tables"]) == ["Interações"]
@@ -281,6 +313,7 @@ def test_a_deleted_table_is_recreated_with_its_records_and_the_links_of_other_ta
     after = _fields(gateway)
     assert _writable(after) == _writable(schema_before)
     assert after["Usuários"] == schema_before["Usuários"]
+    assert _shape(gateway, TABLES) == shape_before  # options, descriptions, the single-link preference
     # field by field, link by link, on both sides (Usuários' links to the new records come with them)
     assert_same_state(
         _comparable(before), _comparable(snapshot(gateway, ["Usuários", "Interações"])), result.plan.id_map
@@ -296,8 +329,31 @@ def test_a_deleted_table_is_recreated_with_its_records_and_the_links_of_other_ta
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(os.path.dirname(path)).st_mode) == 0o700
     # run again: nothing left to create or write
-    again = plan_restore(settings, gateway, done.manifest.id, tables=["Interações"])
+    again = plan_restore(settings, gateway, done.manifest.id, tables=tables)
     assert again.writes == 0 and not again.schema.writes
+
+
+def test_a_deleted_table_whose_links_were_left_as_text(settings, gateway, sandbox):
+    before = snapshot(gateway, ["Usuários", "Interações"])
+    done = run_backup(settings, gateway, "complete")
+    _delete_table(sandbox, SOURCE, "Interações", links_to_text=True)
+    # restoring Usuários too would turn its text field back into links: refused, nothing written
+    with pytest.raises(errors.SchemaConflict, match=r"Usuários\.Interações is singleLineText there"):
+        plan_restore(settings, gateway, done.manifest.id)
+
+    result = _restore(settings, gateway, done.manifest.id, tables=["Interações"])
+
+    assert any("Usuários.Interações is a singleLineText field" in w for w in result.plan.warnings)
+    assert _fields(gateway)["Usuários"]["Interações 2"] == "multipleRecordLinks"
+    # the links are all there, on both sides; the inverse has Airtable's new name until a person renames it
+    after = snapshot(gateway, ["Usuários", "Interações"])
+    for rec in after["Usuários"].values():
+        rec["fields"].pop("Interações", None)  # the text left by the deletion
+        if "Interações 2" in rec["fields"]:
+            rec["fields"]["Interações"] = rec["fields"].pop("Interações 2")
+        rec["types"]["Interações"] = "multipleRecordLinks"
+        rec["targets"]["Interações"] = "Interações"
+    assert_same_state(_comparable(before), _comparable(after), result.plan.id_map)
 
 
 def _new_base_restore(settings: Any, gateway: Any, backup_id: str, name: str, **kw: Any) -> Any:
@@ -316,7 +372,7 @@ def _check_whole_base(gateway: Any, target: Any, before: dict[str, Any], result:
         for f in schema[t]["fields"]
         if f["type"] == "multipleRecordLinks" and ids[f["options"]["linkedTableId"]] not in tables
     }
-    got, want = _writable(_fields(target)), _writable(_fields(gateway))
+    got, want = _shape(target, tables), _shape(gateway, tables)
     want = {t: {n: ty for n, ty in want[t].items() if (t, n) not in outside} for t in tables}
     assert {t: got.get(t) for t in tables} == want
     assert_same_state(
@@ -467,3 +523,48 @@ def test_a_whole_base_into_a_new_one_over_http(tmp_path, monkeypatch):
             assert [b["name"] for b in gateway.list_bases()].count("Recuperada") == 1
         finally:
             gateway.close()
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+
+def test_cli_dry_run_shows_the_schema_plan_and_the_restore_prints_the_manual_list(cli, settings, sandbox):
+    r = cli("--json", "backup", "run", "--type", "critical")
+    assert r.exit_code == 0, r
+    backup_id = r.json()["id"]
+    bases = len(sandbox.store.list_bases())
+    # a new base: the plan against an empty base, nothing written
+    r = cli("--json", "backup", "restore", backup_id, "--new-base", "Nova", "--workspace", WORKSPACE, "--dry-run")
+    assert r.exit_code == 0, r
+    plan = r.json()
+    assert plan["dry_run"] and plan["mode"] == "new base" and plan["target_base"] == "new base 'Nova'"
+    assert set(plan["schema"]["create_tables"]) == {"Usuários", "Interações"}
+    assert plan["planned_writes"]["table"] == 2 and plan["planned_writes"]["create"] == 1100
+    assert {m["field"] for m in plan["schema"]["manual"]} == {"Criado em", "Modificado em", "ID"}
+    assert len(sandbox.store.list_bases()) == bases
+    r = cli("backup", "restore", backup_id, "--new-base", "Nova", "--workspace", WORKSPACE, "--dry-run")
+    assert r.exit_code == 0 and "Usuários\tcreate table\tNome, email" in r.stdout, r
+    assert "Interações\tcreate field\tuser" in r.stdout and "Usuários\tID\tautoNumber\t" in r.stdout, r
+    # bad targets: one line, exit 2, nothing written
+    for extra, needle in [
+        (("--new-base", "Nova"), "needs --workspace"),
+        (("--workspace", WORKSPACE), "goes with --new-base"),
+        (("--new-base", "Nova", "--workspace", "wsp1"), "not a workspace id"),
+        (("--new-base", "Nova", "--workspace", WORKSPACE, "--base", "appBestStagSandbx"), "two targets"),
+        (("--new-base", "", "--workspace", WORKSPACE), "not a base name"),
+    ]:
+        r = cli("backup", "restore", backup_id, "--yes", *extra)
+        assert r.exit_code == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, (extra, r)
+    assert len(sandbox.store.list_bases()) == bases
+
+    r = cli("--json", "backup", "restore", backup_id, "--new-base", "Nova", "--workspace", WORKSPACE, "--yes")
+    assert r.exit_code == 0, r
+    out = r.json()
+    assert out["status"] == "ok" and out["writes"]["table"] == 2 and out["writes"]["create"] == 1100
+    assert out["schema"]["done"]["tables_created"] == ["Usuários", "Interações"]
+    manual = json.loads(Path(out["manual_file"]).read_text(encoding="utf-8"))
+    assert {f["field"] for f in manual["fields"]} == {"Criado em", "Modificado em", "ID"}
+    assert sandbox.store.count(out["target_base"], "Interações") == 1000
+    # run again: the same base, nothing to do
+    r = cli("--json", "backup", "restore", backup_id, "--new-base", "Nova", "--workspace", WORKSPACE, "--yes")
+    assert r.exit_code == 0 and r.json()["target_base"] == out["target_base"] and r.json()["records"] == 0, r
