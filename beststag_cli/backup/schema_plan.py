@@ -500,13 +500,13 @@ def _read(tgw: Gateway) -> dict[str, Any]:
     raise AssertionError("unreachable")
 
 
-def _once(tgw: Gateway, what: str, send: Callable[[], Any], find: Callable[[dict[str, Any]], Any]) -> bool:
+def _once(tgw: Gateway, what: str, send: Callable[[], Any], find: Callable[[dict[str, Any]], Any]) -> tuple[bool, Any]:
     """Send a create until it is applied, exactly once: after a failure the schema is read again, and what
-    the lost answer did create is found by name. True if this call created it, False if it was found."""
+    the lost answer did create is found by name. ``(True, answer)`` if this call created it, ``(False,
+    None)`` if it was found."""
     for attempt in range(1, ATTEMPTS + 1):
         try:
-            send()
-            return True
+            return True, send()
         except errors.BestStagError as e:
             if not (_retryable(e) or _duplicate(e)) or attempt == ATTEMPTS:
                 raise
@@ -514,7 +514,7 @@ def _once(tgw: Gateway, what: str, send: Callable[[], Any], find: Callable[[dict
             if not _duplicate(e):
                 tgw.sleep(tgw._backoff(attempt, None))
             if find(_read(tgw)) is not None:
-                return False
+                return False, None
             if _duplicate(e):
                 raise
     raise AssertionError("unreachable")
@@ -538,7 +538,7 @@ def execute_schema(tgw: Gateway, plan: SchemaPlan, *, progress: Callable[[str], 
         if _table(schema, nt.name) is not None:
             out.found.append(nt.name)
             continue
-        made = _once(
+        made, answer = _once(
             tgw,
             f"create table {nt.name}",
             lambda nt=nt: tgw.create_table(nt.name, nt.body()["fields"], description=nt.description, source="restore"),  # type: ignore[misc]
@@ -546,7 +546,10 @@ def execute_schema(tgw: Gateway, plan: SchemaPlan, *, progress: Callable[[str], 
         )
         (out.tables_created if made else out.found).append(nt.name)
         tell(f"table {nt.name}")
-        schema = _read(tgw)
+        if made and isinstance(answer, dict) and answer.get("name") == nt.name and "fields" in answer:
+            schema["tables"].append(answer)  # the answer is the table model: no need to read it back
+        else:
+            schema = _read(tgw)
     for nf in plan.fields:
         if _field(schema, nf.table, nf.name) is None:
             ids = {t["name"]: t["id"] for t in schema.get("tables", [])}
@@ -555,7 +558,7 @@ def execute_schema(tgw: Gateway, plan: SchemaPlan, *, progress: Callable[[str], 
                     f"cannot create {nf.label()}: table {nf.table if nf.table not in ids else nf.link_to!r} "
                     "is not in the target base"
                 )
-            made = _once(
+            made, answer = _once(
                 tgw,
                 f"create field {nf.label()}",
                 lambda nf=nf, ids=ids: tgw.create_field(nf.table, ids[nf.table], nf.body(ids), source="restore"),  # type: ignore[misc]
@@ -563,7 +566,11 @@ def execute_schema(tgw: Gateway, plan: SchemaPlan, *, progress: Callable[[str], 
             )
             (out.fields_created if made else out.found).append(nf.label())
             tell(f"field {nf.label()}")
-            schema = _read(tgw)
+            table = _table(schema, nf.table)
+            if made and nf.link_to is None and table is not None and isinstance(answer, dict) and "id" in answer:
+                table["fields"].append(answer)  # the field model; a link also changed its linked table: read
+            else:
+                schema = _read(tgw)
         else:
             out.found.append(nf.label())
         if nf.inverse is not None:

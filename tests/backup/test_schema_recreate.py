@@ -26,6 +26,31 @@ SOURCE = "appBestStagSandbx"
 WORKSPACE = "wspRestoreTarget1"
 
 
+@pytest.fixture
+def small(sandbox: Any) -> Any:
+    """The sandbox with the sample base at 5% (about 100 records, a few attachments): these tests back up
+    and restore whole bases, and the full sample would make each take many seconds."""
+    from beststag_cli.sandbox.seed import load_sample
+
+    sandbox.store.drop_base(SOURCE)
+    load_sample(sandbox.store, scale=0.05)
+    return sandbox
+
+
+def _mutate(gateway: Any, step: int) -> None:
+    """Edits, deletions (links to them go too) and new linked records between two backups."""
+    users, inter, tasks = gateway.all("Usuários"), gateway.all("Interações"), gateway.all("Tarefas")
+    gateway.create("Tarefas", [{"Título": f"nova {step}-{i}", "responsável": [users[i]["id"]]} for i in range(2)])
+    gateway.update("Usuários", [{"id": users[step]["id"], "fields": {"plano": "Pro", "tags": ["vip"]}}])
+    gateway.update(
+        "Interações",
+        [{"id": r["id"], "fields": {"Resumo": f"editado {step}", "user": [users[0]["id"]]}} for r in inter[:3]],
+    )
+    gateway.delete("Interações", [r["id"] for r in inter[10:12]])
+    gateway.delete("Tarefas", [tasks[-1]["id"]])
+    gateway.delete("Usuários", [users[-1]["id"]])  # unlinks its interactions and tasks
+
+
 def _restore(settings: Any, gateway: Any, backup_id: str, **kw: Any) -> Any:
     return execute_restore(settings, gateway, plan_restore(settings, gateway, backup_id, **kw))
 
@@ -287,14 +312,12 @@ def test_formula_ids_translate_back_to_names():
 
 
 @pytest.mark.parametrize("tables", [["Interações"], None], ids=["that table", "every table"])
-def test_a_deleted_table_is_recreated_with_its_records_and_the_links_of_other_tables(
-    settings, gateway, sandbox, tables
-):
+def test_a_deleted_table_is_recreated_with_its_records_and_the_links_of_other_tables(settings, gateway, small, tables):
     before = snapshot(gateway, ["Usuários", "Interações"])
     schema_before = _fields(gateway)
     shape_before = _shape(gateway, TABLES)
     done = run_backup(settings, gateway, "complete")
-    _delete_table(sandbox, SOURCE, "Interações")
+    _delete_table(small, SOURCE, "Interações")
     assert "Interações" not in _fields(gateway) and "Interações" not in _fields(gateway)["Usuários"]
 
     plan = plan_restore(settings, gateway, done.manifest.id, tables=tables)
@@ -333,10 +356,10 @@ def test_a_deleted_table_is_recreated_with_its_records_and_the_links_of_other_ta
     assert again.writes == 0 and not again.schema.writes
 
 
-def test_a_deleted_table_whose_links_were_left_as_text(settings, gateway, sandbox):
+def test_a_deleted_table_whose_links_were_left_as_text(settings, gateway, small):
     before = snapshot(gateway, ["Usuários", "Interações"])
     done = run_backup(settings, gateway, "complete")
-    _delete_table(sandbox, SOURCE, "Interações", links_to_text=True)
+    _delete_table(small, SOURCE, "Interações", links_to_text=True)
     # restoring Usuários too would turn its text field back into links: refused, nothing written
     with pytest.raises(errors.SchemaConflict, match=r"Usuários\.Interações is singleLineText there"):
         plan_restore(settings, gateway, done.manifest.id)
@@ -382,15 +405,17 @@ def _check_whole_base(gateway: Any, target: Any, before: dict[str, Any], result:
     )
     doc = json.loads(Path(result.manual_file).read_text(encoding="utf-8"))
     assert {(f["table"], f["field"]) for f in doc["fields"]} == _computed(gateway, tables)
-    lookup = next(f for f in doc["fields"] if f["type"] == "multipleLookupValues")
-    assert (lookup["details"]["link"], lookup["details"]["linked_table"], lookup["details"]["linked_field"]) == (
-        "responsável",
-        "Usuários",
-        "email",
-    )
+    if "Tarefas" in tables:
+        lookup = next(f for f in doc["fields"] if f["type"] == "multipleLookupValues")
+        details = lookup["details"]
+        assert (details["link"], details["linked_table"], details["linked_field"]) == (
+            "responsável",
+            "Usuários",
+            "email",
+        )
 
 
-def test_a_whole_base_into_a_new_one(settings, gateway, sandbox):
+def test_a_whole_base_into_a_new_one(settings, gateway, small):
     before = snapshot(gateway, TABLES)
     done = run_backup(settings, gateway, "complete")
     assert done.manifest.attachments_count > 0
@@ -402,26 +427,53 @@ def test_a_whole_base_into_a_new_one(settings, gateway, sandbox):
     assert plan.summary()["target_base"] == "new base 'BestStag (restaurada)'"
     assert result.status == "ok" and result.dropped_links == 0
     new_id = result.plan.target_base
-    assert new_id != SOURCE and sandbox.store.has_base(new_id)
+    assert new_id != SOURCE and small.store.has_base(new_id)
     assert result.summary()["schema"]["done"]["tables_created"] == TABLES
     _check_whole_base(gateway, gateway_for_base(gateway, new_id), before, result, TABLES)
     # a second run finds the base it made (the journal kept its id): nothing is made twice
     again = plan_restore(settings, gateway, done.manifest.id, new_base=NewBase("BestStag (restaurada)", WORKSPACE))
     assert again.target_base == new_id and again.writes == 0
-    assert [b["name"] for b in sandbox.store.list_bases()].count("BestStag (restaurada)") == 1
+    assert [b["name"] for b in small.store.list_bases()].count("BestStag (restaurada)") == 1
 
 
-def test_a_base_name_that_exists_is_refused_before_anything_is_written(settings, gateway, sandbox):
+def test_a_new_base_is_made_once_when_the_run_is_killed_and_answers_are_lost(settings, gateway, small, monkeypatch):
+    tables = ["Usuários", "Interações"]
+    before = snapshot(gateway, tables)
     done = run_backup(settings, gateway, "critical")
-    bases = sandbox.store.list_bases()
+    gateway.sleep = lambda s: None
+    bases = len(small.store.list_bases())
+    # killed right after Airtable applied the create-base request, before its answer was read
+    real = type(gateway).create_base
+
+    def applied_then_killed(self: Any, *args: Any, **kw: Any) -> Any:
+        real(self, *args, **kw)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(type(gateway), "create_base", applied_then_killed)
+    with pytest.raises(KeyboardInterrupt):
+        _new_base_restore(settings, gateway, done.manifest.id, "Outra")
+    monkeypatch.setattr(type(gateway), "create_base", real)
+    assert len(small.store.list_bases()) == bases + 1
+    # the next run finds that base; every metadata write it makes has its answer lost as well
+    small.app.set_faults(FaultConfig(rate_drop_after=1.0, routes=("meta_write",)))
+    _, result = _new_base_restore(settings, gateway, done.manifest.id, "Outra")
+    small.app.set_faults(FaultConfig())
+
+    assert result.status == "ok"
+    assert [b["name"] for b in small.store.list_bases()].count("Outra") == 1
+    assert result.summary()["schema"]["done"]["found"] == ["Interações.user"]
+    _check_whole_base(gateway, gateway_for_base(gateway, result.plan.target_base), before, result, tables)
+
+
+def test_a_base_name_that_exists_is_refused_before_anything_is_written(settings, gateway, small):
+    done = run_backup(settings, gateway, "critical")
+    bases = small.store.list_bases()
     with pytest.raises(errors.BadInput, match="exists already"):
         _new_base_restore(settings, gateway, done.manifest.id, bases[0]["name"])
-    assert sandbox.store.list_bases() == bases
+    assert small.store.list_bases() == bases
 
 
-def test_a_chain_into_an_empty_base(settings, gateway, sandbox):
-    from .test_restore import _mutate
-
+def test_a_chain_into_an_empty_base(settings, gateway, small):
     run_backup(settings, gateway, "complete")
     for step in range(2):
         _mutate(gateway, step)
@@ -429,7 +481,7 @@ def test_a_chain_into_an_empty_base(settings, gateway, sandbox):
     assert last.manifest.parent is not None
     before = snapshot(gateway, TABLES)
     # an empty base: Airtable's bases always hold a table; this one has nothing of the backup's
-    sandbox.store.create_base(
+    small.store.create_base(
         {"name": "Vazia", "tables": [{"name": "Table 1", "fields": [{"name": "Name", "type": "singleLineText"}]}]},
         "appEmptyTarget000",
         seed=11,
@@ -443,22 +495,22 @@ def test_a_chain_into_an_empty_base(settings, gateway, sandbox):
     )
 
 
-def test_lost_answers_and_a_kill_create_no_table_or_field_twice(settings, gateway, sandbox, monkeypatch):
+def test_lost_answers_and_a_kill_create_no_table_or_field_twice(settings, gateway, small, monkeypatch):
     before = snapshot(gateway, TABLES)
     done = run_backup(settings, gateway, "complete")
-    sandbox.store.create_base(
+    small.store.create_base(
         {"name": "Vazia", "tables": [{"name": "Table 1", "fields": [{"name": "Name", "type": "singleLineText"}]}]},
         "appEmptyTarget000",
         seed=11,
     )
     gateway.sleep = lambda s: None
     # every metadata write is applied, then its answer is lost
-    sandbox.app.set_faults(FaultConfig(rate_drop_after=1.0, routes=("meta_write",)))
+    small.app.set_faults(FaultConfig(rate_drop_after=1.0, routes=("meta_write",)))
     # ... and the first run dies at its third table's create (as a kill would: after the write)
     calls = {"n": 0}
     real = schema_plan._once
 
-    def dies_at_the_third_table(tgw: Any, what: str, send: Any, find: Any) -> bool:
+    def dies_at_the_third_table(tgw: Any, what: str, send: Any, find: Any) -> Any:
         if what.startswith("create table"):
             calls["n"] += 1
             if calls["n"] == 3:
@@ -477,7 +529,7 @@ def test_lost_answers_and_a_kill_create_no_table_or_field_twice(settings, gatewa
 
     result = _restore(settings, gateway, done.manifest.id, target_base="appEmptyTarget000")
 
-    sandbox.app.set_faults(FaultConfig())
+    small.app.set_faults(FaultConfig())
     assert result.status == "ok"
     # the second run planned what the first left out; every create's answer was lost, and each was found
     done_schema = result.summary()["schema"]["done"]
@@ -528,20 +580,21 @@ def test_a_whole_base_into_a_new_one_over_http(tmp_path, monkeypatch):
 # ------------------------------------------------------------------------------------------------ CLI
 
 
-def test_cli_dry_run_shows_the_schema_plan_and_the_restore_prints_the_manual_list(cli, settings, sandbox):
+def test_cli_dry_run_shows_the_schema_plan_and_the_restore_prints_the_manual_list(cli, settings, small):
     r = cli("--json", "backup", "run", "--type", "critical")
     assert r.exit_code == 0, r
     backup_id = r.json()["id"]
-    bases = len(sandbox.store.list_bases())
+    bases = len(small.store.list_bases())
+    records = small.store.count(SOURCE, "Usuários") + small.store.count(SOURCE, "Interações")
     # a new base: the plan against an empty base, nothing written
     r = cli("--json", "backup", "restore", backup_id, "--new-base", "Nova", "--workspace", WORKSPACE, "--dry-run")
     assert r.exit_code == 0, r
     plan = r.json()
     assert plan["dry_run"] and plan["mode"] == "new base" and plan["target_base"] == "new base 'Nova'"
     assert set(plan["schema"]["create_tables"]) == {"Usuários", "Interações"}
-    assert plan["planned_writes"]["table"] == 2 and plan["planned_writes"]["create"] == 1100
+    assert plan["planned_writes"]["table"] == 2 and plan["planned_writes"]["create"] == records
     assert {m["field"] for m in plan["schema"]["manual"]} == {"Criado em", "Modificado em", "ID"}
-    assert len(sandbox.store.list_bases()) == bases
+    assert len(small.store.list_bases()) == bases
     r = cli("backup", "restore", backup_id, "--new-base", "Nova", "--workspace", WORKSPACE, "--dry-run")
     assert r.exit_code == 0 and "Usuários\tcreate table\tNome, email" in r.stdout, r
     assert "Interações\tcreate field\tuser" in r.stdout and "Usuários\tID\tautoNumber\t" in r.stdout, r
@@ -555,16 +608,16 @@ def test_cli_dry_run_shows_the_schema_plan_and_the_restore_prints_the_manual_lis
     ]:
         r = cli("backup", "restore", backup_id, "--yes", *extra)
         assert r.exit_code == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, (extra, r)
-    assert len(sandbox.store.list_bases()) == bases
+    assert len(small.store.list_bases()) == bases
 
     r = cli("--json", "backup", "restore", backup_id, "--new-base", "Nova", "--workspace", WORKSPACE, "--yes")
     assert r.exit_code == 0, r
     out = r.json()
-    assert out["status"] == "ok" and out["writes"]["table"] == 2 and out["writes"]["create"] == 1100
+    assert out["status"] == "ok" and out["writes"]["table"] == 2 and out["writes"]["create"] == records
     assert out["schema"]["done"]["tables_created"] == ["Usuários", "Interações"]
     manual = json.loads(Path(out["manual_file"]).read_text(encoding="utf-8"))
     assert {f["field"] for f in manual["fields"]} == {"Criado em", "Modificado em", "ID"}
-    assert sandbox.store.count(out["target_base"], "Interações") == 1000
+    assert small.store.count(out["target_base"], "Interações") == small.store.count(SOURCE, "Interações")
     # run again: the same base, nothing to do
     r = cli("--json", "backup", "restore", backup_id, "--new-base", "Nova", "--workspace", WORKSPACE, "--yes")
     assert r.exit_code == 0 and r.json()["target_base"] == out["target_base"] and r.json()["records"] == 0, r
