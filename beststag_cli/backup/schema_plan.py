@@ -342,12 +342,25 @@ def _check_conflicts(
     tables: list[str],
     where: str,
 ) -> None:
+    # Airtable's names are unique whatever their case: a create of "Nome" next to "nome" is refused
+    folded = {n.casefold(): n for n in tgt}
+    for n in tables:
+        if n not in tgt and n.casefold() in folded:
+            raise errors.SchemaConflict(
+                f"{where}: a table is named {folded[n.casefold()]!r} there and {n!r} in the backup; nothing was written"
+            )
     for n in tables:
         if n not in tgt:
             continue
         have = {f["name"]: f for f in tgt[n]["fields"]}
+        names = {x.casefold(): x for x in have}
         for f in src[n]["fields"]:
             t = have.get(f["name"])
+            if t is None and f["name"].casefold() in names and creatable(f["type"]):
+                raise errors.SchemaConflict(
+                    f"{where}: table {n!r} has a field {names[f['name'].casefold()]!r} there and {f['name']!r} in "
+                    "the backup; nothing was written"
+                )
             if t is None or f["type"] in COMPUTED_TYPES:
                 continue
             if t["type"] != f["type"]:

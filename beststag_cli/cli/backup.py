@@ -319,6 +319,13 @@ def _render_schema(s: dict[str, Any]) -> None:
     rows += [[label.split(".", 1)[0], "create field", label.split(".", 1)[1]] for label in s.get("create_fields", [])]
     if rows:
         render.table(None, ["table", "schema", "fields"], rows)
+    done = s.get("done") or {}
+    if done.get("tables_created") or done.get("fields_created") or done.get("found"):
+        render.line(
+            f"schema: {len(done.get('tables_created', []))} table(s) and {len(done.get('fields_created', []))} "
+            f"field(s) created, {len(done.get('renamed', []))} inverse link(s) renamed, "
+            f"{len(done.get('found', []))} found made already (by an earlier run or a lost answer)"
+        )
     manual = s.get("manual") or []
     views = s.get("views") or {}
     if manual or views:

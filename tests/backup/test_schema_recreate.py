@@ -300,6 +300,13 @@ def test_a_field_of_another_type_is_a_conflict_naming_both_types():
     plan = plan_schema(_doc(), target, ["Clientes"])
     assert [f.name for f in plan.fields] == ["Indicado por"]
     assert ("Clientes", "Total") in {(m.table, m.field) for m in plan.manual}
+    # names differing only in case are one name for Airtable
+    target["tables"][0]["fields"][1]["name"] = "EMAIL"
+    with pytest.raises(errors.SchemaConflict, match="has a field 'EMAIL' there and 'email' in the backup"):
+        plan_schema(_doc(), target, ["Clientes"])
+    target["tables"][0]["name"] = "clientes"
+    with pytest.raises(errors.SchemaConflict, match="a table is named 'clientes' there and 'Clientes'"):
+        plan_schema(_doc(), target, ["Clientes"])
     assert any("Pedidos feitos" in w for w in plan.warnings)  # its table is neither restored nor there
 
 
@@ -621,3 +628,76 @@ def test_cli_dry_run_shows_the_schema_plan_and_the_restore_prints_the_manual_lis
     # run again: the same base, nothing to do
     r = cli("--json", "backup", "restore", backup_id, "--new-base", "Nova", "--workspace", WORKSPACE, "--yes")
     assert r.exit_code == 0 and r.json()["target_base"] == out["target_base"] and r.json()["records"] == 0, r
+
+
+def test_every_creatable_type_is_recreated_with_its_options(settings, gateway, sandbox):
+    """Each field type the API can create, with the options a base shows, through the sandbox's create
+    endpoints; the recreated schema shows the same options (choices by name and colour)."""
+    fields: list[dict[str, Any]] = [
+        {"name": "Nome", "type": "singleLineText", "description": "o primário"},
+        {"name": "Notas", "type": "multilineText"},
+        {"name": "Rico", "type": "richText"},
+        {"name": "Email", "type": "email"},
+        {"name": "Site", "type": "url"},
+        {"name": "Fone", "type": "phoneNumber"},
+        {"name": "Código", "type": "barcode"},
+        {"name": "Qtd", "type": "number", "options": {"precision": 3}},
+        {"name": "Preço", "type": "currency", "options": {"precision": 2, "symbol": "€"}},
+        {"name": "Taxa", "type": "percent", "options": {"precision": 1}},
+        {"name": "Tempo", "type": "duration", "options": {"durationFormat": "h:mm:ss"}},
+        {"name": "Nota", "type": "rating", "options": {"icon": "heart", "max": 10, "color": "redBright"}},
+        {"name": "Feito", "type": "checkbox", "options": {"icon": "star", "color": "yellowBright"}},
+        {"name": "Dia", "type": "date", "options": {"dateFormat": {"name": "european", "format": "D/M/YYYY"}}},
+        {
+            "name": "Quando",
+            "type": "dateTime",
+            "options": {
+                "dateFormat": {"name": "us", "format": "M/D/YYYY"},
+                "timeFormat": {"name": "12hour", "format": "h:mma"},
+                "timeZone": "Europe/Lisbon",
+            },
+        },
+        {
+            "name": "Cor",
+            "type": "singleSelect",
+            "options": {"choices": [{"id": "selAAAAAAAAAAAAA1", "name": "azul", "color": "blueBright"}]},
+        },
+        {
+            "name": "Cores",
+            "type": "multipleSelects",
+            "options": {
+                "choices": [
+                    {"id": "selAAAAAAAAAAAAA2", "name": "a", "color": "greenLight1"},
+                    {"id": "selAAAAAAAAAAAAA3", "name": "b", "color": "grayDark1"},
+                ]
+            },
+        },
+        {"name": "Anexos", "type": "multipleAttachments", "options": {"isReversed": False}},
+        {"name": "Dono", "type": "singleCollaborator"},
+        {"name": "Equipe", "type": "multipleCollaborators"},
+    ]
+    for i, f in enumerate(fields):
+        f["id"] = f"fld{i:014d}"
+    doc = {"tables": [{"id": "tbl00000000000001", "name": "Tudo", "primaryFieldId": fields[0]["id"], "fields": fields}]}
+    sandbox.store.create_base(
+        {"name": "Vazia", "tables": [{"name": "Table 1", "fields": [{"name": "Name", "type": "singleLineText"}]}]},
+        "appEveryTypeBase0",
+        seed=5,
+    )
+    target = gateway_for_base(gateway, "appEveryTypeBase0")
+    plan = plan_schema(doc, target.schema(), ["Tudo"])
+    assert not plan.manual and [len(t.fields) for t in plan.tables] == [len(fields)]
+
+    outcome = schema_plan.execute_schema(target, plan)
+
+    assert outcome.tables_created == ["Tudo"]
+    made = {f["name"]: f for f in next(t for t in target.schema()["tables"] if t["name"] == "Tudo")["fields"]}
+    for f in fields:
+        got = made[f["name"]]
+        assert (got["type"], got.get("description")) == (f["type"], f.get("description")), f["name"]
+        want, have = dict(f.get("options") or {}), dict(got.get("options") or {})
+        if "choices" in want:
+            want["choices"] = [(c["name"], c["color"]) for c in want["choices"]]
+            have["choices"] = [(c["name"], c["color"]) for c in have["choices"]]
+        assert have == want, f["name"]
+    assert plan_schema(doc, target.schema(), ["Tudo"]).writes == 0  # nothing left to create
