@@ -363,6 +363,34 @@ def test_a_deleted_table_is_recreated_with_its_records_and_the_links_of_other_ta
     assert again.writes == 0 and not again.schema.writes
 
 
+def test_a_deleted_table_restore_that_fails_half_way_resumes_without_duplicates(settings, gateway, small):
+    before = snapshot(gateway, TABLES)
+    done = run_backup(settings, gateway, "complete")
+    _delete_table(small, SOURCE, "Interações")
+    gateway.sleep = lambda s: None
+    creates: list[str] = []
+
+    def fail_after_two_batches(method: str, route: str, status: int) -> None:
+        if method == "POST" and route == "create" and status == 200:
+            creates.append(route)
+            if len(creates) == 2:
+                small.app.set_faults(FaultConfig(rate_500=1.0, routes=("create",)))
+
+    small.app.observers.append(fail_after_two_batches)
+    with pytest.raises(errors.BestStagError, match="500"):
+        _restore(settings, gateway, done.manifest.id)
+    small.app.observers.clear()
+    small.app.set_faults(FaultConfig())
+    assert 0 < small.store.count(SOURCE, "Interações") < len(before["Interações"])
+
+    again = plan_restore(settings, gateway, done.manifest.id)
+    assert again.resumed and not again.schema.writes  # the table and its link were made by the first run
+    result = execute_restore(settings, gateway, again)
+
+    assert small.store.count(SOURCE, "Interações") == len(before["Interações"])
+    assert_same_state(_comparable(before), _comparable(snapshot(gateway, TABLES)), result.plan.id_map)
+
+
 def test_a_deleted_table_whose_links_were_left_as_text(settings, gateway, small):
     before = snapshot(gateway, ["Usuários", "Interações"])
     done = run_backup(settings, gateway, "complete")
