@@ -145,6 +145,14 @@ class NotFound(BadInput):
     kind = "not_found"
 
 
+class SchemaConflict(BadInput):
+    """A restore's target has a field the backup also has, with another type (or a link to another table):
+    nothing is written, and nothing is converted."""
+
+    kind = "schema_conflict"
+    hint = "rename or delete that field in the target (Airtable's UI), or restore into another base"
+
+
 class PartialSuccess(BestStagError):
     """Some parts of a batch job failed; the good parts were kept."""
 

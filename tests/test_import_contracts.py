@@ -133,6 +133,10 @@ COMPONENT_EDGES = {
         "ops",
         "beststag_cli.backup.runner",
     ): "the simulated week holds the backup lock (base_lock) to reproduce cron's collisions",
+    (
+        "backup",
+        "beststag_cli.query.schema_cache",
+    ): "a restore that recreated tables or fields drops the target's saved schema copy (schema_path)",
 }
 
 #: (meeting-point module, component module) → why a shared module reaches into a component

@@ -6,8 +6,10 @@ Imports are lazy so that `import beststag_cli.backup` stays cheap.
 - :func:`runner.run_backup` (``settings, gateway, type, tables=None, *, progress=None``) → ``BackupResult``
 - :func:`layout.list_backups` / :func:`layout.find_backup` → ``BackupInfo`` (``.manifest``, ``.summary()``)
 - :func:`verify.verify_backup` / :func:`verify.verify_dir` → ``VerifyReport``; raise ``BackupBroken``
-- :func:`restore.plan_restore` → ``RestorePlan`` (``.summary()``, ``.writes``);
-  :func:`restore.execute_restore` → ``RestoreResult``; :func:`restore.gateway_for_base`
+- :func:`restore.plan_restore` → ``RestorePlan`` (``.summary()``, ``.writes``, ``.schema``: the tables and
+  fields the target lacks, created first); :func:`restore.execute_restore` → ``RestoreResult``
+  (``.manual_file``); :func:`restore.gateway_for_base`; ``new_base=NewBase(name, workspace)`` creates the base
+- :func:`schema_plan.plan_schema` (pure) → ``SchemaPlan``; :func:`schema_plan.execute_schema` → ``SchemaOutcome``
 - :func:`chain.table_state` (point-in-time records of one table at one backup)
 - :func:`retention.plan_retention` (pure) and ``cleanup.cleanup`` (the submodule's function)
 - :func:`hooks.record_restored_tables` (the journal rows saying which tables a restore rewrote)
@@ -33,6 +35,10 @@ _EXPORTS = {
     "gateway_for_base": "restore",
     "RestorePlan": "restore",
     "RestoreResult": "restore",
+    "NewBase": "restore",
+    "plan_schema": "schema_plan",
+    "execute_schema": "schema_plan",
+    "SchemaPlan": "schema_plan",
     "table_state": "chain",
     "plan_retention": "retention",
     "Policy": "retention",

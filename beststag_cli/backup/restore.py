@@ -56,6 +56,7 @@ from .chain import backup_index, table_chain, table_state
 from .hooks import record_restored_tables
 from .layout import SCHEMA, BlobStore, find_backup, iso, read_bytes, sha256_file
 from .runner import AirtableClock
+from .schema_plan import COMPUTED_TYPES, SchemaOutcome, SchemaPlan, execute_schema, plan_schema, write_manual
 from .verify import BackupBroken, verify_dir
 
 if TYPE_CHECKING:
@@ -63,24 +64,6 @@ if TYPE_CHECKING:
     from beststag_cli.gateway.api import Gateway
     from beststag_cli.journal import Journal
 
-#: field types Airtable computes; a restore never writes them
-COMPUTED_TYPES = frozenset(
-    {
-        "formula",
-        "rollup",
-        "multipleLookupValues",
-        "count",
-        "autoNumber",
-        "createdTime",
-        "lastModifiedTime",
-        "createdBy",
-        "lastModifiedBy",
-        "button",
-        "aiText",
-        "externalSyncSource",
-        "manualSort",
-    }
-)
 BATCH = 10
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 #: attempts per create batch or upload within one run when Airtable fails or loses an answer (a POST
@@ -92,6 +75,9 @@ SENT_MARGIN_S = 120
 #: attempts per read or update by id (each already retried by the gateway, with its backoff)
 IDEMPOTENT_ATTEMPTS = 3
 _BASE_ID_RE = re.compile(r"app[A-Za-z0-9]{14}")
+#: the lock of a restore into a new base, before the base has an id (:meth:`NewBase.lock_key`)
+_NEW_BASE_KEY_RE = re.compile(r"new-[0-9a-f]{16}")
+_WORKSPACE_RE = re.compile(r"wsp[A-Za-z0-9]{14}")
 
 
 # --------------------------------------------------------------------------------------------
@@ -131,7 +117,7 @@ def process_alive(info: dict[str, Any]) -> bool:
 
 
 def _lock_path(settings: Settings, base_id: str) -> Any:
-    if not _BASE_ID_RE.fullmatch(base_id):
+    if not _BASE_ID_RE.fullmatch(base_id) and not _NEW_BASE_KEY_RE.fullmatch(base_id):
         raise errors.BadInput(f"{base_id!r} is not a base id (expected appXXXXXXXXXXXXXX)")
     return settings.paths.locks / f"restore-{base_id}.lock"
 
@@ -230,17 +216,28 @@ def restore_session(
     target_base: str | None = None,
     prune_extra: bool = False,
     wait_s: float = 0.0,
+    new_base: NewBase | None = None,
 ) -> Iterator[RestorePlan]:
     """Take the target's restore lock, then plan: the plan stays true while the block runs.
 
-    Pass the plan to :func:`execute_restore` inside the block.
+    Pass the plan to :func:`execute_restore` inside the block. ``new_base``: the lock is the new
+    base's (by workspace and name) until it exists.
     """
     # an alias (`complete/latest`) is resolved once: a backup finishing meanwhile must not change which one
     backup_id = find_backup(settings.paths.backups, backup_id, restore_of=str(settings.base_id)).id
-    target = restore_target(settings, backup_id, target_base)
+    if new_base is not None and target_base is None:
+        target = created_base(gateway.journal, new_base) or new_base.lock_key()
+    else:
+        target = restore_target(settings, backup_id, target_base)
     with restore_lock(settings, target, wait_s=wait_s):
         yield plan_restore(
-            settings, gateway, backup_id, tables=tables, target_base=target_base, prune_extra=prune_extra
+            settings,
+            gateway,
+            backup_id,
+            tables=tables,
+            target_base=target_base,
+            prune_extra=prune_extra,
+            new_base=new_base,
         )
 
 
@@ -284,8 +281,30 @@ class TablePlan:
         }
 
 
-#: what a restore counts as a write, in the order plan and result name them
-WRITE_KINDS = ("create", "update", "delete", "upload")
+#: what a restore counts as a write, in the order plan and result name them (``table`` and ``field``: the
+#: schema it recreates, counted only when there is some)
+WRITE_KINDS = ("table", "field", "create", "update", "delete", "upload")
+
+
+@dataclass(frozen=True)
+class NewBase:
+    """``--new-base NAME --workspace wspXXX``: the base a restore creates (``POST /v0/meta/bases``)."""
+
+    name: str
+    workspace: str
+
+    def __post_init__(self) -> None:
+        if not self.name.strip() or len(self.name) > 255 or any(ord(c) < 32 for c in self.name):
+            raise errors.BadInput(f"{self.name!r} is not a base name (1 to 255 characters, no control characters)")
+        if not _WORKSPACE_RE.fullmatch(self.workspace):
+            raise errors.BadInput(f"{self.workspace!r} is not a workspace id (expected wspXXXXXXXXXXXXXX)")
+
+    def lock_key(self) -> str:
+        """The restore lock's name while the base has no id (the same for the same workspace and name)."""
+        return "new-" + hashlib.sha256(f"{self.workspace}\0{self.name}".encode()).hexdigest()[:16]
+
+    def journal_key(self) -> str:
+        return f"restore.new_base.{self.lock_key()}"
 
 
 def describe_writes(counts: Mapping[str, int]) -> str:
@@ -318,6 +337,14 @@ class RestorePlan:
     reconciled: dict[str, list[tuple[str, str]]] = field(default_factory=dict, repr=False)
     #: sha256 of a current attachment of the target base (downloads it), for content comparison
     fetch_sha: Callable[[dict[str, Any]], str | None] | None = field(default=None, repr=False)
+    #: the tables and fields the target lacks, and what a person must recreate (schema_plan.py)
+    schema: SchemaPlan = field(default_factory=SchemaPlan)
+    #: a restore into a base it creates; ``target_base`` is its lock key until the base exists
+    new_base: NewBase | None = None
+    #: the backup's schema.json (for a new base's create request)
+    backup_schema: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: the tables the new base was created with (by this run)
+    base_tables: list[str] = field(default_factory=list)
 
     @property
     def writes(self) -> int:
@@ -325,7 +352,9 @@ class RestorePlan:
 
     def write_counts(self) -> dict[str, int]:
         """Planned writes by kind (WRITE_KINDS): the result's `write_counts` counts the same things."""
+        schema = {"table": len(self.schema.tables), "field": len(self.schema.fields)} if self.schema.writes else {}
         return {
+            **schema,
             "create": sum(len(t.create) for t in self.tables),
             "update": sum(len(t.update) for t in self.tables),
             "delete": sum(len(t.delete) for t in self.tables),
@@ -337,13 +366,21 @@ class RestorePlan:
             "restore_id": self.restore_id,
             "backup_id": self.backup_id,
             "source_base": self.source_base,
-            "target_base": self.target_base,
-            "mode": "same base" if self.same_base else "other base",
+            "target_base": self.target_base
+            if _BASE_ID_RE.fullmatch(self.target_base) or self.new_base is None
+            else f"new base {self.new_base.name!r}",
+            "mode": "same base" if self.same_base else ("new base" if self.new_base is not None else "other base"),
             "prune_extra": self.prune_extra,
             "resumed": self.resumed,
             "warnings": self.warnings,
             "planned_writes": self.write_counts(),
             "tables": {t.name: t.counts() for t in self.tables},
+            "schema": self.schema.summary(),
+            **(
+                {"new_base": {"name": self.new_base.name, "workspace": self.new_base.workspace}}
+                if self.new_base
+                else {}
+            ),
         }
 
 
@@ -609,13 +646,18 @@ def plan_restore(
     tables: list[str] | None = None,
     target_base: str | None = None,
     prune_extra: bool = False,
+    new_base: NewBase | None = None,
 ) -> RestorePlan:
     """Read the backup (its whole chain, verified) and the target base; say what a restore would do.
 
-    Writes nothing. ``gateway`` is the configured one; another base gets its own gateway.
+    Writes nothing. ``gateway`` is the configured one; another base gets its own gateway. The tables
+    and fields the target lacks are planned from the backup's schema.json (``plan.schema``, created
+    first by :func:`execute_restore`). ``new_base``: the target is a base the restore creates (planned
+    against an empty base until it exists; once an earlier run created it, that base).
 
-    :raises NotFound | BadInput: unknown backup id, unknown table, a target base without the
-        backup's tables or fields (all before anything is written).
+    :raises NotFound | BadInput: unknown backup id, unknown table (all before anything is written).
+    :raises SchemaConflict: a field of the target has another type (or links to another table) than
+        the backup's.
     :raises BackupBroken: a file in the chain fails verification.
     """
     root = settings.paths.backups
@@ -641,8 +683,14 @@ def plan_restore(
         names = available
     if not names:
         raise errors.BadInput(f"backup {info.id} holds no restorable table")
-    target = target_base or m.base
-    tgw = gateway_for_base(gateway, target)
+    journal = gateway.journal
+    if new_base is not None:
+        if target_base is not None:
+            raise errors.BadInput("--new-base and --base name two targets; give one of them")
+        target_base = created_base(journal, new_base)  # None until a run created it
+    virtual = new_base is not None and target_base is None
+    target = new_base.lock_key() if virtual and new_base is not None else (target_base or m.base)
+    tgw = None if virtual else gateway_for_base(gateway, target)
     same = target == m.base
 
     # the chain must read back whole before we touch the base
@@ -657,41 +705,21 @@ def plan_restore(
 
     src_schema = json.loads(read_bytes(info.path / SCHEMA).decode("utf-8"))
     src_tables, src_ids = _schema_index(src_schema)
-    tgt_tables, tgt_ids = _schema_index(tgw.schema())
-    specs: dict[str, list[FieldSpec]] = {}
     for n in names:
         if n not in src_tables:
             raise errors.OperationFailed(f"backup {info.id}: {SCHEMA} has no table {n!r}")
-        if n not in tgt_tables:
-            raise errors.BadInput(
-                f"base {target} has no table {n!r}, which the backup holds",
-                hint="restore into a base with the same tables and fields (same names)",
-            )
-        specs[n] = _field_specs(src_tables[n], src_ids)
-        tfields = {f["name"]: f for f in tgt_tables[n]["fields"]}
-        for spec in specs[n]:
-            tf = tfields.get(spec.name)
-            if tf is None:
-                raise errors.BadInput(
-                    f"base {target}: table {n!r} has no field {spec.name!r}, which the backup holds",
-                    hint="add the field (same name and type) or restore elsewhere",
-                )
-            if tf["type"] != spec.type:
-                raise errors.BadInput(
-                    f"base {target}: field {n}.{spec.name} is {tf['type']}, the backup has {spec.type}",
-                    hint="restore into a base with the same schema",
-                )
-            if spec.type == "multipleRecordLinks":
-                ttarget = tgt_ids.get((tf.get("options") or {}).get("linkedTableId", ""))
-                if ttarget != spec.target:
-                    raise errors.BadInput(
-                        f"base {target}: field {n}.{spec.name} links to {ttarget!r}, the backup "
-                        f"links to {spec.target!r}"
-                    )
+    tgt_schema: dict[str, Any] = {"tables": []} if tgw is None else tgw.schema()
+    where = f"new base {new_base.name!r}" if virtual and new_base is not None else target
+    schema = plan_schema(src_schema, tgt_schema, names, target_base=where)
+    tgt_tables, _ = _schema_index(tgt_schema)
+    have = {n: {f["name"] for f in t["fields"]} for n, t in tgt_tables.items()}
+    # a field neither in the target nor created (a link to a table that is not there) is not written
+    specs = {
+        n: [sp for sp in _field_specs(src_tables[n], src_ids) if schema.will_exist(n, sp.name, have)] for n in names
+    }
     order = _order_tables(names, src_tables, src_ids)
     _assign_links(order, specs, src_tables)
 
-    journal = gateway.journal
     resume = find_resumable(journal, info.id, target, order, prune_extra)
     restore_id = resume or f"restore-{uuid.uuid4().hex[:12]}"
     id_map, done = _load_done(journal, restore_id) if resume else ({}, {})
@@ -707,17 +735,21 @@ def plan_restore(
         resumed=resume is not None,
         id_map=id_map,
         done=done,
-        fetch_sha=_sha_fetcher(tgw),
+        fetch_sha=None if tgw is None else _sha_fetcher(tgw),
         requested_tables=list(tables) if tables else None,
+        schema=schema,
+        new_base=new_base,
+        backup_schema=src_schema,
+        warnings=list(schema.warnings),
     )
 
     for n in order:
         plan.states[n] = table_state(info, n, index)
     link_targets = {s.target for n in order for s in specs[n] if s.target and s.owned} - set(order)
-    for n in order:
-        plan.current[n] = {r["id"]: r for r in tgw.all(n)}
+    for n in order:  # a table the restore creates has no record yet
+        plan.current[n] = {r["id"]: r for r in tgw.all(n)} if tgw is not None and n in tgt_tables else {}
     for t in sorted(t for t in link_targets if t is not None):
-        if t in tgt_tables:
+        if t in tgt_tables and tgw is not None:
             small = next(
                 (f["name"] for f in tgt_tables[t]["fields"] if f["type"] == "checkbox"),
                 tgt_tables[t]["fields"][0]["name"],
@@ -745,7 +777,8 @@ def plan_restore(
     to_upload: list[tuple[str, str, str, dict[str, Any]]] = []  # (table, backup id, field, attachment)
     for n in order:
         state, current = plan.states[n], plan.current[n]
-        tp = TablePlan(name=n, target_table_id=tgt_tables[n]["id"], fields=specs[n], records=len(state))
+        tid = tgt_tables[n]["id"] if n in tgt_tables else ""  # known once created
+        tp = TablePlan(name=n, target_table_id=tid, fields=specs[n], records=len(state))
         wanted: set[str] = set()
         att_specs = [s for s in specs[n] if s.type == "multipleAttachments" and s.owned and not s.deferred]
         for sid, rec in state.items():
@@ -890,6 +923,9 @@ class RestoreResult:
     uploaded: dict[str, int] = field(default_factory=dict)
     links: dict[str, int] = field(default_factory=dict)
     dropped_links: int = 0
+    schema: SchemaOutcome | None = None
+    #: the list of what a person must recreate (fields the API cannot create, views), when there is some
+    manual_file: str | None = None
 
     @property
     def records(self) -> int:
@@ -897,7 +933,12 @@ class RestoreResult:
 
     def write_counts(self) -> dict[str, int]:
         """Writes done by kind, counted as the plan counts them (link second passes are `links_set`, apart)."""
+        s = self.schema
+        planned = self.plan.schema
+        tables = len(self.plan.base_tables) + len(planned.tables)  # a new base's tables come with it
+        schema = {"table": tables, "field": len(planned.fields)} if (planned.writes or tables) and s is not None else {}
         return {
+            **schema,
             "create": sum(self.created.values()),
             "update": sum(self.updated.values()),
             "delete": sum(self.deleted.values()),
@@ -914,8 +955,16 @@ class RestoreResult:
                 "records": self.records,
                 "writes": self.write_counts(),
                 "dropped_links": self.dropped_links,
+                "manual_file": self.manual_file,
             }
         )
+        s = self.schema
+        out["schema"]["done"] = {
+            "tables_created": [*self.plan.base_tables, *(s.tables_created if s else [])],
+            "fields_created": s.fields_created if s else [],
+            "renamed": s.renamed if s else [],
+            "found": s.found if s else [],
+        }
         for n, t in out["tables"].items():
             t.update(
                 {
@@ -962,20 +1011,104 @@ def execute_restore(
     :raises BestStagError: a write kept failing; the journal keeps the progress, and running the same
         restore again resumes it.
     """
+    if plan.new_base is not None and not _BASE_ID_RE.fullmatch(plan.target_base):
+        with restore_lock(settings, plan.target_base, wait_s=wait_s):
+            base_id, made = create_new_base(gateway, plan)
+            with restore_lock(settings, base_id, wait_s=wait_s):
+                fresh = _replan(settings, gateway, plan, base_id)
+                fresh.base_tables = made
+                return _execute_locked(settings, gateway, fresh, guard(progress))
     if holds_restore_lock(settings, plan.target_base):
         return _execute_locked(settings, gateway, plan, guard(progress))
     with restore_lock(settings, plan.target_base, wait_s=wait_s):
-        fresh = plan_restore(
-            settings,
-            gateway,
-            plan.backup_id,
-            tables=plan.requested_tables,
-            target_base=plan.target_base,
-            prune_extra=plan.prune_extra,
+        return _execute_locked(settings, gateway, _replan(settings, gateway, plan, plan.target_base), guard(progress))
+
+
+def _replan(settings: Settings, gateway: Gateway, plan: RestorePlan, target_base: str) -> RestorePlan:
+    fresh = plan_restore(
+        settings,
+        gateway,
+        plan.backup_id,
+        tables=plan.requested_tables,
+        target_base=target_base,
+        prune_extra=plan.prune_extra,
+    )
+    fresh.new_base = plan.new_base
+    if not fresh.resumed:
+        fresh.restore_id = plan.restore_id  # the id the caller was shown
+    return fresh
+
+
+def created_base(journal: Journal | None, new_base: NewBase) -> str | None:
+    """The id of the base an earlier restore created for ``new_base`` (its answer arrived), if any."""
+    if journal is None:
+        return None
+    try:
+        rec = json.loads(journal.kv_get(new_base.journal_key()) or "{}")
+    except ValueError:
+        return None
+    base_id = rec.get("base_id") if isinstance(rec, dict) else None
+    return str(base_id) if isinstance(base_id, str) and _BASE_ID_RE.fullmatch(base_id) else None
+
+
+def create_new_base(gateway: Gateway, plan: RestorePlan) -> tuple[str, list[str]]:
+    """Create the base of ``plan.new_base`` with the tables of ``plan.schema`` (their plain fields), once.
+
+    Returns its id and the tables it was created with. The journal says ``pending`` before the request
+    is sent and keeps the id once answered. A base of that name that exists already is refused, unless
+    a pending request of ours (whose answer was lost) made it: then it is that base.
+
+    :raises BadInput: a base of that name exists and this restore did not create it.
+    """
+    nb = plan.new_base
+    assert nb is not None
+    journal = gateway.journal
+    key = nb.journal_key()
+    known = created_base(journal, nb)
+    if known is not None:
+        return known, []
+    pending = journal is not None and journal.kv_get(key) is not None
+    bodies = [t.body() for t in plan.schema.tables]
+    names = [t.name for t in plan.schema.tables]
+
+    def named() -> list[dict[str, Any]]:
+        return [b for b in _persist(gateway, "list bases", gateway.list_bases) if b.get("name") == nb.name]
+
+    def adopt(base_id: str) -> tuple[str, list[str]]:
+        if journal is not None:
+            journal.kv_set(key, json.dumps({"base_id": base_id, "workspace": nb.workspace, "name": nb.name}))
+        log_event("restore.base_created", base_id=base_id, name=nb.name, workspace=nb.workspace)
+        return base_id, names
+
+    same = named()
+    if same and not pending:
+        raise errors.BadInput(
+            f"a base named {nb.name!r} exists already ({same[0]['id']}); nothing was written",
+            hint=f"restore into it with --base {same[0]['id']} (an empty base), or pick another name",
         )
-        if not fresh.resumed:
-            fresh.restore_id = plan.restore_id  # the id the caller was shown
-        return _execute_locked(settings, gateway, fresh, guard(progress))
+    if len(same) == 1:  # ours: the answer of the request that made it was lost
+        return adopt(str(same[0]["id"]))
+    if len(same) > 1:
+        raise errors.OperationFailed(
+            f"{len(same)} bases are named {nb.name!r} ({', '.join(b['id'] for b in same)}); an earlier "
+            "restore's request may have made one of them",
+            hint="restore into the right one with --base",
+        )
+    if journal is not None:
+        journal.kv_set(key, json.dumps({"pending": clock.timestamp(), "workspace": nb.workspace, "name": nb.name}))
+    for attempt in range(1, RUN_ATTEMPTS + 1):
+        try:
+            answer = gateway.create_base(nb.name, nb.workspace, bodies)
+            return adopt(str(answer["id"]))
+        except errors.BestStagError as e:
+            if not _retryable(e) or attempt == RUN_ATTEMPTS:
+                raise
+            log_event("restore.retry", _level=30, what="create base", attempt=attempt, error=str(e)[:200])
+            gateway.sleep(gateway._backoff(attempt, None))
+            same = named()
+            if len(same) == 1:
+                return adopt(str(same[0]["id"]))
+    raise AssertionError("unreachable")
 
 
 def _disk_full(e: BaseException, settings: Settings) -> errors.DiskFull | None:
@@ -1026,6 +1159,7 @@ def _execute_locked(settings: Settings, gateway: Gateway, plan: RestorePlan, pro
             target_base=plan.target_base,
             resumed=plan.resumed,
         )
+        _recreate_schema(settings, tgw, plan, rec, result, progress)
         for tp in plan.tables:
             _restore_table(tgw, plan, tp, rec, store, result, progress, airtable)
         for tp in plan.tables:
@@ -1072,6 +1206,33 @@ def _execute_locked(settings: Settings, gateway: Gateway, plan: RestorePlan, pro
         plan.target_base, [t.name for t in plan.tables], reason=f"restore {plan.restore_id}", journal=journal
     )
     return result
+
+
+def _recreate_schema(
+    settings: Settings, tgw: Gateway, plan: RestorePlan, rec: _Recorder, result: RestoreResult, progress: Reporter
+) -> None:
+    """Create the tables and fields the target lacks (each once), and write the manual list."""
+    sp = plan.schema
+    if sp.manual or sp.views or sp.warnings:
+        path = write_manual(
+            settings.paths.data_dir, plan.restore_id, sp, backup_id=plan.backup_id, target_base=plan.target_base
+        )
+        result.manual_file = str(path)
+    if not sp.writes:
+        result.schema = SchemaOutcome()
+        return
+    task = progress.task("recreate the schema", total=sp.writes, unit="items")
+    outcome = execute_schema(tgw, sp, progress=lambda _what: task.advance(1))
+    task.done(f"{len(outcome.tables_created)} tables, {len(outcome.fields_created)} fields created")
+    result.schema = outcome
+    rec.add("", "schema", [(x, None) for x in [*outcome.tables_created, *outcome.fields_created]])
+    from beststag_cli.fsutil import safe_unlink
+    from beststag_cli.query.schema_cache import schema_path
+
+    # the saved copy of the target's schema names none of the new tables and fields (queries would refuse them)
+    safe_unlink(schema_path(settings.paths.data_dir, plan.target_base))
+    for tp in plan.tables:
+        tp.target_table_id = tp.target_table_id or outcome.table_ids.get(tp.name, "")
 
 
 def _retryable(e: BaseException) -> bool:

@@ -156,6 +156,15 @@ def restore(
     base: Annotated[
         str | None, typer.Option(metavar="BASE_ID", help="Restore into this base (default: the backup's own base).")
     ] = None,
+    new_base: Annotated[
+        str | None,
+        typer.Option(
+            "--new-base", metavar="NAME", help="Create a base of this name (in --workspace) and restore into it."
+        ),
+    ] = None,
+    workspace: Annotated[
+        str | None, typer.Option(metavar="WORKSPACE_ID", help="The workspace of --new-base (wspXXXXXXXXXXXXXX).")
+    ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan; write nothing.")] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Write without asking (needed without a terminal).")] = False,
     prune_extra: Annotated[
@@ -180,15 +189,33 @@ def restore(
 ) -> None:
     """Restore the base (or --base another one) to the state of a backup; resumes an interrupted restore.
 
+    Tables and fields the target lacks are created from the backup's schema first; what the API cannot
+    create (formulas, rollups, lookups, views…) is listed in a file for a person to recreate.
+
     Example: beststag backup restore complete/2026-01-04T02-00-00Z --tables Usuários --dry-run
     """
+    target = _target(base, new_base, workspace)
     if not remote:
-        _restore(STATE.settings, backup_id, tables, base, dry_run, yes, prune_extra, wait)
+        _restore(STATE.settings, backup_id, tables, base, dry_run, yes, prune_extra, wait, target)
         return
     from ..backup.remote import downloaded
 
     with downloaded(STATE.settings, backup_id) as settings:
-        _restore(settings, backup_id, tables, base, dry_run, yes, prune_extra, wait)
+        _restore(settings, backup_id, tables, base, dry_run, yes, prune_extra, wait, target)
+
+
+def _target(base: str | None, new_base: str | None, workspace: str | None) -> Any:
+    from ..backup.restore import NewBase
+
+    if new_base is None:
+        if workspace is not None:
+            raise BadInput("--workspace goes with --new-base NAME", hint="e.g. --new-base 'BestStag (restored)'")
+        return None
+    if base is not None:
+        raise BadInput("--new-base and --base name two targets; give one of them")
+    if workspace is None:
+        raise BadInput("--new-base needs --workspace wspXXXXXXXXXXXXXX", hint="the workspace id is in its URL")
+    return NewBase(new_base, workspace)
 
 
 def _restore(
@@ -200,13 +227,20 @@ def _restore(
     yes: bool,
     prune_extra: bool,
     wait: float,
+    new_base: Any = None,
 ) -> None:
     from ..backup.restore import plan_restore, restore_session
 
     gateway = STATE.gateway
     if dry_run:
         plan = plan_restore(
-            settings, gateway, backup_id, tables=_split(tables), target_base=base, prune_extra=prune_extra
+            settings,
+            gateway,
+            backup_id,
+            tables=_split(tables),
+            target_base=base,
+            prune_extra=prune_extra,
+            new_base=new_base,
         )
         if STATE.json:
             render.emit_json({**plan.summary(), "dry_run": True})
@@ -214,10 +248,19 @@ def _restore(
             from ..backup.restore import describe_writes
 
             _render_plan(plan.summary())
-            render.line(f"dry run: restore would make {describe_writes(plan.write_counts())} in {plan.target_base}")
+            render.line(
+                f"dry run: restore would make {describe_writes(plan.write_counts())} in {plan.summary()['target_base']}"
+            )
         return
     with restore_session(
-        settings, gateway, backup_id, tables=_split(tables), target_base=base, prune_extra=prune_extra, wait_s=wait
+        settings,
+        gateway,
+        backup_id,
+        tables=_split(tables),
+        target_base=base,
+        prune_extra=prune_extra,
+        wait_s=wait,
+        new_base=new_base,
     ) as plan:
         _confirm_and_execute(settings, gateway, plan, yes)
 
@@ -225,17 +268,15 @@ def _restore(
 def _confirm_and_execute(settings: Any, gateway: Any, plan: Any, yes: bool) -> None:
     from ..backup.restore import describe_writes, execute_restore
 
-    if plan.writes and not yes:
+    target = plan.summary()["target_base"]
+    if (plan.writes or plan.new_base is not None) and not yes:
         if not (sys.stdin.isatty() and sys.stderr.isatty()):
             raise BadInput(
-                f"restore would make {describe_writes(plan.write_counts())} in base {plan.target_base}; "
-                "without a terminal pass --yes",
+                f"restore would make {describe_writes(plan.write_counts())} in {target}; without a terminal pass --yes",
                 hint="check the plan first with --dry-run",
             )
         _render_plan(plan.summary())
-        if not typer.confirm(
-            f"Make {describe_writes(plan.write_counts())} in base {plan.target_base}?", default=False, err=True
-        ):
+        if not typer.confirm(f"Make {describe_writes(plan.write_counts())} in {target}?", default=False, err=True):
             raise BadInput("nothing restored", hint="pass --yes to skip the question")
     with render.progress() as progress:
         result = execute_restore(settings, gateway, plan, progress=progress)
@@ -248,6 +289,8 @@ def _confirm_and_execute(settings: Any, gateway: Any, plan: Any, yes: bool) -> N
         f"restored: {describe_writes(data['writes'])} in {data['target_base']} in {data['duration_s']:.1f} s "
         f"(restore {data['id']})"
     )
+    if data.get("manual_file"):
+        render.line(f"to recreate by hand (fields the API cannot create, views): {data['manual_file']}")
 
 
 def _render_plan(d: dict[str, Any]) -> None:
@@ -265,8 +308,34 @@ def _render_plan(d: dict[str, Any]) -> None:
         for row, t in zip(rows, d["tables"].values(), strict=True):
             row += [t["created"], t["updated"], t["deleted"], t["uploaded"]]
     render.table(None, cols, rows)
+    _render_schema(d.get("schema") or {})
     for w in d.get("warnings", []):
         render.note(f"[yellow]warning:[/] {w}")
+
+
+def _render_schema(s: dict[str, Any]) -> None:
+    """The schema plan: tables and fields to create, then what a person must recreate."""
+    rows: list[list[Any]] = [[t, "create table", ", ".join(fields)] for t, fields in s.get("create_tables", {}).items()]
+    rows += [[label.split(".", 1)[0], "create field", label.split(".", 1)[1]] for label in s.get("create_fields", [])]
+    if rows:
+        render.table(None, ["table", "schema", "fields"], rows)
+    done = s.get("done") or {}
+    if done.get("tables_created") or done.get("fields_created") or done.get("found"):
+        render.line(
+            f"schema: {len(done.get('tables_created', []))} table(s) and {len(done.get('fields_created', []))} "
+            f"field(s) created, {len(done.get('renamed', []))} inverse link(s) renamed, "
+            f"{len(done.get('found', []))} found made already (by an earlier run or a lost answer)"
+        )
+    manual = s.get("manual") or []
+    views = s.get("views") or {}
+    if manual or views:
+        mrows = [[m["table"], m["field"], m["type"], m["what"]] for m in manual]
+        mrows += [
+            [t, v["name"], f"view ({v['type']})", "views cannot be created through the API"]
+            for t, vs in views.items()
+            for v in vs
+        ]
+        render.table("to recreate by hand", ["table", "field", "type", "how"], mrows)
 
 
 @app.command()

@@ -467,6 +467,54 @@ class Gateway:
         """The base schema as Airtable's JSON (`{"tables": [...]}`)."""
         return self.api.request("get", self.api.build_url(f"meta/bases/{self.base_id}/tables"))
 
+    # The metadata API's writes (restore's schema recreation). A POST whose answer is lost raises
+    # WriteOutcomeUnknown like any other create: the caller looks the name up before sending again.
+    def list_bases(self) -> list[dict[str, Any]]:
+        """Every base the token sees (`GET /v0/meta/bases`, every page): ``[{id, name, permissionLevel}]``."""
+        out: list[dict[str, Any]] = []
+        params: dict[str, Any] = {}
+        while True:
+            page = self.api.request("get", self.api.build_url("meta/bases"), params=dict(params))
+            out.extend(page.get("bases") or [])
+            if not page.get("offset"):
+                return out
+            params["offset"] = page["offset"]
+
+    def create_base(self, name: str, workspace_id: str, tables: list[dict[str, Any]]) -> dict[str, Any]:
+        """`POST /v0/meta/bases`: a new base in ``workspace_id`` with ``tables``; answers ``{id, tables}``."""
+        body = {"name": name, "workspaceId": workspace_id, "tables": tables}
+        return dict(self.api.request("post", self.api.build_url("meta/bases"), json=body))
+
+    def create_table(
+        self, name: str, fields: list[dict[str, Any]], *, description: str | None = None, source: str = "beststag"
+    ) -> dict[str, Any]:
+        """`POST /v0/meta/bases/{base}/tables`: answers the table model (its fields included)."""
+        body: dict[str, Any] = {"name": name, "fields": fields}
+        if description:
+            body["description"] = description
+        url = self.api.build_url(f"meta/bases/{self.base_id}/tables")
+        answer = dict(self._write(name, source, lambda: self.api.request("post", url, json=body)))
+        self._tell(Change.table_may_have_changed(self.base_id, name, source))
+        return answer
+
+    def create_field(
+        self, table: str, table_id: str, body: dict[str, Any], *, source: str = "beststag"
+    ) -> dict[str, Any]:
+        """`POST …/tables/{table_id}/fields`: answers the field model (a link's options name its inverse)."""
+        url = self.api.build_url(f"meta/bases/{self.base_id}/tables/{table_id}/fields")
+        answer = dict(self._write(table, source, lambda: self.api.request("post", url, json=body)))
+        self._tell(Change.table_may_have_changed(self.base_id, table, source))
+        return answer
+
+    def update_field(
+        self, table: str, table_id: str, field_id: str, body: dict[str, Any], *, source: str = "beststag"
+    ) -> dict[str, Any]:
+        """`PATCH …/tables/{table_id}/fields/{field_id}` with a new ``name`` and/or ``description`` (idempotent)."""
+        url = self.api.build_url(f"meta/bases/{self.base_id}/tables/{table_id}/fields/{field_id}")
+        answer = dict(self._write(table, source, lambda: self.api.request("patch", url, json=body)))
+        self._tell(Change.table_may_have_changed(self.base_id, table, source))
+        return answer
+
     def iterate(self, table: str, **options: Any) -> Iterator[list[dict[str, Any]]]:
         """Pages of records; restarts (skipping what was yielded) if Airtable's iterator expires."""
         seen: set[str] = set()

@@ -85,7 +85,7 @@ class FaultConfig:
     #: the request is applied, then the connection drops (the client cannot know it succeeded)
     rate_drop_after: float = 0.0
     #: only requests to these routes draw faults ("list", "get", "create", "update", "delete",
-    #: "upload", "meta", "comments"); empty: every route
+    #: "upload", "meta", "comments"; "meta_write": the metadata API's writes only); empty: every route
     routes: tuple[str, ...] = ()
 
     @property
@@ -206,7 +206,7 @@ class SandboxApp:
                 status, headers, body = self._sandbox_route(method, segments, environ)
                 return self._finish(start_response, method, route, status, body, headers)
             url_len = len(_request_url(environ))
-            drop_after = self._inject_faults(route)
+            drop_after = self._inject_faults(route, method)
             self._auth(environ)
             if url_len >= MAX_URL_LENGTH:
                 raise ApiError(
@@ -266,9 +266,11 @@ class SandboxApp:
         for obs in self.observers:
             obs(method, route, status)
 
-    def _inject_faults(self, route: str = "") -> bool:
+    def _inject_faults(self, route: str = "", method: str = "GET") -> bool:
         f = self.faults
-        if not f.active or (f.routes and route not in f.routes):
+        # "meta_write": the metadata API's writes only (create base, table or field; rename), not its reads
+        meta_write = route == "meta" and method != "GET" and "meta_write" in f.routes
+        if not f.active or (f.routes and route not in f.routes and not meta_write):
             return False
         with self._fault_lock:
             r = self._fault_rng.random()
