@@ -424,6 +424,9 @@ class BackupSettings(_Model):
     remote_endpoint_url: str | None = None
     #: the bucket's region; None = AWS_DEFAULT_REGION, else us-east-1
     remote_region: str | None = None
+    #: the backup alert fires when the newest complete backup has had no passing `backup drill` this many
+    #: hours after it finished (the weekly drill runs a few hours after the weekly complete backup)
+    drill_max_age_h: Annotated[float, Field(gt=0)] = 48
 
     @field_validator("remote", mode="after")
     @classmethod
