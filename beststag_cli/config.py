@@ -553,8 +553,12 @@ class JobSchedules(_Model):
     metrics_archive: Cron = "40 4 1 * *"
     #: a no-op while the change feed is off; Airtable's webhooks expire 7 days after their last refresh
     feed_refresh: Cron = "50 4 * * *"
+    #: `backup drill latest --type complete`: weekly, after Sunday's complete backup (takes no backup lock)
+    backup_drill: Cron = "30 5 * * 0"
 
-    @field_validator("alerts", "cache_prune", "backup_cleanup", "metrics_archive", "feed_refresh", mode="after")
+    @field_validator(
+        "alerts", "cache_prune", "backup_cleanup", "metrics_archive", "feed_refresh", "backup_drill", mode="after"
+    )
     @classmethod
     def _cron(cls, v: str) -> str:
         return validate_cron(v)

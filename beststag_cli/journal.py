@@ -889,7 +889,9 @@ class Journal:
             ),
         )
 
-    def drills(self, *, backup_id: str | None = None, status: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    def drills(
+        self, *, backup_id: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
         """Recorded drills, newest first (of one backup, with one status, when given)."""
         where, params = [], []
         if backup_id is not None:

@@ -242,9 +242,7 @@ def resolve_drill_backup(settings: Settings, spec: str = LATEST, backup_type: st
     root = settings.paths.backups
     if backup_type is not None:
         if backup_type not in BACKUP_TYPES:
-            raise errors.BadInput(
-                f"unknown backup type {backup_type!r} (expected one of {', '.join(BACKUP_TYPES)})"
-            )
+            raise errors.BadInput(f"unknown backup type {backup_type!r} (expected one of {', '.join(BACKUP_TYPES)})")
         if spec == LATEST:
             spec = f"{backup_type}/{LATEST}"
     info = find_backup(root, spec, restore_of=str(settings.base_id))
@@ -603,7 +601,7 @@ def _drill(settings: Settings, info: BackupInfo, result: DrillResult, progress: 
         before, by_route = base.requests()
         t0 = time.monotonic()
         try:
-            restored = _restore(base, info, progress)
+            restored = restore_into(base, info, progress)
         except BackupBroken as e:  # a blob changed after the verification (the restore hashes what it sends)
             result.broken, result.status = e, FAILED
             return
@@ -633,7 +631,7 @@ def _drill(settings: Settings, info: BackupInfo, result: DrillResult, progress: 
     result.status = PASSED if diff is None else FAILED
 
 
-def _restore(base: DrillBase, info: BackupInfo, progress: Reporter) -> RestoreResult:
+def restore_into(base: DrillBase, info: BackupInfo, progress: Reporter | None = None) -> RestoreResult:
     """The real restore of ``info`` into the drill base: planned under its lock, then carried out."""
     with restore_session(base.settings, base.gateway, info.id, target_base=base.base_id) as plan:
         return execute_restore(base.settings, base.gateway, plan, progress=progress)

@@ -114,6 +114,7 @@ def test_cron_events_expand_a_week_in_time_then_crontab_order() -> None:
         "backup-cleanup": 7,
         "metrics-archive": 1,
         "feed-refresh": 7,
+        "backup-drill": 1,
     }
     assert [e.name for e in events[:3]] == ["backup-incremental", "metrics-performance", "alerts"]
     assert events == sorted(events, key=lambda e: (e.at, e.order))
