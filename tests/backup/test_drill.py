@@ -350,3 +350,97 @@ def test_a_drill_sends_nothing_to_airtable_with_a_real_token_configured(cli, mon
         assert j.drills()[0]["status"] == "passed"
     finally:
         j.close()
+
+
+# --------------------------------------------------------------------------------------------
+# the backup alert and the recovery time
+
+
+def _backup_row(journal: Any, bid: str, finished: float) -> None:
+    journal.record_backup_run(id=bid, type="complete", status="ok", started=finished - 60, finished=finished)
+
+
+def _drill_row(journal: Any, did: str, bid: str, status: str, at: float, requests: int = 500) -> None:
+    journal.record_drill(
+        id=did,
+        backup_id=bid,
+        backup_type="complete",
+        status=status,
+        started=at - 30,
+        finished=at,
+        duration_s=30,
+        records=4000,
+        requests=requests,
+        schema_requests=20,
+        rate_per_s=5,
+        estimate_s=(requests + 20) / 5,
+        problem=None if status == "passed" else "table 'Usuários', record rec1, field 'Nome': differs",
+    )
+
+
+def _drill_alert(settings: Any, journal: Any) -> Any:
+    from beststag_cli.metrics.alerts import evaluate
+
+    alert = next(a for a in evaluate(settings, journal) if a.name == "backup_failure")
+    return alert, alert.detail["failing"].get("drill")
+
+
+def test_the_backup_alert_fires_and_clears_by_drill_age(settings):
+    from datetime import UTC, datetime
+
+    from beststag_cli.journal import Journal
+
+    t0 = datetime(2026, 3, 1, 2, 0, tzinfo=UTC).timestamp()
+    assert settings.backup.drill_max_age_h == 48
+    j = Journal(settings.paths.journal, source="test")
+    try:
+        clock.set_now(datetime.fromtimestamp(t0, UTC))
+        assert _drill_alert(settings, j)[1] is None  # no complete backup: the type's own line says so
+        _backup_row(j, "complete/2026-03-01T02-00-00Z", t0)
+        clock.set_now(datetime.fromtimestamp(t0 + 47 * H, UTC))
+        assert _drill_alert(settings, j)[1] is None  # young enough to wait for its drill
+        clock.set_now(datetime.fromtimestamp(t0 + 49 * H, UTC))
+        alert, why = _drill_alert(settings, j)
+        assert alert.firing and "no passing drill of complete/2026-03-01T02-00-00Z" in why
+        _drill_row(j, "drill-a", "complete/2026-03-01T02-00-00Z", "passed", t0 + 49 * H)
+        assert _drill_alert(settings, j)[1] is None
+        # a newer complete backup starts the wait again; a drill of an older one does not prove it
+        _backup_row(j, "complete/2026-03-08T02-00-00Z", t0 + 7 * 24 * H)
+        clock.set_now(datetime.fromtimestamp(t0 + 7 * 24 * H + 50 * H, UTC))
+        assert "2026-03-08" in _drill_alert(settings, j)[1]
+        # its drill failed: the alert fires at once, naming the difference
+        _drill_row(j, "drill-b", "complete/2026-03-08T02-00-00Z", "failed", t0 + 7 * 24 * H + 50 * H)
+        why = _drill_alert(settings, j)[1]
+        assert "drill-b" in why and "failed" in why and "'Nome'" in why
+        _drill_row(j, "drill-c", "complete/2026-03-08T02-00-00Z", "passed", t0 + 7 * 24 * H + 51 * H)
+        clock.set_now(datetime.fromtimestamp(t0 + 7 * 24 * H + 51 * H, UTC))
+        assert _drill_alert(settings, j)[1] is None
+    finally:
+        j.close()
+
+
+def test_recovery_time_comes_from_the_newest_passing_drill(settings):
+    from beststag_cli.journal import Journal
+    from beststag_cli.metrics.backups import collect_backup
+    from beststag_cli.metrics.export import journal_figures, prometheus_text
+    from beststag_cli.metrics.windows import Window
+
+    j = Journal(settings.paths.journal, source="test")
+    try:
+        now = clock.timestamp()
+        _backup_row(j, "complete/2026-03-01T02-00-00Z", now - 5 * H)
+        rec = collect_backup(settings, j, Window.ending("24h", now))["recovery"]
+        assert rec["source"] == "budget"  # nothing measured yet: the API budget
+        _drill_row(j, "drill-old", "complete/2026-03-01T02-00-00Z", "passed", now - 3 * H, requests=980)
+        _drill_row(j, "drill-new", "complete/2026-03-01T02-00-00Z", "passed", now - 2 * H, requests=480)
+        _drill_row(j, "drill-bad", "complete/2026-03-01T02-00-00Z", "failed", now - 1 * H, requests=10)
+        rec = collect_backup(settings, j, Window.ending("24h", now))["recovery"]
+        assert (rec["source"], rec["drill_id"], rec["requests"]) == ("drill", "drill-new", 500)
+        assert rec["estimate_seconds"] == 100.0  # 500 requests at 5 req/s
+        text = prometheus_text({}, journal_figures(j, now))
+        assert "beststag_backup_drill_restore_requests 500" in text
+        line = next(x for x in text.splitlines() if x.startswith("beststag_backup_drill_last_success_timestamp"))
+        assert float(line.split()[1]) == pytest.approx(now - 2 * H)
+        assert "beststag_backup_drill_failing 1" in text  # the newest complete backup's last drill failed
+    finally:
+        j.close()
