@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from beststag_cli import clock, errors
+from beststag_cli import clock, errors, interrupts
 from beststag_cli.fsutil import ensure_private_dir, safe_rmtree
 from beststag_cli.logs import log_event
 from beststag_cli.progress import Reporter, guard
@@ -390,6 +390,7 @@ def compare_restored(
     gw = base.gateway
     session = gw.api.session
     for name in tables:
+        interrupts.check()  # a signal an `except Exception` swallowed still stops the drill here
         state = table_state(info, name, index)
         fields = [f for f in by_name[name]["fields"] if f["type"] not in COMPUTED_TYPES]
         have = {r["id"]: r for r in gw.all(name)}
