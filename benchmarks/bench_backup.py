@@ -570,7 +570,7 @@ def run(quick: bool, parts: list[str] | None = None) -> dict[str, Any]:
                     "--recovery: the new base's tables are created by the sandbox's loader (restore does not create "
                     "schemas yet); the metadata calls a real restore would make are counted in the second figure."
                 ]
-                if recovery
+                if "recovery" in chosen
                 else []
             ),
         ],
