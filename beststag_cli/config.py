@@ -424,6 +424,9 @@ class BackupSettings(_Model):
     remote_endpoint_url: str | None = None
     #: the bucket's region; None = AWS_DEFAULT_REGION, else us-east-1
     remote_region: str | None = None
+    #: the backup alert fires when the newest complete backup has had no passing `backup drill` this many
+    #: hours after it finished (the weekly drill runs a few hours after the weekly complete backup)
+    drill_max_age_h: Annotated[float, Field(gt=0)] = 48
 
     @field_validator("remote", mode="after")
     @classmethod
@@ -550,8 +553,12 @@ class JobSchedules(_Model):
     metrics_archive: Cron = "40 4 1 * *"
     #: a no-op while the change feed is off; Airtable's webhooks expire 7 days after their last refresh
     feed_refresh: Cron = "50 4 * * *"
+    #: `backup drill latest --type complete`: weekly, after Sunday's complete backup (takes no backup lock)
+    backup_drill: Cron = "30 5 * * 0"
 
-    @field_validator("alerts", "cache_prune", "backup_cleanup", "metrics_archive", "feed_refresh", mode="after")
+    @field_validator(
+        "alerts", "cache_prune", "backup_cleanup", "metrics_archive", "feed_refresh", "backup_drill", mode="after"
+    )
     @classmethod
     def _cron(cls, v: str) -> str:
         return validate_cron(v)

@@ -267,6 +267,14 @@ class BackupBroken(OperationFailed):
         self.problem = problem
 
 
+class DrillFailed(OperationFailed):
+    """A restore drill ran and the restored base is not the backup (`backup drill`): the message names the
+    first difference (table, record, field), or what stopped the restore."""
+
+    kind = "drill_failed"
+    hint = "the backup does not restore as it was taken: run a new complete backup and drill it"
+
+
 def all_error_classes() -> list[type[BestStagError]]:
     """Every class of the tree, for docs and for the test that checks the exit-code table."""
     out: list[type[BestStagError]] = []

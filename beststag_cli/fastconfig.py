@@ -286,6 +286,7 @@ def valid_for_commands(data: Any) -> bool:
             for k in ("cache_hit_ratio_min", "response_time_max_s", "error_rate_max", "storage_usage_max", "cooldown_s")
         ]
         numbers += [rule["max_age_h"][t] for t in BACKUP_TYPES] + [jobs["ping_timeout_s"]]
+        numbers.append(data["backup"]["drill_max_age_h"])
         ints = [
             alerts["min_samples"],
             rule["consecutive_failures"],

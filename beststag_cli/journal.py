@@ -58,6 +58,7 @@ REQUIRED_TABLES = frozenset(
         "feed_gaps",
         "feed_activity",
         "feed_records",
+        "drills",
     }
 )
 
@@ -332,6 +333,42 @@ def m006_feed_records(conn: sqlite3.Connection) -> None:
             PRIMARY KEY (base, table_id, record_id)
         );
         CREATE INDEX feed_records_by_payload ON feed_records (base, table_id, payload)
+        """,
+    )
+
+
+@migration
+def m007_drills(conn: sqlite3.Connection) -> None:
+    """Restore drills (beststag_cli/backup/drill.py): one row per `backup drill`.
+
+    ``status`` is ``running`` while it runs, then ``passed``, ``failed`` or ``interrupted``;
+    ``requests`` is what the drill's restore sent (what a real restore of the backup would need),
+    ``schema_requests`` the metadata calls creating the base would add, ``estimate_s`` both at
+    ``rate_per_s``; ``problem`` names the first difference or the broken file of a failed drill.
+    """
+    _run(
+        conn,
+        """
+        CREATE TABLE drills (
+            id TEXT PRIMARY KEY,
+            backup_id TEXT NOT NULL,
+            backup_type TEXT NOT NULL,
+            status TEXT NOT NULL,
+            started REAL NOT NULL,
+            finished REAL,
+            duration_s REAL,
+            records INTEGER NOT NULL DEFAULT 0,
+            attachments INTEGER NOT NULL DEFAULT 0,
+            links INTEGER NOT NULL DEFAULT 0,
+            requests INTEGER NOT NULL DEFAULT 0,
+            schema_requests INTEGER NOT NULL DEFAULT 0,
+            rate_per_s REAL,
+            estimate_s REAL,
+            restore_s REAL,
+            problem TEXT,
+            detail_json TEXT
+        );
+        CREATE INDEX idx_drills_backup ON drills (backup_id, started)
         """,
     )
 
@@ -804,6 +841,67 @@ class Journal:
                 None if progress is None else json.dumps(progress, ensure_ascii=False, sort_keys=True),
             ),
         )
+
+    def record_drill(
+        self,
+        *,
+        id: str,
+        backup_id: str,
+        backup_type: str,
+        status: str,
+        started: float,
+        finished: float | None = None,
+        duration_s: float | None = None,
+        records: int = 0,
+        attachments: int = 0,
+        links: int = 0,
+        requests: int = 0,
+        schema_requests: int = 0,
+        rate_per_s: float | None = None,
+        estimate_s: float | None = None,
+        restore_s: float | None = None,
+        problem: str | None = None,
+        detail: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Insert or replace a restore drill (call at start with status running, again at the end)."""
+        self._write(
+            "INSERT OR REPLACE INTO drills (id, backup_id, backup_type, status, started, finished, duration_s,"
+            " records, attachments, links, requests, schema_requests, rate_per_s, estimate_s, restore_s, problem,"
+            " detail_json) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                id,
+                backup_id,
+                backup_type,
+                status,
+                started,
+                finished,
+                duration_s,
+                records,
+                attachments,
+                links,
+                requests,
+                schema_requests,
+                rate_per_s,
+                estimate_s,
+                restore_s,
+                problem,
+                None if detail is None else json.dumps(detail, ensure_ascii=False, sort_keys=True, default=str),
+            ),
+        )
+
+    def drills(
+        self, *, backup_id: str | None = None, status: str | None = None, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Recorded drills, newest first (of one backup, with one status, when given)."""
+        where, params = [], []
+        if backup_id is not None:
+            where.append("backup_id = ?")
+            params.append(backup_id)
+        if status is not None:
+            where.append("status = ?")
+            params.append(status)
+        sql = "SELECT * FROM drills" + (" WHERE " + " AND ".join(where) if where else "")
+        return self.query(sql + " ORDER BY started DESC, rowid DESC LIMIT ?", (*params, limit))
 
     def add_count_snapshot(
         self, *, table_name: str, records: int, base: str | None = None, ts: float | None = None

@@ -21,6 +21,7 @@ JOB_NAMES: tuple[str, ...] = (
     "backup-cleanup",
     "metrics-archive",
     "feed-refresh",
+    "backup-drill",
 )
 
 

@@ -127,6 +127,14 @@ COMPONENT_EDGES = {
         "beststag_cli.query.explain",
     ): "selective caching scores a query's complexity; a miss fetches with its request options",
     ("cache", "beststag_cli.query.service"): "a miss is fetched through query's service (the gateway behind it)",
+    (
+        "backup",
+        "beststag_cli.sandbox",
+    ): "a restore drill (backup/drill.py) restores into a scratch sandbox base of its own, never Airtable",
+    (
+        "backup",
+        "beststag_cli.sandbox.load",
+    ): "a restore drill builds its scratch base from the backup's schema.json with the sandbox's loader",
     ("metrics", "beststag_cli.ops.jobs"): "jobstate takes the finished JobRun (a type only) to record its gauges",
     ("ops", "beststag_cli.metrics.jobstate"): "a finished job records its gauges for the textfile (after_job)",
     (

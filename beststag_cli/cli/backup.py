@@ -16,7 +16,7 @@ from .views import backup_list
 from .views import size as _size
 
 app = typer.Typer(
-    help="Backups of the base: run, list, show, verify, restore, cleanup.\n\n"
+    help="Backups of the base: run, list, show, verify, restore, drill, cleanup.\n\n"
     "Example: beststag backup run --type complete",
     no_args_is_help=True,
 )
@@ -336,6 +336,66 @@ def _render_schema(s: dict[str, Any]) -> None:
             for v in vs
         ]
         render.table("to recreate by hand", ["table", "field", "type", "how"], mrows)
+
+
+@app.command()
+@interruptible
+@as_job("backup-drill")
+def drill(
+    backup_id: Annotated[
+        str, typer.Argument(metavar="ID", help="The backup: an id, latest (default) or TYPE/latest.")
+    ] = "latest",
+    type_: Annotated[
+        str | None,
+        typer.Option("--type", metavar="TYPE", help="latest means the newest backup of this type (complete, ...)."),
+    ] = None,
+) -> None:
+    """Restore a backup into a scratch sandbox base and compare it with the backup (exit 1 naming the first difference).
+
+    Nothing is sent to Airtable: the base is built from the backup's schema.json in a sandbox of the
+    drill's own, restored through the same code as `backup restore`, read back, compared (every
+    writable field, link and attachment's sha256), recorded in the journal and removed.
+
+    Example: beststag backup drill latest --type complete
+    """
+    from ..backup.drill import run_drill
+
+    with render.progress() as progress:
+        result = run_drill(STATE.settings, _journal(), backup_id, backup_type=type_, progress=progress)
+    data = result.summary()
+    if STATE.json:
+        render.emit_json(data)
+    else:
+        _render_drill(data)
+    error = result.failure()
+    if error is not None:
+        raise error
+
+
+def _journal() -> Any:
+    journal = STATE.gateway.journal
+    if journal is None:  # pragma: no cover - a gateway always opens the configured journal
+        raise BadInput("no journal to record the drill in")
+    return journal
+
+
+def _render_drill(d: dict[str, Any]) -> None:
+    color = "green" if d["passed"] else "red"
+    render.line(
+        f"[{color}]{d['status']}[/]  drill {d['id']} of [bold]{d['backup_id']}[/]: {d['records']:,} records, "
+        f"{d['attachments']:,} attachments, {d['links']:,} links compared in {d['duration_s']:.1f} s"
+    )
+    if d["tables"]:
+        rows = [[n, t["records"], t["attachments"], t["links"]] for n, t in d["tables"].items()]
+        render.table(None, ["table", "records", "attachments", "links"], rows)
+    req, est = d["requests"], d["recovery_estimate"]
+    if req["restore"]:
+        render.line(
+            f"a real restore needs {req['total']:,} requests ({req['restore']:,} restore, {req['schema']:,} schema): "
+            f"{est['seconds']:,.1f} s at {est['requests_per_second']:g} req/s"
+        )
+    for w in d.get("warnings", []):
+        render.note(f"[yellow]warning:[/] {w}")
 
 
 @app.command()

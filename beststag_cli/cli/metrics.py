@@ -77,7 +77,9 @@ def collect(
     result = core_collect(settings, kind, range_, gateway=gateway, journal=journal)
     prom_text = None
     if fmt == "prometheus":
-        prom_text = write_prometheus(journal, settings.paths.prom_file)
+        prom_text = write_prometheus(
+            journal, settings.paths.prom_file, drill_max_age_h=float(settings.backup.drill_max_age_h)
+        )
         result["prometheus_file"] = str(settings.paths.prom_file)
     if push:
         ids = core_push(settings, gateway, result)

@@ -8,7 +8,9 @@ alert               fires when                                                  
 cache_hit_ratio     hits / (hits + misses + stale) in the window is below it    alerts.cache_hit_ratio_min
 response_time       the window's average response time (s) is above it          alerts.response_time_max_s
 backup_failure      a backup type's last run(s) failed, or it has had no        alerts.backup_failure
-                    success within max_age_h (value: how many types fail)
+                    success within max_age_h, or the newest complete backup     backup.drill_max_age_h
+                    has no passing drill within drill_max_age_h of it (or its
+                    last drill failed) (value: how many of those fail)
 error_rate          errors / requests in the window is above it                 alerts.error_rate_max
 storage_usage       the newest record counts / metrics.plan_record_limit         alerts.storage_usage_max
 =================== =========================================================== ================
@@ -33,7 +35,7 @@ from ..logs import log_event
 from ..paths import BACKUP_TYPES
 from ..settings_sources import shown_url
 from . import rollup
-from .backups import type_status
+from .backups import drill_status, type_status
 from .stats import ratio, rounded
 from .usage import last_snapshots
 from .windows import Window, check_range, iso_utc
@@ -215,6 +217,9 @@ def _backup_alert(settings: Settings, journal: Journal, now: float) -> Alert:
         elif st["last_success_age_seconds"] > max_age_s:
             age_h = st["last_success_age_seconds"] / 3600
             failing[t] = f"last success {age_h:.1f} h ago (maximum {max_age_s / 3600:g} h)"
+    drill = drill_status(journal, now, float(settings.backup.drill_max_age_h))
+    if drill["problem"] is not None:
+        failing["drill"] = drill["problem"]
     if not rule.enabled:
         return Alert(
             "backup_failure",
@@ -231,7 +236,13 @@ def _backup_alert(settings: Settings, journal: Journal, now: float) -> Alert:
         else "every backup type succeeded recently"
     )
     return Alert(
-        "backup_failure", bool(failing), float(len(failing)), 0, "types", msg, {"failing": failing, "types": per_type}
+        "backup_failure",
+        bool(failing),
+        float(len(failing)),
+        0,
+        "types",
+        msg,
+        {"failing": failing, "types": per_type, "drill": drill},
     )
 
 

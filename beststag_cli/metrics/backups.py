@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from ..journal import Journal
@@ -77,6 +78,60 @@ def type_status(journal: Journal, backup_type: str, now: float) -> dict[str, Any
     }
 
 
+def drill_status(journal: Journal, now: float, max_age_h: float) -> dict[str, Any]:
+    """The newest complete backup's restore drills (``backup drill``, journal ``drills``): is it proven?
+
+    ``problem`` is None while it is: a drill of it passed (its newest finished drill), or it is younger
+    than ``max_age_h`` and no drill of it failed. No complete backup yet: no problem here (the
+    backup alert already says so for the type).
+    """
+    st = type_status(journal, "complete", now)
+    backup_id, finished = st["last_success_id"], st["last_success_timestamp"]
+    out: dict[str, Any] = {
+        "backup_id": backup_id,
+        "max_age_hours": max_age_h,
+        "last_drill_id": None,
+        "last_drill_status": None,
+        "last_drill_timestamp": None,
+        "last_passed_timestamp": None,
+        "problem": None,
+    }
+    if backup_id is None:
+        return out
+    try:
+        drills = [d for d in journal.drills(backup_id=str(backup_id), limit=200) if d["status"] in ("passed", "failed")]
+    except sqlite3.Error:  # a journal from before the drills' migration, opened read-only: no drill known
+        drills = []
+    passed = next((d for d in drills if d["status"] == "passed"), None)
+    if drills:
+        last = drills[0]
+        out.update(
+            last_drill_id=last["id"],
+            last_drill_status=last["status"],
+            last_drill_timestamp=last["finished"] or last["started"],
+        )
+    if passed is not None:
+        out["last_passed_timestamp"] = passed["finished"] or passed["started"]
+    age_h = (now - float(finished)) / 3600 if finished is not None else 0.0
+    if drills and drills[0]["status"] == "failed":
+        out["problem"] = f"the last drill of {backup_id} failed ({drills[0]['id']}: {drills[0]['problem']})"
+    elif passed is None and age_h > max_age_h:
+        out["problem"] = f"no passing drill of {backup_id}, {age_h:.1f} h after it finished (maximum {max_age_h:g} h)"
+    return out
+
+
+def newest_passing_drill(journal: Journal) -> dict[str, Any] | None:
+    """The newest passing drill of a backup that holds the whole base (complete or incremental)."""
+    try:
+        rows = journal.query(
+            "SELECT * FROM drills WHERE status = 'passed' AND backup_type IN ('complete', 'incremental')"
+            " ORDER BY coalesce(finished, started) DESC LIMIT 1"
+        )
+    except sqlite3.Error:  # a journal from before the drills' migration, opened read-only
+        return None
+    return rows[0] if rows else None
+
+
 def collect_backup(settings: Settings, journal: Journal, window: Window) -> dict[str, Any]:
     """The backup section: success rate in the window, per-type state, storage, recovery estimate."""
     rows = journal.query(
@@ -115,7 +170,24 @@ def collect_backup(settings: Settings, journal: Journal, window: Window) -> dict
 
 
 def recovery_estimate(settings: Settings, journal: Journal, by_type: dict[str, Any]) -> dict[str, Any]:
-    """Seconds to restore the newest complete backup: from measured restores, else from the API budget."""
+    """Seconds to restore the base: from the newest passing drill (the requests its restore needed, at the
+    request rate), else from measured restores, else from the API budget; ``source`` says which."""
+    drill = newest_passing_drill(journal)
+    if drill is not None and drill["estimate_s"] is not None:
+        est = float(drill["estimate_s"])
+        requests = (drill["requests"] or 0) + (drill["schema_requests"] or 0)
+        rate = float(drill["rate_per_s"] or 0)
+        return {
+            "source": "drill",
+            "backup_type": drill["backup_type"],
+            "backup_id": drill["backup_id"],
+            "drill_id": drill["id"],
+            "records": drill["records"],
+            "requests": requests,
+            "records_per_second": rounded(drill["records"] / est, 3) if est > 0 else None,
+            "estimate_seconds": rounded(est, 1),
+            "method": f"drill {drill['id']} of {drill['backup_id']}: {requests:,} requests at {rate:g} req/s",
+        }
     source_type = "complete" if by_type.get("complete", {}).get("last_success_records") is not None else None
     if source_type is None:
         known = [(v["last_success_records"], t) for t, v in by_type.items() if v["last_success_records"] is not None]
@@ -130,13 +202,16 @@ def recovery_estimate(settings: Settings, journal: Journal, by_type: dict[str, A
     if done["n"]:
         rate = done["r"] / done["s"]
         method = f"measured over {done['n']} restore(s)"
+        source = "restores"
     else:
+        source = "budget"
         rate = float(settings.airtable.rate_limit_per_s * RECORDS_PER_WRITE)
         method = (
             f"from the API budget ({settings.airtable.rate_limit_per_s} req/s x {RECORDS_PER_WRITE} records"
             " a write); no measured restore yet"
         )
     return {
+        "source": source,
         "backup_type": source_type,
         "records": records,
         "records_per_second": rounded(rate, 3),

@@ -127,11 +127,14 @@ class JournalFigures:
     #: backup type -> metrics.backups.type_status(...)
     backups: dict[str, dict[str, Any]] = field(default_factory=dict)
     jobs: dict[str, JobState] = field(default_factory=dict)
+    #: metrics.backups.drill_status(...) and the newest passing drill's row (None: none yet)
+    drill: dict[str, Any] = field(default_factory=dict)
+    last_passed_drill: dict[str, Any] | None = None
 
 
-def journal_figures(journal: Journal, now: float) -> JournalFigures:
+def journal_figures(journal: Journal, now: float, drill_max_age_h: float = 48.0) -> JournalFigures:
     from ..paths import BACKUP_TYPES, JOB_NAMES
-    from .backups import type_status
+    from .backups import drill_status, newest_passing_drill, type_status
     from .jobstate import states
 
     hist = {
@@ -145,6 +148,8 @@ def journal_figures(journal: Journal, now: float) -> JournalFigures:
         duration_sum_seconds=float(total_ms) / 1000,
         backups={t: type_status(journal, t, now) for t in BACKUP_TYPES},
         jobs=states(journal, JOB_NAMES),
+        drill=drill_status(journal, now, drill_max_age_h),
+        last_passed_drill=newest_passing_drill(journal),
     )
 
 
@@ -294,6 +299,26 @@ def prometheus_text(sections: dict[str, dict[str, Any]], figures: JournalFigures
             v["consecutive_failures"],
             type=t,
         )
+    last = figures.last_passed_drill
+    w.add(
+        "beststag_backup_drill_last_success_timestamp_seconds",
+        g,
+        "When the newest passing restore drill (backup drill) ended (0: never).",
+        (last["finished"] or last["started"]) if last else 0,
+    )
+    w.add(
+        "beststag_backup_drill_restore_requests",
+        g,
+        "Requests a real restore of the newest passing drill's backup needs (schema calls included).",
+        ((last["requests"] or 0) + (last["schema_requests"] or 0)) if last else None,
+    )
+    if figures.drill:
+        w.add(
+            "beststag_backup_drill_failing",
+            g,
+            "1 when the newest complete backup has no passing drill within backup.drill_max_age_h, or its last failed.",
+            1 if figures.drill.get("problem") else 0,
+        )
     if "backup" in sections:
         r, b = sections["backup"]["range"], sections["backup"]["data"]
         w.add(
@@ -306,7 +331,7 @@ def prometheus_text(sections: dict[str, dict[str, Any]], figures: JournalFigures
         w.add(
             "beststag_recovery_time_estimate_seconds",
             g,
-            "Estimated time to restore the newest full backup.",
+            "Estimated time to restore the base: the newest passing drill, else measured restores, else the budget.",
             b["recovery"]["estimate_seconds"],
         )
 
@@ -361,7 +386,7 @@ def _job_families(w: PromWriter, jobs: Mapping[str, JobState]) -> None:
             )
 
 
-def write_prometheus(journal: Journal, path: Path) -> str:
+def write_prometheus(journal: Journal, path: Path, *, drill_max_age_h: float = 48.0) -> str:
     """Write the textfile from every remembered section and the journal (0644, atomically); return its text.
 
     :raises DiskFull: when its filesystem is full.
@@ -371,7 +396,7 @@ def write_prometheus(journal: Journal, path: Path) -> str:
     """
     from .. import clock
 
-    text = prometheus_text(remembered(journal), journal_figures(journal, clock.timestamp()))
+    text = prometheus_text(remembered(journal), journal_figures(journal, clock.timestamp(), drill_max_age_h))
     try:
         write_public_file(path, text)
     except OSError as e:

@@ -96,7 +96,7 @@ def after_job(settings: Settings, run: JobRun) -> None:
             if settings.metrics.prometheus_path is not None or prom.exists():
                 from .export import write_prometheus
 
-                write_prometheus(journal, prom)
+                write_prometheus(journal, prom, drill_max_age_h=float(settings.backup.drill_max_age_h))
         finally:
             journal.close()
     except Exception as e:  # the job already ended: this must not change its outcome

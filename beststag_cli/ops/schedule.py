@@ -1,4 +1,4 @@
-"""The schedule: the ten cron jobs from config, their next runs, and the crontab that runs them.
+"""The schedule: the cron jobs from config, their next runs, and the crontab that runs them.
 
 Every schedule lives in the config (`backup.types.<type>.schedule`, `metrics.schedules`,
 `jobs.schedules`); :func:`scheduled_jobs` turns it into (name, cron, command) triples,
@@ -111,6 +111,12 @@ def scheduled_jobs(settings: Settings) -> list[ScheduledJob]:
             js.feed_refresh,
             ("feed", "refresh", "--if-enabled"),
             "extend the change feed's webhook 7 days (nothing while the feed is off)",
+        ),
+        ScheduledJob(
+            "backup-drill",
+            js.backup_drill,
+            ("backup", "drill", "latest", "--type", "complete"),
+            "restore drill of the newest complete backup into a scratch sandbox base (nothing sent to Airtable)",
         ),
     ]
 

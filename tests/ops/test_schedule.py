@@ -38,7 +38,7 @@ def _shipped() -> Any:
 
 def test_every_line_of_crontab_example_is_valid_cron() -> None:
     entries = parse_crontab(EXAMPLE.read_text(encoding="utf-8"))
-    assert len(entries) == 11
+    assert len(entries) == 12
     for e in entries:
         assert croniter.is_valid(e.cron), e.line
         assert validate_cron(e.cron) == e.cron  # our own config validator agrees
@@ -114,6 +114,7 @@ def test_cron_events_expand_a_week_in_time_then_crontab_order() -> None:
         "backup-cleanup": 7,
         "metrics-archive": 1,
         "feed-refresh": 7,
+        "backup-drill": 1,
     }
     assert [e.name for e in events[:3]] == ["backup-incremental", "metrics-performance", "alerts"]
     assert events == sorted(events, key=lambda e: (e.at, e.order))

@@ -90,6 +90,8 @@ def week(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Week]:
         # install day: the sample base is seeded now (first use); one backup of each type by hand
         for t in ("complete", "critical", "incremental"):
             assert cli("--quiet", "backup", "run", "--type", t)[0] == 0, w.cli_out[-1]
+        # and the first complete backup drilled (docs/operations.md), or the backup alert fires 48 h later
+        assert cli("--quiet", "backup", "drill", "latest", "--type", "complete")[0] == 0, w.cli_out[-1]
         settings = load_config()
         gw = Gateway(settings, sandbox=sb, source="test")
 
@@ -151,7 +153,8 @@ def test_every_scheduled_run_succeeded(week: Week) -> None:
     expected = cron_events(entries, START, END)
     runs = week.report.runs
     assert [(r.at, r.name) for r in runs] == [(e.at, e.name) for e in expected]
-    assert len(runs) == 7 + 1 + 42 + 7 + 168 + 1 + 672 + 168 + 7 + 1 + 7  # ... + feed-refresh (daily)
+    # ... + feed-refresh (daily) + backup-drill (weekly)
+    assert len(runs) == 7 + 1 + 42 + 7 + 168 + 1 + 672 + 168 + 7 + 1 + 7 + 1
     failed = [(r.at.isoformat(), r.name, r.exit_code, r.stderr) for r in runs if r.exit_code != 0]
     assert failed == []  # no 75 either: no two backup-lock jobs start in the same minute
     assert not any(r.overlapped for r in runs)
@@ -163,7 +166,7 @@ def test_each_run_wrote_a_start_and_an_end_line(week: Week) -> None:
     started = {x["run_id"]: x for x in lines if x["event"] == "job.started"}
     finished = {x["run_id"]: x for x in lines if x["event"] == "job.finished"}
     assert set(started) == set(finished)
-    assert len(finished) == len(week.report.runs) + 3  # + the three install-day backups
+    assert len(finished) == len(week.report.runs) + 4  # + the three install-day backups and their drill
     outcomes = {(x["job"], x["outcome"]) for x in finished.values()}
     assert {o for _, o in outcomes} == {"ok"}
     per_job: dict[str, int] = {}
